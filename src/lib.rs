@@ -1,2 +1,25 @@
-fn plugin_init(_plugin: &gst::Plugin) -> Result<(), gst::glib::BoolError> { Ok(()) }
-gst::plugin_define!(facewatch, env!("CARGO_PKG_DESCRIPTION"), plugin_init, concat!(env!("CARGO_PKG_VERSION"), "-", env!("COMMIT_ID")), "MIT/X11", env!("CARGO_PKG_NAME"), env!("CARGO_PKG_NAME"), env!("CARGO_PKG_REPOSITORY"), env!("BUILD_REL_DATE"));
+//! facewatch: GStreamer elements that find faces, embed them and match them against a watch list.
+
+use gst::glib;
+
+pub mod core;
+mod facedetector;
+pub mod meta;
+mod video;
+
+fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    facedetector::register(plugin)?;
+    Ok(())
+}
+
+gst::plugin_define!(
+    facewatch,
+    env!("CARGO_PKG_DESCRIPTION"),
+    plugin_init,
+    concat!(env!("CARGO_PKG_VERSION"), "-", env!("COMMIT_ID")),
+    "MIT/X11",
+    env!("CARGO_PKG_NAME"),
+    env!("CARGO_PKG_NAME"),
+    env!("CARGO_PKG_REPOSITORY"),
+    env!("BUILD_REL_DATE")
+);

@@ -1,0 +1,9 @@
+//! GStreamer-free algorithms: frame sampling, model manifests and sessions, decoding. Nothing below
+//! this module uses GStreamer types, so every part is unit-tested on plain data and shared by the
+//! elements and the CLI.
+
+pub mod detect;
+pub mod detector;
+pub mod frame;
+pub mod manifest;
+pub mod runtime;

@@ -1,0 +1,114 @@
+//! The process-wide ONNX Runtime environment and model sessions.
+//!
+//! ONNX Runtime allows one environment per process, so every element instance (and the CLI) shares
+//! one, created on first use. The shared library is loaded at run time (`ort`'s `load-dynamic`), from,
+//! in order: `$ORT_DYLIB_PATH` (only that, when set), the library meson installs beside the plugin
+//! (`<libdir>/facewatch/libonnxruntime.so.1`, fixed at build time), then `libonnxruntime.so.1` and
+//! `libonnxruntime.so` on the system's library path.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use ort::environment::Environment;
+use ort::session::Session;
+use ort::session::builder::GraphOptimizationLevel;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuntimeError {
+    /// The ONNX Runtime shared library could not be loaded.
+    Library(String),
+    /// A model could not be loaded into a session.
+    Model { path: PathBuf, reason: String },
+    /// Inference failed.
+    Run(String),
+}
+
+impl fmt::Display for RuntimeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RuntimeError::Library(r) => write!(
+                f,
+                "ONNX Runtime could not be loaded: {r}. Set ORT_DYLIB_PATH to libonnxruntime.so \
+                 (scripts/setup.sh unpacks it into third_party/onnxruntime/; 'source scripts/env.sh' sets it)"
+            ),
+            RuntimeError::Model { path, reason } => {
+                write!(f, "model {} could not be loaded: {reason}", path.display())
+            }
+            RuntimeError::Run(r) => write!(f, "inference failed: {r}"),
+        }
+    }
+}
+
+impl std::error::Error for RuntimeError {}
+
+static ENVIRONMENT: Mutex<Option<Environment>> = Mutex::new(None);
+
+fn library_candidates() -> Vec<PathBuf> {
+    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
+        return vec![PathBuf::from(p)];
+    }
+    let mut v = Vec::new();
+    if let Some(d) = option_env!("FACEWATCH_INSTALL_ORT_DIR") {
+        v.push(Path::new(d).join("libonnxruntime.so.1"));
+    }
+    v.push(PathBuf::from("libonnxruntime.so.1"));
+    v.push(PathBuf::from("libonnxruntime.so"));
+    v
+}
+
+/// The shared environment; loads the library on first use. A failure is not cached, so a later call
+/// (e.g. after fixing `ORT_DYLIB_PATH`) tries again.
+pub fn environment() -> Result<Environment, RuntimeError> {
+    let mut guard = ENVIRONMENT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(env) = guard.as_ref() {
+        return Ok(env.clone());
+    }
+    let mut errors = Vec::new();
+    for cand in library_candidates() {
+        match ort::init_from(&cand) {
+            Ok(builder) => {
+                let env = builder
+                    .with_name("facewatch")
+                    .with_telemetry(false)
+                    .build()
+                    .map_err(|e| RuntimeError::Library(format!("{}: {e}", cand.display())))?;
+                *guard = Some(env.clone());
+                return Ok(env);
+            }
+            Err(e) => errors.push(format!("{}: {e}", cand.display())),
+        }
+    }
+    Err(RuntimeError::Library(errors.join("; ")))
+}
+
+/// Intra-op threads for `threads` (0 = the machine's available parallelism, at most 4: past that a
+/// single face model gains little and starves the decoder and the other elements).
+pub fn resolve_threads(threads: u32) -> usize {
+    if threads > 0 {
+        return threads as usize;
+    }
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4)
+}
+
+/// Loads a model into a CPU session: full graph optimisation, `threads` intra-op threads that sleep
+/// instead of spinning between runs (spinning workers of several sessions fight for the cores).
+pub fn load_session(model: &Path, threads: u32) -> Result<Session, RuntimeError> {
+    let env = environment()?;
+    let model_err = |e: &dyn fmt::Display| RuntimeError::Model {
+        path: model.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let model = std::path::absolute(model).map_err(|e| model_err(&e))?;
+    Session::builder(&env)
+        .map_err(|e| model_err(&e))?
+        .with_optimization_level(GraphOptimizationLevel::All)
+        .and_then(|b| b.with_intra_threads(resolve_threads(threads)))
+        .and_then(|b| b.with_inter_threads(1))
+        .and_then(|b| b.with_intra_op_spinning(false))
+        .map_err(|e| model_err(&e))?
+        .commit_from_file(&model)
+        .map_err(|e| model_err(&e))
+}

@@ -1,0 +1,470 @@
+//! facedetector implementation: properties, caps and the streaming glue. Detection itself lives in
+//! `core::detector`.
+
+use std::path::PathBuf;
+use std::sync::{LazyLock, Mutex};
+use std::time::Instant;
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::subclass::prelude::*;
+use gst_video::prelude::*;
+use gst_video::subclass::prelude::*;
+
+use crate::core::detect::Detection;
+use crate::core::detector::{DetectParams, Detector};
+use crate::core::frame::{PixelFormat, YuvMatrix};
+use crate::core::manifest::{ManifestError, ModelSpec, Task};
+use crate::core::runtime::RuntimeError;
+use crate::meta::{self, Face};
+use crate::video;
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "facedetector",
+        gst::DebugColorFlags::empty(),
+        Some("facewatch face detector"),
+    )
+});
+
+/// File name looked up in the model dirs when `model` is unset.
+const DEFAULT_MODEL_FILE: &str = "centerface.onnx";
+const DEFAULT_THRESHOLD: f32 = 0.5;
+const DEFAULT_NMS_IOU: f32 = 0.3;
+const DEFAULT_MIN_FACE_SIZE: u32 = 0;
+const DEFAULT_MAX_FACES: u32 = 0;
+const DEFAULT_INFERENCE_SIZE: u32 = 640;
+const DEFAULT_INTERVAL: u32 = 1;
+const DEFAULT_THREADS: u32 = 0;
+const DEFAULT_POST_MESSAGES: bool = false;
+
+#[derive(Debug, Clone)]
+struct Settings {
+    model: Option<PathBuf>,
+    threshold: f32,
+    nms_iou: f32,
+    min_face_size: u32,
+    max_faces: u32,
+    inference_size: u32,
+    interval: u32,
+    threads: u32,
+    post_messages: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            model: None,
+            threshold: DEFAULT_THRESHOLD,
+            nms_iou: DEFAULT_NMS_IOU,
+            min_face_size: DEFAULT_MIN_FACE_SIZE,
+            max_faces: DEFAULT_MAX_FACES,
+            inference_size: DEFAULT_INFERENCE_SIZE,
+            interval: DEFAULT_INTERVAL,
+            threads: DEFAULT_THREADS,
+            post_messages: DEFAULT_POST_MESSAGES,
+        }
+    }
+}
+
+impl Settings {
+    fn params(&self) -> DetectParams {
+        DetectParams {
+            threshold: self.threshold,
+            nms_iou: self.nms_iou,
+            min_face_size: self.min_face_size as f32,
+            max_faces: self.max_faces as usize,
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Stats {
+    frames: u64,
+    inferences: u64,
+    faces: u64,
+    inference_ns: u64,
+}
+
+struct State {
+    detector: Detector,
+    /// Negotiated input: format, matrix, size.
+    input: Option<(gst_video::VideoInfo, PixelFormat, YuvMatrix)>,
+    /// Faces of the last frame the model ran on, carried to the frames it skips.
+    last: Vec<Detection>,
+    stats: Stats,
+}
+
+#[derive(Default)]
+pub struct FaceDetector {
+    settings: Mutex<Settings>,
+    state: Mutex<Option<State>>,
+    /// Counters, readable through the `stats` property while streaming and after stop.
+    stats: Mutex<Stats>,
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for FaceDetector {
+    const NAME: &'static str = "GstFaceDetector";
+    type Type = super::FaceDetector;
+    type ParentType = gst_video::VideoFilter;
+}
+
+impl ObjectImpl for FaceDetector {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            vec![
+                glib::ParamSpecString::builder("model")
+                    .nick("Model")
+                    .blurb(
+                        "Path of the detector model (.onnx, with its .toml manifest beside it). Unset: \
+                         centerface.onnx from $FACEWATCH_MODEL_DIR, then the installed data dir \
+                         (<datadir>/facewatch/models). Read at start",
+                    )
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecFloat::builder("threshold")
+                    .nick("Threshold")
+                    .blurb("Minimum detector score for a face")
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(DEFAULT_THRESHOLD)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecFloat::builder("nms-iou")
+                    .nick("NMS IoU")
+                    .blurb("Overlap (intersection over union) above which the weaker of two faces is dropped")
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(DEFAULT_NMS_IOU)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("min-face-size")
+                    .nick("Minimum face size")
+                    .blurb("Drop faces whose box is smaller than this many frame pixels on its shorter side (0 = keep all)")
+                    .default_value(DEFAULT_MIN_FACE_SIZE)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-faces")
+                    .nick("Maximum faces")
+                    .blurb("Keep at most this many faces per frame, the highest scoring (0 = no limit)")
+                    .default_value(DEFAULT_MAX_FACES)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("inference-size")
+                    .nick("Inference size")
+                    .blurb(
+                        "Longest side of the model's input tensor in pixels, rounded to the model's size \
+                         multiple (32 for CenterFace); the other side follows the frame's aspect ratio. \
+                         0 = the manifest's default. Larger finds smaller faces, costs more time",
+                    )
+                    .maximum(8192)
+                    .default_value(DEFAULT_INFERENCE_SIZE)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("interval")
+                    .nick("Interval")
+                    .blurb(
+                        "Run the model on one frame in N (1 = every frame); the frames in between carry \
+                         the faces of the last frame the model ran on",
+                    )
+                    .minimum(1)
+                    .default_value(DEFAULT_INTERVAL)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("threads")
+                    .nick("Threads")
+                    .blurb(
+                        "ONNX Runtime intra-op threads for this element (0 = the machine's available \
+                         cores, at most 4). Read at start",
+                    )
+                    .maximum(256)
+                    .default_value(DEFAULT_THREADS)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("post-messages")
+                    .nick("Post messages")
+                    .blurb(
+                        "Post a 'facedetector' element message for every frame: timestamp, stream-time, \
+                         running-time, duration and 'faces', a list of 'face' structures (x, y, width, \
+                         height, score, landmarks, index), like OpenCV's facedetect",
+                    )
+                    .default_value(DEFAULT_POST_MESSAGES)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
+                    .nick("Statistics")
+                    .blurb(
+                        "Counters since start: frames, inferences (frames the model ran on), faces \
+                         (attached, over all frames), inference-time-us (total model time)",
+                    )
+                    .read_only()
+                    .build(),
+            ]
+        });
+        PROPS.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut s = self.settings.lock().unwrap();
+        match pspec.name() {
+            "model" => {
+                s.model = value
+                    .get::<Option<String>>()
+                    .expect("type checked upstream")
+                    .filter(|p| !p.is_empty())
+                    .map(PathBuf::from)
+            }
+            "threshold" => s.threshold = value.get().expect("type checked upstream"),
+            "nms-iou" => s.nms_iou = value.get().expect("type checked upstream"),
+            "min-face-size" => s.min_face_size = value.get().expect("type checked upstream"),
+            "max-faces" => s.max_faces = value.get().expect("type checked upstream"),
+            "inference-size" => s.inference_size = value.get().expect("type checked upstream"),
+            "interval" => s.interval = value.get().expect("type checked upstream"),
+            "threads" => s.threads = value.get().expect("type checked upstream"),
+            "post-messages" => s.post_messages = value.get().expect("type checked upstream"),
+            _ => unimplemented!(),
+        }
+        gst::debug!(CAT, imp = self, "set {} from {:?}", pspec.name(), value);
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let s = self.settings.lock().unwrap();
+        match pspec.name() {
+            "model" => s.model.as_ref().map(|p| p.display().to_string()).to_value(),
+            "threshold" => s.threshold.to_value(),
+            "nms-iou" => s.nms_iou.to_value(),
+            "min-face-size" => s.min_face_size.to_value(),
+            "max-faces" => s.max_faces.to_value(),
+            "inference-size" => s.inference_size.to_value(),
+            "interval" => s.interval.to_value(),
+            "threads" => s.threads.to_value(),
+            "post-messages" => s.post_messages.to_value(),
+            "stats" => {
+                let st = *self.stats.lock().unwrap();
+                gst::Structure::builder("facedetector-stats")
+                    .field("frames", st.frames)
+                    .field("inferences", st.inferences)
+                    .field("faces", st.faces)
+                    .field("inference-time-us", st.inference_ns / 1000)
+                    .build()
+                    .to_value()
+            }
+            _ => unimplemented!(),
+        }
+    }
+}
+
+impl GstObjectImpl for FaceDetector {}
+
+impl ElementImpl for FaceDetector {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "Face detector",
+                "Filter/Analyzer/Video",
+                "Finds faces and their landmarks and attaches them as GstVideoRegionOfInterestMeta \
+                 (roi_type 'face'); video passes through unchanged",
+                "facewatch developers",
+            )
+        });
+        Some(&*META)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            let caps = video::raw_caps();
+            vec![
+                gst::PadTemplate::new(
+                    "src",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .unwrap(),
+                gst::PadTemplate::new(
+                    "sink",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .unwrap(),
+            ]
+        });
+        TEMPLATES.as_ref()
+    }
+}
+
+/// Turns a model-loading failure into the element error that names the file and the fix.
+pub(crate) fn model_error(e: &ManifestError) -> gst::ErrorMessage {
+    match e {
+        ManifestError::NotFound { .. }
+        | ManifestError::MissingModel(_)
+        | ManifestError::MissingManifest { .. } => {
+            gst::error_msg!(gst::ResourceError::NotFound, ["{e}"])
+        }
+        ManifestError::Invalid { .. } => gst::error_msg!(gst::ResourceError::Settings, ["{e}"]),
+    }
+}
+
+pub(crate) fn runtime_error(e: &RuntimeError) -> gst::ErrorMessage {
+    match e {
+        RuntimeError::Library(_) => gst::error_msg!(gst::LibraryError::Init, ["{e}"]),
+        RuntimeError::Model { .. } => gst::error_msg!(gst::ResourceError::OpenRead, ["{e}"]),
+        RuntimeError::Run(_) => gst::error_msg!(gst::StreamError::Failed, ["{e}"]),
+    }
+}
+
+impl BaseTransformImpl for FaceDetector {
+    const MODE: gst_base::subclass::BaseTransformMode =
+        gst_base::subclass::BaseTransformMode::AlwaysInPlace;
+    const PASSTHROUGH_ON_SAME_CAPS: bool = false;
+    const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
+
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let settings = self.settings.lock().unwrap().clone();
+        let spec = ModelSpec::resolve(
+            settings.model.as_deref(),
+            DEFAULT_MODEL_FILE,
+            Task::Detector,
+        )
+        .map_err(|e| model_error(&e))?;
+        gst::info!(CAT, imp = self, "loading {}", spec.model_path.display());
+        let detector = Detector::new(spec, settings.threads, settings.inference_size)
+            .map_err(|e| runtime_error(&e))?;
+        *self.stats.lock().unwrap() = Stats::default();
+        *self.state.lock().unwrap() = Some(State {
+            detector,
+            input: None,
+            last: Vec::new(),
+            stats: Stats::default(),
+        });
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        self.state.lock().unwrap().take();
+        Ok(())
+    }
+
+    fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let settings = self.settings.lock().unwrap().clone();
+        let mut guard = self.state.lock().unwrap();
+        let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+        let Some((info, format, matrix)) = state.input.clone() else {
+            return Err(gst::FlowError::NotNegotiated);
+        };
+
+        let run = state.stats.frames % settings.interval.max(1) as u64 == 0;
+        if run {
+            state.detector.set_inference_size(settings.inference_size);
+            let frame =
+                gst_video::VideoFrameRef::from_buffer_ref_readable(&*buf, &info).map_err(|_| {
+                    gst::element_imp_error!(
+                        self,
+                        gst::StreamError::Failed,
+                        ["Could not map the video frame"]
+                    );
+                    gst::FlowError::Error
+                })?;
+            let view = video::frame_view(&frame, format, matrix).map_err(|e| {
+                gst::element_imp_error!(self, gst::StreamError::Format, ["Bad video frame: {e}"]);
+                gst::FlowError::Error
+            })?;
+            let t0 = Instant::now();
+            state.last = state
+                .detector
+                .detect(&view, &settings.params())
+                .map_err(|e| {
+                    let m = runtime_error(&e);
+                    self.post_error_message(m);
+                    gst::FlowError::Error
+                })?;
+            state.stats.inferences += 1;
+            state.stats.inference_ns += t0.elapsed().as_nanos() as u64;
+        }
+        state.stats.frames += 1;
+
+        let (w, h) = (info.width(), info.height());
+        let faces: Vec<Face> = state
+            .last
+            .iter()
+            .filter_map(|d| Face::from_detection(0, d, w, h))
+            .enumerate()
+            .map(|(i, f)| Face {
+                index: i as u32,
+                ..f
+            })
+            .collect();
+        state.stats.faces += faces.len() as u64;
+        *self.stats.lock().unwrap() = state.stats;
+        drop(guard);
+
+        gst::trace!(CAT, imp = self, "{} faces (model ran: {run})", faces.len());
+        for f in &faces {
+            meta::add_face(buf, f);
+        }
+        if settings.post_messages {
+            self.post_faces_message(buf, &faces);
+        }
+        Ok(gst::FlowSuccess::Ok)
+    }
+}
+
+impl VideoFilterImpl for FaceDetector {
+    fn set_info(
+        &self,
+        incaps: &gst::Caps,
+        in_info: &gst_video::VideoInfo,
+        _outcaps: &gst::Caps,
+        _out_info: &gst_video::VideoInfo,
+    ) -> Result<(), gst::LoggableError> {
+        let Some(format) = video::pixel_format(in_info.format()) else {
+            gst::element_imp_error!(
+                self,
+                gst::CoreError::Negotiation,
+                [
+                    "Unsupported video format {:?} (caps {incaps}); facedetector takes {:?}",
+                    in_info.format(),
+                    video::FORMATS
+                ]
+            );
+            return Err(gst::loggable_error!(CAT, "unsupported format"));
+        };
+        let matrix = video::yuv_matrix(in_info);
+        gst::debug!(CAT, imp = self, "input {incaps}, {matrix:?}");
+        let mut guard = self.state.lock().unwrap();
+        let state = guard
+            .as_mut()
+            .ok_or_else(|| gst::loggable_error!(CAT, "caps before start"))?;
+        if let Some((old, _, _)) = &state.input
+            && (old.width(), old.height()) != (in_info.width(), in_info.height())
+        {
+            // Boxes carried from the old size would be wrong on the new one.
+            state.last.clear();
+        }
+        state.input = Some((in_info.clone(), format, matrix));
+        Ok(())
+    }
+}
+
+impl FaceDetector {
+    fn post_faces_message(&self, buf: &gst::BufferRef, faces: &[Face]) {
+        let obj = self.obj();
+        let segment = obj.segment();
+        let segment = segment.downcast_ref::<gst::ClockTime>();
+        let pts = buf.pts();
+        let running = pts.and_then(|t| segment.and_then(|s| s.to_running_time(t)));
+        let stream = pts.and_then(|t| segment.and_then(|s| s.to_stream_time(t)));
+        let list = gst::List::new(faces.iter().map(|f| f.message_structure()));
+        let s = gst::Structure::builder("facedetector")
+            .field("timestamp", pts)
+            .field("stream-time", stream)
+            .field("running-time", running)
+            .field("duration", buf.duration())
+            .field("faces", list)
+            .build();
+        let _ = obj.post_message(gst::message::Element::builder(s).src(&*obj).build());
+    }
+}

@@ -1,0 +1,88 @@
+//! GStreamer glue for pixel access: the raw formats every facewatch element takes, and the
+//! `VideoFrameRef` → [`FrameView`] bridge into the GStreamer-free sampler.
+
+use gst_video::prelude::*;
+
+use crate::core::frame::{FrameError, FrameView, PixelFormat, YuvMatrix};
+
+/// Raw formats the elements read directly (no conversion of the frame).
+pub const FORMATS: [gst_video::VideoFormat; 10] = [
+    gst_video::VideoFormat::Rgb,
+    gst_video::VideoFormat::Bgr,
+    gst_video::VideoFormat::Rgbx,
+    gst_video::VideoFormat::Bgrx,
+    gst_video::VideoFormat::Xrgb,
+    gst_video::VideoFormat::Xbgr,
+    gst_video::VideoFormat::Rgba,
+    gst_video::VideoFormat::Bgra,
+    gst_video::VideoFormat::I420,
+    gst_video::VideoFormat::Nv12,
+];
+
+/// Smallest frame the elements take.
+pub const MIN_SIZE: i32 = 16;
+
+/// `video/x-raw` in [`FORMATS`], any size from 16×16, any frame rate.
+pub fn raw_caps() -> gst::Caps {
+    gst_video::VideoCapsBuilder::new()
+        .format_list(FORMATS)
+        .width_range(MIN_SIZE..=i32::MAX)
+        .height_range(MIN_SIZE..=i32::MAX)
+        .build()
+}
+
+pub fn pixel_format(f: gst_video::VideoFormat) -> Option<PixelFormat> {
+    use gst_video::VideoFormat as V;
+    Some(match f {
+        V::Rgb => PixelFormat::Rgb,
+        V::Bgr => PixelFormat::Bgr,
+        V::Rgbx => PixelFormat::Rgbx,
+        V::Bgrx => PixelFormat::Bgrx,
+        V::Xrgb => PixelFormat::Xrgb,
+        V::Xbgr => PixelFormat::Xbgr,
+        V::Rgba => PixelFormat::Rgba,
+        V::Bgra => PixelFormat::Bgra,
+        V::I420 => PixelFormat::I420,
+        V::Nv12 => PixelFormat::Nv12,
+        _ => return None,
+    })
+}
+
+/// The YUV matrix the caps' colorimetry states (BT.601 when unknown).
+pub fn yuv_matrix(info: &gst_video::VideoInfo) -> YuvMatrix {
+    let c = info.colorimetry();
+    let m = match c.matrix() {
+        gst_video::VideoColorMatrix::Bt709 => YuvMatrix::BT709,
+        gst_video::VideoColorMatrix::Bt2020 => YuvMatrix::BT2020,
+        _ => YuvMatrix::BT601,
+    };
+    m.with_full_range(c.range() == gst_video::VideoColorRange::Range0_255)
+}
+
+/// A view of a mapped frame for the samplers.
+pub fn frame_view<'a>(
+    frame: &'a gst_video::VideoFrameRef<&'a gst::BufferRef>,
+    format: PixelFormat,
+    matrix: YuvMatrix,
+) -> Result<FrameView<'a>, FrameError> {
+    let n = frame.n_planes() as usize;
+    let mut planes: Vec<&[u8]> = Vec::with_capacity(n);
+    for i in 0..n {
+        planes.push(frame.plane_data(i as u32).map_err(|_| FrameError::Planes {
+            expected: n,
+            got: i,
+        })?);
+    }
+    let strides: Vec<usize> = frame.plane_stride()[..n]
+        .iter()
+        .map(|s| *s as usize)
+        .collect();
+    FrameView::new(
+        format,
+        frame.width() as usize,
+        frame.height() as usize,
+        &planes,
+        &strides,
+        matrix,
+    )
+}
