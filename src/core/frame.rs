@@ -108,7 +108,7 @@ struct YuvCoeffs {
 
 impl YuvCoeffs {
     #[inline(always)]
-    fn to_rgb(&self, y: f32, u: f32, v: f32) -> [f32; 3] {
+    fn rgb(&self, y: f32, u: f32, v: f32) -> [f32; 3] {
         let y = (y - self.y_off) * self.y_scale;
         let u = u - 128.0;
         let v = v - 128.0;
@@ -283,13 +283,18 @@ impl<'a> FrameView<'a> {
                         bilinear(self.planes[1], self.strides[1], 2, 1, cx, cy, cw, ch),
                     )
                 };
-                self.yuv.to_rgb(y, u, v)
+                self.yuv.rgb(y, u, v)
             }
         }
     }
 
     /// Fills `out` (a tensor of `spec.width` × `spec.height` × 3) by sampling the frame through
     /// `map`, which takes destination pixel centres to source pixel coordinates.
+    ///
+    /// When the map shrinks (one destination pixel covers more than one source pixel along an axis),
+    /// each destination pixel averages a grid of bilinear taps spread over its footprint, about one
+    /// per source pixel (at most 8×8): an area filter, so a 1080p frame sampled into a 640-wide
+    /// tensor is not aliased.
     pub fn sample_into(&self, map: &Affine, spec: &TensorSpec, out: &mut [f32]) {
         let (w, h) = (spec.width, spec.height);
         assert!(out.len() >= w * h * 3, "tensor buffer too small");
@@ -297,12 +302,34 @@ impl<'a> FrameView<'a> {
             ChannelOrder::Rgb => [0, 1, 2],
             ChannelOrder::Bgr => [2, 1, 0],
         };
+        let taps_along = |dx: f32, dy: f32| ((dx.hypot(dy) - 1e-3).ceil() as usize).clamp(1, 8);
+        let (nx, ny) = (taps_along(map.a, map.d), taps_along(map.b, map.e));
+        let mut offsets = Vec::with_capacity(nx * ny);
+        for j in 0..ny {
+            for i in 0..nx {
+                let du = (i as f32 + 0.5) / nx as f32 - 0.5;
+                let dv = (j as f32 + 0.5) / ny as f32 - 0.5;
+                offsets.push((map.a * du + map.b * dv, map.d * du + map.e * dv));
+            }
+        }
+        let norm = 1.0 / offsets.len() as f32;
         let border = spec.border;
         let plane = w * h;
         for oy in 0..h {
             let (mut sx, mut sy) = map.apply(0.0, oy as f32);
             for ox in 0..w {
-                let rgb = self.sample(sx, sy, border);
+                let rgb = if offsets.len() == 1 {
+                    self.sample(sx, sy, border)
+                } else {
+                    let mut acc = [0f32; 3];
+                    for &(dx, dy) in &offsets {
+                        let v = self.sample(sx + dx, sy + dy, border);
+                        acc[0] += v[0];
+                        acc[1] += v[1];
+                        acc[2] += v[2];
+                    }
+                    acc.map(|v| v * norm)
+                };
                 for (c, &src_c) in order.iter().enumerate() {
                     let v = (rgb[src_c] - spec.mean[c]) * spec.inv_std[c];
                     let idx = match spec.layout {
@@ -638,6 +665,29 @@ mod tests {
         };
         view.sample_into(&map, &s, &mut out);
         assert_eq!(out[0], 100.0);
+    }
+
+    #[test]
+    fn shrinking_averages_the_footprint() {
+        // A 1-pixel checkerboard shrunk 4x: bilinear alone would hit single pixels (0 or 255);
+        // the area filter gives the mean grey.
+        let (w, h) = (16, 16);
+        let mut rgb = vec![0u8; w * h * 3];
+        for y in 0..h {
+            for x in 0..w {
+                if (x + y) % 2 == 0 {
+                    rgb[(y * w + x) * 3..][..3].fill(255);
+                }
+            }
+        }
+        let view =
+            FrameView::new(PixelFormat::Rgb, w, h, &[&rgb], &[w * 3], YuvMatrix::BT601).unwrap();
+        let s = spec(4, 4, Layout::Nchw, ChannelOrder::Rgb);
+        let mut out = vec![0f32; 48];
+        view.sample_into(&Affine::stretch(4, 4, 0.0, 0.0, 16.0, 16.0), &s, &mut out);
+        for v in out {
+            assert!((v - 127.5).abs() < 1.0, "{v}");
+        }
     }
 
     #[test]

@@ -193,7 +193,7 @@ impl Manifest {
                 m.input.color
             )));
         }
-        if m.input.std.iter().any(|s| *s == 0.0) {
+        if m.input.std.contains(&0.0) {
             return Err(invalid("input.std has a zero".into()));
         }
         if m.input.size_multiple == 0 {

@@ -102,12 +102,14 @@ pub fn load_session(model: &Path, threads: u32) -> Result<Session, RuntimeError>
         reason: e.to_string(),
     };
     let model = std::path::absolute(model).map_err(|e| model_err(&e))?;
-    Session::builder(&env)
-        .map_err(|e| model_err(&e))?
-        .with_optimization_level(GraphOptimizationLevel::All)
-        .and_then(|b| b.with_intra_threads(resolve_threads(threads)))
-        .and_then(|b| b.with_inter_threads(1))
-        .and_then(|b| b.with_intra_op_spinning(false))
+    let builder = || -> ort::Result<_> {
+        Ok(Session::builder(&env)?
+            .with_optimization_level(GraphOptimizationLevel::All)?
+            .with_intra_threads(resolve_threads(threads))?
+            .with_inter_threads(1)?
+            .with_intra_op_spinning(false)?)
+    };
+    builder()
         .map_err(|e| model_err(&e))?
         .commit_from_file(&model)
         .map_err(|e| model_err(&e))

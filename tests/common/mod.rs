@@ -1,0 +1,105 @@
+//! Shared helpers for the integration tests: plugin registration, test photos, running pipelines.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Once;
+use std::time::Duration;
+
+use gst::prelude::*;
+
+pub fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        gst::init().unwrap();
+        gstfacewatch::plugin_register_static().expect("register facewatch plugin");
+    });
+}
+
+/// Fails clearly when the set-up has not been run, instead of a confusing error deep in a pipeline.
+pub fn require_runtime() {
+    init();
+    if let Err(e) = gstfacewatch::core::runtime::environment() {
+        panic!("{e}\nRun scripts/setup.sh first (scripts/test.sh does).");
+    }
+}
+
+pub fn photo(name: &str) -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/photos")
+        .join(name);
+    assert!(p.is_file(), "{} missing: run scripts/setup.sh", p.display());
+    p
+}
+
+/// What a pipeline run produced.
+#[derive(Debug, Default)]
+pub struct Run {
+    pub buffers: Vec<gst::Buffer>,
+    pub element_messages: Vec<gst::Structure>,
+    pub error: Option<String>,
+    /// The state change to PLAYING failed.
+    pub start_failed: bool,
+}
+
+/// Runs `desc` (which must end in `appsink name=sink` or another sink) to EOS or error and collects
+/// what reached the appsink named `sink`, plus element messages.
+pub fn run_pipeline(desc: &str) -> Run {
+    init();
+    let pipeline = gst::parse::launch(desc)
+        .unwrap_or_else(|e| panic!("parse {desc}: {e}"))
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let collected = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    if let Some(sink) = pipeline.by_name("sink")
+        && let Ok(appsink) = sink.downcast::<gst_app::AppSink>()
+    {
+        appsink.set_property("sync", false);
+        let c = collected.clone();
+        appsink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |s| {
+                    let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    c.lock().unwrap().push(sample.buffer_owned().unwrap());
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+    }
+    let mut run = Run::default();
+    let bus = pipeline.bus().unwrap();
+    if pipeline.set_state(gst::State::Playing).is_err() {
+        run.start_failed = true;
+    }
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(120)) {
+        use gst::MessageView;
+        match msg.view() {
+            MessageView::Eos(_) => break,
+            MessageView::Error(e) => {
+                run.error = Some(format!(
+                    "{} ({})",
+                    e.error(),
+                    e.debug().map(|d| d.to_string()).unwrap_or_default()
+                ));
+                break;
+            }
+            MessageView::Element(e) => {
+                if let Some(s) = e.structure() {
+                    run.element_messages.push(s.to_owned());
+                }
+            }
+            _ => {}
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    std::thread::sleep(Duration::from_millis(1));
+    run.buffers = std::mem::take(&mut *collected.lock().unwrap());
+    run
+}
+
+/// `filesrc ! decodebin ! videoconvert ! <caps>`: a still photo as one raw frame.
+pub fn photo_src(name: &str, caps: &str) -> String {
+    format!(
+        "filesrc location={} ! decodebin ! videoconvert ! {caps}",
+        photo(name).display()
+    )
+}

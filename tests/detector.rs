@@ -1,0 +1,240 @@
+//! facedetector on real photos through real pipelines.
+
+mod common;
+
+use common::{photo_src, require_runtime, run_pipeline};
+use gst::prelude::*;
+use gstfacewatch::meta::{self, Face};
+
+fn detect(name: &str, caps: &str, props: &str) -> Vec<Face> {
+    require_runtime();
+    let run = run_pipeline(&format!(
+        "{} ! facedetector {props} ! appsink name=sink",
+        photo_src(name, caps)
+    ));
+    assert!(run.error.is_none(), "{name}: {:?}", run.error);
+    assert_eq!(run.buffers.len(), 1, "{name}: one frame expected");
+    meta::faces(&run.buffers[0])
+}
+
+fn center(f: &Face) -> (f32, f32) {
+    let (x, y, w, h) = f.rect;
+    (x as f32 + w as f32 / 2.0, y as f32 + h as f32 / 2.0)
+}
+
+#[test]
+fn obama_one_face_with_sane_landmarks() {
+    let faces = detect("obama.jpg", "video/x-raw,format=RGB", "");
+    assert_eq!(faces.len(), 1, "{faces:?}");
+    let f = &faces[0];
+    assert!(f.score > 0.5);
+    assert_eq!(f.landmarks.len(), 5);
+    let (x, y, w, h) = f.rect;
+    for l in &f.landmarks {
+        assert!(
+            l[0] > x as f32 && l[0] < (x + w) as f32 && l[1] > y as f32 && l[1] < (y + h) as f32,
+            "{f:?}"
+        );
+    }
+    let [le, re, nose, lm, rm] = [
+        f.landmarks[0],
+        f.landmarks[1],
+        f.landmarks[2],
+        f.landmarks[3],
+        f.landmarks[4],
+    ];
+    assert!(le[0] < re[0] && lm[0] < rm[0], "left/right order: {f:?}");
+    let eyes = le[1].max(re[1]);
+    let mouth = lm[1].min(rm[1]);
+    assert!(
+        eyes < nose[1] && nose[1] < mouth,
+        "eyes above nose above mouth: {f:?}"
+    );
+    assert!(
+        nose[0] > le[0] && nose[0] < re[0],
+        "nose between the eyes: {f:?}"
+    );
+}
+
+#[test]
+fn counts_on_other_photos() {
+    assert_eq!(detect("t1.jpg", "video/x-raw,format=I420", "").len(), 6);
+    assert_eq!(
+        detect("astronaut.png", "video/x-raw,format=RGB", "").len(),
+        1
+    );
+    assert_eq!(detect("obama2.jpg", "video/x-raw,format=I420", "").len(), 1);
+    assert_eq!(detect("biden.jpg", "video/x-raw,format=I420", "").len(), 1);
+}
+
+#[test]
+fn max_faces_and_min_face_size() {
+    let all = detect("t1.jpg", "video/x-raw,format=I420", "");
+    let two = detect("t1.jpg", "video/x-raw,format=I420", "max-faces=2");
+    assert_eq!(two.len(), 2);
+    // the two kept are the two best
+    let mut scores: Vec<f32> = all.iter().map(|f| f.score).collect();
+    scores.sort_by(|a, b| b.total_cmp(a));
+    assert_eq!(two[0].score, scores[0]);
+    assert_eq!(two[1].score, scores[1]);
+    let smallest = all.iter().map(|f| f.rect.2.min(f.rect.3)).min().unwrap();
+    let big = detect(
+        "t1.jpg",
+        "video/x-raw,format=I420",
+        &format!("min-face-size={}", smallest + 2),
+    );
+    assert!(
+        big.len() < all.len() && !big.is_empty(),
+        "{} of {}",
+        big.len(),
+        all.len()
+    );
+}
+
+#[test]
+fn no_face_in_test_pattern() {
+    require_runtime();
+    let run = run_pipeline(
+        "videotestsrc pattern=smpte num-buffers=3 ! video/x-raw,width=640,height=480,format=I420 \
+         ! facedetector ! appsink name=sink",
+    );
+    assert!(run.error.is_none(), "{:?}", run.error);
+    assert_eq!(run.buffers.len(), 3);
+    for b in &run.buffers {
+        assert!(meta::faces(b).is_empty());
+    }
+}
+
+#[test]
+fn formats_agree_within_two_pixels() {
+    let base = detect("t1.jpg", "video/x-raw,format=RGB", "");
+    assert_eq!(base.len(), 6);
+    for fmt in ["BGRx", "I420", "NV12", "xBGR", "BGR", "RGBA"] {
+        let got = detect("t1.jpg", &format!("video/x-raw,format={fmt}"), "");
+        assert_eq!(got.len(), base.len(), "{fmt}");
+        for b in &base {
+            // match by nearest centre (indices follow scores, which may swap between formats)
+            let g = got
+                .iter()
+                .min_by(|p, q| {
+                    let d = |f: &Face| {
+                        (center(f).0 - center(b).0).abs() + (center(f).1 - center(b).1).abs()
+                    };
+                    d(p).total_cmp(&d(q))
+                })
+                .unwrap();
+            let (bx, by, bw, bh) = b.rect;
+            let (gx, gy, gw, gh) = g.rect;
+            for (u, v) in [(bx, gx), (by, gy), (bw, gw), (bh, gh)] {
+                assert!(
+                    u.abs_diff(v) <= 2,
+                    "{fmt}: {:?} vs RGB {:?}",
+                    g.rect,
+                    b.rect
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn scaled_frame_gives_scaled_boxes() {
+    // obama.jpg cropped to its top 910x512 (16:9, the face well inside), then the same crop scaled to 1920x1080.
+    let crop = "videocrop bottom=625";
+    let base = detect(
+        "obama.jpg",
+        &format!("video/x-raw,format=I420 ! {crop}"),
+        "",
+    );
+    let big = detect(
+        "obama.jpg",
+        &format!(
+            "video/x-raw,format=I420 ! {crop} ! videoscale add-borders=false ! video/x-raw,width=1920,height=1080"
+        ),
+        "",
+    );
+    assert_eq!((base.len(), big.len()), (1, 1));
+    let (kx, ky) = (1920.0 / 910.0, 1080.0 / 512.0);
+    let (b, g) = (base[0].rect, big[0].rect);
+    let expect = [
+        b.0 as f32 * kx,
+        b.1 as f32 * ky,
+        b.2 as f32 * kx,
+        b.3 as f32 * ky,
+    ];
+    let got = [g.0 as f32, g.1 as f32, g.2 as f32, g.3 as f32];
+    for i in 0..4 {
+        // within 3% of the face's size on that axis
+        let tol = 0.03 * if i % 2 == 0 { expect[2] } else { expect[3] };
+        assert!(
+            (expect[i] - got[i]).abs() <= tol,
+            "1920x1080 {got:?} vs scaled {expect:?}"
+        );
+    }
+    for (l, m) in base[0].landmarks.iter().zip(&big[0].landmarks) {
+        assert!(
+            (l[0] * kx - m[0]).abs() < 0.03 * expect[2]
+                && (l[1] * ky - m[1]).abs() < 0.03 * expect[3]
+        );
+    }
+}
+
+#[test]
+fn interval_runs_model_one_frame_in_three() {
+    require_runtime();
+    common::init();
+    let pipeline = gst::parse::launch(&format!(
+        "{} ! imagefreeze num-buffers=9 ! facedetector name=det interval=3 ! appsink name=sink",
+        photo_src("obama.jpg", "video/x-raw,format=I420")
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let det = pipeline.by_name("det").unwrap();
+    let sink = pipeline
+        .by_name("sink")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    sink.set_property("sync", false);
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let mut per_frame = Vec::new();
+    while let Ok(sample) = sink.pull_sample() {
+        per_frame.push(meta::faces(sample.buffer().unwrap()).len());
+    }
+    let stats = det.property::<gst::Structure>("stats");
+    pipeline.set_state(gst::State::Null).unwrap();
+    assert_eq!(per_frame, vec![1; 9]);
+    assert_eq!(stats.get::<u64>("frames").unwrap(), 9);
+    assert_eq!(stats.get::<u64>("inferences").unwrap(), 3);
+    assert_eq!(stats.get::<u64>("faces").unwrap(), 9);
+}
+
+#[test]
+fn decodebin_pipeline_posts_face_message() {
+    require_runtime();
+    let run = run_pipeline(&format!(
+        "filesrc location={} ! decodebin ! videoconvert ! facedetector post-messages=true ! fakesink",
+        common::photo("obama.jpg").display()
+    ));
+    assert!(run.error.is_none(), "{:?}", run.error);
+    let msgs: Vec<_> = run
+        .element_messages
+        .iter()
+        .filter(|s| s.name() == "facedetector")
+        .collect();
+    assert_eq!(msgs.len(), 1);
+    let m = msgs[0];
+    assert_eq!(
+        m.get::<Option<gst::ClockTime>>("timestamp").unwrap(),
+        Some(gst::ClockTime::ZERO)
+    );
+    assert!(m.has_field("stream-time") && m.has_field("running-time") && m.has_field("duration"));
+    let faces = m.get::<gst::List>("faces").unwrap();
+    assert_eq!(faces.len(), 1);
+    let face = faces.as_slice()[0].get::<gst::Structure>().unwrap();
+    assert_eq!(face.name(), "face");
+    assert!(face.get::<u32>("width").unwrap() > 100);
+    assert_eq!(face.get::<gst::Array>("landmarks").unwrap().len(), 10);
+    assert!(face.get::<f64>("score").unwrap() > 0.5);
+}
