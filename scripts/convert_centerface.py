@@ -3,7 +3,8 @@
 
 The shipped graph pins its input `input.1` to [10, 3, 32, 32] and its four outputs to the matching
 feature-map sizes, so ONNX Runtime rejects any other frame size. This script replaces those dims with
-symbolic ones ([B, 3, H, W] in, [B, C, H/4, W/4] out) and checks the graph. Weights are untouched.
+symbolic ones ([B, 3, H, W] in, [B, C, H/4, W/4] out), drops the weights from the graph inputs
+(they stay initializers) and checks the graph. Weights are untouched.
 
 usage: convert_centerface.py IN.onnx OUT.onnx
 """
@@ -31,6 +32,12 @@ def make_dynamic(model: onnx.ModelProto) -> None:
         for idx, name in ((0, "batch"), (2, "height_4"), (3, "width_4")):
             odims[idx].ClearField("dim_value")
             odims[idx].dim_param = name
+    # The shipped graph also lists every weight as a graph input, which makes ONNX Runtime treat the
+    # weights as overridable and skip constant folding; keep only the real input.
+    real_input = onnx.ValueInfoProto()
+    real_input.CopyFrom(inputs[0])
+    del graph.input[:]
+    graph.input.append(real_input)
     # Stale shape annotations on intermediate tensors would pin the old size again.
     del graph.value_info[:]
 

