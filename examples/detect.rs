@@ -29,7 +29,10 @@ fn run(path: &str) -> Result<(), Box<dyn std::error::Error>> {
             .iter()
             .map(|f| {
                 let (x, y, w, h) = f.rect;
-                format!("{{\"x\":{x},\"y\":{y},\"width\":{w},\"height\":{h},\"score\":{:.3}}}", f.score)
+                format!(
+                    "{{\"x\":{x},\"y\":{y},\"width\":{w},\"height\":{h},\"score\":{:.3}}}",
+                    f.score
+                )
             })
             .collect();
         let pts = buffer.pts().map_or(-1.0, |t| t.nseconds() as f64 / 1e9);

@@ -222,4 +222,32 @@ else
   rm -rf "$tmp"
 fi
 
+# ---- 6. background faces and the embedder's mean descriptor ------------------------------------
+# face-api's demo photos sample1..6.jpg (22 faces) are the background set: never used by tests.
+# sample1..3 (9 faces) make the mean descriptor that scores are centred by; sample4..6 are extra
+# impostors for the calibration (scripts/calibrate.sh).
+BG="$ROOT/third_party/background"
+if [ ! -s "$BG/sample6.jpg" ]; then
+  say "unpacking the background photos from face-api 1.7.15"
+  tgz=$(fetch "$FACEAPI_TGZ" "$FACEAPI_SHA" npm "@vladmandic/face-api@1.7.15")
+  tmp=$(mktemp -d)
+  tar -xzf "$tgz" -C "$tmp" package/demo/sample{1,2,3,4,5,6}.jpg || die "$FACEAPI_TGZ has no demo/sample1..6.jpg"
+  mkdir -p "$BG"
+  mv "$tmp"/package/demo/sample*.jpg "$BG/"
+  rm -rf "$tmp"
+fi
+MEAN_OUT="$MODELS/dlib_resnet.mean.f32"
+MEAN_STAMP="$MODELS/.dlib_resnet.mean.f32.source"
+mean_stamp() { echo "$(sha_of "$DLIB_OUT") $(sha_of "$CF_OUT") $(cat "$BG"/sample{1,2,3}.jpg | sha256sum | cut -d' ' -f1)"; }
+if [ -f "$MEAN_OUT" ] && [ -f "$MEAN_STAMP" ] && [ "$(cat "$MEAN_STAMP")" = "$(mean_stamp)" ]; then
+  say "mean descriptor present"
+else
+  say "computing the mean descriptor of the background set (builds the plugin once)"
+  command -v cargo >/dev/null || die "cargo is needed to compute the mean descriptor (install the Rust toolchain)"
+  (cd "$ROOT" && ORT_DYLIB_PATH="$ORT_SO" FACEWATCH_MODEL_DIR="$MODELS" \
+     cargo run --quiet --locked --release --example mean_descriptor -- "$MEAN_OUT" "$BG"/sample{1,2,3}.jpg) \
+    || die "examples/mean_descriptor failed"
+  mean_stamp > "$MEAN_STAMP"
+fi
+
 say "done. Next: 'source scripts/env.sh' after 'cargo build --release'."

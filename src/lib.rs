@@ -3,12 +3,16 @@
 use gst::glib;
 
 pub mod core;
+mod errors;
 mod facedetector;
+mod faceembedder;
 pub mod meta;
 mod video;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    meta::register();
     facedetector::register(plugin)?;
+    faceembedder::register(plugin)?;
     Ok(())
 }
 

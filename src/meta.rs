@@ -6,40 +6,150 @@
 //! per producing element:
 //! - `facewatch-face` (facedetector): `index` (guint), `score` (gdouble), `landmarks` (array of
 //!   gdouble: x0, y0, x1, y1, …, in frame pixels, unclamped).
-//! - later issues add `track-id` to `facewatch-face`, and `facewatch-descriptor` (faceembedder) and
-//!   `facewatch-identity` (facewatch) structures.
+//!   `track-id` (guint64, ≥ 1): stable across frames while the face stays in view.
+//! - `facewatch-descriptor` (faceembedder): `quality` (gdouble, this frame), `model-id` (string),
+//!   and when the face has a descriptor: `descriptor` (GBytes, little-endian f32), `dimension`
+//!   (guint), `fresh` (gboolean: computed on this frame, not reused from its track).
+//! - a later issue adds `facewatch-identity` (facewatch).
 
+use gst::meta::CustomMeta;
 use gst_video::VideoRegionOfInterestMeta;
 
 use crate::core::detect::{Detection, Rect};
+
+/// Name of the frame-level custom meta `facedetector` adds to every frame it passes.
+pub const FRAME_META: &str = "FacewatchFrameMeta";
+
+/// Registers the frame meta (idempotent; done at plugin load).
+pub fn register() {
+    if !CustomMeta::is_registered(FRAME_META) {
+        CustomMeta::register_simple(FRAME_META);
+    }
+}
+
+/// Frame-level facts from `facedetector`: the frame went through it, whether the model ran on it,
+/// and how many faces it carries. Lets later elements tell "no face" from "no detector".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameInfo {
+    /// Frame number since the detector started.
+    pub frame: u64,
+    /// The model ran on this frame (false: faces carried by the tracker).
+    pub detected: bool,
+    pub faces: u32,
+}
+
+pub fn set_frame_info(buf: &mut gst::BufferRef, info: &FrameInfo) {
+    register();
+    if let Ok(mut m) = CustomMeta::add(buf, FRAME_META) {
+        let s = m.mut_structure();
+        s.set("frame", info.frame);
+        s.set("detected", info.detected);
+        s.set("faces", info.faces);
+    }
+}
+
+pub fn frame_info(buf: &gst::BufferRef) -> Option<FrameInfo> {
+    if !CustomMeta::is_registered(FRAME_META) {
+        return None;
+    }
+    let m = CustomMeta::from_buffer(buf, FRAME_META).ok()?;
+    let s = m.structure();
+    Some(FrameInfo {
+        frame: s.get("frame").ok()?,
+        detected: s.get("detected").ok()?,
+        faces: s.get("faces").ok()?,
+    })
+}
 
 /// `roi_type` of face ROIs.
 pub const ROI_TYPE: &str = "face";
 /// Name of the detector's param structure.
 pub const FACE_PARAMS: &str = "facewatch-face";
+/// Name of the embedder's param structure.
+pub const DESCRIPTOR_PARAMS: &str = "facewatch-descriptor";
+
+/// What the embedder says about a face.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Embedding {
+    /// Quality of the face on this frame (frontalness × sharpness, 0..1).
+    pub quality: f32,
+    /// The embedder model (`name:sha256-prefix`).
+    pub model_id: String,
+    /// The descriptor, when the face (or its track) has one.
+    pub vector: Option<Vec<f32>>,
+    /// The descriptor was computed on this frame.
+    pub fresh: bool,
+}
+
+impl Embedding {
+    fn params(&self) -> gst::Structure {
+        let mut b = gst::Structure::builder(DESCRIPTOR_PARAMS)
+            .field("quality", self.quality as f64)
+            .field("model-id", &self.model_id);
+        if let Some(v) = &self.vector {
+            let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+            b = b
+                .field("descriptor", gst::glib::Bytes::from_owned(bytes))
+                .field("dimension", v.len() as u32)
+                .field("fresh", self.fresh);
+        }
+        b.build()
+    }
+
+    fn from_params(p: &gst::StructureRef) -> Option<Embedding> {
+        let vector = p.get::<gst::glib::Bytes>("descriptor").ok().map(|b| {
+            b.chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect::<Vec<f32>>()
+        });
+        if let Some(v) = &vector
+            && p.get::<u32>("dimension").ok()? as usize != v.len()
+        {
+            return None;
+        }
+        Some(Embedding {
+            quality: p.get::<f64>("quality").ok()? as f32,
+            model_id: p.get::<String>("model-id").ok()?,
+            vector,
+            fresh: p.get::<bool>("fresh").unwrap_or(false),
+        })
+    }
+}
 
 /// One face as the detector describes it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Face {
     /// Position in the frame's face list (descending score); equals the ROI id.
     pub index: u32,
+    /// Tracker id, stable across frames while the face stays in view (≥ 1).
+    pub track_id: u64,
     /// Box in frame pixels, clamped to the frame.
     pub rect: (u32, u32, u32, u32),
     pub score: f32,
     /// Landmarks in frame pixels, in the model's order (5-point: left eye, right eye, nose, left
     /// and right mouth corner, as seen in the image).
     pub landmarks: Vec<[f32; 2]>,
+    /// Added by faceembedder.
+    pub embedding: Option<Embedding>,
 }
 
 impl Face {
     /// From a detection in frame coordinates; `None` when the box lies outside the frame.
-    pub fn from_detection(index: u32, d: &Detection, frame_w: u32, frame_h: u32) -> Option<Face> {
+    pub fn from_detection(
+        index: u32,
+        track_id: u64,
+        d: &Detection,
+        frame_w: u32,
+        frame_h: u32,
+    ) -> Option<Face> {
         let rect = clamp_rect(&d.rect, frame_w, frame_h)?;
         Some(Face {
             index,
+            track_id,
             rect,
             score: d.score,
             landmarks: d.landmarks.clone(),
+            embedding: None,
         })
     }
 
@@ -54,6 +164,7 @@ impl Face {
     fn params(&self) -> gst::Structure {
         gst::Structure::builder(FACE_PARAMS)
             .field("index", self.index)
+            .field("track-id", self.track_id)
             .field("score", self.score as f64)
             .field("landmarks", self.landmarks_array())
             .build()
@@ -70,6 +181,7 @@ impl Face {
             .field("score", self.score as f64)
             .field("landmarks", self.landmarks_array())
             .field("index", self.index)
+            .field("track-id", self.track_id)
             .build()
     }
 
@@ -87,9 +199,13 @@ impl Face {
             .collect();
         Some(Face {
             index: p.get::<u32>("index").ok()?,
+            track_id: p.get::<u64>("track-id").ok()?,
             rect: roi.rect(),
             score: p.get::<f64>("score").ok()? as f32,
             landmarks: vals.chunks_exact(2).map(|c| [c[0], c[1]]).collect(),
+            embedding: roi
+                .param(DESCRIPTOR_PARAMS)
+                .and_then(Embedding::from_params),
         })
     }
 }
@@ -108,6 +224,22 @@ pub fn add_face(buf: &mut gst::BufferRef, face: &Face) {
     let mut roi = VideoRegionOfInterestMeta::add(buf, ROI_TYPE, face.rect);
     roi.set_id(face.index as i32);
     roi.add_param(face.params());
+}
+
+/// Attaches the embedder's part to the face with this index; false if there is no such face.
+pub fn set_embedding(buf: &mut gst::BufferRef, index: u32, e: &Embedding) -> bool {
+    for mut roi in buf.iter_meta_mut::<VideoRegionOfInterestMeta>() {
+        let is_it = roi.roi_type() == ROI_TYPE
+            && roi
+                .param(FACE_PARAMS)
+                .and_then(|p| p.get::<u32>("index").ok())
+                == Some(index);
+        if is_it {
+            roi.add_param(e.params());
+            return true;
+        }
+    }
+    false
 }
 
 /// The facewatch faces on a buffer, in index order.
@@ -144,7 +276,7 @@ mod tests {
                 [28.0, 50.0],
             ],
         };
-        let face = Face::from_detection(0, &det, 40, 200).unwrap();
+        let face = Face::from_detection(0, 7, &det, 40, 200).unwrap();
         assert_eq!(face.rect, (0, 10, 40, 61));
         {
             let b = buf.get_mut().unwrap();
@@ -152,8 +284,26 @@ mod tests {
             // a foreign ROI is ignored
             VideoRegionOfInterestMeta::add(b, "person", (0, 0, 5, 5));
         }
+        let emb = Embedding {
+            quality: 0.5,
+            model_id: "m:0123".into(),
+            vector: Some(vec![1.0, -2.5, 3.25]),
+            fresh: true,
+        };
+        assert!(set_embedding(buf.get_mut().unwrap(), 0, &emb));
+        assert!(!set_embedding(buf.get_mut().unwrap(), 3, &emb));
+        assert_eq!(frame_info(&buf), None);
+        let fi = FrameInfo {
+            frame: 9,
+            detected: true,
+            faces: 1,
+        };
+        set_frame_info(buf.get_mut().unwrap(), &fi);
+        assert_eq!(frame_info(&buf), Some(fi));
         let got = faces(&buf);
-        assert_eq!(got, vec![face]);
+        let mut want = face.clone();
+        want.embedding = Some(emb);
+        assert_eq!(got, vec![want]);
         let s = got[0].message_structure();
         assert_eq!(s.get::<u32>("width").unwrap(), 40);
     }

@@ -86,3 +86,37 @@ pub fn frame_view<'a>(
         matrix,
     )
 }
+
+/// The negotiated input of an element that reads pixels.
+#[derive(Clone, Debug)]
+pub struct Input {
+    pub info: gst_video::VideoInfo,
+    pub format: PixelFormat,
+    pub matrix: YuvMatrix,
+}
+
+impl Input {
+    /// From negotiated caps; `None` for a format the samplers do not read.
+    pub fn new(info: &gst_video::VideoInfo) -> Option<Input> {
+        Some(Input {
+            format: pixel_format(info.format())?,
+            matrix: yuv_matrix(info),
+            info: info.clone(),
+        })
+    }
+
+    /// Maps `buf` readable and hands its frame view to `f`.
+    pub fn with_frame<R>(
+        &self,
+        buf: &gst::BufferRef,
+        f: impl FnOnce(&FrameView<'_>) -> R,
+    ) -> Result<R, gst::ErrorMessage> {
+        let frame =
+            gst_video::VideoFrameRef::from_buffer_ref_readable(buf, &self.info).map_err(|_| {
+                gst::error_msg!(gst::StreamError::Failed, ["Could not map the video frame"])
+            })?;
+        let view = frame_view(&frame, self.format, self.matrix)
+            .map_err(|e| gst::error_msg!(gst::StreamError::Format, ["Bad video frame: {e}"]))?;
+        Ok(f(&view))
+    }
+}

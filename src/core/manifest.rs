@@ -155,6 +155,9 @@ pub struct EmbedderSection {
     pub metric: String,
     /// Default match threshold, from docs/CALIBRATION.md.
     pub threshold: Option<f32>,
+    /// Mean descriptor (raw little-endian f32 × dimension, next to the manifest) that scores are
+    /// centred by; made by scripts/setup.sh from a background set of faces.
+    pub mean_file: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -267,6 +270,14 @@ impl Manifest {
 }
 
 impl ModelSpec {
+    /// A file named by the manifest, next to it.
+    pub fn sibling(&self, name: &str) -> PathBuf {
+        self.manifest_path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(name)
+    }
+
     /// Loads the manifest that sits next to `model` (same name, `.toml`).
     pub fn load(model: &Path) -> Result<ModelSpec, ManifestError> {
         if !model.is_file() {

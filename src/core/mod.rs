@@ -2,8 +2,13 @@
 //! this module uses GStreamer types, so every part is unit-tested on plain data and shared by the
 //! elements and the CLI.
 
+pub mod align;
 pub mod detect;
 pub mod detector;
+pub mod embedder;
 pub mod frame;
 pub mod manifest;
+pub mod reembed;
 pub mod runtime;
+pub mod similarity;
+pub mod track;

@@ -12,11 +12,10 @@ use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 
-use crate::core::detect::Detection;
 use crate::core::detector::{DetectParams, Detector};
-use crate::core::frame::{PixelFormat, YuvMatrix};
-use crate::core::manifest::{ManifestError, ModelSpec, Task};
-use crate::core::runtime::RuntimeError;
+use crate::core::manifest::{ModelSpec, Task};
+use crate::core::track::{Tracker, TrackerConfig};
+use crate::errors::{model_error, runtime_error};
 use crate::meta::{self, Face};
 use crate::video;
 
@@ -89,10 +88,9 @@ struct Stats {
 
 struct State {
     detector: Detector,
-    /// Negotiated input: format, matrix, size.
-    input: Option<(gst_video::VideoInfo, PixelFormat, YuvMatrix)>,
-    /// Faces of the last frame the model ran on, carried to the frames it skips.
-    last: Vec<Detection>,
+    input: Option<video::Input>,
+    /// Gives faces their track ids and carries them over the frames the model skips.
+    tracker: Tracker,
     stats: Stats,
 }
 
@@ -166,8 +164,8 @@ impl ObjectImpl for FaceDetector {
                 glib::ParamSpecUInt::builder("interval")
                     .nick("Interval")
                     .blurb(
-                        "Run the model on one frame in N (1 = every frame); the frames in between carry \
-                         the faces of the last frame the model ran on",
+                        "Run the model on one frame in N (1 = every frame); on the frames in between the \
+                         tracker moves the faces of the last analysed frame along their motion",
                     )
                     .minimum(1)
                     .default_value(DEFAULT_INTERVAL)
@@ -188,7 +186,7 @@ impl ObjectImpl for FaceDetector {
                     .blurb(
                         "Post a 'facedetector' element message for every frame: timestamp, stream-time, \
                          running-time, duration and 'faces', a list of 'face' structures (x, y, width, \
-                         height, score, landmarks, index), like OpenCV's facedetect",
+                         height, score, landmarks, index, track-id), like OpenCV's facedetect",
                     )
                     .default_value(DEFAULT_POST_MESSAGES)
                     .mutable_playing()
@@ -296,26 +294,6 @@ impl ElementImpl for FaceDetector {
     }
 }
 
-/// Turns a model-loading failure into the element error that names the file and the fix.
-pub(crate) fn model_error(e: &ManifestError) -> gst::ErrorMessage {
-    match e {
-        ManifestError::NotFound { .. }
-        | ManifestError::MissingModel(_)
-        | ManifestError::MissingManifest { .. } => {
-            gst::error_msg!(gst::ResourceError::NotFound, ["{e}"])
-        }
-        ManifestError::Invalid { .. } => gst::error_msg!(gst::ResourceError::Settings, ["{e}"]),
-    }
-}
-
-pub(crate) fn runtime_error(e: &RuntimeError) -> gst::ErrorMessage {
-    match e {
-        RuntimeError::Library(_) => gst::error_msg!(gst::LibraryError::Init, ["{e}"]),
-        RuntimeError::Model { .. } => gst::error_msg!(gst::ResourceError::OpenRead, ["{e}"]),
-        RuntimeError::Run(_) => gst::error_msg!(gst::StreamError::Failed, ["{e}"]),
-    }
-}
-
 impl BaseTransformImpl for FaceDetector {
     const MODE: gst_base::subclass::BaseTransformMode =
         gst_base::subclass::BaseTransformMode::AlwaysInPlace;
@@ -337,7 +315,7 @@ impl BaseTransformImpl for FaceDetector {
         *self.state.lock().unwrap() = Some(State {
             detector,
             input: None,
-            last: Vec::new(),
+            tracker: Tracker::new(TrackerConfig::default()),
             stats: Stats::default(),
         });
         Ok(())
@@ -348,49 +326,52 @@ impl BaseTransformImpl for FaceDetector {
         Ok(())
     }
 
+    fn sink_event(&self, event: gst::Event) -> bool {
+        if let gst::EventView::FlushStop(_) = event.view()
+            && let Some(state) = self.state.lock().unwrap().as_mut()
+        {
+            // After a seek the faces of before are elsewhere.
+            state.tracker.reset();
+        }
+        self.parent_sink_event(event)
+    }
+
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
         let settings = self.settings.lock().unwrap().clone();
         let mut guard = self.state.lock().unwrap();
         let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
-        let Some((info, format, matrix)) = state.input.clone() else {
+        let Some(input) = state.input.clone() else {
             return Err(gst::FlowError::NotNegotiated);
         };
 
-        let run = state.stats.frames % settings.interval.max(1) as u64 == 0;
-        if run {
+        let frame_no = state.stats.frames;
+        let run = frame_no % settings.interval.max(1) as u64 == 0;
+        let tracked = if run {
             state.detector.set_inference_size(settings.inference_size);
-            let frame =
-                gst_video::VideoFrameRef::from_buffer_ref_readable(&*buf, &info).map_err(|_| {
-                    gst::element_imp_error!(
-                        self,
-                        gst::StreamError::Failed,
-                        ["Could not map the video frame"]
-                    );
-                    gst::FlowError::Error
-                })?;
-            let view = video::frame_view(&frame, format, matrix).map_err(|e| {
-                gst::element_imp_error!(self, gst::StreamError::Format, ["Bad video frame: {e}"]);
-                gst::FlowError::Error
-            })?;
             let t0 = Instant::now();
-            state.last = state
-                .detector
-                .detect(&view, &settings.params())
-                .map_err(|e| {
-                    let m = runtime_error(&e);
+            let detector = &mut state.detector;
+            let dets = input
+                .with_frame(buf, |view| detector.detect(view, &settings.params()))
+                .map_err(|m| {
                     self.post_error_message(m);
+                    gst::FlowError::Error
+                })?
+                .map_err(|e| {
+                    self.post_error_message(runtime_error(&e));
                     gst::FlowError::Error
                 })?;
             state.stats.inferences += 1;
             state.stats.inference_ns += t0.elapsed().as_nanos() as u64;
-        }
+            state.tracker.update(frame_no, dets)
+        } else {
+            state.tracker.predict(frame_no)
+        };
         state.stats.frames += 1;
 
-        let (w, h) = (info.width(), info.height());
-        let faces: Vec<Face> = state
-            .last
+        let (w, h) = (input.info.width(), input.info.height());
+        let faces: Vec<Face> = tracked
             .iter()
-            .filter_map(|d| Face::from_detection(0, d, w, h))
+            .filter_map(|(id, d)| Face::from_detection(0, *id, d, w, h))
             .enumerate()
             .map(|(i, f)| Face {
                 index: i as u32,
@@ -402,6 +383,14 @@ impl BaseTransformImpl for FaceDetector {
         drop(guard);
 
         gst::trace!(CAT, imp = self, "{} faces (model ran: {run})", faces.len());
+        meta::set_frame_info(
+            buf,
+            &meta::FrameInfo {
+                frame: frame_no,
+                detected: run,
+                faces: faces.len() as u32,
+            },
+        );
         for f in &faces {
             meta::add_face(buf, f);
         }
@@ -420,7 +409,7 @@ impl VideoFilterImpl for FaceDetector {
         _outcaps: &gst::Caps,
         _out_info: &gst_video::VideoInfo,
     ) -> Result<(), gst::LoggableError> {
-        let Some(format) = video::pixel_format(in_info.format()) else {
+        let Some(input) = video::Input::new(in_info) else {
             gst::element_imp_error!(
                 self,
                 gst::CoreError::Negotiation,
@@ -432,19 +421,18 @@ impl VideoFilterImpl for FaceDetector {
             );
             return Err(gst::loggable_error!(CAT, "unsupported format"));
         };
-        let matrix = video::yuv_matrix(in_info);
-        gst::debug!(CAT, imp = self, "input {incaps}, {matrix:?}");
+        gst::debug!(CAT, imp = self, "input {incaps}, {:?}", input.matrix);
         let mut guard = self.state.lock().unwrap();
         let state = guard
             .as_mut()
             .ok_or_else(|| gst::loggable_error!(CAT, "caps before start"))?;
-        if let Some((old, _, _)) = &state.input
-            && (old.width(), old.height()) != (in_info.width(), in_info.height())
+        if let Some(old) = &state.input
+            && (old.info.width(), old.info.height()) != (in_info.width(), in_info.height())
         {
             // Boxes carried from the old size would be wrong on the new one.
-            state.last.clear();
+            state.tracker.reset();
         }
-        state.input = Some((in_info.clone(), format, matrix));
+        state.input = Some(input);
         Ok(())
     }
 }

@@ -1,0 +1,71 @@
+//! Writes the mean descriptor of every face in a set of photos (raw little-endian f32), through the
+//! real elements: `decodebin ! videoconvert ! facedetector ! faceembedder ! appsink`.
+//! scripts/setup.sh runs it on the background set to make the file the embedder manifest's
+//! `mean-file` names.
+//!
+//! usage: cargo run --release --example mean_descriptor -- OUT.f32 PHOTO...
+
+use gst::prelude::*;
+
+fn descriptors(path: &str) -> Result<Vec<Vec<f32>>, Box<dyn std::error::Error>> {
+    let pipeline = gst::parse::launch(&format!(
+        "filesrc location=\"{path}\" ! decodebin ! videoconvert ! facedetector \
+         ! faceembedder min-quality=0 min-face-size=0 ! appsink name=sink sync=false"
+    ))?
+    .downcast::<gst::Pipeline>()
+    .map_err(|_| "not a pipeline")?;
+    let sink = pipeline
+        .by_name("sink")
+        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+        .ok_or("no appsink")?;
+    pipeline.set_state(gst::State::Playing)?;
+    let mut out = Vec::new();
+    while let Ok(sample) = sink.pull_sample() {
+        for f in gstfacewatch::meta::faces(sample.buffer().ok_or("no buffer")?) {
+            if let Some(v) = f.embedding.and_then(|e| e.vector) {
+                out.push(v);
+            }
+        }
+    }
+    let err = pipeline
+        .bus()
+        .and_then(|b| b.pop_filtered(&[gst::MessageType::Error]));
+    pipeline.set_state(gst::State::Null)?;
+    if let Some(msg) = err
+        && let gst::MessageView::Error(e) = msg.view()
+    {
+        return Err(format!("{path}: {}", e.error()).into());
+    }
+    Ok(out)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    gst::init()?;
+    gstfacewatch::plugin_register_static()?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [out, photos @ ..] = args.as_slice() else {
+        return Err("usage: mean_descriptor OUT.f32 PHOTO...".into());
+    };
+    let mut all = Vec::new();
+    for p in photos {
+        let d = descriptors(p)?;
+        eprintln!("{p}: {} faces", d.len());
+        all.extend(d);
+    }
+    let first = all.first().ok_or("no faces found")?;
+    let mut mean = vec![0f64; first.len()];
+    for d in &all {
+        for (m, v) in mean.iter_mut().zip(d) {
+            *m += *v as f64 / all.len() as f64;
+        }
+    }
+    let bytes: Vec<u8> = mean
+        .iter()
+        .flat_map(|m| (*m as f32).to_le_bytes())
+        .collect();
+    let tmp = format!("{out}.part");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, out)?;
+    eprintln!("mean of {} descriptors written to {out}", all.len());
+    Ok(())
+}
