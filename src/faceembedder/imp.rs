@@ -30,7 +30,7 @@ const DEFAULT_MODEL_FILE: &str = "dlib_resnet.onnx";
 const DEFAULT_THREADS: u32 = 0;
 const DEFAULT_REEMBED_INTERVAL: u32 = 10;
 const DEFAULT_MIN_FACE_SIZE: u32 = 16;
-const DEFAULT_MIN_QUALITY: f32 = 0.2;
+const DEFAULT_MIN_QUALITY: f32 = 0.15;
 const DEFAULT_MAX_BATCH: u32 = 8;
 
 #[derive(Debug, Clone)]

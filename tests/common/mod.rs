@@ -103,3 +103,32 @@ pub fn photo_src(name: &str, caps: &str) -> String {
         photo(name).display()
     )
 }
+
+/// Faces (with the embedder's part) of a single photo through
+/// `facedetector ! faceembedder <props>`.
+pub fn embed_photo(name: &str, caps: &str, props: &str) -> Vec<gstfacewatch::meta::Face> {
+    require_runtime();
+    let run = run_pipeline(&format!(
+        "{} ! facedetector ! faceembedder {props} ! appsink name=sink",
+        photo_src(name, caps)
+    ));
+    assert!(run.error.is_none(), "{name}: {:?}", run.error);
+    assert_eq!(run.buffers.len(), 1);
+    gstfacewatch::meta::faces(&run.buffers[0])
+}
+
+/// The descriptor of the only (or the best) face of a photo.
+pub fn descriptor(name: &str, caps: &str) -> Vec<f32> {
+    let faces = embed_photo(name, caps, "");
+    faces
+        .first()
+        .and_then(|f| f.embedding.as_ref())
+        .and_then(|e| e.vector.clone())
+        .unwrap_or_else(|| panic!("{name}: no descriptor"))
+}
+
+pub fn embedder_spec() -> gstfacewatch::core::manifest::ModelSpec {
+    use gstfacewatch::core::manifest::{ModelSpec, Task};
+    ModelSpec::resolve(None, "dlib_resnet.onnx", Task::Embedder)
+        .expect("embedder model (run scripts/setup.sh)")
+}

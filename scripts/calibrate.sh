@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Recomputes docs/CALIBRATION.md: score distributions and error rates of the embedder on every
+# genuine and impostor pair available (test photos, augmented, and the background photos sample4..6),
+# and the default threshold. Copy the threshold it prints into models/dlib_resnet.toml.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+bash scripts/setup.sh
+# shellcheck source=scripts/env.sh
+. scripts/env.sh
+cargo run --locked --release --example calibrate -- tests/photos third_party/background docs/CALIBRATION.md

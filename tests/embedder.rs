@@ -1,0 +1,346 @@
+//! faceembedder and the tracker on real photos through real pipelines, and the converted model against
+//! face-api's own descriptors.
+
+mod common;
+
+use common::{descriptor, embed_photo, embedder_spec, require_runtime};
+use gst::prelude::*;
+use gstfacewatch::core::embedder::{Embedder, similarity_for};
+use gstfacewatch::core::similarity::Similarity;
+use gstfacewatch::meta;
+use sha2::Digest;
+
+/// Regenerates a chip of tests/data/faceapi_reference.json from its formula (HWC RGB bytes).
+fn chip_bytes(c: &serde_json::Value) -> Vec<u8> {
+    let p = &c["params"];
+    let num = |v: &serde_json::Value| v.as_i64().unwrap();
+    let arr = |k: &str| -> Vec<i64> { p[k].as_array().unwrap().iter().map(num).collect() };
+    let mut out = vec![0u8; 150 * 150 * 3];
+    let mut s: u64 = 0;
+    if c["kind"] == "lcg" {
+        s = p["seed"].as_u64().unwrap();
+    }
+    for y in 0..150i64 {
+        for x in 0..150i64 {
+            for ch in 0..3i64 {
+                let i = ((y * 150 + x) * 3 + ch) as usize;
+                out[i] = match c["kind"].as_str().unwrap() {
+                    "linear" => {
+                        ((num(&p["a"]) * x + num(&p["b"]) * y + num(&p["e"]) * ch + num(&p["d"]))
+                            % 256) as u8
+                    }
+                    "triangle" => {
+                        let (fx, fy, ph, per) = (arr("fx"), arr("fy"), arr("phase"), arr("period"));
+                        let c = ch as usize;
+                        let half = per[c] / 2;
+                        let t = (fx[c] * x + fy[c] * y + ph[c]) % per[c];
+                        ((t - half).abs() * 255 / half) as u8
+                    }
+                    "checker" => {
+                        let cell = num(&p["cell"]);
+                        let key = if (x / cell + y / cell) % 2 == 0 {
+                            "light"
+                        } else {
+                            "dark"
+                        };
+                        arr(key)[ch as usize] as u8
+                    }
+                    "lcg" => {
+                        s = (p["mul"].as_u64().unwrap() * s + p["add"].as_u64().unwrap())
+                            % (1 << 32);
+                        (s >> 24) as u8
+                    }
+                    k => panic!("unknown chip kind {k}"),
+                };
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn converted_model_matches_faceapi() {
+    require_runtime();
+    let reference: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/faceapi_reference.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let mut emb = Embedder::new(embedder_spec(), 2).unwrap();
+    let mut batch = Vec::new();
+    let mut want = Vec::new();
+    for c in reference["chips"].as_array().unwrap() {
+        let bytes = chip_bytes(c);
+        let sha: String = sha2::Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            sha,
+            c["sha256"].as_str().unwrap(),
+            "chip {} regenerated differently",
+            c["name"]
+        );
+        // HWC u8 → NCHW f32, RGB 0..255 (the manifest's input)
+        let mut chw = vec![0f32; bytes.len()];
+        for i in 0..150 * 150 {
+            for ch in 0..3 {
+                chw[ch * 150 * 150 + i] = bytes[i * 3 + ch] as f32;
+            }
+        }
+        let expect: Vec<f32> = c["descriptor"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        let alone = emb.embed_chips(&chw, 1).unwrap().remove(0);
+        let diff = alone
+            .iter()
+            .zip(&expect)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            diff <= 1e-4,
+            "chip {}: max abs difference {diff}",
+            c["name"]
+        );
+        batch.extend(chw);
+        want.push(expect);
+    }
+    let all = emb.embed_chips(&batch, want.len()).unwrap();
+    for (got, expect) in all.iter().zip(&want) {
+        let diff = got
+            .iter()
+            .zip(expect)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(diff <= 1e-4, "batched: max abs difference {diff}");
+    }
+}
+
+fn threshold_and_similarity() -> (f32, Similarity) {
+    let spec = embedder_spec();
+    let t = spec
+        .manifest
+        .embedder
+        .as_ref()
+        .unwrap()
+        .threshold
+        .expect("calibrated threshold in the manifest");
+    (t, similarity_for(&spec).unwrap())
+}
+
+#[test]
+fn same_person_above_threshold_others_below() {
+    let (t, sim) = threshold_and_similarity();
+    let caps = "video/x-raw,format=I420";
+    let obama: Vec<Vec<f32>> = ["obama.jpg", "obama2.jpg", "obama3.jpg"]
+        .iter()
+        .map(|p| descriptor(p, caps))
+        .collect();
+    for i in 0..3 {
+        for j in i + 1..3 {
+            let s = sim.score(&obama[i], &obama[j]);
+            assert!(s > t, "obama {i} vs {j}: {s} <= threshold {t}");
+        }
+    }
+    for other in ["biden.jpg", "astronaut.png"] {
+        let d = descriptor(other, caps);
+        for (i, o) in obama.iter().enumerate() {
+            let s = sim.score(&d, o);
+            assert!(s < t, "{other} vs obama {i}: {s} >= threshold {t}");
+        }
+    }
+}
+
+#[test]
+fn formats_give_the_same_descriptor() {
+    let base = descriptor("obama.jpg", "video/x-raw,format=RGB");
+    let cos = Similarity::cosine();
+    for fmt in ["BGRx", "I420", "NV12"] {
+        let d = descriptor("obama.jpg", &format!("video/x-raw,format={fmt}"));
+        let s = cos.score(&base, &d);
+        assert!(s >= 0.99, "{fmt}: cosine {s}");
+    }
+}
+
+#[test]
+fn batched_equals_one_at_a_time() {
+    let caps = "video/x-raw,format=I420";
+    let batched = embed_photo("t1.jpg", caps, "max-batch=8 min-quality=0");
+    let single = embed_photo("t1.jpg", caps, "max-batch=1 min-quality=0");
+    assert_eq!(batched.len(), 6);
+    assert_eq!(single.len(), 6);
+    for (b, s) in batched.iter().zip(&single) {
+        let (vb, vs) = (
+            b.embedding.as_ref().unwrap().vector.as_ref().unwrap(),
+            s.embedding.as_ref().unwrap().vector.as_ref().unwrap(),
+        );
+        let diff = vb
+            .iter()
+            .zip(vs)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(diff <= 1e-4, "face {}: {diff}", b.index);
+    }
+}
+
+#[test]
+fn descriptor_metadata_is_complete() {
+    let faces = embed_photo("obama.jpg", "video/x-raw,format=I420", "");
+    let e = faces[0].embedding.as_ref().unwrap();
+    assert_eq!(e.vector.as_ref().unwrap().len(), 128);
+    assert!(e.fresh);
+    assert!(
+        e.model_id.starts_with("dlib_resnet:") && e.model_id.len() == "dlib_resnet:".len() + 16
+    );
+    assert!(e.quality > 0.2 && e.quality <= 1.0, "{}", e.quality);
+}
+
+#[test]
+fn quality_gate_withholds_descriptors() {
+    let faces = embed_photo("obama.jpg", "video/x-raw,format=I420", "min-quality=1.0");
+    let e = faces[0].embedding.as_ref().unwrap();
+    assert!(e.vector.is_none() && e.quality < 1.0);
+    let faces = embed_photo(
+        "obama.jpg",
+        "video/x-raw,format=I420",
+        "min-face-size=10000",
+    );
+    assert!(faces[0].embedding.as_ref().unwrap().vector.is_none());
+}
+
+/// Decodes a photo to RGB at a given size.
+fn rgb_photo(name: &str, w: usize, h: usize) -> Vec<u8> {
+    let run = common::run_pipeline(&format!(
+        "{} ! videoscale add-borders=false ! video/x-raw,format=RGB,width={w},height={h} ! appsink name=sink",
+        common::photo_src(name, "video/x-raw")
+    ));
+    let map = run.buffers[0].map_readable().unwrap();
+    // videoconvert output for RGB at these widths has stride 4-aligned rows
+    let stride = (w * 3).div_ceil(4) * 4;
+    (0..h)
+        .flat_map(|y| map[y * stride..y * stride + w * 3].to_vec())
+        .collect()
+}
+
+/// Pushes `frames` 640x480 RGB frames, each a grey background with the given photos pasted at
+/// positions that depend on the frame number, through `facedetector ! faceembedder <props>`.
+/// Returns per frame the (track-id, box x) of each face, and the embedder's stats.
+fn moving_clip(
+    sprites: &[(Vec<u8>, usize, usize)],
+    frames: usize,
+    pos: impl Fn(usize, usize) -> (usize, usize),
+    props: &str,
+) -> (Vec<Vec<(u64, u32)>>, gst::Structure) {
+    require_runtime();
+    let (w, h) = (640usize, 480usize);
+    let pipeline = gst::parse::launch(&format!(
+        "appsrc name=src format=time caps=video/x-raw,format=RGB,width={w},height={h},framerate=25/1 \
+         ! facedetector ! faceembedder name=emb {props} ! appsink name=sink sync=false"
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let src = pipeline
+        .by_name("src")
+        .unwrap()
+        .downcast::<gst_app::AppSrc>()
+        .unwrap();
+    let sink = pipeline
+        .by_name("sink")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let stride = (w * 3).div_ceil(4) * 4;
+    for n in 0..frames {
+        let mut frame = vec![90u8; stride * h];
+        for (k, (px, sw, sh)) in sprites.iter().enumerate() {
+            let (x0, y0) = pos(n, k);
+            for y in 0..*sh {
+                let dst = (y0 + y) * stride + x0 * 3;
+                frame[dst..dst + sw * 3].copy_from_slice(&px[y * sw * 3..(y + 1) * sw * 3]);
+            }
+        }
+        let mut buf = gst::Buffer::from_mut_slice(frame);
+        buf.get_mut()
+            .unwrap()
+            .set_pts(gst::ClockTime::from_mseconds(40 * n as u64));
+        src.push_buffer(buf).unwrap();
+    }
+    src.end_of_stream().unwrap();
+    let mut out = Vec::new();
+    while let Ok(s) = sink.pull_sample() {
+        out.push(
+            meta::faces(s.buffer().unwrap())
+                .iter()
+                .map(|f| (f.track_id, f.rect.0))
+                .collect(),
+        );
+    }
+    let stats = pipeline
+        .by_name("emb")
+        .unwrap()
+        .property::<gst::Structure>("stats");
+    pipeline.set_state(gst::State::Null).unwrap();
+    (out, stats)
+}
+
+#[test]
+fn one_face_moving_keeps_its_track_and_is_embedded_once() {
+    let face = (rgb_photo("obama.jpg", 182, 227), 182, 227);
+    let (frames, stats) = moving_clip(&[face], 40, |n, _| (20 + n * 10, 120), "reembed-interval=0");
+    assert_eq!(frames.len(), 40);
+    assert!(frames.iter().all(|f| f.len() == 1), "{frames:?}");
+    let id = frames[0][0].0;
+    assert!(frames.iter().all(|f| f[0].0 == id), "{frames:?}");
+    // it did move
+    assert!(frames[39][0].1 > frames[0][0].1 + 300);
+    assert_eq!(stats.get::<u64>("descriptors").unwrap(), 1, "{stats}");
+    assert_eq!(stats.get::<u64>("reused").unwrap(), 39, "{stats}");
+}
+
+#[test]
+fn two_faces_keep_two_tracks() {
+    let a = (rgb_photo("obama.jpg", 146, 182), 146, 182);
+    let b = (rgb_photo("biden.jpg", 130, 295), 130, 295);
+    let (frames, stats) = moving_clip(
+        &[a, b],
+        30,
+        |n, k| {
+            if k == 0 {
+                (20 + n * 8, 10)
+            } else {
+                (500 - n * 8, 180)
+            }
+        },
+        "reembed-interval=0",
+    );
+    assert!(frames.iter().all(|f| f.len() == 2), "{frames:?}");
+    let ids: std::collections::BTreeSet<u64> = frames.iter().flatten().map(|(id, _)| *id).collect();
+    assert_eq!(ids.len(), 2, "{frames:?}");
+    assert_eq!(stats.get::<u64>("descriptors").unwrap(), 2, "{stats}");
+}
+
+#[test]
+fn reembed_interval_refreshes() {
+    let face = (rgb_photo("obama.jpg", 182, 227), 182, 227);
+    let (_, stats) = moving_clip(&[face], 30, |_, _| (200, 120), "reembed-interval=10");
+    assert_eq!(stats.get::<u64>("descriptors").unwrap(), 3, "{stats}");
+}
+
+#[test]
+fn without_detector_metadata_passes_through_with_one_warning() {
+    require_runtime();
+    let run = common::run_pipeline(
+        "videotestsrc num-buffers=5 ! video/x-raw,format=I420,width=64,height=64 ! faceembedder ! appsink name=sink",
+    );
+    assert!(run.error.is_none(), "{:?}", run.error);
+    assert_eq!(run.buffers.len(), 5);
+    assert!(run.buffers.iter().all(|b| meta::faces(b).is_empty()));
+}
