@@ -24,4 +24,7 @@ out=$(gst-launch-1.0 -m filesrc location=tests/photos/obama.jpg ! decodebin ! vi
 n=$(grep -c 'facedetector, timestamp' <<<"$out" || true)
 [ "$n" = 1 ] || { echo "$out"; echo "expected one facedetector message, got $n"; exit 1; }
 grep -q 'landmarks' <<<"$out" || { echo "$out"; echo "the message holds no face"; exit 1; }
+gst-inspect-1.0 faceembedder >/dev/null
+gst-launch-1.0 -q filesrc location=tests/photos/t1.jpg ! decodebin ! videoconvert ! facedetector \
+  ! faceembedder ! fakesink
 echo "== all tests passed"
