@@ -12,3 +12,4 @@ pub mod reembed;
 pub mod runtime;
 pub mod similarity;
 pub mod track;
+pub mod watchlist;
