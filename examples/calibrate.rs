@@ -2,7 +2,7 @@
 //! writes the report (docs/CALIBRATION.md). Run by scripts/calibrate.sh; rerun it after changing the
 //! detector, the alignment or the embedder.
 //!
-//! Faces come through the real elements (`decodebin ! videoconvert ! <augmentation> ! facedetector !
+//! Faces come through the real elements (`uridecodebin ! videoconvert ! <augmentation> ! facedetector !
 //! faceembedder`). Single-face photos are also augmented with GStreamer elements — scale 0.5 and
 //! 0.75, rotation ±10°, brightness ±0.15, JPEG re-encoding at quality 25, a shift by a border — so a
 //! photo yields genuine pairs with different pixels. Photos with several faces (t1 and the background
@@ -10,7 +10,6 @@
 //!
 //! usage: cargo run --release --example calibrate -- PHOTO_DIR BACKGROUND_DIR [REPORT.md]
 
-use gst::prelude::*;
 use gstfacewatch::core::embedder::similarity_for;
 use gstfacewatch::core::manifest::{ModelSpec, Task};
 use gstfacewatch::core::similarity::Similarity;
@@ -50,47 +49,35 @@ fn faces(path: &std::path::Path, aug: &str) -> Result<Vec<Vec<f32>>, Box<dyn std
     } else {
         format!("{aug} ! ")
     };
-    let pipeline = gst::parse::launch(&format!(
-        "filesrc location=\"{}\" ! decodebin ! videoconvert ! video/x-raw,format=RGBx ! {aug}\
-         facedetector ! faceembedder min-quality=0 min-face-size=0 ! appsink name=sink sync=false",
-        path.display()
-    ))?
-    .downcast::<gst::Pipeline>()
-    .map_err(|_| "not a pipeline")?;
-    let sink = pipeline
-        .by_name("sink")
-        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-        .ok_or("no appsink")?;
-    pipeline.set_state(gst::State::Playing)?;
     let mut out = Vec::new();
-    while let Ok(s) = sink.pull_sample() {
-        for f in gstfacewatch::meta::faces(s.buffer().ok_or("no buffer")?) {
-            if let Some(v) = f.embedding.and_then(|e| e.vector) {
-                out.push(v);
+    gstfacewatch::pipeline::run_file(
+        path,
+        &format!(
+            "video/x-raw,format=RGBx ! {aug}facedetector ! faceembedder min-quality=0 min-face-size=0"
+        ),
+        |s| {
+            if let Some(buf) = s.buffer() {
+                out.extend(
+                    gstfacewatch::meta::faces(buf)
+                        .into_iter()
+                        .filter_map(|f| f.embedding?.vector),
+                );
             }
-        }
-    }
-    pipeline.set_state(gst::State::Null)?;
+        },
+    )?;
     Ok(out)
 }
 
-/// Width and height of a photo: decode it once.
+/// Width and height of a photo.
 fn image_size(path: &std::path::Path) -> Result<(u32, u32), Box<dyn std::error::Error>> {
-    let pipeline = gst::parse::launch(&format!(
-        "filesrc location=\"{}\" ! decodebin ! videoconvert ! appsink name=sink sync=false",
-        path.display()
-    ))?
-    .downcast::<gst::Pipeline>()
-    .map_err(|_| "not a pipeline")?;
-    let sink = pipeline
-        .by_name("sink")
-        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-        .ok_or("no appsink")?;
-    pipeline.set_state(gst::State::Playing)?;
-    let sample = sink.pull_sample().map_err(|_| "no frame")?;
-    let info = gst_video::VideoInfo::from_caps(sample.caps().ok_or("no caps")?)?;
-    pipeline.set_state(gst::State::Null)?;
-    Ok((info.width(), info.height()))
+    let mut size = None;
+    gstfacewatch::pipeline::run_file(path, "identity", |s| {
+        size = s
+            .caps()
+            .and_then(|c| gst_video::VideoInfo::from_caps(c).ok())
+            .map(|i| (i.width(), i.height()));
+    })?;
+    Ok(size.ok_or("no frame")?)
 }
 
 fn stats(v: &mut [f32]) -> String {

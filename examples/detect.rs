@@ -5,33 +5,23 @@
 //! cargo run --release --example detect -- tests/photos/t1.jpg clip.mp4
 //! ```
 //!
-//! It uses only the public element interface: a pipeline `uridecodebin ! videoconvert !
-//! facedetector ! appsink`, and the face metadata read back with `gstfacewatch::meta::faces`.
+//! It uses only the public interface: `gstfacewatch::pipeline::run_file` runs
+//! `uridecodebin ! videoconvert ! facedetector ! appsink`, and `gstfacewatch::meta::faces` reads the
+//! faces back from each frame.
 
-use gst::prelude::*;
-
-fn run(path: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let uri = gst::glib::filename_to_uri(std::path::absolute(path)?, None)?;
-    let pipeline = gst::parse::launch(&format!(
-        "uridecodebin uri=\"{uri}\" ! videoconvert ! facedetector ! appsink name=sink sync=false"
-    ))?
-    .downcast::<gst::Pipeline>()
-    .map_err(|_| "not a pipeline")?;
-    let sink = pipeline
-        .by_name("sink")
-        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-        .ok_or("no appsink")?;
-    pipeline.set_state(gst::State::Playing)?;
+fn run(path: &str) -> Result<(), String> {
     let mut frame = 0u64;
-    while let Ok(sample) = sink.pull_sample() {
-        let buffer = sample.buffer().ok_or("sample without buffer")?;
+    gstfacewatch::pipeline::run_file(std::path::Path::new(path), "facedetector", |sample| {
+        let Some(buffer) = sample.buffer() else {
+            return;
+        };
         let faces: Vec<String> = gstfacewatch::meta::faces(buffer)
             .iter()
             .map(|f| {
                 let (x, y, w, h) = f.rect;
                 format!(
-                    "{{\"x\":{x},\"y\":{y},\"width\":{w},\"height\":{h},\"score\":{:.3}}}",
-                    f.score
+                    "{{\"x\":{x},\"y\":{y},\"width\":{w},\"height\":{h},\"score\":{:.3},\"track\":{}}}",
+                    f.score, f.track_id
                 )
             })
             .collect();
@@ -41,16 +31,7 @@ fn run(path: &str) -> Result<(), Box<dyn std::error::Error>> {
             faces.join(",")
         );
         frame += 1;
-    }
-    // pull_sample fails on EOS or on an error: tell which.
-    let bus = pipeline.bus().ok_or("no bus")?;
-    let err = bus.pop_filtered(&[gst::MessageType::Error]);
-    pipeline.set_state(gst::State::Null)?;
-    if let Some(msg) = err
-        && let gst::MessageView::Error(e) = msg.view()
-    {
-        return Err(format!("{path}: {} ({:?})", e.error(), e.debug()).into());
-    }
+    })?;
     Ok(())
 }
 

@@ -1,41 +1,25 @@
 //! Writes the mean descriptor of every face in a set of photos (raw little-endian f32), through the
-//! real elements: `decodebin ! videoconvert ! facedetector ! faceembedder ! appsink`.
+//! real elements: `uridecodebin ! videoconvert ! facedetector ! faceembedder ! appsink`.
 //! scripts/setup.sh runs it on the background set to make the file the embedder manifest's
 //! `mean-file` names.
 //!
 //! usage: cargo run --release --example mean_descriptor -- OUT.f32 PHOTO...
 
-use gst::prelude::*;
-
-fn descriptors(path: &str) -> Result<Vec<Vec<f32>>, Box<dyn std::error::Error>> {
-    let pipeline = gst::parse::launch(&format!(
-        "filesrc location=\"{path}\" ! decodebin ! videoconvert ! facedetector \
-         ! faceembedder min-quality=0 min-face-size=0 ! appsink name=sink sync=false"
-    ))?
-    .downcast::<gst::Pipeline>()
-    .map_err(|_| "not a pipeline")?;
-    let sink = pipeline
-        .by_name("sink")
-        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-        .ok_or("no appsink")?;
-    pipeline.set_state(gst::State::Playing)?;
+fn descriptors(path: &str) -> Result<Vec<Vec<f32>>, String> {
     let mut out = Vec::new();
-    while let Ok(sample) = sink.pull_sample() {
-        for f in gstfacewatch::meta::faces(sample.buffer().ok_or("no buffer")?) {
-            if let Some(v) = f.embedding.and_then(|e| e.vector) {
-                out.push(v);
+    gstfacewatch::pipeline::run_file(
+        std::path::Path::new(path),
+        "facedetector ! faceembedder min-quality=0 min-face-size=0",
+        |sample| {
+            if let Some(buf) = sample.buffer() {
+                out.extend(
+                    gstfacewatch::meta::faces(buf)
+                        .into_iter()
+                        .filter_map(|f| f.embedding?.vector),
+                );
             }
-        }
-    }
-    let err = pipeline
-        .bus()
-        .and_then(|b| b.pop_filtered(&[gst::MessageType::Error]));
-    pipeline.set_state(gst::State::Null)?;
-    if let Some(msg) = err
-        && let gst::MessageView::Error(e) = msg.view()
-    {
-        return Err(format!("{path}: {}", e.error()).into());
-    }
+        },
+    )?;
     Ok(out)
 }
 

@@ -6,13 +6,16 @@ pub mod core;
 mod errors;
 mod facedetector;
 mod faceembedder;
+mod facewatch;
 pub mod meta;
+pub mod pipeline;
 mod video;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     meta::register();
     facedetector::register(plugin)?;
     faceembedder::register(plugin)?;
+    facewatch::register(plugin)?;
     Ok(())
 }
 

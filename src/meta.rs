@@ -10,7 +10,8 @@
 //! - `facewatch-descriptor` (faceembedder): `quality` (gdouble, this frame), `model-id` (string),
 //!   and when the face has a descriptor: `descriptor` (GBytes, little-endian f32), `dimension`
 //!   (guint), `fresh` (gboolean: computed on this frame, not reused from its track).
-//! - a later issue adds `facewatch-identity` (facewatch).
+//! - `facewatch-identity` (facewatch): `label` (string), `identity-id` (string), `score` (gdouble),
+//!   on faces whose track is matched to a watch-list identity.
 
 use gst::meta::CustomMeta;
 use gst_video::VideoRegionOfInterestMeta;
@@ -67,6 +68,34 @@ pub const ROI_TYPE: &str = "face";
 pub const FACE_PARAMS: &str = "facewatch-face";
 /// Name of the embedder's param structure.
 pub const DESCRIPTOR_PARAMS: &str = "facewatch-descriptor";
+/// Name of the matcher's param structure.
+pub const IDENTITY_PARAMS: &str = "facewatch-identity";
+
+/// The watch-list identity a face's track is matched to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IdentityTag {
+    pub label: String,
+    pub identity_id: String,
+    pub score: f32,
+}
+
+impl IdentityTag {
+    fn params(&self) -> gst::Structure {
+        gst::Structure::builder(IDENTITY_PARAMS)
+            .field("label", &self.label)
+            .field("identity-id", &self.identity_id)
+            .field("score", self.score as f64)
+            .build()
+    }
+
+    fn from_params(p: &gst::StructureRef) -> Option<IdentityTag> {
+        Some(IdentityTag {
+            label: p.get("label").ok()?,
+            identity_id: p.get("identity-id").ok()?,
+            score: p.get::<f64>("score").ok()? as f32,
+        })
+    }
+}
 
 /// What the embedder says about a face.
 #[derive(Clone, Debug, PartialEq)]
@@ -131,6 +160,8 @@ pub struct Face {
     pub landmarks: Vec<[f32; 2]>,
     /// Added by faceembedder.
     pub embedding: Option<Embedding>,
+    /// Added by facewatch.
+    pub identity: Option<IdentityTag>,
 }
 
 impl Face {
@@ -150,6 +181,7 @@ impl Face {
             score: d.score,
             landmarks: d.landmarks.clone(),
             embedding: None,
+            identity: None,
         })
     }
 
@@ -206,6 +238,9 @@ impl Face {
             embedding: roi
                 .param(DESCRIPTOR_PARAMS)
                 .and_then(Embedding::from_params),
+            identity: roi
+                .param(IDENTITY_PARAMS)
+                .and_then(IdentityTag::from_params),
         })
     }
 }
@@ -226,8 +261,8 @@ pub fn add_face(buf: &mut gst::BufferRef, face: &Face) {
     roi.add_param(face.params());
 }
 
-/// Attaches the embedder's part to the face with this index; false if there is no such face.
-pub fn set_embedding(buf: &mut gst::BufferRef, index: u32, e: &Embedding) -> bool {
+/// Adds a param structure to the face ROI with this index; false if there is no such face.
+fn add_params(buf: &mut gst::BufferRef, index: u32, params: gst::Structure) -> bool {
     for mut roi in buf.iter_meta_mut::<VideoRegionOfInterestMeta>() {
         let is_it = roi.roi_type() == ROI_TYPE
             && roi
@@ -235,11 +270,21 @@ pub fn set_embedding(buf: &mut gst::BufferRef, index: u32, e: &Embedding) -> boo
                 .and_then(|p| p.get::<u32>("index").ok())
                 == Some(index);
         if is_it {
-            roi.add_param(e.params());
+            roi.add_param(params);
             return true;
         }
     }
     false
+}
+
+/// Attaches the embedder's part to the face with this index; false if there is no such face.
+pub fn set_embedding(buf: &mut gst::BufferRef, index: u32, e: &Embedding) -> bool {
+    add_params(buf, index, e.params())
+}
+
+/// Attaches the matcher's part to the face with this index; false if there is no such face.
+pub fn set_identity(buf: &mut gst::BufferRef, index: u32, id: &IdentityTag) -> bool {
+    add_params(buf, index, id.params())
 }
 
 /// The facewatch faces on a buffer, in index order.
@@ -300,9 +345,16 @@ mod tests {
         };
         set_frame_info(buf.get_mut().unwrap(), &fi);
         assert_eq!(frame_info(&buf), Some(fi));
+        let tag = IdentityTag {
+            label: "alice".into(),
+            identity_id: "id".into(),
+            score: 0.75,
+        };
+        assert!(set_identity(buf.get_mut().unwrap(), 0, &tag));
         let got = faces(&buf);
         let mut want = face.clone();
         want.embedding = Some(emb);
+        want.identity = Some(tag);
         assert_eq!(got, vec![want]);
         let s = got[0].message_structure();
         assert_eq!(s.get::<u32>("width").unwrap(), 40);

@@ -8,6 +8,7 @@ pub mod detector;
 pub mod embedder;
 pub mod frame;
 pub mod manifest;
+pub mod matcher;
 pub mod reembed;
 pub mod runtime;
 pub mod similarity;

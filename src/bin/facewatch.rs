@@ -1,0 +1,512 @@
+//! `facewatch`: manage watch lists. Thin over `gstfacewatch::core`; photos and videos are read through
+//! GStreamer with the same elements (and models) as the pipelines.
+//!
+//! Exit codes (docs/WATCHLIST.md): 0 ok, 1 other error, 2 usage, 3 I/O, 4 corrupt or truncated list,
+//! 5 tampered list, 6 wrong or missing key, 7 newer format or other embedder model, 8 unusable input
+//! (no face, several faces, unreadable file), 9 no such identity.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use gstfacewatch::core::embedder::model_id;
+use gstfacewatch::core::manifest::{ModelSpec, Task};
+use gstfacewatch::core::watchlist::file::{Secret, random_key};
+use gstfacewatch::core::watchlist::store::{
+    Lock, default_key_file, key_from_env_or_file, load, save, update, write_key_file,
+};
+use gstfacewatch::core::watchlist::{Descriptor, Identity, Watchlist, WatchlistError, new_id, now};
+
+#[derive(Parser)]
+#[command(
+    name = "facewatch",
+    version,
+    about = "Manage facewatch watch lists: encrypted descriptors, never photos"
+)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct Global {
+    /// Watch-list file [default: $FACEWATCH_WATCHLIST, else ./watchlist.fwl]
+    #[arg(
+        long,
+        global = true,
+        env = "FACEWATCH_WATCHLIST",
+        default_value = "watchlist.fwl"
+    )]
+    list: PathBuf,
+    /// Key file [default: <list>.key]; $FACEWATCH_KEY (64 hex digits) takes precedence when set
+    #[arg(long, global = true)]
+    key_file: Option<PathBuf>,
+    /// Protect the list with a passphrase read from this environment variable instead of a key
+    #[arg(long, global = true, value_name = "VAR")]
+    passphrase_env: Option<String>,
+    /// Unencrypted list (not recommended; prints a warning)
+    #[arg(long, global = true)]
+    plaintext: bool,
+    /// Embedder model [default: dlib_resnet.onnx from $FACEWATCH_MODEL_DIR or the installed data dir]
+    #[arg(long, global = true)]
+    model: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a new, empty watch list and its key file (mode 0600)
+    Init {
+        /// Replace an existing list (and key file)
+        #[arg(long)]
+        force: bool,
+    },
+    /// Add a person from photos or videos (any format decodebin reads)
+    Enroll {
+        /// Name shown in alerts
+        #[arg(long)]
+        label: String,
+        /// Why the person is on the list
+        #[arg(long)]
+        note: Option<String>,
+        /// Expiry: an RFC 3339 time (2027-01-31T00:00:00Z) or a duration from now (30d, 12h)
+        #[arg(long)]
+        expires: Option<String>,
+        /// Who adds them [default: $USER]
+        #[arg(long)]
+        added_by: Option<String>,
+        /// Take the largest face of a photo with several faces instead of refusing it
+        #[arg(long)]
+        largest: bool,
+        /// Photos or video files
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Show who is on the list (labels, ids, counts, dates; never descriptors)
+    List {
+        /// One JSON object per line
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a person
+    Remove {
+        #[arg(long, conflicts_with = "id", required_unless_present = "id")]
+        label: Option<String>,
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// Check the list's integrity and that the key opens it
+    Verify,
+    /// Re-encrypt the list with a new key (written to the key file) or a new passphrase
+    Rekey {
+        /// Read the new passphrase from this environment variable instead of making a new key
+        #[arg(long, value_name = "VAR")]
+        new_passphrase_env: Option<String>,
+    },
+    /// Remove every identity whose expiry has passed
+    PurgeExpired,
+}
+
+/// An error with its exit code.
+struct Fail(i32, String);
+
+impl From<WatchlistError> for Fail {
+    fn from(e: WatchlistError) -> Self {
+        Fail(e.exit_code(), e.to_string())
+    }
+}
+
+fn key_file(g: &Global) -> PathBuf {
+    g.key_file
+        .clone()
+        .unwrap_or_else(|| default_key_file(&g.list))
+}
+
+fn passphrase(var: &str) -> Result<String, Fail> {
+    std::env::var(var)
+        .ok()
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| {
+            Fail(
+                6,
+                format!("environment variable {var} (the passphrase) is not set"),
+            )
+        })
+}
+
+fn secret(g: &Global) -> Result<Secret, Fail> {
+    if g.plaintext {
+        eprintln!("warning: the watch list is not encrypted (--plaintext)");
+        return Ok(Secret::Plaintext);
+    }
+    if let Some(var) = &g.passphrase_env {
+        return Ok(Secret::Passphrase(passphrase(var)?));
+    }
+    Ok(key_from_env_or_file(&key_file(g))?)
+}
+
+fn embedder(g: &Global) -> Result<(ModelSpec, String), Fail> {
+    let spec = ModelSpec::resolve(g.model.as_deref(), "dlib_resnet.onnx", Task::Embedder)
+        .map_err(|e| Fail(1, e.to_string()))?;
+    let id = model_id(&spec).map_err(|e| Fail(1, e.to_string()))?;
+    Ok((spec, id))
+}
+
+fn fmt_time(t: i64) -> String {
+    humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64),
+    )
+    .to_string()
+}
+
+fn parse_expiry(s: &str) -> Result<i64, Fail> {
+    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
+        return Ok(t
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64));
+    }
+    humantime::parse_duration(s)
+        .map(|d| now() + d.as_secs() as i64)
+        .map_err(|_| {
+            Fail(
+                2,
+                format!("--expires {s}: not an RFC 3339 time nor a duration like 30d"),
+            )
+        })
+}
+
+/// One face of a frame read from an input file.
+struct Seen {
+    frame: usize,
+    area: u32,
+    quality: f32,
+    vector: Option<Vec<f32>>,
+    model_id: String,
+}
+
+/// The faces of each frame of a file, through `facedetector ! faceembedder` (the pipelines' code).
+fn read_faces(path: &Path, model: Option<&Path>) -> Result<Vec<Vec<Seen>>, Fail> {
+    let model = model
+        .map(|m| format!("model=\"{}\"", m.display()))
+        .unwrap_or_default();
+    let mut frames: Vec<Vec<Seen>> = Vec::new();
+    gstfacewatch::pipeline::run_file(
+        path,
+        &format!("facedetector ! faceembedder reembed-interval=1 {model}"),
+        |sample| {
+            let Some(buf) = sample.buffer() else { return };
+            let n = frames.len();
+            frames.push(
+                gstfacewatch::meta::faces(buf)
+                    .into_iter()
+                    .map(|f| {
+                        let e = f.embedding;
+                        Seen {
+                            frame: n,
+                            area: f.rect.2 * f.rect.3,
+                            quality: e.as_ref().map_or(0.0, |e| e.quality),
+                            model_id: e.as_ref().map(|e| e.model_id.clone()).unwrap_or_default(),
+                            vector: e.and_then(|e| e.vector),
+                        }
+                    })
+                    .collect(),
+            );
+        },
+    )
+    .map_err(|e| Fail(8, format!("cannot be read: {e}")))?;
+    if frames.is_empty() {
+        return Err(Fail(8, format!("{}: no video frame in it", path.display())));
+    }
+    Ok(frames)
+}
+
+/// At most this many descriptors are taken from one video.
+const MAX_PER_VIDEO: usize = 5;
+
+/// The descriptors to enroll from one file: a photo gives its one face (refusing none or several,
+/// unless `largest`); a video gives the best-quality frames with one face.
+fn descriptors_of(
+    path: &Path,
+    model: Option<&Path>,
+    largest: bool,
+) -> Result<Vec<(Vec<f32>, String)>, Fail> {
+    let frames = read_faces(path, model)?;
+    let bad = |m: String| Fail(8, format!("{}: {m}", path.display()));
+    let pick = |faces: Vec<Seen>| -> Result<Option<Seen>, String> {
+        match faces.len() {
+            0 => Ok(None),
+            1 => Ok(faces.into_iter().next()),
+            _ if largest => Ok(faces.into_iter().max_by_key(|f| f.area)),
+            n => Err(format!(
+                "{n} faces; use a photo of one person, or --largest"
+            )),
+        }
+    };
+    if frames.len() == 1 {
+        let face = pick(frames.into_iter().next().unwrap_or_default())
+            .map_err(bad)?
+            .ok_or_else(|| bad("no face found".into()))?;
+        let q = face.quality;
+        return face
+            .vector
+            .map(|v| vec![(v, face.model_id)])
+            .ok_or_else(|| {
+                bad(format!(
+                    "the face is too small or too poor for a descriptor (quality {q:.2})"
+                ))
+            });
+    }
+    let mut usable: Vec<Seen> = Vec::new();
+    for faces in frames {
+        if let Ok(Some(f)) = pick(faces)
+            && f.vector.is_some()
+        {
+            usable.push(f);
+        }
+    }
+    if usable.is_empty() {
+        return Err(bad("no frame with exactly one usable face".into()));
+    }
+    usable.sort_by(|a, b| b.quality.total_cmp(&a.quality).then(a.frame.cmp(&b.frame)));
+    Ok(usable
+        .into_iter()
+        .take(MAX_PER_VIDEO)
+        .filter_map(|f| f.vector.map(|v| (v, f.model_id)))
+        .collect())
+}
+
+fn run(cli: Cli) -> Result<(), Fail> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Init { force } => {
+            if g.list.exists() && !force {
+                return Err(Fail(
+                    1,
+                    format!("{} exists; use --force to replace it", g.list.display()),
+                ));
+            }
+            let (_, model) = embedder(g)?;
+            let _lock = Lock::acquire(&g.list)?;
+            let s = if g.plaintext {
+                eprintln!("warning: the watch list is not encrypted (--plaintext)");
+                Secret::Plaintext
+            } else if let Some(var) = &g.passphrase_env {
+                Secret::Passphrase(passphrase(var)?)
+            } else {
+                let key = random_key()?;
+                write_key_file(&key_file(g), &key, force)?;
+                println!(
+                    "key file {} (mode 0600): keep it apart from backups of the list",
+                    key_file(g).display()
+                );
+                Secret::Key(key)
+            };
+            save(&g.list, &Watchlist::new(&model), &s)?;
+            println!("created {} for model {model}", g.list.display());
+        }
+        Command::Enroll {
+            label,
+            note,
+            expires,
+            added_by,
+            largest,
+            files,
+        } => {
+            let s = secret(g)?;
+            let (_, model) = embedder(g)?;
+            let expires_at = expires.as_deref().map(parse_expiry).transpose()?;
+            let mut descs = Vec::new();
+            for f in &files {
+                for (v, m) in descriptors_of(f, g.model.as_deref(), largest)? {
+                    if m != model {
+                        return Err(Fail(
+                            7,
+                            format!(
+                                "{}: descriptor from model {m}, expected {model}",
+                                f.display()
+                            ),
+                        ));
+                    }
+                    descs.push(Descriptor {
+                        model_id: m,
+                        vector: v,
+                    });
+                }
+            }
+            let n = descs.len();
+            let who = added_by
+                .unwrap_or_else(|| std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
+            let id = update(
+                &g.list,
+                &s,
+                |list: &mut Watchlist| -> Result<String, Fail> {
+                    if list.model_id != model {
+                        return Err(WatchlistError::ModelMismatch {
+                            path: g.list.clone(),
+                            list: list.model_id.clone(),
+                            expected: model.clone(),
+                        }
+                        .into());
+                    }
+                    if let Some(existing) = list.identities.iter_mut().find(|i| i.label == label) {
+                        existing.descriptors.extend(descs);
+                        if note.is_some() {
+                            existing.note = note;
+                        }
+                        if expires_at.is_some() {
+                            existing.expires_at = expires_at;
+                        }
+                        return Ok(existing.id.clone());
+                    }
+                    let id = new_id()?;
+                    list.identities.push(Identity {
+                        id: id.clone(),
+                        label: label.clone(),
+                        note,
+                        added_by: who,
+                        added_at: now(),
+                        expires_at,
+                        descriptors: descs,
+                    });
+                    Ok(id)
+                },
+            )?;
+            println!(
+                "enrolled {label} ({id}): {n} descriptor(s) from {} file(s)",
+                files.len()
+            );
+        }
+        Command::List { json } => {
+            let list = load(&g.list, &secret(g)?)?;
+            if !json {
+                println!(
+                    "{} identities, model {}",
+                    list.identities.len(),
+                    list.model_id
+                );
+            }
+            for i in &list.identities {
+                let expires = i.expires_at.map(fmt_time);
+                if json {
+                    let v = serde_json::json!({
+                        "id": i.id, "label": i.label, "note": i.note, "added_by": i.added_by,
+                        "added_at": fmt_time(i.added_at), "expires_at": expires,
+                        "expired": i.expired(now()), "descriptors": i.descriptors.len(),
+                    });
+                    println!("{v}");
+                } else {
+                    println!(
+                        "{}  {}  descriptors={}  added={} by {}  expires={}{}",
+                        i.id,
+                        i.label,
+                        i.descriptors.len(),
+                        fmt_time(i.added_at),
+                        i.added_by,
+                        expires.unwrap_or_else(|| "never".into()),
+                        i.note
+                            .as_ref()
+                            .map(|n| format!("  note={n}"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+        }
+        Command::Remove { label, id } => {
+            let s = secret(g)?;
+            let removed = update(&g.list, &s, |list: &mut Watchlist| -> Result<usize, Fail> {
+                let before = list.identities.len();
+                list.identities
+                    .retain(|i| !(label.as_ref() == Some(&i.label) || id.as_ref() == Some(&i.id)));
+                match before - list.identities.len() {
+                    0 => Err(Fail(
+                        9,
+                        format!(
+                            "no identity {} in {}",
+                            label.as_ref().or(id.as_ref()).unwrap(),
+                            g.list.display()
+                        ),
+                    )),
+                    n => Ok(n),
+                }
+            })?;
+            println!(
+                "removed {removed} identit{}",
+                if removed == 1 { "y" } else { "ies" }
+            );
+        }
+        Command::Verify => {
+            let list = load(&g.list, &secret(g)?)?;
+            let (_, model) = embedder(g)?;
+            if list.model_id != model {
+                return Err(WatchlistError::ModelMismatch {
+                    path: g.list.clone(),
+                    list: list.model_id,
+                    expected: model,
+                }
+                .into());
+            }
+            let expired = list.identities.iter().filter(|i| i.expired(now())).count();
+            println!(
+                "ok: {} authentic, {} identities ({expired} expired), model {}",
+                g.list.display(),
+                list.identities.len(),
+                list.model_id
+            );
+        }
+        Command::Rekey { new_passphrase_env } => {
+            let old = secret(g)?;
+            let _lock = Lock::acquire(&g.list)?;
+            let list = load(&g.list, &old)?;
+            match new_passphrase_env {
+                Some(var) => save(&g.list, &list, &Secret::Passphrase(passphrase(&var)?))?,
+                None => {
+                    // New key beside the old one first; the list under the new key; then the swap.
+                    let key = random_key()?;
+                    let kf = key_file(g);
+                    let mut pending = kf.as_os_str().to_owned();
+                    pending.push(".new");
+                    let pending = PathBuf::from(pending);
+                    write_key_file(&pending, &key, true)?;
+                    save(&g.list, &list, &Secret::Key(key))?;
+                    std::fs::rename(&pending, &kf)
+                        .map_err(|e| Fail(3, format!("{}: {e}", kf.display())))?;
+                    println!("new key in {}", kf.display());
+                }
+            }
+            println!("re-encrypted {}", g.list.display());
+        }
+        Command::PurgeExpired => {
+            let s = secret(g)?;
+            let t = now();
+            let n = update(&g.list, &s, |list: &mut Watchlist| -> Result<usize, Fail> {
+                let before = list.identities.len();
+                list.identities.retain(|i| !i.expired(t));
+                Ok(before - list.identities.len())
+            })?;
+            println!(
+                "purged {n} expired identit{}",
+                if n == 1 { "y" } else { "ies" }
+            );
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = gst::init()
+        .map_err(|e| e.to_string())
+        .and_then(|_| gstfacewatch::plugin_register_static().map_err(|e| e.to_string()))
+    {
+        eprintln!("facewatch: GStreamer: {e}");
+        return ExitCode::from(1);
+    }
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Fail(code, msg)) => {
+            eprintln!("facewatch: {msg}");
+            ExitCode::from(code as u8)
+        }
+    }
+}

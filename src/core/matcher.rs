@@ -1,0 +1,273 @@
+//! The matcher's decisions along tracks, GStreamer-free: when a face counts as a match, when to
+//! alert, when to call a track unknown.
+//!
+//! - Only fresh descriptors count (a descriptor reused from the track is not new evidence).
+//! - A fresh descriptor whose best identity scores ≥ `threshold` is a hit for that identity.
+//! - A track is matched to an identity once it has `min_hits` hits for it within the last
+//!   `hit_window` frames; from then on its faces carry the identity.
+//! - An alert (`facewatch-match`) goes out when a track becomes matched, unless the same identity was
+//!   alerted less than `cooldown` seconds before on this camera: one alert per visit.
+//! - With `report_unknown`, a track with `min_hits` fresh descriptors and no match is reported once.
+
+use std::collections::HashMap;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Config {
+    pub threshold: f32,
+    pub min_hits: u32,
+    pub hit_window: u64,
+    /// Seconds.
+    pub cooldown: f64,
+    pub report_unknown: bool,
+}
+
+/// The best identity for one fresh descriptor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Candidate {
+    pub identity_id: String,
+    pub label: String,
+    pub score: f32,
+    pub margin: f32,
+}
+
+/// What a track is known as.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Matched {
+    pub identity_id: String,
+    pub label: String,
+    /// Best score among the hits that made the match.
+    pub score: f32,
+    pub margin: f32,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    Match(Matched),
+    Unknown,
+}
+
+#[derive(Debug, Default)]
+struct TrackState {
+    /// Recent hits: frame and candidate.
+    hits: Vec<(u64, Candidate)>,
+    fresh: u32,
+    matched: Option<Matched>,
+    unknown_reported: bool,
+    last_seen: u64,
+}
+
+#[derive(Debug)]
+pub struct Matcher {
+    config: Config,
+    tracks: HashMap<u64, TrackState>,
+    /// Identity id → time (seconds) of its last alert.
+    last_alert: HashMap<String, f64>,
+}
+
+impl Matcher {
+    pub fn new(config: Config) -> Self {
+        Matcher {
+            config,
+            tracks: HashMap::new(),
+            last_alert: HashMap::new(),
+        }
+    }
+
+    pub fn set_config(&mut self, config: Config) {
+        self.config = config;
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// A face of `track` on `frame` at time `now` (seconds, any monotonic clock). `fresh` is
+    /// `Some(best candidate)` for a descriptor computed on this frame (`Some(None)`: no candidate,
+    /// e.g. an empty list), `None` when the face has no fresh descriptor. Returns what to report.
+    pub fn observe(
+        &mut self,
+        track: u64,
+        frame: u64,
+        fresh: Option<Option<Candidate>>,
+        now: f64,
+    ) -> Option<Event> {
+        let c = self.config;
+        let min_hits = c.min_hits.max(1);
+        let t = self.tracks.entry(track).or_default();
+        t.last_seen = frame;
+        let fresh = fresh?;
+        t.fresh += 1;
+        if let Some(cand) = fresh.filter(|x| x.score >= c.threshold) {
+            t.hits.push((frame, cand));
+        }
+        t.hits
+            .retain(|(f, _)| frame.saturating_sub(*f) < c.hit_window.max(1));
+
+        // The identity with the most hits in the window (ties: the higher best score), if enough.
+        let mut tally: HashMap<&str, (u32, &Candidate)> = HashMap::new();
+        for (_, cand) in &t.hits {
+            let e = tally.entry(cand.identity_id.as_str()).or_insert((0, cand));
+            e.0 += 1;
+            if cand.score > e.1.score {
+                e.1 = cand;
+            }
+        }
+        let leader = tally
+            .into_values()
+            .filter(|(n, _)| *n >= min_hits)
+            .max_by(|a, b| {
+                (a.0, a.1.score)
+                    .partial_cmp(&(b.0, b.1.score))
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            })
+            .map(|(_, best)| best.clone());
+
+        if let Some(best) = leader {
+            if t.matched
+                .as_ref()
+                .is_some_and(|m| m.identity_id == best.identity_id)
+            {
+                return None;
+            }
+            let m = Matched {
+                identity_id: best.identity_id,
+                label: best.label,
+                score: best.score,
+                margin: best.margin,
+            };
+            t.matched = Some(m.clone());
+            let cooled = self
+                .last_alert
+                .get(&m.identity_id)
+                .is_none_or(|last| now - last >= c.cooldown);
+            if cooled {
+                self.last_alert.insert(m.identity_id.clone(), now);
+                return Some(Event::Match(m));
+            }
+            return None;
+        }
+        if c.report_unknown
+            && t.matched.is_none()
+            && !t.unknown_reported
+            && t.fresh >= min_hits
+            && t.hits.is_empty()
+        {
+            t.unknown_reported = true;
+            return Some(Event::Unknown);
+        }
+        None
+    }
+
+    /// What the track is known as.
+    pub fn identity(&self, track: u64) -> Option<&Matched> {
+        self.tracks.get(&track)?.matched.as_ref()
+    }
+
+    /// Forgets tracks not seen for `max_age` frames.
+    pub fn prune(&mut self, frame: u64, max_age: u64) {
+        self.tracks
+            .retain(|_, t| frame.saturating_sub(t.last_seen) <= max_age);
+    }
+
+    /// Forgets every track (alert times stay: a seek is not a new visit).
+    pub fn reset_tracks(&mut self) {
+        self.tracks.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> Config {
+        Config {
+            threshold: 0.6,
+            min_hits: 2,
+            hit_window: 30,
+            cooldown: 10.0,
+            report_unknown: true,
+        }
+    }
+
+    fn cand(id: &str, score: f32) -> Option<Option<Candidate>> {
+        Some(Some(Candidate {
+            identity_id: id.into(),
+            label: format!("label-{id}"),
+            score,
+            margin: 0.3,
+        }))
+    }
+
+    #[test]
+    fn needs_min_hits_of_fresh_descriptors() {
+        let mut m = Matcher::new(cfg());
+        assert_eq!(m.observe(1, 0, cand("a", 0.8), 0.0), None);
+        // reused descriptors (None) are not evidence
+        assert_eq!(m.observe(1, 1, None, 0.04), None);
+        assert_eq!(m.identity(1), None);
+        match m.observe(1, 2, cand("a", 0.9), 0.08) {
+            Some(Event::Match(x)) => {
+                assert_eq!(
+                    (x.identity_id.as_str(), x.label.as_str(), x.score),
+                    ("a", "label-a", 0.9)
+                );
+            }
+            e => panic!("{e:?}"),
+        }
+        assert_eq!(m.identity(1).unwrap().identity_id, "a");
+        // still matched, no second alert
+        assert_eq!(m.observe(1, 3, cand("a", 0.9), 0.12), None);
+    }
+
+    #[test]
+    fn below_threshold_and_outside_window_do_not_count() {
+        let mut m = Matcher::new(cfg());
+        m.observe(1, 0, cand("a", 0.59), 0.0);
+        assert_eq!(m.observe(1, 1, cand("a", 0.7), 0.0), None);
+        // the next hit is 40 frames later: the first left the window
+        assert_eq!(m.observe(1, 41, cand("a", 0.7), 2.0), None);
+        assert!(matches!(
+            m.observe(1, 42, cand("a", 0.7), 2.0),
+            Some(Event::Match(_))
+        ));
+    }
+
+    #[test]
+    fn cooldown_is_per_identity_across_tracks() {
+        let mut m = Matcher::new(cfg());
+        m.observe(1, 0, cand("a", 0.8), 0.0);
+        assert!(m.observe(1, 1, cand("a", 0.8), 0.0).is_some());
+        // the same person on a new track 5 s later: same visit, no alert, but the face is labelled
+        m.observe(2, 100, cand("a", 0.8), 5.0);
+        assert_eq!(m.observe(2, 101, cand("a", 0.8), 5.0), None);
+        assert_eq!(m.identity(2).unwrap().identity_id, "a");
+        // another person alerts at once; the first again after the cooldown
+        m.observe(3, 102, cand("b", 0.8), 5.0);
+        assert!(m.observe(3, 103, cand("b", 0.8), 5.0).is_some());
+        m.observe(4, 400, cand("a", 0.8), 16.0);
+        assert!(m.observe(4, 401, cand("a", 0.8), 16.0).is_some());
+    }
+
+    #[test]
+    fn unknown_once_per_track_only_when_asked() {
+        let mut m = Matcher::new(cfg());
+        assert_eq!(m.observe(1, 0, cand("a", 0.1), 0.0), None);
+        assert_eq!(m.observe(1, 1, Some(None), 0.0), Some(Event::Unknown));
+        assert_eq!(m.observe(1, 2, cand("a", 0.1), 0.0), None);
+        let mut quiet = Matcher::new(Config {
+            report_unknown: false,
+            ..cfg()
+        });
+        quiet.observe(1, 0, cand("a", 0.1), 0.0);
+        assert_eq!(quiet.observe(1, 1, cand("a", 0.1), 0.0), None);
+    }
+
+    #[test]
+    fn prune_forgets_old_tracks() {
+        let mut m = Matcher::new(cfg());
+        m.observe(1, 0, cand("a", 0.8), 0.0);
+        m.observe(1, 1, cand("a", 0.8), 0.0);
+        m.prune(100, 50);
+        assert_eq!(m.identity(1), None);
+    }
+}
