@@ -9,16 +9,16 @@ pub fn model_error(e: &ManifestError) -> gst::ErrorMessage {
         ManifestError::NotFound { .. }
         | ManifestError::MissingModel(_)
         | ManifestError::MissingManifest { .. } => {
-            gst::error_msg!(gst::ResourceError::NotFound, ["{e}"])
+            gst::error_msg!(gst::ResourceError::NotFound, ("{e}"))
         }
-        ManifestError::Invalid { .. } => gst::error_msg!(gst::ResourceError::Settings, ["{e}"]),
+        ManifestError::Invalid { .. } => gst::error_msg!(gst::ResourceError::Settings, ("{e}")),
     }
 }
 
 pub fn runtime_error(e: &RuntimeError) -> gst::ErrorMessage {
     match e {
-        RuntimeError::Library(_) => gst::error_msg!(gst::LibraryError::Init, ["{e}"]),
-        RuntimeError::Model { .. } => gst::error_msg!(gst::ResourceError::OpenRead, ["{e}"]),
-        RuntimeError::Run(_) => gst::error_msg!(gst::StreamError::Failed, ["{e}"]),
+        RuntimeError::Library(_) => gst::error_msg!(gst::LibraryError::Init, ("{e}")),
+        RuntimeError::Model { .. } => gst::error_msg!(gst::ResourceError::OpenRead, ("{e}")),
+        RuntimeError::Run(_) => gst::error_msg!(gst::StreamError::Failed, ("{e}")),
     }
 }

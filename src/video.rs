@@ -113,10 +113,10 @@ impl Input {
     ) -> Result<R, gst::ErrorMessage> {
         let frame =
             gst_video::VideoFrameRef::from_buffer_ref_readable(buf, &self.info).map_err(|_| {
-                gst::error_msg!(gst::StreamError::Failed, ["Could not map the video frame"])
+                gst::error_msg!(gst::StreamError::Failed, ("Could not map the video frame"))
             })?;
         let view = frame_view(&frame, self.format, self.matrix)
-            .map_err(|e| gst::error_msg!(gst::StreamError::Format, ["Bad video frame: {e}"]))?;
+            .map_err(|e| gst::error_msg!(gst::StreamError::Format, ("Bad video frame: {e}")))?;
         Ok(f(&view))
     }
 }

@@ -13,7 +13,7 @@ use gstfacewatch::core::embedder::model_id;
 use gstfacewatch::core::manifest::{ModelSpec, Task};
 use gstfacewatch::core::watchlist::file::{Secret, random_key};
 use gstfacewatch::core::watchlist::store::{
-    Lock, default_key_file, key_from_env_or_file, load, save, update, write_key_file,
+    Lock, default_key_file, load, resolve_key, save, update, write_key_file,
 };
 use gstfacewatch::core::watchlist::{Descriptor, Identity, Watchlist, WatchlistError, new_id, now};
 
@@ -40,7 +40,7 @@ struct Global {
         default_value = "watchlist.fwl"
     )]
     list: PathBuf,
-    /// Key file [default: <list>.key]; $FACEWATCH_KEY (64 hex digits) takes precedence when set
+    /// Key file [default: $FACEWATCH_KEY (64 hex digits) when set, else <list>.key]
     #[arg(long, global = true)]
     key_file: Option<PathBuf>,
     /// Protect the list with a passphrase read from this environment variable instead of a key
@@ -143,7 +143,7 @@ fn secret(g: &Global) -> Result<Secret, Fail> {
     if let Some(var) = &g.passphrase_env {
         return Ok(Secret::Passphrase(passphrase(var)?));
     }
-    Ok(key_from_env_or_file(&key_file(g))?)
+    Ok(resolve_key(g.key_file.as_deref(), &g.list)?)
 }
 
 fn embedder(g: &Global) -> Result<(ModelSpec, String), Fail> {

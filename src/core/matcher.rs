@@ -7,7 +7,14 @@
 //!   `hit_window` frames; from then on its faces carry the identity.
 //! - An alert (`facewatch-match`) goes out when a track becomes matched, unless the same identity was
 //!   alerted less than `cooldown` seconds before on this camera: one alert per visit.
-//! - With `report_unknown`, a track with `min_hits` fresh descriptors and no match is reported once.
+//! - A matched track loses its identity at the first fresh descriptor that is not a hit for it (a
+//!   scene cut or a tracker swap may have put someone else in the track; for redaction, wrongly
+//!   keeping a name is worse than dropping it for a frame).
+//! - A fresh descriptor that differs from the track's previous one by more than same-person
+//!   variation (similarity under `threshold - 0.15`) means someone else now fills the track (a cut
+//!   in the video, a tracker swap): the track starts over as a new subject.
+//! - With `report_unknown`, a subject (a track, or its new subject after a change) with `min_hits`
+//!   fresh descriptors and no match is reported once.
 
 use std::collections::HashMap;
 
@@ -19,6 +26,19 @@ pub struct Config {
     /// Seconds.
     pub cooldown: f64,
     pub report_unknown: bool,
+}
+
+/// How far below the match threshold a track's consecutive fresh descriptors may fall before the
+/// track is taken to hold someone else.
+pub const CONTINUITY_SLACK: f32 = 0.15;
+
+/// A descriptor computed on this frame and what the watch list says about it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fresh {
+    /// Prepared (centred, L2-normalised) descriptor.
+    pub descriptor: Vec<f32>,
+    /// The best identity, if the list has any.
+    pub candidate: Option<Candidate>,
 }
 
 /// The best identity for one fresh descriptor.
@@ -50,6 +70,8 @@ pub enum Event {
 struct TrackState {
     /// Recent hits: frame and candidate.
     hits: Vec<(u64, Candidate)>,
+    /// The previous fresh descriptor (prepared).
+    last: Option<Vec<f32>>,
     fresh: u32,
     matched: Option<Matched>,
     unknown_reported: bool,
@@ -81,14 +103,13 @@ impl Matcher {
         &self.config
     }
 
-    /// A face of `track` on `frame` at time `now` (seconds, any monotonic clock). `fresh` is
-    /// `Some(best candidate)` for a descriptor computed on this frame (`Some(None)`: no candidate,
-    /// e.g. an empty list), `None` when the face has no fresh descriptor. Returns what to report.
+    /// A face of `track` on `frame` at time `now` (seconds, any monotonic clock), with its fresh
+    /// descriptor if one was computed on this frame. Returns what to report.
     pub fn observe(
         &mut self,
         track: u64,
         frame: u64,
-        fresh: Option<Option<Candidate>>,
+        fresh: Option<Fresh>,
         now: f64,
     ) -> Option<Event> {
         let c = self.config;
@@ -96,8 +117,26 @@ impl Matcher {
         let t = self.tracks.entry(track).or_default();
         t.last_seen = frame;
         let fresh = fresh?;
+        if let Some(prev) = &t.last
+            && crate::core::similarity::dot(prev, &fresh.descriptor)
+                < c.threshold - CONTINUITY_SLACK
+        {
+            *t = TrackState::default();
+            t.last_seen = frame;
+        }
+        t.last = Some(fresh.descriptor);
         t.fresh += 1;
-        if let Some(cand) = fresh.filter(|x| x.score >= c.threshold) {
+        let hit = fresh.candidate.filter(|x| x.score >= c.threshold);
+        if let Some(m) = &t.matched
+            && hit.as_ref().is_none_or(|h| h.identity_id != m.identity_id)
+        {
+            let gone = m.identity_id.clone();
+            t.hits.retain(|(_, h)| h.identity_id != gone);
+            t.matched = None;
+            // Count towards "unknown" afresh: one poor descriptor of a known person is no stranger.
+            t.fresh = 0;
+        }
+        if let Some(cand) = hit {
             t.hits.push((frame, cand));
         }
         t.hits
@@ -189,13 +228,24 @@ mod tests {
         }
     }
 
-    fn cand(id: &str, score: f32) -> Option<Option<Candidate>> {
-        Some(Some(Candidate {
-            identity_id: id.into(),
-            label: format!("label-{id}"),
-            score,
-            margin: 0.3,
-        }))
+    /// A fresh descriptor; all the same unless a test says otherwise, so tracks stay one subject.
+    fn cand(id: &str, score: f32) -> Option<Fresh> {
+        Some(Fresh {
+            descriptor: vec![1.0, 0.0],
+            candidate: Some(Candidate {
+                identity_id: id.into(),
+                label: format!("label-{id}"),
+                score,
+                margin: 0.3,
+            }),
+        })
+    }
+
+    fn nobody() -> Option<Fresh> {
+        Some(Fresh {
+            descriptor: vec![1.0, 0.0],
+            candidate: None,
+        })
     }
 
     #[test]
@@ -252,7 +302,7 @@ mod tests {
     fn unknown_once_per_track_only_when_asked() {
         let mut m = Matcher::new(cfg());
         assert_eq!(m.observe(1, 0, cand("a", 0.1), 0.0), None);
-        assert_eq!(m.observe(1, 1, Some(None), 0.0), Some(Event::Unknown));
+        assert_eq!(m.observe(1, 1, nobody(), 0.0), Some(Event::Unknown));
         assert_eq!(m.observe(1, 2, cand("a", 0.1), 0.0), None);
         let mut quiet = Matcher::new(Config {
             report_unknown: false,
@@ -260,6 +310,41 @@ mod tests {
         });
         quiet.observe(1, 0, cand("a", 0.1), 0.0);
         assert_eq!(quiet.observe(1, 1, cand("a", 0.1), 0.0), None);
+    }
+
+    #[test]
+    fn someone_else_in_the_track_ends_the_match() {
+        let mut m = Matcher::new(cfg());
+        m.observe(1, 0, cand("a", 0.8), 0.0);
+        assert!(m.observe(1, 1, cand("a", 0.8), 0.0).is_some());
+        // reused descriptors keep it
+        m.observe(1, 2, None, 0.0);
+        assert!(m.identity(1).is_some());
+        // the first fresh miss ends it
+        m.observe(1, 3, cand("x", 0.1), 0.0);
+        assert_eq!(m.identity(1), None);
+        // and the next person in it can match
+        m.observe(1, 6, cand("b", 0.9), 0.0);
+        assert!(
+            matches!(m.observe(1, 7, cand("b", 0.9), 0.0), Some(Event::Match(x)) if x.identity_id == "b")
+        );
+    }
+
+    #[test]
+    fn a_different_face_in_the_track_starts_a_new_subject() {
+        let mut m = Matcher::new(cfg());
+        m.observe(1, 0, nobody(), 0.0);
+        assert_eq!(m.observe(1, 1, nobody(), 0.0), Some(Event::Unknown));
+        assert_eq!(m.observe(1, 2, nobody(), 0.0), None, "once per subject");
+        // someone else (orthogonal descriptor) in the same track: a new subject, reported again
+        let other = || {
+            Some(Fresh {
+                descriptor: vec![0.0, 1.0],
+                candidate: None,
+            })
+        };
+        assert_eq!(m.observe(1, 3, other(), 0.0), None);
+        assert_eq!(m.observe(1, 4, other(), 0.0), Some(Event::Unknown));
     }
 
     #[test]

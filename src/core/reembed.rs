@@ -3,7 +3,8 @@
 //! A track gets a descriptor the first time it passes the quality gates. After that its descriptor is
 //! reused until one of these holds:
 //! - `interval` > 0 and at least `interval` frames passed since the descriptor was made;
-//! - the face grew clearly: eye distance ≥ `grow` × the one the descriptor was made at;
+//! - the face's size changed clearly: eye distance ≥ `grow` × the one the descriptor was made at,
+//!   or ≤ 1/`grow` of it (a much smaller face may be someone else after a cut);
 //! - its quality improved clearly: ≥ the descriptor's quality + `quality_gain`.
 //!
 //! Tracks not seen for `max_age` frames are forgotten.
@@ -67,6 +68,7 @@ impl DescriptorCache {
         let p = &self.policy;
         (p.interval > 0 && frame.saturating_sub(e.frame) >= p.interval as u64)
             || size >= e.size * p.grow
+            || size * p.grow <= e.size
             || quality >= e.quality + p.quality_gain
     }
 
@@ -121,6 +123,7 @@ mod tests {
         c.store(1, 0, 40.0, 0.5, vec![1.0]);
         assert!(!c.needs(1, 100, 45.0, 0.55));
         assert!(c.needs(1, 100, 52.0, 0.5), "grew 1.3x");
+        assert!(c.needs(1, 100, 30.0, 0.5), "shrank 1.3x");
         assert!(c.needs(1, 100, 40.0, 0.66), "quality +0.16");
         assert!(c.needs(2, 100, 40.0, 0.5), "other track");
     }

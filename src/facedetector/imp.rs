@@ -413,11 +413,11 @@ impl VideoFilterImpl for FaceDetector {
             gst::element_imp_error!(
                 self,
                 gst::CoreError::Negotiation,
-                [
+                (
                     "Unsupported video format {:?} (caps {incaps}); facedetector takes {:?}",
                     in_info.format(),
                     video::FORMATS
-                ]
+                )
             );
             return Err(gst::loggable_error!(CAT, "unsupported format"));
         };

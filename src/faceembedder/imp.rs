@@ -318,9 +318,7 @@ impl BaseTransformImpl for FaceEmbedder {
                 gst::element_imp_warning!(
                     self,
                     gst::StreamError::Format,
-                    [
-                        "Frames without facedetector metadata pass through untouched: put facedetector before faceembedder"
-                    ]
+                    ("Frames without facedetector metadata pass through untouched: put facedetector before faceembedder")
                 );
             }
             return Ok(gst::FlowSuccess::Ok);
@@ -442,10 +440,10 @@ impl VideoFilterImpl for FaceEmbedder {
             gst::element_imp_error!(
                 self,
                 gst::CoreError::Negotiation,
-                [
+                (
                     "Unsupported video format {:?} (caps {incaps})",
                     in_info.format()
-                ]
+                )
             );
             return Err(gst::loggable_error!(CAT, "unsupported format"));
         };

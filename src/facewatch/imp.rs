@@ -13,11 +13,11 @@ use gst_base::subclass::prelude::*;
 
 use crate::core::embedder::{model_id, similarity_for};
 use crate::core::manifest::{ModelSpec, Task};
-use crate::core::matcher::{Candidate, Config, Event, Matcher};
+use crate::core::matcher::{Candidate, Config, Event, Fresh, Matcher};
 use crate::core::similarity::Similarity;
 use crate::core::watchlist::file::Secret;
 use crate::core::watchlist::index::Index;
-use crate::core::watchlist::store::{default_key_file, key_from_env_or_file, load};
+use crate::core::watchlist::store::{load, resolve_key};
 use crate::core::watchlist::{WatchlistError, now};
 use crate::errors::{model_error, runtime_error};
 use crate::meta::{self, Face, IdentityTag};
@@ -139,10 +139,10 @@ fn load_list(
 fn list_error(e: &WatchlistError) -> gst::ErrorMessage {
     match e {
         WatchlistError::Io { error, .. } if error.kind() == std::io::ErrorKind::NotFound => {
-            gst::error_msg!(gst::ResourceError::NotFound, ["{e}"])
+            gst::error_msg!(gst::ResourceError::NotFound, ("{e}"))
         }
-        WatchlistError::Io { .. } => gst::error_msg!(gst::ResourceError::OpenRead, ["{e}"]),
-        _ => gst::error_msg!(gst::ResourceError::Settings, ["{e}"]),
+        WatchlistError::Io { .. } => gst::error_msg!(gst::ResourceError::OpenRead, ("{e}")),
+        _ => gst::error_msg!(gst::ResourceError::Settings, ("{e}")),
     }
 }
 
@@ -157,12 +157,12 @@ impl ObjectImpl for FaceWatch {
                     .build(),
                 glib::ParamSpecString::builder("key-file")
                     .nick("Key file")
-                    .blurb("Key of the watch list. Unset: $FACEWATCH_KEY (hex) if set, else <watchlist>.key")
+                    .blurb("Key file of the watch list. Unset: $FACEWATCH_KEY (64 hex digits) if set, else <watchlist>.key. Read at start")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecBoolean::builder("allow-plaintext")
                     .nick("Allow plaintext")
-                    .blurb("Accept an unencrypted watch list (made with 'facewatch init --plaintext'); posts a warning")
+                    .blurb("Read an unencrypted watch list (made with 'facewatch init --plaintext') instead of an encrypted one; posts a warning")
                     .default_value(DEFAULT_ALLOW_PLAINTEXT)
                     .mutable_ready()
                     .build(),
@@ -349,17 +349,13 @@ impl BaseTransformImpl for FaceWatch {
         let path = s.watchlist.clone().ok_or_else(|| {
             gst::error_msg!(
                 gst::ResourceError::NotFound,
-                ["No watch list: set the 'watchlist' property (a file made with 'facewatch init')"]
+                ("No watch list: set the 'watchlist' property (a file made with 'facewatch init')")
             )
         })?;
         let secret = if s.allow_plaintext {
             Secret::Plaintext
         } else {
-            let key_file = s
-                .key_file
-                .clone()
-                .unwrap_or_else(|| default_key_file(&path));
-            key_from_env_or_file(&key_file).map_err(|e| list_error(&e))?
+            resolve_key(s.key_file.as_deref(), &path).map_err(|e| list_error(&e))?
         };
         let spec = ModelSpec::resolve(s.model.as_deref(), DEFAULT_EMBEDDER_FILE, Task::Embedder)
             .map_err(|e| model_error(&e))?;
@@ -377,10 +373,10 @@ impl BaseTransformImpl for FaceWatch {
             gst::element_imp_warning!(
                 self,
                 gst::ResourceError::Settings,
-                [
+                (
                     "Watch list {} is read without encryption (allow-plaintext)",
                     path.display()
-                ]
+                )
             );
         }
         gst::info!(
@@ -450,9 +446,7 @@ impl BaseTransformImpl for FaceWatch {
                 gst::element_imp_warning!(
                     self,
                     gst::StreamError::Format,
-                    [
-                        "Faces without descriptors pass through unmatched: put faceembedder before facewatch"
-                    ]
+                    ("Faces without descriptors pass through unmatched: put faceembedder before facewatch")
                 );
             }
             return Ok(gst::FlowSuccess::Ok);
@@ -484,7 +478,7 @@ impl BaseTransformImpl for FaceWatch {
                     }
                     let q = state.similarity.prepare(e.vector.as_deref().unwrap_or(&[]));
                     let index = &state.loaded.index;
-                    Some(index.search(&q, unix).map(|h| {
+                    let candidate = index.search(&q, unix).map(|h| {
                         let entry = &index.entries()[h.identity];
                         Candidate {
                             identity_id: entry.id.clone(),
@@ -492,7 +486,21 @@ impl BaseTransformImpl for FaceWatch {
                             score: h.score,
                             margin: h.margin,
                         }
-                    }))
+                    });
+                    if let Some(c) = &candidate {
+                        gst::debug!(
+                            CAT,
+                            imp = self,
+                            "track {}: best {} {:.3}",
+                            f.track_id,
+                            c.label,
+                            c.score
+                        );
+                    }
+                    Some(Fresh {
+                        descriptor: q,
+                        candidate,
+                    })
                 }
                 _ => None,
             };
@@ -515,7 +523,7 @@ impl BaseTransformImpl for FaceWatch {
         drop(guard);
         self.post_notice(notice);
         if let Some(m) = mismatch {
-            gst::element_imp_error!(self, gst::StreamError::WrongType, ["{m}"]);
+            gst::element_imp_error!(self, gst::StreamError::WrongType, ("{m}"));
             return Err(gst::FlowError::Error);
         }
 
@@ -652,7 +660,7 @@ impl FaceWatch {
                 gst::element_imp_warning!(
                     self,
                     gst::ResourceError::Read,
-                    ["Watch list not reloaded, the previous one stays in use: {e}"]
+                    ("Watch list not reloaded, the previous one stays in use: {e}")
                 );
                 false
             }

@@ -73,7 +73,18 @@ pub fn random_key() -> Result<[u8; 32], WatchlistError> {
     random::<32>()
 }
 
+/// Argon2id costs a reader accepts from a header (read before the file is authenticated, so an
+/// edited header must not make the reader allocate or spin without bound).
+const ARGON2_MAX_M_KIB: u32 = 1024 * 1024;
+const ARGON2_MAX_T: u32 = 16;
+const ARGON2_MAX_P: u32 = 8;
+
 fn derive(pass: &str, salt: &[u8], m: u32, t: u32, p: u32) -> Result<[u8; 32], String> {
+    if m > ARGON2_MAX_M_KIB || t > ARGON2_MAX_T || p > ARGON2_MAX_P {
+        return Err(format!(
+            "Argon2 costs m={m} KiB t={t} p={p} exceed the accepted limits"
+        ));
+    }
     let params = argon2::Params::new(m, t, p, Some(32)).map_err(|e| e.to_string())?;
     let mut key = [0u8; 32];
     argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)

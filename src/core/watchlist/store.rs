@@ -144,15 +144,26 @@ pub fn parse_key(text: &str, source: &str) -> Result<[u8; 32], WatchlistError> {
 }
 
 pub fn read_key_file(path: &Path) -> Result<[u8; 32], WatchlistError> {
-    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    let text = std::fs::read_to_string(path).map_err(|e| WatchlistError::BadKey {
+        source: path.display().to_string(),
+        reason: if e.kind() == std::io::ErrorKind::NotFound {
+            "no such key file (made by 'facewatch init'; or set FACEWATCH_KEY)".into()
+        } else {
+            e.to_string()
+        },
+    })?;
     parse_key(&text, &path.display().to_string())
 }
 
-/// The secret for a list: `FACEWATCH_KEY` (hex) when set, else the key file.
-pub fn key_from_env_or_file(key_file: &Path) -> Result<Secret, WatchlistError> {
+/// The key of `list`: the key file named explicitly, else `FACEWATCH_KEY` (hex) when set, else the
+/// default key file `<list>.key`.
+pub fn resolve_key(explicit: Option<&Path>, list: &Path) -> Result<Secret, WatchlistError> {
+    if let Some(f) = explicit {
+        return Ok(Secret::Key(read_key_file(f)?));
+    }
     match std::env::var("FACEWATCH_KEY") {
         Ok(k) if !k.trim().is_empty() => Ok(Secret::Key(parse_key(&k, "FACEWATCH_KEY")?)),
-        _ => Ok(Secret::Key(read_key_file(key_file)?)),
+        _ => Ok(Secret::Key(read_key_file(&default_key_file(list))?)),
     }
 }
 

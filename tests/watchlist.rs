@@ -1,0 +1,484 @@
+//! The watch list end to end: the `facewatch` CLI makes and changes lists, real pipelines
+//! `facedetector ! faceembedder ! facewatch` match clips made from the photos.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{photo, require_runtime, run_pipeline};
+use gst::prelude::*;
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("facewatch-wl-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Runs the CLI on `list`; returns the exit code and stdout + stderr.
+fn cli(list: &Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_facewatch"))
+        .arg("--list")
+        .arg(list)
+        .args(args)
+        .env_remove("FACEWATCH_KEY")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn ok(list: &Path, args: &[&str]) -> String {
+    let (code, text) = cli(list, args);
+    assert_eq!(code, 0, "facewatch {args:?}: {text}");
+    text
+}
+
+/// A new list with obama enrolled from obama.jpg.
+fn obama_list(name: &str) -> (PathBuf, PathBuf) {
+    let d = scratch(name);
+    let list = d.join("w.fwl");
+    ok(&list, &["init"]);
+    ok(
+        &list,
+        &[
+            "enroll",
+            "--label",
+            "obama",
+            photo("obama.jpg").to_str().unwrap(),
+        ],
+    );
+    (d, list)
+}
+
+/// A 10 fps clip of 640x480 segments, `frames` frames of each photo, through the three elements.
+fn clip(segments: &[(&str, usize)], list: &Path, props: &str) -> common::Run {
+    require_runtime();
+    let mut desc = format!(
+        "concat name=c ! facedetector ! faceembedder reembed-interval=2 ! facewatch name=fw watchlist=\"{}\" {props} \
+         ! appsink name=sink",
+        list.display()
+    );
+    for (p, n) in segments {
+        desc += &format!(
+            " filesrc location=\"{}\" ! decodebin ! imagefreeze num-buffers={n} ! videoconvert ! videoscale \
+             ! video/x-raw,format=I420,width=640,height=480,pixel-aspect-ratio=1/1,framerate=10/1 ! c.",
+            photo(p).display()
+        );
+    }
+    run_pipeline(&desc)
+}
+
+fn messages<'a>(run: &'a common::Run, name: &str) -> Vec<&'a gst::Structure> {
+    run.element_messages
+        .iter()
+        .filter(|s| s.name() == name)
+        .collect()
+}
+
+/// Which 1-second segment a message's running time falls in.
+fn segment_of(s: &gst::Structure) -> u64 {
+    s.get::<Option<gst::ClockTime>>("running-time")
+        .unwrap()
+        .expect("running time")
+        .seconds()
+}
+
+#[test]
+fn matches_only_the_enrolled_person() {
+    let (d, list) = obama_list("e2e");
+    let segs = [
+        ("obama2.jpg", 10),
+        ("obama3.jpg", 10),
+        ("biden.jpg", 10),
+        ("astronaut.png", 10),
+    ];
+    let run = clip(&segs, &list, "cooldown=0");
+    assert!(run.error.is_none(), "{:?}", run.error);
+    assert_eq!(run.buffers.len(), 40);
+    let matches = messages(&run, "facewatch-match");
+    assert!(!matches.is_empty(), "no match: {:?}", run.element_messages);
+    let key_list = std::fs::read_to_string(d.join("w.fwl.key")).unwrap();
+    for m in &matches {
+        assert_eq!(m.get::<String>("label").unwrap(), "obama");
+        assert!(segment_of(m) <= 1, "match outside the obama segments: {m}");
+        assert!(m.get::<f64>("score").unwrap() >= m.get::<f64>("threshold").unwrap());
+        assert_eq!(m.get::<String>("camera-id").unwrap(), "fw");
+        assert!(
+            m.get::<String>("model-id")
+                .unwrap()
+                .starts_with("dlib_resnet:")
+        );
+        for f in [
+            "identity-id",
+            "margin",
+            "track-id",
+            "x",
+            "y",
+            "width",
+            "height",
+            "pts",
+            "stream-time",
+            "utc",
+            "frame",
+        ] {
+            assert!(m.has_field(f), "{f} missing in {m}");
+        }
+        // no descriptor, no image, no key in a message
+        let text = m.to_string();
+        assert!(!text.contains("descriptor") && !text.contains(key_list.trim()));
+    }
+    // both obama segments produce a match (a new track each, or the same track carried on)
+    let tagged: Vec<bool> = run
+        .buffers
+        .iter()
+        .map(|b| {
+            gstfacewatch::meta::faces(b)
+                .iter()
+                .any(|f| f.identity.as_ref().is_some_and(|i| i.label == "obama"))
+        })
+        .collect();
+    assert!(
+        tagged[..20].iter().filter(|t| **t).count() >= 10,
+        "{tagged:?}"
+    );
+    // After the cut to biden the track may carry the name until its next fresh descriptor (at most
+    // reembed-interval = 2 frames), never longer.
+    assert!(
+        tagged[22..].iter().all(|t| !t),
+        "biden/astronaut tagged as obama: {tagged:?}"
+    );
+    assert!(
+        messages(&run, "facewatch-unknown").is_empty(),
+        "unknowns only when asked"
+    );
+
+    let run = clip(&segs, &list, "cooldown=0 report-unknown=true");
+    let unknown: Vec<u64> = messages(&run, "facewatch-unknown")
+        .iter()
+        .map(|m| segment_of(m))
+        .collect();
+    assert!(unknown.contains(&2) && unknown.contains(&3), "{unknown:?}");
+    assert!(unknown.iter().all(|s| *s >= 2), "{unknown:?}");
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn one_alert_per_visit() {
+    let (d, list) = obama_list("cooldown");
+    let run = clip(&[("obama2.jpg", 60)], &list, "");
+    assert!(run.error.is_none(), "{:?}", run.error);
+    assert_eq!(
+        messages(&run, "facewatch-match").len(),
+        1,
+        "{:?}",
+        run.element_messages
+    );
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn expired_identity_never_matches() {
+    let d = scratch("expired");
+    let list = d.join("w.fwl");
+    ok(&list, &["init"]);
+    ok(
+        &list,
+        &[
+            "enroll",
+            "--label",
+            "obama",
+            "--expires",
+            "2020-01-01T00:00:00Z",
+            photo("obama.jpg").to_str().unwrap(),
+        ],
+    );
+    let run = clip(&[("obama2.jpg", 20)], &list, "");
+    assert!(run.error.is_none(), "{:?}", run.error);
+    assert!(messages(&run, "facewatch-match").is_empty());
+    assert!(ok(&list, &["purge-expired"]).contains("purged 1"));
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+/// Frames pushed in real time through the elements while the list changes on disk.
+#[test]
+fn hot_reload_and_a_bad_reload_keeps_the_old_list() {
+    require_runtime();
+    let (d, list) = obama_list("reload");
+    let pipeline = gst::parse::launch(&format!(
+        "appsrc name=src format=time caps=video/x-raw,format=I420,width=640,height=480,framerate=10/1 \
+         ! facedetector ! faceembedder reembed-interval=1 ! facewatch watchlist=\"{}\" cooldown=0 \
+         ! appsink name=sink sync=false",
+        list.display()
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let src = pipeline
+        .by_name("src")
+        .unwrap()
+        .downcast::<gst_app::AppSrc>()
+        .unwrap();
+    let sink = pipeline
+        .by_name("sink")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    let bus = pipeline.bus().unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let frame_of = |name: &str| {
+        let run = run_pipeline(&format!(
+            "{} ! videoscale ! video/x-raw,format=I420,width=640,height=480,pixel-aspect-ratio=1/1 ! appsink name=sink",
+            common::photo_src(name, "video/x-raw")
+        ));
+        run.buffers[0].copy_deep().unwrap()
+    };
+    let (biden, obama) = (frame_of("biden.jpg"), frame_of("obama2.jpg"));
+    let mut n = 0u64;
+    // Pushes `count` frames, at most 10 a second, and waits until they came out of the elements.
+    let mut push = |frame: &gst::Buffer, count: usize| {
+        for _ in 0..count {
+            let mut b = frame.copy();
+            b.get_mut()
+                .unwrap()
+                .set_pts(gst::ClockTime::from_mseconds(100 * n));
+            n += 1;
+            let t = std::time::Instant::now();
+            src.push_buffer(b).unwrap();
+            sink.pull_sample().unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(100).saturating_sub(t.elapsed()));
+        }
+    };
+    let mut seen = Vec::new();
+    let drain = |seen: &mut Vec<String>| {
+        while let Some(m) = bus.pop() {
+            match m.view() {
+                gst::MessageView::Element(e) => {
+                    let s = e.structure().unwrap();
+                    let label = s.get::<String>("label").unwrap_or_default();
+                    seen.push(format!("{}:{label}", s.name()));
+                }
+                gst::MessageView::Warning(w) => {
+                    seen.push(format!("warning:{} {:?}", w.error(), w.debug()))
+                }
+                gst::MessageView::Error(e) => panic!("{}", e.error()),
+                _ => {}
+            }
+        }
+    };
+    push(&biden, 10);
+    drain(&mut seen);
+    assert!(
+        !seen.iter().any(|s| s.starts_with("facewatch-match")),
+        "{seen:?}"
+    );
+    // enroll biden while the pipeline plays
+    ok(
+        &list,
+        &[
+            "enroll",
+            "--label",
+            "biden",
+            photo("biden.jpg").to_str().unwrap(),
+        ],
+    );
+    push(&biden, 30);
+    drain(&mut seen);
+    assert!(seen.iter().any(|s| s == "facewatch-reloaded:"), "{seen:?}");
+    assert!(
+        seen.iter().any(|s| s == "facewatch-match:biden"),
+        "{seen:?}"
+    );
+    // a corrupt file replaces the list: a warning, the old list stays in use
+    let before = seen.len();
+    std::fs::write(&list, b"FWATCHL\0 this is not a watch list any more").unwrap();
+    push(&biden, 20);
+    push(&obama, 30);
+    drain(&mut seen);
+    let after = &seen[before..];
+    assert!(
+        after
+            .iter()
+            .any(|s| s.starts_with("warning:") && s.contains("previous one stays")),
+        "{after:?}"
+    );
+    assert!(
+        after.iter().any(|s| s == "facewatch-match:obama"),
+        "{after:?} / {seen:?}"
+    );
+    src.end_of_stream().unwrap();
+    pipeline.set_state(gst::State::Null).unwrap();
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn every_bad_file_is_a_distinct_clear_error() {
+    let (d, list) = obama_list("errors");
+    let good = std::fs::read(&list).unwrap();
+    let bad = d.join("bad.fwl");
+    std::fs::copy(d.join("w.fwl.key"), d.join("bad.fwl.key")).unwrap();
+    let mut cases: Vec<(&str, Vec<u8>, i32, &str)> = Vec::new();
+    let mut tampered = good.clone();
+    let last = tampered.len() - 30;
+    tampered[last] ^= 0x40;
+    cases.push(("tampered", tampered, 5, "failed authentication"));
+    cases.push(("truncated", good[..good.len() - 7].to_vec(), 4, "truncated"));
+    let mut future = good.clone();
+    future[8] = 9;
+    cases.push(("future", future, 7, "newer"));
+    cases.push((
+        "garbage",
+        b"hello".to_vec(),
+        4,
+        "not a facewatch watch list",
+    ));
+    for (what, bytes, code, phrase) in &cases {
+        std::fs::write(&bad, bytes).unwrap();
+        let (c, text) = cli(&bad, &["verify"]);
+        assert_eq!(c, *code, "{what}: {text}");
+        assert!(
+            text.contains(phrase) && text.contains("bad.fwl"),
+            "{what}: {text}"
+        );
+        // the element refuses it at start, naming the file
+        let run = run_pipeline(&format!(
+            "videotestsrc num-buffers=1 ! video/x-raw,width=64,height=64 ! facewatch watchlist=\"{}\" ! fakesink",
+            bad.display()
+        ));
+        assert!(run.start_failed, "{what}");
+        let e = run.error.unwrap_or_default();
+        assert!(e.contains(phrase) && e.contains("bad.fwl"), "{what}: {e}");
+    }
+    // wrong key
+    std::fs::write(&bad, &good).unwrap();
+    std::fs::write(d.join("other.key"), "ab".repeat(32)).unwrap();
+    let (c, text) = cli(
+        &bad,
+        &[
+            "--key-file",
+            d.join("other.key").to_str().unwrap(),
+            "verify",
+        ],
+    );
+    assert_eq!(c, 6, "{text}");
+    assert!(text.contains("wrong key"), "{text}");
+    // a list made for another embedder model
+    gstfacewatch::core::watchlist::store::save(
+        &bad,
+        &gstfacewatch::core::watchlist::Watchlist::new("other_model:0123456789abcdef"),
+        &gstfacewatch::core::watchlist::file::Secret::Key(
+            gstfacewatch::core::watchlist::store::read_key_file(&d.join("bad.fwl.key")).unwrap(),
+        ),
+    )
+    .unwrap();
+    let (c, text) = cli(&bad, &["verify"]);
+    assert_eq!(c, 7, "{text}");
+    assert!(
+        text.contains("other_model") && text.contains("re-enroll"),
+        "{text}"
+    );
+    // failed writes leave the list as it was
+    let before = std::fs::read(&list).unwrap();
+    let (c, text) = cli(
+        &list,
+        &[
+            "enroll",
+            "--label",
+            "group",
+            photo("t1.jpg").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(c, 8, "{text}");
+    assert!(
+        text.contains("t1.jpg") && text.contains("6 faces"),
+        "{text}"
+    );
+    let (c, _) = cli(
+        &list,
+        &[
+            "--key-file",
+            d.join("other.key").to_str().unwrap(),
+            "enroll",
+            "--label",
+            "x",
+            photo("biden.jpg").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(c, 6);
+    let (c, _) = cli(&list, &["remove", "--label", "nobody"]);
+    assert_eq!(c, 9);
+    assert_eq!(
+        std::fs::read(&list).unwrap(),
+        before,
+        "the list changed after failed writes"
+    );
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn concurrent_enrolls_both_land() {
+    let d = scratch("concurrent");
+    let list = d.join("w.fwl");
+    ok(&list, &["init"]);
+    let spawn = |label: &str, p: &str| {
+        Command::new(env!("CARGO_BIN_EXE_facewatch"))
+            .arg("--list")
+            .arg(&list)
+            .args(["enroll", "--label", label, photo(p).to_str().unwrap()])
+            .env_remove("FACEWATCH_KEY")
+            .spawn()
+            .unwrap()
+    };
+    let (mut a, mut b) = (
+        spawn("biden", "biden.jpg"),
+        spawn("astronaut", "astronaut.png"),
+    );
+    assert!(a.wait().unwrap().success() && b.wait().unwrap().success());
+    let listed = ok(&list, &["list"]);
+    assert!(
+        listed.contains("2 identities") && listed.contains("biden") && listed.contains("astronaut"),
+        "{listed}"
+    );
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn list_never_shows_descriptors_and_the_file_is_encrypted() {
+    let (d, list) = obama_list("privacy");
+    let json = ok(&list, &["list", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
+    assert_eq!(v["label"], "obama");
+    assert_eq!(v["descriptors"], 1);
+    assert!(!json.contains('['), "no vectors in the listing: {json}");
+    let bytes = std::fs::read(&list).unwrap();
+    assert!(
+        !bytes.windows(5).any(|w| w == b"obama"),
+        "label visible in the file"
+    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(d.join("w.fwl.key"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    // rekey: the old key no longer opens it, the new one does
+    let old_key = std::fs::read_to_string(d.join("w.fwl.key")).unwrap();
+    ok(&list, &["rekey"]);
+    assert_ne!(
+        std::fs::read_to_string(d.join("w.fwl.key")).unwrap(),
+        old_key
+    );
+    ok(&list, &["verify"]);
+    std::fs::write(d.join("old.key"), old_key).unwrap();
+    assert_eq!(
+        cli(
+            &list,
+            &["--key-file", d.join("old.key").to_str().unwrap(), "verify"]
+        )
+        .0,
+        6
+    );
+    std::fs::remove_dir_all(d).unwrap();
+}
