@@ -41,7 +41,10 @@ fn time(iterations: usize, mut f: impl FnMut()) -> (Vec<f64>, f64) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     if args.len() < 3 {
         eprintln!("usage: embedder FRAME.i420 WIDTH HEIGHT [ITERATIONS]");
         std::process::exit(2);
@@ -50,14 +53,31 @@ fn main() {
     let (w, h): (usize, usize) = (args[1].parse().unwrap(), args[2].parse().unwrap());
     let iterations: usize = args.get(3).map_or(50, |s| s.parse().unwrap());
     let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
-    assert_eq!(data.len(), w * h + 2 * cw * ch, "not an I420 frame of {w}x{h}");
+    assert_eq!(
+        data.len(),
+        w * h + 2 * cw * ch,
+        "not an I420 frame of {w}x{h}"
+    );
     let (y, rest) = data.split_at(w * h);
     let (u, v) = rest.split_at(cw * ch);
-    let frame = FrameView::new(PixelFormat::I420, w, h, &[y, u, v], &[w, cw, cw], YuvMatrix::BT601).unwrap();
+    let frame = FrameView::new(
+        PixelFormat::I420,
+        w,
+        h,
+        &[y, u, v],
+        &[w, cw, cw],
+        YuvMatrix::BT601,
+    )
+    .unwrap();
 
-    let threads: u32 = std::env::var("BENCH_THREADS").ok().and_then(|s| s.parse().ok()).unwrap_or(2);
-    let det_spec = ModelSpec::resolve(None, "centerface.onnx", Task::Detector).expect("run scripts/setup.sh");
-    let emb_spec = ModelSpec::resolve(None, "dlib_resnet.onnx", Task::Embedder).expect("run scripts/setup.sh");
+    let threads: u32 = std::env::var("BENCH_THREADS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
+    let det_spec =
+        ModelSpec::resolve(None, "centerface.onnx", Task::Detector).expect("run scripts/setup.sh");
+    let emb_spec =
+        ModelSpec::resolve(None, "dlib_resnet.onnx", Task::Embedder).expect("run scripts/setup.sh");
     let mut det = Detector::new(det_spec, threads, 640).unwrap();
     let mut emb = Embedder::new(emb_spec, threads).unwrap();
     let params = DetectParams::default();
@@ -65,13 +85,20 @@ fn main() {
     let n = faces.len();
     assert!(n > 0, "no face in the frame");
     let (tw, th) = det.tensor_size(w, h);
-    println!("{{\"impl\":\"facewatch\",\"step\":\"faces\",\"frame\":\"{w}x{h}\",\"tensor\":\"{tw}x{th}\",\"faces\":{n}}}");
+    println!(
+        "{{\"impl\":\"facewatch\",\"step\":\"faces\",\"frame\":\"{w}x{h}\",\"tensor\":\"{tw}x{th}\",\"faces\":{n}}}"
+    );
 
     // a) the embedder alone on real chips of this frame, batch 1 and 8
     let len = emb.chip_len();
     let mut chips = vec![0f32; 8 * len];
     for k in 0..8 {
-        emb.chip(&frame, &faces[k % n].landmarks, &mut chips[k * len..(k + 1) * len]).unwrap();
+        emb.chip(
+            &frame,
+            &faces[k % n].landmarks,
+            &mut chips[k * len..(k + 1) * len],
+        )
+        .unwrap();
     }
     for b in [1usize, 8] {
         let (mut ms, total) = time(iterations, || {
