@@ -7,6 +7,7 @@ mod errors;
 mod facedetector;
 mod faceembedder;
 mod facewatch;
+mod facewatchbin;
 pub mod meta;
 pub mod pipeline;
 mod video;
@@ -16,6 +17,7 @@ fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     facedetector::register(plugin)?;
     faceembedder::register(plugin)?;
     facewatch::register(plugin)?;
+    facewatchbin::register(plugin)?;
     Ok(())
 }
 

@@ -2,6 +2,8 @@
 //!
 //! A track gets a descriptor the first time it passes the quality gates. After that its descriptor is
 //! reused until one of these holds:
+//! - `interval` > 0 and the track has fewer than `warmup` descriptors: a new face gets a few in a
+//!   row, so that the matcher can decide within frames, not seconds;
 //! - `interval` > 0 and at least `interval` frames passed since the descriptor was made;
 //! - the face's size changed clearly: eye distance ≥ `grow` × the one the descriptor was made at,
 //!   or ≤ 1/`grow` of it (a much smaller face may be someone else after a cut);
@@ -15,6 +17,8 @@ use std::collections::HashMap;
 pub struct Policy {
     /// Frames between refreshes; 0 = never refresh on time alone (once per track).
     pub interval: u32,
+    /// Descriptors a new track gets on consecutive frames (when `interval` > 0).
+    pub warmup: u32,
     pub grow: f32,
     pub quality_gain: f32,
     pub max_age: u64,
@@ -24,6 +28,7 @@ impl Default for Policy {
     fn default() -> Self {
         Policy {
             interval: 0,
+            warmup: 3,
             grow: 1.3,
             quality_gain: 0.15,
             max_age: 300,
@@ -39,6 +44,8 @@ pub struct Entry {
     pub size: f32,
     /// Frame the descriptor was made on.
     pub frame: u64,
+    /// Descriptors made for this track so far.
+    pub count: u32,
     last_seen: u64,
 }
 
@@ -66,7 +73,7 @@ impl DescriptorCache {
             return true;
         };
         let p = &self.policy;
-        (p.interval > 0 && frame.saturating_sub(e.frame) >= p.interval as u64)
+        (p.interval > 0 && (e.count < p.warmup || frame.saturating_sub(e.frame) >= p.interval as u64))
             || size >= e.size * p.grow
             || size * p.grow <= e.size
             || quality >= e.quality + p.quality_gain
@@ -80,6 +87,7 @@ impl DescriptorCache {
     }
 
     pub fn store(&mut self, track: u64, frame: u64, size: f32, quality: f32, descriptor: Vec<f32>) {
+        let count = self.entries.get(&track).map_or(0, |e| e.count) + 1;
         self.entries.insert(
             track,
             Entry {
@@ -87,6 +95,7 @@ impl DescriptorCache {
                 quality,
                 size,
                 frame,
+                count,
                 last_seen: frame,
             },
         );
@@ -132,9 +141,12 @@ mod tests {
     fn interval_refreshes_and_prune_forgets() {
         let mut c = DescriptorCache::new(Policy {
             interval: 10,
+            warmup: 2,
             max_age: 5,
             ..Policy::default()
         });
+        c.store(1, 0, 40.0, 0.5, vec![1.0]);
+        assert!(c.needs(1, 1, 40.0, 0.5), "warm-up: a second descriptor at once");
         c.store(1, 0, 40.0, 0.5, vec![1.0]);
         assert!(!c.needs(1, 9, 40.0, 0.5));
         assert!(c.needs(1, 10, 40.0, 0.5));

@@ -118,8 +118,9 @@ impl ObjectImpl for FaceEmbedder {
                     .nick("Re-embed interval")
                     .blurb(
                         "Frames after which a tracked face gets a fresh descriptor (0 = once per track). \
-                         A track is also re-embedded when its face grows 1.3x or its quality rises by \
-                         0.15; otherwise its last descriptor is reused",
+                         With N > 0 a new track first gets 3 descriptors on consecutive frames, so the \
+                         matcher can decide quickly. A track is also re-embedded when its face size \
+                         changes 1.3x or its quality rises by 0.15; otherwise its last descriptor is reused",
                     )
                     .default_value(DEFAULT_REEMBED_INTERVAL)
                     .mutable_playing()

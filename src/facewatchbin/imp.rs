@@ -1,0 +1,233 @@
+//! facewatchbin implementation: a bin `videoconvert ! facedetector ! faceembedder ! facewatch` with
+//! ghost pads and the main properties of its children proxied. The `videoconvert` works in
+//! passthrough (no copy, no conversion) whenever upstream already delivers a format the elements read
+//! (RGB, BGR, RGBx, BGRx, xRGB, xBGR, RGBA, BGRA, I420, NV12), and converts only otherwise.
+
+use std::sync::LazyLock;
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "facewatchbin",
+        gst::DebugColorFlags::empty(),
+        Some("facewatch detector + embedder + matcher"),
+    )
+});
+
+/// Proxied properties: (bin property, child, child property).
+const PROXIED: [(&str, &str, &str); 13] = [
+    ("watchlist", "watch", "watchlist"),
+    ("key-file", "watch", "key-file"),
+    ("allow-plaintext", "watch", "allow-plaintext"),
+    ("threshold", "watch", "threshold"),
+    ("min-hits", "watch", "min-hits"),
+    ("cooldown", "watch", "cooldown"),
+    ("camera-id", "watch", "camera-id"),
+    ("report-unknown", "watch", "report-unknown"),
+    ("interval", "detect", "interval"),
+    ("inference-size", "detect", "inference-size"),
+    ("detector-model", "detect", "model"),
+    ("embedder-model", "embed", "model"),
+    ("reembed-interval", "embed", "reembed-interval"),
+];
+
+pub struct FaceWatchBin {
+    convert: gst::Element,
+    detect: gst::Element,
+    embed: gst::Element,
+    watch: gst::Element,
+}
+
+impl FaceWatchBin {
+    fn child(&self, name: &str) -> &gst::Element {
+        match name {
+            "detect" => &self.detect,
+            "embed" => &self.embed,
+            _ => &self.watch,
+        }
+    }
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for FaceWatchBin {
+    const NAME: &'static str = "GstFaceWatchBin";
+    type Type = super::FaceWatchBin;
+    type ParentType = gst::Bin;
+
+    fn new() -> Self {
+        let make = |factory: &str, name: &str| {
+            gst::ElementFactory::make(factory)
+                .name(name)
+                .build()
+                .unwrap_or_else(|_| panic!("element {factory} (gst-plugins-base / facewatch) is missing"))
+        };
+        FaceWatchBin {
+            convert: make("videoconvert", "convert"),
+            detect: make("facedetector", "detect"),
+            embed: make("faceembedder", "embed"),
+            watch: make("facewatch", "watch"),
+        }
+    }
+}
+
+impl ObjectImpl for FaceWatchBin {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            let mut v = Vec::new();
+            for (name, factory, child_prop) in PROXIED {
+                let factory = match factory {
+                    "detect" => "facedetector",
+                    "embed" => "faceembedder",
+                    _ => "facewatch",
+                };
+                let element = gst::ElementFactory::make(factory).build().expect("facewatch element");
+                let pspec = element
+                    .find_property(child_prop)
+                    .expect("proxied property exists");
+                v.push(renamed(&pspec, name));
+            }
+            v.push(
+                glib::ParamSpecUInt::builder("threads")
+                    .nick("Threads")
+                    .blurb("ONNX Runtime intra-op threads of the detector and of the embedder each (0 = available cores, at most 4). Read at start")
+                    .maximum(256)
+                    .default_value(0)
+                    .mutable_ready()
+                    .build(),
+            );
+            v
+        });
+        PROPS.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        if pspec.name() == "threads" {
+            self.detect.set_property_from_value("threads", value);
+            self.embed.set_property_from_value("threads", value);
+            return;
+        }
+        let (_, child, prop) = PROXIED.iter().find(|p| p.0 == pspec.name()).expect("known property");
+        gst::debug!(CAT, imp = self, "{} → {child}.{prop}", pspec.name());
+        self.child(child).set_property_from_value(prop, value);
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        if pspec.name() == "threads" {
+            return self.detect.property_value("threads");
+        }
+        if pspec.name() == "camera-id" && self.watch_camera_unset() {
+            return self.obj().name().to_value();
+        }
+        let (_, child, prop) = PROXIED.iter().find(|p| p.0 == pspec.name()).expect("known property");
+        self.child(child).property_value(prop)
+    }
+
+    fn constructed(&self) {
+        self.parent_constructed();
+        let obj = self.obj();
+        obj.add_many([&self.convert, &self.detect, &self.embed, &self.watch])
+            .expect("add children");
+        gst::Element::link_many([&self.convert, &self.detect, &self.embed, &self.watch]).expect("link children");
+        let sink = gst::GhostPad::builder_with_target(&self.convert.static_pad("sink").expect("sink pad"))
+            .expect("ghost sink")
+            .name("sink")
+            .build();
+        let src = gst::GhostPad::builder_with_target(&self.watch.static_pad("src").expect("src pad"))
+            .expect("ghost src")
+            .name("src")
+            .build();
+        obj.add_pad(&sink).expect("add sink");
+        obj.add_pad(&src).expect("add src");
+    }
+}
+
+/// A copy of a child's property spec under another name: same type, blurb, range and default, so
+/// gst-inspect shows the child's documentation.
+fn renamed(p: &glib::ParamSpec, name: &str) -> glib::ParamSpec {
+    let flags = p.flags();
+    let (nick, blurb) = (p.nick().to_string(), p.blurb().unwrap_or_default().to_string());
+    if let Some(p) = p.downcast_ref::<glib::ParamSpecString>() {
+        glib::ParamSpecString::builder(name)
+            .nick(&nick)
+            .blurb(&blurb)
+            .default_value(p.default_value())
+            .flags(flags)
+            .build()
+    } else if let Some(p) = p.downcast_ref::<glib::ParamSpecFloat>() {
+        glib::ParamSpecFloat::builder(name)
+            .nick(&nick)
+            .blurb(&blurb)
+            .minimum(p.minimum())
+            .maximum(p.maximum())
+            .default_value(p.default_value())
+            .flags(flags)
+            .build()
+    } else if let Some(p) = p.downcast_ref::<glib::ParamSpecUInt>() {
+        glib::ParamSpecUInt::builder(name)
+            .nick(&nick)
+            .blurb(&blurb)
+            .minimum(p.minimum())
+            .maximum(p.maximum())
+            .default_value(p.default_value())
+            .flags(flags)
+            .build()
+    } else if let Some(p) = p.downcast_ref::<glib::ParamSpecBoolean>() {
+        glib::ParamSpecBoolean::builder(name)
+            .nick(&nick)
+            .blurb(&blurb)
+            .default_value(p.default_value())
+            .flags(flags)
+            .build()
+    } else {
+        unreachable!("facewatchbin proxies string, float, uint and boolean properties only")
+    }
+}
+
+impl FaceWatchBin {
+    /// Whether the user left camera-id unset (then the bin's own name is the camera id).
+    fn watch_camera_unset(&self) -> bool {
+        self.watch.property::<String>("camera-id") == self.watch.name().as_str()
+    }
+}
+
+impl GstObjectImpl for FaceWatchBin {}
+
+impl ElementImpl for FaceWatchBin {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "Face watch (detector + embedder + matcher)",
+                "Filter/Analyzer/Video",
+                "facedetector ! faceembedder ! facewatch in one element, converting the video only when \
+                 its format is not one they read; posts facewatch-match; video passes through",
+                "facewatch developers",
+            )
+        });
+        Some(&*META)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            let any = gst::Caps::builder("video/x-raw").build();
+            let out = crate::video::raw_caps();
+            vec![
+                gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &any).unwrap(),
+                gst::PadTemplate::new("src", gst::PadDirection::Src, gst::PadPresence::Always, &out).unwrap(),
+            ]
+        });
+        TEMPLATES.as_ref()
+    }
+
+    fn change_state(&self, transition: gst::StateChange) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        if transition == gst::StateChange::NullToReady && self.watch_camera_unset() {
+            // Alerts name the camera after this bin, not after its inner element.
+            self.watch.set_property("camera-id", self.obj().name().as_str());
+        }
+        self.parent_change_state(transition)
+    }
+}
+
+impl BinImpl for FaceWatchBin {}
