@@ -380,11 +380,9 @@ fn run(cli: Cli) -> Result<(), Fail> {
         Command::List { json } => {
             let list = load(&g.list, &secret(g)?)?;
             if !json {
-                println!(
-                    "{} identities, model {}",
-                    list.identities.len(),
-                    list.model_id
-                );
+                let n = list.identities.len();
+                let noun = if n == 1 { "identity" } else { "identities" };
+                println!("{n} {noun}, model {}", list.model_id);
             }
             for i in &list.identities {
                 let expires = i.expires_at.map(fmt_time);
