@@ -30,7 +30,8 @@ struct Options {
 
 fn parse_args() -> Result<(Options, Option<String>), String> {
     let mut args = std::env::args().skip(1);
-    let (mut watchlist, mut key_file, mut out, mut report_unknown, mut cameras) = (None, None, None, false, Vec::new());
+    let (mut watchlist, mut key_file, mut out, mut report_unknown, mut cameras) =
+        (None, None, None, false, Vec::new());
     while let Some(a) = args.next() {
         match a.as_str() {
             "--watchlist" => watchlist = args.next(),
@@ -39,14 +40,18 @@ fn parse_args() -> Result<(Options, Option<String>), String> {
             "--report-unknown" => report_unknown = true,
             _ => {
                 let (name, url) = match a.split_once('=') {
-                    Some((n, u)) if !n.contains('/') && !n.contains(':') => (n.to_string(), u.to_string()),
+                    Some((n, u)) if !n.contains('/') && !n.contains(':') => {
+                        (n.to_string(), u.to_string())
+                    }
                     _ => (format!("cam{}", cameras.len()), a.clone()),
                 };
                 let uri = if url.contains("://") {
                     url
                 } else {
                     let abs = std::path::absolute(&url).map_err(|e| e.to_string())?;
-                    gst::glib::filename_to_uri(abs, None).map_err(|e| e.to_string())?.to_string()
+                    gst::glib::filename_to_uri(abs, None)
+                        .map_err(|e| e.to_string())?
+                        .to_string()
                 };
                 cameras.push((name, uri));
             }
@@ -75,7 +80,11 @@ fn to_json(s: &gst::StructureRef) -> serde_json::Value {
         let j = if let Ok(x) = v.get::<String>() {
             x.into()
         } else if let Ok(x) = v.get::<u64>() {
-            if x == u64::MAX { serde_json::Value::Null } else { x.into() }
+            if x == u64::MAX {
+                serde_json::Value::Null
+            } else {
+                x.into()
+            }
         } else if let Ok(x) = v.get::<u32>() {
             x.into()
         } else if let Ok(x) = v.get::<f64>() {
@@ -83,7 +92,10 @@ fn to_json(s: &gst::StructureRef) -> serde_json::Value {
         } else if let Ok(x) = v.get::<bool>() {
             x.into()
         } else {
-            v.serialize().map(|s| s.to_string()).unwrap_or_default().into()
+            v.serialize()
+                .map(|s| s.to_string())
+                .unwrap_or_default()
+                .into()
         };
         m.insert(k.to_string(), j);
     }
@@ -91,11 +103,21 @@ fn to_json(s: &gst::StructureRef) -> serde_json::Value {
 }
 
 /// Runs one camera until it ends (file) or until shutdown (RTSP: restarted after each drop).
-fn run_camera(name: &str, uri: &str, o: &Options, out: &Mutex<Box<dyn Write + Send>>, stop: &AtomicBool) {
+fn run_camera(
+    name: &str,
+    uri: &str,
+    o: &Options,
+    out: &Mutex<Box<dyn Write + Send>>,
+    stop: &AtomicBool,
+) {
     let live = uri.starts_with("rtsp://");
     let mut backoff = Duration::from_millis(500);
     while !stop.load(Ordering::SeqCst) {
-        let key = o.key_file.as_ref().map(|k| format!("key-file=\"{k}\"")).unwrap_or_default();
+        let key = o
+            .key_file
+            .as_ref()
+            .map(|k| format!("key-file=\"{k}\""))
+            .unwrap_or_default();
         let desc = format!(
             "uridecodebin uri=\"{uri}\" ! facewatchbin name=fw camera-id=\"{name}\" watchlist=\"{}\" {key} \
              report-unknown={} ! fakesink sync=false",
@@ -116,10 +138,13 @@ fn run_camera(name: &str, uri: &str, o: &Options, out: &Mutex<Box<dyn Write + Se
             if stop.load(Ordering::SeqCst) {
                 // Ctrl-C: let the pipeline drain (EOS), briefly, then stop it.
                 pipeline.send_event(gst::event::Eos::new());
-                let _ = bus.timed_pop_filtered(gst::ClockTime::from_seconds(2), &[gst::MessageType::Eos]);
+                let _ = bus
+                    .timed_pop_filtered(gst::ClockTime::from_seconds(2), &[gst::MessageType::Eos]);
                 break;
             }
-            let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(200)) else { continue };
+            let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(200)) else {
+                continue;
+            };
             match msg.view() {
                 gst::MessageView::Element(e) => {
                     if let Some(s) = e.structure()
@@ -166,7 +191,9 @@ fn main() {
     let (options, out) = match parse_args() {
         Ok(x) => x,
         Err(e) => {
-            eprintln!("nvr: {e}\nusage: nvr --watchlist FILE [--key-file K] [--out FILE] [--report-unknown] [NAME=]URL...");
+            eprintln!(
+                "nvr: {e}\nusage: nvr --watchlist FILE [--key-file K] [--out FILE] [--report-unknown] [NAME=]URL..."
+            );
             std::process::exit(2);
         }
     };

@@ -73,7 +73,8 @@ impl DescriptorCache {
             return true;
         };
         let p = &self.policy;
-        (p.interval > 0 && (e.count < p.warmup || frame.saturating_sub(e.frame) >= p.interval as u64))
+        (p.interval > 0
+            && (e.count < p.warmup || frame.saturating_sub(e.frame) >= p.interval as u64))
             || size >= e.size * p.grow
             || size * p.grow <= e.size
             || quality >= e.quality + p.quality_gain
@@ -146,7 +147,10 @@ mod tests {
             ..Policy::default()
         });
         c.store(1, 0, 40.0, 0.5, vec![1.0]);
-        assert!(c.needs(1, 1, 40.0, 0.5), "warm-up: a second descriptor at once");
+        assert!(
+            c.needs(1, 1, 40.0, 0.5),
+            "warm-up: a second descriptor at once"
+        );
         c.store(1, 0, 40.0, 0.5, vec![1.0]);
         assert!(!c.needs(1, 9, 40.0, 0.5));
         assert!(c.needs(1, 10, 40.0, 0.5));

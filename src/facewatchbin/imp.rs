@@ -62,7 +62,9 @@ impl ObjectSubclass for FaceWatchBin {
             gst::ElementFactory::make(factory)
                 .name(name)
                 .build()
-                .unwrap_or_else(|_| panic!("element {factory} (gst-plugins-base / facewatch) is missing"))
+                .unwrap_or_else(|_| {
+                    panic!("element {factory} (gst-plugins-base / facewatch) is missing")
+                })
         };
         FaceWatchBin {
             convert: make("videoconvert", "convert"),
@@ -83,7 +85,9 @@ impl ObjectImpl for FaceWatchBin {
                     "embed" => "faceembedder",
                     _ => "facewatch",
                 };
-                let element = gst::ElementFactory::make(factory).build().expect("facewatch element");
+                let element = gst::ElementFactory::make(factory)
+                    .build()
+                    .expect("facewatch element");
                 let pspec = element
                     .find_property(child_prop)
                     .expect("proxied property exists");
@@ -109,7 +113,10 @@ impl ObjectImpl for FaceWatchBin {
             self.embed.set_property_from_value("threads", value);
             return;
         }
-        let (_, child, prop) = PROXIED.iter().find(|p| p.0 == pspec.name()).expect("known property");
+        let (_, child, prop) = PROXIED
+            .iter()
+            .find(|p| p.0 == pspec.name())
+            .expect("known property");
         gst::debug!(CAT, imp = self, "{} → {child}.{prop}", pspec.name());
         self.child(child).set_property_from_value(prop, value);
     }
@@ -121,7 +128,10 @@ impl ObjectImpl for FaceWatchBin {
         if pspec.name() == "camera-id" && self.watch_camera_unset() {
             return self.obj().name().to_value();
         }
-        let (_, child, prop) = PROXIED.iter().find(|p| p.0 == pspec.name()).expect("known property");
+        let (_, child, prop) = PROXIED
+            .iter()
+            .find(|p| p.0 == pspec.name())
+            .expect("known property");
         self.child(child).property_value(prop)
     }
 
@@ -130,15 +140,18 @@ impl ObjectImpl for FaceWatchBin {
         let obj = self.obj();
         obj.add_many([&self.convert, &self.detect, &self.embed, &self.watch])
             .expect("add children");
-        gst::Element::link_many([&self.convert, &self.detect, &self.embed, &self.watch]).expect("link children");
-        let sink = gst::GhostPad::builder_with_target(&self.convert.static_pad("sink").expect("sink pad"))
-            .expect("ghost sink")
-            .name("sink")
-            .build();
-        let src = gst::GhostPad::builder_with_target(&self.watch.static_pad("src").expect("src pad"))
-            .expect("ghost src")
-            .name("src")
-            .build();
+        gst::Element::link_many([&self.convert, &self.detect, &self.embed, &self.watch])
+            .expect("link children");
+        let sink =
+            gst::GhostPad::builder_with_target(&self.convert.static_pad("sink").expect("sink pad"))
+                .expect("ghost sink")
+                .name("sink")
+                .build();
+        let src =
+            gst::GhostPad::builder_with_target(&self.watch.static_pad("src").expect("src pad"))
+                .expect("ghost src")
+                .name("src")
+                .build();
         obj.add_pad(&sink).expect("add sink");
         obj.add_pad(&src).expect("add src");
     }
@@ -148,7 +161,10 @@ impl ObjectImpl for FaceWatchBin {
 /// gst-inspect shows the child's documentation.
 fn renamed(p: &glib::ParamSpec, name: &str) -> glib::ParamSpec {
     let flags = p.flags();
-    let (nick, blurb) = (p.nick().to_string(), p.blurb().unwrap_or_default().to_string());
+    let (nick, blurb) = (
+        p.nick().to_string(),
+        p.blurb().unwrap_or_default().to_string(),
+    );
     if let Some(p) = p.downcast_ref::<glib::ParamSpecString>() {
         glib::ParamSpecString::builder(name)
             .nick(&nick)
@@ -214,17 +230,33 @@ impl ElementImpl for FaceWatchBin {
             let any = gst::Caps::builder("video/x-raw").build();
             let out = crate::video::raw_caps();
             vec![
-                gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &any).unwrap(),
-                gst::PadTemplate::new("src", gst::PadDirection::Src, gst::PadPresence::Always, &out).unwrap(),
+                gst::PadTemplate::new(
+                    "sink",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Always,
+                    &any,
+                )
+                .unwrap(),
+                gst::PadTemplate::new(
+                    "src",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Always,
+                    &out,
+                )
+                .unwrap(),
             ]
         });
         TEMPLATES.as_ref()
     }
 
-    fn change_state(&self, transition: gst::StateChange) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+    fn change_state(
+        &self,
+        transition: gst::StateChange,
+    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         if transition == gst::StateChange::NullToReady && self.watch_camera_unset() {
             // Alerts name the camera after this bin, not after its inner element.
-            self.watch.set_property("camera-id", self.obj().name().as_str());
+            self.watch
+                .set_property("camera-id", self.obj().name().as_str());
         }
         self.parent_change_state(transition)
     }

@@ -132,3 +132,64 @@ pub fn embedder_spec() -> gstfacewatch::core::manifest::ModelSpec {
     ModelSpec::resolve(None, "dlib_resnet.onnx", Task::Embedder)
         .expect("embedder model (run scripts/setup.sh)")
 }
+
+/// An example binary of this crate (`cargo test` builds the examples beside the test binaries).
+pub fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let p = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    assert!(
+        p.is_file(),
+        "{} missing: cargo test builds the examples",
+        p.display()
+    );
+    p
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The test camera (examples/rtsp_server) serving `photo` on `port`; waits until it listens.
+pub struct RtspCamera(std::process::Child);
+
+impl RtspCamera {
+    pub fn start(port: u16, photo_name: &str) -> RtspCamera {
+        let child = std::process::Command::new(example("rtsp_server"))
+            .args(["--port", &port.to_string()])
+            .arg(photo(photo_name))
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let t = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "RTSP test camera did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        RtspCamera(child)
+    }
+
+    pub fn url(port: u16) -> String {
+        format!("rtsp://127.0.0.1:{port}/cam")
+    }
+}
+
+impl Drop for RtspCamera {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
