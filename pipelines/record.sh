@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Records a source to MP4 beside the watch branch (tee): what an NVR does. Stops at the end of a file
+# source, or on Ctrl-C for a live one (-e: the MP4 is finalised).
+#   pipelines/record.sh SOURCE WATCHLIST OUT.mp4
+# SOURCE: an RTSP URL or a video file.
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+src=${1:?usage: record.sh SOURCE WATCHLIST OUT.mp4} list=${2:-} out=${3:?usage: record.sh SOURCE WATCHLIST OUT.mp4}
+need_list "$list"
+case $src in
+  rtsp://*) input=(rtspsrc location="$src" latency=200) ;;
+  *) input=(filesrc location="$src") ;;
+esac
+exec gst-launch-1.0 -m -e "${input[@]}" ! decodebin ! tee name=t \
+  t. ! queue ! facewatchbin watchlist="$list" camera-id=record ! fakesink sync=false \
+  t. ! queue ! videoconvert ! x264enc tune=zerolatency ! mp4mux ! filesink location="$out"

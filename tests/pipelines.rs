@@ -1,0 +1,227 @@
+//! The scripts in pipelines/ run as users run them (bash + gst-launch-1.0), on a clip and on RTSP
+//! test cameras. webcam.sh needs a V4L2 device, which this machine does not have.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{RtspCamera, free_port, photo, require_runtime};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("facewatch-pl-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn obama_list(d: &Path) -> PathBuf {
+    let list = d.join("w.fwl");
+    for args in [
+        vec!["init"],
+        vec![
+            "enroll",
+            "--label",
+            "obama",
+            photo("obama.jpg").to_str().unwrap(),
+        ],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_facewatch"))
+            .arg("--list")
+            .arg(&list)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    list
+}
+
+/// A pipelines/ script with the plugin this test build made.
+fn script(name: &str, args: &[&str]) -> Child {
+    let plugin_dir = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    Command::new("bash")
+        .arg(root().join("pipelines").join(name))
+        .args(args)
+        .env("FACEWATCH_PLUGIN_DIR", plugin_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Reads a running script's output until `count` lines contain `needle` (or its output ends, or the
+/// time is up); returns those lines.
+fn read_until(child: &mut Child, needle: &str, count: usize, timeout: Duration) -> Vec<String> {
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        // Keep draining after the test stopped listening: a closed pipe would kill gst-launch.
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut found = Vec::new();
+    let t = Instant::now();
+    while t.elapsed() < timeout && found.len() < count {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) if line.contains(needle) => found.push(line),
+            Ok(_) => {}
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    found
+}
+
+fn interrupt(child: &mut Child) {
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let t = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("script did not stop on SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A 4 s H.264 clip: 2 s of obama2.jpg, then 2 s of biden.jpg.
+fn clip(d: &Path) -> PathBuf {
+    let out = d.join("clip.mp4");
+    let mut segs = String::new();
+    for p in ["obama2.jpg", "biden.jpg"] {
+        segs += &format!(
+            " filesrc location=\"{}\" ! decodebin ! imagefreeze num-buffers=20 ! videoconvert ! videoscale ! videorate \
+             ! video/x-raw,format=I420,width=640,height=480,pixel-aspect-ratio=1/1,framerate=10/1 ! c.",
+            photo(p).display()
+        );
+    }
+    let run = common::run_pipeline(&format!(
+        "concat name=c ! x264enc tune=zerolatency ! mp4mux ! filesink location=\"{}\" {segs}",
+        out.display()
+    ));
+    assert!(run.error.is_none(), "{:?}", run.error);
+    out
+}
+
+#[test]
+fn file_script_prints_the_match() {
+    require_runtime();
+    let d = scratch("file");
+    let (list, video) = (obama_list(&d), clip(&d));
+    let mut c = script(
+        "file.sh",
+        &[video.to_str().unwrap(), list.to_str().unwrap(), "lobby"],
+    );
+    let found = read_until(
+        &mut c,
+        "facewatch-match",
+        usize::MAX,
+        Duration::from_secs(120),
+    );
+    let status = c.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert_eq!(found.len(), 1, "one visit, one alert");
+    assert!(
+        found[0].contains("label=(string)obama") && found[0].contains("camera-id=(string)lobby"),
+        "{}",
+        found[0]
+    );
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn record_script_writes_mp4_and_matches() {
+    require_runtime();
+    let d = scratch("record");
+    let (list, video) = (obama_list(&d), clip(&d));
+    let out = d.join("rec.mp4");
+    let mut c = script(
+        "record.sh",
+        &[
+            video.to_str().unwrap(),
+            list.to_str().unwrap(),
+            out.to_str().unwrap(),
+        ],
+    );
+    let found = read_until(
+        &mut c,
+        "facewatch-match",
+        usize::MAX,
+        Duration::from_secs(120),
+    );
+    assert!(c.wait().unwrap().success());
+    assert_eq!(found.len(), 1);
+    // the recording is a complete MP4 of the whole clip
+    let run = common::run_pipeline(&format!(
+        "filesrc location=\"{}\" ! decodebin ! appsink name=sink",
+        out.display()
+    ));
+    assert!(run.error.is_none(), "{:?}", run.error);
+    assert_eq!(run.buffers.len(), 40);
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn rtsp_and_multi_camera_scripts_match_live_cameras() {
+    require_runtime();
+    let d = scratch("rtsp");
+    let list = obama_list(&d);
+    let (p1, p2) = (free_port(), free_port());
+    let (_c1, _c2) = (
+        RtspCamera::start(p1, "obama2.jpg"),
+        RtspCamera::start(p2, "obama3.jpg"),
+    );
+
+    let mut one = script(
+        "rtsp.sh",
+        &[&RtspCamera::url(p1), list.to_str().unwrap(), "gate"],
+    );
+    let found = read_until(&mut one, "facewatch-match", 1, Duration::from_secs(90));
+    interrupt(&mut one);
+    assert!(
+        found
+            .first()
+            .is_some_and(|l| l.contains("camera-id=(string)gate")),
+        "{found:?}"
+    );
+
+    let mut multi = script(
+        "multi-camera.sh",
+        &[
+            list.to_str().unwrap(),
+            &RtspCamera::url(p1),
+            &RtspCamera::url(p2),
+        ],
+    );
+    let found = read_until(&mut multi, "facewatch-match", 2, Duration::from_secs(120));
+    interrupt(&mut multi);
+    let cams: std::collections::BTreeSet<bool> = found
+        .iter()
+        .map(|l| l.contains("camera-id=(string)cam0"))
+        .collect();
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(cams.len(), 2, "one alert from each camera: {found:?}");
+    std::fs::remove_dir_all(d).unwrap();
+}
