@@ -4,13 +4,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{init, run_pipeline};
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("facewatch-errors-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use common::{init, run_pipeline, scratch};
 
 fn models_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models")

@@ -9,43 +9,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{RtspCamera, free_port, photo, require_runtime};
+use common::{RtspCamera, free_port, obama_list, require_runtime, scratch};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("facewatch-pl-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn obama_list(d: &Path) -> PathBuf {
-    let list = d.join("w.fwl");
-    for args in [
-        vec!["init"],
-        vec![
-            "enroll",
-            "--label",
-            "obama",
-            photo("obama.jpg").to_str().unwrap(),
-        ],
-    ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_facewatch"))
-            .arg("--list")
-            .arg(&list)
-            .args(&args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    list
 }
 
 /// A pipelines/ script with the plugin this test build made.
@@ -108,21 +75,7 @@ fn interrupt(child: &mut Child) {
 
 /// A 4 s H.264 clip: 2 s of obama2.jpg, then 2 s of biden.jpg.
 fn clip(d: &Path) -> PathBuf {
-    let out = d.join("clip.mp4");
-    let mut segs = String::new();
-    for p in ["obama2.jpg", "biden.jpg"] {
-        segs += &format!(
-            " filesrc location=\"{}\" ! decodebin ! imagefreeze num-buffers=20 ! videoconvert ! videoscale ! videorate \
-             ! video/x-raw,format=I420,width=640,height=480,pixel-aspect-ratio=1/1,framerate=10/1 ! c.",
-            photo(p).display()
-        );
-    }
-    let run = common::run_pipeline(&format!(
-        "concat name=c ! x264enc tune=zerolatency ! mp4mux ! filesink location=\"{}\" {segs}",
-        out.display()
-    ));
-    assert!(run.error.is_none(), "{:?}", run.error);
-    out
+    common::clip(d, &[("obama2.jpg", 20), ("biden.jpg", 20)])
 }
 
 #[test]

@@ -3,40 +3,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{RtspCamera, example, free_port, photo, require_runtime};
+use common::{RtspCamera, example, free_port, obama_list, require_runtime, scratch};
 use gst::prelude::*;
-
-fn obama_list(name: &str) -> (PathBuf, PathBuf) {
-    let d = std::env::temp_dir().join(format!("facewatch-rtsp-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    let list = d.join("w.fwl");
-    let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_facewatch"))
-            .arg("--list")
-            .arg(&list)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    run(&["init"]);
-    run(&[
-        "enroll",
-        "--label",
-        "obama",
-        photo("obama.jpg").to_str().unwrap(),
-    ]);
-    (d, list)
-}
 
 /// Waits for a `facewatch-match` on the bus of a pipeline; returns its label.
 fn wait_for_match(pipeline: &gst::Element, timeout: Duration) -> Option<String> {
@@ -62,7 +34,8 @@ fn wait_for_match(pipeline: &gst::Element, timeout: Duration) -> Option<String> 
 #[test]
 fn rtsp_camera_through_facewatchbin_matches() {
     require_runtime();
-    let (d, list) = obama_list("bin");
+    let d = scratch("rtsp-bin");
+    let list = obama_list(&d);
     let port = free_port();
     let _camera = RtspCamera::start(port, "obama2.jpg");
     let rec = d.join("rec.mkv");
@@ -114,7 +87,8 @@ fn wait_lines(path: &Path, n: usize, timeout: Duration) -> bool {
 #[test]
 fn nvr_reconnects_after_the_camera_drops() {
     require_runtime();
-    let (d, list) = obama_list("nvr");
+    let d = scratch("rtsp-nvr");
+    let list = obama_list(&d);
     let port = free_port();
     let out = d.join("events.jsonl");
     let camera = RtspCamera::start(port, "obama2.jpg");

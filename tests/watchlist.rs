@@ -6,50 +6,17 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{photo, require_runtime, run_pipeline};
+use common::{cli, cli_ok, photo, require_runtime, run_pipeline, scratch};
 use gst::prelude::*;
 
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("facewatch-wl-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// Runs the CLI on `list`; returns the exit code and stdout + stderr.
-fn cli(list: &Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_facewatch"))
-        .arg("--list")
-        .arg(list)
-        .args(args)
-        .env_remove("FACEWATCH_KEY")
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.code().unwrap_or(-1), text)
-}
-
 fn ok(list: &Path, args: &[&str]) -> String {
-    let (code, text) = cli(list, args);
-    assert_eq!(code, 0, "facewatch {args:?}: {text}");
-    text
+    cli_ok(list, args)
 }
 
 /// A new list with obama enrolled from obama.jpg.
 fn obama_list(name: &str) -> (PathBuf, PathBuf) {
     let d = scratch(name);
-    let list = d.join("w.fwl");
-    ok(&list, &["init"]);
-    ok(
-        &list,
-        &[
-            "enroll",
-            "--label",
-            "obama",
-            photo("obama.jpg").to_str().unwrap(),
-        ],
-    );
+    let list = common::obama_list(&d);
     (d, list)
 }
 

@@ -193,3 +193,67 @@ impl Drop for RtspCamera {
         let _ = self.0.wait();
     }
 }
+
+/// A fresh scratch directory for one test.
+pub fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("facewatch-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Runs the `facewatch` CLI on `list`; returns the exit code and stdout + stderr.
+pub fn cli(list: &std::path::Path, args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_facewatch"))
+        .arg("--list")
+        .arg(list)
+        .args(args)
+        .env_remove("FACEWATCH_KEY")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// Runs the CLI and requires success; returns its output.
+pub fn cli_ok(list: &std::path::Path, args: &[&str]) -> String {
+    let (code, text) = cli(list, args);
+    assert_eq!(code, 0, "facewatch {args:?}: {text}");
+    text
+}
+
+/// `<dir>/w.fwl`, a new list with obama enrolled from obama.jpg.
+pub fn obama_list(dir: &std::path::Path) -> PathBuf {
+    let list = dir.join("w.fwl");
+    cli_ok(&list, &["init"]);
+    cli_ok(
+        &list,
+        &[
+            "enroll",
+            "--label",
+            "obama",
+            photo("obama.jpg").to_str().unwrap(),
+        ],
+    );
+    list
+}
+
+/// An H.264 MP4 of 640x480 segments at 10 fps, `frames` frames of each photo.
+pub fn clip(dir: &std::path::Path, segments: &[(&str, usize)]) -> PathBuf {
+    let out = dir.join("clip.mp4");
+    let mut segs = String::new();
+    for (p, n) in segments {
+        segs += &format!(
+            " filesrc location=\"{}\" ! decodebin ! imagefreeze num-buffers={n} ! videoconvert ! videoscale ! videorate \
+             ! video/x-raw,format=I420,width=640,height=480,pixel-aspect-ratio=1/1,framerate=10/1 ! c.",
+            photo(p).display()
+        );
+    }
+    let run = run_pipeline(&format!(
+        "concat name=c ! x264enc tune=zerolatency ! mp4mux ! filesink location=\"{}\" {segs}",
+        out.display()
+    ));
+    assert!(run.error.is_none(), "{:?}", run.error);
+    out
+}
