@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The project's test command (CI runs it through .ci/run): set-up, lint, the Rust test suite, and a
-# smoke run of the release plugin through gst-launch-1.0 exactly as README shows it.
+# The project's test command (CI runs it through .ci/run): set-up, lint, a release build, the Rust
+# test suite (unit tests, real pipelines, CLI, RTSP, MQTT), and a smoke run of the release plugin
+# through gst-launch-1.0 exactly as README shows it.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -11,20 +12,25 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
+echo "== cargo build --release"
+cargo build --locked --release --bins --examples
 echo "== cargo test"
 cargo test --locked
 
 echo "== release plugin through gst-launch-1.0"
-cargo build --locked --release
 # shellcheck source=scripts/env.sh
 . scripts/env.sh
-gst-inspect-1.0 facedetector >/dev/null
+for e in facedetector faceembedder facewatch facewatchbin; do gst-inspect-1.0 "$e" >/dev/null; done
 out=$(gst-launch-1.0 -m filesrc location=tests/photos/obama.jpg ! decodebin ! videoconvert \
       ! facedetector post-messages=true ! fakesink 2>&1)
 n=$(grep -c 'facedetector, timestamp' <<<"$out" || true)
 [ "$n" = 1 ] || { echo "$out"; echo "expected one facedetector message, got $n"; exit 1; }
 grep -q 'landmarks' <<<"$out" || { echo "$out"; echo "the message holds no face"; exit 1; }
-gst-inspect-1.0 faceembedder >/dev/null
-gst-launch-1.0 -q filesrc location=tests/photos/t1.jpg ! decodebin ! videoconvert ! facedetector \
-  ! faceembedder ! fakesink
+tmp=$(mktemp -d)
+target/release/facewatch --list "$tmp/w.fwl" init >/dev/null
+target/release/facewatch --list "$tmp/w.fwl" enroll --label obama tests/photos/obama.jpg >/dev/null
+out=$(gst-launch-1.0 -m filesrc location=tests/photos/obama2.jpg ! decodebin ! imagefreeze num-buffers=5 \
+      ! facewatchbin watchlist="$tmp/w.fwl" ! fakesink 2>&1)
+rm -rf "$tmp"
+grep -q 'facewatch-match, label=(string)obama' <<<"$out" || { echo "$out"; echo "no facewatch-match"; exit 1; }
 echo "== all tests passed"
