@@ -31,7 +31,11 @@ fn main() {
         .filter(|a| a != "--bench")
         .filter_map(|a| a.parse().ok())
         .collect();
-    let sizes = if sizes.is_empty() { vec![1_000, 100_000, 1_000_000] } else { sizes };
+    let sizes = if sizes.is_empty() {
+        vec![1_000, 100_000, 1_000_000]
+    } else {
+        sizes
+    };
     let dim = 128;
     let model = "dlib_resnet:bench";
     let mean: Vec<f32> = (0..dim).map(|i| (i as f32 * 0.01).sin() * 0.05).collect();
@@ -84,7 +88,10 @@ fn main() {
             let t = Instant::now();
             let hit = index.search(q, 0).unwrap();
             ms.push(t.elapsed().as_secs_f64() * 1e3);
-            assert_eq!(hit.identity, target, "the perturbed copy must find its identity");
+            assert_eq!(
+                hit.identity, target,
+                "the perturbed copy must find its identity"
+            );
         }
         ms.sort_by(f64::total_cmp);
         println!(

@@ -49,23 +49,12 @@ fn faces(path: &std::path::Path, aug: &str) -> Result<Vec<Vec<f32>>, Box<dyn std
     } else {
         format!("{aug} ! ")
     };
-    let mut out = Vec::new();
-    gstfacewatch::pipeline::run_file(
+    Ok(gstfacewatch::pipeline::descriptors(
         path,
         &format!(
             "video/x-raw,format=RGBx ! {aug}facedetector ! faceembedder min-quality=0 min-face-size=0"
         ),
-        |s| {
-            if let Some(buf) = s.buffer() {
-                out.extend(
-                    gstfacewatch::meta::faces(buf)
-                        .into_iter()
-                        .filter_map(|f| f.embedding?.vector),
-                );
-            }
-        },
-    )?;
-    Ok(out)
+    )?)
 }
 
 /// Width and height of a photo.

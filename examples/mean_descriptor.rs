@@ -5,24 +5,6 @@
 //!
 //! usage: cargo run --release --example mean_descriptor -- OUT.f32 PHOTO...
 
-fn descriptors(path: &str) -> Result<Vec<Vec<f32>>, String> {
-    let mut out = Vec::new();
-    gstfacewatch::pipeline::run_file(
-        std::path::Path::new(path),
-        "facedetector ! faceembedder min-quality=0 min-face-size=0",
-        |sample| {
-            if let Some(buf) = sample.buffer() {
-                out.extend(
-                    gstfacewatch::meta::faces(buf)
-                        .into_iter()
-                        .filter_map(|f| f.embedding?.vector),
-                );
-            }
-        },
-    )?;
-    Ok(out)
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     gst::init()?;
     gstfacewatch::plugin_register_static()?;
@@ -32,7 +14,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut all = Vec::new();
     for p in photos {
-        let d = descriptors(p)?;
+        let d = gstfacewatch::pipeline::descriptors(
+            std::path::Path::new(p),
+            "facedetector ! faceembedder min-quality=0 min-face-size=0",
+        )?;
         eprintln!("{p}: {} faces", d.len());
         all.extend(d);
     }

@@ -10,6 +10,7 @@ mod facewatch;
 mod facewatchbin;
 pub mod meta;
 pub mod pipeline;
+mod props;
 mod video;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {

@@ -58,3 +58,18 @@ fn first_error(bus: &gst::Bus) -> Option<String> {
         _ => None,
     }
 }
+
+/// Every descriptor the elements of `chain` (ending in `faceembedder`) attach, over all frames.
+pub fn descriptors(path: &std::path::Path, chain: &str) -> Result<Vec<Vec<f32>>, String> {
+    let mut out = Vec::new();
+    run_file(path, chain, |sample| {
+        if let Some(buf) = sample.buffer() {
+            out.extend(
+                crate::meta::faces(buf)
+                    .into_iter()
+                    .filter_map(|f| f.embedding?.vector),
+            );
+        }
+    })?;
+    Ok(out)
+}

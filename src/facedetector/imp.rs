@@ -35,7 +35,6 @@ const DEFAULT_MIN_FACE_SIZE: u32 = 0;
 const DEFAULT_MAX_FACES: u32 = 0;
 const DEFAULT_INFERENCE_SIZE: u32 = 640;
 const DEFAULT_INTERVAL: u32 = 1;
-const DEFAULT_THREADS: u32 = 0;
 const DEFAULT_POST_MESSAGES: bool = false;
 
 #[derive(Debug, Clone)]
@@ -61,7 +60,7 @@ impl Default for Settings {
             max_faces: DEFAULT_MAX_FACES,
             inference_size: DEFAULT_INFERENCE_SIZE,
             interval: DEFAULT_INTERVAL,
-            threads: DEFAULT_THREADS,
+            threads: 0,
             post_messages: DEFAULT_POST_MESSAGES,
         }
     }
@@ -113,15 +112,7 @@ impl ObjectImpl for FaceDetector {
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             vec![
-                glib::ParamSpecString::builder("model")
-                    .nick("Model")
-                    .blurb(
-                        "Path of the detector model (.onnx, with its .toml manifest beside it). Unset: \
-                         centerface.onnx from $FACEWATCH_MODEL_DIR, then the installed data dir \
-                         (<datadir>/facewatch/models). Read at start",
-                    )
-                    .mutable_ready()
-                    .build(),
+                crate::props::model("detector", DEFAULT_MODEL_FILE),
                 glib::ParamSpecFloat::builder("threshold")
                     .nick("Threshold")
                     .blurb("Minimum detector score for a face")
@@ -171,16 +162,7 @@ impl ObjectImpl for FaceDetector {
                     .default_value(DEFAULT_INTERVAL)
                     .mutable_playing()
                     .build(),
-                glib::ParamSpecUInt::builder("threads")
-                    .nick("Threads")
-                    .blurb(
-                        "ONNX Runtime intra-op threads for this element (0 = the machine's available \
-                         cores, at most 4). Read at start",
-                    )
-                    .maximum(256)
-                    .default_value(DEFAULT_THREADS)
-                    .mutable_ready()
-                    .build(),
+                crate::props::threads(),
                 glib::ParamSpecBoolean::builder("post-messages")
                     .nick("Post messages")
                     .blurb(
@@ -207,13 +189,7 @@ impl ObjectImpl for FaceDetector {
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let mut s = self.settings.lock().unwrap();
         match pspec.name() {
-            "model" => {
-                s.model = value
-                    .get::<Option<String>>()
-                    .expect("type checked upstream")
-                    .filter(|p| !p.is_empty())
-                    .map(PathBuf::from)
-            }
+            "model" => s.model = crate::props::path(value),
             "threshold" => s.threshold = value.get().expect("type checked upstream"),
             "nms-iou" => s.nms_iou = value.get().expect("type checked upstream"),
             "min-face-size" => s.min_face_size = value.get().expect("type checked upstream"),
@@ -230,7 +206,7 @@ impl ObjectImpl for FaceDetector {
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
         let s = self.settings.lock().unwrap();
         match pspec.name() {
-            "model" => s.model.as_ref().map(|p| p.display().to_string()).to_value(),
+            "model" => crate::props::path_value(&s.model),
             "threshold" => s.threshold.to_value(),
             "nms-iou" => s.nms_iou.to_value(),
             "min-face-size" => s.min_face_size.to_value(),
@@ -271,25 +247,8 @@ impl ElementImpl for FaceDetector {
     }
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
-        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = video::raw_caps();
-            vec![
-                gst::PadTemplate::new(
-                    "src",
-                    gst::PadDirection::Src,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .unwrap(),
-                gst::PadTemplate::new(
-                    "sink",
-                    gst::PadDirection::Sink,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .unwrap(),
-            ]
-        });
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> =
+            LazyLock::new(|| crate::props::pad_templates(&video::raw_caps()));
         TEMPLATES.as_ref()
     }
 }

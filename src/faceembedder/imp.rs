@@ -27,7 +27,6 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 });
 
 const DEFAULT_MODEL_FILE: &str = "dlib_resnet.onnx";
-const DEFAULT_THREADS: u32 = 0;
 const DEFAULT_REEMBED_INTERVAL: u32 = 10;
 const DEFAULT_MIN_FACE_SIZE: u32 = 16;
 const DEFAULT_MIN_QUALITY: f32 = 0.15;
@@ -47,7 +46,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             model: None,
-            threads: DEFAULT_THREADS,
+            threads: 0,
             reembed_interval: DEFAULT_REEMBED_INTERVAL,
             min_face_size: DEFAULT_MIN_FACE_SIZE,
             min_quality: DEFAULT_MIN_QUALITY,
@@ -95,25 +94,8 @@ impl ObjectImpl for FaceEmbedder {
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             vec![
-                glib::ParamSpecString::builder("model")
-                    .nick("Model")
-                    .blurb(
-                        "Path of the embedder model (.onnx, with its .toml manifest beside it). Unset: \
-                         dlib_resnet.onnx from $FACEWATCH_MODEL_DIR, then the installed data dir \
-                         (<datadir>/facewatch/models). Read at start",
-                    )
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("threads")
-                    .nick("Threads")
-                    .blurb(
-                        "ONNX Runtime intra-op threads for this element (0 = the machine's available \
-                         cores, at most 4). Read at start",
-                    )
-                    .maximum(256)
-                    .default_value(DEFAULT_THREADS)
-                    .mutable_ready()
-                    .build(),
+                crate::props::model("embedder", DEFAULT_MODEL_FILE),
+                crate::props::threads(),
                 glib::ParamSpecUInt::builder("reembed-interval")
                     .nick("Re-embed interval")
                     .blurb(
@@ -166,13 +148,7 @@ impl ObjectImpl for FaceEmbedder {
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let mut s = self.settings.lock().unwrap();
         match pspec.name() {
-            "model" => {
-                s.model = value
-                    .get::<Option<String>>()
-                    .expect("type checked upstream")
-                    .filter(|p| !p.is_empty())
-                    .map(PathBuf::from)
-            }
+            "model" => s.model = crate::props::path(value),
             "threads" => s.threads = value.get().expect("type checked upstream"),
             "reembed-interval" => s.reembed_interval = value.get().expect("type checked upstream"),
             "min-face-size" => s.min_face_size = value.get().expect("type checked upstream"),
@@ -186,7 +162,7 @@ impl ObjectImpl for FaceEmbedder {
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
         let s = self.settings.lock().unwrap();
         match pspec.name() {
-            "model" => s.model.as_ref().map(|p| p.display().to_string()).to_value(),
+            "model" => crate::props::path_value(&s.model),
             "threads" => s.threads.to_value(),
             "reembed-interval" => s.reembed_interval.to_value(),
             "min-face-size" => s.min_face_size.to_value(),
@@ -228,25 +204,8 @@ impl ElementImpl for FaceEmbedder {
     }
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
-        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = video::raw_caps();
-            vec![
-                gst::PadTemplate::new(
-                    "src",
-                    gst::PadDirection::Src,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .unwrap(),
-                gst::PadTemplate::new(
-                    "sink",
-                    gst::PadDirection::Sink,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .unwrap(),
-            ]
-        });
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> =
+            LazyLock::new(|| crate::props::pad_templates(&video::raw_caps()));
         TEMPLATES.as_ref()
     }
 }

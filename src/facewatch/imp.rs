@@ -245,12 +245,7 @@ impl ObjectImpl for FaceWatch {
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let mut s = self.settings.lock().unwrap();
-        let path = |v: &glib::Value| {
-            v.get::<Option<String>>()
-                .expect("type checked upstream")
-                .filter(|p| !p.is_empty())
-                .map(PathBuf::from)
-        };
+        let path = crate::props::path;
         match pspec.name() {
             "watchlist" => s.watchlist = path(value),
             "key-file" => s.key_file = path(value),
@@ -273,7 +268,7 @@ impl ObjectImpl for FaceWatch {
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
         let s = self.settings.lock().unwrap();
-        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string()).to_value();
+        let path = crate::props::path_value;
         match pspec.name() {
             "watchlist" => path(&s.watchlist),
             "key-file" => path(&s.key_file),
@@ -316,23 +311,7 @@ impl ElementImpl for FaceWatch {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = gst::Caps::builder("video/x-raw").build();
-            vec![
-                gst::PadTemplate::new(
-                    "src",
-                    gst::PadDirection::Src,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .unwrap(),
-                gst::PadTemplate::new(
-                    "sink",
-                    gst::PadDirection::Sink,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .unwrap(),
-            ]
+            crate::props::pad_templates(&gst::Caps::builder("video/x-raw").build())
         });
         TEMPLATES.as_ref()
     }

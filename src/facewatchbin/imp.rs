@@ -58,19 +58,22 @@ impl ObjectSubclass for FaceWatchBin {
     type ParentType = gst::Bin;
 
     fn new() -> Self {
-        let make = |factory: &str, name: &str| {
-            gst::ElementFactory::make(factory)
-                .name(name)
+        // Our own elements are made from their types, without the registry.
+        let own = |t: glib::Type, name: &str| {
+            glib::Object::builder_with_type(t)
+                .property("name", name)
                 .build()
-                .unwrap_or_else(|_| {
-                    panic!("element {factory} (gst-plugins-base / facewatch) is missing")
-                })
+                .downcast::<gst::Element>()
+                .expect("a facewatch element")
         };
         FaceWatchBin {
-            convert: make("videoconvert", "convert"),
-            detect: make("facedetector", "detect"),
-            embed: make("faceembedder", "embed"),
-            watch: make("facewatch", "watch"),
+            convert: gst::ElementFactory::make("videoconvert")
+                .name("convert")
+                .build()
+                .expect("videoconvert (gst-plugins-base) is missing"),
+            detect: own(crate::facedetector::FaceDetector::static_type(), "detect"),
+            embed: own(crate::faceembedder::FaceEmbedder::static_type(), "embed"),
+            watch: own(crate::facewatch::FaceWatch::static_type(), "watch"),
         }
     }
 }
@@ -79,16 +82,17 @@ impl ObjectImpl for FaceWatchBin {
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             let mut v = Vec::new();
-            for (name, factory, child_prop) in PROXIED {
-                let factory = match factory {
-                    "detect" => "facedetector",
-                    "embed" => "faceembedder",
-                    _ => "facewatch",
+            for (name, child, child_prop) in PROXIED {
+                // From the child's class, not an instance: this runs in class_init, possibly inside
+                // the registry scanner, where making elements is not possible.
+                let child_type = match child {
+                    "detect" => crate::facedetector::FaceDetector::static_type(),
+                    "embed" => crate::faceembedder::FaceEmbedder::static_type(),
+                    _ => crate::facewatch::FaceWatch::static_type(),
                 };
-                let element = gst::ElementFactory::make(factory)
-                    .build()
-                    .expect("facewatch element");
-                let pspec = element
+                let class =
+                    glib::Class::<glib::Object>::from_type(child_type).expect("child class");
+                let pspec = class
                     .find_property(child_prop)
                     .expect("proxied property exists");
                 v.push(renamed(&pspec, name));
