@@ -175,3 +175,29 @@ fn child_missing_runtime() {
     );
     println!("CHILD-OK");
 }
+
+#[test]
+fn embedder_and_matcher_errors_name_the_file() {
+    init();
+    let run = run_pipeline(
+        "videotestsrc num-buffers=1 ! video/x-raw,format=I420,width=64,height=64 \
+         ! faceembedder model=/nonexistent/emb.onnx ! fakesink",
+    );
+    assert!(run.start_failed);
+    assert!(
+        run.error
+            .unwrap_or_default()
+            .contains("/nonexistent/emb.onnx")
+    );
+    let run = run_pipeline(
+        "videotestsrc num-buffers=1 ! video/x-raw,width=64,height=64 ! facewatch watchlist=/nonexistent/w.fwl ! fakesink",
+    );
+    assert!(run.start_failed);
+    let e = run.error.unwrap_or_default();
+    assert!(e.contains("/nonexistent/w.fwl"), "{e}");
+    let run = run_pipeline(
+        "videotestsrc num-buffers=1 ! video/x-raw,width=64,height=64 ! facewatch ! fakesink",
+    );
+    assert!(run.start_failed);
+    assert!(run.error.unwrap_or_default().contains("watchlist"));
+}

@@ -449,3 +449,56 @@ fn list_never_shows_descriptors_and_the_file_is_encrypted() {
     );
     std::fs::remove_dir_all(d).unwrap();
 }
+
+#[test]
+fn enroll_from_a_video_takes_the_best_frames() {
+    let d = scratch("video-enroll");
+    let list = d.join("w.fwl");
+    ok(&list, &["init"]);
+    let video = common::clip(&d, &[("obama2.jpg", 20)]);
+    let out = ok(
+        &list,
+        &["enroll", "--label", "obama", video.to_str().unwrap()],
+    );
+    assert!(out.contains("5 descriptor(s) from 1 file(s)"), "{out}");
+    let json = ok(&list, &["list", "--json"]);
+    assert!(json.contains("\"descriptors\":5"), "{json}");
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn reload_signal_swaps_the_list_or_keeps_the_old_one() {
+    require_runtime();
+    let (d, list) = obama_list("signal");
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc num-buffers=1000 is-live=true ! video/x-raw,width=64,height=64,framerate=10/1 \
+         ! facewatch name=fw watchlist=\"{}\" ! fakesink",
+        list.display()
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let fw = pipeline.by_name("fw").unwrap();
+    assert_eq!(fw.property::<u32>("identities"), 1);
+    ok(
+        &list,
+        &[
+            "enroll",
+            "--label",
+            "biden",
+            photo("biden.jpg").to_str().unwrap(),
+        ],
+    );
+    assert!(fw.emit_by_name::<bool>("reload", &[]));
+    assert_eq!(fw.property::<u32>("identities"), 2);
+    std::fs::write(&list, b"not a list").unwrap();
+    assert!(!fw.emit_by_name::<bool>("reload", &[]));
+    assert_eq!(
+        fw.property::<u32>("identities"),
+        2,
+        "the old list stays in use"
+    );
+    pipeline.set_state(gst::State::Null).unwrap();
+    std::fs::remove_dir_all(d).unwrap();
+}
