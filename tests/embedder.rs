@@ -237,11 +237,22 @@ fn moving_clip(
     pos: impl Fn(usize, usize) -> (usize, usize),
     props: &str,
 ) -> (Vec<Vec<(u64, u32)>>, gst::Structure) {
+    moving_clip_with(sprites, frames, pos, "", props)
+}
+
+/// As `moving_clip`, with properties for the detector too.
+fn moving_clip_with(
+    sprites: &[(Vec<u8>, usize, usize)],
+    frames: usize,
+    pos: impl Fn(usize, usize) -> (usize, usize),
+    detector_props: &str,
+    props: &str,
+) -> (Vec<Vec<(u64, u32)>>, gst::Structure) {
     require_runtime();
     let (w, h) = (640usize, 480usize);
     let pipeline = gst::parse::launch(&format!(
         "appsrc name=src format=time caps=video/x-raw,format=RGB,width={w},height={h},framerate=25/1 \
-         ! facedetector ! faceembedder name=emb {props} ! appsink name=sink sync=false"
+         ! facedetector {detector_props} ! faceembedder name=emb {props} ! appsink name=sink sync=false"
     ))
     .unwrap()
     .downcast::<gst::Pipeline>()
@@ -333,6 +344,22 @@ fn reembed_interval_refreshes() {
     let (_, stats) = moving_clip(&[face], 30, |_, _| (200, 120), "reembed-interval=10");
     // warm-up on frames 0, 1, 2, then every 10 frames: 12, 22
     assert_eq!(stats.get::<u64>("descriptors").unwrap(), 5, "{stats}");
+}
+
+#[test]
+fn descriptors_only_on_frames_the_detector_ran_on() {
+    let face = (rgb_photo("obama.jpg", 182, 227), 182, 227);
+    // facedetector interval=3 runs on frames 0, 3, 6, …; with reembed-interval=1 every one of those
+    // (and only those) gets a descriptor: 10 of 30 frames.
+    let (frames, stats) = moving_clip_with(
+        &[face],
+        30,
+        |n, _| (20 + n * 4, 120),
+        "interval=3",
+        "reembed-interval=1",
+    );
+    assert!(frames.iter().all(|f| f.len() == 1));
+    assert_eq!(stats.get::<u64>("descriptors").unwrap(), 10, "{stats}");
 }
 
 #[test]

@@ -100,8 +100,9 @@ impl ObjectImpl for FaceEmbedder {
                     .nick("Re-embed interval")
                     .blurb(
                         "Frames after which a tracked face gets a fresh descriptor (0 = once per track). \
-                         With N > 0 a new track first gets 3 descriptors on consecutive frames, so the \
-                         matcher can decide quickly. A track is also re-embedded when its face size \
+                         With N > 0 a new track first gets 3 descriptors in a row, so the matcher can \
+                         decide quickly. New descriptors are made only on frames facedetector ran its \
+                         model on (see its 'interval'). A track is also re-embedded when its face size \
                          changes 1.3x or its quality rises by 0.15; otherwise its last descriptor is reused",
                     )
                     .default_value(DEFAULT_REEMBED_INTERVAL)
@@ -272,7 +273,7 @@ impl BaseTransformImpl for FaceEmbedder {
         };
         let frame_no = state.stats.frames;
         state.stats.frames += 1;
-        if meta::frame_info(buf).is_none() {
+        let Some(frame_info) = meta::frame_info(buf) else {
             if !state.warned_no_meta {
                 state.warned_no_meta = true;
                 gst::element_imp_warning!(
@@ -282,7 +283,7 @@ impl BaseTransformImpl for FaceEmbedder {
                 );
             }
             return Ok(gst::FlowSuccess::Ok);
-        }
+        };
         state.cache.set_policy(policy(&settings));
         let faces = meta::faces(buf);
 
@@ -307,7 +308,11 @@ impl BaseTransformImpl for FaceEmbedder {
                         .unwrap_or(0.0);
                     let eligible =
                         size >= settings.min_face_size as f32 && quality >= settings.min_quality;
-                    let embed = eligible && cache.needs(f.track_id, frame_no, size, quality);
+                    // Only on frames the detector ran on: elsewhere the landmarks are the tracker's
+                    // prediction, good for a box, not for an aligned chip.
+                    let embed = frame_info.detected
+                        && eligible
+                        && cache.needs(f.track_id, frame_no, size, quality);
                     n += embed as usize;
                     stats.gated += !eligible as u64;
                     plans.push(Plan {
