@@ -7,7 +7,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 bash scripts/setup.sh
-cargo build --locked --release --bin facewatch --example nvr
+cargo build --locked --release --lib --bin facewatch --example nvr
 # shellcheck source=scripts/env.sh
 . scripts/env.sh
 

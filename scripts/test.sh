@@ -12,8 +12,10 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
-echo "== cargo build --release"
-cargo build --locked --release --bins --examples
+echo "== cargo build (the plugin, debug for the pipeline-script tests, release for README's commands)"
+# --lib: the plugin .so is only produced when the library is built as a target of its own.
+cargo build --locked --lib
+cargo build --locked --release --lib --bins --examples
 echo "== cargo test"
 cargo test --locked
 
