@@ -66,7 +66,25 @@ impl Default for Settings {
     }
 }
 
+/// What the streaming thread reads of the settings on every frame (a copy: no allocation).
+#[derive(Debug, Clone, Copy)]
+struct Live {
+    params: DetectParams,
+    inference_size: u32,
+    interval: u32,
+    post_messages: bool,
+}
+
 impl Settings {
+    fn live(&self) -> Live {
+        Live {
+            params: self.params(),
+            inference_size: self.inference_size,
+            interval: self.interval,
+            post_messages: self.post_messages,
+        }
+    }
+
     fn params(&self) -> DetectParams {
         DetectParams {
             threshold: self.threshold,
@@ -296,7 +314,7 @@ impl BaseTransformImpl for FaceDetector {
     }
 
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let settings = self.settings.lock().unwrap().clone();
+        let settings = self.settings.lock().unwrap().live();
         let mut guard = self.state.lock().unwrap();
         let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
         let Some(input) = state.input.clone() else {
@@ -310,7 +328,7 @@ impl BaseTransformImpl for FaceDetector {
             let t0 = Instant::now();
             let detector = &mut state.detector;
             let dets = input
-                .with_frame(buf, |view| detector.detect(view, &settings.params()))
+                .with_frame(buf, |view| detector.detect(view, &settings.params))
                 .map_err(|m| {
                     self.post_error_message(m);
                     gst::FlowError::Error

@@ -55,6 +55,26 @@ impl Default for Settings {
     }
 }
 
+/// What the streaming thread reads of the settings on every frame (a copy: no allocation).
+#[derive(Debug, Clone, Copy)]
+struct Live {
+    reembed_interval: u32,
+    min_face_size: u32,
+    min_quality: f32,
+    max_batch: u32,
+}
+
+impl Settings {
+    fn live(&self) -> Live {
+        Live {
+            reembed_interval: self.reembed_interval,
+            min_face_size: self.min_face_size,
+            min_quality: self.min_quality,
+            max_batch: self.max_batch,
+        }
+    }
+}
+
 #[derive(Debug, Default, Clone, Copy)]
 struct Stats {
     frames: u64,
@@ -242,7 +262,7 @@ impl BaseTransformImpl for FaceEmbedder {
         *self.state.lock().unwrap() = Some(State {
             embedder,
             input: None,
-            cache: DescriptorCache::new(policy(&settings)),
+            cache: DescriptorCache::new(policy(settings.reembed_interval)),
             chips: Vec::new(),
             warned_no_meta: false,
             stats: Stats::default(),
@@ -265,7 +285,7 @@ impl BaseTransformImpl for FaceEmbedder {
     }
 
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let settings = self.settings.lock().unwrap().clone();
+        let settings = self.settings.lock().unwrap().live();
         let mut guard = self.state.lock().unwrap();
         let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
         let Some(input) = state.input.clone() else {
@@ -284,7 +304,7 @@ impl BaseTransformImpl for FaceEmbedder {
             }
             return Ok(gst::FlowSuccess::Ok);
         };
-        state.cache.set_policy(policy(&settings));
+        state.cache.set_policy(policy(settings.reembed_interval));
         let faces = meta::faces(buf);
 
         // Chips and quality for every face; keep the chips of those that need a new descriptor.
@@ -386,9 +406,9 @@ impl BaseTransformImpl for FaceEmbedder {
     }
 }
 
-fn policy(s: &Settings) -> Policy {
+fn policy(interval: u32) -> Policy {
     Policy {
-        interval: s.reembed_interval,
+        interval,
         ..Policy::default()
     }
 }

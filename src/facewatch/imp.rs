@@ -402,18 +402,23 @@ impl BaseTransformImpl for FaceWatch {
     }
 
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let settings = self.settings.lock().unwrap().clone();
+        // The matcher's settings, copied (no allocation); the camera id is read only for an event.
+        let (threshold_setting, mut live) = {
+            let s = self.settings.lock().unwrap();
+            (s.threshold, config(&s, s.threshold))
+        };
         let mut guard = self.state.lock().unwrap();
         let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
         let notice = self.poll_reload(state);
         let frame = state.frames;
         state.frames += 1;
-        let threshold = if settings.threshold > 0.0 {
-            settings.threshold
+        let threshold = if threshold_setting > 0.0 {
+            threshold_setting
         } else {
             state.manifest_threshold
         };
-        state.matcher.set_config(config(&settings, threshold));
+        live.threshold = threshold;
+        state.matcher.set_config(live);
 
         let faces = meta::faces(buf);
         if !faces.is_empty() && faces.iter().all(|f| f.embedding.is_none()) {
@@ -509,10 +514,11 @@ impl BaseTransformImpl for FaceWatch {
         for (index, tag) in &tags {
             meta::set_identity(buf, *index, tag);
         }
-        let camera = settings
-            .camera_id
-            .clone()
-            .unwrap_or_else(|| obj.name().to_string());
+        if events.is_empty() {
+            return Ok(gst::FlowSuccess::Ok);
+        }
+        let camera = self.settings.lock().unwrap().camera_id.clone();
+        let camera = camera.unwrap_or_else(|| obj.name().to_string());
         for (face, ev) in events {
             self.post_event(
                 buf, &face, &ev, &camera, threshold, frame, &model_id, running,
