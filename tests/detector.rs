@@ -183,19 +183,12 @@ fn scaled_frame_gives_scaled_boxes() {
 fn interval_runs_model_one_frame_in_three() {
     require_runtime();
     common::init();
-    let pipeline = gst::parse::launch(&format!(
+    let pipeline = common::launch(&format!(
         "{} ! imagefreeze num-buffers=9 ! facedetector name=det interval=3 ! appsink name=sink",
         photo_src("obama.jpg", "video/x-raw,format=I420")
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
+    ));
     let det = pipeline.by_name("det").unwrap();
-    let sink = pipeline
-        .by_name("sink")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
+    let sink = common::child::<gst_app::AppSink>(&pipeline, "sink");
     sink.set_property("sync", false);
     pipeline.set_state(gst::State::Playing).unwrap();
     let mut per_frame = Vec::new();

@@ -250,23 +250,12 @@ fn moving_clip_with(
 ) -> (Vec<Vec<(u64, u32)>>, gst::Structure) {
     require_runtime();
     let (w, h) = (640usize, 480usize);
-    let pipeline = gst::parse::launch(&format!(
+    let pipeline = common::launch(&format!(
         "appsrc name=src format=time caps=video/x-raw,format=RGB,width={w},height={h},framerate=25/1 \
          ! facedetector {detector_props} ! faceembedder name=emb {props} ! appsink name=sink sync=false"
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    let src = pipeline
-        .by_name("src")
-        .unwrap()
-        .downcast::<gst_app::AppSrc>()
-        .unwrap();
-    let sink = pipeline
-        .by_name("sink")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
+    ));
+    let src = common::child::<gst_app::AppSrc>(&pipeline, "src");
+    let sink = common::child::<gst_app::AppSink>(&pipeline, "sink");
     pipeline.set_state(gst::State::Playing).unwrap();
     let stride = (w * 3).div_ceil(4) * 4;
     for n in 0..frames {

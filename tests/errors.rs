@@ -93,15 +93,8 @@ fn manifest_that_does_not_fit_the_model() {
 fn push_caps(caps: &str) -> String {
     use gst::prelude::*;
     common::require_runtime();
-    let pipeline = gst::parse::launch("appsrc name=src format=time ! facedetector ! fakesink")
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
-    let src = pipeline
-        .by_name("src")
-        .unwrap()
-        .downcast::<gst_app::AppSrc>()
-        .unwrap();
+    let pipeline = common::launch("appsrc name=src format=time ! facedetector ! fakesink");
+    let src = common::child::<gst_app::AppSrc>(&pipeline, "src");
     let caps: gst::Caps = caps.parse().unwrap();
     src.set_caps(Some(&caps));
     pipeline.set_state(gst::State::Playing).unwrap();

@@ -9,10 +9,6 @@ use std::process::Command;
 use common::{cli, cli_ok, photo, require_runtime, run_pipeline, scratch};
 use gst::prelude::*;
 
-fn ok(list: &Path, args: &[&str]) -> String {
-    cli_ok(list, args)
-}
-
 /// A new list with obama enrolled from obama.jpg.
 fn obama_list(name: &str) -> (PathBuf, PathBuf) {
     let d = scratch(name);
@@ -150,8 +146,8 @@ fn one_alert_per_visit() {
 fn expired_identity_never_matches() {
     let d = scratch("expired");
     let list = d.join("w.fwl");
-    ok(&list, &["init"]);
-    ok(
+    cli_ok(&list, &["init"]);
+    cli_ok(
         &list,
         &[
             "enroll",
@@ -165,7 +161,7 @@ fn expired_identity_never_matches() {
     let run = clip(&[("obama2.jpg", 20)], &list, "");
     assert!(run.error.is_none(), "{:?}", run.error);
     assert!(messages(&run, "facewatch-match").is_empty());
-    assert!(ok(&list, &["purge-expired"]).contains("purged 1"));
+    assert!(cli_ok(&list, &["purge-expired"]).contains("purged 1"));
     std::fs::remove_dir_all(d).unwrap();
 }
 
@@ -174,25 +170,14 @@ fn expired_identity_never_matches() {
 fn hot_reload_and_a_bad_reload_keeps_the_old_list() {
     require_runtime();
     let (d, list) = obama_list("reload");
-    let pipeline = gst::parse::launch(&format!(
+    let pipeline = common::launch(&format!(
         "appsrc name=src format=time caps=video/x-raw,format=I420,width=640,height=480,framerate=10/1 \
          ! facedetector ! faceembedder reembed-interval=1 ! facewatch watchlist=\"{}\" cooldown=0 \
          ! appsink name=sink sync=false",
         list.display()
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    let src = pipeline
-        .by_name("src")
-        .unwrap()
-        .downcast::<gst_app::AppSrc>()
-        .unwrap();
-    let sink = pipeline
-        .by_name("sink")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
+    ));
+    let src = common::child::<gst_app::AppSrc>(&pipeline, "src");
+    let sink = common::child::<gst_app::AppSink>(&pipeline, "sink");
     let bus = pipeline.bus().unwrap();
     pipeline.set_state(gst::State::Playing).unwrap();
     let frame_of = |name: &str| {
@@ -242,7 +227,7 @@ fn hot_reload_and_a_bad_reload_keeps_the_old_list() {
         "{seen:?}"
     );
     // enroll biden while the pipeline plays
-    ok(
+    cli_ok(
         &list,
         &[
             "enroll",
@@ -388,7 +373,7 @@ fn every_bad_file_is_a_distinct_clear_error() {
 fn concurrent_enrolls_both_land() {
     let d = scratch("concurrent");
     let list = d.join("w.fwl");
-    ok(&list, &["init"]);
+    cli_ok(&list, &["init"]);
     let spawn = |label: &str, p: &str| {
         Command::new(env!("CARGO_BIN_EXE_facewatch"))
             .arg("--list")
@@ -403,7 +388,7 @@ fn concurrent_enrolls_both_land() {
         spawn("astronaut", "astronaut.png"),
     );
     assert!(a.wait().unwrap().success() && b.wait().unwrap().success());
-    let listed = ok(&list, &["list"]);
+    let listed = cli_ok(&list, &["list"]);
     assert!(
         listed.contains("2 identities") && listed.contains("biden") && listed.contains("astronaut"),
         "{listed}"
@@ -414,7 +399,7 @@ fn concurrent_enrolls_both_land() {
 #[test]
 fn list_never_shows_descriptors_and_the_file_is_encrypted() {
     let (d, list) = obama_list("privacy");
-    let json = ok(&list, &["list", "--json"]);
+    let json = cli_ok(&list, &["list", "--json"]);
     let v: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
     assert_eq!(v["label"], "obama");
     assert_eq!(v["descriptors"], 1);
@@ -432,12 +417,12 @@ fn list_never_shows_descriptors_and_the_file_is_encrypted() {
     assert_eq!(mode & 0o777, 0o600);
     // rekey: the old key no longer opens it, the new one does
     let old_key = std::fs::read_to_string(d.join("w.fwl.key")).unwrap();
-    ok(&list, &["rekey"]);
+    cli_ok(&list, &["rekey"]);
     assert_ne!(
         std::fs::read_to_string(d.join("w.fwl.key")).unwrap(),
         old_key
     );
-    ok(&list, &["verify"]);
+    cli_ok(&list, &["verify"]);
     std::fs::write(d.join("old.key"), old_key).unwrap();
     assert_eq!(
         cli(
@@ -454,14 +439,14 @@ fn list_never_shows_descriptors_and_the_file_is_encrypted() {
 fn enroll_from_a_video_takes_the_best_frames() {
     let d = scratch("video-enroll");
     let list = d.join("w.fwl");
-    ok(&list, &["init"]);
+    cli_ok(&list, &["init"]);
     let video = common::clip(&d, &[("obama2.jpg", 20)]);
-    let out = ok(
+    let out = cli_ok(
         &list,
         &["enroll", "--label", "obama", video.to_str().unwrap()],
     );
     assert!(out.contains("5 descriptor(s) from 1 file(s)"), "{out}");
-    let json = ok(&list, &["list", "--json"]);
+    let json = cli_ok(&list, &["list", "--json"]);
     assert!(json.contains("\"descriptors\":5"), "{json}");
     std::fs::remove_dir_all(d).unwrap();
 }
@@ -470,18 +455,15 @@ fn enroll_from_a_video_takes_the_best_frames() {
 fn reload_signal_swaps_the_list_or_keeps_the_old_one() {
     require_runtime();
     let (d, list) = obama_list("signal");
-    let pipeline = gst::parse::launch(&format!(
+    let pipeline = common::launch(&format!(
         "videotestsrc num-buffers=1000 is-live=true ! video/x-raw,width=64,height=64,framerate=10/1 \
          ! facewatch name=fw watchlist=\"{}\" ! fakesink",
         list.display()
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
+    ));
     pipeline.set_state(gst::State::Playing).unwrap();
     let fw = pipeline.by_name("fw").unwrap();
     assert_eq!(fw.property::<u32>("identities"), 1);
-    ok(
+    cli_ok(
         &list,
         &[
             "enroll",

@@ -257,3 +257,20 @@ pub fn clip(dir: &std::path::Path, segments: &[(&str, usize)]) -> PathBuf {
     assert!(run.error.is_none(), "{:?}", run.error);
     out
 }
+
+/// `gst::parse::launch` of a whole pipeline.
+pub fn launch(desc: &str) -> gst::Pipeline {
+    gst::parse::launch(desc)
+        .unwrap_or_else(|e| panic!("parse {desc}: {e}"))
+        .downcast::<gst::Pipeline>()
+        .unwrap()
+}
+
+/// The element named `name` in `pipeline`, as type `T` (an AppSrc, an AppSink, …).
+pub fn child<T: IsA<gst::Element>>(pipeline: &gst::Pipeline, name: &str) -> T {
+    pipeline
+        .by_name(name)
+        .unwrap_or_else(|| panic!("no element {name}"))
+        .downcast::<T>()
+        .unwrap_or_else(|_| panic!("{name} has another type"))
+}
