@@ -15,8 +15,7 @@ fn main() {
     let (data, w, h, iterations) = common::frame_args("detector");
     let frame = common::i420(&data, w, h);
     let threads = common::threads();
-    let spec = ModelSpec::resolve(None, "centerface.onnx", Task::Detector)
-        .expect("model (run scripts/setup.sh)");
+    let spec = ModelSpec::resolve(None, Task::Detector).expect("model (run scripts/setup.sh)");
     let mut det = Detector::new(spec, threads, 640).expect("detector");
     let params = DetectParams::default();
     let mut faces = 0;

@@ -11,16 +11,15 @@ mod common;
 
 use gstfacewatch::core::detector::{DetectParams, Detector};
 use gstfacewatch::core::embedder::Embedder;
+use gstfacewatch::core::frame_embedder::{FaceIn, FrameEmbedder, Gates};
 use gstfacewatch::core::manifest::{ModelSpec, Task};
 
 fn main() {
     let (data, w, h, iterations) = common::frame_args("embedder");
     let frame = common::i420(&data, w, h);
     let threads = common::threads();
-    let det_spec =
-        ModelSpec::resolve(None, "centerface.onnx", Task::Detector).expect("run scripts/setup.sh");
-    let emb_spec =
-        ModelSpec::resolve(None, "dlib_resnet.onnx", Task::Embedder).expect("run scripts/setup.sh");
+    let det_spec = ModelSpec::resolve(None, Task::Detector).expect("run scripts/setup.sh");
+    let emb_spec = ModelSpec::resolve(None, Task::Embedder).expect("run scripts/setup.sh");
     let mut det = Detector::new(det_spec, threads, 640).unwrap();
     let mut emb = Embedder::new(emb_spec, threads).unwrap();
     let params = DetectParams::default();
@@ -55,11 +54,27 @@ fn main() {
         );
     }
 
-    // b) the whole per-frame path, every face embedded
+    // b) the whole per-frame path of the element (the same `FrameEmbedder`), every face embedded:
+    // the detector runs on every frame and each track is re-embedded on every frame.
+    let gates = Gates {
+        min_eye_distance: 0.0,
+        min_quality: 0.0,
+        max_batch: 8,
+        reembed_interval: 1,
+    };
+    let mut per_frame = FrameEmbedder::new(emb);
+    let mut frame_no = 0;
     let (mut ms, total) = common::time(iterations, || {
         let faces = det.detect(&frame, &params).unwrap();
-        let lms: Vec<&[[f32; 2]]> = faces.iter().map(|f| f.landmarks.as_slice()).collect();
-        emb.embed(&frame, &lms, 8).unwrap();
+        let face_in: Vec<FaceIn> = (faces.iter().enumerate())
+            .map(|(i, f)| FaceIn {
+                track: i as u64 + 1,
+                landmarks: &f.landmarks,
+            })
+            .collect();
+        let out = (per_frame.process(&frame, &face_in, frame_no, true, &gates, |_, _| {})).unwrap();
+        assert!(out.iter().all(|o| o.fresh), "every face embedded");
+        frame_no += 1;
     });
     println!(
         "{{\"impl\":\"facewatch\",\"step\":\"detect+embed\",\"frame\":\"{w}x{h}\",\"tensor\":\"{tw}x{th}\",\"threads\":{threads},\"faces\":{n},{}}}",

@@ -52,7 +52,7 @@ fn faces(path: &std::path::Path, aug: &str) -> Result<Vec<Vec<f32>>, Box<dyn std
     Ok(gstfacewatch::pipeline::descriptors(
         path,
         &format!(
-            "video/x-raw,format=RGBx ! {aug}facedetector ! faceembedder min-quality=0 min-face-size=0"
+            "video/x-raw,format=RGBx ! {aug}facedetector ! faceembedder min-quality=0 min-eye-distance=0"
         ),
     )?)
 }
@@ -151,7 +151,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         samples.iter().map(|s| s.identity.as_str()).collect();
     eprintln!("{} faces of {} identities", samples.len(), identities.len());
 
-    let spec = ModelSpec::resolve(None, "dlib_resnet.onnx", Task::Embedder)?;
+    let spec = ModelSpec::resolve(None, Task::Embedder)?;
     let centred = similarity_for(&spec)?;
     let plain = Similarity::cosine();
     let (mut g_plain, mut i_plain) = pairs(&samples, &plain);

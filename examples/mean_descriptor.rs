@@ -16,7 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for p in photos {
         let d = gstfacewatch::pipeline::descriptors(
             std::path::Path::new(p),
-            "facedetector ! faceembedder min-quality=0 min-face-size=0",
+            "facedetector ! faceembedder min-quality=0 min-eye-distance=0",
         )?;
         eprintln!("{p}: {} faces", d.len());
         all.extend(d);

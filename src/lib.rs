@@ -3,6 +3,7 @@
 use gst::glib;
 
 pub mod core;
+mod element;
 mod errors;
 mod facedetector;
 mod faceembedder;

@@ -6,24 +6,40 @@ use std::path::PathBuf;
 use gst::glib;
 use gst::prelude::*;
 
-/// The `model` property of an element that loads a model: a path, read at start.
-pub fn model(what: &str, default_file: &str) -> glib::ParamSpec {
+use crate::core::manifest::Task;
+
+/// The `model` property of an element that uses a `task` model: a path, read at start. `use_` says
+/// what the element takes from the model when that is not running it (`facewatch`).
+pub fn model(task: Task, use_: &str) -> glib::ParamSpec {
+    let what = match task {
+        Task::Detector => "detector",
+        Task::Embedder => "embedder",
+    };
+    let nick = if use_.is_empty() {
+        "Model"
+    } else {
+        "Embedder model"
+    };
     glib::ParamSpecString::builder("model")
-        .nick("Model")
+        .nick(nick)
         .blurb(&format!(
-            "Path of the {what} model (.onnx, with its .toml manifest beside it). Unset: {default_file} \
+            "Path of the {what} model{use_} (.onnx, with its .toml manifest beside it). Unset: {} \
              from $FACEWATCH_MODEL_DIR, then the installed data dir (<datadir>/facewatch/models). \
-             Read at start"
+             Read at start",
+            task.default_file()
         ))
         .mutable_ready()
         .build()
 }
 
-/// The `threads` property: ONNX Runtime intra-op threads, read at start.
-pub fn threads() -> glib::ParamSpec {
+/// The `threads` property: ONNX Runtime intra-op threads, read at start. `whose`: of which models.
+pub fn threads(whose: &str) -> glib::ParamSpec {
     glib::ParamSpecUInt::builder("threads")
         .nick("Threads")
-        .blurb("ONNX Runtime intra-op threads for this element (0 = the machine's available cores, at most 4). Read at start")
+        .blurb(&format!(
+            "ONNX Runtime intra-op threads {whose} (0 = the machine's available cores, at most 4). \
+             Read at start"
+        ))
         .maximum(256)
         .default_value(0)
         .mutable_ready()

@@ -120,3 +120,8 @@ impl Input {
         Ok(f(&view))
     }
 }
+
+/// [`FORMATS`] as caps spell them, for error messages.
+pub fn format_names() -> String {
+    FORMATS.map(|f| f.to_str().to_string()).join(", ")
+}

@@ -209,7 +209,7 @@ fn quality_gate_withholds_descriptors() {
     let faces = embed_photo(
         "obama.jpg",
         "video/x-raw,format=I420",
-        "min-face-size=10000",
+        "min-eye-distance=10000",
     );
     assert!(faces[0].embedding.as_ref().unwrap().vector.is_none());
 }

@@ -74,7 +74,7 @@ fn interrupt(child: &mut Child) {
 }
 
 /// A 4 s H.264 clip: 2 s of obama2.jpg, then 2 s of biden.jpg.
-fn clip(d: &Path) -> PathBuf {
+fn obama_then_biden(d: &Path) -> PathBuf {
     common::clip(d, &[("obama2.jpg", 20), ("biden.jpg", 20)])
 }
 
@@ -82,7 +82,7 @@ fn clip(d: &Path) -> PathBuf {
 fn file_script_prints_the_match() {
     require_runtime();
     let d = scratch("file");
-    let (list, video) = (obama_list(&d), clip(&d));
+    let (list, video) = (obama_list(&d), obama_then_biden(&d));
     let mut c = script(
         "file.sh",
         &[video.to_str().unwrap(), list.to_str().unwrap(), "lobby"],
@@ -108,7 +108,7 @@ fn file_script_prints_the_match() {
 fn record_script_writes_mp4_and_matches() {
     require_runtime();
     let d = scratch("record");
-    let (list, video) = (obama_list(&d), clip(&d));
+    let (list, video) = (obama_list(&d), obama_then_biden(&d));
     let out = d.join("rec.mp4");
     let mut c = script(
         "record.sh",

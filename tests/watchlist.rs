@@ -3,36 +3,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{cli, cli_ok, photo, require_runtime, run_pipeline, scratch};
+use common::{
+    cli, cli_ok, obama_list, photo, require_runtime, run_pipeline, scratch, watch_segments,
+};
 use gst::prelude::*;
-
-/// A new list with obama enrolled from obama.jpg.
-fn obama_list(name: &str) -> (PathBuf, PathBuf) {
-    let d = scratch(name);
-    let list = common::obama_list(&d);
-    (d, list)
-}
-
-/// A 10 fps clip of 640x480 segments, `frames` frames of each photo, through the three elements.
-fn clip(segments: &[(&str, usize)], list: &Path, props: &str) -> common::Run {
-    require_runtime();
-    let mut desc = format!(
-        "concat name=c ! facedetector ! faceembedder reembed-interval=2 ! facewatch name=fw watchlist=\"{}\" {props} \
-         ! appsink name=sink",
-        list.display()
-    );
-    for (p, n) in segments {
-        desc += &format!(
-            " filesrc location=\"{}\" ! decodebin ! imagefreeze num-buffers={n} ! videoconvert ! videoscale \
-             ! video/x-raw,format=I420,width=640,height=480,pixel-aspect-ratio=1/1,framerate=10/1 ! c.",
-            photo(p).display()
-        );
-    }
-    run_pipeline(&desc)
-}
 
 fn messages<'a>(run: &'a common::Run, name: &str) -> Vec<&'a gst::Structure> {
     run.element_messages
@@ -51,14 +27,15 @@ fn segment_of(s: &gst::Structure) -> u64 {
 
 #[test]
 fn matches_only_the_enrolled_person() {
-    let (d, list) = obama_list("e2e");
+    let d = scratch("e2e");
+    let list = obama_list(&d);
     let segs = [
         ("obama2.jpg", 10),
         ("obama3.jpg", 10),
         ("biden.jpg", 10),
         ("astronaut.png", 10),
     ];
-    let run = clip(&segs, &list, "cooldown=0");
+    let run = watch_segments(&segs, &list, "cooldown=0");
     assert!(run.error.is_none(), "{:?}", run.error);
     assert_eq!(run.buffers.len(), 40);
     let matches = messages(&run, "facewatch-match");
@@ -118,7 +95,7 @@ fn matches_only_the_enrolled_person() {
         "unknowns only when asked"
     );
 
-    let run = clip(&segs, &list, "cooldown=0 report-unknown=true");
+    let run = watch_segments(&segs, &list, "cooldown=0 report-unknown=true");
     let unknown: Vec<u64> = messages(&run, "facewatch-unknown")
         .iter()
         .map(|m| segment_of(m))
@@ -130,8 +107,9 @@ fn matches_only_the_enrolled_person() {
 
 #[test]
 fn one_alert_per_visit() {
-    let (d, list) = obama_list("cooldown");
-    let run = clip(&[("obama2.jpg", 60)], &list, "");
+    let d = scratch("cooldown");
+    let list = obama_list(&d);
+    let run = watch_segments(&[("obama2.jpg", 60)], &list, "");
     assert!(run.error.is_none(), "{:?}", run.error);
     assert_eq!(
         messages(&run, "facewatch-match").len(),
@@ -158,7 +136,7 @@ fn expired_identity_never_matches() {
             photo("obama.jpg").to_str().unwrap(),
         ],
     );
-    let run = clip(&[("obama2.jpg", 20)], &list, "");
+    let run = watch_segments(&[("obama2.jpg", 20)], &list, "");
     assert!(run.error.is_none(), "{:?}", run.error);
     assert!(messages(&run, "facewatch-match").is_empty());
     assert!(cli_ok(&list, &["purge-expired"]).contains("purged 1"));
@@ -169,7 +147,8 @@ fn expired_identity_never_matches() {
 #[test]
 fn hot_reload_and_a_bad_reload_keeps_the_old_list() {
     require_runtime();
-    let (d, list) = obama_list("reload");
+    let d = scratch("reload");
+    let list = obama_list(&d);
     let pipeline = common::launch(&format!(
         "appsrc name=src format=time caps=video/x-raw,format=I420,width=640,height=480,framerate=10/1 \
          ! facedetector ! faceembedder reembed-interval=1 ! facewatch watchlist=\"{}\" cooldown=0 \
@@ -267,7 +246,8 @@ fn hot_reload_and_a_bad_reload_keeps_the_old_list() {
 
 #[test]
 fn every_bad_file_is_a_distinct_clear_error() {
-    let (d, list) = obama_list("errors");
+    let d = scratch("errors");
+    let list = obama_list(&d);
     let good = std::fs::read(&list).unwrap();
     let bad = d.join("bad.fwl");
     std::fs::copy(d.join("w.fwl.key"), d.join("bad.fwl.key")).unwrap();
@@ -398,7 +378,8 @@ fn concurrent_enrolls_both_land() {
 
 #[test]
 fn list_never_shows_descriptors_and_the_file_is_encrypted() {
-    let (d, list) = obama_list("privacy");
+    let d = scratch("privacy");
+    let list = obama_list(&d);
     let json = cli_ok(&list, &["list", "--json"]);
     let v: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
     assert_eq!(v["label"], "obama");
@@ -454,7 +435,8 @@ fn enroll_from_a_video_takes_the_best_frames() {
 #[test]
 fn reload_signal_swaps_the_list_or_keeps_the_old_one() {
     require_runtime();
-    let (d, list) = obama_list("signal");
+    let d = scratch("signal");
+    let list = obama_list(&d);
     let pipeline = common::launch(&format!(
         "videotestsrc num-buffers=1000 is-live=true ! video/x-raw,width=64,height=64,framerate=10/1 \
          ! facewatch name=fw watchlist=\"{}\" ! fakesink",

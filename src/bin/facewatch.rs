@@ -147,7 +147,7 @@ fn secret(g: &Global) -> Result<Secret, Fail> {
 }
 
 fn embedder(g: &Global) -> Result<(ModelSpec, String), Fail> {
-    let spec = ModelSpec::resolve(g.model.as_deref(), "dlib_resnet.onnx", Task::Embedder)
+    let spec = ModelSpec::resolve(g.model.as_deref(), Task::Embedder)
         .map_err(|e| Fail(1, e.to_string()))?;
     let id = model_id(&spec).map_err(|e| Fail(1, e.to_string()))?;
     Ok((spec, id))
@@ -276,35 +276,233 @@ fn descriptors_of(
         .collect())
 }
 
+fn cmd_init(g: &Global, force: bool) -> Result<(), Fail> {
+    if g.list.exists() && !force {
+        return Err(Fail(
+            1,
+            format!("{} exists; use --force to replace it", g.list.display()),
+        ));
+    }
+    let (_, model) = embedder(g)?;
+    let _lock = Lock::acquire(&g.list)?;
+    let s = if g.plaintext {
+        eprintln!("warning: the watch list is not encrypted (--plaintext)");
+        Secret::Plaintext
+    } else if let Some(var) = &g.passphrase_env {
+        Secret::Passphrase(passphrase(var)?)
+    } else {
+        let key = random_key()?;
+        write_key_file(&key_file(g), &key, force)?;
+        println!(
+            "key file {} (mode 0600): keep it apart from backups of the list",
+            key_file(g).display()
+        );
+        Secret::Key(key)
+    };
+    save(&g.list, &Watchlist::new(&model), &s)?;
+    println!("created {} for model {model}", g.list.display());
+    Ok(())
+}
+
+fn cmd_enroll(
+    g: &Global,
+    label: String,
+    note: Option<String>,
+    expires: Option<String>,
+    added_by: Option<String>,
+    largest: bool,
+    files: Vec<PathBuf>,
+) -> Result<(), Fail> {
+    let s = secret(g)?;
+    let (_, model) = embedder(g)?;
+    let expires_at = expires.as_deref().map(parse_expiry).transpose()?;
+    let mut descs = Vec::new();
+    for f in &files {
+        for (v, m) in descriptors_of(f, g.model.as_deref(), largest)? {
+            if m != model {
+                return Err(Fail(
+                    7,
+                    format!(
+                        "{}: descriptor from model {m}, expected {model}",
+                        f.display()
+                    ),
+                ));
+            }
+            descs.push(Descriptor {
+                model_id: m,
+                vector: v,
+            });
+        }
+    }
+    let n = descs.len();
+    let who =
+        added_by.unwrap_or_else(|| std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
+    let id = update(
+        &g.list,
+        &s,
+        |list: &mut Watchlist| -> Result<String, Fail> {
+            if list.model_id != model {
+                return Err(WatchlistError::ModelMismatch {
+                    path: g.list.clone(),
+                    list: list.model_id.clone(),
+                    expected: model.clone(),
+                }
+                .into());
+            }
+            if let Some(existing) = list.identities.iter_mut().find(|i| i.label == label) {
+                existing.descriptors.extend(descs);
+                if note.is_some() {
+                    existing.note = note;
+                }
+                if expires_at.is_some() {
+                    existing.expires_at = expires_at;
+                }
+                return Ok(existing.id.clone());
+            }
+            let id = new_id()?;
+            list.identities.push(Identity {
+                id: id.clone(),
+                label: label.clone(),
+                note,
+                added_by: who,
+                added_at: now(),
+                expires_at,
+                descriptors: descs,
+            });
+            Ok(id)
+        },
+    )?;
+    println!(
+        "enrolled {label} ({id}): {n} descriptor(s) from {} file(s)",
+        files.len()
+    );
+    Ok(())
+}
+
+fn cmd_list(g: &Global, json: bool) -> Result<(), Fail> {
+    let list = load(&g.list, &secret(g)?)?;
+    if !json {
+        let n = list.identities.len();
+        let noun = if n == 1 { "identity" } else { "identities" };
+        println!("{n} {noun}, model {}", list.model_id);
+    }
+    for i in &list.identities {
+        let expires = i.expires_at.map(fmt_time);
+        if json {
+            let v = serde_json::json!({
+                "id": i.id, "label": i.label, "note": i.note, "added_by": i.added_by,
+                "added_at": fmt_time(i.added_at), "expires_at": expires,
+                "expired": i.expired(now()), "descriptors": i.descriptors.len(),
+            });
+            println!("{v}");
+        } else {
+            println!(
+                "{}  {}  descriptors={}  added={} by {}  expires={}{}",
+                i.id,
+                i.label,
+                i.descriptors.len(),
+                fmt_time(i.added_at),
+                i.added_by,
+                expires.unwrap_or_else(|| "never".into()),
+                i.note
+                    .as_ref()
+                    .map(|n| format!("  note={n}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn cmd_remove(g: &Global, label: Option<String>, id: Option<String>) -> Result<(), Fail> {
+    let s = secret(g)?;
+    let removed = update(&g.list, &s, |list: &mut Watchlist| -> Result<usize, Fail> {
+        let before = list.identities.len();
+        list.identities
+            .retain(|i| !(label.as_ref() == Some(&i.label) || id.as_ref() == Some(&i.id)));
+        match before - list.identities.len() {
+            0 => Err(Fail(
+                9,
+                format!(
+                    "no identity {} in {}",
+                    label.as_ref().or(id.as_ref()).unwrap(),
+                    g.list.display()
+                ),
+            )),
+            n => Ok(n),
+        }
+    })?;
+    println!(
+        "removed {removed} identit{}",
+        if removed == 1 { "y" } else { "ies" }
+    );
+    Ok(())
+}
+
+fn cmd_verify(g: &Global) -> Result<(), Fail> {
+    let list = load(&g.list, &secret(g)?)?;
+    let (_, model) = embedder(g)?;
+    if list.model_id != model {
+        return Err(WatchlistError::ModelMismatch {
+            path: g.list.clone(),
+            list: list.model_id,
+            expected: model,
+        }
+        .into());
+    }
+    let expired = list.identities.iter().filter(|i| i.expired(now())).count();
+    println!(
+        "ok: {} authentic, {} identities ({expired} expired), model {}",
+        g.list.display(),
+        list.identities.len(),
+        list.model_id
+    );
+    Ok(())
+}
+
+fn cmd_rekey(g: &Global, new_passphrase_env: Option<String>) -> Result<(), Fail> {
+    let old = secret(g)?;
+    let _lock = Lock::acquire(&g.list)?;
+    let list = load(&g.list, &old)?;
+    match new_passphrase_env {
+        Some(var) => save(&g.list, &list, &Secret::Passphrase(passphrase(&var)?))?,
+        None => {
+            // New key beside the old one first; the list under the new key; then the swap.
+            let key = random_key()?;
+            let kf = key_file(g);
+            let mut pending = kf.as_os_str().to_owned();
+            pending.push(".new");
+            let pending = PathBuf::from(pending);
+            write_key_file(&pending, &key, true)?;
+            save(&g.list, &list, &Secret::Key(key))?;
+            std::fs::rename(&pending, &kf)
+                .map_err(|e| Fail(3, format!("{}: {e}", kf.display())))?;
+            println!("new key in {}", kf.display());
+        }
+    }
+    println!("re-encrypted {}", g.list.display());
+    Ok(())
+}
+
+fn cmd_purge_expired(g: &Global) -> Result<(), Fail> {
+    let s = secret(g)?;
+    let t = now();
+    let n = update(&g.list, &s, |list: &mut Watchlist| -> Result<usize, Fail> {
+        let before = list.identities.len();
+        list.identities.retain(|i| !i.expired(t));
+        Ok(before - list.identities.len())
+    })?;
+    println!(
+        "purged {n} expired identit{}",
+        if n == 1 { "y" } else { "ies" }
+    );
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<(), Fail> {
     let g = &cli.global;
     match cli.command {
-        Command::Init { force } => {
-            if g.list.exists() && !force {
-                return Err(Fail(
-                    1,
-                    format!("{} exists; use --force to replace it", g.list.display()),
-                ));
-            }
-            let (_, model) = embedder(g)?;
-            let _lock = Lock::acquire(&g.list)?;
-            let s = if g.plaintext {
-                eprintln!("warning: the watch list is not encrypted (--plaintext)");
-                Secret::Plaintext
-            } else if let Some(var) = &g.passphrase_env {
-                Secret::Passphrase(passphrase(var)?)
-            } else {
-                let key = random_key()?;
-                write_key_file(&key_file(g), &key, force)?;
-                println!(
-                    "key file {} (mode 0600): keep it apart from backups of the list",
-                    key_file(g).display()
-                );
-                Secret::Key(key)
-            };
-            save(&g.list, &Watchlist::new(&model), &s)?;
-            println!("created {} for model {model}", g.list.display());
-        }
+        Command::Init { force } => cmd_init(g, force),
         Command::Enroll {
             label,
             note,
@@ -312,183 +510,13 @@ fn run(cli: Cli) -> Result<(), Fail> {
             added_by,
             largest,
             files,
-        } => {
-            let s = secret(g)?;
-            let (_, model) = embedder(g)?;
-            let expires_at = expires.as_deref().map(parse_expiry).transpose()?;
-            let mut descs = Vec::new();
-            for f in &files {
-                for (v, m) in descriptors_of(f, g.model.as_deref(), largest)? {
-                    if m != model {
-                        return Err(Fail(
-                            7,
-                            format!(
-                                "{}: descriptor from model {m}, expected {model}",
-                                f.display()
-                            ),
-                        ));
-                    }
-                    descs.push(Descriptor {
-                        model_id: m,
-                        vector: v,
-                    });
-                }
-            }
-            let n = descs.len();
-            let who = added_by
-                .unwrap_or_else(|| std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
-            let id = update(
-                &g.list,
-                &s,
-                |list: &mut Watchlist| -> Result<String, Fail> {
-                    if list.model_id != model {
-                        return Err(WatchlistError::ModelMismatch {
-                            path: g.list.clone(),
-                            list: list.model_id.clone(),
-                            expected: model.clone(),
-                        }
-                        .into());
-                    }
-                    if let Some(existing) = list.identities.iter_mut().find(|i| i.label == label) {
-                        existing.descriptors.extend(descs);
-                        if note.is_some() {
-                            existing.note = note;
-                        }
-                        if expires_at.is_some() {
-                            existing.expires_at = expires_at;
-                        }
-                        return Ok(existing.id.clone());
-                    }
-                    let id = new_id()?;
-                    list.identities.push(Identity {
-                        id: id.clone(),
-                        label: label.clone(),
-                        note,
-                        added_by: who,
-                        added_at: now(),
-                        expires_at,
-                        descriptors: descs,
-                    });
-                    Ok(id)
-                },
-            )?;
-            println!(
-                "enrolled {label} ({id}): {n} descriptor(s) from {} file(s)",
-                files.len()
-            );
-        }
-        Command::List { json } => {
-            let list = load(&g.list, &secret(g)?)?;
-            if !json {
-                let n = list.identities.len();
-                let noun = if n == 1 { "identity" } else { "identities" };
-                println!("{n} {noun}, model {}", list.model_id);
-            }
-            for i in &list.identities {
-                let expires = i.expires_at.map(fmt_time);
-                if json {
-                    let v = serde_json::json!({
-                        "id": i.id, "label": i.label, "note": i.note, "added_by": i.added_by,
-                        "added_at": fmt_time(i.added_at), "expires_at": expires,
-                        "expired": i.expired(now()), "descriptors": i.descriptors.len(),
-                    });
-                    println!("{v}");
-                } else {
-                    println!(
-                        "{}  {}  descriptors={}  added={} by {}  expires={}{}",
-                        i.id,
-                        i.label,
-                        i.descriptors.len(),
-                        fmt_time(i.added_at),
-                        i.added_by,
-                        expires.unwrap_or_else(|| "never".into()),
-                        i.note
-                            .as_ref()
-                            .map(|n| format!("  note={n}"))
-                            .unwrap_or_default()
-                    );
-                }
-            }
-        }
-        Command::Remove { label, id } => {
-            let s = secret(g)?;
-            let removed = update(&g.list, &s, |list: &mut Watchlist| -> Result<usize, Fail> {
-                let before = list.identities.len();
-                list.identities
-                    .retain(|i| !(label.as_ref() == Some(&i.label) || id.as_ref() == Some(&i.id)));
-                match before - list.identities.len() {
-                    0 => Err(Fail(
-                        9,
-                        format!(
-                            "no identity {} in {}",
-                            label.as_ref().or(id.as_ref()).unwrap(),
-                            g.list.display()
-                        ),
-                    )),
-                    n => Ok(n),
-                }
-            })?;
-            println!(
-                "removed {removed} identit{}",
-                if removed == 1 { "y" } else { "ies" }
-            );
-        }
-        Command::Verify => {
-            let list = load(&g.list, &secret(g)?)?;
-            let (_, model) = embedder(g)?;
-            if list.model_id != model {
-                return Err(WatchlistError::ModelMismatch {
-                    path: g.list.clone(),
-                    list: list.model_id,
-                    expected: model,
-                }
-                .into());
-            }
-            let expired = list.identities.iter().filter(|i| i.expired(now())).count();
-            println!(
-                "ok: {} authentic, {} identities ({expired} expired), model {}",
-                g.list.display(),
-                list.identities.len(),
-                list.model_id
-            );
-        }
-        Command::Rekey { new_passphrase_env } => {
-            let old = secret(g)?;
-            let _lock = Lock::acquire(&g.list)?;
-            let list = load(&g.list, &old)?;
-            match new_passphrase_env {
-                Some(var) => save(&g.list, &list, &Secret::Passphrase(passphrase(&var)?))?,
-                None => {
-                    // New key beside the old one first; the list under the new key; then the swap.
-                    let key = random_key()?;
-                    let kf = key_file(g);
-                    let mut pending = kf.as_os_str().to_owned();
-                    pending.push(".new");
-                    let pending = PathBuf::from(pending);
-                    write_key_file(&pending, &key, true)?;
-                    save(&g.list, &list, &Secret::Key(key))?;
-                    std::fs::rename(&pending, &kf)
-                        .map_err(|e| Fail(3, format!("{}: {e}", kf.display())))?;
-                    println!("new key in {}", kf.display());
-                }
-            }
-            println!("re-encrypted {}", g.list.display());
-        }
-        Command::PurgeExpired => {
-            let s = secret(g)?;
-            let t = now();
-            let n = update(&g.list, &s, |list: &mut Watchlist| -> Result<usize, Fail> {
-                let before = list.identities.len();
-                list.identities.retain(|i| !i.expired(t));
-                Ok(before - list.identities.len())
-            })?;
-            println!(
-                "purged {n} expired identit{}",
-                if n == 1 { "y" } else { "ies" }
-            );
-        }
+        } => cmd_enroll(g, label, note, expires, added_by, largest, files),
+        Command::List { json } => cmd_list(g, json),
+        Command::Remove { label, id } => cmd_remove(g, label, id),
+        Command::Verify => cmd_verify(g),
+        Command::Rekey { new_passphrase_env } => cmd_rekey(g, new_passphrase_env),
+        Command::PurgeExpired => cmd_purge_expired(g),
     }
-    Ok(())
 }
 
 fn main() -> ExitCode {

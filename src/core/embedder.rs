@@ -153,7 +153,6 @@ pub struct Embedder {
     session: Session,
     chip_spec: TensorSpec,
     model_id: String,
-    batch: Vec<f32>,
 }
 
 impl std::fmt::Debug for Embedder {
@@ -218,7 +217,6 @@ impl Embedder {
             session,
             chip_spec,
             model_id,
-            batch: Vec::new(),
         })
     }
 
@@ -294,35 +292,6 @@ impl Embedder {
             )));
         }
         Ok(data.chunks_exact(dim).map(<[f32]>::to_vec).collect())
-    }
-
-    /// Descriptors for several faces of one frame: chips warped from the frame, then inference in
-    /// batches of at most `max_batch` (0 = all at once). Faces whose landmarks do not fit get `None`.
-    pub fn embed(
-        &mut self,
-        frame: &FrameView<'_>,
-        faces: &[&[[f32; 2]]],
-        max_batch: usize,
-    ) -> Result<Vec<Option<Vec<f32>>>, RuntimeError> {
-        let len = self.chip_len();
-        let mut batch = std::mem::take(&mut self.batch);
-        batch.resize(faces.len() * len, 0.0);
-        let mut ok = Vec::with_capacity(faces.len());
-        let mut n = 0;
-        for lm in faces {
-            let fits = self
-                .chip(frame, lm, &mut batch[n * len..(n + 1) * len])
-                .is_some();
-            ok.push(fits);
-            n += fits as usize;
-        }
-        let result = self.embed_batches(&batch[..n * len], n, max_batch);
-        self.batch = batch;
-        let mut descs = result?.into_iter();
-        Ok(ok
-            .into_iter()
-            .map(|fits| if fits { descs.next() } else { None })
-            .collect())
     }
 
     /// Runs `n` prepared chips in batches of at most `max_batch` (0 = one batch).

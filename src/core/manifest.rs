@@ -88,6 +88,16 @@ pub enum Task {
     Embedder,
 }
 
+impl Task {
+    /// The model file looked up in the model dirs when an element's `model` is unset.
+    pub fn default_file(self) -> &'static str {
+        match self {
+            Task::Detector => "centerface.onnx",
+            Task::Embedder => "dlib_resnet.onnx",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum Resize {
@@ -158,6 +168,13 @@ pub struct EmbedderSection {
     /// Mean descriptor (raw little-endian f32 × dimension, next to the manifest) that scores are
     /// centred by; made by scripts/setup.sh from a background set of faces.
     pub mean_file: Option<String>,
+}
+
+impl EmbedderSection {
+    /// The calibrated match threshold: the manifest's, else that of the default embedder.
+    pub fn match_threshold(&self) -> f32 {
+        self.threshold.unwrap_or(0.66)
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -307,12 +324,10 @@ impl ModelSpec {
         })
     }
 
-    /// Resolves an element's `model` property: the given path, or `default_file` in the search dirs.
-    pub fn resolve(
-        model: Option<&Path>,
-        default_file: &str,
-        task: Task,
-    ) -> Result<ModelSpec, ManifestError> {
+    /// Resolves an element's `model` property: the given path, or the task's default file in the
+    /// search dirs.
+    pub fn resolve(model: Option<&Path>, task: Task) -> Result<ModelSpec, ManifestError> {
+        let default_file = task.default_file();
         let path = match model {
             Some(p) => p.to_path_buf(),
             None => {
@@ -399,7 +414,7 @@ mod tests {
         assert!(e.to_string().contains("m.toml"), "{e}");
         std::fs::write(dir.join("m.toml"), CENTERFACE).unwrap();
         assert!(ModelSpec::load(&model).is_ok());
-        let e = ModelSpec::resolve(Some(&model), "m.onnx", Task::Embedder).unwrap_err();
+        let e = ModelSpec::resolve(Some(&model), Task::Embedder).unwrap_err();
         assert!(e.to_string().contains("Embedder"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

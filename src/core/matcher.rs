@@ -18,6 +18,9 @@
 
 use std::collections::HashMap;
 
+use crate::core::similarity::Similarity;
+use crate::core::watchlist::index::Index;
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Config {
     pub threshold: f32,
@@ -39,6 +42,32 @@ pub struct Fresh {
     pub descriptor: Vec<f32>,
     /// The best identity, if the list has any.
     pub candidate: Option<Candidate>,
+}
+
+impl Fresh {
+    /// A raw descriptor from the embedder, prepared with the list's similarity and searched in
+    /// the list as of `now` (unix seconds).
+    pub fn search(index: &Index, similarity: &Similarity, descriptor: &[f32], now: i64) -> Fresh {
+        let descriptor = similarity.prepare(descriptor);
+        let candidate = index.search(&descriptor, now).map(|h| {
+            let entry = &index.entries()[h.identity];
+            Candidate {
+                identity_id: entry.id.clone(),
+                label: entry.label.clone(),
+                score: h.score,
+                margin: h.margin,
+            }
+        });
+        Fresh {
+            descriptor,
+            candidate,
+        }
+    }
+}
+
+/// The threshold in force: the element's setting, or the embedder's calibrated one when it is 0.
+pub fn threshold(setting: f32, calibrated: f32) -> f32 {
+    if setting > 0.0 { setting } else { calibrated }
 }
 
 /// The best identity for one fresh descriptor.

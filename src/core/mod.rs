@@ -7,6 +7,7 @@ pub mod detect;
 pub mod detector;
 pub mod embedder;
 pub mod frame;
+pub mod frame_embedder;
 pub mod manifest;
 pub mod matcher;
 pub mod reembed;

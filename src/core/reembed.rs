@@ -36,6 +36,23 @@ impl Default for Policy {
     }
 }
 
+/// Why a track gets a new descriptor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// The track has none yet.
+    New,
+    /// One of the first `warmup` descriptors of the track.
+    WarmUp,
+    /// `interval` frames passed since the last one.
+    Interval,
+    /// The face grew `grow`× since.
+    Grew,
+    /// The face shrank `grow`× since.
+    Shrank,
+    /// Its quality rose by `quality_gain` since.
+    Sharper,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Entry {
     pub descriptor: Vec<f32>,
@@ -67,17 +84,26 @@ impl DescriptorCache {
         self.policy = policy;
     }
 
-    /// Whether `track`, seen on `frame` at this size and quality, should get a new descriptor.
-    pub fn needs(&self, track: u64, frame: u64, size: f32, quality: f32) -> bool {
+    /// Why `track`, seen on `frame` at this size and quality, should get a new descriptor; `None`
+    /// when its last one is still good.
+    pub fn needs(&self, track: u64, frame: u64, size: f32, quality: f32) -> Option<Reason> {
         let Some(e) = self.entries.get(&track) else {
-            return true;
+            return Some(Reason::New);
         };
         let p = &self.policy;
-        (p.interval > 0
-            && (e.count < p.warmup || frame.saturating_sub(e.frame) >= p.interval as u64))
-            || size >= e.size * p.grow
-            || size * p.grow <= e.size
-            || quality >= e.quality + p.quality_gain
+        if p.interval > 0 && e.count < p.warmup {
+            Some(Reason::WarmUp)
+        } else if p.interval > 0 && frame.saturating_sub(e.frame) >= p.interval as u64 {
+            Some(Reason::Interval)
+        } else if size >= e.size * p.grow {
+            Some(Reason::Grew)
+        } else if size * p.grow <= e.size {
+            Some(Reason::Shrank)
+        } else if quality >= e.quality + p.quality_gain {
+            Some(Reason::Sharper)
+        } else {
+            None
+        }
     }
 
     /// Marks the track as seen (keeps its entry alive) and returns its descriptor, if any.
@@ -129,13 +155,13 @@ mod tests {
     #[test]
     fn once_per_track_unless_it_grows_or_improves() {
         let mut c = DescriptorCache::new(Policy::default());
-        assert!(c.needs(1, 0, 40.0, 0.5));
+        assert_eq!(c.needs(1, 0, 40.0, 0.5), Some(Reason::New));
         c.store(1, 0, 40.0, 0.5, vec![1.0]);
-        assert!(!c.needs(1, 100, 45.0, 0.55));
-        assert!(c.needs(1, 100, 52.0, 0.5), "grew 1.3x");
-        assert!(c.needs(1, 100, 30.0, 0.5), "shrank 1.3x");
-        assert!(c.needs(1, 100, 40.0, 0.66), "quality +0.16");
-        assert!(c.needs(2, 100, 40.0, 0.5), "other track");
+        assert_eq!(c.needs(1, 100, 45.0, 0.55), None);
+        assert_eq!(c.needs(1, 100, 52.0, 0.5), Some(Reason::Grew));
+        assert_eq!(c.needs(1, 100, 30.0, 0.5), Some(Reason::Shrank));
+        assert_eq!(c.needs(1, 100, 40.0, 0.66), Some(Reason::Sharper));
+        assert_eq!(c.needs(2, 100, 40.0, 0.5), Some(Reason::New), "other track");
     }
 
     #[test]
@@ -147,13 +173,14 @@ mod tests {
             ..Policy::default()
         });
         c.store(1, 0, 40.0, 0.5, vec![1.0]);
-        assert!(
+        assert_eq!(
             c.needs(1, 1, 40.0, 0.5),
+            Some(Reason::WarmUp),
             "warm-up: a second descriptor at once"
         );
         c.store(1, 0, 40.0, 0.5, vec![1.0]);
-        assert!(!c.needs(1, 9, 40.0, 0.5));
-        assert!(c.needs(1, 10, 40.0, 0.5));
+        assert_eq!(c.needs(1, 9, 40.0, 0.5), None);
+        assert_eq!(c.needs(1, 10, 40.0, 0.5), Some(Reason::Interval));
         assert_eq!(c.touch(1, 4).unwrap().descriptor, vec![1.0]);
         c.prune(9);
         assert_eq!(c.len(), 1);

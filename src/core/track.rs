@@ -57,11 +57,21 @@ impl Track {
     }
 }
 
+/// A decision of the tracker, for the element's debug log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrackEvent {
+    /// A detection paired with no track: a new track.
+    Started(u64),
+    /// A track unpaired for more than `max_missed` detector runs was dropped.
+    Lost(u64),
+}
+
 #[derive(Debug, Default)]
 pub struct Tracker {
     config: TrackerConfig,
     tracks: Vec<Track>,
     next_id: u64,
+    events: Vec<TrackEvent>,
 }
 
 fn centre(r: &Rect) -> (f32, f32) {
@@ -89,7 +99,13 @@ impl Tracker {
             config,
             tracks: Vec::new(),
             next_id: 1,
+            events: Vec::new(),
         }
+    }
+
+    /// The decisions of the last `update` (new and lost tracks), oldest first.
+    pub fn events(&mut self) -> std::vec::Drain<'_, TrackEvent> {
+        self.events.drain(..)
     }
 
     /// Forgets every track (e.g. after a flush or a size change). Ids keep counting up.
@@ -100,6 +116,7 @@ impl Tracker {
     /// A frame the detector ran on: pairs `dets` with the tracks and returns them with their track
     /// ids, in the order given.
     pub fn update(&mut self, frame: u64, dets: Vec<Detection>) -> Vec<(u64, Detection)> {
+        self.events.clear();
         let predicted: Vec<Detection> = self.tracks.iter().map(|t| t.predicted(frame)).collect();
         let mut pairs = Vec::new();
         for (ti, p) in predicted.iter().enumerate() {
@@ -140,6 +157,7 @@ impl Tracker {
                 None => {
                     let id = self.next_id;
                     self.next_id += 1;
+                    self.events.push(TrackEvent::Started(id));
                     self.tracks.push(Track {
                         id,
                         face: d.clone(),
@@ -154,7 +172,14 @@ impl Tracker {
             out.push((id, d));
         }
         let max_missed = self.config.max_missed;
-        self.tracks.retain(|t| t.missed <= max_missed);
+        let events = &mut self.events;
+        self.tracks.retain(|t| {
+            let keep = t.missed <= max_missed;
+            if !keep {
+                events.push(TrackEvent::Lost(t.id));
+            }
+            keep
+        });
         out
     }
 
@@ -211,10 +236,15 @@ mod tests {
         let a = t.update(0, vec![face(0.0, 0.0, 40.0)])[0].0;
         t.update(1, vec![]);
         assert_eq!(t.update(2, vec![face(1.0, 0.0, 40.0)])[0].0, a);
+        let mut events = Vec::new();
         for f in 3..6 {
             t.update(f, vec![]);
+            events.extend(t.events());
         }
-        assert_ne!(t.update(6, vec![face(1.0, 0.0, 40.0)])[0].0, a);
+        assert_eq!(events, [TrackEvent::Lost(a)]);
+        let b = t.update(6, vec![face(1.0, 0.0, 40.0)])[0].0;
+        assert_ne!(b, a);
+        assert_eq!(t.events().collect::<Vec<_>>(), [TrackEvent::Started(b)]);
     }
 
     #[test]

@@ -2,20 +2,19 @@
 //! `core::detector`.
 
 use std::path::PathBuf;
-use std::sync::{LazyLock, Mutex};
+use std::sync::LazyLock;
 use std::time::Instant;
 
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
-use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 
 use crate::core::detector::{DetectParams, Detector};
-use crate::core::manifest::{ModelSpec, Task};
-use crate::core::track::{Tracker, TrackerConfig};
-use crate::errors::{model_error, runtime_error};
+use crate::core::manifest::Task;
+use crate::core::track::{TrackEvent, Tracker, TrackerConfig};
+use crate::element;
 use crate::meta::{self, Face};
 use crate::video;
 
@@ -27,8 +26,6 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
-/// File name looked up in the model dirs when `model` is unset.
-const DEFAULT_MODEL_FILE: &str = "centerface.onnx";
 const DEFAULT_THRESHOLD: f32 = 0.5;
 const DEFAULT_NMS_IOU: f32 = 0.3;
 const DEFAULT_MIN_FACE_SIZE: u32 = 0;
@@ -103,6 +100,17 @@ struct Stats {
     inference_ns: u64,
 }
 
+impl element::Stats for Stats {
+    fn structure(&self) -> gst::Structure {
+        gst::Structure::builder("facedetector-stats")
+            .field("frames", self.frames)
+            .field("inferences", self.inferences)
+            .field("faces", self.faces)
+            .field("inference-time-us", self.inference_ns / 1000)
+            .build()
+    }
+}
+
 struct State {
     detector: Detector,
     input: Option<video::Input>,
@@ -111,12 +119,32 @@ struct State {
     stats: Stats,
 }
 
+impl element::Running for State {
+    type Stats = Stats;
+
+    fn flush(&mut self) {
+        // After a seek the faces of before are elsewhere.
+        self.tracker.reset();
+    }
+
+    fn set_input(&mut self, input: video::Input) {
+        if let Some(old) = &self.input
+            && (old.info.width(), old.info.height()) != (input.info.width(), input.info.height())
+        {
+            // Boxes carried from the old size would be wrong on the new one.
+            self.tracker.reset();
+        }
+        self.input = Some(input);
+    }
+
+    fn stats(&self) -> Stats {
+        self.stats
+    }
+}
+
 #[derive(Default)]
 pub struct FaceDetector {
-    settings: Mutex<Settings>,
-    state: Mutex<Option<State>>,
-    /// Counters, readable through the `stats` property while streaming and after stop.
-    stats: Mutex<Stats>,
+    base: element::Base<Settings, State>,
 }
 
 #[glib::object_subclass]
@@ -130,7 +158,7 @@ impl ObjectImpl for FaceDetector {
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             vec![
-                crate::props::model("detector", DEFAULT_MODEL_FILE),
+                crate::props::model(Task::Detector, ""),
                 glib::ParamSpecFloat::builder("threshold")
                     .nick("Threshold")
                     .blurb("Minimum detector score for a face")
@@ -180,7 +208,7 @@ impl ObjectImpl for FaceDetector {
                     .default_value(DEFAULT_INTERVAL)
                     .mutable_playing()
                     .build(),
-                crate::props::threads(),
+                crate::props::threads("for this element"),
                 glib::ParamSpecBoolean::builder("post-messages")
                     .nick("Post messages")
                     .blurb(
@@ -205,8 +233,7 @@ impl ObjectImpl for FaceDetector {
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        let mut s = self.settings.lock().unwrap();
-        match pspec.name() {
+        self.base.set(|s| match pspec.name() {
             "model" => s.model = crate::props::path(value),
             "threshold" => s.threshold = value.get().expect("type checked upstream"),
             "nms-iou" => s.nms_iou = value.get().expect("type checked upstream"),
@@ -217,12 +244,15 @@ impl ObjectImpl for FaceDetector {
             "threads" => s.threads = value.get().expect("type checked upstream"),
             "post-messages" => s.post_messages = value.get().expect("type checked upstream"),
             _ => unimplemented!(),
-        }
+        });
         gst::debug!(CAT, imp = self, "set {} from {:?}", pspec.name(), value);
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        let s = self.settings.lock().unwrap();
+        if pspec.name() == "stats" {
+            return self.base.stats_value();
+        }
+        let s = self.base.settings();
         match pspec.name() {
             "model" => crate::props::path_value(&s.model),
             "threshold" => s.threshold.to_value(),
@@ -233,16 +263,6 @@ impl ObjectImpl for FaceDetector {
             "interval" => s.interval.to_value(),
             "threads" => s.threads.to_value(),
             "post-messages" => s.post_messages.to_value(),
-            "stats" => {
-                let st = *self.stats.lock().unwrap();
-                gst::Structure::builder("facedetector-stats")
-                    .field("frames", st.frames)
-                    .field("inferences", st.inferences)
-                    .field("faces", st.faces)
-                    .field("inference-time-us", st.inference_ns / 1000)
-                    .build()
-                    .to_value()
-            }
             _ => unimplemented!(),
         }
     }
@@ -278,18 +298,15 @@ impl BaseTransformImpl for FaceDetector {
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let settings = self.settings.lock().unwrap().clone();
-        let spec = ModelSpec::resolve(
+        let settings = self.base.settings();
+        let detector = element::load_model(
+            self,
+            *CAT,
             settings.model.as_deref(),
-            DEFAULT_MODEL_FILE,
             Task::Detector,
-        )
-        .map_err(|e| model_error(&e))?;
-        gst::info!(CAT, imp = self, "loading {}", spec.model_path.display());
-        let detector = Detector::new(spec, settings.threads, settings.inference_size)
-            .map_err(|e| runtime_error(&e))?;
-        *self.stats.lock().unwrap() = Stats::default();
-        *self.state.lock().unwrap() = Some(State {
+            |spec| Detector::new(spec, settings.threads, settings.inference_size),
+        )?;
+        self.base.start(State {
             detector,
             input: None,
             tracker: Tracker::new(TrackerConfig::default()),
@@ -299,65 +316,60 @@ impl BaseTransformImpl for FaceDetector {
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        self.state.lock().unwrap().take();
+        self.base.stop();
         Ok(())
     }
 
     fn sink_event(&self, event: gst::Event) -> bool {
-        if let gst::EventView::FlushStop(_) = event.view()
-            && let Some(state) = self.state.lock().unwrap().as_mut()
-        {
-            // After a seek the faces of before are elsewhere.
-            state.tracker.reset();
-        }
+        self.base.sink_event(&event);
         self.parent_sink_event(event)
     }
 
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let settings = self.settings.lock().unwrap().live();
-        let mut guard = self.state.lock().unwrap();
-        let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
-        let Some(input) = state.input.clone() else {
-            return Err(gst::FlowError::NotNegotiated);
-        };
-
-        let frame_no = state.stats.frames;
-        let run = frame_no % settings.interval.max(1) as u64 == 0;
-        let tracked = if run {
-            state.detector.set_inference_size(settings.inference_size);
-            let t0 = Instant::now();
-            let detector = &mut state.detector;
-            let dets = input
-                .with_frame(buf, |view| detector.detect(view, &settings.params))
-                .map_err(|m| {
-                    self.post_error_message(m);
-                    gst::FlowError::Error
-                })?
-                .map_err(|e| {
-                    self.post_error_message(runtime_error(&e));
-                    gst::FlowError::Error
-                })?;
-            state.stats.inferences += 1;
-            state.stats.inference_ns += t0.elapsed().as_nanos() as u64;
-            state.tracker.update(frame_no, dets)
-        } else {
-            state.tracker.predict(frame_no)
-        };
-        state.stats.frames += 1;
-
-        let (w, h) = (input.info.width(), input.info.height());
-        let faces: Vec<Face> = tracked
-            .iter()
-            .filter_map(|(id, d)| Face::from_detection(0, *id, d, w, h))
-            .enumerate()
-            .map(|(i, f)| Face {
-                index: i as u32,
-                ..f
-            })
-            .collect();
-        state.stats.faces += faces.len() as u64;
-        *self.stats.lock().unwrap() = state.stats;
-        drop(guard);
+        let settings = self.base.live(Settings::live);
+        let (frame_no, run, faces) = self.base.with_state(|state| {
+            let input = state.input.as_ref().ok_or(gst::FlowError::NotNegotiated)?;
+            let frame_no = state.stats.frames;
+            let run = frame_no % settings.interval.max(1) as u64 == 0;
+            let tracked = if run {
+                state.detector.set_inference_size(settings.inference_size);
+                let t0 = Instant::now();
+                let detector = &mut state.detector;
+                let dets = input
+                    .with_frame(buf, |view| detector.detect(view, &settings.params))
+                    .map_err(|m| element::fail(self, m))?
+                    .map_err(|e| element::fail_run(self, &e))?;
+                state.stats.inferences += 1;
+                state.stats.inference_ns += t0.elapsed().as_nanos() as u64;
+                let tracked = state.tracker.update(frame_no, dets);
+                for ev in state.tracker.events() {
+                    match ev {
+                        TrackEvent::Started(id) => {
+                            gst::debug!(CAT, imp = self, "frame {frame_no}: new track {id}")
+                        }
+                        TrackEvent::Lost(id) => {
+                            gst::debug!(CAT, imp = self, "frame {frame_no}: track {id} lost")
+                        }
+                    }
+                }
+                tracked
+            } else {
+                state.tracker.predict(frame_no)
+            };
+            state.stats.frames += 1;
+            let (w, h) = (input.info.width(), input.info.height());
+            let faces: Vec<Face> = tracked
+                .iter()
+                .filter_map(|(id, d)| Face::from_detection(0, *id, d, w, h))
+                .enumerate()
+                .map(|(i, f)| Face {
+                    index: i as u32,
+                    ..f
+                })
+                .collect();
+            state.stats.faces += faces.len() as u64;
+            Ok((frame_no, run, faces))
+        })?;
 
         gst::trace!(CAT, imp = self, "{} faces (model ran: {run})", faces.len());
         meta::set_frame_info(
@@ -386,42 +398,15 @@ impl VideoFilterImpl for FaceDetector {
         _outcaps: &gst::Caps,
         _out_info: &gst_video::VideoInfo,
     ) -> Result<(), gst::LoggableError> {
-        let Some(input) = video::Input::new(in_info) else {
-            gst::element_imp_error!(
-                self,
-                gst::CoreError::Negotiation,
-                (
-                    "Unsupported video format {:?} (caps {incaps}); facedetector takes {:?}",
-                    in_info.format(),
-                    video::FORMATS
-                )
-            );
-            return Err(gst::loggable_error!(CAT, "unsupported format"));
-        };
-        gst::debug!(CAT, imp = self, "input {incaps}, {:?}", input.matrix);
-        let mut guard = self.state.lock().unwrap();
-        let state = guard
-            .as_mut()
-            .ok_or_else(|| gst::loggable_error!(CAT, "caps before start"))?;
-        if let Some(old) = &state.input
-            && (old.info.width(), old.info.height()) != (in_info.width(), in_info.height())
-        {
-            // Boxes carried from the old size would be wrong on the new one.
-            state.tracker.reset();
-        }
-        state.input = Some(input);
-        Ok(())
+        self.base.set_input(self, *CAT, incaps, in_info)
     }
 }
 
 impl FaceDetector {
     fn post_faces_message(&self, buf: &gst::BufferRef, faces: &[Face]) {
         let obj = self.obj();
-        let segment = obj.segment();
-        let segment = segment.downcast_ref::<gst::ClockTime>();
+        let (running, stream) = element::buffer_times(self, buf);
         let pts = buf.pts();
-        let running = pts.and_then(|t| segment.and_then(|s| s.to_running_time(t)));
-        let stream = pts.and_then(|t| segment.and_then(|s| s.to_stream_time(t)));
         let list = gst::List::new(faces.iter().map(|f| f.message_structure()));
         let s = gst::Structure::builder("facedetector")
             .field("timestamp", pts)

@@ -2,8 +2,7 @@
 //! and inference live in `core::embedder`; the per-track re-embedding decisions in `core::reembed`.
 
 use std::path::PathBuf;
-use std::sync::{LazyLock, Mutex};
-use std::time::Instant;
+use std::sync::LazyLock;
 
 use gst::glib;
 use gst::prelude::*;
@@ -11,10 +10,10 @@ use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 use gst_video::subclass::prelude::*;
 
-use crate::core::embedder::{Embedder, eye_distance};
-use crate::core::manifest::{ModelSpec, Task};
-use crate::core::reembed::{DescriptorCache, Policy};
-use crate::errors::{model_error, runtime_error};
+use crate::core::embedder::Embedder;
+use crate::core::frame_embedder::{Counts, Decision, FaceIn, FrameEmbedder, Gates};
+use crate::core::manifest::Task;
+use crate::element;
 use crate::meta::{self, Embedding};
 use crate::video;
 
@@ -26,9 +25,8 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
-const DEFAULT_MODEL_FILE: &str = "dlib_resnet.onnx";
 const DEFAULT_REEMBED_INTERVAL: u32 = 10;
-const DEFAULT_MIN_FACE_SIZE: u32 = 16;
+const DEFAULT_MIN_EYE_DISTANCE: u32 = 16;
 const DEFAULT_MIN_QUALITY: f32 = 0.15;
 const DEFAULT_MAX_BATCH: u32 = 8;
 
@@ -37,7 +35,7 @@ struct Settings {
     model: Option<PathBuf>,
     threads: u32,
     reembed_interval: u32,
-    min_face_size: u32,
+    min_eye_distance: u32,
     min_quality: f32,
     max_batch: u32,
 }
@@ -48,59 +46,70 @@ impl Default for Settings {
             model: None,
             threads: 0,
             reembed_interval: DEFAULT_REEMBED_INTERVAL,
-            min_face_size: DEFAULT_MIN_FACE_SIZE,
+            min_eye_distance: DEFAULT_MIN_EYE_DISTANCE,
             min_quality: DEFAULT_MIN_QUALITY,
             max_batch: DEFAULT_MAX_BATCH,
         }
     }
 }
 
-/// What the streaming thread reads of the settings on every frame (a copy: no allocation).
-#[derive(Debug, Clone, Copy)]
-struct Live {
-    reembed_interval: u32,
-    min_face_size: u32,
-    min_quality: f32,
-    max_batch: u32,
-}
-
 impl Settings {
-    fn live(&self) -> Live {
-        Live {
-            reembed_interval: self.reembed_interval,
-            min_face_size: self.min_face_size,
+    /// What the streaming thread reads of the settings on every frame (a copy: no allocation).
+    fn gates(&self) -> Gates {
+        Gates {
+            min_eye_distance: self.min_eye_distance as f32,
             min_quality: self.min_quality,
-            max_batch: self.max_batch,
+            max_batch: self.max_batch as usize,
+            reembed_interval: self.reembed_interval,
         }
     }
 }
 
 #[derive(Debug, Default, Clone, Copy)]
-struct Stats {
-    frames: u64,
-    faces: u64,
-    descriptors: u64,
-    inferences: u64,
-    reused: u64,
-    gated: u64,
-    inference_ns: u64,
+struct Stats(Counts);
+
+impl element::Stats for Stats {
+    fn structure(&self) -> gst::Structure {
+        let c = &self.0;
+        gst::Structure::builder("faceembedder-stats")
+            .field("frames", c.frames)
+            .field("faces", c.faces)
+            .field("descriptors", c.descriptors)
+            .field("inferences", c.inferences)
+            .field("reused", c.reused)
+            .field("gated", c.gated)
+            .field("inference-time-us", c.inference_ns / 1000)
+            .build()
+    }
 }
 
 struct State {
-    embedder: Embedder,
+    embedder: FrameEmbedder,
     input: Option<video::Input>,
-    cache: DescriptorCache,
-    /// Chips of the faces that get a new descriptor on this frame, one after another.
-    chips: Vec<f32>,
+    /// Frames seen, including those without facedetector metadata.
+    frames: u64,
     warned_no_meta: bool,
-    stats: Stats,
+}
+
+impl element::Running for State {
+    type Stats = Stats;
+
+    fn flush(&mut self) {
+        self.embedder.clear();
+    }
+
+    fn set_input(&mut self, input: video::Input) {
+        self.input = Some(input);
+    }
+
+    fn stats(&self) -> Stats {
+        Stats(self.embedder.counts())
+    }
 }
 
 #[derive(Default)]
 pub struct FaceEmbedder {
-    settings: Mutex<Settings>,
-    state: Mutex<Option<State>>,
-    stats: Mutex<Stats>,
+    base: element::Base<Settings, State>,
 }
 
 #[glib::object_subclass]
@@ -114,8 +123,8 @@ impl ObjectImpl for FaceEmbedder {
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             vec![
-                crate::props::model("embedder", DEFAULT_MODEL_FILE),
-                crate::props::threads(),
+                crate::props::model(Task::Embedder, ""),
+                crate::props::threads("for this element"),
                 glib::ParamSpecUInt::builder("reembed-interval")
                     .nick("Re-embed interval")
                     .blurb(
@@ -128,10 +137,10 @@ impl ObjectImpl for FaceEmbedder {
                     .default_value(DEFAULT_REEMBED_INTERVAL)
                     .mutable_playing()
                     .build(),
-                glib::ParamSpecUInt::builder("min-face-size")
-                    .nick("Minimum face size")
+                glib::ParamSpecUInt::builder("min-eye-distance")
+                    .nick("Minimum eye distance")
                     .blurb("Faces whose eyes are closer than this many pixels get no descriptor")
-                    .default_value(DEFAULT_MIN_FACE_SIZE)
+                    .default_value(DEFAULT_MIN_EYE_DISTANCE)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecFloat::builder("min-quality")
@@ -157,7 +166,7 @@ impl ObjectImpl for FaceEmbedder {
                     .blurb(
                         "Counters since start: frames, faces, descriptors (computed), inferences \
                          (batched model runs), reused (descriptors carried from the track), gated \
-                         (faces under min-face-size or min-quality), inference-time-us",
+                         (faces under min-eye-distance or min-quality), inference-time-us",
                     )
                     .read_only()
                     .build(),
@@ -167,41 +176,30 @@ impl ObjectImpl for FaceEmbedder {
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        let mut s = self.settings.lock().unwrap();
-        match pspec.name() {
+        self.base.set(|s| match pspec.name() {
             "model" => s.model = crate::props::path(value),
             "threads" => s.threads = value.get().expect("type checked upstream"),
             "reembed-interval" => s.reembed_interval = value.get().expect("type checked upstream"),
-            "min-face-size" => s.min_face_size = value.get().expect("type checked upstream"),
+            "min-eye-distance" => s.min_eye_distance = value.get().expect("type checked upstream"),
             "min-quality" => s.min_quality = value.get().expect("type checked upstream"),
             "max-batch" => s.max_batch = value.get().expect("type checked upstream"),
             _ => unimplemented!(),
-        }
+        });
         gst::debug!(CAT, imp = self, "set {} from {:?}", pspec.name(), value);
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        let s = self.settings.lock().unwrap();
+        if pspec.name() == "stats" {
+            return self.base.stats_value();
+        }
+        let s = self.base.settings();
         match pspec.name() {
             "model" => crate::props::path_value(&s.model),
             "threads" => s.threads.to_value(),
             "reembed-interval" => s.reembed_interval.to_value(),
-            "min-face-size" => s.min_face_size.to_value(),
+            "min-eye-distance" => s.min_eye_distance.to_value(),
             "min-quality" => s.min_quality.to_value(),
             "max-batch" => s.max_batch.to_value(),
-            "stats" => {
-                let st = *self.stats.lock().unwrap();
-                gst::Structure::builder("faceembedder-stats")
-                    .field("frames", st.frames)
-                    .field("faces", st.faces)
-                    .field("descriptors", st.descriptors)
-                    .field("inferences", st.inferences)
-                    .field("reused", st.reused)
-                    .field("gated", st.gated)
-                    .field("inference-time-us", st.inference_ns / 1000)
-                    .build()
-                    .to_value()
-            }
             _ => unimplemented!(),
         }
     }
@@ -231,16 +229,6 @@ impl ElementImpl for FaceEmbedder {
     }
 }
 
-/// What the embedder decided for one face of the frame.
-struct Plan {
-    index: u32,
-    track: u64,
-    size: f32,
-    quality: f32,
-    /// Gets a new descriptor (its chip is in `State::chips`, in plan order).
-    embed: bool,
-}
-
 impl BaseTransformImpl for FaceEmbedder {
     const MODE: gst_base::subclass::BaseTransformMode =
         gst_base::subclass::BaseTransformMode::AlwaysInPlace;
@@ -248,54 +236,42 @@ impl BaseTransformImpl for FaceEmbedder {
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let settings = self.settings.lock().unwrap().clone();
-        let spec = ModelSpec::resolve(
+        let settings = self.base.settings();
+        let embedder = element::load_model(
+            self,
+            *CAT,
             settings.model.as_deref(),
-            DEFAULT_MODEL_FILE,
             Task::Embedder,
-        )
-        .map_err(|e| model_error(&e))?;
-        gst::info!(CAT, imp = self, "loading {}", spec.model_path.display());
-        let embedder = Embedder::new(spec, settings.threads).map_err(|e| runtime_error(&e))?;
+            |spec| Embedder::new(spec, settings.threads),
+        )?;
         gst::info!(CAT, imp = self, "model id {}", embedder.model_id());
-        *self.stats.lock().unwrap() = Stats::default();
-        *self.state.lock().unwrap() = Some(State {
-            embedder,
+        self.base.start(State {
+            embedder: FrameEmbedder::new(embedder),
             input: None,
-            cache: DescriptorCache::new(policy(settings.reembed_interval)),
-            chips: Vec::new(),
+            frames: 0,
             warned_no_meta: false,
-            stats: Stats::default(),
         });
         Ok(())
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        self.state.lock().unwrap().take();
+        self.base.stop();
         Ok(())
     }
 
     fn sink_event(&self, event: gst::Event) -> bool {
-        if let gst::EventView::FlushStop(_) = event.view()
-            && let Some(state) = self.state.lock().unwrap().as_mut()
-        {
-            state.cache.clear();
-        }
+        self.base.sink_event(&event);
         self.parent_sink_event(event)
     }
 
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let settings = self.settings.lock().unwrap().live();
-        let mut guard = self.state.lock().unwrap();
-        let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
-        let Some(input) = state.input.clone() else {
-            return Err(gst::FlowError::NotNegotiated);
-        };
-        let frame_no = state.stats.frames;
-        state.stats.frames += 1;
+        let gates = self.base.live(Settings::gates);
         let Some(frame_info) = meta::frame_info(buf) else {
-            if !state.warned_no_meta {
-                state.warned_no_meta = true;
+            let warn = self.base.with_state(|state| {
+                state.frames += 1;
+                Ok(!std::mem::replace(&mut state.warned_no_meta, true))
+            })?;
+            if warn {
                 gst::element_imp_warning!(
                     self,
                     gst::StreamError::Format,
@@ -304,112 +280,77 @@ impl BaseTransformImpl for FaceEmbedder {
             }
             return Ok(gst::FlowSuccess::Ok);
         };
-        state.cache.set_policy(policy(settings.reembed_interval));
         let faces = meta::faces(buf);
+        let (model_id, out) = self.base.with_state(|state| {
+            let input = state.input.as_ref().ok_or(gst::FlowError::NotNegotiated)?;
+            let frame_no = state.frames;
+            state.frames += 1;
+            let face_in: Vec<FaceIn> = faces
+                .iter()
+                .map(|f| FaceIn {
+                    track: f.track_id,
+                    landmarks: &f.landmarks,
+                })
+                .collect();
+            let embedder = &mut state.embedder;
+            let out = input
+                .with_frame(buf, |view| {
+                    embedder.process(
+                        view,
+                        &face_in,
+                        frame_no,
+                        frame_info.detected,
+                        &gates,
+                        |track, d| log_decision(self, frame_no, track, d),
+                    )
+                })
+                .map_err(|m| element::fail(self, m))?
+                .map_err(|e| element::fail_run(self, &e))?;
+            Ok((embedder.embedder().model_id().to_string(), out))
+        })?;
 
-        // Chips and quality for every face; keep the chips of those that need a new descriptor.
-        let State {
-            embedder,
-            cache,
-            chips,
-            stats,
-            ..
-        } = state;
-        let len = embedder.chip_len();
-        let plans = input
-            .with_frame(buf, |view| {
-                let mut plans = Vec::with_capacity(faces.len());
-                let mut n = 0;
-                for f in &faces {
-                    chips.resize((n + 1) * len, 0.0);
-                    let size = eye_distance(&f.landmarks);
-                    let quality = embedder
-                        .chip(view, &f.landmarks, &mut chips[n * len..(n + 1) * len])
-                        .unwrap_or(0.0);
-                    let eligible =
-                        size >= settings.min_face_size as f32 && quality >= settings.min_quality;
-                    // Only on frames the detector ran on: elsewhere the landmarks are the tracker's
-                    // prediction, good for a box, not for an aligned chip.
-                    let embed = frame_info.detected
-                        && eligible
-                        && cache.needs(f.track_id, frame_no, size, quality);
-                    n += embed as usize;
-                    stats.gated += !eligible as u64;
-                    plans.push(Plan {
-                        index: f.index,
-                        track: f.track_id,
-                        size,
-                        quality,
-                        embed,
-                    });
-                }
-                chips.truncate(n * len);
-                plans
-            })
-            .map_err(|m| {
-                self.post_error_message(m);
-                gst::FlowError::Error
-            })?;
-
-        let n = plans.iter().filter(|p| p.embed).count();
-        let mut fresh = Vec::new();
-        if n > 0 {
-            let t0 = Instant::now();
-            let max_batch = settings.max_batch as usize;
-            fresh = embedder.embed_batches(chips, n, max_batch).map_err(|e| {
-                self.post_error_message(runtime_error(&e));
-                gst::FlowError::Error
-            })?;
-            stats.inference_ns += t0.elapsed().as_nanos() as u64;
-            stats.inferences += if max_batch == 0 {
-                1
-            } else {
-                n.div_ceil(max_batch)
-            } as u64;
-            stats.descriptors += n as u64;
-        }
-        let mut fresh = fresh.into_iter();
-        let model_id = embedder.model_id().to_string();
-        let mut out = Vec::with_capacity(plans.len());
-        for p in &plans {
-            let vector = if p.embed {
-                let d = fresh.next();
-                if let Some(d) = &d {
-                    cache.store(p.track, frame_no, p.size, p.quality, d.clone());
-                }
-                d
-            } else {
-                let cached = cache.touch(p.track, frame_no).map(|e| e.descriptor.clone());
-                stats.reused += cached.is_some() as u64;
-                cached
+        gst::trace!(CAT, imp = self, "{} faces", out.len());
+        for (f, o) in faces.iter().zip(out) {
+            let e = Embedding {
+                quality: o.quality,
+                model_id: model_id.clone(),
+                vector: o.vector,
+                fresh: o.fresh,
             };
-            out.push((
-                p.index,
-                Embedding {
-                    quality: p.quality,
-                    model_id: model_id.clone(),
-                    vector,
-                    fresh: p.embed,
-                },
-            ));
-        }
-        cache.prune(frame_no);
-        stats.faces += plans.len() as u64;
-        *self.stats.lock().unwrap() = *stats;
-        drop(guard);
-
-        gst::trace!(CAT, imp = self, "{} faces, {n} new descriptors", out.len());
-        for (index, e) in &out {
-            meta::set_embedding(buf, *index, e);
+            meta::set_embedding(buf, f.index, &e);
         }
         Ok(gst::FlowSuccess::Ok)
     }
 }
 
-fn policy(interval: u32) -> Policy {
-    Policy {
-        interval,
-        ..Policy::default()
+/// The per-face decisions under this element's category (no descriptor, no identity).
+fn log_decision(imp: &FaceEmbedder, frame: u64, track: u64, d: Decision) {
+    match d {
+        Decision::Gated {
+            eye_distance,
+            quality,
+        } => gst::log!(
+            CAT,
+            imp = imp,
+            "frame {frame} track {track}: gated (eye distance {eye_distance:.1}, quality {quality:.2})"
+        ),
+        Decision::Embed(reason) => {
+            gst::debug!(
+                CAT,
+                imp = imp,
+                "frame {frame} track {track}: new descriptor ({reason:?})"
+            )
+        }
+        Decision::Reuse(had) => gst::log!(
+            CAT,
+            imp = imp,
+            "frame {frame} track {track}: {}",
+            if had {
+                "descriptor reused"
+            } else {
+                "no descriptor yet"
+            }
+        ),
     }
 }
 
@@ -421,22 +362,6 @@ impl VideoFilterImpl for FaceEmbedder {
         _outcaps: &gst::Caps,
         _out_info: &gst_video::VideoInfo,
     ) -> Result<(), gst::LoggableError> {
-        let Some(input) = video::Input::new(in_info) else {
-            gst::element_imp_error!(
-                self,
-                gst::CoreError::Negotiation,
-                (
-                    "Unsupported video format {:?} (caps {incaps})",
-                    in_info.format()
-                )
-            );
-            return Err(gst::loggable_error!(CAT, "unsupported format"));
-        };
-        let mut guard = self.state.lock().unwrap();
-        let state = guard
-            .as_mut()
-            .ok_or_else(|| gst::loggable_error!(CAT, "caps before start"))?;
-        state.input = Some(input);
-        Ok(())
+        self.base.set_input(self, *CAT, incaps, in_info)
     }
 }

@@ -2,24 +2,21 @@
 //! `core::watchlist::index` and the decisions along tracks in `core::matcher`.
 
 use std::path::PathBuf;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::LazyLock;
 use std::time::{Instant, SystemTime};
 
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
-use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
 use crate::core::embedder::{model_id, similarity_for};
-use crate::core::manifest::{ModelSpec, Task};
-use crate::core::matcher::{Candidate, Config, Event, Fresh, Matcher};
-use crate::core::similarity::Similarity;
-use crate::core::watchlist::file::Secret;
-use crate::core::watchlist::index::Index;
-use crate::core::watchlist::store::{load, resolve_key};
-use crate::core::watchlist::{WatchlistError, now};
-use crate::errors::{model_error, runtime_error};
+use crate::core::manifest::Task;
+use crate::core::matcher::{self, Config, Event, Fresh, Matcher};
+use crate::core::watchlist::reload::{Outcome, Reloader, Source};
+use crate::core::watchlist::store::resolve_key;
+use crate::core::watchlist::{WatchlistError, file::Secret, now};
+use crate::element;
 use crate::meta::{self, Face, IdentityTag};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -30,7 +27,6 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
-const DEFAULT_EMBEDDER_FILE: &str = "dlib_resnet.onnx";
 const DEFAULT_THRESHOLD: f32 = 0.0;
 const DEFAULT_MIN_HITS: u32 = 2;
 const DEFAULT_HIT_WINDOW: u32 = 30;
@@ -73,38 +69,56 @@ impl Default for Settings {
     }
 }
 
-/// A watch list ready for matching.
-struct Loaded {
-    index: Index,
-    /// (modified, length) of the file when read, to notice changes.
-    stamp: Option<(SystemTime, u64)>,
+impl Settings {
+    /// The matcher's settings, copied for one frame (no allocation); `threshold` is the setting
+    /// (0: the calibrated one, see `matcher::threshold`).
+    fn config(&self) -> Config {
+        Config {
+            threshold: self.threshold,
+            min_hits: self.min_hits,
+            hit_window: self.hit_window as u64,
+            cooldown: self.cooldown as f64,
+            report_unknown: self.report_unknown,
+        }
+    }
 }
 
-fn file_stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len()))
+/// facewatch publishes no counters (yet).
+#[derive(Debug, Default, Clone, Copy)]
+struct NoStats;
+
+impl element::Stats for NoStats {
+    fn structure(&self) -> gst::Structure {
+        gst::Structure::new_empty("facewatch-stats")
+    }
 }
 
 struct State {
-    path: PathBuf,
-    secret: Secret,
-    model_id: String,
-    similarity: Similarity,
-    manifest_threshold: f32,
-    loaded: Arc<Loaded>,
+    /// The watch list in use and its reloads.
+    list: Reloader,
+    /// The embedder manifest's calibrated threshold (used when `threshold` is 0).
+    calibrated: f32,
     matcher: Matcher,
     frames: u64,
-    last_check: Instant,
     started: Instant,
-    /// A background reload in progress delivers here.
-    pending: Option<std::sync::mpsc::Receiver<Result<Loaded, WatchlistError>>>,
     warned_no_descriptors: bool,
+}
+
+impl element::Running for State {
+    type Stats = NoStats;
+
+    fn flush(&mut self) {
+        self.matcher.reset_tracks();
+    }
+
+    fn stats(&self) -> NoStats {
+        NoStats
+    }
 }
 
 #[derive(Default)]
 pub struct FaceWatch {
-    settings: Mutex<Settings>,
-    state: Mutex<Option<State>>,
+    base: element::Base<Settings, State>,
 }
 
 #[glib::object_subclass]
@@ -112,28 +126,6 @@ impl ObjectSubclass for FaceWatch {
     const NAME: &'static str = "GstFaceWatch";
     type Type = super::FaceWatch;
     type ParentType = gst_base::BaseTransform;
-}
-
-/// Reads, verifies and indexes a list; the old list stays in use until this succeeds.
-fn load_list(
-    path: &std::path::Path,
-    secret: &Secret,
-    model_id: &str,
-    sim: &Similarity,
-) -> Result<Loaded, WatchlistError> {
-    let stamp = file_stamp(path);
-    let list = load(path, secret)?;
-    if list.model_id != model_id {
-        return Err(WatchlistError::ModelMismatch {
-            path: path.to_path_buf(),
-            list: list.model_id,
-            expected: model_id.to_string(),
-        });
-    }
-    Ok(Loaded {
-        index: Index::build(&list, sim, now()),
-        stamp,
-    })
 }
 
 fn list_error(e: &WatchlistError) -> gst::ErrorMessage {
@@ -166,15 +158,11 @@ impl ObjectImpl for FaceWatch {
                     .default_value(DEFAULT_ALLOW_PLAINTEXT)
                     .mutable_ready()
                     .build(),
-                glib::ParamSpecString::builder("model")
-                    .nick("Embedder model")
-                    .blurb(
-                        "The embedder model the descriptors come from (as faceembedder's 'model'): its \
-                         manifest gives the default threshold and the mean descriptor. Unset: \
-                         dlib_resnet.onnx from the model dirs",
-                    )
-                    .mutable_ready()
-                    .build(),
+                crate::props::model(
+                    Task::Embedder,
+                    " the descriptors come from (as faceembedder's 'model'): its manifest gives the \
+                     default threshold and the mean descriptor",
+                ),
                 glib::ParamSpecFloat::builder("threshold")
                     .nick("Threshold")
                     .blurb(
@@ -244,9 +232,8 @@ impl ObjectImpl for FaceWatch {
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        let mut s = self.settings.lock().unwrap();
         let path = crate::props::path;
-        match pspec.name() {
+        self.base.set(|s| match pspec.name() {
             "watchlist" => s.watchlist = path(value),
             "key-file" => s.key_file = path(value),
             "allow-plaintext" => s.allow_plaintext = value.get().expect("type checked upstream"),
@@ -263,11 +250,11 @@ impl ObjectImpl for FaceWatch {
             }
             "report-unknown" => s.report_unknown = value.get().expect("type checked upstream"),
             _ => unimplemented!(),
-        }
+        });
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        let s = self.settings.lock().unwrap();
+        let s = self.base.settings();
         let path = crate::props::path_value;
         match pspec.name() {
             "watchlist" => path(&s.watchlist),
@@ -284,10 +271,10 @@ impl ObjectImpl for FaceWatch {
                 .unwrap_or_else(|| self.obj().name().to_string())
                 .to_value(),
             "report-unknown" => s.report_unknown.to_value(),
-            "identities" => {
-                let st = self.state.lock().unwrap();
-                (st.as_ref().map_or(0, |s| s.loaded.index.len()) as u32).to_value()
-            }
+            "identities" => self
+                .base
+                .peek(|st| st.map_or(0, |s| s.list.index().len()) as u32)
+                .to_value(),
             _ => unimplemented!(),
         }
     }
@@ -324,7 +311,7 @@ impl BaseTransformImpl for FaceWatch {
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let s = self.settings.lock().unwrap().clone();
+        let s = self.base.settings();
         let path = s.watchlist.clone().ok_or_else(|| {
             gst::error_msg!(
                 gst::ResourceError::NotFound,
@@ -336,18 +323,23 @@ impl BaseTransformImpl for FaceWatch {
         } else {
             resolve_key(s.key_file.as_deref(), &path).map_err(|e| list_error(&e))?
         };
-        let spec = ModelSpec::resolve(s.model.as_deref(), DEFAULT_EMBEDDER_FILE, Task::Embedder)
-            .map_err(|e| model_error(&e))?;
-        let model_id = model_id(&spec).map_err(|e| runtime_error(&e))?;
-        let similarity = similarity_for(&spec).map_err(|e| runtime_error(&e))?;
-        let manifest_threshold = spec
-            .manifest
-            .embedder
-            .as_ref()
-            .and_then(|e| e.threshold)
-            .unwrap_or(0.66);
-        let loaded =
-            load_list(&path, &secret, &model_id, &similarity).map_err(|e| list_error(&e))?;
+        let (model_id, similarity, calibrated) =
+            element::load_model(self, *CAT, s.model.as_deref(), Task::Embedder, |spec| {
+                let calibrated = spec
+                    .manifest
+                    .embedder
+                    .as_ref()
+                    .map_or(0.66, |e| e.match_threshold());
+                Ok((model_id(&spec)?, similarity_for(&spec)?, calibrated))
+            })?;
+        let source = Source {
+            path,
+            secret,
+            model_id,
+            similarity,
+        };
+        let list = Reloader::open(source, WATCH_PERIOD).map_err(|e| list_error(&e))?;
+        let path = list.source().path.clone();
         if s.allow_plaintext {
             gst::element_imp_warning!(
                 self,
@@ -363,153 +355,115 @@ impl BaseTransformImpl for FaceWatch {
             imp = self,
             "{}: {} identities",
             path.display(),
-            loaded.index.len()
+            list.index().len()
         );
-        let threshold = if s.threshold > 0.0 {
-            s.threshold
-        } else {
-            manifest_threshold
-        };
-        *self.state.lock().unwrap() = Some(State {
-            path,
-            secret,
-            model_id,
-            similarity,
-            manifest_threshold,
-            loaded: Arc::new(loaded),
-            matcher: Matcher::new(config(&s, threshold)),
+        self.base.start(State {
+            list,
+            calibrated,
+            matcher: Matcher::new(Config {
+                threshold: matcher::threshold(s.threshold, calibrated),
+                ..s.config()
+            }),
             frames: 0,
-            last_check: Instant::now(),
             started: Instant::now(),
-            pending: None,
             warned_no_descriptors: false,
         });
         Ok(())
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        self.state.lock().unwrap().take();
+        self.base.stop();
         Ok(())
     }
 
     fn sink_event(&self, event: gst::Event) -> bool {
-        if let gst::EventView::FlushStop(_) = event.view()
-            && let Some(state) = self.state.lock().unwrap().as_mut()
-        {
-            state.matcher.reset_tracks();
-        }
+        self.base.sink_event(&event);
         self.parent_sink_event(event)
     }
 
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
-        // The matcher's settings, copied (no allocation); the camera id is read only for an event.
-        let (threshold_setting, mut live) = {
-            let s = self.settings.lock().unwrap();
-            (s.threshold, config(&s, s.threshold))
-        };
-        let mut guard = self.state.lock().unwrap();
-        let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
-        let notice = self.poll_reload(state);
-        let frame = state.frames;
-        state.frames += 1;
-        let threshold = if threshold_setting > 0.0 {
-            threshold_setting
-        } else {
-            state.manifest_threshold
-        };
-        live.threshold = threshold;
-        state.matcher.set_config(live);
-
+        let config = self.base.live(Settings::config);
         let faces = meta::faces(buf);
-        if !faces.is_empty() && faces.iter().all(|f| f.embedding.is_none()) {
-            let warn = !state.warned_no_descriptors;
-            state.warned_no_descriptors = true;
-            drop(guard);
-            self.post_notice(notice);
-            if warn {
-                gst::element_imp_warning!(
-                    self,
-                    gst::StreamError::Format,
-                    ("Faces without descriptors pass through unmatched: put faceembedder before facewatch")
-                );
-            }
-            return Ok(gst::FlowSuccess::Ok);
-        }
-        let obj = self.obj();
-        let segment = obj.segment();
-        let running = buf
-            .pts()
-            .and_then(|t| segment.downcast_ref::<gst::ClockTime>()?.to_running_time(t));
-        let clock = running.map_or_else(
-            || state.started.elapsed().as_secs_f64(),
-            |t| t.nseconds() as f64 / 1e9,
-        );
+        let (running, stream) = element::buffer_times(self, buf);
         let unix = now();
         let mut events = Vec::new();
         let mut tags = Vec::new();
-        let mut mismatch = None;
-        for f in &faces {
-            let fresh = match &f.embedding {
-                Some(e) if e.fresh => {
-                    if e.model_id != state.model_id {
-                        mismatch = Some(format!(
-                            "Watch list {} is for embedder model {}, but the descriptors come from {}; use the same model in faceembedder and facewatch",
-                            state.path.display(),
-                            state.model_id,
-                            e.model_id
-                        ));
-                        break;
-                    }
-                    let q = state.similarity.prepare(e.vector.as_deref().unwrap_or(&[]));
-                    let index = &state.loaded.index;
-                    let candidate = index.search(&q, unix).map(|h| {
-                        let entry = &index.entries()[h.identity];
-                        Candidate {
-                            identity_id: entry.id.clone(),
-                            label: entry.label.clone(),
-                            score: h.score,
-                            margin: h.margin,
-                        }
-                    });
-                    if let Some(c) = &candidate {
-                        gst::debug!(
-                            CAT,
-                            imp = self,
-                            "track {}: best {} {:.3}",
-                            f.track_id,
-                            c.label,
-                            c.score
-                        );
-                    }
-                    Some(Fresh {
-                        descriptor: q,
-                        candidate,
-                    })
-                }
-                _ => None,
+        let (frame, reload, warn, result) = self.base.with_state(|state| {
+            let reload = state.list.poll();
+            let frame = state.frames;
+            state.frames += 1;
+            let config = Config {
+                threshold: matcher::threshold(config.threshold, state.calibrated),
+                ..config
             };
-            if let Some(ev) = state.matcher.observe(f.track_id, frame, fresh, clock) {
-                events.push((f.clone(), ev));
+            state.matcher.set_config(config);
+            if !faces.is_empty() && faces.iter().all(|f| f.embedding.is_none()) {
+                let warn = !std::mem::replace(&mut state.warned_no_descriptors, true);
+                return Ok((frame, reload, warn, Ok(config.threshold)));
             }
-            if let Some(m) = state.matcher.identity(f.track_id) {
-                tags.push((
-                    f.index,
-                    IdentityTag {
-                        label: m.label.clone(),
-                        identity_id: m.identity_id.clone(),
-                        score: m.score,
-                    },
-                ));
+            let clock = running.map_or_else(
+                || state.started.elapsed().as_secs_f64(),
+                |t| t.nseconds() as f64 / 1e9,
+            );
+            let source = state.list.source();
+            for f in &faces {
+                let fresh = match &f.embedding {
+                    Some(e) if e.fresh => {
+                        if e.model_id != source.model_id {
+                            let m = format!(
+                                "Watch list {} is for embedder model {}, but the descriptors come from {}; use the same model in faceembedder and facewatch",
+                                source.path.display(),
+                                source.model_id,
+                                e.model_id
+                            );
+                            return Ok((frame, reload, false, Err(m)));
+                        }
+                        let vector = e.vector.as_deref().unwrap_or(&[]);
+                        Some(Fresh::search(state.list.index(), &source.similarity, vector, unix))
+                    }
+                    _ => None,
+                };
+                let had = fresh.is_some();
+                let ev = state.matcher.observe(f.track_id, frame, fresh, clock);
+                let who = state.matcher.identity(f.track_id);
+                // Decisions only: the label and score of a face that did not match are never logged.
+                if had {
+                    gst::debug!(
+                        CAT,
+                        imp = self,
+                        "frame {frame} track {}: fresh descriptor, {}",
+                        f.track_id,
+                        if who.is_some() { "matched" } else { "not matched" }
+                    );
+                }
+                if let Some(ev) = ev {
+                    events.push((f.clone(), ev));
+                }
+                if let Some(m) = who {
+                    tags.push((
+                        f.index,
+                        IdentityTag {
+                            label: m.label.clone(),
+                            identity_id: m.identity_id.clone(),
+                            score: m.score,
+                        },
+                    ));
+                }
             }
+            state.matcher.prune(frame, TRACK_MAX_AGE);
+            Ok((frame, reload, false, Ok(config.threshold)))
+        })?;
+        self.post_reload(reload);
+        if warn {
+            gst::element_imp_warning!(
+                self,
+                gst::StreamError::Format,
+                ("Faces without descriptors pass through unmatched: put faceembedder before facewatch")
+            );
         }
-        state.matcher.prune(frame, TRACK_MAX_AGE);
-        let model_id = state.model_id.clone();
-        drop(guard);
-        self.post_notice(notice);
-        if let Some(m) = mismatch {
-            gst::element_imp_error!(self, gst::StreamError::WrongType, ("{m}"));
-            return Err(gst::FlowError::Error);
-        }
+        let threshold = result.map_err(|m| {
+            element::fail(self, gst::error_msg!(gst::StreamError::WrongType, ("{m}")))
+        })?;
 
         for (index, tag) in &tags {
             meta::set_identity(buf, *index, tag);
@@ -517,131 +471,68 @@ impl BaseTransformImpl for FaceWatch {
         if events.is_empty() {
             return Ok(gst::FlowSuccess::Ok);
         }
-        let camera = self.settings.lock().unwrap().camera_id.clone();
-        let camera = camera.unwrap_or_else(|| obj.name().to_string());
+        let camera = self.camera_id();
+        let model_id = self
+            .base
+            .peek(|st| st.map(|s| s.list.source().model_id.clone()));
         for (face, ev) in events {
             self.post_event(
-                buf, &face, &ev, &camera, threshold, frame, &model_id, running,
+                buf,
+                &face,
+                &ev,
+                &camera,
+                threshold,
+                frame,
+                model_id.as_deref().unwrap_or_default(),
+                (running, stream),
             );
         }
         Ok(gst::FlowSuccess::Ok)
     }
 }
 
-/// Something to tell the application after a reload attempt.
-enum Notice {
-    None,
-    Reloaded(String, u32),
-    Failed(String),
-}
-
-fn config(s: &Settings, threshold: f32) -> Config {
-    Config {
-        threshold,
-        min_hits: s.min_hits,
-        hit_window: s.hit_window as u64,
-        cooldown: s.cooldown as f64,
-        report_unknown: s.report_unknown,
-    }
-}
-
 impl FaceWatch {
-    /// The `reload` action signal: loads the list now, in the caller's thread. On failure the old
-    /// list stays and a warning is posted. Returns whether the new list is in use.
+    /// The camera id put in messages: the property, else the element's name.
+    fn camera_id(&self) -> String {
+        self.base
+            .live(|s| s.camera_id.clone())
+            .unwrap_or_else(|| self.obj().name().to_string())
+    }
+
+    /// The `reload` action signal: loads the list now, in the caller's thread, without holding the
+    /// element's state while it decrypts. On failure the old list stays and a warning is posted.
+    /// Returns whether the new list is in use.
     fn reload_now(&self) -> bool {
-        let (path, secret, model_id, sim) = {
-            let st = self.state.lock().unwrap();
-            let Some(s) = st.as_ref() else { return false };
-            (
-                s.path.clone(),
-                s.secret.clone(),
-                s.model_id.clone(),
-                s.similarity.clone(),
-            )
+        let Some(source) = self.base.peek(|st| st.map(|s| s.list.source())) else {
+            return false;
         };
-        let result = load_list(&path, &secret, &model_id, &sim);
-        let notice = match self.state.lock().unwrap().as_mut() {
-            Some(s) => self.apply_reload(s, result),
-            None => Notice::None,
+        let result = source.load();
+        let outcome = self.base.with_state(|s| Ok(s.list.apply(result))).ok();
+        self.post_reload(outcome)
+    }
+
+    /// Tells the application what a reload did (outside the state lock). Returns whether a new
+    /// list is in use.
+    fn post_reload(&self, outcome: Option<Outcome>) -> bool {
+        let path = || {
+            self.base
+                .peek(|st| st.map(|s| s.list.source().path.display().to_string()))
+                .unwrap_or_default()
         };
-        self.post_notice(notice)
-    }
-
-    /// Checks the file once per WATCH_PERIOD; a change starts a reload in a thread, whose result is
-    /// applied on a later frame.
-    fn poll_reload(&self, state: &mut State) -> Notice {
-        if let Some(rx) = &state.pending {
-            match rx.try_recv() {
-                Ok(result) => {
-                    state.pending = None;
-                    return self.apply_reload(state, result);
-                }
-                Err(std::sync::mpsc::TryRecvError::Empty) => return Notice::None,
-                Err(std::sync::mpsc::TryRecvError::Disconnected) => state.pending = None,
-            }
-        }
-        if state.last_check.elapsed() < WATCH_PERIOD {
-            return Notice::None;
-        }
-        state.last_check = Instant::now();
-        let stamp = file_stamp(&state.path);
-        if stamp.is_none() || stamp == state.loaded.stamp {
-            return Notice::None;
-        }
-        let (tx, rx) = std::sync::mpsc::channel();
-        let (path, secret, model_id, sim) = (
-            state.path.clone(),
-            state.secret.clone(),
-            state.model_id.clone(),
-            state.similarity.clone(),
-        );
-        std::thread::spawn(move || {
-            let _ = tx.send(load_list(&path, &secret, &model_id, &sim));
-        });
-        state.pending = Some(rx);
-        Notice::None
-    }
-
-    /// Swaps in a reloaded list, or keeps the old one. Returns what to tell the application, to be
-    /// posted once the state lock is released.
-    fn apply_reload(&self, state: &mut State, result: Result<Loaded, WatchlistError>) -> Notice {
-        match result {
-            Ok(loaded) => {
-                gst::info!(
-                    CAT,
-                    imp = self,
-                    "reloaded {}: {} identities",
-                    state.path.display(),
-                    loaded.index.len()
-                );
-                let n = loaded.index.len() as u32;
-                state.loaded = Arc::new(loaded);
-                Notice::Reloaded(state.path.display().to_string(), n)
-            }
-            Err(e) => {
-                // Keep the old list; remember the stamp so the same bad file is not retried every second.
-                let stamp = file_stamp(&state.path);
-                let index = state.loaded.index.clone();
-                state.loaded = Arc::new(Loaded { index, stamp });
-                Notice::Failed(e.to_string())
-            }
-        }
-    }
-
-    fn post_notice(&self, notice: Notice) -> bool {
-        match notice {
-            Notice::None => false,
-            Notice::Reloaded(path, n) => {
+        match outcome {
+            None => false,
+            Some(Outcome::Reloaded(n)) => {
+                gst::info!(CAT, imp = self, "reloaded {}: {n} identities", path());
                 let s = gst::Structure::builder("facewatch-reloaded")
-                    .field("watchlist", path)
-                    .field("identities", n)
+                    .field("watchlist", path())
+                    .field("identities", n as u32)
                     .build();
                 let _ = self
                     .obj()
                     .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
                 true
             }
-            Notice::Failed(e) => {
+            Some(Outcome::Failed(e)) => {
                 gst::element_imp_warning!(
                     self,
                     gst::ResourceError::Read,
@@ -662,13 +553,9 @@ impl FaceWatch {
         threshold: f32,
         frame: u64,
         model_id: &str,
-        running: Option<gst::ClockTime>,
+        (running, stream): (Option<gst::ClockTime>, Option<gst::ClockTime>),
     ) {
         let obj = self.obj();
-        let segment = obj.segment();
-        let stream = buf
-            .pts()
-            .and_then(|t| segment.downcast_ref::<gst::ClockTime>()?.to_stream_time(t));
         let (x, y, w, h) = face.rect;
         let utc = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
         let name = match ev {

@@ -97,15 +97,9 @@ impl ObjectImpl for FaceWatchBin {
                     .expect("proxied property exists");
                 v.push(renamed(&pspec, name));
             }
-            v.push(
-                glib::ParamSpecUInt::builder("threads")
-                    .nick("Threads")
-                    .blurb("ONNX Runtime intra-op threads of the detector and of the embedder each (0 = available cores, at most 4). Read at start")
-                    .maximum(256)
-                    .default_value(0)
-                    .mutable_ready()
-                    .build(),
-            );
+            v.push(crate::props::threads(
+                "of the detector and of the embedder each",
+            ));
             v
         });
         PROPS.as_ref()

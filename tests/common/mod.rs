@@ -129,8 +129,7 @@ pub fn descriptor(name: &str, caps: &str) -> Vec<f32> {
 
 pub fn embedder_spec() -> gstfacewatch::core::manifest::ModelSpec {
     use gstfacewatch::core::manifest::{ModelSpec, Task};
-    ModelSpec::resolve(None, "dlib_resnet.onnx", Task::Embedder)
-        .expect("embedder model (run scripts/setup.sh)")
+    ModelSpec::resolve(None, Task::Embedder).expect("embedder model (run scripts/setup.sh)")
 }
 
 /// An example binary of this crate (`cargo test` builds the examples beside the test binaries).
@@ -239,23 +238,42 @@ pub fn obama_list(dir: &std::path::Path) -> PathBuf {
     list
 }
 
+/// Branches feeding a `concat name=c`: 640x480 I420 at 10 fps, `frames` frames of each photo.
+fn segments_into_concat(segments: &[(&str, usize)]) -> String {
+    segments
+        .iter()
+        .map(|(p, n)| {
+            format!(
+                " filesrc location=\"{}\" ! decodebin ! imagefreeze num-buffers={n} ! videoconvert ! videoscale ! videorate \
+                 ! video/x-raw,format=I420,width=640,height=480,pixel-aspect-ratio=1/1,framerate=10/1 ! c.",
+                photo(p).display()
+            )
+        })
+        .collect()
+}
+
 /// An H.264 MP4 of 640x480 segments at 10 fps, `frames` frames of each photo.
 pub fn clip(dir: &std::path::Path, segments: &[(&str, usize)]) -> PathBuf {
     let out = dir.join("clip.mp4");
-    let mut segs = String::new();
-    for (p, n) in segments {
-        segs += &format!(
-            " filesrc location=\"{}\" ! decodebin ! imagefreeze num-buffers={n} ! videoconvert ! videoscale ! videorate \
-             ! video/x-raw,format=I420,width=640,height=480,pixel-aspect-ratio=1/1,framerate=10/1 ! c.",
-            photo(p).display()
-        );
-    }
     let run = run_pipeline(&format!(
-        "concat name=c ! x264enc tune=zerolatency ! mp4mux ! filesink location=\"{}\" {segs}",
-        out.display()
+        "concat name=c ! x264enc tune=zerolatency ! mp4mux ! filesink location=\"{}\" {}",
+        out.display(),
+        segments_into_concat(segments)
     ));
     assert!(run.error.is_none(), "{:?}", run.error);
     out
+}
+
+/// The same segments (raw, no encoding) through `facedetector ! faceembedder ! facewatch` with
+/// `list` and the matcher's `props`.
+pub fn watch_segments(segments: &[(&str, usize)], list: &std::path::Path, props: &str) -> Run {
+    require_runtime();
+    run_pipeline(&format!(
+        "concat name=c ! facedetector ! faceembedder reembed-interval=2 ! facewatch name=fw watchlist=\"{}\" {props} \
+         ! appsink name=sink {}",
+        list.display(),
+        segments_into_concat(segments)
+    ))
 }
 
 /// `gst::parse::launch` of a whole pipeline.

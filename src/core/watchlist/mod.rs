@@ -3,6 +3,7 @@
 
 pub mod file;
 pub mod index;
+pub mod reload;
 pub mod store;
 
 use std::fmt;

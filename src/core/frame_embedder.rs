@@ -1,0 +1,191 @@
+//! The per-frame work of `faceembedder`, GStreamer-free: for the faces of one frame, warp each chip
+//! and score its quality, decide which faces get a fresh descriptor (gates, then the per-track
+//! re-embed policy of `core::reembed`), run them as one batched inference and hand every face its
+//! descriptor, fresh or reused from its track. The element and the benchmark both run this.
+
+use std::time::Instant;
+
+use crate::core::embedder::{Embedder, eye_distance};
+use crate::core::frame::FrameView;
+use crate::core::reembed::{DescriptorCache, Policy, Reason};
+use crate::core::runtime::RuntimeError;
+
+/// The element's settings that steer the per-frame decisions.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Gates {
+    /// Faces whose eyes are closer than this many pixels get no descriptor.
+    pub min_eye_distance: f32,
+    /// Faces under this quality get no new descriptor.
+    pub min_quality: f32,
+    /// Most faces per inference (0 = all in one).
+    pub max_batch: usize,
+    /// Frames after which a track gets a fresh descriptor (0 = once per track).
+    pub reembed_interval: u32,
+}
+
+/// One face of the frame, as the detector left it.
+#[derive(Clone, Copy, Debug)]
+pub struct FaceIn<'a> {
+    pub track: u64,
+    pub landmarks: &'a [[f32; 2]],
+}
+
+/// What the frame's face gets.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FaceOut {
+    pub quality: f32,
+    /// The descriptor: fresh, reused from the track, or none (gated and never embedded).
+    pub vector: Option<Vec<f32>>,
+    /// Computed on this frame.
+    pub fresh: bool,
+}
+
+/// A decision about one face, for the element's debug log. Carries no descriptor.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Decision {
+    /// Under `min_eye_distance` or `min_quality`, or landmarks that fit no chip (quality 0).
+    Gated { eye_distance: f32, quality: f32 },
+    /// Gets a fresh descriptor.
+    Embed(Reason),
+    /// Keeps its track's descriptor (`false`: the track has none yet).
+    Reuse(bool),
+}
+
+/// Counters over all frames, as the element's `stats` shows them.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Counts {
+    pub frames: u64,
+    pub faces: u64,
+    pub descriptors: u64,
+    pub inferences: u64,
+    pub reused: u64,
+    pub gated: u64,
+    pub inference_ns: u64,
+}
+
+#[derive(Debug)]
+pub struct FrameEmbedder {
+    embedder: Embedder,
+    cache: DescriptorCache,
+    /// Chips of the faces that get a fresh descriptor, one after another (reused across frames).
+    chips: Vec<f32>,
+    counts: Counts,
+}
+
+impl FrameEmbedder {
+    pub fn new(embedder: Embedder) -> Self {
+        FrameEmbedder {
+            embedder,
+            cache: DescriptorCache::new(Policy::default()),
+            chips: Vec::new(),
+            counts: Counts::default(),
+        }
+    }
+
+    pub fn embedder(&self) -> &Embedder {
+        &self.embedder
+    }
+
+    pub fn counts(&self) -> Counts {
+        self.counts
+    }
+
+    /// Forgets every track's descriptor (after a seek).
+    pub fn clear(&mut self) {
+        self.cache.clear();
+    }
+
+    /// The faces of frame number `frame_no` (counted by the caller, one up per frame). `detected`:
+    /// the detector ran its model on this frame; elsewhere the landmarks are the tracker's
+    /// prediction, good for a box and a quality, not for a fresh descriptor. Returns one `FaceOut`
+    /// per face, in order; `log` hears each decision with the face's track.
+    pub fn process(
+        &mut self,
+        frame: &FrameView<'_>,
+        faces: &[FaceIn<'_>],
+        frame_no: u64,
+        detected: bool,
+        gates: &Gates,
+        mut log: impl FnMut(u64, Decision),
+    ) -> Result<Vec<FaceOut>, RuntimeError> {
+        self.cache.set_policy(Policy {
+            interval: gates.reembed_interval,
+            ..Policy::default()
+        });
+        self.counts.frames += 1;
+        self.counts.faces += faces.len() as u64;
+        let len = self.embedder.chip_len();
+
+        // Chip and quality for every face; the chips of those that get a fresh descriptor stay.
+        let mut plans = Vec::with_capacity(faces.len());
+        let mut n = 0;
+        for f in faces {
+            self.chips.resize((n + 1) * len, 0.0);
+            let size = eye_distance(f.landmarks);
+            let chip =
+                (self.embedder).chip(frame, f.landmarks, &mut self.chips[n * len..(n + 1) * len]);
+            let quality = chip.unwrap_or(0.0);
+            let eligible =
+                chip.is_some() && size >= gates.min_eye_distance && quality >= gates.min_quality;
+            let reason = if eligible && detected {
+                self.cache.needs(f.track, frame_no, size, quality)
+            } else {
+                None
+            };
+            let decision = match reason {
+                _ if !eligible => Decision::Gated {
+                    eye_distance: size,
+                    quality,
+                },
+                Some(r) => Decision::Embed(r),
+                None => Decision::Reuse(self.cache.touch(f.track, frame_no).is_some()),
+            };
+            log(f.track, decision);
+            self.counts.gated += !eligible as u64;
+            n += reason.is_some() as usize;
+            plans.push((size, quality, reason.is_some()));
+        }
+        self.chips.truncate(n * len);
+
+        let mut fresh = Vec::new().into_iter();
+        if n > 0 {
+            let t0 = Instant::now();
+            fresh = self
+                .embedder
+                .embed_batches(&self.chips, n, gates.max_batch)?
+                .into_iter();
+            self.counts.inference_ns += t0.elapsed().as_nanos() as u64;
+            self.counts.inferences += match gates.max_batch {
+                0 => 1,
+                b => n.div_ceil(b),
+            } as u64;
+            self.counts.descriptors += n as u64;
+        }
+
+        let mut out = Vec::with_capacity(faces.len());
+        for (f, (size, quality, embed)) in faces.iter().zip(plans) {
+            let vector = if embed {
+                let d = fresh.next();
+                if let Some(d) = &d {
+                    self.cache
+                        .store(f.track, frame_no, size, quality, d.clone());
+                }
+                d
+            } else {
+                let cached = self
+                    .cache
+                    .touch(f.track, frame_no)
+                    .map(|e| e.descriptor.clone());
+                self.counts.reused += cached.is_some() as u64;
+                cached
+            };
+            out.push(FaceOut {
+                quality,
+                vector,
+                fresh: embed,
+            });
+        }
+        self.cache.prune(frame_no);
+        Ok(out)
+    }
+}

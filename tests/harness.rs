@@ -1,0 +1,460 @@
+// SPDX-License-Identifier: MIT
+//! Element tests that need neither ONNX Runtime nor the real models: `facewatch` driven through
+//! `gst_check::Harness` with synthetic face metadata and descriptors (match, min-hits, cooldown,
+//! unknown faces, reload, properties changed while playing), caps refusal of the pixel-reading
+//! elements, and `facewatchbin`'s property proxying.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use gst::glib;
+use gst::prelude::*;
+use gst_check::Harness;
+
+use gstfacewatch::core::embedder::model_id;
+use gstfacewatch::core::manifest::{ModelSpec, Task};
+use gstfacewatch::core::watchlist::file::Secret;
+use gstfacewatch::core::watchlist::store::{save, write_key_file};
+use gstfacewatch::core::watchlist::{Descriptor, Identity, Watchlist};
+use gstfacewatch::meta::{self, Embedding, Face, FrameInfo};
+
+const DIM: usize = 128;
+const KEY: [u8; 32] = [0x42; 32];
+
+/// A stand-in embedder model: the real manifest (without its mean file, so scores are plain cosine)
+/// beside a file that is not a network. `facewatch` only hashes the model and reads its manifest.
+fn fake_model(dir: &Path) -> PathBuf {
+    let manifest = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("models/dlib_resnet.toml"),
+    )
+    .unwrap();
+    let manifest: String = manifest
+        .lines()
+        .filter(|l| !l.starts_with("mean-file"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(dir.join("fake.toml"), manifest).unwrap();
+    let model = dir.join("fake.onnx");
+    std::fs::write(&model, b"a stand-in for the embedder model").unwrap();
+    model
+}
+
+fn fake_model_id(model: &Path) -> String {
+    model_id(&ModelSpec::resolve(Some(model), Task::Embedder).unwrap()).unwrap()
+}
+
+/// A deterministic unit vector per seed (different seeds are nearly orthogonal in 128 dimensions).
+fn unit(seed: u64) -> Vec<f32> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let v: Vec<f32> = (0..DIM)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % 2001) as f32 / 1000.0 - 1.0
+        })
+        .collect();
+    let n = v.iter().map(|a| a * a).sum::<f32>().sqrt();
+    v.into_iter().map(|a| a / n).collect()
+}
+
+/// `unit(seed)` moved by `amount` toward `unit(noise)`: the same person on another frame.
+fn near(seed: u64, noise: u64, amount: f32) -> Vec<f32> {
+    unit(seed)
+        .iter()
+        .zip(unit(noise))
+        .map(|(a, b)| a + amount * b)
+        .collect()
+}
+
+fn write_list(path: &Path, model_id: &str, people: &[(&str, u64)]) {
+    let mut list = Watchlist::new(model_id);
+    for (label, seed) in people {
+        list.identities.push(Identity {
+            id: format!("id-{label}"),
+            label: label.to_string(),
+            note: None,
+            added_by: "harness".into(),
+            added_at: 0,
+            expires_at: None,
+            descriptors: vec![Descriptor {
+                model_id: model_id.into(),
+                vector: unit(*seed),
+            }],
+        });
+    }
+    save(path, &list, &Secret::Key(KEY)).unwrap();
+}
+
+struct Matcher {
+    h: Harness,
+    bus: gst::Bus,
+    model_id: String,
+    list: PathBuf,
+    dir: PathBuf,
+}
+
+const ALICE: u64 = 1;
+const BOB: u64 = 2;
+const STRANGER: u64 = 3;
+
+/// A started `facewatch` over a list of alice and bob, with `props` set before it plays.
+fn matcher(name: &str, props: &[(&str, glib::Value)]) -> Matcher {
+    common::init();
+    let dir = common::scratch(&format!("harness-{name}"));
+    let model = fake_model(&dir);
+    let model_id = fake_model_id(&model);
+    let list = dir.join("w.fwl");
+    write_list(&list, &model_id, &[("alice", ALICE), ("bob", BOB)]);
+    let key = dir.join("w.key");
+    write_key_file(&key, &KEY, false).unwrap();
+    let element = gst::ElementFactory::make("facewatch")
+        .name("cam1")
+        .property("watchlist", list.to_str().unwrap())
+        .property("key-file", key.to_str().unwrap())
+        .property("model", model.to_str().unwrap())
+        .build()
+        .unwrap();
+    for (k, v) in props {
+        element.set_property_from_value(k, v);
+    }
+    let bus = gst::Bus::new();
+    element.set_bus(Some(&bus));
+    let mut h = Harness::with_element(&element, Some("sink"), Some("src"));
+    h.set_src_caps_str("video/x-raw,format=RGBx,width=64,height=64,framerate=10/1");
+    Matcher {
+        h,
+        bus,
+        model_id,
+        list,
+        dir,
+    }
+}
+
+impl Matcher {
+    /// Pushes a frame at `pts_ms` whose faces are (track, descriptor, fresh); returns what came out.
+    fn push(&mut self, pts_ms: u64, faces: &[(u64, Option<Vec<f32>>, bool)]) -> gst::Buffer {
+        let mut buf = gst::Buffer::with_size(64 * 64 * 4).unwrap();
+        {
+            let b = buf.get_mut().unwrap();
+            b.set_pts(gst::ClockTime::from_mseconds(pts_ms));
+            b.set_duration(gst::ClockTime::from_mseconds(100));
+            meta::set_frame_info(
+                b,
+                &FrameInfo {
+                    frame: pts_ms / 100,
+                    detected: true,
+                    faces: faces.len() as u32,
+                },
+            );
+            for (i, (track, vector, fresh)) in faces.iter().enumerate() {
+                let face = Face {
+                    index: i as u32,
+                    track_id: *track,
+                    rect: (4 + 20 * i as u32, 4, 16, 16),
+                    score: 0.9,
+                    landmarks: vec![
+                        [8.0, 8.0],
+                        [14.0, 8.0],
+                        [11.0, 11.0],
+                        [9.0, 14.0],
+                        [13.0, 14.0],
+                    ],
+                    embedding: None,
+                    identity: None,
+                };
+                meta::add_face(b, &face);
+                let e = Embedding {
+                    quality: 0.8,
+                    model_id: self.model_id.clone(),
+                    vector: vector.clone(),
+                    fresh: *fresh,
+                };
+                assert!(meta::set_embedding(b, i as u32, &e));
+            }
+        }
+        self.h.push(buf).unwrap();
+        self.h.pull().unwrap()
+    }
+
+    /// Element messages posted so far, by name.
+    fn messages(&self, name: &str) -> Vec<gst::Structure> {
+        let mut out = Vec::new();
+        while let Some(m) = self.bus.pop() {
+            match m.view() {
+                gst::MessageView::Element(e) => {
+                    let s = e.structure().unwrap();
+                    if s.name() == name {
+                        out.push(s.to_owned());
+                    }
+                }
+                gst::MessageView::Warning(w) if name == "warning" => {
+                    out.push(
+                        gst::Structure::builder("warning")
+                            .field("text", w.error().to_string())
+                            .build(),
+                    );
+                }
+                gst::MessageView::Error(e) if name == "error" => {
+                    out.push(
+                        gst::Structure::builder("error")
+                            .field("text", e.error().to_string())
+                            .build(),
+                    );
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    fn element(&self) -> gst::Element {
+        self.h.element().unwrap()
+    }
+}
+
+impl Drop for Matcher {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn labels(buf: &gst::Buffer) -> Vec<Option<String>> {
+    meta::faces(buf)
+        .into_iter()
+        .map(|f| f.identity.map(|i| i.label))
+        .collect()
+}
+
+#[test]
+fn matches_after_min_hits_and_tags_the_track() {
+    let mut m = matcher("match", &[]);
+    let out = m.push(0, &[(1, Some(near(ALICE, 10, 0.2)), true)]);
+    assert_eq!(labels(&out), [None], "one hit is not enough (min-hits 2)");
+    assert!(m.messages("facewatch-match").is_empty());
+    // A reused descriptor is no new evidence.
+    m.push(100, &[(1, Some(near(ALICE, 10, 0.2)), false)]);
+    assert!(m.messages("facewatch-match").is_empty());
+    let out = m.push(200, &[(1, Some(near(ALICE, 11, 0.2)), true)]);
+    assert_eq!(labels(&out), [Some("alice".to_string())]);
+    let msgs = m.messages("facewatch-match");
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    let s = &msgs[0];
+    assert_eq!(s.get::<String>("label").unwrap(), "alice");
+    assert_eq!(s.get::<String>("identity-id").unwrap(), "id-alice");
+    assert_eq!(s.get::<String>("camera-id").unwrap(), "cam1");
+    assert_eq!(s.get::<u64>("track-id").unwrap(), 1);
+    assert!(s.get::<f64>("score").unwrap() > 0.9);
+    assert!(!s.has_field("descriptor"), "no descriptor in messages");
+    // Later frames of the track keep the tag without a new alert.
+    let out = m.push(300, &[(1, Some(near(ALICE, 11, 0.2)), false)]);
+    assert_eq!(labels(&out), [Some("alice".to_string())]);
+    assert!(m.messages("facewatch-match").is_empty());
+    assert_eq!(m.element().property::<u32>("identities"), 2);
+}
+
+#[test]
+fn a_stranger_is_never_tagged_and_reported_only_when_asked() {
+    let mut m = matcher("stranger", &[]);
+    for i in 0..4 {
+        let out = m.push(i * 100, &[(1, Some(near(STRANGER, 20 + i, 0.2)), true)]);
+        assert_eq!(labels(&out), [None]);
+    }
+    assert!(m.messages("facewatch-match").is_empty());
+    assert!(m.messages("facewatch-unknown").is_empty(), "not asked");
+
+    let mut m = matcher("unknown", &[("report-unknown", true.to_value())]);
+    for i in 0..4 {
+        m.push(i * 100, &[(1, Some(near(STRANGER, 20 + i, 0.2)), true)]);
+    }
+    let unknown = m.messages("facewatch-unknown");
+    assert_eq!(unknown.len(), 1, "once per track: {unknown:?}");
+    assert!(!unknown[0].has_field("label") && !unknown[0].has_field("score"));
+}
+
+#[test]
+fn cooldown_is_one_alert_per_visit() {
+    let mut m = matcher("cooldown", &[("cooldown", 1u32.to_value())]);
+    let a = |n| Some(near(ALICE, n, 0.2));
+    m.push(0, &[(1, a(1), true)]);
+    m.push(100, &[(1, a(2), true)]);
+    assert_eq!(m.messages("facewatch-match").len(), 1);
+    // Another track of alice within the cooldown: tagged, not alerted.
+    m.push(200, &[(2, a(3), true)]);
+    let out = m.push(300, &[(2, a(4), true)]);
+    assert_eq!(labels(&out), [Some("alice".to_string())]);
+    assert!(m.messages("facewatch-match").is_empty());
+    // After the cooldown (running time), a new visit is alerted again.
+    m.push(1500, &[(3, a(5), true)]);
+    m.push(1600, &[(3, a(6), true)]);
+    assert_eq!(m.messages("facewatch-match").len(), 1);
+}
+
+#[test]
+fn min_hits_and_threshold_change_while_playing() {
+    let mut m = matcher("props", &[("min-hits", 3u32.to_value())]);
+    let a = |n| Some(near(ALICE, n, 0.2));
+    m.push(0, &[(1, a(1), true)]);
+    m.push(100, &[(1, a(2), true)]);
+    assert!(m.messages("facewatch-match").is_empty(), "2 of 3 hits");
+    m.push(200, &[(1, a(3), true)]);
+    assert_eq!(m.messages("facewatch-match").len(), 1);
+
+    // Raise the threshold above what a noisy descriptor scores: bob no longer matches.
+    m.element().set_property("threshold", 0.999f32);
+    for i in 0..4 {
+        let out = m.push(300 + i * 100, &[(2, Some(near(BOB, 30 + i, 0.2)), true)]);
+        assert_eq!(labels(&out), [None]);
+    }
+    assert!(m.messages("facewatch-match").is_empty());
+    m.element().set_property("threshold", 0.0f32);
+    for i in 0..3 {
+        m.push(800 + i * 100, &[(3, Some(near(BOB, 40 + i, 0.2)), true)]);
+    }
+    let msgs = m.messages("facewatch-match");
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(msgs[0].get::<String>("label").unwrap(), "bob");
+    assert!((msgs[0].get::<f64>("threshold").unwrap() - 0.66).abs() < 1e-6);
+}
+
+#[test]
+fn reload_swaps_the_list_and_a_bad_one_keeps_the_old() {
+    let mut m = matcher("reload", &[]);
+    write_list(
+        &m.list,
+        &m.model_id,
+        &[("alice", ALICE), ("bob", BOB), ("carol", STRANGER)],
+    );
+    let ok = m.element().emit_by_name::<bool>("reload", &[]);
+    assert!(ok);
+    let reloaded = m.messages("facewatch-reloaded");
+    assert_eq!(reloaded.len(), 1);
+    assert_eq!(reloaded[0].get::<u32>("identities").unwrap(), 3);
+    assert_eq!(m.element().property::<u32>("identities"), 3);
+    m.push(0, &[(1, Some(near(STRANGER, 50, 0.2)), true)]);
+    let out = m.push(100, &[(1, Some(near(STRANGER, 51, 0.2)), true)]);
+    assert_eq!(labels(&out), [Some("carol".to_string())]);
+
+    std::fs::write(&m.list, b"not a watch list").unwrap();
+    assert!(!m.element().emit_by_name::<bool>("reload", &[]));
+    let warnings = m.messages("warning");
+    assert_eq!(warnings.len(), 1);
+    let text = warnings[0].get::<String>("text").unwrap();
+    assert!(text.contains("previous one stays in use"), "{text}");
+    assert_eq!(m.element().property::<u32>("identities"), 3);
+}
+
+#[test]
+fn descriptors_of_another_model_are_an_error_naming_both() {
+    let mut m = matcher("model", &[]);
+    let mut buf = gst::Buffer::with_size(64 * 64 * 4).unwrap();
+    {
+        let b = buf.get_mut().unwrap();
+        b.set_pts(gst::ClockTime::ZERO);
+        meta::set_frame_info(
+            b,
+            &FrameInfo {
+                frame: 0,
+                detected: true,
+                faces: 1,
+            },
+        );
+        meta::add_face(
+            b,
+            &Face {
+                index: 0,
+                track_id: 1,
+                rect: (4, 4, 16, 16),
+                score: 0.9,
+                landmarks: vec![],
+                embedding: None,
+                identity: None,
+            },
+        );
+        meta::set_embedding(
+            b,
+            0,
+            &Embedding {
+                quality: 0.8,
+                model_id: "other:0123456789abcdef".into(),
+                vector: Some(unit(ALICE)),
+                fresh: true,
+            },
+        );
+    }
+    assert_eq!(m.h.push(buf), Err(gst::FlowError::Error));
+    let errors = m.messages("error");
+    assert_eq!(errors.len(), 1);
+    let text = errors[0].get::<String>("text").unwrap();
+    assert!(
+        text.contains("other:0123456789abcdef") && text.contains(&m.model_id),
+        "{text}"
+    );
+}
+
+#[test]
+fn pixel_elements_refuse_formats_and_sizes_they_cannot_read() {
+    common::init();
+    for name in ["facedetector", "faceembedder"] {
+        let e = gst::ElementFactory::make(name).build().unwrap();
+        let sink = e.static_pad("sink").unwrap();
+        let accepts = |caps: &str| sink.query_accept_caps(&caps.parse::<gst::Caps>().unwrap());
+        for ok in [
+            "video/x-raw,format=I420,width=640,height=480,framerate=30/1",
+            "video/x-raw,format=NV12,width=16,height=16,framerate=30/1",
+            "video/x-raw,format=BGRx,width=1920,height=1080,framerate=30/1",
+        ] {
+            assert!(accepts(ok), "{name} refuses {ok}");
+        }
+        for bad in [
+            "video/x-raw,format=GRAY8,width=640,height=480,framerate=30/1",
+            "video/x-raw,format=YUY2,width=640,height=480,framerate=30/1",
+            "video/x-raw,format=I420,width=8,height=480,framerate=30/1",
+            "image/jpeg,width=640,height=480",
+        ] {
+            assert!(!accepts(bad), "{name} accepts {bad}");
+        }
+    }
+}
+
+#[test]
+fn facewatchbin_proxies_its_properties_to_the_children() {
+    common::init();
+    let bin = gst::ElementFactory::make("facewatchbin")
+        .name("door")
+        .build()
+        .unwrap()
+        .downcast::<gst::Bin>()
+        .unwrap();
+    let child = |n: &str| bin.by_name(n).unwrap();
+    bin.set_property("threshold", 0.7f32);
+    assert_eq!(child("watch").property::<f32>("threshold"), 0.7);
+    bin.set_property("interval", 3u32);
+    assert_eq!(child("detect").property::<u32>("interval"), 3);
+    bin.set_property("reembed-interval", 5u32);
+    assert_eq!(child("embed").property::<u32>("reembed-interval"), 5);
+    bin.set_property("threads", 1u32);
+    assert_eq!(child("detect").property::<u32>("threads"), 1);
+    assert_eq!(child("embed").property::<u32>("threads"), 1);
+    assert_eq!(bin.property::<u32>("threads"), 1);
+    bin.set_property("embedder-model", "/nowhere/e.onnx");
+    assert_eq!(
+        child("embed")
+            .property::<Option<String>>("model")
+            .as_deref(),
+        Some("/nowhere/e.onnx")
+    );
+    // camera-id: the bin's name until set, and what the inner matcher puts in its messages.
+    assert_eq!(bin.property::<String>("camera-id"), "door");
+    bin.set_state(gst::State::Ready).unwrap();
+    assert_eq!(child("watch").property::<String>("camera-id"), "door");
+    bin.set_state(gst::State::Null).unwrap();
+    bin.set_property("camera-id", "porch");
+    assert_eq!(child("watch").property::<String>("camera-id"), "porch");
+    assert_eq!(bin.property::<String>("camera-id"), "porch");
+    // The proxied specs carry the children's documentation.
+    let spec = bin.find_property("threshold").unwrap();
+    let inner = child("watch").find_property("threshold").unwrap();
+    assert_eq!(spec.blurb(), inner.blurb());
+}
