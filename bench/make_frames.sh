@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Builds the raw I420 1280x720 test frames for the detect+embed benchmark, then checks with
 # bench/python_embed.py that CenterFace finds the expected number of faces in each:
 #   faces1.i420  tests/photos/obama.jpg, scaled to fit (borders keep the aspect ratio)       1 face
@@ -6,6 +7,7 @@
 #   faces6.i420  tests/photos/t1.jpg, scaled to fit (borders keep the aspect ratio)           6 faces
 # Also creates the benchmark's Python venv (onnxruntime + numpy + OpenCV) if it is missing.
 #   bash bench/make_frames.sh OUT_DIR
+export ORT_DISABLE_TELEMETRY=1   # no ONNX Runtime telemetry (see README, Privacy)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"

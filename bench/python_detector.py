@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """The peer for benches/detector.rs: the same CenterFace model, the same pre/post-processing, written
 the usual way in Python with onnxruntime + numpy, on the same raw I420 frame.
 
@@ -15,6 +16,7 @@ import sys
 import time
 
 import numpy as np
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"  # before onnxruntime loads: no telemetry
 import onnxruntime as ort
 
 

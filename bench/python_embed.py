@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """The Python peer of facewatch's detect + align + embed step: CenterFace (detector) and the dlib ResNet
 descriptor (embedder), written the usual way with onnxruntime + numpy + OpenCV, on a raw I420 frame.
 
@@ -20,6 +21,7 @@ import time
 
 import cv2
 import numpy as np
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"  # before onnxruntime loads: no telemetry
 import onnxruntime as ort
 
 # python_detector.py sits beside this file: reuse its colour conversion, decode and NMS.

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Detector benchmark: facewatch's detector (benches/detector.rs) beside a Python + onnxruntime +
 # numpy implementation (bench/python_detector.py) on the same I420 frames, same model, same thread
 # count, in the same run. Prints a Markdown table to paste into BENCHMARKS.md.
 #   bash bench/run.sh [ITERATIONS]
+export ORT_DISABLE_TELEMETRY=1   # no ONNX Runtime telemetry (see README, Privacy)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"

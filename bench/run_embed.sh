@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Embedder benchmark: facewatch (benches/embedder.rs) beside a Python + onnxruntime + numpy + OpenCV
 # version (bench/python_embed.py) on the same 1280x720 I420 frames with 1, 3 and 6 faces, same
 # models, same thread count, in the same run. Prints Markdown tables for BENCHMARKS.md.
 #   bash bench/run_embed.sh [ITERATIONS]
+export ORT_DISABLE_TELEMETRY=1   # no ONNX Runtime telemetry (see README, Privacy)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"

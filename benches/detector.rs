@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! Detector speed on raw I420 frames (see bench/run.sh, which prepares the frames and runs the
 //! Python peer on the same ones).
 //!

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! Embedder speed on a raw I420 frame (bench/run_embed.sh prepares the frames and runs the Python
 //! peer on the same ones).
 //!

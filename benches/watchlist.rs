@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! Watch-list speed: exact 1:N match latency per face against 1k, 100k and 1M identities (one
 //! descriptor each), and the load time of a 1M-identity list (read + decrypt + decode + index).
 //!

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! Calibrates the embedder's match threshold on every genuine and impostor pair available here and
 //! writes the report (docs/CALIBRATION.md). Run by scripts/calibrate.sh; rerun it after changing the
 //! detector, the alignment or the embedder.

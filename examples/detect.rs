@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! Prints the faces `facedetector` finds in each frame of one or more files (photos or videos),
 //! one JSON line per frame:
 //!

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! Writes the mean descriptor of every face in a set of photos (raw little-endian f32), through the
 //! real elements: `uridecodebin ! videoconvert ! facedetector ! faceembedder ! appsink`.
 //! scripts/setup.sh runs it on the background set to make the file the embedder manifest's

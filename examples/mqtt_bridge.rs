@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! Publishes facewatch events to an MQTT broker. It reads the JSON lines the `nvr` example writes
 //! (one event per line) on standard input, so the two compose:
 //!

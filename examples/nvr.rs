@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! The embedding case, for NVR authors: one pipeline per camera, each
 //! `uridecodebin ! facewatchbin ! fakesink`, a bus watch per camera that writes every
 //! `facewatch-match` as one JSON line, and cameras that come back by themselves after a drop.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! A test camera: serves a still photo as a live H.264 RTSP stream on 127.0.0.1, with
 //! gst-rtsp-server. The RTSP tests and pipelines/rtsp.sh use it; stop it with Ctrl-C or a signal.
 //!

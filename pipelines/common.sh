@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Sourced by the pipeline scripts: finds the plugin, ONNX Runtime and the models (scripts/env.sh), and
 # checks the watch list argument. FACEWATCH_PLUGIN_DIR overrides where the plugin is looked for.
 _root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

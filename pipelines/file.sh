@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Watches a video file: prints every bus message (the facewatch-match events among them).
 #   pipelines/file.sh VIDEO WATCHLIST [CAMERA_ID]
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Several RTSP cameras in one process (one gst-launch pipeline), each with its own camera-id
 # (cam0, cam1, …), until Ctrl-C. Every camera shares the one ONNX Runtime of the process.
 #   pipelines/multi-camera.sh WATCHLIST RTSP_URL [RTSP_URL...]

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Records a source to MP4 beside the watch branch (tee): what an NVR does. Stops at the end of a file
 # source, or on Ctrl-C for a live one (-e: the MP4 is finalised).
 #   pipelines/record.sh SOURCE WATCHLIST OUT.mp4

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Watches one RTSP camera until Ctrl-C, printing the bus messages.
 #   pipelines/rtsp.sh RTSP_URL WATCHLIST [CAMERA_ID]
 # For a camera that may drop, use the nvr example instead: it reconnects (README, "Embedding").

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Watches a V4L2 camera (default /dev/video0) until Ctrl-C, printing the bus messages.
 #   pipelines/webcam.sh WATCHLIST [DEVICE]
 set -euo pipefail

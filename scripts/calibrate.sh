@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Recomputes docs/CALIBRATION.md: score distributions and error rates of the embedder on every
 # genuine and impostor pair available (test photos, augmented, and the background photos sample4..6),
 # and the default threshold. Copy the threshold it prints into models/dlib_resnet.toml.

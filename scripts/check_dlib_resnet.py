@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Check a converted dlib ResNet model against face-api's own descriptors.
 
 Regenerates the synthetic chips described in the reference file (written by
@@ -63,6 +64,9 @@ def main() -> None:
     if len(args) != 2:
         raise SystemExit(__doc__)
     model_path, ref_path = args
+    import os
+
+    os.environ["ORT_DISABLE_TELEMETRY"] = "1"  # before onnxruntime loads: no telemetry
     import onnxruntime as ort
 
     try:

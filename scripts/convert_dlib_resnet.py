@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Build the dlib ResNet face descriptor as an ONNX model from face-api's tfjs weights.
 
 Reads `face_recognition_model-weights_manifest.json` and the weight file(s) it names (as shipped in

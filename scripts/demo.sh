@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The main job, end to end on a fresh machine: set-up, build, a new encrypted watch list, one person
 # enrolled from one photo, then a short clip with that person and others through facewatchbin; the
 # match events come out as JSON lines.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Reference descriptors from face-api itself, for checking scripts/convert_dlib_resnet.py.
 //
 // Computes @vladmandic/face-api's own 128-d face descriptors (FaceRecognitionNet.computeFaceDescriptor,

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # meson custom_target helper: cargo build --release, then copy the plugin to meson's output path.
 # usage: meson-cargo-build.sh CARGO SOURCE_ROOT OUTPUT
 set -eu

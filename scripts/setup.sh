@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Offline set-up for facewatch on a fresh Debian 12 machine (run as root, or with the Debian
 # packages already installed). Idempotent: every step checks what is present first.
 #
@@ -22,6 +23,9 @@ mkdir -p "$CACHE/dl"
 # One set-up at a time per cache (two at once would race on the same temporary files).
 exec 9>"$CACHE/setup.lock"
 flock 9
+
+# onnxruntime (in the tools venv) must not write a device id or send telemetry (README, Privacy).
+export ORT_DISABLE_TELEMETRY=1
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 die() { printf 'setup: FAILED: %s\n' "$*" >&2; exit 1; }

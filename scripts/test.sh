@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The project's test command (CI runs it through .ci/run): set-up, lint, a release build, the Rust
 # test suite (unit tests, real pipelines, CLI, RTSP, MQTT), and a smoke run of the release plugin
 # through gst-launch-1.0 exactly as README shows it.

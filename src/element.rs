@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! The skeleton of every facewatch filter element (`facedetector`, `faceembedder`, `facewatch`, and
 //! the ones to come): settings behind a mutex, the state that exists between `start()` and `stop()`,
 //! the `stats` mirror readable while streaming and after stop, model resolving with errors that name
@@ -15,6 +16,7 @@ use gst::subclass::prelude::*;
 use crate::core::manifest::{ModelSpec, Task};
 use crate::core::runtime::RuntimeError;
 use crate::errors::{model_error, runtime_error};
+use crate::props::Properties;
 use crate::video;
 
 /// The counters an element publishes in its read-only `stats` property.
@@ -28,15 +30,21 @@ pub trait Running: Send + 'static {
     type Stats: Stats;
     /// After a FlushStop (seek): forget what belongs to the frames before.
     fn flush(&mut self) {}
-    /// Newly negotiated input (elements that read pixels).
-    fn set_input(&mut self, _input: video::Input) {}
+    /// The negotiated input (elements that read pixels) changed from `old` to `new`.
+    fn input_changed(&mut self, _old: Option<&video::Input>, _new: &video::Input) {}
     fn stats(&self) -> Self::Stats;
+}
+
+/// The running state and the input negotiated for it.
+struct Started<R> {
+    running: R,
+    input: Option<video::Input>,
 }
 
 /// Settings, running state and published stats of one element instance.
 pub struct Base<S, R: Running> {
     settings: Mutex<S>,
-    state: Mutex<Option<R>>,
+    state: Mutex<Option<Started<R>>>,
     stats: Mutex<R::Stats>,
 }
 
@@ -61,15 +69,40 @@ impl<S: Clone, R: Running> Base<S, R> {
         f(&self.settings.lock().unwrap())
     }
 
-    /// `set_property`: changes the settings under the lock.
-    pub fn set(&self, f: impl FnOnce(&mut S)) {
-        f(&mut self.settings.lock().unwrap())
+    /// `set_property` of a settings field.
+    pub fn set_property<E: ObjectSubclass>(
+        &self,
+        imp: &E,
+        cat: gst::DebugCategory,
+        value: &glib::Value,
+        pspec: &glib::ParamSpec,
+    ) where
+        S: Properties,
+        E::Type: IsA<glib::Object>,
+    {
+        self.settings.lock().unwrap().set(pspec.name(), value);
+        gst::debug!(cat, imp = imp, "set {} to {:?}", pspec.name(), value);
+    }
+
+    /// `property` of a settings field, or `stats`.
+    pub fn property(&self, pspec: &glib::ParamSpec) -> glib::Value
+    where
+        S: Properties,
+    {
+        match self.settings.lock().unwrap().get(pspec.name()) {
+            Some(v) => v,
+            None if pspec.name() == "stats" => self.stats_value(),
+            None => unimplemented!("property {}", pspec.name()),
+        }
     }
 
     /// Begins streaming with `running`; the stats start again from zero.
     pub fn start(&self, running: R) {
         *self.stats.lock().unwrap() = running.stats();
-        *self.state.lock().unwrap() = Some(running);
+        *self.state.lock().unwrap() = Some(Started {
+            running,
+            input: None,
+        });
     }
 
     /// Drops the running state (models, buffers); the last stats stay readable.
@@ -82,7 +115,7 @@ impl<S: Clone, R: Running> Base<S, R> {
         if let gst::EventView::FlushStop(_) = event.view()
             && let Some(state) = self.state.lock().unwrap().as_mut()
         {
-            state.flush();
+            state.running.flush();
         }
     }
 
@@ -92,16 +125,31 @@ impl<S: Clone, R: Running> Base<S, R> {
         &self,
         f: impl FnOnce(&mut R) -> Result<T, gst::FlowError>,
     ) -> Result<T, gst::FlowError> {
+        self.with_input(|state, _| f(state))
+    }
+
+    /// `with_state` with the negotiated input too; none negotiated yet is `NotNegotiated`.
+    pub fn with_frame_state<T>(
+        &self,
+        f: impl FnOnce(&mut R, &video::Input) -> Result<T, gst::FlowError>,
+    ) -> Result<T, gst::FlowError> {
+        self.with_input(|state, input| f(state, input.ok_or(gst::FlowError::NotNegotiated)?))
+    }
+
+    fn with_input<T>(
+        &self,
+        f: impl FnOnce(&mut R, Option<&video::Input>) -> Result<T, gst::FlowError>,
+    ) -> Result<T, gst::FlowError> {
         let mut guard = self.state.lock().unwrap();
-        let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
-        let result = f(state);
-        *self.stats.lock().unwrap() = state.stats();
+        let started = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+        let result = f(&mut started.running, started.input.as_ref());
+        *self.stats.lock().unwrap() = started.running.stats();
         result
     }
 
     /// Reads the running state, if started (for read-only properties).
     pub fn peek<T>(&self, f: impl FnOnce(Option<&R>) -> T) -> T {
-        f(self.state.lock().unwrap().as_ref())
+        f(self.state.lock().unwrap().as_ref().map(|s| &s.running))
     }
 
     /// The `stats` property's value.
@@ -135,13 +183,82 @@ impl<S: Clone, R: Running> Base<S, R> {
         };
         gst::debug!(cat, imp = imp, "input {incaps}, {:?}", input.matrix);
         let mut guard = self.state.lock().unwrap();
-        let state = guard
+        let started = guard
             .as_mut()
             .ok_or_else(|| gst::loggable_error!(cat, "caps before start"))?;
-        state.set_input(input);
+        started
+            .running
+            .input_changed(started.input.as_ref(), &input);
+        started.input = Some(input);
         Ok(())
     }
 }
+
+/// What an element built on [`Base`] provides; [`in_place_filter!`] turns it into the
+/// `BaseTransformImpl` (and, for pixel readers, `VideoFilterImpl`) every facewatch element shares:
+/// in place, never passthrough, state made at start and dropped at stop, FlushStop handed on.
+/// The element's struct holds its [`Base`] in a field named `base`.
+pub trait Filter: ElementImpl {
+    type State: Running;
+    /// `start()`: resolves and loads what the element needs; errors name the file and the fix.
+    fn open(&self) -> Result<Self::State, gst::ErrorMessage>;
+    /// One buffer, in place.
+    fn process(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError>;
+}
+
+/// `in_place_filter!(Imp)` or `in_place_filter!(Imp, video CAT)` (the element reads pixels: a
+/// `VideoFilter` whose `set_info` goes through [`Base::set_input`]).
+macro_rules! in_place_filter {
+    ($imp:ty) => {
+        impl gst_base::subclass::prelude::BaseTransformImpl for $imp {
+            const MODE: gst_base::subclass::BaseTransformMode =
+                gst_base::subclass::BaseTransformMode::AlwaysInPlace;
+            const PASSTHROUGH_ON_SAME_CAPS: bool = false;
+            const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
+
+            fn start(&self) -> Result<(), gst::ErrorMessage> {
+                use $crate::element::Filter;
+                let state = self.open()?;
+                self.base.start(state);
+                Ok(())
+            }
+
+            fn stop(&self) -> Result<(), gst::ErrorMessage> {
+                self.base.stop();
+                Ok(())
+            }
+
+            fn sink_event(&self, event: gst::Event) -> bool {
+                self.base.sink_event(&event);
+                self.parent_sink_event(event)
+            }
+
+            fn transform_ip(
+                &self,
+                buf: &mut gst::BufferRef,
+            ) -> Result<gst::FlowSuccess, gst::FlowError> {
+                use $crate::element::Filter;
+                self.process(buf)
+            }
+        }
+    };
+    ($imp:ty, video $cat:expr) => {
+        $crate::element::in_place_filter!($imp);
+
+        impl gst_video::subclass::prelude::VideoFilterImpl for $imp {
+            fn set_info(
+                &self,
+                incaps: &gst::Caps,
+                in_info: &gst_video::VideoInfo,
+                _outcaps: &gst::Caps,
+                _out_info: &gst_video::VideoInfo,
+            ) -> Result<(), gst::LoggableError> {
+                self.base.set_input(self, *$cat, incaps, in_info)
+            }
+        }
+    };
+}
+pub(crate) use in_place_filter;
 
 /// Resolves an element's `model` property for `task` and builds what the element needs from it
 /// (`make`: a session, or the model's id and metric). Both failures become element errors that name

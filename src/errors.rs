@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! Model and runtime failures as GStreamer errors that name the file and the fix.
 
 use crate::core::manifest::ManifestError;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! The metadata schema every facewatch element reads and writes (documented in docs/METADATA.md).
 //! This module is the only place that knows the structure and field names.
 //!

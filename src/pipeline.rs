@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! Running a media file through facewatch elements from an application or tool: the one place that
 //! builds `uridecodebin ! videoconvert ! <chain> ! appsink` and drains it, ending on EOS or on the
 //! first error (never blocking on a pipeline that failed).

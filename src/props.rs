@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! Property specs and pad templates that several elements share, so that their gst-inspect
 //! documentation and behaviour stay the same.
 
@@ -46,8 +47,17 @@ pub fn threads(whose: &str) -> glib::ParamSpec {
         .build()
 }
 
+/// The read-only `stats` property: the element's counters since start.
+pub fn stats(counters: &str) -> glib::ParamSpec {
+    glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
+        .nick("Statistics")
+        .blurb(&format!("Counters since start: {counters}"))
+        .read_only()
+        .build()
+}
+
 /// A path property's value: unset or empty is `None`.
-pub fn path(value: &glib::Value) -> Option<PathBuf> {
+fn path(value: &glib::Value) -> Option<PathBuf> {
     value
         .get::<Option<String>>()
         .expect("type checked upstream")
@@ -55,7 +65,7 @@ pub fn path(value: &glib::Value) -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
-pub fn path_value(p: &Option<PathBuf>) -> glib::Value {
+fn path_value(p: &Option<PathBuf>) -> glib::Value {
     p.as_ref().map(|p| p.display().to_string()).to_value()
 }
 
@@ -71,3 +81,73 @@ pub fn pad_templates(caps: &gst::Caps) -> Vec<gst::PadTemplate> {
     })
     .collect()
 }
+
+/// A settings field behind a property: how it is read from and written to a `glib::Value`.
+pub trait Prop: Sized {
+    fn from_value(v: &glib::Value) -> Self;
+    fn value(&self) -> glib::Value;
+}
+
+macro_rules! plain_prop {
+    ($($t:ty),*) => {$(
+        impl Prop for $t {
+            fn from_value(v: &glib::Value) -> Self {
+                v.get().expect("type checked upstream")
+            }
+            fn value(&self) -> glib::Value {
+                self.to_value()
+            }
+        }
+    )*};
+}
+plain_prop!(u32, f32, bool);
+
+/// A path: unset or empty is `None`.
+impl Prop for Option<PathBuf> {
+    fn from_value(v: &glib::Value) -> Self {
+        path(v)
+    }
+    fn value(&self) -> glib::Value {
+        path_value(self)
+    }
+}
+
+/// A text: unset or empty is `None`.
+impl Prop for Option<String> {
+    fn from_value(v: &glib::Value) -> Self {
+        v.get::<Option<String>>()
+            .expect("type checked upstream")
+            .filter(|s| !s.is_empty())
+    }
+    fn value(&self) -> glib::Value {
+        self.to_value()
+    }
+}
+
+/// Settings whose fields are properties (see [`settings_properties!`]).
+pub trait Properties {
+    fn set(&mut self, name: &str, value: &glib::Value);
+    /// `None` for a property that is not a settings field (e.g. `stats`).
+    fn get(&self, name: &str) -> Option<glib::Value>;
+}
+
+/// Implements [`Properties`] for a settings struct from a list of `"property-name" => field`.
+macro_rules! settings_properties {
+    ($settings:ty { $($name:literal => $field:ident),* $(,)? }) => {
+        impl $crate::props::Properties for $settings {
+            fn set(&mut self, name: &str, value: &gst::glib::Value) {
+                match name {
+                    $($name => self.$field = $crate::props::Prop::from_value(value),)*
+                    _ => unimplemented!("property {name}"),
+                }
+            }
+            fn get(&self, name: &str) -> Option<gst::glib::Value> {
+                match name {
+                    $($name => Some($crate::props::Prop::value(&self.$field)),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+pub(crate) use settings_properties;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! GStreamer glue for pixel access: the raw formats every facewatch element takes, and the
 //! `VideoFrameRef` → [`FrameView`] bridge into the GStreamer-free sampler.
 
@@ -29,6 +30,13 @@ pub fn raw_caps() -> gst::Caps {
         .width_range(MIN_SIZE..=i32::MAX)
         .height_range(MIN_SIZE..=i32::MAX)
         .build()
+}
+
+/// `src` and `sink` pad templates of an element that reads pixels: [`raw_caps`] on both.
+pub fn pad_templates() -> &'static [gst::PadTemplate] {
+    static TEMPLATES: std::sync::LazyLock<Vec<gst::PadTemplate>> =
+        std::sync::LazyLock::new(|| crate::props::pad_templates(&raw_caps()));
+    TEMPLATES.as_ref()
 }
 
 pub fn pixel_format(f: gst_video::VideoFormat) -> Option<PixelFormat> {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! facedetector on real photos through real pipelines.
 
 mod common;

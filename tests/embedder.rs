@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! faceembedder and the tracker on real photos through real pipelines, and the converted model against
 //! face-api's own descriptors.
 

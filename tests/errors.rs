@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! Every failure is a GStreamer error on the bus and a failed state change, never a crash.
 
 mod common;

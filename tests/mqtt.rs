@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! The MQTT bridge against a real mosquitto on 127.0.0.1 (Debian package, installed by
 //! scripts/setup.sh): events from the `nvr` example arrive on `facewatch/<camera>/match`, and the
 //! bridge delivers again after the broker restarts.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! The scripts in pipelines/ run as users run them (bash + gst-launch-1.0), on a clip and on RTSP
 //! test cameras. webcam.sh needs a V4L2 device, which this machine does not have.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! RTSP cameras: a real gst-rtsp-server on 127.0.0.1 (examples/rtsp_server) serving a photo of the
 //! enrolled person as H.264; `rtspsrc ! decodebin ! facewatchbin` and the `nvr` example receive it.
 

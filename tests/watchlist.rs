@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! The watch list end to end: the `facewatch` CLI makes and changes lists, real pipelines
 //! `facedetector ! faceembedder ! facewatch` match clips made from the photos.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! What the benchmarks share: the command line (a raw I420 frame file, its size, iterations), the
 //! frame view over it, and timing summaries.
 

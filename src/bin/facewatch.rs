@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! `facewatch`: manage watch lists. Thin over `gstfacewatch::core`; photos and videos are read through
 //! GStreamer with the same elements (and models) as the pipelines.
 //!

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! Face alignment: the least-squares similarity transform (rotation, uniform scale, shift; Umeyama)
 //! that takes a face's landmarks onto a model's template.
 
@@ -42,10 +43,11 @@ pub fn similarity(src: &[[f32; 2]], dst: &[[f32; 2]]) -> Option<Affine> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    const TEMPLATE: [[f32; 2]; 5] = [
+    /// The dlib embedder's 5-point template (chip pixels), as its manifest gives it.
+    pub(crate) const TEMPLATE: [[f32; 2]; 5] = [
         [47.733, 47.140],
         [100.281, 47.123],
         [74.017, 77.162],

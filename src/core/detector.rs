@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! A face detector: model session + manifest + decoder, GStreamer-free so that the elements and the
 //! CLI share it. It samples a frame straight into the model's input tensor, runs the model and returns
 //! faces in frame coordinates.
@@ -9,7 +10,7 @@ use crate::core::detect::nms::nms;
 use crate::core::detect::{Decoder, Detection, TensorView, decoder_for};
 use crate::core::frame::{Affine, FrameView};
 use crate::core::manifest::{ModelSpec, Resize};
-use crate::core::runtime::{RuntimeError, load_session};
+use crate::core::runtime::{RuntimeError, check_names, load_session};
 
 /// Filtering applied after decoding.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -72,29 +73,13 @@ impl Detector {
             .ok_or_else(|| bad("manifest has no [detector] section".into()))?;
         let decoder = decoder_for(section).map_err(|e| bad(e.to_string()))?;
         let session = load_session(&spec.model_path, threads)?;
-        let input = &spec.manifest.input.name;
-        if !session.inputs().iter().any(|i| i.name() == input) {
-            return Err(bad(format!(
-                "the manifest names input '{input}', the model has {:?}",
-                session
-                    .inputs()
-                    .iter()
-                    .map(|i| i.name())
-                    .collect::<Vec<_>>()
-            )));
-        }
-        for name in decoder.output_names() {
-            if !session.outputs().iter().any(|o| o.name() == name) {
-                return Err(bad(format!(
-                    "the manifest names output '{name}', the model has {:?}",
-                    session
-                        .outputs()
-                        .iter()
-                        .map(|o| o.name())
-                        .collect::<Vec<_>>()
-                )));
-            }
-        }
+        let outputs: Vec<&str> = decoder.output_names().iter().map(String::as_str).collect();
+        check_names(
+            &session,
+            &spec.model_path,
+            &spec.manifest.input.name,
+            &outputs,
+        )?;
         Ok(Detector {
             spec,
             session,

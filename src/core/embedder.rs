@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! A face embedder: aligns each face to the model's template, warps the chip straight from the frame,
 //! scores its quality and runs one batched inference for the faces of a frame. GStreamer-free, shared
 //! by `faceembedder`, the CLI and the tools.
@@ -12,7 +13,7 @@ use sha2::Digest;
 use crate::core::align::similarity;
 use crate::core::frame::{Affine, FrameView, Layout, TensorSpec};
 use crate::core::manifest::{EmbedderSection, ModelSpec};
-use crate::core::runtime::{RuntimeError, load_session};
+use crate::core::runtime::{RuntimeError, check_names, load_session};
 use crate::core::similarity::Similarity;
 
 /// Distance between the eyes (landmarks 0 and 1) in pixels; 0 without landmarks.
@@ -186,29 +187,12 @@ impl Embedder {
             )));
         }
         let session = load_session(&spec.model_path, threads)?;
-        let has = |list: &[ort::value::Outlet], name: &str| list.iter().any(|o| o.name() == name);
-        if !has(session.inputs(), &spec.manifest.input.name)
-            || !has(session.outputs(), &section.output)
-        {
-            return Err(RuntimeError::Model {
-                path: spec.model_path.clone(),
-                reason: format!(
-                    "the manifest names input '{}' and output '{}', the model has {:?} and {:?}",
-                    spec.manifest.input.name,
-                    section.output,
-                    session
-                        .inputs()
-                        .iter()
-                        .map(|o| o.name())
-                        .collect::<Vec<_>>(),
-                    session
-                        .outputs()
-                        .iter()
-                        .map(|o| o.name())
-                        .collect::<Vec<_>>()
-                ),
-            });
-        }
+        check_names(
+            &session,
+            &spec.model_path,
+            &spec.manifest.input.name,
+            &[&section.output],
+        )?;
         let model_id = model_id(&spec)?;
         let chip_spec = spec.manifest.tensor_spec(chip, chip);
         Ok(Embedder {
@@ -315,15 +299,8 @@ impl Embedder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::align::tests::TEMPLATE;
     use crate::core::frame::ChannelOrder;
-
-    const TEMPLATE: [[f32; 2]; 5] = [
-        [47.733, 47.140],
-        [100.281, 47.123],
-        [74.017, 77.162],
-        [52.270, 107.812],
-        [95.786, 107.799],
-    ];
 
     #[test]
     fn template_is_frontal_and_turned_faces_are_not() {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! The per-frame work of `faceembedder`, GStreamer-free: for the faces of one frame, warp each chip
 //! and score its quality, decide which faces get a fresh descriptor (gates, then the per-track
 //! re-embed policy of `core::reembed`), run them as one batched inference and hand every face its

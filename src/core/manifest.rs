@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! Model manifests: a small TOML file next to each model (`centerface.onnx` → `centerface.toml`) that
 //! states everything the elements need to feed and decode it. Nothing about a model is hard-coded in
 //! an element.

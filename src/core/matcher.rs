@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! The matcher's decisions along tracks, GStreamer-free: when a face counts as a match, when to
 //! alert, when to call a track unknown.
 //!

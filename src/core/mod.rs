@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! GStreamer-free algorithms: frame sampling, model manifests and sessions, decoding. Nothing below
 //! this module uses GStreamer types, so every part is unit-tested on plain data and shared by the
 //! elements and the CLI.

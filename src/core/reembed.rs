@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! When does a tracked face need a new descriptor? The per-track cache of `faceembedder`.
 //!
 //! A track gets a descriptor the first time it passes the quality gates. After that its descriptor is

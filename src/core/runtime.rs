@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! The process-wide ONNX Runtime environment and model sessions.
 //!
 //! ONNX Runtime allows one environment per process, so every element instance (and the CLI) shares
@@ -57,6 +58,25 @@ fn library_candidates() -> Vec<PathBuf> {
     v
 }
 
+/// ONNX Runtime's switch for its telemetry client. The Linux library of 1.32 (the onnxruntime wheel's)
+/// has a 1DS client that, unless this is `1` when the library initialises, writes a persistent device
+/// id and queued events (executable path, OS, CPU, memory) under
+/// `~/.cache/Microsoft/DeveloperTools/.onnxruntime/` and uploads them. `with_telemetry(false)` does
+/// not stop it; with the variable at `1` nothing is created, persisted or sent.
+pub const NO_TELEMETRY_VAR: &str = "ORT_DISABLE_TELEMETRY";
+
+/// Turns ONNX Runtime's telemetry off for this process, whatever the user's environment says. Must
+/// run before the library is loaded (it reads the variable once, when it initialises).
+fn disable_telemetry() {
+    if std::env::var_os(NO_TELEMETRY_VAR).is_none_or(|v| v != "1") {
+        // SAFETY: called under the ENVIRONMENT lock before ONNX Runtime is loaded, the only code
+        // of this process that reads the variable; setenv races only with a concurrent getenv of
+        // another thread, which the glib/GStreamer threads running at this point do not do for
+        // this name.
+        unsafe { std::env::set_var(NO_TELEMETRY_VAR, "1") };
+    }
+}
+
 /// The shared environment; loads the library on first use. A failure is not cached, so a later call
 /// (e.g. after fixing `ORT_DYLIB_PATH`) tries again.
 pub fn environment() -> Result<Environment, RuntimeError> {
@@ -64,6 +84,7 @@ pub fn environment() -> Result<Environment, RuntimeError> {
     if let Some(env) = guard.as_ref() {
         return Ok(env.clone());
     }
+    disable_telemetry();
     let mut errors = Vec::new();
     for cand in library_candidates() {
         match ort::init_from(&cand) {
@@ -113,4 +134,38 @@ pub fn load_session(model: &Path, threads: u32) -> Result<Session, RuntimeError>
         .map_err(|e| model_err(&e))?
         .commit_from_file(&model)
         .map_err(|e| model_err(&e))
+}
+
+/// Checks that a loaded model has the input and outputs its manifest names; the error names the
+/// model file and lists what it has.
+pub fn check_names(
+    session: &Session,
+    model: &Path,
+    input: &str,
+    outputs: &[&str],
+) -> Result<(), RuntimeError> {
+    let names = |list: &[ort::value::Outlet]| {
+        list.iter()
+            .map(|o| o.name().to_string())
+            .collect::<Vec<_>>()
+    };
+    let (have_in, have_out) = (names(session.inputs()), names(session.outputs()));
+    let missing_in = (!have_in.iter().any(|n| n == input)).then(|| format!("input '{input}'"));
+    let missing = missing_in.into_iter().chain(
+        outputs
+            .iter()
+            .filter(|o| !have_out.iter().any(|n| n == *o))
+            .map(|o| format!("output '{o}'")),
+    );
+    let missing: Vec<String> = missing.collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(RuntimeError::Model {
+        path: model.to_path_buf(),
+        reason: format!(
+            "the manifest names {}, the model has inputs {have_in:?} and outputs {have_out:?}",
+            missing.join(" and ")
+        ),
+    })
 }

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! Descriptor comparison: cosine similarity of L2-normalised descriptors, optionally centred first by
 //! subtracting a mean descriptor that ships with the model (computed at set-up time from a
 //! background set of faces). Centring removes what all faces share and spreads the scores: see

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! The face tracker of `facedetector`: gives each face a track id that stays the same while the face
 //! stays in view, and carries faces forward on the frames the detector skips.
 //!

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! facedetector implementation: properties, caps and the streaming glue. Detection itself lives in
 //! `core::detector`.
 
@@ -9,7 +10,6 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
-use gst_video::subclass::prelude::*;
 
 use crate::core::detector::{DetectParams, Detector};
 use crate::core::manifest::Task;
@@ -35,7 +35,7 @@ const DEFAULT_INTERVAL: u32 = 1;
 const DEFAULT_POST_MESSAGES: bool = false;
 
 #[derive(Debug, Clone)]
-struct Settings {
+pub struct Settings {
     model: Option<PathBuf>,
     threshold: f32,
     nms_iou: f32,
@@ -62,6 +62,18 @@ impl Default for Settings {
         }
     }
 }
+
+crate::props::settings_properties!(Settings {
+    "model" => model,
+    "threshold" => threshold,
+    "nms-iou" => nms_iou,
+    "min-face-size" => min_face_size,
+    "max-faces" => max_faces,
+    "inference-size" => inference_size,
+    "interval" => interval,
+    "threads" => threads,
+    "post-messages" => post_messages,
+});
 
 /// What the streaming thread reads of the settings on every frame (a copy: no allocation).
 #[derive(Debug, Clone, Copy)]
@@ -93,7 +105,7 @@ impl Settings {
 }
 
 #[derive(Debug, Default, Clone, Copy)]
-struct Stats {
+pub struct Stats {
     frames: u64,
     inferences: u64,
     faces: u64,
@@ -111,9 +123,8 @@ impl element::Stats for Stats {
     }
 }
 
-struct State {
+pub struct State {
     detector: Detector,
-    input: Option<video::Input>,
     /// Gives faces their track ids and carries them over the frames the model skips.
     tracker: Tracker,
     stats: Stats,
@@ -127,14 +138,13 @@ impl element::Running for State {
         self.tracker.reset();
     }
 
-    fn set_input(&mut self, input: video::Input) {
-        if let Some(old) = &self.input
-            && (old.info.width(), old.info.height()) != (input.info.width(), input.info.height())
+    fn input_changed(&mut self, old: Option<&video::Input>, new: &video::Input) {
+        if let Some(old) = old
+            && (old.info.width(), old.info.height()) != (new.info.width(), new.info.height())
         {
             // Boxes carried from the old size would be wrong on the new one.
             self.tracker.reset();
         }
-        self.input = Some(input);
     }
 
     fn stats(&self) -> Stats {
@@ -219,52 +229,21 @@ impl ObjectImpl for FaceDetector {
                     .default_value(DEFAULT_POST_MESSAGES)
                     .mutable_playing()
                     .build(),
-                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
-                    .nick("Statistics")
-                    .blurb(
-                        "Counters since start: frames, inferences (frames the model ran on), faces \
+                crate::props::stats(
+                    "frames, inferences (frames the model ran on), faces \
                          (attached, over all frames), inference-time-us (total model time)",
-                    )
-                    .read_only()
-                    .build(),
+                ),
             ]
         });
         PROPS.as_ref()
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        self.base.set(|s| match pspec.name() {
-            "model" => s.model = crate::props::path(value),
-            "threshold" => s.threshold = value.get().expect("type checked upstream"),
-            "nms-iou" => s.nms_iou = value.get().expect("type checked upstream"),
-            "min-face-size" => s.min_face_size = value.get().expect("type checked upstream"),
-            "max-faces" => s.max_faces = value.get().expect("type checked upstream"),
-            "inference-size" => s.inference_size = value.get().expect("type checked upstream"),
-            "interval" => s.interval = value.get().expect("type checked upstream"),
-            "threads" => s.threads = value.get().expect("type checked upstream"),
-            "post-messages" => s.post_messages = value.get().expect("type checked upstream"),
-            _ => unimplemented!(),
-        });
-        gst::debug!(CAT, imp = self, "set {} from {:?}", pspec.name(), value);
+        self.base.set_property(self, *CAT, value, pspec);
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        if pspec.name() == "stats" {
-            return self.base.stats_value();
-        }
-        let s = self.base.settings();
-        match pspec.name() {
-            "model" => crate::props::path_value(&s.model),
-            "threshold" => s.threshold.to_value(),
-            "nms-iou" => s.nms_iou.to_value(),
-            "min-face-size" => s.min_face_size.to_value(),
-            "max-faces" => s.max_faces.to_value(),
-            "inference-size" => s.inference_size.to_value(),
-            "interval" => s.interval.to_value(),
-            "threads" => s.threads.to_value(),
-            "post-messages" => s.post_messages.to_value(),
-            _ => unimplemented!(),
-        }
+        self.base.property(pspec)
     }
 }
 
@@ -285,19 +264,16 @@ impl ElementImpl for FaceDetector {
     }
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
-        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> =
-            LazyLock::new(|| crate::props::pad_templates(&video::raw_caps()));
-        TEMPLATES.as_ref()
+        video::pad_templates()
     }
 }
 
-impl BaseTransformImpl for FaceDetector {
-    const MODE: gst_base::subclass::BaseTransformMode =
-        gst_base::subclass::BaseTransformMode::AlwaysInPlace;
-    const PASSTHROUGH_ON_SAME_CAPS: bool = false;
-    const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
+element::in_place_filter!(FaceDetector, video CAT);
 
-    fn start(&self) -> Result<(), gst::ErrorMessage> {
+impl element::Filter for FaceDetector {
+    type State = State;
+
+    fn open(&self) -> Result<State, gst::ErrorMessage> {
         let settings = self.base.settings();
         let detector = element::load_model(
             self,
@@ -306,29 +282,16 @@ impl BaseTransformImpl for FaceDetector {
             Task::Detector,
             |spec| Detector::new(spec, settings.threads, settings.inference_size),
         )?;
-        self.base.start(State {
+        Ok(State {
             detector,
-            input: None,
             tracker: Tracker::new(TrackerConfig::default()),
             stats: Stats::default(),
-        });
-        Ok(())
+        })
     }
 
-    fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        self.base.stop();
-        Ok(())
-    }
-
-    fn sink_event(&self, event: gst::Event) -> bool {
-        self.base.sink_event(&event);
-        self.parent_sink_event(event)
-    }
-
-    fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
+    fn process(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
         let settings = self.base.live(Settings::live);
-        let (frame_no, run, faces) = self.base.with_state(|state| {
-            let input = state.input.as_ref().ok_or(gst::FlowError::NotNegotiated)?;
+        let (frame_no, run, faces) = self.base.with_frame_state(|state, input| {
             let frame_no = state.stats.frames;
             let run = frame_no % settings.interval.max(1) as u64 == 0;
             let tracked = if run {
@@ -387,18 +350,6 @@ impl BaseTransformImpl for FaceDetector {
             self.post_faces_message(buf, &faces);
         }
         Ok(gst::FlowSuccess::Ok)
-    }
-}
-
-impl VideoFilterImpl for FaceDetector {
-    fn set_info(
-        &self,
-        incaps: &gst::Caps,
-        in_info: &gst_video::VideoInfo,
-        _outcaps: &gst::Caps,
-        _out_info: &gst_video::VideoInfo,
-    ) -> Result<(), gst::LoggableError> {
-        self.base.set_input(self, *CAT, incaps, in_info)
     }
 }
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! `facedetector`: finds faces in raw video and attaches them as region-of-interest metadata.
 
 use gst::glib;

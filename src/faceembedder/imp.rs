@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! faceembedder implementation: properties, caps and the streaming glue. Alignment, chips, quality
 //! and inference live in `core::embedder`; the per-track re-embedding decisions in `core::reembed`.
 
@@ -8,7 +9,6 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
-use gst_video::subclass::prelude::*;
 
 use crate::core::embedder::Embedder;
 use crate::core::frame_embedder::{Counts, Decision, FaceIn, FrameEmbedder, Gates};
@@ -31,7 +31,7 @@ const DEFAULT_MIN_QUALITY: f32 = 0.15;
 const DEFAULT_MAX_BATCH: u32 = 8;
 
 #[derive(Debug, Clone)]
-struct Settings {
+pub struct Settings {
     model: Option<PathBuf>,
     threads: u32,
     reembed_interval: u32,
@@ -53,6 +53,15 @@ impl Default for Settings {
     }
 }
 
+crate::props::settings_properties!(Settings {
+    "model" => model,
+    "threads" => threads,
+    "reembed-interval" => reembed_interval,
+    "min-eye-distance" => min_eye_distance,
+    "min-quality" => min_quality,
+    "max-batch" => max_batch,
+});
+
 impl Settings {
     /// What the streaming thread reads of the settings on every frame (a copy: no allocation).
     fn gates(&self) -> Gates {
@@ -66,7 +75,7 @@ impl Settings {
 }
 
 #[derive(Debug, Default, Clone, Copy)]
-struct Stats(Counts);
+pub struct Stats(Counts);
 
 impl element::Stats for Stats {
     fn structure(&self) -> gst::Structure {
@@ -83,9 +92,8 @@ impl element::Stats for Stats {
     }
 }
 
-struct State {
+pub struct State {
     embedder: FrameEmbedder,
-    input: Option<video::Input>,
     /// Frames seen, including those without facedetector metadata.
     frames: u64,
     warned_no_meta: bool,
@@ -96,10 +104,6 @@ impl element::Running for State {
 
     fn flush(&mut self) {
         self.embedder.clear();
-    }
-
-    fn set_input(&mut self, input: video::Input) {
-        self.input = Some(input);
     }
 
     fn stats(&self) -> Stats {
@@ -161,47 +165,22 @@ impl ObjectImpl for FaceEmbedder {
                     .default_value(DEFAULT_MAX_BATCH)
                     .mutable_playing()
                     .build(),
-                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
-                    .nick("Statistics")
-                    .blurb(
-                        "Counters since start: frames, faces, descriptors (computed), inferences \
+                crate::props::stats(
+                    "frames, faces, descriptors (computed), inferences \
                          (batched model runs), reused (descriptors carried from the track), gated \
                          (faces under min-eye-distance or min-quality), inference-time-us",
-                    )
-                    .read_only()
-                    .build(),
+                ),
             ]
         });
         PROPS.as_ref()
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        self.base.set(|s| match pspec.name() {
-            "model" => s.model = crate::props::path(value),
-            "threads" => s.threads = value.get().expect("type checked upstream"),
-            "reembed-interval" => s.reembed_interval = value.get().expect("type checked upstream"),
-            "min-eye-distance" => s.min_eye_distance = value.get().expect("type checked upstream"),
-            "min-quality" => s.min_quality = value.get().expect("type checked upstream"),
-            "max-batch" => s.max_batch = value.get().expect("type checked upstream"),
-            _ => unimplemented!(),
-        });
-        gst::debug!(CAT, imp = self, "set {} from {:?}", pspec.name(), value);
+        self.base.set_property(self, *CAT, value, pspec);
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        if pspec.name() == "stats" {
-            return self.base.stats_value();
-        }
-        let s = self.base.settings();
-        match pspec.name() {
-            "model" => crate::props::path_value(&s.model),
-            "threads" => s.threads.to_value(),
-            "reembed-interval" => s.reembed_interval.to_value(),
-            "min-eye-distance" => s.min_eye_distance.to_value(),
-            "min-quality" => s.min_quality.to_value(),
-            "max-batch" => s.max_batch.to_value(),
-            _ => unimplemented!(),
-        }
+        self.base.property(pspec)
     }
 }
 
@@ -223,19 +202,16 @@ impl ElementImpl for FaceEmbedder {
     }
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
-        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> =
-            LazyLock::new(|| crate::props::pad_templates(&video::raw_caps()));
-        TEMPLATES.as_ref()
+        video::pad_templates()
     }
 }
 
-impl BaseTransformImpl for FaceEmbedder {
-    const MODE: gst_base::subclass::BaseTransformMode =
-        gst_base::subclass::BaseTransformMode::AlwaysInPlace;
-    const PASSTHROUGH_ON_SAME_CAPS: bool = false;
-    const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
+element::in_place_filter!(FaceEmbedder, video CAT);
 
-    fn start(&self) -> Result<(), gst::ErrorMessage> {
+impl element::Filter for FaceEmbedder {
+    type State = State;
+
+    fn open(&self) -> Result<State, gst::ErrorMessage> {
         let settings = self.base.settings();
         let embedder = element::load_model(
             self,
@@ -245,26 +221,14 @@ impl BaseTransformImpl for FaceEmbedder {
             |spec| Embedder::new(spec, settings.threads),
         )?;
         gst::info!(CAT, imp = self, "model id {}", embedder.model_id());
-        self.base.start(State {
+        Ok(State {
             embedder: FrameEmbedder::new(embedder),
-            input: None,
             frames: 0,
             warned_no_meta: false,
-        });
-        Ok(())
+        })
     }
 
-    fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        self.base.stop();
-        Ok(())
-    }
-
-    fn sink_event(&self, event: gst::Event) -> bool {
-        self.base.sink_event(&event);
-        self.parent_sink_event(event)
-    }
-
-    fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
+    fn process(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
         let gates = self.base.live(Settings::gates);
         let Some(frame_info) = meta::frame_info(buf) else {
             let warn = self.base.with_state(|state| {
@@ -281,8 +245,7 @@ impl BaseTransformImpl for FaceEmbedder {
             return Ok(gst::FlowSuccess::Ok);
         };
         let faces = meta::faces(buf);
-        let (model_id, out) = self.base.with_state(|state| {
-            let input = state.input.as_ref().ok_or(gst::FlowError::NotNegotiated)?;
+        let (model_id, out) = self.base.with_frame_state(|state, input| {
             let frame_no = state.frames;
             state.frames += 1;
             let face_in: Vec<FaceIn> = faces
@@ -351,17 +314,5 @@ fn log_decision(imp: &FaceEmbedder, frame: u64, track: u64, d: Decision) {
                 "no descriptor yet"
             }
         ),
-    }
-}
-
-impl VideoFilterImpl for FaceEmbedder {
-    fn set_info(
-        &self,
-        incaps: &gst::Caps,
-        in_info: &gst_video::VideoInfo,
-        _outcaps: &gst::Caps,
-        _out_info: &gst_video::VideoInfo,
-    ) -> Result<(), gst::LoggableError> {
-        self.base.set_input(self, *CAT, incaps, in_info)
     }
 }

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! `faceembedder`: computes face descriptors for the faces facedetector found.
 
 use gst::glib;

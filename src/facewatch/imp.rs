@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! facewatch implementation: properties, the watch list and its reloads, messages. Matching lives in
 //! `core::watchlist::index` and the decisions along tracks in `core::matcher`.
 
@@ -39,7 +40,7 @@ const WATCH_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
 const TRACK_MAX_AGE: u64 = 300;
 
 #[derive(Debug, Clone)]
-struct Settings {
+pub struct Settings {
     watchlist: Option<PathBuf>,
     key_file: Option<PathBuf>,
     allow_plaintext: bool,
@@ -69,6 +70,19 @@ impl Default for Settings {
     }
 }
 
+crate::props::settings_properties!(Settings {
+    "watchlist" => watchlist,
+    "key-file" => key_file,
+    "allow-plaintext" => allow_plaintext,
+    "model" => model,
+    "threshold" => threshold,
+    "min-hits" => min_hits,
+    "hit-window" => hit_window,
+    "cooldown" => cooldown,
+    "camera-id" => camera_id,
+    "report-unknown" => report_unknown,
+});
+
 impl Settings {
     /// The matcher's settings, copied for one frame (no allocation); `threshold` is the setting
     /// (0: the calibrated one, see `matcher::threshold`).
@@ -85,7 +99,7 @@ impl Settings {
 
 /// facewatch publishes no counters (yet).
 #[derive(Debug, Default, Clone, Copy)]
-struct NoStats;
+pub struct NoStats;
 
 impl element::Stats for NoStats {
     fn structure(&self) -> gst::Structure {
@@ -93,7 +107,7 @@ impl element::Stats for NoStats {
     }
 }
 
-struct State {
+pub struct State {
     /// The watch list in use and its reloads.
     list: Reloader,
     /// The embedder manifest's calibrated threshold (used when `threshold` is 0).
@@ -232,50 +246,17 @@ impl ObjectImpl for FaceWatch {
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        let path = crate::props::path;
-        self.base.set(|s| match pspec.name() {
-            "watchlist" => s.watchlist = path(value),
-            "key-file" => s.key_file = path(value),
-            "allow-plaintext" => s.allow_plaintext = value.get().expect("type checked upstream"),
-            "model" => s.model = path(value),
-            "threshold" => s.threshold = value.get().expect("type checked upstream"),
-            "min-hits" => s.min_hits = value.get().expect("type checked upstream"),
-            "hit-window" => s.hit_window = value.get().expect("type checked upstream"),
-            "cooldown" => s.cooldown = value.get().expect("type checked upstream"),
-            "camera-id" => {
-                s.camera_id = value
-                    .get::<Option<String>>()
-                    .expect("type checked upstream")
-                    .filter(|c| !c.is_empty())
-            }
-            "report-unknown" => s.report_unknown = value.get().expect("type checked upstream"),
-            _ => unimplemented!(),
-        });
+        self.base.set_property(self, *CAT, value, pspec);
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        let s = self.base.settings();
-        let path = crate::props::path_value;
         match pspec.name() {
-            "watchlist" => path(&s.watchlist),
-            "key-file" => path(&s.key_file),
-            "allow-plaintext" => s.allow_plaintext.to_value(),
-            "model" => path(&s.model),
-            "threshold" => s.threshold.to_value(),
-            "min-hits" => s.min_hits.to_value(),
-            "hit-window" => s.hit_window.to_value(),
-            "cooldown" => s.cooldown.to_value(),
-            "camera-id" => s
-                .camera_id
-                .clone()
-                .unwrap_or_else(|| self.obj().name().to_string())
-                .to_value(),
-            "report-unknown" => s.report_unknown.to_value(),
+            "camera-id" => self.camera_id().to_value(),
             "identities" => self
                 .base
                 .peek(|st| st.map_or(0, |s| s.list.index().len()) as u32)
                 .to_value(),
-            _ => unimplemented!(),
+            _ => self.base.property(pspec),
         }
     }
 }
@@ -288,8 +269,10 @@ impl ElementImpl for FaceWatch {
             gst::subclass::ElementMetadata::new(
                 "Face watch-list matcher",
                 "Filter/Analyzer/Video",
-                "Matches the descriptors of faceembedder against an encrypted watch list, tags matched \
-                 faces and posts a 'facewatch-match' element message once per visit; video passes through",
+                "The matcher element of the facewatch plugin: matches the descriptors of faceembedder \
+                 against an encrypted watch list (made with the 'facewatch' command-line tool), tags \
+                 matched faces and posts a 'facewatch-match' element message once per visit; video \
+                 passes through",
                 "facewatch developers",
             )
         });
@@ -304,13 +287,12 @@ impl ElementImpl for FaceWatch {
     }
 }
 
-impl BaseTransformImpl for FaceWatch {
-    const MODE: gst_base::subclass::BaseTransformMode =
-        gst_base::subclass::BaseTransformMode::AlwaysInPlace;
-    const PASSTHROUGH_ON_SAME_CAPS: bool = false;
-    const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
+element::in_place_filter!(FaceWatch);
 
-    fn start(&self) -> Result<(), gst::ErrorMessage> {
+impl element::Filter for FaceWatch {
+    type State = State;
+
+    fn open(&self) -> Result<State, gst::ErrorMessage> {
         let s = self.base.settings();
         let path = s.watchlist.clone().ok_or_else(|| {
             gst::error_msg!(
@@ -357,7 +339,7 @@ impl BaseTransformImpl for FaceWatch {
             path.display(),
             list.index().len()
         );
-        self.base.start(State {
+        Ok(State {
             list,
             calibrated,
             matcher: Matcher::new(Config {
@@ -367,21 +349,10 @@ impl BaseTransformImpl for FaceWatch {
             frames: 0,
             started: Instant::now(),
             warned_no_descriptors: false,
-        });
-        Ok(())
+        })
     }
 
-    fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        self.base.stop();
-        Ok(())
-    }
-
-    fn sink_event(&self, event: gst::Event) -> bool {
-        self.base.sink_event(&event);
-        self.parent_sink_event(event)
-    }
-
-    fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
+    fn process(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
         let config = self.base.live(Settings::config);
         let faces = meta::faces(buf);
         let (running, stream) = element::buffer_times(self, buf);

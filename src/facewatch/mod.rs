@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! `facewatch`: matches face descriptors against an encrypted watch list and posts `facewatch-match`.
 
 use gst::glib;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! facewatchbin implementation: a bin `videoconvert ! facedetector ! faceembedder ! facewatch` with
 //! ghost pads and the main properties of its children proxied. The `videoconvert` works in
 //! passthrough (no copy, no conversion) whenever upstream already delivers a format the elements read
@@ -163,6 +164,18 @@ fn renamed(p: &glib::ParamSpec, name: &str) -> glib::ParamSpec {
         p.nick().to_string(),
         p.blurb().unwrap_or_default().to_string(),
     );
+    macro_rules! ranged {
+        ($spec:ty, $p:expr) => {
+            <$spec>::builder(name)
+                .nick(&nick)
+                .blurb(&blurb)
+                .minimum($p.minimum())
+                .maximum($p.maximum())
+                .default_value($p.default_value())
+                .flags(flags)
+                .build()
+        };
+    }
     if let Some(p) = p.downcast_ref::<glib::ParamSpecString>() {
         glib::ParamSpecString::builder(name)
             .nick(&nick)
@@ -171,23 +184,9 @@ fn renamed(p: &glib::ParamSpec, name: &str) -> glib::ParamSpec {
             .flags(flags)
             .build()
     } else if let Some(p) = p.downcast_ref::<glib::ParamSpecFloat>() {
-        glib::ParamSpecFloat::builder(name)
-            .nick(&nick)
-            .blurb(&blurb)
-            .minimum(p.minimum())
-            .maximum(p.maximum())
-            .default_value(p.default_value())
-            .flags(flags)
-            .build()
+        ranged!(glib::ParamSpecFloat, p)
     } else if let Some(p) = p.downcast_ref::<glib::ParamSpecUInt>() {
-        glib::ParamSpecUInt::builder(name)
-            .nick(&nick)
-            .blurb(&blurb)
-            .minimum(p.minimum())
-            .maximum(p.maximum())
-            .default_value(p.default_value())
-            .flags(flags)
-            .build()
+        ranged!(glib::ParamSpecUInt, p)
     } else if let Some(p) = p.downcast_ref::<glib::ParamSpecBoolean>() {
         glib::ParamSpecBoolean::builder(name)
             .nick(&nick)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! `facewatchbin`: `facedetector ! faceembedder ! facewatch` in one element, for gst-launch lines and
 //! applications that want one thing to drop into a pipeline.
 

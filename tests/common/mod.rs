@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! Shared helpers for the integration tests: plugin registration, test photos, running pipelines.
 #![allow(dead_code)]
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! CenterFace decoder: an anchor-free, stride-4 heatmap with box size, centre offset and 5 landmarks
 //! per cell.
 //!

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! Face detection results and the model-specific decoders that produce them.
 //!
 //! A decoder turns a detector's raw output tensors into faces in *tensor* coordinates; the

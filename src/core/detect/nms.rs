@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! Greedy non-maximum suppression.
 
 use super::Detection;

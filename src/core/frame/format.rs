@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! Pixel formats, YUV → RGB matrices and the errors of a frame that does not fit its format.
 
 use std::fmt;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! A borrowed view of a raw video frame and the one sampler every element uses to read pixels.
 //!
 //! The sampler never converts a whole frame. It maps each pixel of the *destination* (a model's input

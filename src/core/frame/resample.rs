@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! The separable resize path: per-axis filter taps, the resample of one channel, and the
 //! buffers it reuses.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! What the sampler writes (size, layout, channel order, normalisation) and the affine maps
 //! it samples through.
 

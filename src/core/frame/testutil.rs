@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! Synthetic frames and tensor specs shared by the unit tests of the frame module.
 
 use super::tensor::{ChannelOrder, Layout, TensorSpec};

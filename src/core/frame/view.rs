@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! The frame view and its two sampling paths: separable resize and per-pixel warp.
 
 use super::format::{FrameError, PixelFormat, YuvCoeffs, YuvMatrix};

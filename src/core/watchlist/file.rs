@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! The watch-list file format (version 1), documented in docs/WATCHLIST.md.
 //!
 //! ```text

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! Exact 1:N search over every descriptor of every identity: descriptors prepared once (centred and
 //! L2-normalised) into one contiguous row-major matrix, rows of an identity next to each other; a
 //! query is one pass of dot products (auto-vectorised) keeping the best identity and the runner-up.

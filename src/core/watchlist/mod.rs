@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! The watch list: identities kept only as descriptors, in an encrypted and authenticated file
 //! (format in docs/WATCHLIST.md), written atomically under a lock, and searched exactly (1:N).
 

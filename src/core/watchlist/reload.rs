@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! Keeping a running matcher's watch list current: the file is checked for changes once per period,
 //! a changed file is read, verified and indexed in a background thread, and the new index replaces
 //! the old one only when all of that succeeded. A failed reload keeps the old list (and is not

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! Reading and writing watch-list and key files safely: every write goes to a temporary file in the
 //! same directory, is fsynced, renamed over the old file and the directory fsynced, so a crash leaves
 //! either the old or the new file, never half of one. Writers serialise on `<list>.lock` (an advisory
