@@ -62,7 +62,7 @@ fn main() {
             .collect();
         let path = dir.join(format!("list-{n}.fwl"));
         let secret = Secret::Key([7u8; 32]);
-        save(&path, &list, &secret).unwrap();
+        save(&path, &mut list, &secret).unwrap();
         let size = std::fs::metadata(&path).unwrap().len();
 
         let t = Instant::now();

@@ -6,86 +6,17 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use gst::glib;
 use gst::prelude::*;
 use gst_check::Harness;
 
-use gstfacewatch::core::embedder::model_id;
-use gstfacewatch::core::manifest::{ModelSpec, Task};
-use gstfacewatch::core::watchlist::file::Secret;
-use gstfacewatch::core::watchlist::store::{save, write_key_file};
-use gstfacewatch::core::watchlist::{Descriptor, Identity, Watchlist};
+use common::{fake_model, fake_model_id, near, unit, write_list};
+use gstfacewatch::core::watchlist::store::write_key_file;
 use gstfacewatch::meta::{self, Embedding, Face, FrameInfo};
 
-const DIM: usize = 128;
 const KEY: [u8; 32] = [0x42; 32];
-
-/// A stand-in embedder model: the real manifest (without its mean file, so scores are plain cosine)
-/// beside a file that is not a network. `facewatch` only hashes the model and reads its manifest.
-fn fake_model(dir: &Path) -> PathBuf {
-    let manifest = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("models/dlib_resnet.toml"),
-    )
-    .unwrap();
-    let manifest: String = manifest
-        .lines()
-        .filter(|l| !l.starts_with("mean-file"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(dir.join("fake.toml"), manifest).unwrap();
-    let model = dir.join("fake.onnx");
-    std::fs::write(&model, b"a stand-in for the embedder model").unwrap();
-    model
-}
-
-fn fake_model_id(model: &Path) -> String {
-    model_id(&ModelSpec::resolve(Some(model), Task::Embedder).unwrap()).unwrap()
-}
-
-/// A deterministic unit vector per seed (different seeds are nearly orthogonal in 128 dimensions).
-fn unit(seed: u64) -> Vec<f32> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let v: Vec<f32> = (0..DIM)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % 2001) as f32 / 1000.0 - 1.0
-        })
-        .collect();
-    let n = v.iter().map(|a| a * a).sum::<f32>().sqrt();
-    v.into_iter().map(|a| a / n).collect()
-}
-
-/// `unit(seed)` moved by `amount` toward `unit(noise)`: the same person on another frame.
-fn near(seed: u64, noise: u64, amount: f32) -> Vec<f32> {
-    unit(seed)
-        .iter()
-        .zip(unit(noise))
-        .map(|(a, b)| a + amount * b)
-        .collect()
-}
-
-fn write_list(path: &Path, model_id: &str, people: &[(&str, u64)]) {
-    let mut list = Watchlist::new(model_id);
-    for (label, seed) in people {
-        list.identities.push(Identity {
-            id: format!("id-{label}"),
-            label: label.to_string(),
-            note: None,
-            added_by: "harness".into(),
-            added_at: 0,
-            expires_at: None,
-            descriptors: vec![Descriptor {
-                model_id: model_id.into(),
-                vector: unit(*seed),
-            }],
-        });
-    }
-    save(path, &list, &Secret::Key(KEY)).unwrap();
-}
 
 struct Matcher {
     h: Harness,
@@ -106,7 +37,7 @@ fn matcher(name: &str, props: &[(&str, glib::Value)]) -> Matcher {
     let model = fake_model(&dir);
     let model_id = fake_model_id(&model);
     let list = dir.join("w.fwl");
-    write_list(&list, &model_id, &[("alice", ALICE), ("bob", BOB)]);
+    write_list(&list, &model_id, &[("alice", ALICE), ("bob", BOB)], KEY);
     let key = dir.join("w.key");
     write_key_file(&key, &KEY, false).unwrap();
     let element = gst::ElementFactory::make("facewatch")
@@ -325,6 +256,7 @@ fn reload_swaps_the_list_and_a_bad_one_keeps_the_old() {
         &m.list,
         &m.model_id,
         &[("alice", ALICE), ("bob", BOB), ("carol", STRANGER)],
+        KEY,
     );
     let ok = m.element().emit_by_name::<bool>("reload", &[]);
     assert!(ok);

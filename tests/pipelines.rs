@@ -18,13 +18,7 @@ fn root() -> PathBuf {
 
 /// A pipelines/ script with the plugin this test build made.
 fn script(name: &str, args: &[&str]) -> Child {
-    let plugin_dir = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
+    let plugin_dir = common::plugin_dir();
     Command::new("bash")
         .arg(root().join("pipelines").join(name))
         .args(args)

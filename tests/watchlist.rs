@@ -300,7 +300,7 @@ fn every_bad_file_is_a_distinct_clear_error() {
     // a list made for another embedder model
     gstfacewatch::core::watchlist::store::save(
         &bad,
-        &gstfacewatch::core::watchlist::Watchlist::new("other_model:0123456789abcdef"),
+        &mut gstfacewatch::core::watchlist::Watchlist::new("other_model:0123456789abcdef"),
         &gstfacewatch::core::watchlist::file::Secret::Key(
             gstfacewatch::core::watchlist::store::read_key_file(&d.join("bad.fwl.key")).unwrap(),
         ),

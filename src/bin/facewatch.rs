@@ -2,19 +2,22 @@
 //! `facewatch`: manage watch lists. Thin over `gstfacewatch::core`; photos and videos are read through
 //! GStreamer with the same elements (and models) as the pipelines.
 //!
-//! Exit codes (docs/WATCHLIST.md): 0 ok, 1 other error, 2 usage, 3 I/O, 4 corrupt or truncated list,
-//! 5 tampered list, 6 wrong or missing key, 7 newer format or other embedder model, 8 unusable input
-//! (no face, several faces, unreadable file), 9 no such identity.
+//! Exit codes (docs/WATCHLIST.md): 0 ok, 1 other error, 2 usage or bad value, 3 I/O, 4 corrupt,
+//! truncated, oversized or non-regular list file, 5 tampered list, 6 wrong or missing key (or altered
+//! key check), 7 newer format or other embedder model, 8 unusable input (no face, several faces,
+//! unreadable file), 9 no such identity, 10 timed out waiting for the lock.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand};
 use gstfacewatch::core::embedder::model_id;
 use gstfacewatch::core::manifest::{ModelSpec, Task};
 use gstfacewatch::core::watchlist::file::{Secret, random_key};
 use gstfacewatch::core::watchlist::store::{
-    Lock, default_key_file, load, resolve_key, save, update, write_key_file,
+    Lock, Wait, default_key_file, load, real_path, resolve_key, save, update, write_key_file,
+    write_pending_key,
 };
 use gstfacewatch::core::watchlist::{Descriptor, Identity, Watchlist, WatchlistError, new_id, now};
 
@@ -53,6 +56,12 @@ struct Global {
     /// Embedder model [default: dlib_resnet.onnx from $FACEWATCH_MODEL_DIR or the installed data dir]
     #[arg(long, global = true)]
     model: Option<PathBuf>,
+    /// Seconds a writer waits for another writer's lock before it gives up (exit code 10)
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 30)]
+    wait: u64,
+    /// Accept a new passphrase shorter than 12 characters
+    #[arg(long, global = true)]
+    weak_passphrase: bool,
 }
 
 #[derive(Subcommand)]
@@ -90,14 +99,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Remove a person
+    /// Remove a person. Copies of the list made before (backups) still hold them under the same
+    /// key: --rekey re-encrypts the list under a new key in the same locked step, so that those
+    /// copies cannot be opened with the key in use any more
     Remove {
         #[arg(long, conflicts_with = "id", required_unless_present = "id")]
         label: Option<String>,
         #[arg(long)]
         id: Option<String>,
+        /// Then re-encrypt under a new key (or, with --new-passphrase-env, a new passphrase)
+        #[arg(long)]
+        rekey: bool,
+        /// With --rekey: read the new passphrase from this environment variable
+        #[arg(long, value_name = "VAR", requires = "rekey")]
+        new_passphrase_env: Option<String>,
     },
-    /// Check the list's integrity and that the key opens it
+    /// Check the list's integrity and that the key opens it; show its generation and last write
     Verify,
     /// Re-encrypt the list with a new key (written to the key file) or a new passphrase
     Rekey {
@@ -136,6 +153,39 @@ fn passphrase(var: &str) -> Result<String, Fail> {
         })
 }
 
+/// Fewest characters of a new passphrase (unless --weak-passphrase).
+const MIN_PASSPHRASE: usize = 12;
+
+/// A passphrase for a list to be written: long enough unless the user said otherwise.
+fn new_passphrase(g: &Global, var: &str) -> Result<Secret, Fail> {
+    let p = passphrase(var)?;
+    if p.chars().count() < MIN_PASSPHRASE && !g.weak_passphrase {
+        return Err(Fail(
+            2,
+            format!(
+                "the passphrase in {var} has {} characters, fewer than {MIN_PASSPHRASE}; use a \
+                 longer one (or a key file), or --weak-passphrase",
+                p.chars().count()
+            ),
+        ));
+    }
+    Ok(Secret::Passphrase(p))
+}
+
+/// How writers wait for the lock: they say that they wait, and for whom.
+fn wait(g: &Global) -> Wait<'static> {
+    Wait {
+        timeout: Duration::from_secs(g.wait),
+        notify: &|path, pid| {
+            eprintln!(
+                "facewatch: waiting for the lock on {}, held by {} (up to --wait seconds)",
+                path.display(),
+                pid.map_or("another process".into(), |p| format!("process {p}"))
+            )
+        },
+    }
+}
+
 fn secret(g: &Global) -> Result<Secret, Fail> {
     if g.plaintext {
         eprintln!("warning: the watch list is not encrypted (--plaintext)");
@@ -154,27 +204,42 @@ fn embedder(g: &Global) -> Result<(ModelSpec, String), Fail> {
     Ok((spec, id))
 }
 
+/// 9999-12-31T23:59:59Z, the last second RFC 3339 can write.
+const LAST_RFC3339: i64 = 253_402_300_799;
+
+/// RFC 3339 for any stored time (never panics: a time outside 1970..9999, which only an old or
+/// crafted list can hold, is shown as unix seconds).
 fn fmt_time(t: i64) -> String {
-    humantime::format_rfc3339_seconds(
-        std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64),
-    )
-    .to_string()
+    if (0..=LAST_RFC3339).contains(&t) {
+        humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(t as u64)).to_string()
+    } else {
+        format!("@{t} (unix seconds)")
+    }
 }
 
+/// Longest expiry `enroll` accepts: 100 years.
+const MAX_EXPIRY_S: i64 = 100 * 366 * 86_400;
+
+/// `--expires`: an RFC 3339 time (from 1970; a past one makes the identity expired at once) or a
+/// duration from now, at most 100 years ahead.
 fn parse_expiry(s: &str) -> Result<i64, Fail> {
-    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
-        return Ok(t
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64));
+    let bad = |why: &str| Fail(2, format!("--expires {s}: {why}"));
+    let t = if let Ok(t) = humantime::parse_rfc3339_weak(s) {
+        t.duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .map_err(|_| bad("before 1970"))?
+    } else {
+        let d = humantime::parse_duration(s)
+            .map_err(|_| bad("not an RFC 3339 time nor a duration like 30d"))?;
+        if d.as_secs() > MAX_EXPIRY_S as u64 {
+            return Err(bad("more than 100 years from now"));
+        }
+        now() + d.as_secs() as i64
+    };
+    if t > now() + MAX_EXPIRY_S {
+        return Err(bad("more than 100 years from now"));
     }
-    humantime::parse_duration(s)
-        .map(|d| now() + d.as_secs() as i64)
-        .map_err(|_| {
-            Fail(
-                2,
-                format!("--expires {s}: not an RFC 3339 time nor a duration like 30d"),
-            )
-        })
+    Ok(t)
 }
 
 /// One face of a frame read from an input file.
@@ -278,29 +343,31 @@ fn descriptors_of(
 }
 
 fn cmd_init(g: &Global, force: bool) -> Result<(), Fail> {
-    if g.list.exists() && !force {
+    let (_, model) = embedder(g)?;
+    let lock = Lock::acquire(&g.list, &wait(g))?;
+    let list = lock.list();
+    if std::fs::symlink_metadata(list).is_ok() && !force {
         return Err(Fail(
             1,
-            format!("{} exists; use --force to replace it", g.list.display()),
+            format!("{} exists; use --force to replace it", list.display()),
         ));
     }
-    let (_, model) = embedder(g)?;
-    let _lock = Lock::acquire(&g.list)?;
     let s = if g.plaintext {
         eprintln!("warning: the watch list is not encrypted (--plaintext)");
         Secret::Plaintext
     } else if let Some(var) = &g.passphrase_env {
-        Secret::Passphrase(passphrase(var)?)
+        new_passphrase(g, var)?
     } else {
         let key = random_key()?;
-        write_key_file(&key_file(g), &key, force)?;
+        let kf = key_file(g);
+        write_key_file(&kf, &key, force)?;
         println!(
             "key file {} (mode 0600): keep it apart from backups of the list",
-            key_file(g).display()
+            kf.display()
         );
         Secret::Key(key)
     };
-    save(&g.list, &Watchlist::new(&model), &s)?;
+    save(list, &mut Watchlist::new(&model), &s)?;
     println!("created {} for model {model}", g.list.display());
     Ok(())
 }
@@ -314,7 +381,6 @@ fn cmd_enroll(
     largest: bool,
     files: Vec<PathBuf>,
 ) -> Result<(), Fail> {
-    let s = secret(g)?;
     let (_, model) = embedder(g)?;
     let expires_at = expires.as_deref().map(parse_expiry).transpose()?;
     let mut descs = Vec::new();
@@ -340,8 +406,9 @@ fn cmd_enroll(
         added_by.unwrap_or_else(|| std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
     let id = update(
         &g.list,
-        &s,
-        |list: &mut Watchlist| -> Result<String, Fail> {
+        &wait(g),
+        || secret(g),
+        |list: &mut Watchlist, _| -> Result<String, Fail> {
             if list.model_id != model {
                 return Err(WatchlistError::ModelMismatch {
                     path: g.list.clone(),
@@ -415,24 +482,35 @@ fn cmd_list(g: &Global, json: bool) -> Result<(), Fail> {
     Ok(())
 }
 
-fn cmd_remove(g: &Global, label: Option<String>, id: Option<String>) -> Result<(), Fail> {
-    let s = secret(g)?;
-    let removed = update(&g.list, &s, |list: &mut Watchlist| -> Result<usize, Fail> {
-        let before = list.identities.len();
-        list.identities
-            .retain(|i| !(label.as_ref() == Some(&i.label) || id.as_ref() == Some(&i.id)));
-        match before - list.identities.len() {
-            0 => Err(Fail(
-                9,
-                format!(
-                    "no identity {} in {}",
-                    label.as_ref().or(id.as_ref()).unwrap(),
-                    g.list.display()
-                ),
-            )),
-            n => Ok(n),
-        }
-    })?;
+fn cmd_remove(
+    g: &Global,
+    label: Option<String>,
+    id: Option<String>,
+    rekey: bool,
+    new_passphrase_env: Option<String>,
+) -> Result<(), Fail> {
+    let lock = Lock::acquire(&g.list, &wait(g))?;
+    let old = secret(g)?;
+    let mut list = load(lock.list(), &old)?;
+    let before = list.identities.len();
+    list.identities
+        .retain(|i| !(label.as_ref() == Some(&i.label) || id.as_ref() == Some(&i.id)));
+    let removed = before - list.identities.len();
+    if removed == 0 {
+        return Err(Fail(
+            9,
+            format!(
+                "no identity {} in {}",
+                label.as_ref().or(id.as_ref()).map_or("", |s| s.as_str()),
+                g.list.display()
+            ),
+        ));
+    }
+    if rekey {
+        rekey_locked(g, &lock, &mut list, new_passphrase_env)?;
+    } else {
+        save(lock.list(), &mut list, &old)?;
+    }
     println!(
         "removed {removed} identit{}",
         if removed == 1 { "y" } else { "ies" }
@@ -441,7 +519,8 @@ fn cmd_remove(g: &Global, label: Option<String>, id: Option<String>) -> Result<(
 }
 
 fn cmd_verify(g: &Global) -> Result<(), Fail> {
-    let list = load(&g.list, &secret(g)?)?;
+    let s = secret(g)?;
+    let list = load(&g.list, &s)?;
     let (_, model) = embedder(g)?;
     if list.model_id != model {
         return Err(WatchlistError::ModelMismatch {
@@ -452,47 +531,74 @@ fn cmd_verify(g: &Global) -> Result<(), Fail> {
         .into());
     }
     let expired = list.identities.iter().filter(|i| i.expired(now())).count();
+    let how = match s {
+        Secret::Plaintext => {
+            "checksum matches (plaintext: NOT authenticated, anyone who can write the file can \
+             change it undetected)"
+        }
+        _ => "authenticated with its key (not changed since it was written with this key)",
+    };
+    let written = match list.written_at {
+        0 => "unknown (format version 1)".to_string(),
+        t => fmt_time(t),
+    };
+    let n = list.identities.len();
     println!(
-        "ok: {} authentic, {} identities ({expired} expired), model {}",
+        "ok: {} {how}; generation {}, written {written}; {n} {} ({expired} expired), model {}",
         g.list.display(),
-        list.identities.len(),
+        list.generation,
+        if n == 1 { "identity" } else { "identities" },
         list.model_id
     );
     Ok(())
 }
 
-fn cmd_rekey(g: &Global, new_passphrase_env: Option<String>) -> Result<(), Fail> {
-    let old = secret(g)?;
-    let _lock = Lock::acquire(&g.list)?;
-    let list = load(&g.list, &old)?;
+/// Re-encrypts `list` under a new key (written to the key file) or a new passphrase, under a lock
+/// already held: the new key beside the old one first, then the list under it, then the swap.
+fn rekey_locked(
+    g: &Global,
+    lock: &Lock,
+    list: &mut Watchlist,
+    new_passphrase_env: Option<String>,
+) -> Result<(), Fail> {
     match new_passphrase_env {
-        Some(var) => save(&g.list, &list, &Secret::Passphrase(passphrase(&var)?))?,
+        Some(var) => save(lock.list(), list, &new_passphrase(g, &var)?)?,
         None => {
-            // New key beside the old one first; the list under the new key; then the swap.
             let key = random_key()?;
-            let kf = key_file(g);
+            let kf = real_path(&key_file(g))?;
             let mut pending = kf.as_os_str().to_owned();
             pending.push(".new");
             let pending = PathBuf::from(pending);
-            write_key_file(&pending, &key, true)?;
-            save(&g.list, &list, &Secret::Key(key))?;
+            // Created afresh: a link planted under that name is replaced, not followed.
+            write_pending_key(&pending, &key)?;
+            save(lock.list(), list, &Secret::Key(key))?;
             std::fs::rename(&pending, &kf)
                 .map_err(|e| Fail(3, format!("{}: {e}", kf.display())))?;
-            println!("new key in {}", kf.display());
+            println!("new key in {}", key_file(g).display());
         }
     }
     println!("re-encrypted {}", g.list.display());
     Ok(())
 }
 
+fn cmd_rekey(g: &Global, new_passphrase_env: Option<String>) -> Result<(), Fail> {
+    let lock = Lock::acquire(&g.list, &wait(g))?;
+    let mut list = load(lock.list(), &secret(g)?)?;
+    rekey_locked(g, &lock, &mut list, new_passphrase_env)
+}
+
 fn cmd_purge_expired(g: &Global) -> Result<(), Fail> {
-    let s = secret(g)?;
     let t = now();
-    let n = update(&g.list, &s, |list: &mut Watchlist| -> Result<usize, Fail> {
-        let before = list.identities.len();
-        list.identities.retain(|i| !i.expired(t));
-        Ok(before - list.identities.len())
-    })?;
+    let n = update(
+        &g.list,
+        &wait(g),
+        || secret(g),
+        |list: &mut Watchlist, _| -> Result<usize, Fail> {
+            let before = list.identities.len();
+            list.identities.retain(|i| !i.expired(t));
+            Ok(before - list.identities.len())
+        },
+    )?;
     println!(
         "purged {n} expired identit{}",
         if n == 1 { "y" } else { "ies" }
@@ -513,7 +619,12 @@ fn run(cli: Cli) -> Result<(), Fail> {
             files,
         } => cmd_enroll(g, label, note, expires, added_by, largest, files),
         Command::List { json } => cmd_list(g, json),
-        Command::Remove { label, id } => cmd_remove(g, label, id),
+        Command::Remove {
+            label,
+            id,
+            rekey,
+            new_passphrase_env,
+        } => cmd_remove(g, label, id, rekey, new_passphrase_env),
         Command::Verify => cmd_verify(g),
         Command::Rekey { new_passphrase_env } => cmd_rekey(g, new_passphrase_env),
         Command::PurgeExpired => cmd_purge_expired(g),

@@ -511,6 +511,19 @@ impl FaceWatch {
                 );
                 false
             }
+            Some(Outcome::Rollback { held, found }) => {
+                gst::element_imp_warning!(
+                    self,
+                    gst::ResourceError::Read,
+                    (
+                        "Watch list {} was replaced by an older copy (generation {found}, the list in \
+                         use is generation {held}): refused, the current list stays in use. Restore \
+                         the current list or write a new one with the facewatch command",
+                        path()
+                    )
+                );
+                false
+            }
         }
     }
 

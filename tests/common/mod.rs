@@ -2,11 +2,16 @@
 //! Shared helpers for the integration tests: plugin registration, test photos, running pipelines.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Once;
 use std::time::Duration;
 
 use gst::prelude::*;
+use gstfacewatch::core::embedder::model_id;
+use gstfacewatch::core::manifest::{ModelSpec, Task};
+use gstfacewatch::core::watchlist::file::Secret;
+use gstfacewatch::core::watchlist::store::save;
+use gstfacewatch::core::watchlist::{Descriptor, Identity, Watchlist};
 
 pub fn init() {
     static INIT: Once = Once::new();
@@ -151,6 +156,23 @@ pub fn example(name: &str) -> PathBuf {
     p
 }
 
+/// The folder where this test build put the plugin (`libgstfacewatch.so`, from `cargo build --lib`).
+pub fn plugin_dir() -> PathBuf {
+    let dir = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    assert!(
+        dir.join("libgstfacewatch.so").is_file(),
+        "{} has no libgstfacewatch.so: run cargo build --lib first (scripts/test.sh does)",
+        dir.display()
+    );
+    dir
+}
+
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -292,4 +314,74 @@ pub fn child<T: IsA<gst::Element>>(pipeline: &gst::Pipeline, name: &str) -> T {
         .unwrap_or_else(|| panic!("no element {name}"))
         .downcast::<T>()
         .unwrap_or_else(|_| panic!("{name} has another type"))
+}
+
+// ---- Stand-ins that need no ONNX Runtime: a fake embedder model and synthetic descriptors ----
+
+const DIM: usize = 128;
+
+/// A stand-in embedder model: the real manifest (without its mean file, so scores are plain cosine)
+/// beside a file that is not a network. `facewatch` only hashes the model and reads its manifest.
+pub fn fake_model(dir: &Path) -> PathBuf {
+    let manifest = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/dlib_resnet.toml"),
+    )
+    .unwrap();
+    let manifest: String = manifest
+        .lines()
+        .filter(|l| !l.starts_with("mean-file"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(dir.join("fake.toml"), manifest).unwrap();
+    let model = dir.join("fake.onnx");
+    std::fs::write(&model, b"a stand-in for the embedder model").unwrap();
+    model
+}
+
+pub fn fake_model_id(model: &Path) -> String {
+    model_id(&ModelSpec::resolve(Some(model), Task::Embedder).unwrap()).unwrap()
+}
+
+/// A deterministic unit vector per seed (different seeds are nearly orthogonal in 128 dimensions).
+pub fn unit(seed: u64) -> Vec<f32> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let v: Vec<f32> = (0..DIM)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % 2001) as f32 / 1000.0 - 1.0
+        })
+        .collect();
+    let n = v.iter().map(|a| a * a).sum::<f32>().sqrt();
+    v.into_iter().map(|a| a / n).collect()
+}
+
+/// `unit(seed)` moved by `amount` toward `unit(noise)`: the same person on another frame.
+pub fn near(seed: u64, noise: u64, amount: f32) -> Vec<f32> {
+    unit(seed)
+        .iter()
+        .zip(unit(noise))
+        .map(|(a, b)| a + amount * b)
+        .collect()
+}
+
+/// A list of `people` (label, seed of their descriptor) under `key`, written as the library does.
+pub fn write_list(path: &Path, model_id: &str, people: &[(&str, u64)], key: [u8; 32]) {
+    let mut list = Watchlist::new(model_id);
+    for (label, seed) in people {
+        list.identities.push(Identity {
+            id: format!("id-{label}"),
+            label: label.to_string(),
+            note: None,
+            added_by: "harness".into(),
+            added_at: 0,
+            expires_at: None,
+            descriptors: vec![Descriptor {
+                model_id: model_id.into(),
+                vector: unit(*seed),
+            }],
+        });
+    }
+    save(path, &mut list, &Secret::Key(key)).unwrap();
 }

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
-//! The watch-list file format (version 1), documented in docs/WATCHLIST.md.
+//! The watch-list file format (version 2; version 1 is still read), documented in docs/WATCHLIST.md.
 //!
 //! ```text
 //! 0   magic       8 bytes  "FWATCHL\0"
-//! 8   version     u16 LE   1
+//! 8   version     u16 LE   2
 //! 10  mode        u8       0 plaintext, 1 key (XChaCha20-Poly1305), 2 passphrase (Argon2id → key)
 //! 11  reserved    u8       0
 //! 12  key check   8 bytes  sha256("facewatch key check\0" ‖ key)[..8]; zeros in plaintext
@@ -16,18 +16,32 @@
 //! 80  payload     modes 1, 2: ciphertext + 16-byte tag, the 80 header bytes as associated data;
 //!                 mode 0: content ‖ sha256(header ‖ content) (detects damage, not tampering)
 //! ```
-//! The content is the [`Watchlist`] encoded with postcard.
+//! The content is the [`Watchlist`] encoded with postcard. Version 2 added its last two fields,
+//! `generation` and `written_at` (inside the authenticated content); a version 1 file reads as
+//! generation 0.
+//!
+//! Keys, passphrases and decrypted bytes are wiped from memory when dropped.
 
 use std::path::Path;
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use zeroize::{Zeroize, Zeroizing};
 
-use super::{Watchlist, WatchlistError};
+use super::{Identity, Watchlist, WatchlistError};
 
 pub const MAGIC: &[u8; 8] = b"FWATCHL\0";
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
+
+/// The content of a version 1 file.
+#[derive(Deserialize)]
+struct WatchlistV1 {
+    model_id: String,
+    created_at: i64,
+    identities: Vec<Identity>,
+}
 pub const HEADER_LEN: usize = 80;
 const TAG_LEN: usize = 16;
 
@@ -36,8 +50,8 @@ pub const ARGON2_M_KIB: u32 = 64 * 1024;
 pub const ARGON2_T: u32 = 3;
 pub const ARGON2_P: u32 = 1;
 
-/// How a list is (to be) protected.
-#[derive(Clone)]
+/// How a list is (to be) protected. Wiped from memory when dropped; not `Clone`, so that the key
+/// exists once.
 pub enum Secret {
     /// A 32-byte key (key file or `FACEWATCH_KEY`).
     Key([u8; 32]),
@@ -45,6 +59,16 @@ pub enum Secret {
     Passphrase(String),
     /// No encryption. Only with an explicit flag.
     Plaintext,
+}
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        match self {
+            Secret::Key(k) => k.zeroize(),
+            Secret::Passphrase(p) => p.zeroize(),
+            Secret::Plaintext => {}
+        }
+    }
 }
 
 impl std::fmt::Debug for Secret {
@@ -80,34 +104,42 @@ const ARGON2_MAX_M_KIB: u32 = 1024 * 1024;
 const ARGON2_MAX_T: u32 = 16;
 const ARGON2_MAX_P: u32 = 8;
 
-fn derive(pass: &str, salt: &[u8], m: u32, t: u32, p: u32) -> Result<[u8; 32], String> {
+fn derive(pass: &str, salt: &[u8], m: u32, t: u32, p: u32) -> Result<Zeroizing<[u8; 32]>, String> {
     if m > ARGON2_MAX_M_KIB || t > ARGON2_MAX_T || p > ARGON2_MAX_P {
         return Err(format!(
             "Argon2 costs m={m} KiB t={t} p={p} exceed the accepted limits"
         ));
     }
     let params = argon2::Params::new(m, t, p, Some(32)).map_err(|e| e.to_string())?;
-    let mut key = [0u8; 32];
+    let mut key = Zeroizing::new([0u8; 32]);
     argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
-        .hash_password_into(pass.as_bytes(), salt, &mut key)
+        .hash_password_into(pass.as_bytes(), salt, key.as_mut())
         .map_err(|e| e.to_string())?;
     Ok(key)
 }
 
 /// Encodes and (unless plaintext) encrypts a list. Every call uses a fresh nonce (and salt).
 pub fn encode(list: &Watchlist, secret: &Secret) -> Result<Vec<u8>, WatchlistError> {
-    let content = postcard::to_stdvec(list).map_err(|e| WatchlistError::Corrupt {
-        path: Default::default(),
-        reason: format!("cannot encode: {e}"),
-    })?;
+    let content =
+        Zeroizing::new(
+            postcard::to_stdvec(list).map_err(|e| WatchlistError::Corrupt {
+                path: Default::default(),
+                reason: format!("cannot encode: {e}"),
+            })?,
+        );
+    seal(VERSION, &content, secret)
+}
+
+/// The file for encoded `content` under format `version`.
+fn seal(version: u16, content: &[u8], secret: &Secret) -> Result<Vec<u8>, WatchlistError> {
     let mut header = [0u8; HEADER_LEN];
     header[..8].copy_from_slice(MAGIC);
-    header[8..10].copy_from_slice(&VERSION.to_le_bytes());
+    header[8..10].copy_from_slice(&version.to_le_bytes());
     let key = match secret {
         Secret::Plaintext => None,
         Secret::Key(k) => {
             header[10] = 1;
-            Some(*k)
+            Some(Zeroizing::new(*k))
         }
         Secret::Passphrase(p) => {
             header[10] = 2;
@@ -131,21 +163,22 @@ pub fn encode(list: &Watchlist, secret: &Secret) -> Result<Vec<u8>, WatchlistErr
             let len = (content.len() + 32) as u64;
             header[72..80].copy_from_slice(&len.to_le_bytes());
             h.update(header);
-            h.update(&content);
-            let mut p = content;
+            h.update(content);
+            let mut p = content.to_vec();
             p.extend_from_slice(&h.finalize());
             p
         }
         Some(k) => {
             header[12..20].copy_from_slice(&key_check(&k));
+            let k: &[u8; 32] = &k;
             let nonce = random::<24>()?;
             header[48..72].copy_from_slice(&nonce);
             header[72..80].copy_from_slice(&((content.len() + TAG_LEN) as u64).to_le_bytes());
-            XChaCha20Poly1305::new((&k).into())
+            XChaCha20Poly1305::new(k.into())
                 .encrypt(
                     XNonce::from_slice(&nonce),
                     Payload {
-                        msg: &content,
+                        msg: content,
                         aad: &header,
                     },
                 )
@@ -209,7 +242,7 @@ pub fn decode(bytes: &[u8], secret: &Secret, path: &Path) -> Result<Watchlist, W
                     reason: "checksum mismatch".into(),
                 });
             }
-            content.to_vec()
+            Zeroizing::new(content.to_vec())
         }
         (0, _) => {
             return Err(WatchlistError::Mode {
@@ -238,7 +271,7 @@ pub fn decode(bytes: &[u8], secret: &Secret, path: &Path) -> Result<Watchlist, W
         }
         (mode @ (1 | 2), secret) => {
             let key = match secret {
-                Secret::Key(k) => *k,
+                Secret::Key(k) => Zeroizing::new(*k),
                 Secret::Passphrase(pass) => {
                     derive(pass, &header[20..36], u32_at(36), u32_at(40), u32_at(44)).map_err(
                         |reason| WatchlistError::Corrupt {
@@ -253,7 +286,8 @@ pub fn decode(bytes: &[u8], secret: &Secret, path: &Path) -> Result<Watchlist, W
             if key_check(&key) != header[12..20] {
                 return Err(WatchlistError::WrongKey { path: p() });
             }
-            XChaCha20Poly1305::new((&key).into())
+            let key: &[u8; 32] = &key;
+            XChaCha20Poly1305::new(key.into())
                 .decrypt(
                     XNonce::from_slice(&header[48..72]),
                     Payload {
@@ -261,6 +295,7 @@ pub fn decode(bytes: &[u8], secret: &Secret, path: &Path) -> Result<Watchlist, W
                         aad: &header,
                     },
                 )
+                .map(Zeroizing::new)
                 .map_err(|_| WatchlistError::Tampered { path: p() })?
         }
         (m, _) => {
@@ -270,10 +305,22 @@ pub fn decode(bytes: &[u8], secret: &Secret, path: &Path) -> Result<Watchlist, W
             });
         }
     };
-    let list: Watchlist = postcard::from_bytes(&content).map_err(|e| WatchlistError::Corrupt {
+    let corrupt = |e: postcard::Error| WatchlistError::Corrupt {
         path: p(),
         reason: e.to_string(),
-    })?;
+    };
+    let list: Watchlist = if version == 1 {
+        let v1: WatchlistV1 = postcard::from_bytes(&content).map_err(corrupt)?;
+        Watchlist {
+            model_id: v1.model_id,
+            created_at: v1.created_at,
+            identities: v1.identities,
+            generation: 0,
+            written_at: 0,
+        }
+    } else {
+        postcard::from_bytes(&content).map_err(corrupt)?
+    };
     list.check_models()
         .map_err(|reason| WatchlistError::Corrupt { path: p(), reason })?;
     Ok(list)
@@ -369,10 +416,10 @@ mod tests {
             Err(WatchlistError::WrongKey { .. })
         ));
         let mut future = good.clone();
-        future[8] = 2;
+        future[8] = 3;
         assert!(matches!(
             dec(&future, &key),
-            Err(WatchlistError::FutureVersion { version: 2, .. })
+            Err(WatchlistError::FutureVersion { version: 3, .. })
         ));
         assert!(matches!(
             dec(b"hello world, not a list", &key),
@@ -425,5 +472,34 @@ mod tests {
             b.extend_from_slice(&h.finalize());
             let _ = dec(&b, &Secret::Plaintext);
         }
+    }
+
+    #[test]
+    fn version_1_files_still_read_as_generation_0() {
+        #[derive(serde::Serialize)]
+        struct V1<'a> {
+            model_id: &'a str,
+            created_at: i64,
+            identities: &'a [Identity],
+        }
+        let w = sample();
+        let content = postcard::to_stdvec(&V1 {
+            model_id: &w.model_id,
+            created_at: w.created_at,
+            identities: &w.identities,
+        })
+        .unwrap();
+        let key = Secret::Key([3u8; 32]);
+        let old = seal(1, &content, &key).unwrap();
+        assert_eq!(u16::from_le_bytes([old[8], old[9]]), 1);
+        let read = decode(&old, &key, Path::new("old.fwl")).unwrap();
+        assert_eq!(read.identities, w.identities);
+        assert_eq!((read.generation, read.written_at), (0, 0));
+        // and a version 2 file keeps its generation
+        let mut w2 = sample();
+        w2.generation = 7;
+        w2.written_at = 1234;
+        let new = encode(&w2, &key).unwrap();
+        assert_eq!(decode(&new, &key, Path::new("new.fwl")).unwrap(), w2);
     }
 }

@@ -50,6 +50,11 @@ pub struct Watchlist {
     /// Unix seconds.
     pub created_at: i64,
     pub identities: Vec<Identity>,
+    /// Counts every write of the list, authenticated with it: a reader that has seen generation N
+    /// refuses an older copy (N' < N) put back in its place. 0 in format version 1 files.
+    pub generation: u64,
+    /// Unix seconds of the last write (0 in format version 1 files).
+    pub written_at: i64,
 }
 
 impl Watchlist {
@@ -58,6 +63,8 @@ impl Watchlist {
             model_id: model_id.to_string(),
             created_at: now(),
             identities: Vec::new(),
+            generation: 0,
+            written_at: 0,
         }
     }
 
@@ -128,9 +135,25 @@ pub enum WatchlistError {
         path: PathBuf,
         version: u16,
     },
-    /// The key does not open this list (key check differs).
+    /// The key does not open this list (key check differs): a wrong key, or a changed key check.
     WrongKey {
         path: PathBuf,
+    },
+    /// Not a regular file (a FIFO, a device, a directory).
+    NotAFile {
+        path: PathBuf,
+    },
+    /// Larger than any list this machine could hold in memory.
+    TooLarge {
+        path: PathBuf,
+        size: u64,
+        limit: u64,
+    },
+    /// Another writer held the lock for longer than the wait allowed.
+    LockTimeout {
+        path: PathBuf,
+        holder: Option<u32>,
+        waited_s: u64,
     },
     /// The key is right but the content fails authentication: changed after it was written.
     Tampered {
@@ -173,13 +196,38 @@ impl fmt::Display for WatchlistError {
             NotAWatchlist { path } => write!(f, "{} is not a facewatch watch list", path.display()),
             FutureVersion { path, version } => write!(
                 f,
-                "watch list {} has format version {version}, newer than this facewatch reads (1); upgrade facewatch",
-                path.display()
+                "watch list {} has format version {version}, newer than this facewatch reads ({}); upgrade facewatch",
+                path.display(),
+                file::VERSION
             ),
             WrongKey { path } => write!(
                 f,
-                "watch list {}: wrong key (the key file, FACEWATCH_KEY or passphrase does not open it)",
+                "watch list {}: the key does not open it: a wrong key (key file, FACEWATCH_KEY or \
+                 passphrase), or the file's key check was altered (tampering); try the right key, \
+                 else restore the list from a backup",
                 path.display()
+            ),
+            NotAFile { path } => write!(
+                f,
+                "watch list {}: not a regular file (a FIFO, device or directory); refused",
+                path.display()
+            ),
+            TooLarge { path, size, limit } => write!(
+                f,
+                "watch list {}: {size} bytes, more than the {limit} bytes a list may have on this \
+                 machine; refused",
+                path.display()
+            ),
+            LockTimeout {
+                path,
+                holder,
+                waited_s,
+            } => write!(
+                f,
+                "watch list {}: gave up after {waited_s} s waiting for the lock held by {}; \
+                 retry later, or give --wait more seconds",
+                path.display(),
+                holder.map_or("another process".to_string(), |p| format!("process {p}"))
             ),
             Tampered { path } => write!(
                 f,
@@ -213,7 +261,12 @@ impl WatchlistError {
         use WatchlistError::*;
         match self {
             Io { .. } | Random(_) => 3,
-            Truncated { .. } | NotAWatchlist { .. } | Corrupt { .. } => 4,
+            Truncated { .. }
+            | NotAWatchlist { .. }
+            | Corrupt { .. }
+            | NotAFile { .. }
+            | TooLarge { .. } => 4,
+            LockTimeout { .. } => 10,
             Tampered { .. } => 5,
             WrongKey { .. } | BadKey { .. } | Mode { .. } => 6,
             FutureVersion { .. } | ModelMismatch { .. } => 7,

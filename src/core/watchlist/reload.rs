@@ -2,7 +2,9 @@
 //! Keeping a running matcher's watch list current: the file is checked for changes once per period,
 //! a changed file is read, verified and indexed in a background thread, and the new index replaces
 //! the old one only when all of that succeeded. A failed reload keeps the old list (and is not
-//! retried until the file changes again).
+//! retried until the file changes again). So does a *rollback*: a validly encrypted list whose
+//! generation is lower than the one in use (an older copy put back in place of the current one,
+//! bringing back people who were removed).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -37,6 +39,8 @@ fn stamp(path: &Path) -> Stamp {
 #[derive(Debug)]
 pub struct Loaded {
     pub index: Index,
+    /// The list's write generation (see `Watchlist::generation`).
+    pub generation: u64,
     stamp: Stamp,
 }
 
@@ -54,6 +58,7 @@ impl Source {
         }
         Ok(Loaded {
             index: Index::build(&list, &self.similarity, now()),
+            generation: list.generation,
             stamp,
         })
     }
@@ -66,12 +71,15 @@ pub enum Outcome {
     Reloaded(usize),
     /// The old list stays in use.
     Failed(WatchlistError),
+    /// The file holds an older generation than the list in use: refused, the old list stays.
+    Rollback { held: u64, found: u64 },
 }
 
 #[derive(Debug)]
 pub struct Reloader {
     source: Arc<Source>,
     index: Index,
+    generation: u64,
     /// Stamp of the file last read (successfully or not).
     stamp: Stamp,
     period: Duration,
@@ -87,6 +95,7 @@ impl Reloader {
         Ok(Reloader {
             source: Arc::new(source),
             index: loaded.index,
+            generation: loaded.generation,
             stamp: loaded.stamp,
             period,
             last_check: Instant::now(),
@@ -97,6 +106,11 @@ impl Reloader {
     /// The list in use.
     pub fn index(&self) -> &Index {
         &self.index
+    }
+
+    /// The generation of the list in use.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// What the list is read with, for a reload in the caller's thread (`source().load()`, then
@@ -139,8 +153,16 @@ impl Reloader {
     /// that it is not read again until it changes.
     pub fn apply(&mut self, result: Result<Loaded, WatchlistError>) -> Outcome {
         match result {
+            Ok(loaded) if loaded.generation < self.generation => {
+                self.stamp = loaded.stamp;
+                Outcome::Rollback {
+                    held: self.generation,
+                    found: loaded.generation,
+                }
+            }
             Ok(loaded) => {
                 self.index = loaded.index;
+                self.generation = loaded.generation;
                 self.stamp = loaded.stamp;
                 Outcome::Reloaded(self.index.len())
             }
@@ -209,7 +231,8 @@ mod tests {
 
     /// A write that changes the stamp even within the file system's time resolution.
     fn rewrite(path: &Path, w: &Watchlist) {
-        save(path, w, &Secret::Key([7; 32])).unwrap();
+        let mut w = w.clone();
+        save(path, &mut w, &Secret::Key([7; 32])).unwrap();
         let t = SystemTime::now() + Duration::from_secs(2);
         std::fs::File::options()
             .write(true)
@@ -287,6 +310,37 @@ mod tests {
         let result = r.source().load();
         assert!(matches!(r.apply(result), Outcome::Reloaded(3)));
         assert_eq!(r.index().len(), 3);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn an_older_generation_put_back_is_refused() {
+        let d = dir("rollback");
+        let p = d.join("w.fwl");
+        let mut w = list(&["a", "b"]);
+        rewrite(&p, &w);
+        let old_copy = std::fs::read(&p).unwrap();
+        let mut r = Reloader::open(source(&p, "m:1"), Duration::ZERO).unwrap();
+        assert_eq!(r.generation(), 1);
+        // "b" removed: generation 2
+        w.generation = 1;
+        w.identities.pop();
+        rewrite(&p, &w);
+        assert!(matches!(settle(&mut r), Some(Outcome::Reloaded(1))));
+        assert_eq!(r.generation(), 2);
+        // the old copy (generation 1, validly encrypted) copied back over it
+        std::fs::write(&p, &old_copy).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(SystemTime::now() + Duration::from_secs(4))
+            .unwrap();
+        assert!(matches!(
+            settle(&mut r),
+            Some(Outcome::Rollback { held: 2, found: 1 })
+        ));
+        assert_eq!(r.index().len(), 1, "b stays removed");
         std::fs::remove_dir_all(&d).unwrap();
     }
 }
