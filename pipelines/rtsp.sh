@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # Watches one RTSP camera until Ctrl-C, printing the bus messages.
 #   pipelines/rtsp.sh RTSP_URL WATCHLIST [CAMERA_ID]
-# For a camera that may drop, use the nvr example instead: it reconnects (README, "Embedding").
+# For a camera that may drop, use facewatch-nvr instead: it reconnects (docs/NVR.md).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 url=${1:?usage: rtsp.sh RTSP_URL WATCHLIST [CAMERA_ID]} list=${2:-}; need_list "$list"

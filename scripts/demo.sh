@@ -8,7 +8,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 bash scripts/setup.sh
-cargo build --locked --release --lib --bin facewatch --example nvr
+cargo build --locked --release --lib --bin facewatch --bin facewatch-nvr
 # shellcheck source=scripts/env.sh
 . scripts/env.sh
 
@@ -33,4 +33,4 @@ target/release/facewatch --list "$LIST" enroll --label obama --note "demo" tests
 target/release/facewatch --list "$LIST" list
 
 echo "== the clip through facewatchbin: match events as JSON lines (obama2 is in the first 2 s)"
-target/release/examples/nvr --watchlist "$LIST" demo="$CLIP"
+target/release/facewatch-nvr --watchlist "$LIST" demo="$CLIP"

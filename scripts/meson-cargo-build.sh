@@ -1,8 +1,11 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# meson custom_target helper: cargo build --release, then copy the plugin to meson's output path.
-# usage: meson-cargo-build.sh CARGO SOURCE_ROOT OUTPUT
+# meson custom_target helper: cargo build --release of the plugin and the programs, then copy them
+# to meson's output paths (in the order meson.build lists them).
+# usage: meson-cargo-build.sh CARGO SOURCE_ROOT OUTPUT_DIR
 set -eu
 cargo=$1 src=$2 out=$3
-"$cargo" build --locked --release --lib --manifest-path "$src/Cargo.toml"
-cp "$CARGO_TARGET_DIR/release/libgstfacewatch.so" "$out"
+"$cargo" build --locked --release --lib --bins --manifest-path "$src/Cargo.toml"
+for f in libgstfacewatch.so facewatch facewatch-nvr facewatch-mqtt; do
+  cp "$CARGO_TARGET_DIR/release/$f" "$out/$f"
+done

@@ -58,7 +58,7 @@ DEB_PACKAGES=(
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav libgstrtspserver-1.0-dev gstreamer1.0-rtsp
-  meson ninja-build mosquitto
+  meson ninja-build mosquitto systemd
 )
 
 sha_of() { sha256sum "$1" | cut -d' ' -f1; }

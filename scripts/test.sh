@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # The project's test command (CI runs it through .ci/run): set-up, lint, a release build, the Rust
 # test suite (unit tests, real pipelines, CLI, RTSP, MQTT), and a smoke run of the release plugin
-# through gst-launch-1.0 exactly as README shows it.
+# through gst-launch-1.0 exactly as README shows it, then the installed tree (scripts/test-install.sh).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -36,4 +36,6 @@ out=$(gst-launch-1.0 -m filesrc location=tests/photos/obama2.jpg ! decodebin ! i
       ! facewatchbin watchlist="$tmp/w.fwl" ! fakesink 2>&1)
 rm -rf "$tmp"
 grep -q 'facewatch-match, label=(string)obama' <<<"$out" || { echo "$out"; echo "no facewatch-match"; exit 1; }
+echo "== the installed tree (meson install into a temporary prefix)"
+bash scripts/test-install.sh
 echo "== all tests passed"

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{example, free_port, obama_list, require_runtime, scratch};
+use common::{free_port, obama_list, require_runtime, scratch};
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 
 fn mosquitto_bin() -> PathBuf {
@@ -104,14 +104,14 @@ fn bridge_publishes_nvr_events_and_survives_a_broker_restart() {
     let rx = subscribe(port, "test-sub-1");
 
     // nvr on a clip of the enrolled person, its JSON lines piped into the bridge
-    let mut nvr = Command::new(example("nvr"))
+    let mut nvr = Command::new(env!("CARGO_BIN_EXE_facewatch-nvr"))
         .arg("--watchlist")
         .arg(&list)
         .arg(format!("porch={}", video.display()))
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut bridge = Command::new(example("mqtt_bridge"))
+    let mut bridge = Command::new(env!("CARGO_BIN_EXE_facewatch-mqtt"))
         .args([
             "--broker",
             &format!("127.0.0.1:{port}"),
@@ -132,7 +132,7 @@ fn bridge_publishes_nvr_events_and_survives_a_broker_restart() {
     assert!(bridge.wait().unwrap().success());
 
     // a bridge fed by hand, across a broker restart
-    let mut bridge = Command::new(example("mqtt_bridge"))
+    let mut bridge = Command::new(env!("CARGO_BIN_EXE_facewatch-mqtt"))
         .args([
             "--broker",
             &format!("127.0.0.1:{port}"),

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 //! RTSP cameras: a real gst-rtsp-server on 127.0.0.1 (examples/rtsp_server) serving a photo of the
-//! enrolled person as H.264; `rtspsrc ! decodebin ! facewatchbin` and the `nvr` example receive it.
+//! enrolled person as H.264; `rtspsrc ! decodebin ! facewatchbin` and `facewatch-nvr` receive it.
 
 mod common;
 
@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{RtspCamera, example, free_port, obama_list, require_runtime, scratch};
+use common::{RtspCamera, free_port, obama_list, require_runtime, scratch};
 use gst::prelude::*;
 
 /// Waits for a `facewatch-match` on the bus of a pipeline; returns its label.
@@ -93,7 +93,7 @@ fn nvr_reconnects_after_the_camera_drops() {
     let port = free_port();
     let out = d.join("events.jsonl");
     let camera = RtspCamera::start(port, "obama2.jpg");
-    let mut nvr = Command::new(example("nvr"))
+    let mut nvr = Command::new(env!("CARGO_BIN_EXE_facewatch-nvr"))
         .arg("--watchlist")
         .arg(&list)
         .arg("--out")
@@ -138,5 +138,143 @@ fn nvr_reconnects_after_the_camera_drops() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(status.success(), "{status}");
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+/// Lines of `path` that contain `needle`.
+fn lines_with(path: &Path, needle: &str) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(needle))
+        .count()
+}
+
+fn wait_for(timeout: Duration, mut ok: impl FnMut() -> bool) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < timeout {
+        if ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
+#[test]
+fn nvr_config_file_reloads_on_sighup_and_refuses_a_bad_one() {
+    require_runtime();
+    let d = scratch("nvr-config");
+    let list = obama_list(&d);
+    let port = free_port();
+    let _camera = RtspCamera::start(port, "obama2.jpg");
+    let config = d.join("nvr.toml");
+    let camera = |name: &str| {
+        format!(
+            "[[camera]]\nname = \"{name}\"\nurl = \"{}\"\n",
+            RtspCamera::url(port)
+        )
+    };
+    let head = format!(
+        "[output]\nevents = \"events.jsonl\"\n[defaults]\nwatchlist = \"{}\"\ncooldown = 0\n",
+        list.display()
+    );
+    std::fs::write(&config, format!("{head}{}", camera("door"))).unwrap();
+    let log = d.join("nvr.log");
+    let mut nvr = Command::new(env!("CARGO_BIN_EXE_facewatch-nvr"))
+        .arg("--config")
+        .arg(&config)
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let events = d.join("events.jsonl");
+    assert!(
+        wait_for(Duration::from_secs(90), || lines_with(&events, "\"door\"")
+            >= 1),
+        "no match from door"
+    );
+    let hup = |nvr: &std::process::Child| {
+        Command::new("kill")
+            .args(["-HUP", &nvr.id().to_string()])
+            .status()
+            .unwrap()
+    };
+    // A bad file: refused, the running configuration stays.
+    std::fs::write(&config, format!("{head}{}threshold = 7\n", camera("door"))).unwrap();
+    hup(&nvr);
+    assert!(
+        wait_for(Duration::from_secs(10), || lines_with(&log, "not reloaded")
+            == 1),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    assert!(
+        lines_with(&log, "line 9: threshold") == 1,
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    assert!(
+        nvr.try_wait().unwrap().is_none(),
+        "a bad reload stopped the runner"
+    );
+    // A second camera added: started, the first one keeps running.
+    std::fs::write(
+        &config,
+        format!("{head}{}{}", camera("door"), camera("gate")),
+    )
+    .unwrap();
+    hup(&nvr);
+    assert!(
+        wait_for(Duration::from_secs(10), || lines_with(
+            &log,
+            "2 cameras (1 started, 0 stopped, 1 unchanged)"
+        ) == 1),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    assert!(
+        wait_for(Duration::from_secs(90), || lines_with(&events, "\"gate\"")
+            >= 1),
+        "no match from the added camera"
+    );
+    Command::new("kill")
+        .args(["-TERM", &nvr.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(nvr.wait().unwrap().success());
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn nvr_starts_nothing_when_a_camera_cannot_start() {
+    require_runtime();
+    let d = scratch("nvr-refuse");
+    let list = obama_list(&d);
+    std::fs::remove_file(d.join("w.fwl.key")).unwrap();
+    let config = d.join("nvr.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[output]\nevents = \"events.jsonl\"\n[[camera]]\nname = \"door\"\nurl = \"rtsp://127.0.0.1:1/cam\"\nwatchlist = \"{}\"\n",
+            list.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_facewatch-nvr"))
+        .arg("--config")
+        .arg(&config)
+        .env_remove("FACEWATCH_KEY")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("camera 'door'") && err.contains("nothing started"),
+        "{err}"
+    );
+    assert!(
+        !d.join("events.jsonl").exists(),
+        "nothing started, not even the events file"
+    );
     std::fs::remove_dir_all(d).unwrap();
 }

@@ -124,6 +124,9 @@ enum Command {
     },
     /// Remove every identity whose expiry has passed
     PurgeExpired,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to standard output
+    #[command(hide = true)]
+    Completions { shell: clap_complete::Shell },
 }
 
 /// An error with its exit code.
@@ -628,6 +631,16 @@ fn run(cli: Cli) -> Result<(), Fail> {
         Command::Verify => cmd_verify(g),
         Command::Rekey { new_passphrase_env } => cmd_rekey(g, new_passphrase_env),
         Command::PurgeExpired => cmd_purge_expired(g),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "facewatch",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
     }
 }
 

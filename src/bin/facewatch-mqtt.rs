@@ -1,45 +1,54 @@
 // SPDX-License-Identifier: MIT
-//! Publishes facewatch events to an MQTT broker. It reads the JSON lines the `nvr` example writes
-//! (one event per line) on standard input, so the two compose:
+//! `facewatch-mqtt`: publishes facewatch events to an MQTT broker. It reads the JSON lines that
+//! `facewatch-nvr` writes (one event per line) on standard input, so the two compose:
 //!
 //! ```text
-//! cargo run --release --example nvr -- --watchlist w.fwl door=rtsp://… \
-//!   | cargo run --release --example mqtt_bridge -- --broker 127.0.0.1:1883
+//! facewatch-nvr --config /etc/facewatch/nvr.toml | facewatch-mqtt --broker 127.0.0.1:1883
 //! ```
 //!
-//! Topics: `facewatch/<camera-id>/match` and `facewatch/<camera-id>/unknown`; payload: the event's
+//! Topics: `<prefix>/<camera-id>/match` and `<prefix>/<camera-id>/unknown`; payload: the event's
 //! JSON object unchanged (docs/EVENTS.md); QoS 1 (at least once), not retained. When the broker
 //! goes away the bridge keeps reading, holds events in order, reconnects every second and delivers
-//! them when the broker is back. Options: `--broker HOST:PORT` (default 127.0.0.1:1883),
-//! `--client-id ID` (default facewatch-bridge), `--prefix P` (default facewatch).
+//! them when the broker is back. It exits when standard input ends.
 
 use std::io::BufRead;
 use std::time::Duration;
 
+use clap::Parser;
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 
-fn main() {
-    let mut args = std::env::args().skip(1);
-    let (mut broker, mut client_id, mut prefix) = (
-        "127.0.0.1:1883".to_string(),
-        "facewatch-bridge".to_string(),
-        "facewatch".to_string(),
-    );
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--broker" => broker = args.next().expect("--broker HOST:PORT"),
-            "--client-id" => client_id = args.next().expect("--client-id ID"),
-            "--prefix" => prefix = args.next().expect("--prefix P"),
-            _ => {
-                eprintln!(
-                    "usage: mqtt_bridge [--broker HOST:PORT] [--client-id ID] [--prefix P] < events.jsonl"
-                );
-                std::process::exit(2);
-            }
-        }
-    }
-    let (host, port) = broker.rsplit_once(':').expect("--broker HOST:PORT");
-    let mut options = MqttOptions::new(client_id, host, port.parse().expect("port"));
+#[derive(Parser)]
+#[command(
+    name = "facewatch-mqtt",
+    version,
+    about = "Publish facewatch-nvr's JSON events (standard input) to an MQTT broker, QoS 1"
+)]
+struct Cli {
+    /// The broker
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:1883")]
+    broker: String,
+    /// MQTT client id
+    #[arg(long, value_name = "ID", default_value = "facewatch-bridge")]
+    client_id: String,
+    /// First level of the topics
+    #[arg(long, value_name = "P", default_value = "facewatch")]
+    prefix: String,
+}
+
+fn main() -> std::process::ExitCode {
+    let Cli {
+        broker,
+        client_id,
+        prefix,
+    } = Cli::parse();
+    let Some((host, port)) = broker
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
+    else {
+        eprintln!("facewatch-mqtt: --broker {broker}: expected HOST:PORT");
+        return std::process::ExitCode::from(2);
+    };
+    let mut options = MqttOptions::new(client_id, host, port);
     options.set_keep_alive(Duration::from_secs(5));
     // Keep unacknowledged QoS 1 events across reconnections.
     options.set_clean_session(false);
@@ -53,12 +62,12 @@ fn main() {
             match event {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     up = true;
-                    eprintln!("mqtt_bridge: connected to {broker}");
+                    eprintln!("facewatch-mqtt: connected to {broker}");
                 }
                 Ok(_) => {}
                 Err(e) => {
                     if up {
-                        eprintln!("mqtt_bridge: connection lost ({e}); reconnecting");
+                        eprintln!("facewatch-mqtt: connection lost ({e}); reconnecting");
                     }
                     up = false;
                     std::thread::sleep(Duration::from_secs(1));
@@ -70,7 +79,7 @@ fn main() {
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
         let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
-            eprintln!("mqtt_bridge: not a JSON event, skipped: {line}");
+            eprintln!("facewatch-mqtt: not a JSON event, skipped: {line}");
             continue;
         };
         let kind = match event["event"].as_str() {
@@ -84,10 +93,11 @@ fn main() {
             .replace(['/', '+', '#'], "_");
         let topic = format!("{prefix}/{camera}/{kind}");
         if let Err(e) = client.publish(&topic, QoS::AtLeastOnce, false, line.into_bytes()) {
-            eprintln!("mqtt_bridge: {topic}: {e}");
+            eprintln!("facewatch-mqtt: {topic}: {e}");
         }
     }
     // Standard input ended: give the last events a moment to be acknowledged.
     std::thread::sleep(Duration::from_secs(2));
     let _ = client.disconnect();
+    std::process::ExitCode::SUCCESS
 }
