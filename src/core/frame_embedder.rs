@@ -35,6 +35,8 @@ pub struct FaceIn<'a> {
 #[derive(Clone, Debug, PartialEq)]
 pub struct FaceOut {
     pub quality: f32,
+    /// The face is grayscale on this frame (see `embedder::colourfulness`).
+    pub grayscale: bool,
     /// The descriptor: fresh, reused from the track, or none (gated and never embedded).
     pub vector: Option<Vec<f32>>,
     /// Computed on this frame.
@@ -123,8 +125,9 @@ impl FrameEmbedder {
         for f in faces {
             self.chips.resize((n + 1) * len, 0.0);
             let size = eye_distance(f.landmarks);
-            let chip =
-                (self.embedder).chip(frame, f.landmarks, &mut self.chips[n * len..(n + 1) * len]);
+            let chip_buf = &mut self.chips[n * len..(n + 1) * len];
+            let chip = self.embedder.chip(frame, f.landmarks, chip_buf);
+            let grayscale = chip.is_some() && self.embedder.is_grayscale(chip_buf);
             let quality = chip.unwrap_or(0.0);
             let eligible =
                 chip.is_some() && size >= gates.min_eye_distance && quality >= gates.min_quality;
@@ -144,7 +147,7 @@ impl FrameEmbedder {
             log(f.track, decision);
             self.counts.gated += !eligible as u64;
             n += reason.is_some() as usize;
-            plans.push((size, quality, reason.is_some()));
+            plans.push((size, quality, grayscale, reason.is_some()));
         }
         self.chips.truncate(n * len);
 
@@ -164,7 +167,7 @@ impl FrameEmbedder {
         }
 
         let mut out = Vec::with_capacity(faces.len());
-        for (f, (size, quality, embed)) in faces.iter().zip(plans) {
+        for (f, (size, quality, grayscale, embed)) in faces.iter().zip(plans) {
             let vector = if embed {
                 let d = fresh.next();
                 if let Some(d) = &d {
@@ -182,6 +185,7 @@ impl FrameEmbedder {
             };
             out.push(FaceOut {
                 quality,
+                grayscale,
                 vector,
                 fresh: embed,
             });

@@ -166,6 +166,8 @@ pub struct EmbedderSection {
     pub metric: String,
     /// Default match threshold, from docs/CALIBRATION.md.
     pub threshold: Option<f32>,
+    /// Default match threshold for grayscale faces (docs/CALIBRATION.md); unset: `threshold`.
+    pub threshold_gray: Option<f32>,
     /// Mean descriptor (raw little-endian f32 × dimension, next to the manifest) that scores are
     /// centred by; made by scripts/setup.sh from a background set of faces.
     pub mean_file: Option<String>,
@@ -175,6 +177,12 @@ impl EmbedderSection {
     /// The calibrated match threshold: the manifest's, else that of the default embedder.
     pub fn match_threshold(&self) -> f32 {
         self.threshold.unwrap_or(0.66)
+    }
+
+    /// The calibrated match threshold for grayscale faces.
+    pub fn match_threshold_gray(&self) -> f32 {
+        self.threshold_gray
+            .unwrap_or_else(|| self.match_threshold())
     }
 }
 

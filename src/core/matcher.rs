@@ -25,6 +25,10 @@ use crate::core::watchlist::index::Index;
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Config {
     pub threshold: f32,
+    /// The threshold for descriptors of grayscale faces (their impostor scores run higher).
+    pub threshold_gray: f32,
+    /// Lead over the second-best identity a hit needs (see [`decide`]).
+    pub min_margin: f32,
     pub min_hits: u32,
     pub hit_window: u64,
     /// Seconds.
@@ -41,6 +45,8 @@ pub const CONTINUITY_SLACK: f32 = 0.15;
 pub struct Fresh {
     /// Prepared (centred, L2-normalised) descriptor.
     pub descriptor: Vec<f32>,
+    /// Of a grayscale face: decided at `threshold_gray`.
+    pub grayscale: bool,
     /// The best identity, if the list has any.
     pub candidate: Option<Candidate>,
 }
@@ -48,7 +54,13 @@ pub struct Fresh {
 impl Fresh {
     /// A raw descriptor from the embedder, prepared with the list's similarity and searched in
     /// the list as of `now` (unix seconds).
-    pub fn search(index: &Index, similarity: &Similarity, descriptor: &[f32], now: i64) -> Fresh {
+    pub fn search(
+        index: &Index,
+        similarity: &Similarity,
+        descriptor: &[f32],
+        grayscale: bool,
+        now: i64,
+    ) -> Fresh {
         let descriptor = similarity.prepare(descriptor);
         let candidate = index.search(&descriptor, now).map(|h| {
             let entry = &index.entries()[h.identity];
@@ -61,14 +73,50 @@ impl Fresh {
         });
         Fresh {
             descriptor,
+            grayscale,
             candidate,
         }
+    }
+}
+
+/// What one fresh descriptor's best identity amounts to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Scores at least the threshold and leads the runner-up by at least the margin.
+    Match,
+    /// Under the threshold.
+    NoMatch,
+    /// At or over the threshold, but too close to another identity to tell them apart.
+    Ambiguous,
+}
+
+/// The rule every matching path shares (the element, `facewatch identify`, the calibration): a
+/// descriptor is a hit for its best identity when `score >= threshold` and `margin >= min_margin`
+/// (margin: score minus the best score of any other identity).
+pub fn decide(score: f32, margin: f32, threshold: f32, min_margin: f32) -> Decision {
+    if score < threshold {
+        Decision::NoMatch
+    } else if margin < min_margin {
+        Decision::Ambiguous
+    } else {
+        Decision::Match
     }
 }
 
 /// The threshold in force: the element's setting, or the embedder's calibrated one when it is 0.
 pub fn threshold(setting: f32, calibrated: f32) -> f32 {
     if setting > 0.0 { setting } else { calibrated }
+}
+
+impl Config {
+    /// The settings with 0 thresholds replaced by the embedder's calibrated ones (colour, grayscale).
+    pub fn calibrated(self, colour: f32, gray: f32) -> Config {
+        Config {
+            threshold: threshold(self.threshold, colour),
+            threshold_gray: threshold(self.threshold_gray, gray),
+            ..self
+        }
+    }
 }
 
 /// The best identity for one fresh descriptor.
@@ -144,19 +192,24 @@ impl Matcher {
     ) -> Option<Event> {
         let c = self.config;
         let min_hits = c.min_hits.max(1);
+        let threshold = match &fresh {
+            Some(f) if f.grayscale => c.threshold_gray,
+            _ => c.threshold,
+        };
         let t = self.tracks.entry(track).or_default();
         t.last_seen = frame;
         let fresh = fresh?;
         if let Some(prev) = &t.last
-            && crate::core::similarity::dot(prev, &fresh.descriptor)
-                < c.threshold - CONTINUITY_SLACK
+            && crate::core::similarity::dot(prev, &fresh.descriptor) < threshold - CONTINUITY_SLACK
         {
             *t = TrackState::default();
             t.last_seen = frame;
         }
         t.last = Some(fresh.descriptor);
         t.fresh += 1;
-        let hit = fresh.candidate.filter(|x| x.score >= c.threshold);
+        let hit = fresh
+            .candidate
+            .filter(|x| decide(x.score, x.margin, threshold, c.min_margin) == Decision::Match);
         if let Some(m) = &t.matched
             && hit.as_ref().is_none_or(|h| h.identity_id != m.identity_id)
         {
@@ -251,6 +304,8 @@ mod tests {
     fn cfg() -> Config {
         Config {
             threshold: 0.6,
+            threshold_gray: 0.8,
+            min_margin: 0.0,
             min_hits: 2,
             hit_window: 30,
             cooldown: 10.0,
@@ -262,6 +317,7 @@ mod tests {
     fn cand(id: &str, score: f32) -> Option<Fresh> {
         Some(Fresh {
             descriptor: vec![1.0, 0.0],
+            grayscale: false,
             candidate: Some(Candidate {
                 identity_id: id.into(),
                 label: format!("label-{id}"),
@@ -274,8 +330,31 @@ mod tests {
     fn nobody() -> Option<Fresh> {
         Some(Fresh {
             descriptor: vec![1.0, 0.0],
+            grayscale: false,
             candidate: None,
         })
+    }
+
+    #[test]
+    fn grayscale_descriptors_are_decided_at_their_own_threshold() {
+        let gray = |score| {
+            cand("a", score).map(|f| Fresh {
+                grayscale: true,
+                ..f
+            })
+        };
+        let mut m = Matcher::new(cfg());
+        // 0.7: a hit in colour (threshold 0.6), not in grayscale (0.8)
+        assert_eq!(m.observe(1, 0, gray(0.7), 0.0), None);
+        assert_eq!(m.observe(1, 1, gray(0.7), 0.0), None);
+        assert!(m.identity(1).is_none());
+        assert_eq!(m.observe(2, 0, cand("a", 0.7), 0.0), None);
+        assert!(matches!(
+            m.observe(2, 1, cand("a", 0.7), 0.0),
+            Some(Event::Match(_))
+        ));
+        assert_eq!(decide(0.7, 0.05, 0.6, 0.1), Decision::Ambiguous);
+        assert_eq!(decide(0.5, 0.5, 0.6, 0.0), Decision::NoMatch);
     }
 
     #[test]
@@ -370,6 +449,7 @@ mod tests {
         let other = || {
             Some(Fresh {
                 descriptor: vec![0.0, 1.0],
+                grayscale: false,
                 candidate: None,
             })
         };

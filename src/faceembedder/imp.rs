@@ -279,6 +279,7 @@ impl element::Filter for FaceEmbedder {
                 model_id: model_id.clone(),
                 vector: o.vector,
                 fresh: o.fresh,
+                grayscale: o.grayscale,
             };
             meta::set_embedding(buf, f.index, &e);
         }

@@ -13,7 +13,7 @@ use gst_base::subclass::prelude::*;
 
 use crate::core::embedder::{model_id, similarity_for};
 use crate::core::manifest::Task;
-use crate::core::matcher::{self, Config, Event, Fresh, Matcher};
+use crate::core::matcher::{Config, Event, Fresh, Matcher};
 use crate::core::watchlist::reload::{Outcome, Reloader, Source};
 use crate::core::watchlist::store::resolve_key;
 use crate::core::watchlist::{WatchlistError, file::Secret, now};
@@ -46,6 +46,7 @@ pub struct Settings {
     allow_plaintext: bool,
     model: Option<PathBuf>,
     threshold: f32,
+    threshold_gray: f32,
     min_hits: u32,
     hit_window: u32,
     cooldown: u32,
@@ -61,6 +62,7 @@ impl Default for Settings {
             allow_plaintext: DEFAULT_ALLOW_PLAINTEXT,
             model: None,
             threshold: DEFAULT_THRESHOLD,
+            threshold_gray: DEFAULT_THRESHOLD,
             min_hits: DEFAULT_MIN_HITS,
             hit_window: DEFAULT_HIT_WINDOW,
             cooldown: DEFAULT_COOLDOWN,
@@ -76,6 +78,7 @@ crate::props::settings_properties!(Settings {
     "allow-plaintext" => allow_plaintext,
     "model" => model,
     "threshold" => threshold,
+    "grayscale-threshold" => threshold_gray,
     "min-hits" => min_hits,
     "hit-window" => hit_window,
     "cooldown" => cooldown,
@@ -89,6 +92,8 @@ impl Settings {
     fn config(&self) -> Config {
         Config {
             threshold: self.threshold,
+            threshold_gray: self.threshold_gray,
+            min_margin: 0.0,
             min_hits: self.min_hits,
             hit_window: self.hit_window as u64,
             cooldown: self.cooldown as f64,
@@ -110,8 +115,9 @@ impl element::Stats for NoStats {
 pub struct State {
     /// The watch list in use and its reloads.
     list: Reloader,
-    /// The embedder manifest's calibrated threshold (used when `threshold` is 0).
-    calibrated: f32,
+    /// The embedder manifest's calibrated thresholds, colour and grayscale (used when the
+    /// properties are 0).
+    calibrated: (f32, f32),
     matcher: Matcher,
     frames: u64,
     started: Instant,
@@ -182,6 +188,19 @@ impl ObjectImpl for FaceWatch {
                     .blurb(
                         "Minimum similarity for a descriptor to count as a hit. 0 = the calibrated \
                          threshold of the embedder's manifest (0.66 for dlib_resnet; docs/CALIBRATION.md)",
+                    )
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(DEFAULT_THRESHOLD)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecFloat::builder("grayscale-threshold")
+                    .nick("Grayscale threshold")
+                    .blurb(
+                        "Minimum similarity for a descriptor of a grayscale face (IR or black-and-white \
+                         source: faceembedder's 'grayscale') to count as a hit; their impostor scores \
+                         run higher. 0 = the calibrated grayscale threshold of the embedder's manifest \
+                         (docs/CALIBRATION.md)",
                     )
                     .minimum(0.0)
                     .maximum(1.0)
@@ -307,11 +326,9 @@ impl element::Filter for FaceWatch {
         };
         let (model_id, similarity, calibrated) =
             element::load_model(self, *CAT, s.model.as_deref(), Task::Embedder, |spec| {
-                let calibrated = spec
-                    .manifest
-                    .embedder
-                    .as_ref()
-                    .map_or(0.66, |e| e.match_threshold());
+                let calibrated = spec.manifest.embedder.as_ref().map_or((0.66, 0.66), |e| {
+                    (e.match_threshold(), e.match_threshold_gray())
+                });
                 Ok((model_id(&spec)?, similarity_for(&spec)?, calibrated))
             })?;
         let source = Source {
@@ -342,10 +359,7 @@ impl element::Filter for FaceWatch {
         Ok(State {
             list,
             calibrated,
-            matcher: Matcher::new(Config {
-                threshold: matcher::threshold(s.threshold, calibrated),
-                ..s.config()
-            }),
+            matcher: Matcher::new(s.config().calibrated(calibrated.0, calibrated.1)),
             frames: 0,
             started: Instant::now(),
             warned_no_descriptors: false,
@@ -363,10 +377,7 @@ impl element::Filter for FaceWatch {
             let reload = state.list.poll();
             let frame = state.frames;
             state.frames += 1;
-            let config = Config {
-                threshold: matcher::threshold(config.threshold, state.calibrated),
-                ..config
-            };
+            let config = config.calibrated(state.calibrated.0, state.calibrated.1);
             state.matcher.set_config(config);
             if !faces.is_empty() && faces.iter().all(|f| f.embedding.is_none()) {
                 let warn = !std::mem::replace(&mut state.warned_no_descriptors, true);
@@ -390,7 +401,13 @@ impl element::Filter for FaceWatch {
                             return Ok((frame, reload, false, Err(m)));
                         }
                         let vector = e.vector.as_deref().unwrap_or(&[]);
-                        Some(Fresh::search(state.list.index(), &source.similarity, vector, unix))
+                        Some(Fresh::search(
+                            state.list.index(),
+                            &source.similarity,
+                            vector,
+                            e.grayscale,
+                            unix,
+                        ))
                     }
                     _ => None,
                 };

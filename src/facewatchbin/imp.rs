@@ -19,11 +19,12 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 });
 
 /// Proxied properties: (bin property, child, child property).
-const PROXIED: [(&str, &str, &str); 13] = [
+const PROXIED: [(&str, &str, &str); 14] = [
     ("watchlist", "watch", "watchlist"),
     ("key-file", "watch", "key-file"),
     ("allow-plaintext", "watch", "allow-plaintext"),
     ("threshold", "watch", "threshold"),
+    ("grayscale-threshold", "watch", "grayscale-threshold"),
     ("min-hits", "watch", "min-hits"),
     ("cooldown", "watch", "cooldown"),
     ("camera-id", "watch", "camera-id"),
