@@ -346,7 +346,8 @@ mod tests {
         let mut m = Matcher::new(cfg());
         // 0.7: a hit in colour (threshold 0.6), not in grayscale (0.8)
         assert_eq!(m.observe(1, 0, gray(0.7), 0.0), None);
-        assert_eq!(m.observe(1, 1, gray(0.7), 0.0), None);
+        // two fresh non-hits: unknown (cfg reports unknowns), never a match
+        assert_eq!(m.observe(1, 1, gray(0.7), 0.0), Some(Event::Unknown));
         assert!(m.identity(1).is_none());
         assert_eq!(m.observe(2, 0, cand("a", 0.7), 0.0), None);
         assert!(matches!(
