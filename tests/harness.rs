@@ -307,6 +307,24 @@ fn reload_swaps_the_list_and_a_bad_one_keeps_the_old() {
 }
 
 #[test]
+fn a_deleted_list_stops_matching_with_a_warning() {
+    let mut m = matcher("deleted", &[]);
+    let a = |n| Some(near(ALICE, n, 0.2));
+    std::fs::remove_file(&m.list).unwrap();
+    // the element looks at the file once a second, while frames flow
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    m.push(0, &[(1, a(1), true)]);
+    let warnings = m.messages("warning");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    let text = warnings[0].get::<String>("text").unwrap();
+    assert!(text.contains("was deleted") && text.contains("matching stops"), "{text}");
+    assert_eq!(m.element().property::<u32>("identities"), 0);
+    let out = m.push(100, &[(1, a(2), true)]);
+    assert_eq!(labels(&out), [None], "nothing matches a deleted list");
+    assert!(m.messages("facewatch-match").is_empty());
+}
+
+#[test]
 fn descriptors_of_another_model_are_an_error_naming_both() {
     let mut m = matcher("model", &[]);
     let mut buf = gst::Buffer::with_size(64 * 64 * 4).unwrap();

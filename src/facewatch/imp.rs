@@ -528,6 +528,18 @@ impl FaceWatch {
                 );
                 false
             }
+            Some(Outcome::Deleted) => {
+                gst::element_imp_warning!(
+                    self,
+                    gst::ResourceError::NotFound,
+                    (
+                        "Watch list {} was deleted: matching stops (no identities) until a list is \
+                         back at that path",
+                        path()
+                    )
+                );
+                false
+            }
             Some(Outcome::Rollback { held, found }) => {
                 gst::element_imp_warning!(
                     self,

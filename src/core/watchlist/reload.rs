@@ -4,7 +4,8 @@
 //! the old one only when all of that succeeded. A failed reload keeps the old list (and is not
 //! retried until the file changes again). So does a *rollback*: a validly encrypted list whose
 //! generation is lower than the one in use (an older copy put back in place of the current one,
-//! bringing back people who were removed).
+//! bringing back people who were removed). A list file that is deleted empties the list in use:
+//! whoever deletes a watch list wants matching to stop; it resumes when a list is back.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -73,6 +74,8 @@ pub enum Outcome {
     Failed(WatchlistError),
     /// The file holds an older generation than the list in use: refused, the old list stays.
     Rollback { held: u64, found: u64 },
+    /// The file was deleted: the list in use is now empty (nothing matches) until it is back.
+    Deleted,
 }
 
 #[derive(Debug)]
@@ -80,7 +83,7 @@ pub struct Reloader {
     source: Arc<Source>,
     index: Index,
     generation: u64,
-    /// Stamp of the file last read (successfully or not).
+    /// Stamp of the file last read (successfully or not); `None` once it was deleted.
     stamp: Stamp,
     period: Duration,
     last_check: Instant,
@@ -137,7 +140,17 @@ impl Reloader {
         }
         self.last_check = Instant::now();
         let now = stamp(&self.source.path);
-        if now.is_none() || now == self.stamp {
+        if now.is_none() {
+            let gone = matches!(std::fs::metadata(&self.source.path),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound);
+            if gone && self.stamp.is_some() {
+                self.stamp = None;
+                self.index = Index::default();
+                return Some(Outcome::Deleted);
+            }
+            return None;
+        }
+        if now == self.stamp {
             return None;
         }
         let (tx, rx) = channel();
@@ -341,6 +354,24 @@ mod tests {
             Some(Outcome::Rollback { held: 2, found: 1 })
         ));
         assert_eq!(r.index().len(), 1, "b stays removed");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_deleted_list_stops_matching_until_it_is_back() {
+        let d = dir("deleted");
+        let p = d.join("w.fwl");
+        let mut w = list(&["a", "b"]);
+        rewrite(&p, &w);
+        let mut r = Reloader::open(source(&p, "m:1"), Duration::ZERO).unwrap();
+        std::fs::remove_file(&p).unwrap();
+        assert!(matches!(settle(&mut r), Some(Outcome::Deleted)));
+        assert!(r.index().is_empty());
+        assert!(r.poll().is_none(), "said once");
+        // written again by the facewatch command (the generation goes on): in use again
+        w.generation = 1;
+        rewrite(&p, &w);
+        assert!(matches!(settle(&mut r), Some(Outcome::Reloaded(2))));
         std::fs::remove_dir_all(&d).unwrap();
     }
 }
