@@ -8,20 +8,30 @@
 
 use gst_rtsp_server::prelude::*;
 
+/// A test camera: a still photo as a live H.264 RTSP stream on 127.0.0.1.
+#[derive(clap::Parser)]
+#[command(name = "rtsp_server")]
+struct Args {
+    /// TCP port to listen on (127.0.0.1 only); the stream is rtsp://127.0.0.1:PORT/cam
+    #[arg(long, default_value_t = 8554)]
+    port: u16,
+    /// The photo to serve (any format decodebin reads)
+    photo: std::path::PathBuf,
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (mut port, mut photo) = (8554u16, None);
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--port" => port = it.next().and_then(|p| p.parse().ok()).expect("--port N"),
-            p => photo = Some(p.to_string()),
+    let Args { port, photo } = <Args as clap::Parser>::parse();
+    if let Err(e) = std::fs::File::open(&photo).and_then(|f| {
+        if f.metadata()?.is_file() {
+            Ok(())
+        } else {
+            Err(std::io::Error::other("not a regular file"))
         }
-    }
-    let Some(photo) = photo else {
-        eprintln!("usage: rtsp_server [--port N] PHOTO");
+    }) {
+        eprintln!("rtsp_server: {}: {e}", photo.display());
         std::process::exit(2);
-    };
+    }
+    let photo = photo.display().to_string();
     gst::init().expect("GStreamer");
     let main_loop = gst::glib::MainLoop::new(None, false);
     let server = gst_rtsp_server::RTSPServer::new();

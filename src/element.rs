@@ -181,6 +181,22 @@ impl<S: Clone, R: Running> Base<S, R> {
             );
             return Err(gst::loggable_error!(cat, "unsupported format"));
         };
+        let (w, h) = (info.width(), info.height());
+        let min = video::MIN_SIZE as u32;
+        if w < min || h < min {
+            gst::element_imp_error!(
+                imp,
+                gst::CoreError::Negotiation,
+                (
+                    "Frames of {w}x{h} are smaller than the {min}x{min} that {} takes: scale them up \
+                     (videoscale) or leave this stream out",
+                    imp.obj()
+                        .factory()
+                        .map_or("this element".into(), |f| f.name())
+                )
+            );
+            return Err(gst::loggable_error!(cat, "frame too small"));
+        }
         gst::debug!(cat, imp = imp, "input {incaps}, {:?}", input.matrix);
         let mut guard = self.state.lock().unwrap();
         let started = guard

@@ -20,15 +20,15 @@ pub const FORMATS: [gst_video::VideoFormat; 10] = [
     gst_video::VideoFormat::Nv12,
 ];
 
-/// Smallest frame the elements take.
+/// Smallest frame the elements read. Smaller frames are refused in `set_info` with an error that
+/// names this size (not in the caps, where a decoder linked at run time would only report
+/// "not-negotiated").
 pub const MIN_SIZE: i32 = 16;
 
-/// `video/x-raw` in [`FORMATS`], any size from 16×16, any frame rate.
+/// `video/x-raw` in [`FORMATS`], any size, any frame rate.
 pub fn raw_caps() -> gst::Caps {
     gst_video::VideoCapsBuilder::new()
         .format_list(FORMATS)
-        .width_range(MIN_SIZE..=i32::MAX)
-        .height_range(MIN_SIZE..=i32::MAX)
         .build()
 }
 

@@ -317,7 +317,10 @@ fn a_deleted_list_stops_matching_with_a_warning() {
     let warnings = m.messages("warning");
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     let text = warnings[0].get::<String>("text").unwrap();
-    assert!(text.contains("was deleted") && text.contains("matching stops"), "{text}");
+    assert!(
+        text.contains("was deleted") && text.contains("matching stops"),
+        "{text}"
+    );
     assert_eq!(m.element().property::<u32>("identities"), 0);
     let out = m.push(100, &[(1, a(2), true)]);
     assert_eq!(labels(&out), [None], "nothing matches a deleted list");
@@ -390,11 +393,15 @@ fn pixel_elements_refuse_formats_and_sizes_they_cannot_read() {
         for bad in [
             "video/x-raw,format=GRAY8,width=640,height=480,framerate=30/1",
             "video/x-raw,format=YUY2,width=640,height=480,framerate=30/1",
-            "video/x-raw,format=I420,width=8,height=480,framerate=30/1",
             "image/jpeg,width=640,height=480",
         ] {
             assert!(!accepts(bad), "{name} accepts {bad}");
         }
+        // Small frames pass the caps and are refused at set_info, with the minimum size named
+        // (tests/errors.rs), not with a bare not-negotiated from upstream.
+        assert!(accepts(
+            "video/x-raw,format=I420,width=8,height=480,framerate=30/1"
+        ));
     }
 }
 

@@ -266,3 +266,26 @@ fn nvr_starts_nothing_when_a_camera_cannot_start() {
     );
     std::fs::remove_dir_all(d).unwrap();
 }
+
+#[test]
+fn the_test_camera_parses_its_arguments() {
+    let cam = common::example("rtsp_server");
+    let help = Command::new(&cam).arg("--help").output().unwrap();
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--port"));
+    let missing = Command::new(&cam)
+        .arg("/nowhere/photo.jpg")
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nowhere/photo.jpg"));
+    let unknown = Command::new(&cam)
+        .args(["--bogus", "x.jpg"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        unknown.status.code(),
+        Some(2),
+        "an unknown option is not a photo"
+    );
+}
