@@ -12,7 +12,7 @@ mod common;
 
 use gstfacewatch::core::detector::{DetectParams, Detector};
 use gstfacewatch::core::embedder::Embedder;
-use gstfacewatch::core::frame_embedder::{FaceIn, FrameEmbedder, Gates};
+use gstfacewatch::core::frame_embedder::{FaceIn, FrameEmbedder, FrameIn, Gates};
 use gstfacewatch::core::manifest::{ModelSpec, Task};
 
 fn main() {
@@ -39,6 +39,7 @@ fn main() {
         emb.chip(
             &frame,
             &faces[k % n].landmarks,
+            1.0,
             &mut chips[k * len..(k + 1) * len],
         )
         .unwrap();
@@ -73,7 +74,18 @@ fn main() {
                 landmarks: &f.landmarks,
             })
             .collect();
-        let out = (per_frame.process(&frame, &face_in, frame_no, true, &gates, |_, _| {})).unwrap();
+        let out = (per_frame.process(
+            &FrameIn {
+                view: &frame,
+                par: 1.0,
+                number: frame_no,
+                detected: true,
+            },
+            &face_in,
+            &gates,
+            |_, _| {},
+        ))
+        .unwrap();
         assert!(out.iter().all(|o| o.fresh), "every face embedded");
         frame_no += 1;
     });

@@ -362,3 +362,46 @@ fn without_detector_metadata_passes_through_with_one_warning() {
     assert_eq!(run.buffers.len(), 5);
     assert!(run.buffers.iter().all(|b| meta::faces(b).is_empty()));
 }
+
+/// An anamorphic frame (pixels twice as tall as wide, PAR 1/2, as some SD and DVB sources send) is
+/// aligned in square-pixel geometry: it gives the descriptor of the same picture in square pixels.
+#[test]
+fn non_square_pixels_are_aligned_in_square_geometry() {
+    let (threshold, sim) = threshold_and_similarity();
+    let reference = sim.prepare(&common::descriptor("obama.jpg", "video/x-raw,format=RGBx"));
+    let stretched = "videoscale ! video/x-raw,width=1252,height=1200,pixel-aspect-ratio=1/2";
+    let score = |caps: &str| {
+        let faces = common::embed_photo("obama2.jpg", caps, "min-quality=0 min-eye-distance=0");
+        assert_eq!(faces.len(), 1, "{caps}");
+        let v = faces[0]
+            .embedding
+            .as_ref()
+            .unwrap()
+            .vector
+            .as_ref()
+            .unwrap();
+        gstfacewatch::core::similarity::dot(&reference, &sim.prepare(v))
+    };
+    let square = score("video/x-raw,format=RGBx");
+    let corrected = score(&format!(
+        "{stretched} ! videoconvert ! video/x-raw,format=RGBx"
+    ));
+    // The same pixels, with the caps claiming square pixels: the face is stretched 2x.
+    let ignored = score(&format!(
+        "{stretched} ! capssetter caps=video/x-raw,pixel-aspect-ratio=1/1 ! videoconvert ! video/x-raw,format=RGBx"
+    ));
+    eprintln!("square {square:.3} corrected {corrected:.3} ignored {ignored:.3}");
+    assert!(
+        corrected >= threshold,
+        "PAR 1/2 aligned: {corrected:.3} < {threshold}"
+    );
+    // (the detector still sees the stretched pixels: its landmarks are a little less exact)
+    assert!(
+        (corrected - square).abs() < 0.08,
+        "{corrected:.3} vs {square:.3}"
+    );
+    assert!(
+        ignored < corrected - 0.1,
+        "stretched without PAR: {ignored:.3}"
+    );
+}

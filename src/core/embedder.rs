@@ -16,6 +16,11 @@ use crate::core::manifest::{EmbedderSection, ModelSpec};
 use crate::core::runtime::{RuntimeError, check_names, load_session};
 use crate::core::similarity::Similarity;
 
+/// Landmarks in square-pixel geometry: x scaled by the pixel aspect ratio `par`.
+pub fn square_pixels(landmarks: &[[f32; 2]], par: f32) -> Vec<[f32; 2]> {
+    landmarks.iter().map(|p| [p[0] * par, p[1]]).collect()
+}
+
 /// Distance between the eyes (landmarks 0 and 1) in pixels; 0 without landmarks.
 pub fn eye_distance(landmarks: &[[f32; 2]]) -> f32 {
     match landmarks {
@@ -253,25 +258,43 @@ impl Embedder {
 
     /// The map from chip pixels to frame pixels for a face's landmarks; `None` when they cannot be
     /// fitted to the template.
-    pub fn chip_map(&self, landmarks: &[[f32; 2]]) -> Option<Affine> {
+    ///
+    /// `par` is the frame's pixel aspect ratio (width / height of one pixel; 1 for square pixels):
+    /// the face is aligned in square-pixel geometry, so that an anamorphic frame gives the same
+    /// chip as the same picture in square pixels.
+    pub fn chip_map(&self, landmarks: &[[f32; 2]], par: f32) -> Option<Affine> {
         let n = self.section.template.len();
         if landmarks.len() < n {
             return None;
         }
         // Chip coordinates here are pixel-centre based, like the sampler's.
-        similarity(&landmarks[..n], &self.section.template)?.inverse()
+        let square = square_pixels(&landmarks[..n], par);
+        let m = similarity(&square, &self.section.template)?.inverse()?;
+        // chip → square pixels → frame pixels (x / par)
+        Some(Affine {
+            a: m.a / par,
+            b: m.b / par,
+            c: m.c / par,
+            ..m
+        })
     }
 
-    /// Warps a face's chip from the frame into `out` (`chip_len()` values); returns its quality.
+    /// Warps a face's chip from the frame (pixel aspect ratio `par`) into `out` (`chip_len()`
+    /// values); returns its quality.
     pub fn chip(
         &self,
         frame: &FrameView<'_>,
         landmarks: &[[f32; 2]],
+        par: f32,
         out: &mut [f32],
     ) -> Option<f32> {
-        let map = self.chip_map(landmarks)?;
+        let map = self.chip_map(landmarks, par)?;
         frame.sample_into(&map, &self.chip_spec, out);
-        Some(quality(&self.chip_spec, out, landmarks))
+        Some(quality(
+            &self.chip_spec,
+            out,
+            &square_pixels(landmarks, par),
+        ))
     }
 
     /// Whether a warped chip (from [`Embedder::chip`]) shows a grayscale face.

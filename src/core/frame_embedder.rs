@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use crate::core::embedder::{Embedder, eye_distance};
+use crate::core::embedder::{Embedder, eye_distance, square_pixels};
 use crate::core::frame::FrameView;
 use crate::core::reembed::{DescriptorCache, Policy, Reason};
 use crate::core::runtime::RuntimeError;
@@ -22,6 +22,18 @@ pub struct Gates {
     pub max_batch: usize,
     /// Frames after which a track gets a fresh descriptor (0 = once per track).
     pub reembed_interval: u32,
+}
+
+/// The frame: its pixels, pixel aspect ratio (1 for square pixels; faces are aligned in square
+/// pixels), number (counted by the caller, one up per frame) and whether the detector ran its model
+/// on it (elsewhere the landmarks are the tracker's prediction, good for a box and a quality, not
+/// for a fresh descriptor).
+#[derive(Clone, Copy)]
+pub struct FrameIn<'a, 'b> {
+    pub view: &'a FrameView<'b>,
+    pub par: f32,
+    pub number: u64,
+    pub detected: bool,
 }
 
 /// One face of the frame, as the detector left it.
@@ -98,19 +110,21 @@ impl FrameEmbedder {
         self.cache.clear();
     }
 
-    /// The faces of frame number `frame_no` (counted by the caller, one up per frame). `detected`:
-    /// the detector ran its model on this frame; elsewhere the landmarks are the tracker's
-    /// prediction, good for a box and a quality, not for a fresh descriptor. Returns one `FaceOut`
-    /// per face, in order; `log` hears each decision with the face's track.
+    /// The faces of `frame`; returns one `FaceOut` per face, in order. `log` hears each decision
+    /// with the face's track.
     pub fn process(
         &mut self,
-        frame: &FrameView<'_>,
+        frame: &FrameIn<'_, '_>,
         faces: &[FaceIn<'_>],
-        frame_no: u64,
-        detected: bool,
         gates: &Gates,
         mut log: impl FnMut(u64, Decision),
     ) -> Result<Vec<FaceOut>, RuntimeError> {
+        let FrameIn {
+            view,
+            par,
+            number: frame_no,
+            detected,
+        } = *frame;
         self.cache.set_policy(Policy {
             interval: gates.reembed_interval,
             ..Policy::default()
@@ -124,9 +138,9 @@ impl FrameEmbedder {
         let mut n = 0;
         for f in faces {
             self.chips.resize((n + 1) * len, 0.0);
-            let size = eye_distance(f.landmarks);
+            let size = eye_distance(&square_pixels(f.landmarks, par));
             let chip_buf = &mut self.chips[n * len..(n + 1) * len];
-            let chip = self.embedder.chip(frame, f.landmarks, chip_buf);
+            let chip = self.embedder.chip(view, f.landmarks, par, chip_buf);
             let grayscale = chip.is_some() && self.embedder.is_grayscale(chip_buf);
             let quality = chip.unwrap_or(0.0);
             let eligible =

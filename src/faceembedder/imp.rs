@@ -11,7 +11,7 @@ use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 
 use crate::core::embedder::Embedder;
-use crate::core::frame_embedder::{Counts, Decision, FaceIn, FrameEmbedder, Gates};
+use crate::core::frame_embedder::{Counts, Decision, FaceIn, FrameEmbedder, FrameIn, Gates};
 use crate::core::manifest::Task;
 use crate::element;
 use crate::meta::{self, Embedding};
@@ -256,16 +256,19 @@ impl element::Filter for FaceEmbedder {
                 })
                 .collect();
             let embedder = &mut state.embedder;
+            let par = input.info.par();
+            let par = par.numer() as f32 / par.denom().max(1) as f32;
             let out = input
                 .with_frame(buf, |view| {
-                    embedder.process(
+                    let frame = FrameIn {
                         view,
-                        &face_in,
-                        frame_no,
-                        frame_info.detected,
-                        &gates,
-                        |track, d| log_decision(self, frame_no, track, d),
-                    )
+                        par,
+                        number: frame_no,
+                        detected: frame_info.detected,
+                    };
+                    embedder.process(&frame, &face_in, &gates, |track, d| {
+                        log_decision(self, frame_no, track, d)
+                    })
                 })
                 .map_err(|m| element::fail(self, m))?
                 .map_err(|e| element::fail_run(self, &e))?;
