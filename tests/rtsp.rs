@@ -289,3 +289,58 @@ fn the_test_camera_parses_its_arguments() {
         "an unknown option is not a photo"
     );
 }
+
+#[test]
+fn nvr_reconnects_a_frozen_camera() {
+    require_runtime();
+    let d = scratch("nvr-frozen");
+    let list = obama_list(&d);
+    let port = free_port();
+    let camera = RtspCamera::start(port, "obama2.jpg");
+    let events = d.join("events.jsonl");
+    let log = d.join("nvr.log");
+    let mut nvr = Command::new(env!("CARGO_BIN_EXE_facewatch-nvr"))
+        .arg("--watchlist")
+        .arg(&list)
+        .arg("--out")
+        .arg(&events)
+        .args(["--stall-timeout", "3"])
+        .arg(format!("door={}", RtspCamera::url(port)))
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_lines(&events, 1, Duration::from_secs(90)),
+        "no first match"
+    );
+    // The server freezes: its connections stay open, nothing more is sent.
+    let signal = |sig: &str| {
+        Command::new("kill")
+            .args([sig, &camera.pid().to_string()])
+            .status()
+            .unwrap()
+    };
+    signal("-STOP");
+    let said = wait_for(Duration::from_secs(30), || {
+        lines_with(&log, "no video for") >= 1
+    });
+    signal("-CONT");
+    assert!(
+        said,
+        "no stall message: {}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    assert!(nvr.try_wait().unwrap().is_none(), "the runner exited");
+    // Once the server runs again the camera is back: a new pipeline, a new match.
+    assert!(
+        wait_lines(&events, 2, Duration::from_secs(120)),
+        "no match after the camera resumed: {}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    Command::new("kill")
+        .args(["-TERM", &nvr.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(nvr.wait().unwrap().success());
+    std::fs::remove_dir_all(d).unwrap();
+}

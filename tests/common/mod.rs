@@ -204,6 +204,11 @@ impl RtspCamera {
         RtspCamera(child)
     }
 
+    /// The server's process (to freeze it with SIGSTOP, as a hung camera).
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
     pub fn url(port: u16) -> String {
         format!("rtsp://127.0.0.1:{port}/cam")
     }

@@ -24,7 +24,12 @@ pub struct Camera {
     /// Detector interval (run the model on one frame in N).
     pub interval: u32,
     pub report_unknown: bool,
+    /// Seconds without a frame after which a live camera is torn down and reconnected (0 = never).
+    pub stall_timeout: u32,
 }
+
+/// Default of `stall-timeout`.
+pub const DEFAULT_STALL_TIMEOUT: u32 = 10;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -57,6 +62,7 @@ struct Common {
     cooldown: Option<u32>,
     interval: Option<Spanned<u32>>,
     report_unknown: Option<bool>,
+    stall_timeout: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -249,6 +255,9 @@ impl Config {
                     .report_unknown
                     .or(file.defaults.report_unknown)
                     .unwrap_or(false),
+                stall_timeout: (c.common.stall_timeout)
+                    .or(file.defaults.stall_timeout)
+                    .unwrap_or(DEFAULT_STALL_TIMEOUT),
             });
         }
         let events = match file.output.events.as_deref() {
@@ -293,6 +302,7 @@ name = "lobby"
 url = "clips/lobby.mp4"
 watchlist = "other.fwl"
 report-unknown = true
+stall-timeout = 0
 "#;
 
     #[test]
@@ -315,6 +325,7 @@ report-unknown = true
         assert_eq!(lobby.uri, "file:///etc/facewatch/clips/lobby.mp4");
         assert_eq!(lobby.watchlist, Path::new("/etc/facewatch/other.fwl"));
         assert!(lobby.report_unknown && !door.report_unknown);
+        assert_eq!((door.stall_timeout, lobby.stall_timeout), (10, 0));
     }
 
     #[test]

@@ -61,6 +61,9 @@ struct Cli {
     /// Also report tracks that stay unmatched (facewatch-unknown)
     #[arg(long, requires = "watchlist")]
     report_unknown: bool,
+    /// Seconds without a frame after which a live camera is reconnected (0 = never)
+    #[arg(long, value_name = "SECONDS", default_value_t = config::DEFAULT_STALL_TIMEOUT, requires = "watchlist")]
+    stall_timeout: u32,
     /// Cameras: [NAME=]URL, URL an rtsp://, file:// or other URI, or a path (names default to cam0, cam1, …)
     #[arg(value_name = "[NAME=]URL", required_unless_present = "config")]
     cameras: Vec<String>,
@@ -89,6 +92,7 @@ fn config_from_args(cli: &Cli) -> Result<Config, ConfigError> {
             cooldown: 60,
             interval: 1,
             report_unknown: cli.report_unknown,
+            stall_timeout: cli.stall_timeout,
         });
     }
     Ok(Config {
@@ -106,7 +110,7 @@ fn pipeline_description(c: &Camera) -> String {
         .unwrap_or_default();
     format!(
         "uridecodebin uri=\"{}\" ! facewatchbin name=fw camera-id=\"{}\" watchlist=\"{}\" {key} \
-         threshold={} min-hits={} cooldown={} interval={} report-unknown={} ! fakesink sync=false",
+         threshold={} min-hits={} cooldown={} interval={} report-unknown={} ! fakesink name=sink sync=false",
         c.uri,
         c.name,
         c.watchlist.display(),
@@ -204,9 +208,35 @@ fn run_camera(c: &Camera, events: &Events, stop: &AtomicBool) {
         };
         let bus = pipeline.bus().expect("pipeline bus");
         let started = Instant::now();
+        // The watchdog: when the last frame reached the sink (ms since `started`).
+        let last_frame = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        if let Some(pad) = pipeline
+            .downcast_ref::<gst::Bin>()
+            .and_then(|b| b.by_name("sink"))
+            .and_then(|s| s.static_pad("sink"))
+        {
+            let last = last_frame.clone();
+            pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                last.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+                gst::PadProbeReturn::Ok
+            });
+        }
+        let stall = Duration::from_secs(c.stall_timeout as u64);
         let _ = pipeline.set_state(gst::State::Playing);
         let mut ended_with_error = false;
         loop {
+            let since_frame =
+                started.elapsed() - Duration::from_millis(last_frame.load(Ordering::Relaxed));
+            if live && !stall.is_zero() && since_frame >= stall {
+                // A camera that stops sending without closing the connection (a frozen server)
+                // would stall this camera silently: start it over.
+                eprintln!(
+                    "[{name}] no video for {} s: reconnecting",
+                    since_frame.as_secs()
+                );
+                ended_with_error = true;
+                break;
+            }
             if stop.load(Ordering::SeqCst) {
                 // Stop: let the pipeline drain (EOS), briefly, then stop it.
                 pipeline.send_event(gst::event::Eos::new());
