@@ -3,14 +3,13 @@
 //! CLI share it. It samples a frame straight into the model's input tensor, runs the model and returns
 //! faces in frame coordinates.
 
-use ort::session::Session;
 use ort::value::TensorRef;
 
 use crate::core::detect::nms::nms;
 use crate::core::detect::{Decoder, Detection, TensorView, decoder_for};
 use crate::core::frame::{Affine, FrameView};
 use crate::core::manifest::{ModelSpec, Resize};
-use crate::core::runtime::{RuntimeError, check_names, load_session};
+use crate::core::runtime::{RuntimeError, SharedSession, check_names, load_session, lock};
 
 /// Filtering applied after decoding.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -38,7 +37,8 @@ impl Default for DetectParams {
 
 pub struct Detector {
     spec: ModelSpec,
-    session: Session,
+    /// Shared with every other element of the process that loads the same model.
+    session: SharedSession,
     decoder: Box<dyn Decoder>,
     /// Longest tensor side asked for (0 = manifest default).
     inference_size: u32,
@@ -75,7 +75,7 @@ impl Detector {
         let session = load_session(&spec.model_path, threads)?;
         let outputs: Vec<&str> = decoder.output_names().iter().map(String::as_str).collect();
         check_names(
-            &session,
+            &lock(&session),
             &spec.model_path,
             &spec.manifest.input.name,
             &outputs,
@@ -136,8 +136,8 @@ impl Detector {
         let run_err = |e: &dyn std::fmt::Display| RuntimeError::Run(e.to_string());
         let input =
             TensorRef::from_array_view((shape, &self.tensor[..])).map_err(|e| run_err(&e))?;
-        let outputs = self
-            .session
+        let mut session = lock(&self.session);
+        let outputs = session
             .run(vec![(self.spec.manifest.input.name.as_str(), input)])
             .map_err(|e| run_err(&e))?;
         let mut views = Vec::with_capacity(self.decoder.output_names().len());

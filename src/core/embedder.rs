@@ -6,14 +6,13 @@
 use std::io::Read;
 use std::path::Path;
 
-use ort::session::Session;
 use ort::value::TensorRef;
 use sha2::Digest;
 
 use crate::core::align::similarity;
 use crate::core::frame::{Affine, FrameView, Layout, TensorSpec};
 use crate::core::manifest::{EmbedderSection, ModelSpec};
-use crate::core::runtime::{RuntimeError, check_names, load_session};
+use crate::core::runtime::{RuntimeError, SharedSession, check_names, load_session, lock};
 use crate::core::similarity::Similarity;
 
 /// Landmarks in square-pixel geometry: x scaled by the pixel aspect ratio `par`.
@@ -123,6 +122,11 @@ pub fn quality(spec: &TensorSpec, chip: &[f32], landmarks: &[[f32; 2]]) -> f32 {
     frontalness(landmarks) * sharpness(spec, chip)
 }
 
+/// Model ids already computed in this process, by (file, modified, length): every camera's elements
+/// ask at start, and hashing the file each time made starts slow.
+type IdKey = (std::path::PathBuf, std::time::SystemTime, u64);
+static MODEL_IDS: std::sync::Mutex<Vec<(IdKey, String)>> = std::sync::Mutex::new(Vec::new());
+
 /// `<manifest name>:<first 16 hex digits of the model file's sha256>`: names the exact model a
 /// descriptor was made with.
 pub fn model_id(spec: &ModelSpec) -> Result<String, RuntimeError> {
@@ -131,6 +135,16 @@ pub fn model_id(spec: &ModelSpec) -> Result<String, RuntimeError> {
         reason: e.to_string(),
     };
     let mut f = std::fs::File::open(&spec.model_path).map_err(err)?;
+    let meta = f.metadata().map_err(err)?;
+    let key: IdKey = (
+        spec.model_path.clone(),
+        meta.modified().map_err(err)?,
+        meta.len(),
+    );
+    let mut cache = MODEL_IDS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, id)) = cache.iter().find(|(k, _)| *k == key) {
+        return Ok(id.clone());
+    }
     let mut h = sha2::Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
@@ -144,7 +158,9 @@ pub fn model_id(spec: &ModelSpec) -> Result<String, RuntimeError> {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    Ok(format!("{}:{hex}", spec.manifest.model.name))
+    let id = format!("{}:{hex}", spec.manifest.model.name);
+    cache.push((key, id.clone()));
+    Ok(id)
 }
 
 /// The similarity an embedder's descriptors are compared with: centred by the manifest's mean file
@@ -182,7 +198,8 @@ pub fn read_f32_file(path: &Path, n: usize) -> Result<Vec<f32>, String> {
 pub struct Embedder {
     spec: ModelSpec,
     section: EmbedderSection,
-    session: Session,
+    /// Shared with every other element of the process that loads the same model.
+    session: SharedSession,
     chip_spec: TensorSpec,
     model_id: String,
 }
@@ -219,7 +236,7 @@ impl Embedder {
         }
         let session = load_session(&spec.model_path, threads)?;
         check_names(
-            &session,
+            &lock(&session),
             &spec.model_path,
             &spec.manifest.input.name,
             &[&section.output],
@@ -315,8 +332,8 @@ impl Embedder {
         };
         let run_err = |e: &dyn std::fmt::Display| RuntimeError::Run(e.to_string());
         let input = TensorRef::from_array_view((shape, chips)).map_err(|e| run_err(&e))?;
-        let outputs = self
-            .session
+        let mut session = lock(&self.session);
+        let outputs = session
             .run(vec![(self.spec.manifest.input.name.as_str(), input)])
             .map_err(|e| run_err(&e))?;
         let value = outputs

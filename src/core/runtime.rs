@@ -9,7 +9,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use ort::environment::Environment;
 use ort::session::Session;
@@ -114,25 +114,71 @@ pub fn resolve_threads(threads: u32) -> usize {
         .min(4)
 }
 
+/// A loaded model, shared by every element of the process that loads the same file with the same
+/// number of threads (one copy of the weights and of ONNX Runtime's buffers however many cameras
+/// use it); runs are serialised by the mutex.
+pub type SharedSession = Arc<Mutex<Session>>;
+
+/// A loaded session: (model file, threads) and the session while anyone uses it.
+type Loaded = (PathBuf, usize, Weak<Mutex<Session>>);
+
+/// The sessions loaded in this process.
+static SESSIONS: Mutex<Vec<Loaded>> = Mutex::new(Vec::new());
+
+/// How many models are loaded in this process now (for tests and diagnostics).
+pub fn loaded_sessions() -> usize {
+    let reg = SESSIONS.lock().unwrap_or_else(|e| e.into_inner());
+    reg.iter().filter(|(_, _, w)| w.strong_count() > 0).count()
+}
+
+/// Locks a shared session (a panic in another thread's run does not make it unusable).
+pub fn lock(session: &SharedSession) -> MutexGuard<'_, Session> {
+    session.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The session of `model` with `threads` intra-op threads: the one already loaded in this process,
+/// or a new one (see [`SharedSession`]).
+pub fn load_session(model: &Path, threads: u32) -> Result<SharedSession, RuntimeError> {
+    let model_err = |e: &dyn fmt::Display| RuntimeError::Model {
+        path: model.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let key = std::fs::canonicalize(model)
+        .or_else(|_| std::path::absolute(model))
+        .map_err(|e| model_err(&e))?;
+    let n = resolve_threads(threads);
+    let mut reg = SESSIONS.lock().unwrap_or_else(|e| e.into_inner());
+    reg.retain(|(_, _, w)| w.strong_count() > 0);
+    if let Some(s) = reg
+        .iter()
+        .filter(|(p, t, _)| *p == key && *t == n)
+        .find_map(|(_, _, w)| w.upgrade())
+    {
+        return Ok(s);
+    }
+    let session = Arc::new(Mutex::new(new_session(&key, n)?));
+    reg.push((key, n, Arc::downgrade(&session)));
+    Ok(session)
+}
+
 /// Loads a model into a CPU session: full graph optimisation, `threads` intra-op threads that sleep
 /// instead of spinning between runs (spinning workers of several sessions fight for the cores).
-pub fn load_session(model: &Path, threads: u32) -> Result<Session, RuntimeError> {
+fn new_session(model: &Path, threads: usize) -> Result<Session, RuntimeError> {
     let env = environment()?;
     let model_err = |e: &dyn fmt::Display| RuntimeError::Model {
         path: model.to_path_buf(),
         reason: e.to_string(),
     };
-    let model = std::path::absolute(model).map_err(|e| model_err(&e))?;
     let builder = || -> ort::Result<_> {
         Ok(Session::builder(&env)?
             .with_optimization_level(GraphOptimizationLevel::All)?
-            .with_intra_threads(resolve_threads(threads))?
+            .with_intra_threads(threads)?
             .with_inter_threads(1)?
             .with_intra_op_spinning(false)?)
     };
     builder()
         .map_err(|e| model_err(&e))?
-        .commit_from_file(&model)
+        .commit_from_file(model)
         .map_err(|e| model_err(&e))
 }
 

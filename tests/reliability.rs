@@ -1,0 +1,154 @@
+// SPDX-License-Identifier: MIT
+//! The fault matrix of docs/RELIABILITY.md that runs in CI: state cycles without leaks, caps that
+//! change while playing, odd sizes up to 4K in every format family. (Many cameras sharing one model
+//! is tests/cameras.rs: it counts the process's models, so it runs alone.)
+
+mod common;
+
+use std::time::Duration;
+
+use common::{obama_list, require_runtime, scratch};
+use gst::prelude::*;
+
+/// Resident memory of this process, in kB.
+fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// A raw frame of `photo` in `caps` (format and size).
+fn frame(photo: &str, caps: &str) -> (gst::Caps, gst::Buffer) {
+    let run = common::run_pipeline(&format!(
+        "{} ! videoscale ! videoconvert ! {caps},pixel-aspect-ratio=1/1 ! appsink name=sink",
+        common::photo_src(photo, "video/x-raw")
+    ));
+    assert!(run.error.is_none(), "{caps}: {:?}", run.error);
+    let sample_caps: gst::Caps = format!("{caps},pixel-aspect-ratio=1/1,framerate=10/1")
+        .parse()
+        .unwrap();
+    (sample_caps, run.buffers[0].copy_deep().unwrap())
+}
+
+/// Pushes each (caps, frame) in turn through `appsrc ! facedetector ! faceembedder ! appsink`, in one
+/// playing pipeline, and returns the faces found on each.
+fn push_all(frames: &[(gst::Caps, gst::Buffer)]) -> Vec<usize> {
+    let pipeline = common::launch(
+        "appsrc name=src format=time ! facedetector ! faceembedder ! appsink name=sink sync=false",
+    );
+    let src = common::child::<gst_app::AppSrc>(&pipeline, "src");
+    let sink = common::child::<gst_app::AppSink>(&pipeline, "sink");
+    let bus = pipeline.bus().unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let mut faces = Vec::new();
+    for (i, (caps, buf)) in frames.iter().enumerate() {
+        src.set_caps(Some(caps));
+        let mut b = buf.copy();
+        b.get_mut()
+            .unwrap()
+            .set_pts(gst::ClockTime::from_mseconds(100 * i as u64));
+        src.push_buffer(b).unwrap();
+        let sample = sink.try_pull_sample(gst::ClockTime::from_seconds(60));
+        if let Some(m) = bus.pop_filtered(&[gst::MessageType::Error]) {
+            panic!("{caps}: {:?}", m);
+        }
+        let sample = sample.unwrap_or_else(|| panic!("{caps}: no frame came out"));
+        let out = sample.buffer().unwrap();
+        assert!(gstfacewatch::meta::frame_info(out).is_some(), "{caps}");
+        faces.push(gstfacewatch::meta::faces(out).len());
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    faces
+}
+
+#[test]
+fn caps_change_while_playing_in_size_and_format() {
+    require_runtime();
+    let frames = [
+        frame("obama2.jpg", "video/x-raw,format=I420,width=640,height=480"),
+        frame(
+            "obama2.jpg",
+            "video/x-raw,format=RGBx,width=1280,height=720",
+        ),
+        frame("obama2.jpg", "video/x-raw,format=NV12,width=320,height=240"),
+        frame("t1.jpg", "video/x-raw,format=BGR,width=1024,height=576"),
+        frame("obama2.jpg", "video/x-raw,format=I420,width=640,height=480"),
+    ];
+    let faces = push_all(&frames);
+    assert_eq!(faces[0], 1, "{faces:?}");
+    assert_eq!(faces[1], 1, "{faces:?}");
+    assert_eq!(faces[2], 1, "{faces:?}");
+    assert!(faces[3] >= 5, "{faces:?}");
+    assert_eq!(faces[4], 1, "{faces:?}");
+}
+
+#[test]
+fn odd_sizes_and_4k_in_every_format_family() {
+    require_runtime();
+    let mut frames = Vec::new();
+    for format in ["I420", "NV12", "RGBx", "BGR", "RGBA"] {
+        for (w, h) in [(17, 17), (33, 19), (641, 479), (3840, 2160)] {
+            frames.push(frame(
+                "obama2.jpg",
+                &format!("video/x-raw,format={format},width={w},height={h}"),
+            ));
+        }
+    }
+    let faces = push_all(&frames);
+    // The tiny ones may or may not hold a face; the larger ones hold obama.
+    for (i, n) in faces.iter().enumerate() {
+        if i % 4 >= 2 {
+            assert_eq!(*n, 1, "frame {i}: {faces:?}");
+        }
+    }
+}
+
+#[test]
+fn two_hundred_state_cycles_leak_neither_memory_nor_files() {
+    require_runtime();
+    let d = scratch("cycles");
+    let list = obama_list(&d);
+    let desc = format!(
+        "videotestsrc num-buffers=2 pattern=ball ! video/x-raw,width=320,height=240 \
+         ! facewatchbin watchlist=\"{}\" ! fakesink",
+        list.display()
+    );
+    // One pipeline keeps the models loaded (they are shared), so the cycles measure the elements.
+    let keeper = common::launch(&desc);
+    keeper.set_state(gst::State::Paused).unwrap();
+    let pipeline = common::launch(&desc);
+    let cycle = || {
+        pipeline.set_state(gst::State::Playing).unwrap();
+        let bus = pipeline.bus().unwrap();
+        let msg = bus
+            .timed_pop_filtered(
+                gst::ClockTime::from_seconds(30),
+                &[gst::MessageType::Eos, gst::MessageType::Error],
+            )
+            .expect("EOS");
+        assert!(matches!(msg.view(), gst::MessageView::Eos(_)), "{msg:?}");
+        pipeline.set_state(gst::State::Null).unwrap();
+    };
+    for _ in 0..20 {
+        cycle();
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let (rss0, fds0) = (rss_kb(), open_fds());
+    for _ in 0..200 {
+        cycle();
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let (rss1, fds1) = (rss_kb(), open_fds());
+    eprintln!("200 cycles: RSS {rss0} → {rss1} kB, fds {fds0} → {fds1}");
+    assert!(fds1 <= fds0 + 2, "file descriptors grew: {fds0} → {fds1}");
+    assert!(rss1 < rss0 + 20_000, "RSS grew by {} kB", rss1 - rss0);
+    keeper.set_state(gst::State::Null).unwrap();
+    std::fs::remove_dir_all(&d).unwrap();
+}
