@@ -152,3 +152,68 @@ fn two_hundred_state_cycles_leak_neither_memory_nor_files() {
     keeper.set_state(gst::State::Null).unwrap();
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// A live 720p30 source teed into a recording branch and an analysis branch (the shape of
+/// pipelines/record.sh), the analysis slower than the video (a debug build detects a few frames a
+/// second): the detector skips model runs on late frames instead of holding the tee back, so the
+/// recording branch gets its frames in real time; the tracker keeps the face boxed on every
+/// analysed frame, and the skips are counted.
+#[test]
+fn a_live_source_is_not_slowed_down_by_the_analysis() {
+    require_runtime();
+    let frames = 90u64; // 3 s of video
+    let pipeline = common::launch(&format!(
+        "{} ! imagefreeze is-live=true num-buffers={frames} ! videoscale ! videoconvert \
+         ! video/x-raw,format=I420,width=1280,height=720,framerate=30/1,pixel-aspect-ratio=1/1 \
+         ! tee name=t \
+         t. ! queue ! facedetector name=det ! faceembedder ! appsink name=analysed sync=false \
+         t. ! queue ! appsink name=sink sync=true",
+        common::photo_src("obama2.jpg", "video/x-raw")
+    ));
+    let sink = common::child::<gst_app::AppSink>(&pipeline, "sink");
+    let analysed = common::child::<gst_app::AppSink>(&pipeline, "analysed");
+    let det = pipeline.by_name("det").unwrap();
+    let boxed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let b = boxed.clone();
+    analysed.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |s| {
+                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let one = gstfacewatch::meta::faces(sample.buffer().unwrap()).len() == 1;
+                b.fetch_add(one as u64, std::sync::atomic::Ordering::Relaxed);
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    let t = std::time::Instant::now();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let mut n = 0u64;
+    while sink
+        .try_pull_sample(gst::ClockTime::from_seconds(30))
+        .is_some()
+    {
+        n += 1;
+    }
+    let took = t.elapsed();
+    // let the analysis branch finish
+    let bus = pipeline.bus().unwrap();
+    bus.timed_pop_filtered(gst::ClockTime::from_seconds(60), &[gst::MessageType::Eos]);
+    let stats = det.property::<gst::Structure>("stats");
+    pipeline.set_state(gst::State::Null).unwrap();
+    let skipped = stats.get::<u64>("skipped").unwrap();
+    let inferences = stats.get::<u64>("inferences").unwrap();
+    let boxed = boxed.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!(
+        "recording: {n} frames in {took:?}; analysis: {inferences} model runs, {skipped} skipped, {boxed} boxed"
+    );
+    assert_eq!(n, frames, "every frame recorded");
+    assert!(
+        took < Duration::from_secs(6),
+        "3 s of live video took {took:?} to record: the analysis held it back"
+    );
+    assert!(skipped > 0 && inferences > 0, "{stats}");
+    assert!(
+        boxed >= frames - 5,
+        "the face boxed on {boxed} of {frames} frames"
+    );
+}

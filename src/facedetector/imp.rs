@@ -33,6 +33,7 @@ const DEFAULT_MAX_FACES: u32 = 0;
 const DEFAULT_INFERENCE_SIZE: u32 = 640;
 const DEFAULT_INTERVAL: u32 = 1;
 const DEFAULT_POST_MESSAGES: bool = false;
+const DEFAULT_MAX_LATENESS: u32 = 100;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -43,6 +44,7 @@ pub struct Settings {
     max_faces: u32,
     inference_size: u32,
     interval: u32,
+    max_lateness: u32,
     threads: u32,
     post_messages: bool,
 }
@@ -57,6 +59,7 @@ impl Default for Settings {
             max_faces: DEFAULT_MAX_FACES,
             inference_size: DEFAULT_INFERENCE_SIZE,
             interval: DEFAULT_INTERVAL,
+            max_lateness: DEFAULT_MAX_LATENESS,
             threads: 0,
             post_messages: DEFAULT_POST_MESSAGES,
         }
@@ -71,6 +74,7 @@ crate::props::settings_properties!(Settings {
     "max-faces" => max_faces,
     "inference-size" => inference_size,
     "interval" => interval,
+    "max-lateness" => max_lateness,
     "threads" => threads,
     "post-messages" => post_messages,
 });
@@ -81,6 +85,7 @@ struct Live {
     params: DetectParams,
     inference_size: u32,
     interval: u32,
+    max_lateness: u32,
     post_messages: bool,
 }
 
@@ -90,6 +95,7 @@ impl Settings {
             params: self.params(),
             inference_size: self.inference_size,
             interval: self.interval,
+            max_lateness: self.max_lateness,
             post_messages: self.post_messages,
         }
     }
@@ -108,6 +114,7 @@ impl Settings {
 pub struct Stats {
     frames: u64,
     inferences: u64,
+    skipped: u64,
     faces: u64,
     inference_ns: u64,
 }
@@ -117,6 +124,7 @@ impl element::Stats for Stats {
         gst::Structure::builder("facedetector-stats")
             .field("frames", self.frames)
             .field("inferences", self.inferences)
+            .field("skipped", self.skipped)
             .field("faces", self.faces)
             .field("inference-time-us", self.inference_ns / 1000)
             .build()
@@ -127,6 +135,11 @@ pub struct State {
     detector: Detector,
     /// Gives faces their track ids and carries them over the frames the model skips.
     tracker: Tracker,
+    /// Frame number of the last model run.
+    last_run: Option<u64>,
+    /// Whether upstream is live, and then its latency (asked once, at the first frame): a live
+    /// frame is late when it arrives more than that latency after its running time.
+    live: Option<Option<gst::ClockTime>>,
     stats: Stats,
 }
 
@@ -136,6 +149,7 @@ impl element::Running for State {
     fn flush(&mut self) {
         // After a seek the faces of before are elsewhere.
         self.tracker.reset();
+        self.last_run = None;
     }
 
     fn input_changed(&mut self, old: Option<&video::Input>, new: &video::Input) {
@@ -218,6 +232,17 @@ impl ObjectImpl for FaceDetector {
                     .default_value(DEFAULT_INTERVAL)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecUInt::builder("max-lateness")
+                    .nick("Maximum lateness")
+                    .blurb(
+                        "On a live source, a frame that reaches this element more than this many \
+                         milliseconds late gets no model run (the tracker carries the faces, the next \
+                         frame is tried): the analysis keeps up with the video instead of slowing it. \
+                         Counted in stats 'skipped'. 0 = never skip",
+                    )
+                    .default_value(DEFAULT_MAX_LATENESS)
+                    .mutable_playing()
+                    .build(),
                 crate::props::threads("for this element"),
                 glib::ParamSpecBoolean::builder("post-messages")
                     .nick("Post messages")
@@ -230,7 +255,8 @@ impl ObjectImpl for FaceDetector {
                     .mutable_playing()
                     .build(),
                 crate::props::stats(
-                    "frames, inferences (frames the model ran on), faces \
+                    "frames, inferences (frames the model ran on), skipped (model runs left out \
+                     because the frame was late on a live source, see max-lateness), faces \
                          (attached, over all frames), inference-time-us (total model time)",
                 ),
             ]
@@ -285,15 +311,50 @@ impl element::Filter for FaceDetector {
         Ok(State {
             detector,
             tracker: Tracker::new(TrackerConfig::default()),
+            last_run: None,
+            live: None,
             stats: Stats::default(),
         })
     }
 
     fn process(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
         let settings = self.base.live(Settings::live);
+        if self.base.peek(|s| s.is_some_and(|s| s.live.is_none())) {
+            let live = self.upstream_latency();
+            gst::debug!(CAT, imp = self, "upstream live with latency: {live:?}");
+            self.base.with_state(|s| {
+                s.live = Some(live);
+                Ok(())
+            })?;
+        }
+        let late = self.lateness(buf);
         let (frame_no, run, faces) = self.base.with_frame_state(|state, input| {
             let frame_no = state.stats.frames;
-            let run = frame_no % settings.interval.max(1) as u64 == 0;
+            let due = state
+                .last_run
+                .is_none_or(|l| frame_no.saturating_sub(l) >= settings.interval.max(1) as u64);
+            // Late past the source's own latency (only a live source can be late).
+            let late = match state.live {
+                Some(Some(latency)) => late.and_then(|l| l.checked_sub(latency)),
+                _ => None,
+            };
+            let skip = due
+                && settings.max_lateness > 0
+                && late.is_some_and(|l| {
+                    l > gst::ClockTime::from_mseconds(settings.max_lateness as u64)
+                });
+            if skip {
+                state.stats.skipped += 1;
+                gst::log!(
+                    CAT,
+                    imp = self,
+                    "frame {frame_no}: {late:?} late, model run skipped"
+                );
+            }
+            let run = due && !skip;
+            if run {
+                state.last_run = Some(frame_no);
+            }
             let tracked = if run {
                 state.detector.set_inference_size(settings.inference_size);
                 let t0 = Instant::now();
@@ -354,6 +415,25 @@ impl element::Filter for FaceDetector {
 }
 
 impl FaceDetector {
+    /// The latency of a live source upstream; `None` when it is not live (a latency query).
+    fn upstream_latency(&self) -> Option<gst::ClockTime> {
+        let mut q = gst::query::Latency::new();
+        let pad = self.obj().static_pad("sink").expect("sink pad");
+        if !pad.peer_query(&mut q) {
+            return None;
+        }
+        let (live, min, _) = q.result();
+        live.then_some(min)
+    }
+
+    /// How late `buf` reaches this element: the clock's running time now minus the buffer's.
+    fn lateness(&self, buf: &gst::BufferRef) -> Option<gst::ClockTime> {
+        let obj = self.obj();
+        let now = obj.clock()?.time().checked_sub(obj.base_time()?)?;
+        let (running, _) = element::buffer_times(self, buf);
+        now.checked_sub(running?)
+    }
+
     fn post_faces_message(&self, buf: &gst::BufferRef, faces: &[Face]) {
         let obj = self.obj();
         let (running, stream) = element::buffer_times(self, buf);
