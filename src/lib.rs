@@ -26,6 +26,7 @@ mod props;
 mod video;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    core::runtime::disable_telemetry();
     meta::register();
     facedetector::register(plugin)?;
     faceembedder::register(plugin)?;

@@ -14,13 +14,12 @@ use std::time::{Duration, UNIX_EPOCH};
 use clap::{Args, Parser, Subcommand};
 use gstfacewatch::core::embedder::{model_id, similarity_for};
 use gstfacewatch::core::manifest::{ModelSpec, Task};
-use gstfacewatch::core::matcher::{Decision, decide};
+use gstfacewatch::core::matcher::{self, Decision, decide};
 use gstfacewatch::core::similarity::Similarity;
 use gstfacewatch::core::watchlist::file::{Secret, random_key};
 use gstfacewatch::core::watchlist::index::Index;
 use gstfacewatch::core::watchlist::store::{
-    Lock, Wait, default_key_file, load, real_path, resolve_key, save, update, write_key_file,
-    write_pending_key,
+    Lock, Wait, default_key_file, load, real_path, resolve_key, save, update, write_pending_key,
 };
 use gstfacewatch::core::watchlist::{Descriptor, Identity, Watchlist, WatchlistError, new_id, now};
 
@@ -146,10 +145,10 @@ struct IdentifyArgs {
     /// One JSON object per face
     #[arg(long)]
     json: bool,
-    /// Threshold for colour faces [default: the embedder's calibrated one, as the element]
+    /// Threshold for colour faces [default, or 0: the embedder's calibrated one, as the element]
     #[arg(long)]
     threshold: Option<f32>,
-    /// Threshold for grayscale faces [default: the embedder's calibrated one, as the element]
+    /// Threshold for grayscale faces [default, or 0: the embedder's calibrated one, as the element]
     #[arg(long)]
     grayscale_threshold: Option<f32>,
     /// Photos or video files
@@ -420,22 +419,38 @@ fn cmd_init(g: &Global, force: bool) -> Result<(), Fail> {
             format!("{} exists; use --force to replace it", list.display()),
         ));
     }
-    let s = if g.plaintext {
+    if g.plaintext {
         eprintln!("warning: the watch list is not encrypted (--plaintext)");
-        Secret::Plaintext
+        save(list, &mut Watchlist::new(&model), &Secret::Plaintext)?;
     } else if let Some(var) = &g.passphrase_env {
-        new_passphrase(g, var)?
+        save(list, &mut Watchlist::new(&model), &new_passphrase(g, var)?)?;
     } else {
-        let key = random_key()?;
         let kf = key_file(g);
-        write_key_file(&kf, &key, force)?;
+        if !force && std::fs::symlink_metadata(&kf).is_ok() {
+            return Err(Fail(
+                3,
+                format!(
+                    "key file {}: key file exists; not overwritten",
+                    kf.display()
+                ),
+            ));
+        }
+        // The new key beside any old one first; the list under it; then the key in place (a failed
+        // write leaves the old list and key as they were).
+        let key = random_key()?;
+        let kf_real = real_path(&kf)?;
+        let mut pending = kf_real.as_os_str().to_owned();
+        pending.push(".new");
+        let pending = PathBuf::from(pending);
+        write_pending_key(&pending, &key)?;
+        save(list, &mut Watchlist::new(&model), &Secret::Key(key))?;
+        std::fs::rename(&pending, &kf_real)
+            .map_err(|e| Fail(3, format!("{}: {e}", kf_real.display())))?;
         println!(
             "key file {} (mode 0600): keep it apart from backups of the list",
             kf.display()
         );
-        Secret::Key(key)
-    };
-    save(list, &mut Watchlist::new(&model), &s)?;
+    }
     println!("created {} for model {model}", g.list.display());
     Ok(())
 }
@@ -576,9 +591,10 @@ fn open_for_model(g: &Global) -> Result<(Watchlist, Secret, ModelSpec), Fail> {
 fn cmd_identify(g: &Global, a: IdentifyArgs) -> Result<(), Fail> {
     let (list, _, spec) = open_for_model(g)?;
     let (sim, colour, gray) = metric(&spec)?;
+    // 0 means the calibrated threshold, as for the element.
     let (colour, gray) = (
-        a.threshold.unwrap_or(colour),
-        a.grayscale_threshold.unwrap_or(gray),
+        matcher::threshold(a.threshold.unwrap_or(0.0), colour),
+        matcher::threshold(a.grayscale_threshold.unwrap_or(0.0), gray),
     );
     let index = Index::build(&list, &sim, now());
     for path in &a.files {
@@ -815,6 +831,8 @@ fn run(cli: Cli) -> Result<(), Fail> {
 }
 
 fn main() -> ExitCode {
+    // Before any thread exists (ONNX Runtime is loaded later, by the elements).
+    gstfacewatch::core::runtime::disable_telemetry();
     let cli = Cli::parse();
     if let Err(e) = gst::init()
         .map_err(|e| e.to_string())

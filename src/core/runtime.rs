@@ -66,8 +66,10 @@ fn library_candidates() -> Vec<PathBuf> {
 pub const NO_TELEMETRY_VAR: &str = "ORT_DISABLE_TELEMETRY";
 
 /// Turns ONNX Runtime's telemetry off for this process, whatever the user's environment says. Must
-/// run before the library is loaded (it reads the variable once, when it initialises).
-fn disable_telemetry() {
+/// run before the library is loaded (it reads the variable once, when it initialises). The
+/// programs call it first thing in `main` and the plugin when it registers, before their threads
+/// start; loading the library calls it again (then it changes nothing).
+pub fn disable_telemetry() {
     if std::env::var_os(NO_TELEMETRY_VAR).is_none_or(|v| v != "1") {
         // SAFETY: called under the ENVIRONMENT lock before ONNX Runtime is loaded, the only code
         // of this process that reads the variable; setenv races only with a concurrent getenv of
@@ -119,8 +121,13 @@ pub fn resolve_threads(threads: u32) -> usize {
 /// use it); runs are serialised by the mutex.
 pub type SharedSession = Arc<Mutex<Session>>;
 
-/// A loaded session: (model file, threads) and the session while anyone uses it.
-type Loaded = (PathBuf, usize, Weak<Mutex<Session>>);
+/// A loaded session: (model file, its modified time and length, threads) and the session while
+/// anyone uses it. A model file replaced on disk is a new key: its elements load the new weights.
+type Loaded = (
+    (PathBuf, Option<std::time::SystemTime>, u64),
+    usize,
+    Weak<Mutex<Session>>,
+);
 
 /// The sessions loaded in this process.
 static SESSIONS: Mutex<Vec<Loaded>> = Mutex::new(Vec::new());
@@ -143,9 +150,11 @@ pub fn load_session(model: &Path, threads: u32) -> Result<SharedSession, Runtime
         path: model.to_path_buf(),
         reason: e.to_string(),
     };
-    let key = std::fs::canonicalize(model)
+    let path = std::fs::canonicalize(model)
         .or_else(|_| std::path::absolute(model))
         .map_err(|e| model_err(&e))?;
+    let meta = std::fs::metadata(&path).map_err(|e| model_err(&e))?;
+    let key = (path, meta.modified().ok(), meta.len());
     let n = resolve_threads(threads);
     let mut reg = SESSIONS.lock().unwrap_or_else(|e| e.into_inner());
     reg.retain(|(_, _, w)| w.strong_count() > 0);
@@ -156,7 +165,7 @@ pub fn load_session(model: &Path, threads: u32) -> Result<SharedSession, Runtime
     {
         return Ok(s);
     }
-    let session = Arc::new(Mutex::new(new_session(&key, n)?));
+    let session = Arc::new(Mutex::new(new_session(&key.0, n)?));
     reg.push((key, n, Arc::downgrade(&session)));
     Ok(session)
 }

@@ -34,6 +34,9 @@ const DEFAULT_INFERENCE_SIZE: u32 = 640;
 const DEFAULT_INTERVAL: u32 = 1;
 const DEFAULT_POST_MESSAGES: bool = false;
 const DEFAULT_MAX_LATENESS: u32 = 100;
+/// However late the frames, the model runs at least once in this many frames (the analysis must
+/// not stop: a frame can look late for reasons no skip cures, e.g. a constant offset upstream).
+const MAX_SKIPS_IN_A_ROW: u64 = 15;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -237,8 +240,9 @@ impl ObjectImpl for FaceDetector {
                     .blurb(
                         "On a live source, a frame that reaches this element more than this many \
                          milliseconds late gets no model run (the tracker carries the faces, the next \
-                         frame is tried): the analysis keeps up with the video instead of slowing it. \
-                         Counted in stats 'skipped'. 0 = never skip",
+                         frame is tried; the model still runs at least once in 15 frames): the \
+                         analysis keeps up with the video instead of slowing it. Counted in stats \
+                         'skipped'. 0 = never skip",
                     )
                     .default_value(DEFAULT_MAX_LATENESS)
                     .mutable_playing()
@@ -338,7 +342,11 @@ impl element::Filter for FaceDetector {
                 Some(Some(latency)) => late.and_then(|l| l.checked_sub(latency)),
                 _ => None,
             };
+            let overdue = state.last_run.is_some_and(|l| {
+                frame_no.saturating_sub(l) >= settings.interval.max(1) as u64 + MAX_SKIPS_IN_A_ROW
+            });
             let skip = due
+                && !overdue
                 && settings.max_lateness > 0
                 && late.is_some_and(|l| {
                     l > gst::ClockTime::from_mseconds(settings.max_lateness as u64)

@@ -494,8 +494,12 @@ impl FaceWatch {
         let Some(source) = self.base.peek(|st| st.map(|s| s.list.source())) else {
             return false;
         };
+        let before = source.stamp();
         let result = source.load();
-        let outcome = self.base.with_state(|s| Ok(s.list.apply(result))).ok();
+        let outcome = self
+            .base
+            .with_state(|s| Ok(s.list.apply(before, result)))
+            .ok();
         self.post_reload(outcome)
     }
 
@@ -545,9 +549,10 @@ impl FaceWatch {
                     self,
                     gst::ResourceError::Read,
                     (
-                        "Watch list {} was replaced by an older copy (generation {found}, the list in \
-                         use is generation {held}): refused, the current list stays in use. Restore \
-                         the current list or write a new one with the facewatch command",
+                        "Watch list {} was replaced by an older copy (generation {found}, the list \
+                         last in use is generation {held}): refused, the list in use stays (empty if \
+                         the file had been deleted). Restore the current list, or restart the \
+                         pipeline to accept this one",
                         path()
                     )
                 );

@@ -343,6 +343,8 @@ fn apply(running: Vec<Running>, new: &Config, events: &Events) -> Vec<Running> {
 }
 
 fn main() -> ExitCode {
+    // Before any thread exists (ONNX Runtime is loaded later, by the elements).
+    gstfacewatch::core::runtime::disable_telemetry();
     let cli = Cli::parse();
     let load = || match &cli.config {
         Some(p) => Config::load(p),

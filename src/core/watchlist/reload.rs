@@ -29,7 +29,7 @@ pub struct Source {
 }
 
 /// (modified, length) of a file, to notice changes; `None` when it cannot be read.
-type Stamp = Option<(SystemTime, u64)>;
+pub type Stamp = Option<(SystemTime, u64)>;
 
 fn stamp(path: &Path) -> Stamp {
     let m = std::fs::metadata(path).ok()?;
@@ -46,6 +46,11 @@ pub struct Loaded {
 }
 
 impl Source {
+    /// The file's stamp now: take it before [`Source::load`] and hand it to [`Reloader::apply`].
+    pub fn stamp(&self) -> Stamp {
+        stamp(&self.path)
+    }
+
     /// Reads, verifies and indexes the list (blocking: decryption, and Argon2 for a passphrase).
     pub fn load(&self) -> Result<Loaded, WatchlistError> {
         let stamp = stamp(&self.path);
@@ -88,7 +93,7 @@ pub struct Reloader {
     period: Duration,
     last_check: Instant,
     /// A background reload in progress delivers here.
-    pending: Option<Receiver<Result<Loaded, WatchlistError>>>,
+    pending: Option<Receiver<(Stamp, Result<Loaded, WatchlistError>)>>,
 }
 
 impl Reloader {
@@ -127,9 +132,9 @@ impl Reloader {
     pub fn poll(&mut self) -> Option<Outcome> {
         if let Some(rx) = &self.pending {
             match rx.try_recv() {
-                Ok(result) => {
+                Ok((before, result)) => {
                     self.pending = None;
-                    return Some(self.apply(result));
+                    return Some(self.apply(before, result));
                 }
                 Err(TryRecvError::Empty) => return None,
                 Err(TryRecvError::Disconnected) => self.pending = None,
@@ -156,15 +161,16 @@ impl Reloader {
         let (tx, rx) = channel();
         let source = self.source.clone();
         std::thread::spawn(move || {
-            let _ = tx.send(source.load());
+            let _ = tx.send((now, source.load()));
         });
         self.pending = Some(rx);
         None
     }
 
-    /// Puts a reload's result in use, or keeps the old list and remembers the bad file's stamp so
-    /// that it is not read again until it changes.
-    pub fn apply(&mut self, result: Result<Loaded, WatchlistError>) -> Outcome {
+    /// Puts a reload's result in use, or keeps the old list and remembers the stamp the bad file
+    /// had before it was read (`before`, from [`Source::stamp`]), so that it is not read again until
+    /// it changes (and a file still being written when it was read is read again once complete).
+    pub fn apply(&mut self, before: Stamp, result: Result<Loaded, WatchlistError>) -> Outcome {
         match result {
             Ok(loaded) if loaded.generation < self.generation => {
                 self.stamp = loaded.stamp;
@@ -180,7 +186,7 @@ impl Reloader {
                 Outcome::Reloaded(self.index.len())
             }
             Err(e) => {
-                self.stamp = stamp(&self.source.path);
+                self.stamp = before;
                 Outcome::Failed(e)
             }
         }
@@ -320,8 +326,9 @@ mod tests {
         let mut r = Reloader::open(source(&p, "m:1"), Duration::from_secs(3600)).unwrap();
         rewrite(&p, &list(&["a", "b", "c"]));
         assert!(r.poll().is_none(), "period not over: no check");
+        let before = r.source().stamp();
         let result = r.source().load();
-        assert!(matches!(r.apply(result), Outcome::Reloaded(3)));
+        assert!(matches!(r.apply(before, result), Outcome::Reloaded(3)));
         assert_eq!(r.index().len(), 3);
         std::fs::remove_dir_all(&d).unwrap();
     }
@@ -368,10 +375,28 @@ mod tests {
         assert!(matches!(settle(&mut r), Some(Outcome::Deleted)));
         assert!(r.index().is_empty());
         assert!(r.poll().is_none(), "said once");
-        // written again by the facewatch command (the generation goes on): in use again
+        // put back, not older than the list last in use (a current backup): in use again
         w.generation = 1;
         rewrite(&p, &w);
         assert!(matches!(settle(&mut r), Some(Outcome::Reloaded(2))));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_file_completed_after_a_failed_read_is_read_again() {
+        let d = dir("partial");
+        let p = d.join("w.fwl");
+        rewrite(&p, &list(&["a"]));
+        let mut r = Reloader::open(source(&p, "m:1"), Duration::ZERO).unwrap();
+        // A copy in progress: the reload reads half a file and fails...
+        std::fs::write(&p, b"FWATCHL\0half").unwrap();
+        let before = r.source().stamp();
+        let failed = r.source().load();
+        assert!(failed.is_err());
+        // ...while the copy completes.
+        rewrite(&p, &list(&["a", "b", "c"]));
+        assert!(matches!(r.apply(before, failed), Outcome::Failed(_)));
+        assert!(matches!(settle(&mut r), Some(Outcome::Reloaded(3))));
         std::fs::remove_dir_all(&d).unwrap();
     }
 }
