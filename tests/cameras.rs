@@ -7,15 +7,6 @@ mod common;
 use common::{obama_list, photo, require_runtime, scratch};
 use gst::prelude::*;
 
-fn rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap()
-}
-
 #[test]
 fn eight_cameras_share_one_detector_and_one_embedder_and_all_match() {
     require_runtime();
@@ -40,7 +31,7 @@ fn eight_cameras_share_one_detector_and_one_embedder_and_all_match() {
         let (mut sessions, mut peak) = (0, 0);
         for msg in bus.iter_timed(gst::ClockTime::from_seconds(180)) {
             sessions = sessions.max(gstfacewatch::core::runtime::loaded_sessions());
-            peak = peak.max(rss_kb());
+            peak = peak.max(common::rss_kb());
             match msg.view() {
                 gst::MessageView::Element(e) => {
                     let s = e.structure().unwrap();

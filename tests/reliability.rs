@@ -10,16 +10,6 @@ use std::time::Duration;
 use common::{obama_list, require_runtime, scratch};
 use gst::prelude::*;
 
-/// Resident memory of this process, in kB.
-fn rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap()
-}
-
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
@@ -140,12 +130,12 @@ fn two_hundred_state_cycles_leak_neither_memory_nor_files() {
         cycle();
     }
     std::thread::sleep(Duration::from_millis(200));
-    let (rss0, fds0) = (rss_kb(), open_fds());
+    let (rss0, fds0) = (common::rss_kb(), open_fds());
     for _ in 0..200 {
         cycle();
     }
     std::thread::sleep(Duration::from_millis(200));
-    let (rss1, fds1) = (rss_kb(), open_fds());
+    let (rss1, fds1) = (common::rss_kb(), open_fds());
     eprintln!("200 cycles: RSS {rss0} → {rss1} kB, fds {fds0} → {fds1}");
     assert!(fds1 <= fds0 + 2, "file descriptors grew: {fds0} → {fds1}");
     assert!(rss1 < rss0 + 20_000, "RSS grew by {} kB", rss1 - rss0);

@@ -32,13 +32,19 @@ fn wait_for_match(pipeline: &gst::Element, timeout: Duration) -> Option<String> 
     None
 }
 
-#[test]
-fn rtsp_camera_through_facewatchbin_matches() {
+/// A scratch dir with obama's list, and a test camera serving obama2.jpg: (dir, list, port, camera).
+fn obama_camera(name: &str) -> (std::path::PathBuf, std::path::PathBuf, u16, RtspCamera) {
     require_runtime();
-    let d = scratch("rtsp-bin");
+    let d = scratch(name);
     let list = obama_list(&d);
     let port = free_port();
-    let _camera = RtspCamera::start(port, "obama2.jpg");
+    let camera = RtspCamera::start(port, "obama2.jpg");
+    (d, list, port, camera)
+}
+
+#[test]
+fn rtsp_camera_through_facewatchbin_matches() {
+    let (d, list, port, _camera) = obama_camera("rtsp-bin");
     let rec = d.join("rec.mkv");
     // the watch branch and a recording branch, as an NVR would run them
     let pipeline = gst::parse::launch(&format!(
@@ -151,11 +157,7 @@ fn wait_for(timeout: Duration, mut ok: impl FnMut() -> bool) -> bool {
 
 #[test]
 fn nvr_config_file_reloads_on_sighup_and_refuses_a_bad_one() {
-    require_runtime();
-    let d = scratch("nvr-config");
-    let list = obama_list(&d);
-    let port = free_port();
-    let _camera = RtspCamera::start(port, "obama2.jpg");
+    let (d, list, port, _camera) = obama_camera("nvr-config");
     let config = d.join("nvr.toml");
     let camera = |name: &str| {
         format!(
@@ -292,11 +294,7 @@ fn the_test_camera_parses_its_arguments() {
 
 #[test]
 fn nvr_reconnects_a_frozen_camera() {
-    require_runtime();
-    let d = scratch("nvr-frozen");
-    let list = obama_list(&d);
-    let port = free_port();
-    let camera = RtspCamera::start(port, "obama2.jpg");
+    let (d, list, port, camera) = obama_camera("nvr-frozen");
     let events = d.join("events.jsonl");
     let log = d.join("nvr.log");
     let mut nvr = Command::new(env!("CARGO_BIN_EXE_facewatch-nvr"))
