@@ -43,6 +43,10 @@ pub struct Detector {
     /// Longest tensor side asked for (0 = manifest default).
     inference_size: u32,
     tensor: Vec<f32>,
+    /// The model's outputs of the last run (shape, values), reused from frame to frame.
+    outputs: Vec<(Vec<i64>, Vec<f32>)>,
+    /// Moving average of one model run (without the wait for the turn), ns.
+    run_ns: u64,
 }
 
 impl std::fmt::Debug for Detector {
@@ -86,6 +90,8 @@ impl Detector {
             decoder,
             inference_size,
             tensor: Vec::new(),
+            outputs: Vec::new(),
+            run_ns: 0,
         })
     }
 
@@ -96,6 +102,12 @@ impl Detector {
     /// Changes the longest tensor side (0 = the manifest's default) from the next frame on.
     pub fn set_inference_size(&mut self, inference_size: u32) {
         self.inference_size = inference_size;
+    }
+
+    /// How long a caller would wait now before its model run starts: the callers ahead (this
+    /// model is shared by the process's elements) times the usual run.
+    pub fn expected_wait(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.session.queued() * self.run_ns)
     }
 
     /// Tensor size used for a frame of this size.
@@ -136,23 +148,42 @@ impl Detector {
         let run_err = |e: &dyn std::fmt::Display| RuntimeError::Run(e.to_string());
         let input =
             TensorRef::from_array_view((shape, &self.tensor[..])).map_err(|e| run_err(&e))?;
+        // The outputs are copied out so that the session is free for the next camera while this
+        // one decodes.
         let mut session = lock(&self.session);
+        let t0 = std::time::Instant::now();
         let outputs = session
             .run(vec![(self.spec.manifest.input.name.as_str(), input)])
             .map_err(|e| run_err(&e))?;
-        let mut views = Vec::with_capacity(self.decoder.output_names().len());
-        for name in self.decoder.output_names() {
+        let names = self.decoder.output_names();
+        self.outputs.resize_with(names.len(), Default::default);
+        for (name, (shape, data)) in names.iter().zip(&mut self.outputs) {
             let value = outputs
                 .get(name)
                 .ok_or_else(|| RuntimeError::Run(format!("model produced no output '{name}'")))?;
-            let (shape, data) = value.try_extract_tensor::<f32>().map_err(|e| run_err(&e))?;
-            views.push(TensorView { shape, data });
+            let (s, d) = value.try_extract_tensor::<f32>().map_err(|e| run_err(&e))?;
+            shape.clear();
+            shape.extend_from_slice(s);
+            data.clear();
+            data.extend_from_slice(d);
         }
+        drop(outputs);
+        drop(session);
+        let took = t0.elapsed().as_nanos() as u64;
+        self.run_ns = if self.run_ns == 0 {
+            took
+        } else {
+            (self.run_ns * 7 + took) / 8
+        };
+        let views: Vec<TensorView> = self
+            .outputs
+            .iter()
+            .map(|(shape, data)| TensorView { shape, data })
+            .collect();
         let raw = self
             .decoder
             .decode(&views, p.threshold)
             .map_err(|e| run_err(&e))?;
-        drop(outputs);
 
         // Tensor coordinates → frame coordinates (continuous: 0 is the left edge of pixel 0).
         let (kx, ky) = (src_w / tw as f32, src_h / th as f32);

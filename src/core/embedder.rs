@@ -202,6 +202,7 @@ pub struct Embedder {
     session: SharedSession,
     chip_spec: TensorSpec,
     model_id: String,
+    shared_runs: u64,
 }
 
 impl std::fmt::Debug for Embedder {
@@ -249,6 +250,7 @@ impl Embedder {
             session,
             chip_spec,
             model_id,
+            shared_runs: 0,
         })
     }
 
@@ -319,13 +321,39 @@ impl Embedder {
         colourfulness(&self.chip_spec, chip) < GRAYSCALE_COLOURFULNESS
     }
 
-    /// Runs the model on `n` chips laid out one after another in `chips`; one inference.
+    /// Runs the model on `n` chips laid out one after another in `chips`: one inference, which may
+    /// also carry the chips that other elements of the process (other cameras) bring meanwhile.
     pub fn embed_chips(&mut self, chips: &[f32], n: usize) -> Result<Vec<Vec<f32>>, RuntimeError> {
+        self.embed_shared(chips, n, 0)
+    }
+
+    /// [`Embedder::embed_chips`], in a run of at most `max_rows` chips (0 = no limit) when shared.
+    fn embed_shared(
+        &mut self,
+        chips: &[f32],
+        n: usize,
+        max_rows: usize,
+    ) -> Result<Vec<Vec<f32>>, RuntimeError> {
         if n == 0 {
             return Ok(Vec::new());
         }
-        let (w, h) = (self.chip_spec.width, self.chip_spec.height);
         assert_eq!(chips.len(), n * self.chip_len(), "chip buffer size");
+        let (session, this) = (&self.session, &*self);
+        let (out, shared) = session.combiner().run(
+            this.chip_len(),
+            chips,
+            n,
+            max_rows,
+            &mut |rows, n| this.infer(rows, n),
+            |what| RuntimeError::Run(format!("embedder run failed: {what}")),
+        )?;
+        self.shared_runs += (shared.callers > 1) as u64;
+        Ok(out)
+    }
+
+    /// One model run on `n` chips.
+    fn infer(&self, chips: &[f32], n: usize) -> Result<Vec<Vec<f32>>, RuntimeError> {
+        let (w, h) = (self.chip_spec.width, self.chip_spec.height);
         let shape = match self.chip_spec.layout {
             Layout::Nchw => [n, 3, h, w],
             Layout::Nhwc => [n, h, w, 3],
@@ -349,6 +377,11 @@ impl Embedder {
         Ok(data.chunks_exact(dim).map(<[f32]>::to_vec).collect())
     }
 
+    /// Model runs of this embedder that also carried other elements' chips.
+    pub fn shared_runs(&self) -> u64 {
+        self.shared_runs
+    }
+
     /// Runs `n` prepared chips in batches of at most `max_batch` (0 = one batch).
     pub fn embed_batches(
         &mut self,
@@ -361,7 +394,11 @@ impl Embedder {
         let mut out = Vec::with_capacity(n);
         for start in (0..n).step_by(step) {
             let end = (start + step).min(n);
-            out.extend(self.embed_chips(&chips[start * len..end * len], end - start)?);
+            out.extend(self.embed_shared(
+                &chips[start * len..end * len],
+                end - start,
+                max_batch,
+            )?);
         }
         Ok(out)
     }

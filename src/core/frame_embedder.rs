@@ -4,6 +4,7 @@
 //! re-embed policy of `core::reembed`), run them as one batched inference and hand every face its
 //! descriptor, fresh or reused from its track. The element and the benchmark both run this.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use crate::core::embedder::{Embedder, eye_distance, square_pixels};
@@ -76,6 +77,8 @@ pub struct Counts {
     pub reused: u64,
     pub gated: u64,
     pub inference_ns: u64,
+    /// Inferences that also carried other elements' (cameras') faces.
+    pub shared: u64,
 }
 
 #[derive(Debug)]
@@ -84,7 +87,19 @@ pub struct FrameEmbedder {
     cache: DescriptorCache,
     /// Chips of the faces that get a fresh descriptor, one after another (reused across frames).
     chips: Vec<f32>,
+    /// Per track, what its face looked like when the detector last ran: frames in between (the
+    /// tracker's boxes) reuse it instead of warping a chip that could not be embedded anyway.
+    seen: HashMap<u64, Seen>,
     counts: Counts,
+}
+
+/// A track's face on the last frame the detector ran on.
+#[derive(Clone, Copy, Debug)]
+struct Seen {
+    size: f32,
+    quality: f32,
+    grayscale: bool,
+    eligible: bool,
 }
 
 impl FrameEmbedder {
@@ -93,6 +108,7 @@ impl FrameEmbedder {
             embedder,
             cache: DescriptorCache::new(Policy::default()),
             chips: Vec::new(),
+            seen: HashMap::new(),
             counts: Counts::default(),
         }
     }
@@ -108,6 +124,7 @@ impl FrameEmbedder {
     /// Forgets every track's descriptor (after a seek).
     pub fn clear(&mut self) {
         self.cache.clear();
+        self.seen.clear();
     }
 
     /// The faces of `frame`; returns one `FaceOut` per face, in order. `log` hears each decision
@@ -133,18 +150,40 @@ impl FrameEmbedder {
         self.counts.faces += faces.len() as u64;
         let len = self.embedder.chip_len();
 
-        // Chip and quality for every face; the chips of those that get a fresh descriptor stay.
+        // Chip and quality for every face the detector saw on this frame (other frames carry them
+        // from the last run); the chips of those that get a fresh descriptor stay.
         let mut plans = Vec::with_capacity(faces.len());
         let mut n = 0;
         for f in faces {
-            self.chips.resize((n + 1) * len, 0.0);
-            let size = eye_distance(&square_pixels(f.landmarks, par));
-            let chip_buf = &mut self.chips[n * len..(n + 1) * len];
-            let chip = self.embedder.chip(view, f.landmarks, par, chip_buf);
-            let grayscale = chip.is_some() && self.embedder.is_grayscale(chip_buf);
-            let quality = chip.unwrap_or(0.0);
-            let eligible =
-                chip.is_some() && size >= gates.min_eye_distance && quality >= gates.min_quality;
+            // Between detector runs a track's face is what it was at the last run: no chip.
+            let carried = (!detected).then(|| self.seen.get(&f.track)).flatten();
+            let Seen {
+                size,
+                quality,
+                grayscale,
+                eligible,
+            } = match carried {
+                Some(seen) => *seen,
+                None => {
+                    self.chips.resize((n + 1) * len, 0.0);
+                    let size = eye_distance(&square_pixels(f.landmarks, par));
+                    let chip_buf = &mut self.chips[n * len..(n + 1) * len];
+                    let chip = self.embedder.chip(view, f.landmarks, par, chip_buf);
+                    let quality = chip.unwrap_or(0.0);
+                    let seen = Seen {
+                        size,
+                        quality,
+                        grayscale: chip.is_some() && self.embedder.is_grayscale(chip_buf),
+                        eligible: chip.is_some()
+                            && size >= gates.min_eye_distance
+                            && quality >= gates.min_quality,
+                    };
+                    if detected {
+                        self.seen.insert(f.track, seen);
+                    }
+                    seen
+                }
+            };
             let reason = if eligible && detected {
                 self.cache.needs(f.track, frame_no, size, quality)
             } else {
@@ -178,6 +217,7 @@ impl FrameEmbedder {
                 b => n.div_ceil(b),
             } as u64;
             self.counts.descriptors += n as u64;
+            self.counts.shared = self.embedder.shared_runs();
         }
 
         let mut out = Vec::with_capacity(faces.len());
@@ -205,6 +245,9 @@ impl FrameEmbedder {
             });
         }
         self.cache.prune(frame_no);
+        // A track missing from a frame has ended.
+        self.seen
+            .retain(|track, _| faces.iter().any(|f| f.track == *track));
         Ok(out)
     }
 }

@@ -4,6 +4,7 @@
 //! elements and the CLI.
 
 pub mod align;
+pub mod batch;
 pub mod detect;
 pub mod detector;
 pub mod embedder;

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use ort::environment::Environment;
+
+use crate::core::batch::{Combiner, Turn, Turns};
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 
@@ -118,15 +120,57 @@ pub fn resolve_threads(threads: u32) -> usize {
 
 /// A loaded model, shared by every element of the process that loads the same file with the same
 /// number of threads (one copy of the weights and of ONNX Runtime's buffers however many cameras
-/// use it); runs are serialised by the mutex.
-pub type SharedSession = Arc<Mutex<Session>>;
+/// use it).
+pub type SharedSession = Arc<Model>;
+
+/// One loaded model and what its users share: runs are taken in turn, first come first served (so
+/// under load every camera gets the same share), and [`Model::combiner`] lets callers with rows of
+/// the same kind (face chips) go in one run.
+#[derive(Debug)]
+pub struct Model {
+    session: Mutex<Session>,
+    turns: Turns,
+    combiner: Combiner<RuntimeError>,
+}
+
+impl Model {
+    /// Combines rows of several callers into one run (see [`Combiner`]).
+    pub fn combiner(&self) -> &Combiner<RuntimeError> {
+        &self.combiner
+    }
+
+    /// Callers running or waiting to run this model now (other cameras' elements included).
+    pub fn queued(&self) -> u64 {
+        self.turns.queued()
+    }
+}
+
+/// The session while it is the holder's turn; the next waiting caller's turn comes when it drops.
+pub struct SessionGuard<'a> {
+    // Fields drop in order: the session before the turn.
+    session: MutexGuard<'a, Session>,
+    _turn: Turn<'a>,
+}
+
+impl std::ops::Deref for SessionGuard<'_> {
+    type Target = Session;
+    fn deref(&self) -> &Session {
+        &self.session
+    }
+}
+
+impl std::ops::DerefMut for SessionGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Session {
+        &mut self.session
+    }
+}
 
 /// A loaded session: (model file, its modified time and length, threads) and the session while
 /// anyone uses it. A model file replaced on disk is a new key: its elements load the new weights.
 type Loaded = (
     (PathBuf, Option<std::time::SystemTime>, u64),
     usize,
-    Weak<Mutex<Session>>,
+    Weak<Model>,
 );
 
 /// The sessions loaded in this process.
@@ -138,9 +182,14 @@ pub fn loaded_sessions() -> usize {
     reg.iter().filter(|(_, _, w)| w.strong_count() > 0).count()
 }
 
-/// Locks a shared session (a panic in another thread's run does not make it unusable).
-pub fn lock(session: &SharedSession) -> MutexGuard<'_, Session> {
-    session.lock().unwrap_or_else(|e| e.into_inner())
+/// Waits for the caller's turn at a shared session (first come, first served; a panic in another
+/// thread's run does not make it unusable).
+pub fn lock(model: &SharedSession) -> SessionGuard<'_> {
+    let turn = model.turns.take();
+    SessionGuard {
+        session: model.session.lock().unwrap_or_else(|e| e.into_inner()),
+        _turn: turn,
+    }
 }
 
 /// The session of `model` with `threads` intra-op threads: the one already loaded in this process,
@@ -165,7 +214,11 @@ pub fn load_session(model: &Path, threads: u32) -> Result<SharedSession, Runtime
     {
         return Ok(s);
     }
-    let session = Arc::new(Mutex::new(new_session(&key.0, n)?));
+    let session = Arc::new(Model {
+        session: Mutex::new(new_session(&key.0, n)?),
+        turns: Turns::default(),
+        combiner: Combiner::default(),
+    });
     reg.push((key, n, Arc::downgrade(&session)));
     Ok(session)
 }

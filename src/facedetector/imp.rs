@@ -36,7 +36,12 @@ const DEFAULT_POST_MESSAGES: bool = false;
 const DEFAULT_MAX_LATENESS: u32 = 100;
 /// However late the frames, the model runs at least once in this many frames (the analysis must
 /// not stop: a frame can look late for reasons no skip cures, e.g. a constant offset upstream).
-const MAX_SKIPS_IN_A_ROW: u64 = 15;
+/// Two seconds at 30 fps: rare enough that many cameras sharing one model can still each skip
+/// enough to keep up (every forced run blocks its camera for the others' turns too).
+const MAX_SKIPS_IN_A_ROW: u64 = 60;
+/// Frames without a model run after which a camera waits one `max-lateness` longer for a busy
+/// shared model (see `process`).
+const AGING: u64 = 4;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -239,10 +244,11 @@ impl ObjectImpl for FaceDetector {
                     .nick("Maximum lateness")
                     .blurb(
                         "On a live source, a frame that reaches this element more than this many \
-                         milliseconds late gets no model run (the tracker carries the faces, the next \
-                         frame is tried; the model still runs at least once in 15 frames): the \
-                         analysis keeps up with the video instead of slowing it. Counted in stats \
-                         'skipped'. 0 = never skip",
+                         milliseconds late, or while the model (shared by the process's cameras) \
+                         is busy for longer than that, gets no model run (the tracker carries the \
+                         faces, the next frame is tried; the model still runs at least once in 60 \
+                         frames): the analysis keeps up with the video instead of slowing it. \
+                         Counted in stats 'skipped'. 0 = never skip",
                     )
                     .default_value(DEFAULT_MAX_LATENESS)
                     .mutable_playing()
@@ -345,18 +351,28 @@ impl element::Filter for FaceDetector {
             let overdue = state.last_run.is_some_and(|l| {
                 frame_no.saturating_sub(l) >= settings.interval.max(1) as u64 + MAX_SKIPS_IN_A_ROW
             });
+            // On a live source, a frame is also skipped when the model is busy with other
+            // cameras' frames for longer than the lateness allowed: waiting would make this
+            // camera's video late (a fair share: whoever finds the queue short gets a run).
+            let max_late = gst::ClockTime::from_mseconds(settings.max_lateness as u64);
+            let wait = match state.live {
+                Some(Some(_)) => Some(state.detector.expected_wait()),
+                _ => None,
+            };
+            // The longer since this camera's last run, the longer it is willing to wait: every
+            // camera ages alike, so each gets its share however their frames are in step.
+            let since = state.last_run.map_or(0, |l| frame_no.saturating_sub(l));
+            let patience = std::time::Duration::from(max_late) * (1 + (since / AGING) as u32);
             let skip = due
                 && !overdue
                 && settings.max_lateness > 0
-                && late.is_some_and(|l| {
-                    l > gst::ClockTime::from_mseconds(settings.max_lateness as u64)
-                });
+                && (late.is_some_and(|l| l > max_late) || wait.is_some_and(|w| w > patience));
             if skip {
                 state.stats.skipped += 1;
                 gst::log!(
                     CAT,
                     imp = self,
-                    "frame {frame_no}: {late:?} late, model run skipped"
+                    "frame {frame_no}: {late:?} late, model busy for {wait:?}: model run skipped"
                 );
             }
             let run = due && !skip;

@@ -88,6 +88,7 @@ impl element::Stats for Stats {
             .field("reused", c.reused)
             .field("gated", c.gated)
             .field("inference-time-us", c.inference_ns / 1000)
+            .field("shared-inferences", c.shared)
             .build()
     }
 }
@@ -168,7 +169,9 @@ impl ObjectImpl for FaceEmbedder {
                 crate::props::stats(
                     "frames, faces, descriptors (computed), inferences \
                          (batched model runs), reused (descriptors carried from the track), gated \
-                         (faces under min-eye-distance or min-quality), inference-time-us",
+                         (faces under min-eye-distance or min-quality), inference-time-us, \
+                         shared-inferences (runs that also carried faces of other elements of \
+                         the process: cameras that share the model are batched together)",
                 ),
             ]
         });
