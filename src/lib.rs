@@ -18,6 +18,7 @@ mod element;
 mod errors;
 mod facedetector;
 mod faceembedder;
+mod faceredact;
 mod facewatch;
 mod facewatchbin;
 pub mod meta;
@@ -30,6 +31,7 @@ fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     meta::register();
     facedetector::register(plugin)?;
     faceembedder::register(plugin)?;
+    faceredact::register(plugin)?;
     facewatch::register(plugin)?;
     facewatchbin::register(plugin)?;
     Ok(())

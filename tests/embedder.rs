@@ -216,24 +216,11 @@ fn quality_gate_withholds_descriptors() {
 }
 
 /// Decodes a photo to RGB at a given size.
-fn rgb_photo(name: &str, w: usize, h: usize) -> Vec<u8> {
-    let run = common::run_pipeline(&format!(
-        "{} ! videoscale add-borders=false ! video/x-raw,format=RGB,width={w},height={h} ! appsink name=sink",
-        common::photo_src(name, "video/x-raw")
-    ));
-    let map = run.buffers[0].map_readable().unwrap();
-    // videoconvert output for RGB at these widths has stride 4-aligned rows
-    let stride = (w * 3).div_ceil(4) * 4;
-    (0..h)
-        .flat_map(|y| map[y * stride..y * stride + w * 3].to_vec())
-        .collect()
-}
-
-/// Pushes `frames` 640x480 RGB frames, each a grey background with the given photos pasted at
-/// positions that depend on the frame number, through `facedetector ! faceembedder <props>`.
-/// Returns per frame the (track-id, box x) of each face, and the embedder's stats.
+/// Pushes `frames` 640x480 RGB frames (`common::moving_frames`) through
+/// `facedetector ! faceembedder <props>`. Returns per frame the (track-id, box x) of each face, and
+/// the embedder's stats.
 fn moving_clip(
-    sprites: &[(Vec<u8>, usize, usize)],
+    sprites: &[common::Sprite],
     frames: usize,
     pos: impl Fn(usize, usize) -> (usize, usize),
     props: &str,
@@ -243,47 +230,27 @@ fn moving_clip(
 
 /// As `moving_clip`, with properties for the detector too.
 fn moving_clip_with(
-    sprites: &[(Vec<u8>, usize, usize)],
+    sprites: &[common::Sprite],
     frames: usize,
     pos: impl Fn(usize, usize) -> (usize, usize),
     detector_props: &str,
     props: &str,
 ) -> (Vec<Vec<(u64, u32)>>, gst::Structure) {
     require_runtime();
-    let (w, h) = (640usize, 480usize);
-    let pipeline = common::launch(&format!(
-        "appsrc name=src format=time caps=video/x-raw,format=RGB,width={w},height={h},framerate=25/1 \
-         ! facedetector {detector_props} ! faceembedder name=emb {props} ! appsink name=sink sync=false"
-    ));
-    let src = common::child::<gst_app::AppSrc>(&pipeline, "src");
-    let sink = common::child::<gst_app::AppSink>(&pipeline, "sink");
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let stride = (w * 3).div_ceil(4) * 4;
-    for n in 0..frames {
-        let mut frame = vec![90u8; stride * h];
-        for (k, (px, sw, sh)) in sprites.iter().enumerate() {
-            let (x0, y0) = pos(n, k);
-            for y in 0..*sh {
-                let dst = (y0 + y) * stride + x0 * 3;
-                frame[dst..dst + sw * 3].copy_from_slice(&px[y * sw * 3..(y + 1) * sw * 3]);
-            }
-        }
-        let mut buf = gst::Buffer::from_mut_slice(frame);
-        buf.get_mut()
-            .unwrap()
-            .set_pts(gst::ClockTime::from_mseconds(40 * n as u64));
-        src.push_buffer(buf).unwrap();
-    }
-    src.end_of_stream().unwrap();
-    let mut out = Vec::new();
-    while let Ok(s) = sink.pull_sample() {
-        out.push(
-            meta::faces(s.buffer().unwrap())
+    let frames = common::moving_frames(sprites, frames, pos);
+    let (buffers, pipeline) = common::push_frames(
+        &format!("facedetector {detector_props} ! faceembedder name=emb {props}"),
+        frames,
+    );
+    let out = buffers
+        .iter()
+        .map(|b| {
+            meta::faces(b)
                 .iter()
                 .map(|f| (f.track_id, f.rect.0))
-                .collect(),
-        );
-    }
+                .collect()
+        })
+        .collect();
     let stats = pipeline
         .by_name("emb")
         .unwrap()
@@ -294,7 +261,7 @@ fn moving_clip_with(
 
 #[test]
 fn one_face_moving_keeps_its_track_and_is_embedded_once() {
-    let face = (rgb_photo("obama.jpg", 182, 227), 182, 227);
+    let face = common::sprite("obama.jpg", 182, 227);
     let (frames, stats) = moving_clip(&[face], 40, |n, _| (20 + n * 10, 120), "reembed-interval=0");
     assert_eq!(frames.len(), 40);
     assert!(frames.iter().all(|f| f.len() == 1), "{frames:?}");
@@ -308,8 +275,8 @@ fn one_face_moving_keeps_its_track_and_is_embedded_once() {
 
 #[test]
 fn two_faces_keep_two_tracks() {
-    let a = (rgb_photo("obama.jpg", 146, 182), 146, 182);
-    let b = (rgb_photo("biden.jpg", 130, 295), 130, 295);
+    let a = common::sprite("obama.jpg", 146, 182);
+    let b = common::sprite("biden.jpg", 130, 295);
     let (frames, stats) = moving_clip(
         &[a, b],
         30,
@@ -330,7 +297,7 @@ fn two_faces_keep_two_tracks() {
 
 #[test]
 fn reembed_interval_refreshes() {
-    let face = (rgb_photo("obama.jpg", 182, 227), 182, 227);
+    let face = common::sprite("obama.jpg", 182, 227);
     let (_, stats) = moving_clip(&[face], 30, |_, _| (200, 120), "reembed-interval=10");
     // warm-up on frames 0, 1, 2, then every 10 frames: 12, 22
     assert_eq!(stats.get::<u64>("descriptors").unwrap(), 5, "{stats}");
@@ -338,7 +305,7 @@ fn reembed_interval_refreshes() {
 
 #[test]
 fn descriptors_only_on_frames_the_detector_ran_on() {
-    let face = (rgb_photo("obama.jpg", 182, 227), 182, 227);
+    let face = common::sprite("obama.jpg", 182, 227);
     // facedetector interval=3 runs on frames 0, 3, 6, …; with reembed-interval=1 every one of those
     // (and only those) gets a descriptor: 10 of 30 frames.
     let (frames, stats) = moving_clip_with(

@@ -379,7 +379,7 @@ fn descriptors_of_another_model_are_an_error_naming_both() {
 #[test]
 fn pixel_elements_refuse_formats_and_sizes_they_cannot_read() {
     common::init();
-    for name in ["facedetector", "faceembedder"] {
+    for name in ["facedetector", "faceembedder", "faceredact"] {
         let e = gst::ElementFactory::make(name).build().unwrap();
         let sink = e.static_pad("sink").unwrap();
         let accepts = |caps: &str| sink.query_accept_caps(&caps.parse::<gst::Caps>().unwrap());
@@ -444,4 +444,147 @@ fn facewatchbin_proxies_its_properties_to_the_children() {
     let spec = bin.find_property("threshold").unwrap();
     let inner = child("watch").find_property("threshold").unwrap();
     assert_eq!(spec.blurb(), inner.blurb());
+}
+
+// ---- faceredact with synthetic face metadata ----
+
+/// A 64×32 RGBx frame of a fine checkerboard, with faces (track, box, identified) as facedetector
+/// (and facewatch, when identified) would leave them.
+/// A face box in frame pixels: x, y, width, height.
+type Rect = (u32, u32, u32, u32);
+
+fn checker_frame(n: u64, faces: &[(u64, Rect, bool)]) -> gst::Buffer {
+    let data: Vec<u8> = (0..64 * 32 * 4)
+        .map(|i| {
+            if (i / 4 % 64 + i / 256) % 2 == 0 {
+                200
+            } else {
+                40
+            }
+        })
+        .collect();
+    let mut buf = gst::Buffer::from_mut_slice(data);
+    {
+        let b = buf.get_mut().unwrap();
+        b.set_pts(gst::ClockTime::from_mseconds(100 * n));
+        meta::set_frame_info(
+            b,
+            &FrameInfo {
+                frame: n,
+                detected: true,
+                faces: faces.len() as u32,
+            },
+        );
+        for (i, (track, rect, known)) in faces.iter().enumerate() {
+            meta::add_face(
+                b,
+                &Face {
+                    index: i as u32,
+                    track_id: *track,
+                    rect: *rect,
+                    score: 0.9,
+                    landmarks: Vec::new(),
+                    embedding: None,
+                    identity: None,
+                },
+            );
+            if *known {
+                meta::set_identity(
+                    b,
+                    i as u32,
+                    &meta::IdentityTag {
+                        label: "alice".into(),
+                        identity_id: "a".into(),
+                        score: 0.9,
+                    },
+                );
+            }
+        }
+    }
+    buf
+}
+
+/// Whether the box's pixels (RGB, alpha aside) differ from the checkerboard's.
+fn touched(buf: &gst::Buffer, (x, y, w, h): Rect) -> bool {
+    let original = checker_frame(0, &[]);
+    let (a, b) = (
+        original.map_readable().unwrap(),
+        buf.map_readable().unwrap(),
+    );
+    (y..y + h).any(|yy| {
+        (x..x + w).any(|xx| {
+            let i = ((yy * 64 + xx) * 4) as usize;
+            a[i..i + 3] != b[i..i + 3]
+        })
+    })
+}
+
+fn redactor(props: &[(&str, &str)]) -> (Harness, gst::Bus) {
+    common::init();
+    let e = gst::ElementFactory::make("faceredact").build().unwrap();
+    for (k, v) in props {
+        e.set_property_from_str(k, v);
+    }
+    let bus = gst::Bus::new();
+    e.set_bus(Some(&bus));
+    let mut h = Harness::with_element(&e, Some("sink"), Some("src"));
+    h.set_src_caps_str("video/x-raw,format=RGBx,width=64,height=32,framerate=10/1");
+    (h, bus)
+}
+
+#[test]
+fn faceredact_modes_choose_whose_face() {
+    let (alice, stranger) = ((4, 4, 16, 16), (40, 4, 16, 16));
+    for (mode, want_alice, want_stranger) in [
+        ("all", true, true),
+        ("unmatched", false, true),
+        ("matched", true, false),
+    ] {
+        let (mut h, _bus) = redactor(&[("mode", mode), ("margin", "0")]);
+        let out = h
+            .push_and_pull(checker_frame(0, &[(1, alice, true), (2, stranger, false)]))
+            .unwrap();
+        assert_eq!(touched(&out, alice), want_alice, "{mode}: alice");
+        assert_eq!(touched(&out, stranger), want_stranger, "{mode}: stranger");
+        // Outside the boxes nothing changes.
+        assert!(!touched(&out, (0, 24, 64, 8)), "{mode}: outside the boxes");
+    }
+}
+
+#[test]
+fn faceredact_keeps_a_lost_tracks_box_redacted_for_hold_frames() {
+    let face = (20, 4, 16, 16);
+    let (mut h, _bus) = redactor(&[("hold", "3"), ("method", "fill")]);
+    assert!(touched(
+        &h.push_and_pull(checker_frame(0, &[(7, face, false)]))
+            .unwrap(),
+        face
+    ));
+    // The track is gone (the detector missed it): its last box stays redacted 3 frames.
+    for n in 1..=3 {
+        let out = h.push_and_pull(checker_frame(n, &[])).unwrap();
+        assert!(touched(&out, face), "frame {n}: a lost face was shown");
+    }
+    let out = h.push_and_pull(checker_frame(4, &[])).unwrap();
+    assert!(!touched(&out, face), "held longer than 'hold'");
+    let stats = h.element().unwrap().property::<gst::Structure>("stats");
+    assert_eq!(stats.get::<u64>("held").unwrap(), 3, "{stats}");
+    assert_eq!(stats.get::<u64>("redacted").unwrap(), 4, "{stats}");
+}
+
+#[test]
+fn faceredact_fails_closed_on_a_frame_without_detector_metadata() {
+    let (mut h, bus) = redactor(&[("mode", "all")]);
+    let mut plain = gst::Buffer::with_size(64 * 32 * 4).unwrap();
+    plain.get_mut().unwrap().set_pts(gst::ClockTime::ZERO);
+    assert_eq!(h.push(plain), Err(gst::FlowError::Error));
+    assert_eq!(h.buffers_in_queue(), 0, "a frame went out unredacted");
+    let err = bus
+        .iter()
+        .find_map(|m| match m.view() {
+            gst::MessageView::Error(e) => Some(e.error().to_string()),
+            _ => None,
+        })
+        .expect("an element error");
+    assert!(err.contains("put facedetector"), "{err}");
 }

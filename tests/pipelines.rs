@@ -131,6 +131,47 @@ fn record_script_writes_mp4_and_matches() {
     std::fs::remove_dir_all(d).unwrap();
 }
 
+/// pipelines/record-redacted.sh: the recording shows the listed person (once identified) and
+/// nobody else's face.
+#[test]
+fn record_redacted_script_hides_everyone_but_the_listed_person() {
+    require_runtime();
+    let d = scratch("record-redacted");
+    let (list, video) = (obama_list(&d), obama_then_biden(&d));
+    let out = d.join("rec.mp4");
+    let mut c = script(
+        "record-redacted.sh",
+        &[
+            video.to_str().unwrap(),
+            list.to_str().unwrap(),
+            out.to_str().unwrap(),
+        ],
+    );
+    let found = read_until(
+        &mut c,
+        "facewatch-match",
+        usize::MAX,
+        Duration::from_secs(120),
+    );
+    assert!(c.wait().unwrap().success());
+    assert_eq!(found.len(), 1, "obama matched");
+    let run = common::run_pipeline(&format!(
+        "filesrc location=\"{}\" ! decodebin ! videoconvert ! facedetector ! appsink name=sink",
+        out.display()
+    ));
+    assert!(run.error.is_none(), "{:?}", run.error);
+    assert_eq!(run.buffers.len(), 40);
+    let faces: Vec<usize> = run
+        .buffers
+        .iter()
+        .map(|b| gstfacewatch::meta::faces(b).len())
+        .collect();
+    // obama2 (frames 0-19) shows once identified; biden (20-39) never does.
+    assert!(faces[10..20].iter().all(|&n| n == 1), "{faces:?}");
+    assert!(faces[20..].iter().all(|&n| n == 0), "{faces:?}");
+    std::fs::remove_dir_all(d).unwrap();
+}
+
 #[test]
 fn rtsp_and_multi_camera_scripts_match_live_cameras() {
     require_runtime();

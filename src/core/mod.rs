@@ -12,6 +12,7 @@ pub mod frame;
 pub mod frame_embedder;
 pub mod manifest;
 pub mod matcher;
+pub mod redact;
 pub mod reembed;
 pub mod runtime;
 pub mod similarity;

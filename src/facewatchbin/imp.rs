@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-//! facewatchbin implementation: a bin `videoconvert ! facedetector ! faceembedder ! facewatch` with
-//! ghost pads and the main properties of its children proxied. The `videoconvert` works in
+//! facewatchbin implementation: a bin `videoconvert ! facedetector ! faceembedder ! facewatch !
+//! faceredact` (the last in passthrough unless `redact` asks for it) with ghost pads and the main
+//! properties of its children proxied. The `videoconvert` works in
 //! passthrough (no copy, no conversion) whenever upstream already delivers a format the elements read
 //! (RGB, BGR, RGBx, BGRx, xRGB, xBGR, RGBA, BGRA, I420, NV12), and converts only otherwise.
 
@@ -9,6 +10,7 @@ use std::sync::LazyLock;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
+use gst_base::prelude::*;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -36,11 +38,31 @@ const PROXIED: [(&str, &str, &str); 14] = [
     ("reembed-interval", "embed", "reembed-interval"),
 ];
 
+/// The bin's `redact` property: whose faces its `faceredact` redacts, or none (it passes the
+/// video through untouched then).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, glib::Enum)]
+#[enum_type(name = "GstFaceWatchBinRedact")]
+pub enum Redact {
+    #[enum_value(name = "No redaction", nick = "none")]
+    None,
+    #[enum_value(name = "Every face", nick = "all")]
+    All,
+    #[enum_value(
+        name = "Every face not identified as someone on the list",
+        nick = "unmatched"
+    )]
+    Unmatched,
+    #[enum_value(name = "Only faces identified", nick = "matched")]
+    Matched,
+}
+
 pub struct FaceWatchBin {
     convert: gst::Element,
     detect: gst::Element,
     embed: gst::Element,
     watch: gst::Element,
+    redact: gst::Element,
+    redact_mode: std::sync::Mutex<Redact>,
 }
 
 impl FaceWatchBin {
@@ -76,6 +98,8 @@ impl ObjectSubclass for FaceWatchBin {
             detect: own(crate::facedetector::FaceDetector::static_type(), "detect"),
             embed: own(crate::faceembedder::FaceEmbedder::static_type(), "embed"),
             watch: own(crate::facewatch::FaceWatch::static_type(), "watch"),
+            redact: own(crate::faceredact::FaceRedact::static_type(), "redact"),
+            redact_mode: std::sync::Mutex::new(Redact::None),
         }
     }
 }
@@ -102,12 +126,42 @@ impl ObjectImpl for FaceWatchBin {
             v.push(crate::props::threads(
                 "of the detector and of the embedder each",
             ));
+            v.push(
+                glib::ParamSpecEnum::builder_with_default("redact", Redact::None)
+                    .nick("Redact")
+                    .blurb(
+                        "Redact faces in the video the bin passes on (faceredact with its defaults: \
+                         pixelate, margin 0.2): none, all, unmatched (everyone not identified as \
+                         someone on the list) or matched",
+                    )
+                    .mutable_playing()
+                    .build(),
+            );
             v
         });
         PROPS.as_ref()
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        if pspec.name() == "redact" {
+            let mode = value.get::<Redact>().expect("type checked upstream");
+            *self.redact_mode.lock().unwrap() = mode;
+            let child_mode = match mode {
+                Redact::None => None,
+                Redact::All => Some("all"),
+                Redact::Unmatched => Some("unmatched"),
+                Redact::Matched => Some("matched"),
+            };
+            if let Some(m) = child_mode {
+                self.redact.set_property_from_str("mode", m);
+            }
+            self.redact
+                .downcast_ref::<gst_base::BaseTransform>()
+                .expect("faceredact is a BaseTransform")
+                .set_passthrough(child_mode.is_none());
+            gst::debug!(CAT, imp = self, "redact {mode:?}");
+            return;
+        }
         if pspec.name() == "threads" {
             self.detect.set_property_from_value("threads", value);
             self.embed.set_property_from_value("threads", value);
@@ -122,6 +176,9 @@ impl ObjectImpl for FaceWatchBin {
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        if pspec.name() == "redact" {
+            return self.redact_mode.lock().unwrap().to_value();
+        }
         if pspec.name() == "threads" {
             return self.detect.property_value("threads");
         }
@@ -138,17 +195,27 @@ impl ObjectImpl for FaceWatchBin {
     fn constructed(&self) {
         self.parent_constructed();
         let obj = self.obj();
-        obj.add_many([&self.convert, &self.detect, &self.embed, &self.watch])
-            .expect("add children");
-        gst::Element::link_many([&self.convert, &self.detect, &self.embed, &self.watch])
-            .expect("link children");
+        let children = [
+            &self.convert,
+            &self.detect,
+            &self.embed,
+            &self.watch,
+            &self.redact,
+        ];
+        obj.add_many(children).expect("add children");
+        gst::Element::link_many(children).expect("link children");
+        // No redaction until the `redact` property asks for it.
+        self.redact
+            .downcast_ref::<gst_base::BaseTransform>()
+            .expect("faceredact is a BaseTransform")
+            .set_passthrough(true);
         let sink =
             gst::GhostPad::builder_with_target(&self.convert.static_pad("sink").expect("sink pad"))
                 .expect("ghost sink")
                 .name("sink")
                 .build();
         let src =
-            gst::GhostPad::builder_with_target(&self.watch.static_pad("src").expect("src pad"))
+            gst::GhostPad::builder_with_target(&self.redact.static_pad("src").expect("src pad"))
                 .expect("ghost src")
                 .name("src")
                 .build();

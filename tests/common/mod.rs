@@ -400,3 +400,80 @@ pub fn write_list(path: &Path, model_id: &str, people: &[(&str, u64)], key: [u8;
     }
     save(path, &mut list, &Secret::Key(key)).unwrap();
 }
+
+// ---- Moving faces: synthetic 640x480 RGB frames with photos pasted where a function says ----
+
+/// A photo scaled to `w`×`h`, as packed RGB rows.
+pub struct Sprite {
+    pub rgb: Vec<u8>,
+    pub w: usize,
+    pub h: usize,
+}
+
+/// `name` scaled to `w`×`h` (no borders).
+pub fn sprite(name: &str, w: usize, h: usize) -> Sprite {
+    let run = run_pipeline(&format!(
+        "{} ! videoscale add-borders=false ! video/x-raw,format=RGB,width={w},height={h} ! appsink name=sink",
+        photo_src(name, "video/x-raw")
+    ));
+    let map = run.buffers[0].map_readable().unwrap();
+    // videoconvert output for RGB has 4-aligned rows
+    let stride = (w * 3).div_ceil(4) * 4;
+    let rgb = (0..h)
+        .flat_map(|y| map[y * stride..y * stride + w * 3].to_vec())
+        .collect();
+    Sprite { rgb, w, h }
+}
+
+/// Size of the frames of [`moving_frames`].
+pub const MOVING_W: usize = 640;
+pub const MOVING_H: usize = 480;
+
+/// `frames` 640x480 RGB frames (rows 4-aligned): a grey background with sprite `k` pasted at
+/// `pos(frame, k)` (its top-left corner; it must fit).
+pub fn moving_frames(
+    sprites: &[Sprite],
+    frames: usize,
+    pos: impl Fn(usize, usize) -> (usize, usize),
+) -> Vec<Vec<u8>> {
+    let stride = (MOVING_W * 3).div_ceil(4) * 4;
+    (0..frames)
+        .map(|n| {
+            let mut frame = vec![90u8; stride * MOVING_H];
+            for (k, s) in sprites.iter().enumerate() {
+                let (x0, y0) = pos(n, k);
+                for y in 0..s.h {
+                    let dst = (y0 + y) * stride + x0 * 3;
+                    frame[dst..dst + s.w * 3]
+                        .copy_from_slice(&s.rgb[y * s.w * 3..(y + 1) * s.w * 3]);
+                }
+            }
+            frame
+        })
+        .collect()
+}
+
+/// Pushes [`moving_frames`] at 25 fps through `appsrc ! <middle> ! appsink`; returns what came out
+/// and the pipeline (at EOS, for reading stats; the caller sets it to NULL).
+pub fn push_frames(middle: &str, frames: Vec<Vec<u8>>) -> (Vec<gst::Buffer>, gst::Pipeline) {
+    let pipeline = launch(&format!(
+        "appsrc name=src format=time caps=video/x-raw,format=RGB,width={MOVING_W},height={MOVING_H},framerate=25/1 \
+         ! {middle} ! appsink name=sink sync=false"
+    ));
+    let src = child::<gst_app::AppSrc>(&pipeline, "src");
+    let sink = child::<gst_app::AppSink>(&pipeline, "sink");
+    pipeline.set_state(gst::State::Playing).unwrap();
+    for (n, frame) in frames.into_iter().enumerate() {
+        let mut buf = gst::Buffer::from_mut_slice(frame);
+        buf.get_mut()
+            .unwrap()
+            .set_pts(gst::ClockTime::from_mseconds(40 * n as u64));
+        src.push_buffer(buf).unwrap();
+    }
+    src.end_of_stream().unwrap();
+    let mut out = Vec::new();
+    while let Ok(s) = sink.pull_sample() {
+        out.push(s.buffer_owned().unwrap());
+    }
+    (out, pipeline)
+}

@@ -1,0 +1,433 @@
+// SPDX-License-Identifier: MIT
+//! faceredact implementation: properties, the choice of boxes (mode, held boxes of lost tracks)
+//! and the frame's planes. The pixel work is `core::redact`.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::subclass::prelude::*;
+use gst_video::prelude::*;
+
+use crate::core::frame::PixelFormat;
+use crate::core::redact::{self, PixelBox, PlaneMut};
+use crate::element;
+use crate::meta;
+use crate::video;
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "faceredact",
+        gst::DebugColorFlags::empty(),
+        Some("facewatch face redaction"),
+    )
+});
+
+/// Whose faces are redacted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, glib::Enum)]
+#[enum_type(name = "GstFaceRedactMode")]
+pub enum Mode {
+    #[enum_value(name = "Every face", nick = "all")]
+    All,
+    #[enum_value(
+        name = "Every face facewatch has not identified (everyone not on the list)",
+        nick = "unmatched"
+    )]
+    Unmatched,
+    #[enum_value(name = "Only faces facewatch identified", nick = "matched")]
+    Matched,
+}
+
+/// How.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, glib::Enum)]
+#[enum_type(name = "GstFaceRedactMethod")]
+pub enum Method {
+    #[enum_value(
+        name = "Blocks of the mean colour (strength: block size)",
+        nick = "pixelate"
+    )]
+    Pixelate,
+    #[enum_value(name = "Box blur, three passes (strength: radius)", nick = "blur")]
+    Blur,
+    #[enum_value(name = "Black", nick = "fill")]
+    Fill,
+}
+
+impl From<Method> for redact::Method {
+    fn from(m: Method) -> Self {
+        match m {
+            Method::Pixelate => redact::Method::Pixelate,
+            Method::Blur => redact::Method::Blur,
+            Method::Fill => redact::Method::Fill,
+        }
+    }
+}
+
+macro_rules! enum_prop {
+    ($($t:ty),*) => {$(
+        impl crate::props::Prop for $t {
+            fn from_value(v: &glib::Value) -> Self {
+                v.get().expect("type checked upstream")
+            }
+            fn value(&self) -> glib::Value {
+                self.to_value()
+            }
+        }
+    )*};
+}
+enum_prop!(Mode, Method);
+
+const DEFAULT_MODE: Mode = Mode::Unmatched;
+const DEFAULT_METHOD: Method = Method::Pixelate;
+const DEFAULT_STRENGTH: u32 = 15;
+const DEFAULT_MARGIN: f32 = 0.2;
+const DEFAULT_HOLD: u32 = 15;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    mode: Mode,
+    method: Method,
+    strength: u32,
+    margin: f32,
+    hold: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            mode: DEFAULT_MODE,
+            method: DEFAULT_METHOD,
+            strength: DEFAULT_STRENGTH,
+            margin: DEFAULT_MARGIN,
+            hold: DEFAULT_HOLD,
+        }
+    }
+}
+
+crate::props::settings_properties!(Settings {
+    "mode" => mode,
+    "method" => method,
+    "strength" => strength,
+    "margin" => margin,
+    "hold" => hold,
+});
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    frames: u64,
+    redacted: u64,
+    held: u64,
+    spared: u64,
+}
+
+impl element::Stats for Stats {
+    fn structure(&self) -> gst::Structure {
+        gst::Structure::builder("faceredact-stats")
+            .field("frames", self.frames)
+            .field("redacted", self.redacted)
+            .field("held", self.held)
+            .field("spared", self.spared)
+            .build()
+    }
+}
+
+/// A redacted track's last box (frame pixels) and how many more frames it stays redacted once
+/// the track is gone.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    rect: (u32, u32, u32, u32),
+    frames_left: u32,
+}
+
+pub struct State {
+    held: HashMap<u64, Held>,
+    scratch: Vec<u32>,
+    stats: Stats,
+}
+
+impl element::Running for State {
+    type Stats = Stats;
+
+    fn flush(&mut self) {
+        self.held.clear();
+    }
+
+    fn input_changed(&mut self, _old: Option<&video::Input>, _new: &video::Input) {
+        // Boxes of another frame size mean nothing here (the tracker starts again too).
+        self.held.clear();
+    }
+
+    fn stats(&self) -> Stats {
+        self.stats
+    }
+}
+
+#[derive(Default)]
+pub struct FaceRedact {
+    base: element::Base<Settings, State>,
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for FaceRedact {
+    const NAME: &'static str = "GstFaceRedact";
+    type Type = super::FaceRedact;
+    type ParentType = gst_video::VideoFilter;
+}
+
+impl ObjectImpl for FaceRedact {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            vec![
+                glib::ParamSpecEnum::builder_with_default("mode", DEFAULT_MODE)
+                    .nick("Mode")
+                    .blurb(
+                        "Whose faces: all (needs facedetector upstream), unmatched (everyone \
+                         facewatch has not identified as someone on the list; needs facewatch \
+                         upstream, without it every face is redacted) or matched (only those it \
+                         identified)",
+                    )
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("method", DEFAULT_METHOD)
+                    .nick("Method")
+                    .blurb("pixelate, blur or fill (black)")
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("strength")
+                    .nick("Strength")
+                    .blurb(
+                        "Per cent of the redacted box's longer side: the block size of pixelate, \
+                         the radius of blur (ignored by fill). At the default a pixelated face \
+                         is about 5 blocks wide and is no longer found by facedetector nor \
+                         recognised by the embedder",
+                    )
+                    .minimum(1)
+                    .maximum(100)
+                    .default_value(DEFAULT_STRENGTH)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecFloat::builder("margin")
+                    .nick("Margin")
+                    .blurb("The face box is enlarged by this fraction of its size on every side (hair, ears, chin)")
+                    .minimum(0.0)
+                    .maximum(2.0)
+                    .default_value(DEFAULT_MARGIN)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("hold")
+                    .nick("Hold")
+                    .blurb(
+                        "Frames a redacted face's last box stays redacted after its track is lost \
+                         (a face the detector misses for a moment stays covered)",
+                    )
+                    .default_value(DEFAULT_HOLD)
+                    .mutable_playing()
+                    .build(),
+                crate::props::stats(
+                    "frames, redacted (boxes redacted, held ones included), held (boxes of \
+                     lost tracks redacted), spared (faces left as they are because of mode)",
+                ),
+            ]
+        });
+        PROPS.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        self.base.set_property(self, *CAT, value, pspec);
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        self.base.property(pspec)
+    }
+}
+
+impl GstObjectImpl for FaceRedact {}
+
+impl ElementImpl for FaceRedact {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "Face redaction",
+                "Filter/Effect/Video",
+                "Pixelates, blurs or fills the faces facedetector found (all, those facewatch did \
+                 not identify, or those it did), in place; fails closed: a frame without \
+                 facedetector metadata is an error, boxes of lost tracks stay redacted a while",
+                "facewatch developers",
+            )
+        });
+        Some(&*META)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        video::pad_templates()
+    }
+}
+
+element::in_place_filter!(FaceRedact, video CAT);
+
+impl element::Filter for FaceRedact {
+    type State = State;
+
+    fn open(&self) -> Result<State, gst::ErrorMessage> {
+        Ok(State {
+            held: HashMap::new(),
+            scratch: Vec::new(),
+            stats: Stats::default(),
+        })
+    }
+
+    fn process(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let settings = self.base.settings();
+        if meta::frame_info(buf).is_none() {
+            // Fail closed: without the detector's metadata nobody knows where the faces are.
+            return Err(element::fail(
+                self,
+                gst::error_msg!(
+                    gst::StreamError::Format,
+                    ("A frame without facedetector metadata reached faceredact: put facedetector \
+                         (and facewatch, for mode=unmatched or matched) before it. Frames are not \
+                         passed on unredacted")
+                ),
+            ));
+        }
+        let faces = meta::faces(buf);
+        self.base.with_frame_state(|state, input| {
+            state.stats.frames += 1;
+            let mut boxes = Vec::with_capacity(faces.len());
+            for f in &faces {
+                let redact = match settings.mode {
+                    Mode::All => true,
+                    Mode::Unmatched => f.identity.is_none(),
+                    Mode::Matched => f.identity.is_some(),
+                };
+                if redact {
+                    state.held.insert(
+                        f.track_id,
+                        Held {
+                            rect: f.rect,
+                            frames_left: settings.hold,
+                        },
+                    );
+                    boxes.push(f.rect);
+                } else {
+                    state.held.remove(&f.track_id);
+                    state.stats.spared += 1;
+                }
+            }
+            // Tracks that were redacted and are gone now: their last box, for `hold` frames.
+            let present = |t: &u64| faces.iter().any(|f| f.track_id == *t);
+            let mut held = 0;
+            state.held.retain(|t, h| {
+                if present(t) {
+                    return true;
+                }
+                if h.frames_left == 0 {
+                    return false;
+                }
+                h.frames_left -= 1;
+                boxes.push(h.rect);
+                held += 1;
+                true
+            });
+            state.stats.held += held;
+            state.stats.redacted += boxes.len() as u64;
+            if boxes.is_empty() {
+                return Ok(());
+            }
+            let info = &input.info;
+            let mut frame =
+                gst_video::VideoFrameRef::from_buffer_ref_writable(buf, info).map_err(|_| {
+                    element::fail(
+                        self,
+                        gst::error_msg!(
+                            gst::StreamError::Format,
+                            ("Cannot map the frame for writing")
+                        ),
+                    )
+                })?;
+            let strides: Vec<usize> = frame.plane_stride().iter().map(|&s| s as usize).collect();
+            let (w, h) = (info.width() as usize, info.height() as usize);
+            let data = frame.planes_data_mut();
+            let mut planes = planes(input.format, data, &strides, w, h);
+            for (x, y, bw, bh) in boxes {
+                let Some(b) = PixelBox::around(
+                    x as f32,
+                    y as f32,
+                    bw as f32,
+                    bh as f32,
+                    settings.margin,
+                    w,
+                    h,
+                ) else {
+                    continue;
+                };
+                redact::redact(
+                    &mut planes,
+                    b,
+                    settings.method.into(),
+                    settings.strength,
+                    &mut state.scratch,
+                );
+            }
+            Ok(())
+        })?;
+        Ok(gst::FlowSuccess::Ok)
+    }
+}
+
+/// The planes of a frame in `format` for the redactor.
+fn planes<'a>(
+    format: PixelFormat,
+    data: [&'a mut [u8]; 4],
+    strides: &[usize],
+    w: usize,
+    h: usize,
+) -> Vec<PlaneMut<'a>> {
+    let [p0, p1, p2, _] = data;
+    let packed = |data: &'a mut [u8], bytes: usize, channels: &'static [usize]| PlaneMut {
+        data,
+        stride: strides[0],
+        width: w,
+        height: h,
+        pixel_bytes: bytes,
+        channels,
+        black: &[0, 0, 0],
+        sub: 1,
+    };
+    let luma = |data: &'a mut [u8]| PlaneMut {
+        data,
+        stride: strides[0],
+        width: w,
+        height: h,
+        pixel_bytes: 1,
+        channels: &[0],
+        black: &[16],
+        sub: 1,
+    };
+    let chroma =
+        |data: &'a mut [u8], stride: usize, bytes: usize, channels: &'static [usize]| PlaneMut {
+            data,
+            stride,
+            width: w.div_ceil(2),
+            height: h.div_ceil(2),
+            pixel_bytes: bytes,
+            channels,
+            black: &[128, 128],
+            sub: 2,
+        };
+    match format {
+        PixelFormat::Rgb | PixelFormat::Bgr => vec![packed(p0, 3, &[0, 1, 2])],
+        PixelFormat::Rgbx | PixelFormat::Bgrx | PixelFormat::Rgba | PixelFormat::Bgra => {
+            vec![packed(p0, 4, &[0, 1, 2])]
+        }
+        PixelFormat::Xrgb | PixelFormat::Xbgr => vec![packed(p0, 4, &[1, 2, 3])],
+        PixelFormat::I420 => vec![
+            luma(p0),
+            chroma(p1, strides[1], 1, &[0]),
+            chroma(p2, strides[2], 1, &[0]),
+        ],
+        PixelFormat::Nv12 => vec![luma(p0), chroma(p1, strides[1], 2, &[0, 1])],
+    }
+}
