@@ -230,16 +230,18 @@ def main():
     if w % 2 or h % 2:
         sys.exit("make_clip.py: width and height must be even (I420)")
     frames = int(round(args.seconds * FPS))
-    rng = np.random.default_rng(args.seed)
+    # one generator per purpose, so that the faces' motion (relative to the frame) is the same at
+    # every frame size for a given seed
+    rng_bg, rng_motion, rng_grain = (np.random.default_rng([args.seed, k]) for k in range(3))
 
     sess = session()
     sprites = make_sprites(sess)
     if args.faces and not sprites:
         sys.exit("make_clip.py: no usable face sprites")
     m = int(0.04 * w)  # pan margin
-    bg = make_background(rng, w + 2 * m, h + 2 * m)
-    grain = [rng.normal(0, 1.5, (h, w)).astype(np.int16) for _ in range(4)]  # a little sensor noise
-    apps = plan(rng, args.faces, len(sprites), frames, w, h, sprites) if args.faces else []
+    bg = make_background(rng_bg, w + 2 * m, h + 2 * m)
+    grain = [rng_grain.normal(0, 1.5, (h, w)).astype(np.int16) for _ in range(4)]  # a little sensor noise
+    apps = plan(rng_motion, args.faces, len(sprites), frames, w, h, sprites) if args.faces else []
     pngs = {}
     if args.png:
         d, fl = args.png.split(":")

@@ -467,3 +467,45 @@ fn reload_signal_swaps_the_list_or_keeps_the_old_one() {
     pipeline.set_state(gst::State::Null).unwrap();
     std::fs::remove_dir_all(d).unwrap();
 }
+
+/// `attach-snapshot`: a small JPEG of the matched face in facewatch-match, never in
+/// facewatch-unknown, and nothing without the property.
+#[test]
+fn a_snapshot_only_for_matches_and_only_when_asked() {
+    let d = scratch("snapshot");
+    let list = obama_list(&d);
+    let segments = [("obama2.jpg", 12), ("biden.jpg", 12)];
+    let run = watch_segments(&segments, &list, "report-unknown=true attach-snapshot=true");
+    assert!(run.error.is_none(), "{:?}", run.error);
+    let matches = messages(&run, "facewatch-match");
+    assert_eq!(matches.len(), 1);
+    let sample = matches[0]
+        .get::<gst::Sample>("snapshot")
+        .expect("a snapshot");
+    assert_eq!(
+        sample.caps().unwrap().structure(0).unwrap().name(),
+        "image/jpeg"
+    );
+    // It decodes, and it is small.
+    let jpeg = sample.buffer().unwrap().map_readable().unwrap().to_vec();
+    let file = d.join("snap.jpg");
+    std::fs::write(&file, &jpeg).unwrap();
+    let decoded = common::run_pipeline(&format!(
+        "filesrc location=\"{}\" ! jpegdec ! appsink name=sink",
+        file.display()
+    ));
+    assert!(decoded.error.is_none(), "{:?}", decoded.error);
+    assert_eq!(decoded.buffers.len(), 1);
+    assert!(jpeg.len() < 20_000, "{} bytes", jpeg.len());
+    let unknown = messages(&run, "facewatch-unknown");
+    assert!(!unknown.is_empty());
+    assert!(unknown.iter().all(|m| !m.has_field("snapshot")));
+
+    let plain = watch_segments(&segments[..1], &list, "");
+    assert!(
+        messages(&plain, "facewatch-match")
+            .iter()
+            .all(|m| !m.has_field("snapshot"))
+    );
+    std::fs::remove_dir_all(d).unwrap();
+}

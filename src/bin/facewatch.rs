@@ -5,13 +5,15 @@
 //! Exit codes (docs/WATCHLIST.md): 0 ok, 1 other error, 2 usage or bad value, 3 I/O, 4 corrupt,
 //! truncated, oversized or non-regular list file, 5 tampered list, 6 wrong or missing key (or altered
 //! key check), 7 newer format or other embedder model, 8 unusable input (no face, several faces,
-//! unreadable file), 9 no such identity, 10 timed out waiting for the lock.
+//! unreadable file), 9 no such identity, 10 timed out waiting for the lock, 11 the audit log fails
+//! verification.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand};
+use gstfacewatch::core::audit;
 use gstfacewatch::core::embedder::{model_id, similarity_for};
 use gstfacewatch::core::manifest::{ModelSpec, Task};
 use gstfacewatch::core::matcher::{self, Decision, decide};
@@ -64,6 +66,9 @@ struct Global {
     /// Accept a new passphrase shorter than 12 characters
     #[arg(long, global = true)]
     weak_passphrase: bool,
+    /// Audit log that every change of the list is appended to [default: <list>.audit]
+    #[arg(long, global = true, env = "FACEWATCH_AUDIT_LOG")]
+    audit_log: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -73,6 +78,10 @@ enum Command {
         /// Replace an existing list (and key file)
         #[arg(long)]
         force: bool,
+        /// Retention: people enrolled without --expires or --no-expiry expire this long after
+        /// enrolment (e.g. 90d, 12w)
+        #[arg(long, value_name = "DURATION")]
+        default_expiry: Option<String>,
     },
     /// Add a person from photos or videos (any format decodebin reads)
     Enroll(EnrollArgs),
@@ -110,9 +119,39 @@ enum Command {
     },
     /// Remove every identity whose expiry has passed
     PurgeExpired,
+    /// The audit log: check its chain, or show it
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to standard output
     #[command(hide = true)]
     Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check that no line was edited, deleted, inserted or reordered, and (with the list's key)
+    /// that no line was cut off the end; exit code 11 when the log fails
+    Verify {
+        /// The log [default: --audit-log]
+        log: Option<PathBuf>,
+    },
+    /// Print the log, one entry per line
+    Show {
+        /// The log [default: --audit-log]
+        log: Option<PathBuf>,
+        /// Only entries of this identity id or label
+        #[arg(long)]
+        identity: Option<String>,
+        /// Only entries at or after this time (RFC 3339) or this long ago (e.g. 7d)
+        #[arg(long)]
+        since: Option<String>,
+        /// Only entries before this time (RFC 3339) or this long ago
+        #[arg(long)]
+        until: Option<String>,
+        /// The entries as they are stored (JSON lines)
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -124,8 +163,12 @@ struct EnrollArgs {
     #[arg(long)]
     note: Option<String>,
     /// Expiry: an RFC 3339 time (2027-01-31T00:00:00Z) or a duration from now (30d, 12h)
+    /// [default: the list's default expiry (init --default-expiry), if it has one]
     #[arg(long)]
     expires: Option<String>,
+    /// Never expires, whatever the list's default expiry
+    #[arg(long, conflicts_with = "expires")]
+    no_expiry: bool,
     /// Who adds them [default: $USER]
     #[arg(long)]
     added_by: Option<String>,
@@ -169,6 +212,43 @@ fn key_file(g: &Global) -> PathBuf {
     g.key_file
         .clone()
         .unwrap_or_else(|| default_key_file(&g.list))
+}
+
+fn audit_log(g: &Global) -> PathBuf {
+    g.audit_log.clone().unwrap_or_else(|| {
+        let mut p = g.list.as_os_str().to_owned();
+        p.push(".audit");
+        PathBuf::from(p)
+    })
+}
+
+/// Who runs the CLI, for the audit log: $USER, else the user id.
+fn user() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        // SAFETY: getuid cannot fail.
+        .unwrap_or_else(|| format!("uid:{}", unsafe { libc::getuid() }))
+}
+
+/// An audit event by the user.
+fn event(action: &str, who: Option<(&str, &str)>, detail: Option<String>) -> audit::Event {
+    audit::Event {
+        actor: user(),
+        action: action.into(),
+        identity: who.map(|w| w.0.to_string()),
+        label: who.map(|w| w.1.to_string()),
+        detail,
+    }
+}
+
+/// Appends `events` to the audit log and records its new head in `list` (which the caller then
+/// writes). Done before the list is written: a failed write leaves a line too many, never one too
+/// few.
+fn record(g: &Global, list: &mut Watchlist, events: &[audit::Event]) -> Result<(), Fail> {
+    let head = audit::append(&audit_log(g), events, now()).map_err(|e| Fail(3, e.to_string()))?;
+    list.audit = Some(head);
+    Ok(())
 }
 
 fn passphrase(var: &str) -> Result<String, Fail> {
@@ -409,8 +489,18 @@ fn descriptors_of(
         .collect())
 }
 
-fn cmd_init(g: &Global, force: bool) -> Result<(), Fail> {
+fn cmd_init(g: &Global, force: bool, default_expiry: Option<String>) -> Result<(), Fail> {
     let (_, model) = embedder(g)?;
+    let default_expiry = default_expiry
+        .map(|d| {
+            humantime::parse_duration(&d)
+                .map(|d| d.as_secs())
+                .map_err(|e| Fail(2, format!("--default-expiry {d}: {e}")))
+        })
+        .transpose()?;
+    let mut new_list = Watchlist::new(&model);
+    new_list.default_expiry = default_expiry;
+
     let lock = Lock::acquire(&g.list, &wait(g))?;
     let list = lock.list();
     if std::fs::symlink_metadata(list).is_ok() && !force {
@@ -419,11 +509,26 @@ fn cmd_init(g: &Global, force: bool) -> Result<(), Fail> {
             format!("{} exists; use --force to replace it", list.display()),
         ));
     }
+    record(
+        g,
+        &mut new_list,
+        &[event(
+            "init",
+            None,
+            Some(match default_expiry {
+                Some(s) => format!(
+                    "default expiry {}",
+                    humantime::format_duration(Duration::from_secs(s))
+                ),
+                None => "no default expiry".into(),
+            }),
+        )],
+    )?;
     if g.plaintext {
         eprintln!("warning: the watch list is not encrypted (--plaintext)");
-        save(list, &mut Watchlist::new(&model), &Secret::Plaintext)?;
+        save(list, &mut new_list, &Secret::Plaintext)?;
     } else if let Some(var) = &g.passphrase_env {
-        save(list, &mut Watchlist::new(&model), &new_passphrase(g, var)?)?;
+        save(list, &mut new_list, &new_passphrase(g, var)?)?;
     } else {
         let kf = key_file(g);
         if !force && std::fs::symlink_metadata(&kf).is_ok() {
@@ -443,7 +548,7 @@ fn cmd_init(g: &Global, force: bool) -> Result<(), Fail> {
         pending.push(".new");
         let pending = PathBuf::from(pending);
         write_pending_key(&pending, &key)?;
-        save(list, &mut Watchlist::new(&model), &Secret::Key(key))?;
+        save(list, &mut new_list, &Secret::Key(key))?;
         std::fs::rename(&pending, &kf_real)
             .map_err(|e| Fail(3, format!("{}: {e}", kf_real.display())))?;
         println!(
@@ -460,6 +565,7 @@ fn cmd_enroll(g: &Global, a: EnrollArgs) -> Result<(), Fail> {
         label,
         note,
         expires,
+        no_expiry,
         added_by,
         largest,
         force,
@@ -530,26 +636,46 @@ fn cmd_enroll(g: &Global, a: EnrollArgs) -> Result<(), Fail> {
                      alerts; if they are the same person, enroll under one label"
                 );
             }
-            if let Some(existing) = list.identities.iter_mut().find(|i| i.label == label) {
-                existing.descriptors.extend(descs);
-                if note.is_some() {
-                    existing.note = note;
+            // Retention: the list's default expiry unless the user chose.
+            let expires_at = match (expires_at, no_expiry, list.default_expiry) {
+                (Some(t), _, _) => Some(t),
+                (None, false, Some(d)) => Some(now().saturating_add(d as i64)),
+                _ => None,
+            };
+            let detail = format!(
+                "{n} descriptor(s), expires {}",
+                expires_at.map_or("never".into(), fmt_time)
+            );
+            let id = match list.identities.iter_mut().find(|i| i.label == label) {
+                Some(existing) => {
+                    existing.descriptors.extend(descs);
+                    if note.is_some() {
+                        existing.note = note;
+                    }
+                    if expires_at.is_some() || no_expiry {
+                        existing.expires_at = expires_at;
+                    }
+                    existing.id.clone()
                 }
-                if expires_at.is_some() {
-                    existing.expires_at = expires_at;
+                None => {
+                    let id = new_id()?;
+                    list.identities.push(Identity {
+                        id: id.clone(),
+                        label: label.clone(),
+                        note,
+                        added_by: who,
+                        added_at: now(),
+                        expires_at,
+                        descriptors: descs,
+                    });
+                    id
                 }
-                return Ok(existing.id.clone());
-            }
-            let id = new_id()?;
-            list.identities.push(Identity {
-                id: id.clone(),
-                label: label.clone(),
-                note,
-                added_by: who,
-                added_at: now(),
-                expires_at,
-                descriptors: descs,
-            });
+            };
+            record(
+                g,
+                list,
+                &[event("enroll", Some((&id, &label)), Some(detail))],
+            )?;
             Ok(id)
         },
     )?;
@@ -698,6 +824,12 @@ fn cmd_remove(
     let old = secret(g)?;
     let mut list = load(lock.list(), &old)?;
     let before = list.identities.len();
+    let gone: Vec<audit::Event> = list
+        .identities
+        .iter()
+        .filter(|i| label.as_ref() == Some(&i.label) || id.as_ref() == Some(&i.id))
+        .map(|i| event("remove", Some((&i.id, &i.label)), None))
+        .collect();
     list.identities
         .retain(|i| !(label.as_ref() == Some(&i.label) || id.as_ref() == Some(&i.id)));
     let removed = before - list.identities.len();
@@ -711,6 +843,11 @@ fn cmd_remove(
             ),
         ));
     }
+    let mut events = gone;
+    if rekey {
+        events.push(event("rekey", None, None));
+    }
+    record(g, &mut list, &events)?;
     if rekey {
         rekey_locked(g, &lock, &mut list, new_passphrase_env)?;
     } else {
@@ -779,6 +916,7 @@ fn rekey_locked(
 fn cmd_rekey(g: &Global, new_passphrase_env: Option<String>) -> Result<(), Fail> {
     let lock = Lock::acquire(&g.list, &wait(g))?;
     let mut list = load(lock.list(), &secret(g)?)?;
+    record(g, &mut list, &[event("rekey", None, None)])?;
     rekey_locked(g, &lock, &mut list, new_passphrase_env)
 }
 
@@ -789,9 +927,22 @@ fn cmd_purge_expired(g: &Global) -> Result<(), Fail> {
         &wait(g),
         || secret(g),
         |list: &mut Watchlist, _| -> Result<usize, Fail> {
-            let before = list.identities.len();
+            let purged: Vec<audit::Event> = (list.identities.iter())
+                .filter(|i| i.expired(t))
+                .map(|i| {
+                    let when = i.expires_at.map(fmt_time).unwrap_or_default();
+                    event(
+                        "purge-expired",
+                        Some((&i.id, &i.label)),
+                        Some(format!("expired {when}")),
+                    )
+                })
+                .collect();
             list.identities.retain(|i| !i.expired(t));
-            Ok(before - list.identities.len())
+            if !purged.is_empty() {
+                record(g, list, &purged)?;
+            }
+            Ok(purged.len())
         },
     )?;
     println!(
@@ -801,10 +952,123 @@ fn cmd_purge_expired(g: &Global) -> Result<(), Fail> {
     Ok(())
 }
 
+/// A time filter: RFC 3339, or a duration before now.
+fn parse_when(s: &str) -> Result<i64, Fail> {
+    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
+        return Ok(t
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64));
+    }
+    let d = humantime::parse_duration(s)
+        .map_err(|e| Fail(2, format!("{s}: not an RFC 3339 time nor a duration ({e})")))?;
+    Ok(now() - d.as_secs() as i64)
+}
+
+fn cmd_audit(g: &Global, a: AuditCommand) -> Result<(), Fail> {
+    match a {
+        AuditCommand::Verify { log } => {
+            let log = log.unwrap_or_else(|| audit_log(g));
+            // The head the list recorded, when the list opens with the key at hand.
+            let recorded = match secret(g).and_then(|s| Ok(load(&g.list, &s)?)) {
+                Ok(list) => Some(list.audit),
+                Err(Fail(_, why)) => {
+                    eprintln!(
+                        "facewatch: the watch list does not open ({why}): the chain is checked, \
+                         lines cut off the end are not"
+                    );
+                    None
+                }
+            };
+            let v = audit::verify(&log, recorded.flatten()).map_err(|e| Fail(3, e.to_string()))?;
+            if v.problems.is_empty() {
+                let against = match recorded {
+                    Some(Some(h)) => format!("; the watch list recorded entry {}", h.seq),
+                    Some(None) => {
+                        "; the watch list records no head (written before format 3)".into()
+                    }
+                    None => String::new(),
+                };
+                println!(
+                    "ok: {} has {} entries, an unbroken chain{against}",
+                    log.display(),
+                    v.entries.len()
+                );
+                return Ok(());
+            }
+            for p in &v.problems {
+                println!("{}: {p}", log.display());
+            }
+            Err(Fail(
+                11,
+                format!(
+                    "{}: {} problem(s) in the audit log",
+                    log.display(),
+                    v.problems.len()
+                ),
+            ))
+        }
+        AuditCommand::Show {
+            log,
+            identity,
+            since,
+            until,
+            json,
+        } => {
+            let log = log.unwrap_or_else(|| audit_log(g));
+            let (since, until) = (
+                since.as_deref().map(parse_when).transpose()?,
+                until.as_deref().map(parse_when).transpose()?,
+            );
+            let v = audit::verify(&log, None).map_err(|e| Fail(3, e.to_string()))?;
+            for e in &v.entries {
+                let t = humantime::parse_rfc3339_weak(&e.time)
+                    .ok()
+                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_secs() as i64);
+                let wanted = identity
+                    .as_ref()
+                    .is_none_or(|w| e.identity.as_ref() == Some(w) || e.label.as_ref() == Some(w))
+                    && since.is_none_or(|s| t >= s)
+                    && until.is_none_or(|u| t < u);
+                if !wanted {
+                    continue;
+                }
+                if json {
+                    println!("{}", serde_json::to_string(e).expect("an entry serialises"));
+                } else {
+                    let who = match (&e.label, &e.identity) {
+                        (Some(l), Some(i)) => format!(" {l} ({i})"),
+                        _ => String::new(),
+                    };
+                    let detail = e
+                        .detail
+                        .as_ref()
+                        .map(|d| format!(": {d}"))
+                        .unwrap_or_default();
+                    println!(
+                        "{:>5}  {}  {:<14} {}{who}{detail}",
+                        e.seq, e.time, e.action, e.actor
+                    );
+                }
+            }
+            if !v.problems.is_empty() {
+                eprintln!(
+                    "warning: the audit log has {} problem(s): run 'facewatch audit verify'",
+                    v.problems.len()
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
 fn run(cli: Cli) -> Result<(), Fail> {
     let g = &cli.global;
     match cli.command {
-        Command::Init { force } => cmd_init(g, force),
+        Command::Init {
+            force,
+            default_expiry,
+        } => cmd_init(g, force, default_expiry),
         Command::Enroll(a) => cmd_enroll(g, a),
         Command::Identify(a) => cmd_identify(g, a),
         Command::List { json } => cmd_list(g, json),
@@ -817,6 +1081,7 @@ fn run(cli: Cli) -> Result<(), Fail> {
         Command::Verify => cmd_verify(g),
         Command::Rekey { new_passphrase_env } => cmd_rekey(g, new_passphrase_env),
         Command::PurgeExpired => cmd_purge_expired(g),
+        Command::Audit(a) => cmd_audit(g, a),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(

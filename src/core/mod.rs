@@ -4,6 +4,7 @@
 //! elements and the CLI.
 
 pub mod align;
+pub mod audit;
 pub mod batch;
 pub mod detect;
 pub mod detector;
@@ -16,5 +17,6 @@ pub mod redact;
 pub mod reembed;
 pub mod runtime;
 pub mod similarity;
+pub mod snapshot;
 pub mod track;
 pub mod watchlist;

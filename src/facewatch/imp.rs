@@ -11,9 +11,11 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 
+use crate::core::audit;
 use crate::core::embedder::{model_id, similarity_for};
 use crate::core::manifest::Task;
 use crate::core::matcher::{Config, Event, Fresh, Matcher};
+use crate::core::snapshot;
 use crate::core::watchlist::reload::{Outcome, Reloader, Source};
 use crate::core::watchlist::store::resolve_key;
 use crate::core::watchlist::{WatchlistError, file::Secret, now};
@@ -34,6 +36,10 @@ const DEFAULT_HIT_WINDOW: u32 = 30;
 const DEFAULT_COOLDOWN: u32 = 60;
 const DEFAULT_REPORT_UNKNOWN: bool = false;
 const DEFAULT_ALLOW_PLAINTEXT: bool = false;
+const DEFAULT_ATTACH_SNAPSHOT: bool = false;
+/// Longest side of an attached snapshot, pixels.
+const SNAPSHOT_SIDE: usize = 128;
+const SNAPSHOT_QUALITY: u8 = 80;
 /// How often the watch-list file is checked for changes.
 const WATCH_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
 /// Tracks unseen for this many frames are forgotten.
@@ -52,6 +58,8 @@ pub struct Settings {
     cooldown: u32,
     camera_id: Option<String>,
     report_unknown: bool,
+    audit_log: Option<PathBuf>,
+    attach_snapshot: bool,
 }
 
 impl Default for Settings {
@@ -68,6 +76,8 @@ impl Default for Settings {
             cooldown: DEFAULT_COOLDOWN,
             camera_id: None,
             report_unknown: DEFAULT_REPORT_UNKNOWN,
+            audit_log: None,
+            attach_snapshot: DEFAULT_ATTACH_SNAPSHOT,
         }
     }
 }
@@ -84,6 +94,8 @@ crate::props::settings_properties!(Settings {
     "cooldown" => cooldown,
     "camera-id" => camera_id,
     "report-unknown" => report_unknown,
+    "audit-log" => audit_log,
+    "attach-snapshot" => attach_snapshot,
 });
 
 impl Settings {
@@ -236,6 +248,27 @@ impl ObjectImpl for FaceWatch {
                     .nick("Report unknown")
                     .blurb("Post 'facewatch-unknown' once for each track that stays unmatched after min-hits fresh descriptors")
                     .default_value(DEFAULT_REPORT_UNKNOWN)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecString::builder("audit-log")
+                    .nick("Audit log")
+                    .blurb(
+                        "Append a line for each reported match (camera, identity, label, score, \
+                         time; never descriptors or images) to this hash-chained audit log, the \
+                         one the facewatch CLI writes (<list>.audit by default); check it with \
+                         'facewatch audit verify'. Unset: matches are not logged",
+                    )
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecBoolean::builder("attach-snapshot")
+                    .nick("Attach snapshot")
+                    .blurb(
+                        "Add a small JPEG of the matched face (field 'snapshot', a sample of \
+                         image/jpeg, at most 128 px) to facewatch-match. Only matches, never \
+                         unknown faces. Off by default: the image is then in every application \
+                         that reads the bus, and in whatever it stores",
+                    )
+                    .default_value(DEFAULT_ATTACH_SNAPSHOT)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecUInt::builder("identities")
@@ -463,6 +496,10 @@ impl element::Filter for FaceWatch {
         let model_id = self
             .base
             .peek(|st| st.map(|s| s.list.source().model_id.clone()));
+        let (audit_log, snapshot) = self.base.live(|s| (s.audit_log.clone(), s.attach_snapshot));
+        if let Some(log) = audit_log {
+            self.audit(&log, &camera, &events);
+        }
         for (face, ev) in events {
             self.post_event(
                 buf,
@@ -473,6 +510,7 @@ impl element::Filter for FaceWatch {
                 frame,
                 model_id.as_deref().unwrap_or_default(),
                 (running, stream),
+                snapshot,
             );
         }
         Ok(gst::FlowSuccess::Ok)
@@ -480,6 +518,56 @@ impl element::Filter for FaceWatch {
 }
 
 impl FaceWatch {
+    /// Appends the frame's matches to the audit log; a failure is a warning (the video goes on).
+    fn audit(&self, log: &std::path::Path, camera: &str, events: &[(Face, Event)]) {
+        let lines: Vec<audit::Event> = events
+            .iter()
+            .filter_map(|(_, ev)| match ev {
+                Event::Match(m) => Some(audit::Event {
+                    actor: format!("camera:{camera}"),
+                    action: "match".into(),
+                    identity: Some(m.identity_id.clone()),
+                    label: Some(m.label.clone()),
+                    detail: Some(format!("score {:.3}", m.score)),
+                }),
+                Event::Unknown => None,
+            })
+            .collect();
+        if lines.is_empty() {
+            return;
+        }
+        if let Err(e) = audit::append(log, &lines, now()) {
+            gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Write,
+                ("Match not recorded in the audit log: {e}")
+            );
+        }
+    }
+
+    /// A small JPEG of `face` from the frame in `buf`, if its format can be read.
+    fn snapshot(&self, buf: &gst::BufferRef, face: &Face) -> Option<gst::Sample> {
+        let caps = self.obj().static_pad("sink")?.current_caps()?;
+        let info = gst_video::VideoInfo::from_caps(&caps).ok()?;
+        let input = crate::video::Input::new(&info)?;
+        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buf, &info).ok()?;
+        let view = crate::video::frame_view(&frame, input.format, input.matrix).ok()?;
+        let (x, y, w, h) = face.rect;
+        let jpeg = snapshot::jpeg(
+            &view,
+            (x as f32, y as f32, w as f32, h as f32),
+            0.2,
+            SNAPSHOT_SIDE,
+            SNAPSHOT_QUALITY,
+        )?;
+        Some(
+            gst::Sample::builder()
+                .buffer(&gst::Buffer::from_mut_slice(jpeg))
+                .caps(&gst::Caps::builder("image/jpeg").build())
+                .build(),
+        )
+    }
+
     /// The camera id put in messages: the property, else the element's name.
     fn camera_id(&self) -> String {
         self.base
@@ -572,6 +660,7 @@ impl FaceWatch {
         frame: u64,
         model_id: &str,
         (running, stream): (Option<gst::ClockTime>, Option<gst::ClockTime>),
+        snapshot: bool,
     ) {
         let obj = self.obj();
         let (x, y, w, h) = face.rect;
@@ -588,6 +677,10 @@ impl FaceWatch {
                 .field("score", m.score as f64)
                 .field("threshold", threshold as f64)
                 .field("margin", m.margin as f64);
+            // Only for matches, only when asked.
+            if snapshot && let Some(jpeg) = self.snapshot(buf, face) {
+                b = b.field("snapshot", jpeg);
+            }
         }
         let s = b
             .field("camera-id", camera)

@@ -21,7 +21,7 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 });
 
 /// Proxied properties: (bin property, child, child property).
-const PROXIED: [(&str, &str, &str); 14] = [
+const PROXIED: [(&str, &str, &str); 16] = [
     ("watchlist", "watch", "watchlist"),
     ("key-file", "watch", "key-file"),
     ("allow-plaintext", "watch", "allow-plaintext"),
@@ -31,6 +31,8 @@ const PROXIED: [(&str, &str, &str); 14] = [
     ("cooldown", "watch", "cooldown"),
     ("camera-id", "watch", "camera-id"),
     ("report-unknown", "watch", "report-unknown"),
+    ("audit-log", "watch", "audit-log"),
+    ("attach-snapshot", "watch", "attach-snapshot"),
     ("interval", "detect", "interval"),
     ("inference-size", "detect", "inference-size"),
     ("detector-model", "detect", "model"),

@@ -24,6 +24,8 @@ pub struct Camera {
     /// Detector interval (run the model on one frame in N).
     pub interval: u32,
     pub report_unknown: bool,
+    /// Hash-chained audit log each match is appended to (facewatch `audit-log`).
+    pub audit_log: Option<PathBuf>,
     /// Seconds without a frame after which a live camera is torn down and reconnected (0 = never).
     pub stall_timeout: u32,
 }
@@ -62,6 +64,7 @@ struct Common {
     cooldown: Option<u32>,
     interval: Option<Spanned<u32>>,
     report_unknown: Option<bool>,
+    audit_log: Option<Spanned<String>>,
     stall_timeout: Option<u32>,
 }
 
@@ -242,6 +245,7 @@ impl Config {
                 uri,
                 watchlist,
                 key_file: get(&c.common.key_file, &file.defaults.key_file),
+                audit_log: get(&c.common.audit_log, &file.defaults.audit_log),
                 threshold: threshold.map_or(0.0, |t| *t.get_ref()),
                 min_hits: (c.common.min_hits.as_ref())
                     .or(file.defaults.min_hits.as_ref())

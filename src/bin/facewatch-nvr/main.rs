@@ -61,6 +61,9 @@ struct Cli {
     /// Also report tracks that stay unmatched (facewatch-unknown)
     #[arg(long, requires = "watchlist")]
     report_unknown: bool,
+    /// Append each match to this hash-chained audit log (e.g. the list's, <watchlist>.audit)
+    #[arg(long, requires = "watchlist")]
+    audit_log: Option<PathBuf>,
     /// Seconds without a frame after which a live camera is reconnected (0 = never)
     #[arg(long, value_name = "SECONDS", default_value_t = config::DEFAULT_STALL_TIMEOUT, requires = "watchlist")]
     stall_timeout: u32,
@@ -92,6 +95,7 @@ fn config_from_args(cli: &Cli) -> Result<Config, ConfigError> {
             cooldown: 60,
             interval: 1,
             report_unknown: cli.report_unknown,
+            audit_log: cli.audit_log.clone(),
             stall_timeout: cli.stall_timeout,
         });
     }
@@ -108,8 +112,13 @@ fn pipeline_description(c: &Camera) -> String {
         .as_ref()
         .map(|k| format!("key-file=\"{}\"", k.display()))
         .unwrap_or_default();
+    let audit = c
+        .audit_log
+        .as_ref()
+        .map(|a| format!("audit-log=\"{}\"", a.display()))
+        .unwrap_or_default();
     format!(
-        "uridecodebin uri=\"{}\" ! facewatchbin name=fw camera-id=\"{}\" watchlist=\"{}\" {key} \
+        "uridecodebin uri=\"{}\" ! facewatchbin name=fw camera-id=\"{}\" watchlist=\"{}\" {key} {audit} \
          threshold={} min-hits={} cooldown={} interval={} report-unknown={} ! fakesink name=sink sync=false",
         c.uri,
         c.name,

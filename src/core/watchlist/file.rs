@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-//! The watch-list file format (version 2; version 1 is still read), documented in docs/WATCHLIST.md.
+//! The watch-list file format (version 3; versions 1 and 2 are still read), documented in docs/WATCHLIST.md.
 //!
 //! ```text
 //! 0   magic       8 bytes  "FWATCHL\0"
@@ -16,9 +16,9 @@
 //! 80  payload     modes 1, 2: ciphertext + 16-byte tag, the 80 header bytes as associated data;
 //!                 mode 0: content ‖ sha256(header ‖ content) (detects damage, not tampering)
 //! ```
-//! The content is the [`Watchlist`] encoded with postcard. Version 2 added its last two fields,
-//! `generation` and `written_at` (inside the authenticated content); a version 1 file reads as
-//! generation 0.
+//! The content is the [`Watchlist`] encoded with postcard. Version 2 added `generation` and
+//! `written_at` (inside the authenticated content; a version 1 file reads as generation 0),
+//! version 3 `default_expiry` and `audit` (the audit log's head).
 //!
 //! Keys, passphrases and decrypted bytes are wiped from memory when dropped.
 
@@ -33,7 +33,7 @@ use zeroize::{Zeroize, Zeroizing};
 use super::{Identity, Watchlist, WatchlistError};
 
 pub const MAGIC: &[u8; 8] = b"FWATCHL\0";
-pub const VERSION: u16 = 2;
+pub const VERSION: u16 = 3;
 
 /// The content of a version 1 file.
 #[derive(Deserialize)]
@@ -41,6 +41,16 @@ struct WatchlistV1 {
     model_id: String,
     created_at: i64,
     identities: Vec<Identity>,
+}
+
+/// The content of a version 2 file.
+#[derive(Deserialize)]
+struct WatchlistV2 {
+    model_id: String,
+    created_at: i64,
+    identities: Vec<Identity>,
+    generation: u64,
+    written_at: i64,
 }
 pub const HEADER_LEN: usize = 80;
 const TAG_LEN: usize = 16;
@@ -309,17 +319,26 @@ pub fn decode(bytes: &[u8], secret: &Secret, path: &Path) -> Result<Watchlist, W
         path: p(),
         reason: e.to_string(),
     };
-    let list: Watchlist = if version == 1 {
-        let v1: WatchlistV1 = postcard::from_bytes(&content).map_err(corrupt)?;
-        Watchlist {
-            model_id: v1.model_id,
-            created_at: v1.created_at,
-            identities: v1.identities,
-            generation: 0,
-            written_at: 0,
+    let list: Watchlist = match version {
+        1 => {
+            let v1: WatchlistV1 = postcard::from_bytes(&content).map_err(corrupt)?;
+            Watchlist {
+                identities: v1.identities,
+                ..Watchlist::new(&v1.model_id)
+            }
+            .created(v1.created_at)
         }
-    } else {
-        postcard::from_bytes(&content).map_err(corrupt)?
+        2 => {
+            let v2: WatchlistV2 = postcard::from_bytes(&content).map_err(corrupt)?;
+            Watchlist {
+                identities: v2.identities,
+                generation: v2.generation,
+                written_at: v2.written_at,
+                ..Watchlist::new(&v2.model_id)
+            }
+            .created(v2.created_at)
+        }
+        _ => postcard::from_bytes(&content).map_err(corrupt)?,
     };
     list.check_models()
         .map_err(|reason| WatchlistError::Corrupt { path: p(), reason })?;
@@ -416,10 +435,10 @@ mod tests {
             Err(WatchlistError::WrongKey { .. })
         ));
         let mut future = good.clone();
-        future[8] = 3;
+        future[8] = 4;
         assert!(matches!(
             dec(&future, &key),
-            Err(WatchlistError::FutureVersion { version: 3, .. })
+            Err(WatchlistError::FutureVersion { version: 4, .. })
         ));
         assert!(matches!(
             dec(b"hello world, not a list", &key),
@@ -475,7 +494,7 @@ mod tests {
     }
 
     #[test]
-    fn version_1_files_still_read_as_generation_0() {
+    fn older_versions_still_read() {
         #[derive(serde::Serialize)]
         struct V1<'a> {
             model_id: &'a str,
@@ -495,11 +514,38 @@ mod tests {
         let read = decode(&old, &key, Path::new("old.fwl")).unwrap();
         assert_eq!(read.identities, w.identities);
         assert_eq!((read.generation, read.written_at), (0, 0));
-        // and a version 2 file keeps its generation
-        let mut w2 = sample();
-        w2.generation = 7;
-        w2.written_at = 1234;
-        let new = encode(&w2, &key).unwrap();
-        assert_eq!(decode(&new, &key, Path::new("new.fwl")).unwrap(), w2);
+        // a version 2 file keeps its generation
+        #[derive(serde::Serialize)]
+        struct V2<'a> {
+            model_id: &'a str,
+            created_at: i64,
+            identities: &'a [Identity],
+            generation: u64,
+            written_at: i64,
+        }
+        let content = postcard::to_stdvec(&V2 {
+            model_id: &w.model_id,
+            created_at: w.created_at,
+            identities: &w.identities,
+            generation: 7,
+            written_at: 1234,
+        })
+        .unwrap();
+        let v2 = decode(&seal(2, &content, &key).unwrap(), &key, Path::new("v2.fwl")).unwrap();
+        assert_eq!(
+            (v2.generation, v2.written_at, v2.created_at),
+            (7, 1234, w.created_at)
+        );
+        assert_eq!((v2.default_expiry, v2.audit), (None, None));
+        // and version 3 keeps retention and the audit head
+        let mut w3 = sample();
+        w3.generation = 7;
+        w3.default_expiry = Some(86400 * 30);
+        w3.audit = Some(crate::core::audit::Head {
+            seq: 12,
+            hash: [9; 32],
+        });
+        let new = encode(&w3, &key).unwrap();
+        assert_eq!(decode(&new, &key, Path::new("new.fwl")).unwrap(), w3);
     }
 }

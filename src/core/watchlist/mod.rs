@@ -55,9 +55,21 @@ pub struct Watchlist {
     pub generation: u64,
     /// Unix seconds of the last write (0 in format version 1 files).
     pub written_at: i64,
+    /// Retention: seconds from enrolment after which a person enrolled without an expiry of their
+    /// own expires (`init --default-expiry`). Format version 3.
+    pub default_expiry: Option<u64>,
+    /// The audit log's head when the list was last written (format version 3): a log cut short
+    /// or rewritten since is found by `facewatch audit verify`.
+    pub audit: Option<crate::core::audit::Head>,
 }
 
 impl Watchlist {
+    /// The list with its creation time set (for reading older formats).
+    fn created(mut self, at: i64) -> Self {
+        self.created_at = at;
+        self
+    }
+
     pub fn new(model_id: &str) -> Self {
         Watchlist {
             model_id: model_id.to_string(),
@@ -65,6 +77,8 @@ impl Watchlist {
             identities: Vec::new(),
             generation: 0,
             written_at: 0,
+            default_expiry: None,
+            audit: None,
         }
     }
 
