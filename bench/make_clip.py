@@ -158,7 +158,7 @@ def make_background(rng, bw, bh):
 
 
 # ---- motion ----------------------------------------------------------------------------------------
-def plan(rng, n_slots, n_sprites, frames, w, h, sprites):
+def plan(rng, n_slots, n_sprites, frames, w, h):
     """Per slot, a list of appearances: (first frame, last frame, sprite, path function)."""
     appearances = []
     order = list(rng.permutation(n_sprites))
@@ -241,7 +241,7 @@ def main():
     m = int(0.04 * w)  # pan margin
     bg = make_background(rng_bg, w + 2 * m, h + 2 * m)
     grain = [rng_grain.normal(0, 1.5, (h, w)).astype(np.int16) for _ in range(4)]  # a little sensor noise
-    apps = plan(rng_motion, args.faces, len(sprites), frames, w, h, sprites) if args.faces else []
+    apps = plan(rng_motion, args.faces, len(sprites), frames, w, h) if args.faces else []
     pngs = {}
     if args.png:
         d, fl = args.png.split(":")

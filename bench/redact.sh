@@ -112,11 +112,11 @@ if [ "$(nproc)" -gt "$BENCH_THREADS" ]; then
   PIN=(taskset -c "0-$((BENCH_THREADS - 1))")
 fi
 X264=(pass=qual quantizer=23 vbv-buf-capacity=0 key-int-max=250)
-ours() {  # ours CLIP OUT [facedetector properties...]: the command line, in CMD
+ours_cmd() {  # ours_cmd CLIP OUT [facedetector properties...]: the command line, in CMD
   CMD=("${PIN[@]}" gst-launch-1.0 -q filesrc location="$1" ! qtdemux ! h264parse ! avdec_h264
        ! facedetector "${@:3}" ! faceredact mode=all ! x264enc "${X264[@]}" ! mp4mux ! filesink location="$2")
 }
-deface() {  # deface CLIP OUT BACKEND: the command line, in CMD
+deface_cmd() {  # deface_cmd CLIP OUT BACKEND: the command line, in CMD
   CMD=("${PIN[@]}" "$DEFACE_VENV/bin/deface" "$1" -o "$2" --backend "$3")
 }
 measure() {  # measure CMD... -> "wall_s cpu_s" (CPU: user + sys of the command and its children)
@@ -147,9 +147,9 @@ for size in "${SIZES[@]}"; do
       out=$OUT/${h}p_${s}_r$r.mp4
       rm -f "$out"
       case $s in
-        ours) ours "$clip" "$out" ;;
-        ours-i1) ours "$clip" "$out" interval=1 ;;
-        deface-*) deface "$clip" "$out" "${s#deface-}" ;;
+        ours) ours_cmd "$clip" "$out" ;;
+        ours-i1) ours_cmd "$clip" "$out" interval=1 ;;
+        deface-*) deface_cmd "$clip" "$out" "${s#deface-}" ;;
       esac
       m=$(measure "${CMD[@]}")
       read -r wall cpu <<<"$m"
@@ -214,7 +214,7 @@ print(f"{threads} threads on a {ncpu}-CPU machine; {max(r['run'] for r in rows)}
       "(start-up included); CPU = user + sys, median; coverage from the first run.")
 print()
 head = "| clip | tool / setting | fps median (min–max) | CPU s | coverage % (strict) |"
-head += "".join(f" fps × {d} |" for d in deface)
+head += "".join(f" fps ours / {d} |" for d in deface)
 print(head)
 print("|---|---|---|---|---|" + "---|" * len(deface))
 med = {}

@@ -61,6 +61,7 @@ DEB_PACKAGES=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav libgstrtspserver-1.0-dev gstreamer1.0-rtsp
   meson ninja-build mosquitto systemd
+  fonts-dejavu-core   # the label font of facewatchoverlay
 )
 
 sha_of() { sha256sum "$1" | cut -d' ' -f1; }

@@ -21,6 +21,7 @@ mod faceembedder;
 mod faceredact;
 mod facewatch;
 mod facewatchbin;
+mod facewatchoverlay;
 pub mod meta;
 pub mod pipeline;
 mod props;
@@ -32,6 +33,7 @@ fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     facedetector::register(plugin)?;
     faceembedder::register(plugin)?;
     faceredact::register(plugin)?;
+    facewatchoverlay::register(plugin)?;
     facewatch::register(plugin)?;
     facewatchbin::register(plugin)?;
     Ok(())

@@ -5,6 +5,7 @@
 use gst_video::prelude::*;
 
 use crate::core::frame::{FrameError, FrameView, PixelFormat, YuvMatrix};
+use crate::core::redact::{PlaneKind, PlaneMut};
 
 /// Raw formats the elements read directly (no conversion of the frame).
 pub const FORMATS: [gst_video::VideoFormat; 10] = [
@@ -132,4 +133,56 @@ impl Input {
 /// [`FORMATS`] as caps spell them, for error messages.
 pub fn format_names() -> String {
     FORMATS.map(|f| f.to_str().to_string()).join(", ")
+}
+
+/// The writable planes of a mapped frame (`VideoFrameRef::planes_data_mut`) in `format`, for the
+/// elements that paint on the frame (`faceredact`, `facewatchoverlay`).
+pub fn planes_mut<'a>(
+    format: PixelFormat,
+    data: [&'a mut [u8]; 4],
+    strides: &[usize],
+    w: usize,
+    h: usize,
+) -> Vec<PlaneMut<'a>> {
+    let [p0, p1, p2, _] = data;
+    let packed = |data: &'a mut [u8], bytes: usize, channels: &'static [usize]| PlaneMut {
+        data,
+        stride: strides[0],
+        width: w,
+        height: h,
+        pixel_bytes: bytes,
+        channels,
+        kind: PlaneKind::Rgb,
+        sub: 1,
+    };
+    let plane =
+        |data: &'a mut [u8], i: usize, bytes: usize, channels: &'static [usize], kind, sub| {
+            PlaneMut {
+                data,
+                stride: strides[i],
+                width: w.div_ceil(sub),
+                height: h.div_ceil(sub),
+                pixel_bytes: bytes,
+                channels,
+                kind,
+                sub,
+            }
+        };
+    match format {
+        PixelFormat::Rgb => vec![packed(p0, 3, &[0, 1, 2])],
+        PixelFormat::Bgr => vec![packed(p0, 3, &[2, 1, 0])],
+        PixelFormat::Rgbx | PixelFormat::Rgba => vec![packed(p0, 4, &[0, 1, 2])],
+        PixelFormat::Bgrx | PixelFormat::Bgra => vec![packed(p0, 4, &[2, 1, 0])],
+        PixelFormat::Xrgb => vec![packed(p0, 4, &[1, 2, 3])],
+        PixelFormat::Xbgr => vec![packed(p0, 4, &[3, 2, 1])],
+        PixelFormat::I420 => vec![
+            plane(p0, 0, 1, &[0], PlaneKind::Y, 1),
+            plane(p1, 1, 1, &[0], PlaneKind::U, 2),
+            plane(p2, 2, 1, &[0], PlaneKind::V, 2),
+        ],
+        PixelFormat::Nv12 => vec![
+            plane(p0, 0, 1, &[0], PlaneKind::Y, 1),
+            plane(p1, 1, 2, &[0, 1], PlaneKind::Uv, 2),
+        ],
+    }
 }

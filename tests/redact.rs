@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 //! `faceredact` on real photos and the real models: redacted faces are no longer found nor
 //! recognised, in every format; `mode=unmatched` spares the listed person only; with the detector
-//! on every third frame every face of a moving clip is still covered on every frame.
+//! on every third frame every face of a moving clip is still covered on every frame;
+//! `facewatchoverlay` draws only where its boxes and labels are.
 
 mod common;
 
@@ -217,5 +218,66 @@ fn facewatchbin_redacts_only_when_asked() {
         assert!(run.error.is_none(), "{:?}", run.error);
         assert_eq!(faces_in(&out), want, "facewatchbin {redact}");
     }
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// `facewatchoverlay` changes the video only inside the boxes' outlines and the labels above them.
+#[test]
+fn the_overlay_changes_only_box_outlines_and_labels() {
+    require_runtime();
+    let d = scratch("overlay");
+    let list = common::obama_list(&d);
+    let (size, line) = (20usize, 3usize);
+    let plain = obama_and_biden(&list, "");
+    let drawn = obama_and_biden(
+        &list,
+        &format!("! facewatchoverlay font-size={size} line-width={line} landmarks=false"),
+    );
+    let (a, b) = (
+        plain[11].map_readable().unwrap(),
+        drawn[11].map_readable().unwrap(),
+    );
+    let faces = meta::faces(&drawn[11]);
+    assert_eq!(faces.len(), 2);
+    let stride = (common::MOVING_W * 3).div_ceil(4) * 4;
+    // Where the overlay may draw: each box's outline band, and a label band above the box at most
+    // as wide as 12 characters of the font size.
+    let allowed = |x: usize, y: usize| {
+        faces.iter().any(|f| {
+            let (fx, fy, fw, fh) = (
+                f.rect.0 as usize,
+                f.rect.1 as usize,
+                f.rect.2 as usize,
+                f.rect.3 as usize,
+            );
+            let in_box = x >= fx && x < fx + fw && y >= fy && y < fy + fh;
+            let inner =
+                x >= fx + line && x + line < fx + fw && y >= fy + line && y + line < fy + fh;
+            let label = x >= fx && x < fx + 12 * size && y + 2 * size >= fy && y < fy + 2 * size;
+            (in_box && !inner) || label
+        })
+    };
+    let mut changed = 0;
+    for y in 0..common::MOVING_H {
+        for x in 0..common::MOVING_W {
+            let i = y * stride + x * 3;
+            if a[i..i + 3] != b[i..i + 3] {
+                assert!(
+                    allowed(x, y),
+                    "pixel {x},{y} changed outside boxes and labels"
+                );
+                changed += 1;
+            }
+        }
+    }
+    // Something was drawn: at least the outlines.
+    let outline: usize = faces
+        .iter()
+        .map(|f| 2 * line * (f.rect.2 + f.rect.3) as usize - 4 * line * line)
+        .sum();
+    assert!(
+        changed >= outline,
+        "{changed} pixels changed, outlines alone are {outline}"
+    );
     std::fs::remove_dir_all(&d).unwrap();
 }

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod batch;
 pub mod detect;
 pub mod detector;
+pub mod draw;
 pub mod embedder;
 pub mod frame;
 pub mod frame_embedder;

@@ -25,12 +25,41 @@ pub struct PlaneMut<'a> {
     pub height: usize,
     /// Bytes per sample position (1 for a Y plane, 2 for NV12's UV, 3 or 4 for packed RGB).
     pub pixel_bytes: usize,
-    /// The byte offsets in a sample position that are redacted (alpha is left alone).
+    /// The byte offsets of the colour channels in a sample position, in the order of `kind`
+    /// (R, G, B for RGB; U, V for NV12's UV); alpha and padding are left alone.
     pub channels: &'static [usize],
-    /// Per entry of `channels`: the value of black.
-    pub black: &'static [u8],
+    pub kind: PlaneKind,
     /// Frame pixels per sample in each direction (2 for 4:2:0 chroma).
     pub sub: usize,
+}
+
+/// What a plane's channels hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlaneKind {
+    Rgb,
+    Y,
+    U,
+    V,
+    /// NV12's interleaved chroma.
+    Uv,
+}
+
+impl PlaneKind {
+    /// An RGB colour (0..255) as this plane's channel values (BT.601, limited range for YUV).
+    pub fn colour(self, [r, g, b]: [u8; 3]) -> [u8; 3] {
+        let (r, g, b) = (r as f32, g as f32, b as f32);
+        let y = 16.0 + (65.481 * r + 128.553 * g + 24.966 * b) / 255.0;
+        let u = 128.0 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255.0;
+        let v = 128.0 + (112.0 * r - 93.786 * g - 18.214 * b) / 255.0;
+        let q = |x: f32| x.round().clamp(0.0, 255.0) as u8;
+        match self {
+            PlaneKind::Rgb => [q(r), q(g), q(b)],
+            PlaneKind::Y => [q(y), 0, 0],
+            PlaneKind::U => [q(u), 0, 0],
+            PlaneKind::V => [q(v), 0, 0],
+            PlaneKind::Uv => [q(u), q(v), 0],
+        }
+    }
 }
 
 /// A box in frame pixels: `x0..x1` × `y0..y1`.
@@ -111,11 +140,12 @@ struct Region {
 }
 
 fn fill(p: &mut PlaneMut<'_>, r: Region) {
+    let black = p.kind.colour([0, 0, 0]);
     for y in r.y0..r.y1 {
         let row = &mut p.data[y * p.stride..];
         for x in r.x0..r.x1 {
             let px = &mut row[x * p.pixel_bytes..(x + 1) * p.pixel_bytes];
-            for (&c, &v) in p.channels.iter().zip(p.black) {
+            for (&c, &v) in p.channels.iter().zip(&black) {
                 px[c] = v;
             }
         }
@@ -236,7 +266,7 @@ mod tests {
             height: h,
             pixel_bytes: 4,
             channels: &[0, 1, 2],
-            black: &[0, 0, 0],
+            kind: PlaneKind::Rgb,
             sub: 1,
         }
     }
@@ -400,7 +430,7 @@ mod tests {
                 height: 20,
                 pixel_bytes: 1,
                 channels: &[0],
-                black: &[16],
+                kind: PlaneKind::Y,
                 sub: 1,
             },
             PlaneMut {
@@ -410,7 +440,7 @@ mod tests {
                 height: 10,
                 pixel_bytes: 1,
                 channels: &[0],
-                black: &[128],
+                kind: PlaneKind::U,
                 sub: 2,
             },
         ];

@@ -11,8 +11,7 @@ use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 
-use crate::core::frame::PixelFormat;
-use crate::core::redact::{self, PixelBox, PlaneMut};
+use crate::core::redact::{self, PixelBox};
 use crate::element;
 use crate::meta;
 use crate::video;
@@ -350,7 +349,7 @@ impl element::Filter for FaceRedact {
             let strides: Vec<usize> = frame.plane_stride().iter().map(|&s| s as usize).collect();
             let (w, h) = (info.width() as usize, info.height() as usize);
             let data = frame.planes_data_mut();
-            let mut planes = planes(input.format, data, &strides, w, h);
+            let mut planes = video::planes_mut(input.format, data, &strides, w, h);
             for (x, y, bw, bh) in boxes {
                 let Some(b) = PixelBox::around(
                     x as f32,
@@ -374,60 +373,5 @@ impl element::Filter for FaceRedact {
             Ok(())
         })?;
         Ok(gst::FlowSuccess::Ok)
-    }
-}
-
-/// The planes of a frame in `format` for the redactor.
-fn planes<'a>(
-    format: PixelFormat,
-    data: [&'a mut [u8]; 4],
-    strides: &[usize],
-    w: usize,
-    h: usize,
-) -> Vec<PlaneMut<'a>> {
-    let [p0, p1, p2, _] = data;
-    let packed = |data: &'a mut [u8], bytes: usize, channels: &'static [usize]| PlaneMut {
-        data,
-        stride: strides[0],
-        width: w,
-        height: h,
-        pixel_bytes: bytes,
-        channels,
-        black: &[0, 0, 0],
-        sub: 1,
-    };
-    let luma = |data: &'a mut [u8]| PlaneMut {
-        data,
-        stride: strides[0],
-        width: w,
-        height: h,
-        pixel_bytes: 1,
-        channels: &[0],
-        black: &[16],
-        sub: 1,
-    };
-    let chroma =
-        |data: &'a mut [u8], stride: usize, bytes: usize, channels: &'static [usize]| PlaneMut {
-            data,
-            stride,
-            width: w.div_ceil(2),
-            height: h.div_ceil(2),
-            pixel_bytes: bytes,
-            channels,
-            black: &[128, 128],
-            sub: 2,
-        };
-    match format {
-        PixelFormat::Rgb | PixelFormat::Bgr => vec![packed(p0, 3, &[0, 1, 2])],
-        PixelFormat::Rgbx | PixelFormat::Bgrx | PixelFormat::Rgba | PixelFormat::Bgra => {
-            vec![packed(p0, 4, &[0, 1, 2])]
-        }
-        PixelFormat::Xrgb | PixelFormat::Xbgr => vec![packed(p0, 4, &[1, 2, 3])],
-        PixelFormat::I420 => vec![
-            luma(p0),
-            chroma(p1, strides[1], 1, &[0]),
-            chroma(p2, strides[2], 1, &[0]),
-        ],
-        PixelFormat::Nv12 => vec![luma(p0), chroma(p1, strides[1], 2, &[0, 1])],
     }
 }
