@@ -3,7 +3,7 @@
 //!
 //! One name, four things (the names are interface and stay): the *plugin* `facewatch`
 //! (`libgstfacewatch.so`, this crate) holds the elements `facedetector`, `faceembedder`,
-//! `facewatch` (the *matcher element*) and `facewatchbin`; the *CLI* `facewatch` (`src/bin`) makes
+//! `facewatch` (the *matcher element*), `faceredact`, `facewatchoverlay` and `facewatchbin`; the *CLI* `facewatch` (`src/bin`) makes
 //! and edits watch lists. `gst-inspect-1.0 facewatch` shows the matcher element;
 //! `gst-inspect-1.0 libgstfacewatch.so` shows the plugin.
 //!

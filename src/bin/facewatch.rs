@@ -875,8 +875,18 @@ fn cmd_verify(g: &Global) -> Result<(), Fail> {
         t => fmt_time(t),
     };
     let n = list.identities.len();
+    let retention = list.default_expiry.map_or("no default expiry".into(), |d| {
+        format!(
+            "default expiry {}",
+            humantime::format_duration(Duration::from_secs(d))
+        )
+    });
+    let head = list.audit.map_or("no audit head recorded".into(), |h| {
+        format!("audit log head: entry {}", h.seq)
+    });
     println!(
-        "ok: {} {how}; generation {}, written {written}; {n} {} ({expired} expired), model {}",
+        "ok: {} {how}; generation {}, written {written}; {n} {} ({expired} expired), model {}; \
+         {retention}; {head}",
         g.list.display(),
         list.generation,
         if n == 1 { "identity" } else { "identities" },
