@@ -68,7 +68,7 @@ clean "$prefix/bin/facewatch" --list "$list" enroll --label obama tests/photos/o
 clean "$prefix/bin/facewatch" --list "$list" verify
 
 echo "== gst-inspect-1.0 sees every element"
-for e in facedetector faceembedder facewatch facewatchbin; do
+for e in facedetector faceembedder facewatch faceredact facewatchoverlay facewatchbin; do
   clean gst-inspect-1.0 "$e" >/dev/null || fail "gst-inspect-1.0 $e"
 done
 

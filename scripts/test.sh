@@ -23,7 +23,7 @@ cargo test --locked
 echo "== release plugin through gst-launch-1.0"
 # shellcheck source=scripts/env.sh
 . scripts/env.sh
-for e in facedetector faceembedder facewatch facewatchbin; do gst-inspect-1.0 "$e" >/dev/null; done
+for e in facedetector faceembedder facewatch faceredact facewatchoverlay facewatchbin; do gst-inspect-1.0 "$e" >/dev/null; done
 out=$(gst-launch-1.0 -m filesrc location=tests/photos/obama.jpg ! decodebin ! videoconvert \
       ! facedetector post-messages=true ! fakesink 2>&1)
 n=$(grep -c 'facedetector, timestamp' <<<"$out" || true)
