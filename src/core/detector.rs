@@ -35,6 +35,19 @@ impl Default for DetectParams {
     }
 }
 
+/// Where a detector's time went, summed over its runs (ns).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StageTimes {
+    /// Frame → input tensor (sampling straight from the frame's format).
+    pub tensor_ns: u64,
+    /// Waiting for the turn at the model shared with other elements (cameras).
+    pub wait_ns: u64,
+    /// The model run, outputs copied out.
+    pub model_ns: u64,
+    /// Heatmap decode, scaling to the frame, NMS.
+    pub decode_ns: u64,
+}
+
 pub struct Detector {
     spec: ModelSpec,
     /// Shared with every other element of the process that loads the same model.
@@ -47,6 +60,7 @@ pub struct Detector {
     outputs: Vec<(Vec<i64>, Vec<f32>)>,
     /// Moving average of one model run (without the wait for the turn), ns.
     run_ns: u64,
+    times: StageTimes,
 }
 
 impl std::fmt::Debug for Detector {
@@ -92,6 +106,7 @@ impl Detector {
             tensor: Vec::new(),
             outputs: Vec::new(),
             run_ns: 0,
+            times: StageTimes::default(),
         })
     }
 
@@ -108,6 +123,11 @@ impl Detector {
     /// model is shared by the process's elements) times the usual run.
     pub fn expected_wait(&self) -> std::time::Duration {
         std::time::Duration::from_nanos(self.session.queued() * self.run_ns)
+    }
+
+    /// Time spent per stage so far.
+    pub fn times(&self) -> StageTimes {
+        self.times
     }
 
     /// Tensor size used for a frame of this size.
@@ -133,6 +153,7 @@ impl Detector {
                 (tw as f32 / s, th as f32 / s)
             }
         };
+        let t_tensor = std::time::Instant::now();
         let tspec = self.spec.manifest.tensor_spec(tw, th);
         self.tensor.resize(tw * th * 3, 0.0);
         frame.sample_into(
@@ -150,8 +171,11 @@ impl Detector {
             TensorRef::from_array_view((shape, &self.tensor[..])).map_err(|e| run_err(&e))?;
         // The outputs are copied out so that the session is free for the next camera while this
         // one decodes.
+        let t_wait = std::time::Instant::now();
+        self.times.tensor_ns += (t_wait - t_tensor).as_nanos() as u64;
         let mut session = lock(&self.session);
         let t0 = std::time::Instant::now();
+        self.times.wait_ns += (t0 - t_wait).as_nanos() as u64;
         let outputs = session
             .run(vec![(self.spec.manifest.input.name.as_str(), input)])
             .map_err(|e| run_err(&e))?;
@@ -169,7 +193,9 @@ impl Detector {
         }
         drop(outputs);
         drop(session);
-        let took = t0.elapsed().as_nanos() as u64;
+        let t_decode = std::time::Instant::now();
+        let took = (t_decode - t0).as_nanos() as u64;
+        self.times.model_ns += took;
         self.run_ns = if self.run_ns == 0 {
             took
         } else {
@@ -205,6 +231,7 @@ impl Detector {
         if p.max_faces > 0 {
             faces.truncate(p.max_faces);
         }
+        self.times.decode_ns += t_decode.elapsed().as_nanos() as u64;
         Ok(faces)
     }
 }

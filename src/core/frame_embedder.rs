@@ -79,6 +79,8 @@ pub struct Counts {
     pub inference_ns: u64,
     /// Inferences that also carried other elements' (cameras') faces.
     pub shared: u64,
+    /// Chips warped from the frame, with their quality and colour checks.
+    pub chip_ns: u64,
 }
 
 #[derive(Debug)]
@@ -154,6 +156,7 @@ impl FrameEmbedder {
         // from the last run); the chips of those that get a fresh descriptor stay.
         let mut plans = Vec::with_capacity(faces.len());
         let mut n = 0;
+        let t_chips = Instant::now();
         for f in faces {
             // Between detector runs a track's face is what it was at the last run: no chip.
             let carried = (!detected).then(|| self.seen.get(&f.track)).flatten();
@@ -203,6 +206,7 @@ impl FrameEmbedder {
             plans.push((size, quality, grayscale, reason.is_some()));
         }
         self.chips.truncate(n * len);
+        self.counts.chip_ns += t_chips.elapsed().as_nanos() as u64;
 
         let mut fresh = Vec::new().into_iter();
         if n > 0 {

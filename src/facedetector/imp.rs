@@ -11,7 +11,7 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 
-use crate::core::detector::{DetectParams, Detector};
+use crate::core::detector::{DetectParams, Detector, StageTimes};
 use crate::core::manifest::Task;
 use crate::core::track::{TrackEvent, Tracker, TrackerConfig};
 use crate::element;
@@ -125,16 +125,24 @@ pub struct Stats {
     skipped: u64,
     faces: u64,
     inference_ns: u64,
+    stages: StageTimes,
+    track_ns: u64,
 }
 
 impl element::Stats for Stats {
     fn structure(&self) -> gst::Structure {
+        let us = |ns: u64| ns / 1000;
         gst::Structure::builder("facedetector-stats")
             .field("frames", self.frames)
             .field("inferences", self.inferences)
             .field("skipped", self.skipped)
             .field("faces", self.faces)
-            .field("inference-time-us", self.inference_ns / 1000)
+            .field("inference-time-us", us(self.inference_ns))
+            .field("tensor-time-us", us(self.stages.tensor_ns))
+            .field("wait-time-us", us(self.stages.wait_ns))
+            .field("model-time-us", us(self.stages.model_ns))
+            .field("decode-time-us", us(self.stages.decode_ns))
+            .field("track-time-us", us(self.track_ns))
             .build()
     }
 }
@@ -267,7 +275,10 @@ impl ObjectImpl for FaceDetector {
                 crate::props::stats(
                     "frames, inferences (frames the model ran on), skipped (model runs left out \
                      because the frame was late on a live source, see max-lateness), faces \
-                         (attached, over all frames), inference-time-us (total model time)",
+                     (attached, over all frames), inference-time-us (all of the detection), and \
+                     its parts: tensor-time-us (frame to model input), wait-time-us (for the \
+                     model while other elements of the process use it), model-time-us, \
+                     decode-time-us (heatmap decode and NMS); track-time-us (the tracker)",
                 ),
             ]
         });
@@ -389,7 +400,10 @@ impl element::Filter for FaceDetector {
                     .map_err(|e| element::fail_run(self, &e))?;
                 state.stats.inferences += 1;
                 state.stats.inference_ns += t0.elapsed().as_nanos() as u64;
+                state.stats.stages = state.detector.times();
+                let t_track = Instant::now();
                 let tracked = state.tracker.update(frame_no, dets);
+                state.stats.track_ns += t_track.elapsed().as_nanos() as u64;
                 for ev in state.tracker.events() {
                     match ev {
                         TrackEvent::Started(id) => {
@@ -402,7 +416,10 @@ impl element::Filter for FaceDetector {
                 }
                 tracked
             } else {
-                state.tracker.predict(frame_no)
+                let t_track = Instant::now();
+                let carried = state.tracker.predict(frame_no);
+                state.stats.track_ns += t_track.elapsed().as_nanos() as u64;
+                carried
             };
             state.stats.frames += 1;
             let (w, h) = (input.info.width(), input.info.height());

@@ -89,6 +89,7 @@ impl element::Stats for Stats {
             .field("gated", c.gated)
             .field("inference-time-us", c.inference_ns / 1000)
             .field("shared-inferences", c.shared)
+            .field("chip-time-us", c.chip_ns / 1000)
             .build()
     }
 }
@@ -171,7 +172,8 @@ impl ObjectImpl for FaceEmbedder {
                          (batched model runs), reused (descriptors carried from the track), gated \
                          (faces under min-eye-distance or min-quality), inference-time-us, \
                          shared-inferences (runs that also carried faces of other elements of \
-                         the process: cameras that share the model are batched together)",
+                         the process: cameras that share the model are batched together), \
+                         chip-time-us (chips warped from the frame, quality and colour checks)",
                 ),
             ]
         });

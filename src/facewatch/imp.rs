@@ -114,13 +114,24 @@ impl Settings {
     }
 }
 
-/// facewatch publishes no counters (yet).
 #[derive(Debug, Default, Clone, Copy)]
-pub struct NoStats;
+pub struct Stats {
+    frames: u64,
+    /// Fresh descriptors searched in the list.
+    searches: u64,
+    search_ns: u64,
+    /// The whole per-frame matching (searches, track decisions).
+    match_ns: u64,
+}
 
-impl element::Stats for NoStats {
+impl element::Stats for Stats {
     fn structure(&self) -> gst::Structure {
-        gst::Structure::new_empty("facewatch-stats")
+        gst::Structure::builder("facewatch-stats")
+            .field("frames", self.frames)
+            .field("searches", self.searches)
+            .field("search-time-us", self.search_ns / 1000)
+            .field("match-time-us", self.match_ns / 1000)
+            .build()
     }
 }
 
@@ -134,17 +145,18 @@ pub struct State {
     frames: u64,
     started: Instant,
     warned_no_descriptors: bool,
+    stats: Stats,
 }
 
 impl element::Running for State {
-    type Stats = NoStats;
+    type Stats = Stats;
 
     fn flush(&mut self) {
         self.matcher.reset_tracks();
     }
 
-    fn stats(&self) -> NoStats {
-        NoStats
+    fn stats(&self) -> Stats {
+        self.stats
     }
 }
 
@@ -271,6 +283,10 @@ impl ObjectImpl for FaceWatch {
                     .default_value(DEFAULT_ATTACH_SNAPSHOT)
                     .mutable_playing()
                     .build(),
+                crate::props::stats(
+                    "frames, searches (fresh descriptors looked up in the list), \
+                     search-time-us, match-time-us (all of the per-frame matching)",
+                ),
                 glib::ParamSpecUInt::builder("identities")
                     .nick("Identities")
                     .blurb("Identities in the list in use (not expired)")
@@ -396,6 +412,7 @@ impl element::Filter for FaceWatch {
             frames: 0,
             started: Instant::now(),
             warned_no_descriptors: false,
+            stats: Stats::default(),
         })
     }
 
@@ -407,9 +424,11 @@ impl element::Filter for FaceWatch {
         let mut events = Vec::new();
         let mut tags = Vec::new();
         let (frame, reload, warn, result) = self.base.with_state(|state| {
+            let t_match = Instant::now();
             let reload = state.list.poll();
             let frame = state.frames;
             state.frames += 1;
+            state.stats.frames += 1;
             let config = config.calibrated(state.calibrated.0, state.calibrated.1);
             state.matcher.set_config(config);
             if !faces.is_empty() && faces.iter().all(|f| f.embedding.is_none()) {
@@ -434,13 +453,17 @@ impl element::Filter for FaceWatch {
                             return Ok((frame, reload, false, Err(m)));
                         }
                         let vector = e.vector.as_deref().unwrap_or(&[]);
-                        Some(Fresh::search(
+                        let t = Instant::now();
+                        let found = Fresh::search(
                             state.list.index(),
                             &source.similarity,
                             vector,
                             e.grayscale,
                             unix,
-                        ))
+                        );
+                        state.stats.searches += 1;
+                        state.stats.search_ns += t.elapsed().as_nanos() as u64;
+                        Some(found)
                     }
                     _ => None,
                 };
@@ -472,6 +495,7 @@ impl element::Filter for FaceWatch {
                 }
             }
             state.matcher.prune(frame, TRACK_MAX_AGE);
+            state.stats.match_ns += t_match.elapsed().as_nanos() as u64;
             Ok((frame, reload, false, Ok(config.threshold)))
         })?;
         self.post_reload(reload);

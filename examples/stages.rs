@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: MIT
+//! Where the time of a frame goes (bench/stages.sh): runs a clip through
+//! `decodebin ! facewatchbin <props> ! fakesink` to its end and prints one JSON line with the
+//! per-frame milliseconds of each stage, read from the elements' own `stats`, beside the wall and
+//! CPU time of the whole run. A second run with only the decoder gives the decoding time.
+//!
+//!   stages --clip CLIP.mp4 --watchlist LIST [--props "interval=3"]
+
+use std::time::Instant;
+
+use clap::Parser;
+use gst::prelude::*;
+
+#[derive(Parser)]
+struct Args {
+    #[arg(long)]
+    clip: std::path::PathBuf,
+    #[arg(long)]
+    watchlist: std::path::PathBuf,
+    /// More facewatchbin properties, as gst-launch spells them
+    #[arg(long, default_value = "")]
+    props: String,
+}
+
+fn cpu_seconds() -> f64 {
+    let mut u = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct it is given.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, u.as_mut_ptr()) };
+    // SAFETY: initialised by getrusage (zeroed before in any case).
+    let u = unsafe { u.assume_init() };
+    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
+    t(u.ru_utime) + t(u.ru_stime)
+}
+
+/// Runs `desc` to EOS; returns (wall s, CPU s, the pipeline at EOS).
+fn run(desc: &str) -> Result<(f64, f64, gst::Pipeline), Box<dyn std::error::Error>> {
+    let pipeline = gst::parse::launch(desc)?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| "not a pipeline")?;
+    let bus = pipeline.bus().ok_or("no bus")?;
+    let (t0, c0) = (Instant::now(), cpu_seconds());
+    pipeline.set_state(gst::State::Playing)?;
+    for msg in bus.iter_timed(gst::ClockTime::NONE) {
+        match msg.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => {
+                return Err(format!("{} {:?}", e.error(), e.debug()).into());
+            }
+            _ => {}
+        }
+    }
+    Ok((t0.elapsed().as_secs_f64(), cpu_seconds() - c0, pipeline))
+}
+
+/// The `stats` of the bin's child made by `factory`.
+fn stats(bin: &gst::Bin, factory: &str) -> gst::Structure {
+    bin.iterate_recurse()
+        .into_iter()
+        .flatten()
+        .find(|e| e.factory().is_some_and(|f| f.name() == factory))
+        .map(|e| e.property::<gst::Structure>("stats"))
+        .unwrap_or_else(|| gst::Structure::new_empty("none"))
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    gstfacewatch::core::runtime::disable_telemetry();
+    let a = Args::parse();
+    gst::init()?;
+    let src = format!("filesrc location=\"{}\" ! decodebin", a.clip.display());
+    let (dec_wall, dec_cpu, p) = run(&format!("{src} ! fakesink sync=false"))?;
+    p.set_state(gst::State::Null)?;
+    let (wall, cpu, p) = run(&format!(
+        "{src} ! facewatchbin name=fw watchlist=\"{}\" {} ! fakesink sync=false",
+        a.watchlist.display(),
+        a.props
+    ))?;
+    let bin = p
+        .by_name("fw")
+        .and_then(|b| b.downcast::<gst::Bin>().ok())
+        .ok_or("no facewatchbin")?;
+    let (det, emb, watch) = (
+        stats(&bin, "facedetector"),
+        stats(&bin, "faceembedder"),
+        stats(&bin, "facewatch"),
+    );
+    p.set_state(gst::State::Null)?;
+    let frames = det.get::<u64>("frames").unwrap_or(0).max(1) as f64;
+    let ms = |s: &gst::Structure, f: &str| s.get::<u64>(f).unwrap_or(0) as f64 / 1000.0 / frames;
+    let n = |s: &gst::Structure, f: &str| s.get::<u64>(f).unwrap_or(0);
+    println!(
+        "{{\"frames\":{frames},\"wall_s\":{wall:.2},\"fps\":{:.2},\"cpu_s\":{cpu:.2},\
+         \"cores_busy\":{:.2},\"cpu_ms_per_frame\":{:.2},\"decode_only_wall_s\":{dec_wall:.2},\
+         \"decode_cpu_ms_per_frame\":{:.2},\"detector_runs\":{},\"faces\":{},\
+         \"descriptors\":{},\"embedder_runs\":{},\"searches\":{},\
+         \"ms_per_frame\":{{\"tensor\":{:.3},\"detector_wait\":{:.3},\"detector_model\":{:.3},\
+         \"decode_nms\":{:.3},\"tracking\":{:.3},\"chips_quality\":{:.3},\"embedder\":{:.3},\
+         \"match\":{:.3}}}}}",
+        frames / wall,
+        cpu / wall,
+        cpu * 1000.0 / frames,
+        dec_cpu * 1000.0 / frames,
+        n(&det, "inferences"),
+        n(&det, "faces"),
+        n(&emb, "descriptors"),
+        n(&emb, "inferences"),
+        n(&watch, "searches"),
+        ms(&det, "tensor-time-us"),
+        ms(&det, "wait-time-us"),
+        ms(&det, "model-time-us"),
+        ms(&det, "decode-time-us"),
+        ms(&det, "track-time-us"),
+        ms(&emb, "chip-time-us"),
+        ms(&emb, "inference-time-us"),
+        ms(&watch, "match-time-us"),
+    );
+    Ok(())
+}
