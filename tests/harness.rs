@@ -379,7 +379,12 @@ fn descriptors_of_another_model_are_an_error_naming_both() {
 #[test]
 fn pixel_elements_refuse_formats_and_sizes_they_cannot_read() {
     common::init();
-    for name in ["facedetector", "faceembedder", "faceredact", "facewatchoverlay"] {
+    for name in [
+        "facedetector",
+        "faceembedder",
+        "faceredact",
+        "facewatchoverlay",
+    ] {
         let e = gst::ElementFactory::make(name).build().unwrap();
         let sink = e.static_pad("sink").unwrap();
         let accepts = |caps: &str| sink.query_accept_caps(&caps.parse::<gst::Caps>().unwrap());
