@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
-//! Where the time of a frame goes (bench/stages.sh): runs a clip through
+//! Where the time of a frame goes (bench/pipeline.sh): runs a clip through
 //! `decodebin ! facewatchbin <props> ! fakesink` to its end and prints one JSON line with the
 //! per-frame milliseconds of each stage, read from the elements' own `stats`, beside the wall and
-//! CPU time of the whole run. A second run with only the decoder gives the decoding time.
+//! CPU time of the run (timed from PLAYING after the pipeline prerolled, i.e. with the models
+//! loaded, as the Python peer times itself) and the peak resident memory. A run with only the
+//! decoder first gives the decoding time (`--decode`).
 //!
-//!   stages --clip CLIP.mp4 --watchlist LIST [--props "interval=3"]
+//!   stages --clip CLIP.mp4 --watchlist LIST [--props "interval=3"] [--decode]
 
 use std::time::Instant;
 
@@ -20,6 +22,9 @@ struct Args {
     /// More facewatchbin properties, as gst-launch spells them
     #[arg(long, default_value = "")]
     props: String,
+    /// Also time the decoder alone
+    #[arg(long)]
+    decode: bool,
 }
 
 fn cpu_seconds() -> f64 {
@@ -32,12 +37,16 @@ fn cpu_seconds() -> f64 {
     t(u.ru_utime) + t(u.ru_stime)
 }
 
-/// Runs `desc` to EOS; returns (wall s, CPU s, the pipeline at EOS).
+/// Runs `desc` to EOS, timed from PLAYING after the preroll; returns (wall s, CPU s, the pipeline
+/// at EOS).
 fn run(desc: &str) -> Result<(f64, f64, gst::Pipeline), Box<dyn std::error::Error>> {
     let pipeline = gst::parse::launch(desc)?
         .downcast::<gst::Pipeline>()
         .map_err(|_| "not a pipeline")?;
     let bus = pipeline.bus().ok_or("no bus")?;
+    pipeline.set_state(gst::State::Paused)?;
+    let (res, _, _) = pipeline.state(gst::ClockTime::NONE);
+    res?;
     let (t0, c0) = (Instant::now(), cpu_seconds());
     pipeline.set_state(gst::State::Playing)?;
     for msg in bus.iter_timed(gst::ClockTime::NONE) {
@@ -50,6 +59,21 @@ fn run(desc: &str) -> Result<(f64, f64, gst::Pipeline), Box<dyn std::error::Erro
         }
     }
     Ok((t0.elapsed().as_secs_f64(), cpu_seconds() - c0, pipeline))
+}
+
+fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("VmHWM:")?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
 }
 
 /// The `stats` of the bin's child made by `factory`.
@@ -67,8 +91,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a = Args::parse();
     gst::init()?;
     let src = format!("filesrc location=\"{}\" ! decodebin", a.clip.display());
-    let (dec_wall, dec_cpu, p) = run(&format!("{src} ! fakesink sync=false"))?;
-    p.set_state(gst::State::Null)?;
+    let (mut dec_wall, mut dec_cpu) = (0.0, 0.0);
+    if a.decode {
+        let (w, c, p) = run(&format!("{src} ! fakesink sync=false"))?;
+        p.set_state(gst::State::Null)?;
+        (dec_wall, dec_cpu) = (w, c);
+    }
     let (wall, cpu, p) = run(&format!(
         "{src} ! facewatchbin name=fw watchlist=\"{}\" {} ! fakesink sync=false",
         a.watchlist.display(),
@@ -90,7 +118,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "{{\"frames\":{frames},\"wall_s\":{wall:.2},\"fps\":{:.2},\"cpu_s\":{cpu:.2},\
          \"cores_busy\":{:.2},\"cpu_ms_per_frame\":{:.2},\"decode_only_wall_s\":{dec_wall:.2},\
-         \"decode_cpu_ms_per_frame\":{:.2},\"detector_runs\":{},\"faces\":{},\
+         \"decode_cpu_ms_per_frame\":{:.2},\"peak_rss_mb\":{},\"detector_runs\":{},\"faces\":{},\
          \"descriptors\":{},\"embedder_runs\":{},\"searches\":{},\
          \"ms_per_frame\":{{\"tensor\":{:.3},\"detector_wait\":{:.3},\"detector_model\":{:.3},\
          \"decode_nms\":{:.3},\"tracking\":{:.3},\"chips_quality\":{:.3},\"embedder\":{:.3},\
@@ -99,6 +127,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         cpu / wall,
         cpu * 1000.0 / frames,
         dec_cpu * 1000.0 / frames,
+        peak_rss_kb() / 1024,
         n(&det, "inferences"),
         n(&det, "faces"),
         n(&emb, "descriptors"),

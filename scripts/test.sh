@@ -36,6 +36,8 @@ out=$(gst-launch-1.0 -m filesrc location=tests/photos/obama2.jpg ! decodebin ! i
       ! facewatchbin watchlist="$tmp/w.fwl" ! fakesink 2>&1)
 rm -rf "$tmp"
 grep -q 'facewatch-match, label=(string)obama' <<<"$out" || { echo "$out"; echo "no facewatch-match"; exit 1; }
+echo "== bench/pipeline.sh --smoke (one second of one clip: the benchmark keeps working)"
+bash bench/pipeline.sh --smoke > /dev/null
 echo "== the installed tree (meson install into a temporary prefix)"
 bash scripts/test-install.sh
 echo "== all tests passed"

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# The whole pipeline beside the Python peer (issue 10), in the same run: H.264 clips made from the
+# test photos (bench/make_clip.py: faces that move, change size, enter and leave; obama among them,
+# enrolled from obama3.jpg, which the clips do not show), then for each clip
+#   ours:  filesrc ! decodebin ! facewatchbin <setting> ! fakesink   (examples/stages.rs, timed from
+#          PLAYING once prerolled, with the per-stage milliseconds from the elements' stats)
+#            default  facewatchbin at its defaults
+#            equal    reembed-interval=1: detect and embed every face on every frame, like peer det1
+#            int3     interval=3: the detector on one frame in three
+#   peer:  ../shared/peer/peer.py (as it is) --mode det1 and det3emb3, --variant nospin and default
+# RUNS runs each (median, min–max): fps, CPU ms per frame, peak RSS. Prints Markdown for
+# BENCHMARKS.md and the raw JSON lines.
+#   bash bench/pipeline.sh [RUNS]             the whole matrix: 1080p, 720p, 480p × 0, 1, 3, 8 faces
+#   RES="1080" FACES="3" bash bench/pipeline.sh 3     one cell
+#   bash bench/pipeline.sh --smoke            a few frames of one small clip (scripts/test.sh)
+export ORT_DISABLE_TELEMETRY=1   # no ONNX Runtime telemetry (see README, Privacy)
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+SMOKE=0
+if [ "${1:-}" = "--smoke" ]; then SMOKE=1; shift; fi
+RUNS=${1:-3}
+RES=${RES:-1080 720 480}
+FACES=${FACES:-0 1 3 8}
+SECS=${SECS:-10}
+PEER=${PEER:-$ROOT/../shared/peer/peer.py}
+if [ "$SMOKE" = 1 ]; then RUNS=1 RES=480 FACES=1 SECS=1; fi
+if [ ! -f "$PEER" ]; then
+  # The smoke run (scripts/test.sh) keeps our side working without the peer; a measurement needs it.
+  [ "$SMOKE" = 1 ] || { echo "the Python peer is not at $PEER (set PEER)" >&2; exit 2; }
+  echo "bench/pipeline.sh: no Python peer at $PEER: the smoke run times facewatch only" >&2
+  PEER=""
+fi
+
+bash scripts/setup.sh >/dev/null
+# shellcheck source=scripts/env.sh
+. scripts/env.sh
+OUT=bench/out/pipeline
+mkdir -p "$OUT"
+bash bench/make_frames.sh bench/out >/dev/null   # also makes the Python venv (numpy, OpenCV, onnxruntime)
+PY=${FACEWATCH_CACHE:-$HOME/.cache/facewatch}/venv-bench/bin/python
+cargo build --locked --release --lib --bins --example stages 2>/dev/null
+export BENCH_THREADS=2
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+list=$tmp/w.fwl
+target/release/facewatch --list "$list" init >/dev/null
+target/release/facewatch --list "$list" enroll --label obama tests/photos/obama3.jpg >/dev/null
+
+width_of() { case $1 in 1080) echo 1920 ;; 720) echo 1280 ;; 480) echo 854 ;; esac; }
+
+clip_for() {  # clip_for HEIGHT FACES -> path (made once, cached in bench/out/pipeline)
+  local h=$1 f=$2 w clip
+  w=$(width_of "$h")
+  clip=$OUT/clip${h}p_${f}faces_${SECS}s.mp4
+  if [ ! -s "$clip" ] || [ bench/make_clip.py -nt "$clip" ]; then
+    "$PY" bench/make_clip.py --width "$w" --height "$h" --seconds "$SECS" --faces "$f" \
+        --truth "$OUT/clip${h}p_${f}faces_${SECS}s.json" \
+      | gst-launch-1.0 -q fdsrc ! rawvideoparse format=i420 width="$w" height="$h" framerate=30/1 \
+          ! x264enc speed-preset=fast key-int-max=60 ! video/x-h264,profile=high ! mp4mux \
+          ! filesink location="$clip"
+  fi
+  echo "$clip"
+}
+
+results=$tmp/results.jsonl
+ours() {  # ours CLIP H F NAME PROPS
+  local line
+  line=$(target/release/examples/stages --clip "$1" --watchlist "$list" --props "$5")
+  echo "{\"impl\":\"facewatch\",\"setting\":\"$4\",\"res\":$2,\"faces_in_clip\":$3,${line#\{}" >> "$results"
+}
+peer() {  # peer CLIP H F MODE VARIANT
+  local line rss
+  line=$( { /usr/bin/time -f "%M" "$PY" "$PEER" --det models/centerface.onnx --emb models/dlib_resnet.onnx \
+      --clip "$1" --mode "$4" --variant "$5" --threads 2 2> "$tmp/time"; } )
+  rss=$(tail -1 "$tmp/time")
+  echo "{\"impl\":\"peer\",\"setting\":\"$4-$5\",\"res\":$2,\"faces_in_clip\":$3,\"peak_rss_mb\":$((rss / 1024)),${line#\{}" >> "$results"
+}
+
+for h in $RES; do
+  for f in $FACES; do
+    clip=$(clip_for "$h" "$f")
+    for _ in $(seq "$RUNS"); do
+      ours "$clip" "$h" "$f" default ""
+      ours "$clip" "$h" "$f" equal "reembed-interval=1"
+      ours "$clip" "$h" "$f" int3 "interval=3"
+      [ -n "$PEER" ] || continue
+      for mode in det1 det3emb3; do
+        for variant in nospin default; do
+          peer "$clip" "$h" "$f" "$mode" "$variant"
+        done
+      done
+    done
+  done
+done
+
+cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
+flags=$(grep -m1 -o -w -E 'avx2|avx512f|avx512_vnni|fma' /proc/cpuinfo | sort -u | tr '\n' ' ')
+echo "Machine: $(nproc) cores ($cpu; $flags), $(free -g | awk '/Mem:/{print $2}') GiB; $(gst-launch-1.0 --version | sed -n 2p); ONNX Runtime 1.32.0; $(date -u +%F)"
+echo
+"$PY" - "$results" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+groups = {}
+for r in rows:
+    groups.setdefault((r["res"], r["faces_in_clip"], r["impl"], r["setting"]), []).append(r)
+def med(v): return statistics.median(v)
+print("| clip | faces | implementation | setting | fps median (min–max) | CPU ms/frame | cores busy | peak RSS MB | × peer det1 nospin |")
+print("|---|---|---|---|---|---|---|---|---|")
+order = {"default": 0, "equal": 1, "int3": 2, "det1-nospin": 3, "det1-default": 4, "det3emb3-nospin": 5, "det3emb3-default": 6}
+for key in sorted(groups, key=lambda k: (-k[0], k[1], order.get(k[3], 9))):
+    g = groups[key]
+    fps = [r["fps"] for r in g]
+    ref = groups.get((key[0], key[1], "peer", "det1-nospin"))
+    ratio = med(fps) / med([r["fps"] for r in ref]) if ref else float("nan")
+    cores = med([r["cpu_s"] / r["wall_s"] for r in g])
+    print(f"| {key[0]}p | {key[1]} | {key[2]} | {key[3]} | {med(fps):.1f} ({min(fps):.1f}–{max(fps):.1f}) "
+          f"| {med([r['cpu_ms_per_frame'] for r in g]):.1f} | {cores:.2f} | {med([r['peak_rss_mb'] for r in g]):.0f} | {ratio:.2f}× |")
+print()
+print("Where our time goes (ms per frame, medians; the elements' own stats):")
+print()
+print("| clip | faces | setting | tensor | detector model | detector wait | decode + NMS | tracking | chips + quality | embedder | match | CPU ms/frame |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+for key in sorted(groups, key=lambda k: (-k[0], k[1], order.get(k[3], 9))):
+    if key[2] != "facewatch":
+        continue
+    g = groups[key]
+    s = lambda k: med([r["ms_per_frame"][k] for r in g])
+    print(f"| {key[0]}p | {key[1]} | {key[3]} | {s('tensor'):.2f} | {s('detector_model'):.2f} | {s('detector_wait'):.2f} "
+          f"| {s('decode_nms'):.2f} | {s('tracking'):.3f} | {s('chips_quality'):.2f} | {s('embedder'):.2f} | {s('match'):.3f} "
+          f"| {med([r['cpu_ms_per_frame'] for r in g]):.1f} |")
+PY
+echo
+echo "Raw results:"
+cat "$results"
