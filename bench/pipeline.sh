@@ -76,7 +76,8 @@ peer() {  # peer CLIP H F MODE VARIANT
   line=$( { /usr/bin/time -f "%M" "$PY" "$PEER" --det models/centerface.onnx --emb models/dlib_resnet.onnx \
       --clip "$1" --mode "$4" --variant "$5" --threads 2 2> "$tmp/time"; } )
   rss=$(tail -1 "$tmp/time")
-  echo "{\"impl\":\"peer\",\"setting\":\"$4-$5\",\"res\":$2,\"faces_in_clip\":$3,\"peak_rss_mb\":$((rss / 1024)),${line#\{}" >> "$results"
+  # the peer's own fields first, ours after them (they win where the names are the same)
+  echo "${line%\}},\"impl\":\"peer\",\"setting\":\"$4-$5\",\"res\":$2,\"faces_in_clip\":$3,\"peak_rss_mb\":$((rss / 1024))}" >> "$results"
 }
 
 for h in $RES; do
@@ -100,38 +101,7 @@ cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
 flags=$(grep -m1 -o -w -E 'avx2|avx512f|avx512_vnni|fma' /proc/cpuinfo | sort -u | tr '\n' ' ')
 echo "Machine: $(nproc) cores ($cpu; $flags), $(free -g | awk '/Mem:/{print $2}') GiB; $(gst-launch-1.0 --version | sed -n 2p); ONNX Runtime 1.32.0; $(date -u +%F)"
 echo
-"$PY" - "$results" <<'PY'
-import json, statistics, sys
-rows = [json.loads(l) for l in open(sys.argv[1])]
-groups = {}
-for r in rows:
-    groups.setdefault((r["res"], r["faces_in_clip"], r["impl"], r["setting"]), []).append(r)
-def med(v): return statistics.median(v)
-print("| clip | faces | implementation | setting | fps median (min–max) | CPU ms/frame | cores busy | peak RSS MB | × peer det1 nospin |")
-print("|---|---|---|---|---|---|---|---|---|")
-order = {"default": 0, "equal": 1, "int3": 2, "det1-nospin": 3, "det1-default": 4, "det3emb3-nospin": 5, "det3emb3-default": 6}
-for key in sorted(groups, key=lambda k: (-k[0], k[1], order.get(k[3], 9))):
-    g = groups[key]
-    fps = [r["fps"] for r in g]
-    ref = groups.get((key[0], key[1], "peer", "det1-nospin"))
-    ratio = med(fps) / med([r["fps"] for r in ref]) if ref else float("nan")
-    cores = med([r["cpu_s"] / r["wall_s"] for r in g])
-    print(f"| {key[0]}p | {key[1]} | {key[2]} | {key[3]} | {med(fps):.1f} ({min(fps):.1f}–{max(fps):.1f}) "
-          f"| {med([r['cpu_ms_per_frame'] for r in g]):.1f} | {cores:.2f} | {med([r['peak_rss_mb'] for r in g]):.0f} | {ratio:.2f}× |")
-print()
-print("Where our time goes (ms per frame, medians; the elements' own stats):")
-print()
-print("| clip | faces | setting | tensor | detector model | detector wait | decode + NMS | tracking | chips + quality | embedder | match | CPU ms/frame |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-for key in sorted(groups, key=lambda k: (-k[0], k[1], order.get(k[3], 9))):
-    if key[2] != "facewatch":
-        continue
-    g = groups[key]
-    s = lambda k: med([r["ms_per_frame"][k] for r in g])
-    print(f"| {key[0]}p | {key[1]} | {key[3]} | {s('tensor'):.2f} | {s('detector_model'):.2f} | {s('detector_wait'):.2f} "
-          f"| {s('decode_nms'):.2f} | {s('tracking'):.3f} | {s('chips_quality'):.2f} | {s('embedder'):.2f} | {s('match'):.3f} "
-          f"| {med([r['cpu_ms_per_frame'] for r in g]):.1f} |")
-PY
+"$PY" bench/pipeline_table.py "$results"
 echo
 echo "Raw results:"
 cat "$results"

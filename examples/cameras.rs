@@ -9,6 +9,9 @@
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+
+mod common;
+use common::{cpu_seconds, status_kb};
 use gst::prelude::*;
 
 #[derive(Parser)]
@@ -56,31 +59,6 @@ fn counters(pipeline: &gst::Pipeline, i: usize) -> (u64, u64, u64, u64) {
         }
     }
     out
-}
-
-fn cpu_seconds() -> f64 {
-    let mut u = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage fills the struct it is given.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, u.as_mut_ptr()) };
-    // SAFETY: initialised by getrusage (zeroed before in any case).
-    let u = unsafe { u.assume_init() };
-    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
-    t(u.ru_utime) + t(u.ru_stime)
-}
-
-fn status_kb(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(field)?
-                .trim()
-                .strip_suffix("kB")?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -11,6 +11,9 @@
 use std::time::Instant;
 
 use clap::Parser;
+
+mod common;
+use common::{cpu_seconds, status_kb};
 use gst::prelude::*;
 
 #[derive(Parser)]
@@ -25,16 +28,6 @@ struct Args {
     /// Also time the decoder alone
     #[arg(long)]
     decode: bool,
-}
-
-fn cpu_seconds() -> f64 {
-    let mut u = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage fills the struct it is given.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, u.as_mut_ptr()) };
-    // SAFETY: initialised by getrusage (zeroed before in any case).
-    let u = unsafe { u.assume_init() };
-    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
-    t(u.ru_utime) + t(u.ru_stime)
 }
 
 /// Runs `desc` to EOS, timed from PLAYING after the preroll; returns (wall s, CPU s, the pipeline
@@ -59,21 +52,6 @@ fn run(desc: &str) -> Result<(f64, f64, gst::Pipeline), Box<dyn std::error::Erro
         }
     }
     Ok((t0.elapsed().as_secs_f64(), cpu_seconds() - c0, pipeline))
-}
-
-fn peak_rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("VmHWM:")?
-                .trim()
-                .strip_suffix("kB")?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
 }
 
 /// The `stats` of the bin's child made by `factory`.
@@ -127,7 +105,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         cpu / wall,
         cpu * 1000.0 / frames,
         dec_cpu * 1000.0 / frames,
-        peak_rss_kb() / 1024,
+        status_kb("VmHWM:") / 1024,
         n(&det, "inferences"),
         n(&det, "faces"),
         n(&emb, "descriptors"),

@@ -88,18 +88,20 @@ pub trait Prop: Sized {
     fn value(&self) -> glib::Value;
 }
 
+/// [`Prop`] for types a `glib::Value` holds as they are (numbers, booleans, enums).
 macro_rules! plain_prop {
     ($($t:ty),*) => {$(
-        impl Prop for $t {
-            fn from_value(v: &glib::Value) -> Self {
+        impl $crate::props::Prop for $t {
+            fn from_value(v: &gst::glib::Value) -> Self {
                 v.get().expect("type checked upstream")
             }
-            fn value(&self) -> glib::Value {
-                self.to_value()
+            fn value(&self) -> gst::glib::Value {
+                gst::glib::value::ToValue::to_value(self)
             }
         }
     )*};
 }
+pub(crate) use plain_prop;
 plain_prop!(u32, f32, bool);
 
 /// A path: unset or empty is `None`.

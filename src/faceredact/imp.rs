@@ -64,19 +64,7 @@ impl From<Method> for redact::Method {
     }
 }
 
-macro_rules! enum_prop {
-    ($($t:ty),*) => {$(
-        impl crate::props::Prop for $t {
-            fn from_value(v: &glib::Value) -> Self {
-                v.get().expect("type checked upstream")
-            }
-            fn value(&self) -> glib::Value {
-                self.to_value()
-            }
-        }
-    )*};
-}
-enum_prop!(Mode, Method);
+crate::props::plain_prop!(Mode, Method);
 
 const DEFAULT_MODE: Mode = Mode::Unmatched;
 const DEFAULT_METHOD: Method = Method::Pixelate;

@@ -1,0 +1,43 @@
+# SPDX-License-Identifier: MIT
+"""Markdown tables of bench/pipeline.sh's JSON lines (one per run): medians with min–max, the ratio to
+the peer's det1 nospin on the same clip, and where our time goes per stage.
+  python3 bench/pipeline_table.py RESULTS.jsonl"""
+import json
+import statistics
+import sys
+
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+for r in rows:
+    # lines of an older pipeline.sh carried the peer's "impl" (python-peer-…) last
+    r["side"] = "peer" if str(r.get("impl", "")).startswith(("peer", "python-peer")) else "facewatch"
+groups = {}
+for r in rows:
+    groups.setdefault((r["res"], r["faces_in_clip"], r["side"], r["setting"]), []).append(r)
+med = statistics.median
+order = {"default": 0, "equal": 1, "int3": 2, "det1-nospin": 3, "det1-default": 4,
+         "det3emb3-nospin": 5, "det3emb3-default": 6}
+keys = sorted(groups, key=lambda k: (-k[0], k[1], order.get(k[3], 9)))
+print("| clip | faces | implementation | setting | fps median (min–max) | CPU ms/frame | cores busy | peak RSS MB | × peer det1 nospin |")
+print("|---|---|---|---|---|---|---|---|---|")
+for key in keys:
+    g = groups[key]
+    fps = [r["fps"] for r in g]
+    ref = groups.get((key[0], key[1], "peer", "det1-nospin"))
+    ratio = f"{med(fps) / med([r['fps'] for r in ref]):.2f}×" if ref else "–"
+    cores = med([r["cpu_s"] / r["wall_s"] for r in g])
+    print(f"| {key[0]}p | {key[1]} | {key[2]} | {key[3]} | {med(fps):.1f} ({min(fps):.1f}–{max(fps):.1f}) "
+          f"| {med([r['cpu_ms_per_frame'] for r in g]):.1f} | {cores:.2f} | {med([r['peak_rss_mb'] for r in g]):.0f} | {ratio} |")
+print()
+print("Where our time goes (ms per frame, medians of the elements' own stats; wall time of each stage in its")
+print("streaming thread, so a model run on two threads costs up to twice that in CPU):")
+print()
+print("| clip | faces | setting | frame → tensor | detector model | detector wait | decode + NMS | tracking | chips + quality | embedder | match | CPU ms/frame |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+for key in keys:
+    if key[2] != "facewatch":
+        continue
+    g = groups[key]
+    s = lambda k: med([r["ms_per_frame"][k] for r in g])
+    print(f"| {key[0]}p | {key[1]} | {key[3]} | {s('tensor'):.2f} | {s('detector_model'):.2f} | {s('detector_wait'):.2f} "
+          f"| {s('decode_nms'):.2f} | {s('tracking'):.3f} | {s('chips_quality'):.2f} | {s('embedder'):.2f} | {s('match'):.3f} "
+          f"| {med([r['cpu_ms_per_frame'] for r in g]):.1f} |")
