@@ -24,8 +24,14 @@ fn main() {
         faces = det.detect(&frame, &params).unwrap().len();
     });
     let (tw, th) = det.tensor_size(w, h);
+    // Per stage, over every run including the warm-up ones.
+    let t = det.times();
+    let runs = (iterations + common::WARM_UP) as f64 * 1e6;
     println!(
-        "{{\"impl\":\"facewatch\",\"frame\":\"{w}x{h}\",\"tensor\":\"{tw}x{th}\",\"threads\":{threads},\"faces\":{faces},{}}}",
-        common::summary(&mut ms, total)
+        "{{\"impl\":\"facewatch\",\"frame\":\"{w}x{h}\",\"tensor\":\"{tw}x{th}\",\"threads\":{threads},\"faces\":{faces},{},\"tensor_ms\":{:.2},\"model_ms\":{:.2},\"decode_ms\":{:.2}}}",
+        common::summary(&mut ms, total),
+        t.tensor_ns as f64 / runs,
+        t.model_ns as f64 / runs,
+        t.decode_ns as f64 / runs,
     );
 }

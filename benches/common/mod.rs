@@ -55,9 +55,12 @@ pub fn threads() -> u32 {
         .unwrap_or(2)
 }
 
-/// Runs `f` 3 times to warm up, then `iterations` times; per-run milliseconds and total seconds.
+/// Runs before the timed ones.
+pub const WARM_UP: usize = 3;
+
+/// Runs `f` [`WARM_UP`] times to warm up, then `iterations` times; per-run milliseconds and total seconds.
 pub fn time(iterations: usize, mut f: impl FnMut()) -> (Vec<f64>, f64) {
-    for _ in 0..3 {
+    for _ in 0..WARM_UP {
         f();
     }
     let mut ms = Vec::with_capacity(iterations);

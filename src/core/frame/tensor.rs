@@ -31,6 +31,44 @@ pub struct TensorSpec {
 }
 
 impl TensorSpec {
+    /// Fills the whole tensor from `pixel(x, y, y * width + x)`, an RGB pixel (0..255), normalised,
+    /// in this tensor's channel order and layout; one pass in memory order.
+    #[inline(always)]
+    pub(super) fn write(&self, out: &mut [f32], pixel: impl Fn(usize, usize, usize) -> [f32; 3]) {
+        let (w, h) = (self.width, self.height);
+        let plane = w * h;
+        let src: [usize; 3] = match self.order {
+            ChannelOrder::Rgb => [0, 1, 2],
+            ChannelOrder::Bgr => [2, 1, 0],
+        };
+        let norm = |rgb: [f32; 3]| -> [f32; 3] {
+            std::array::from_fn(|c| (rgb[src[c]] - self.mean[c]) * self.inv_std[c])
+        };
+        match self.layout {
+            Layout::Nchw => {
+                let (o0, rest) = out[..3 * plane].split_at_mut(plane);
+                let (o1, o2) = rest.split_at_mut(plane);
+                for y in 0..h {
+                    for x in 0..w {
+                        let i = y * w + x;
+                        let v = norm(pixel(x, y, i));
+                        (o0[i], o1[i], o2[i]) = (v[0], v[1], v[2]);
+                    }
+                }
+            }
+            Layout::Nhwc => {
+                let mut px = out[..3 * plane].chunks_exact_mut(3);
+                for y in 0..h {
+                    for x in 0..w {
+                        if let Some(o) = px.next() {
+                            o.copy_from_slice(&norm(pixel(x, y, y * w + x)));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Writes one RGB pixel (0..255), normalised, in this tensor's channel order and layout.
     #[inline(always)]
     pub(super) fn store(&self, out: &mut [f32], x: usize, y: usize, rgb: [f32; 3]) {

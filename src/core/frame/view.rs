@@ -164,7 +164,7 @@ impl<'a> FrameView<'a> {
         let yt = AxisTaps::new(h, map.e, map.f, self.height);
         SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
-            let Scratch { planes, tmp } = &mut *scratch;
+            let Scratch { planes, row } = &mut *scratch;
             for p in planes.iter_mut() {
                 p.resize(w * h, 0.0);
             }
@@ -172,41 +172,45 @@ impl<'a> FrameView<'a> {
             let yuv = match self.format.packed_layout() {
                 Some((bpp, off)) => {
                     let (src, st) = (self.planes[0], self.strides[0]);
-                    resample(src, st, bpp, off[0], &xt, &yt, tmp, p0);
-                    resample(src, st, bpp, off[1], &xt, &yt, tmp, p1);
-                    resample(src, st, bpp, off[2], &xt, &yt, tmp, p2);
+                    resample(src, st, bpp, &off, &xt, &yt, row, &mut [p0, p1, p2]);
                     false
                 }
                 None => {
-                    resample(self.planes[0], self.strides[0], 1, 0, &xt, &yt, tmp, p0);
+                    resample(
+                        self.planes[0],
+                        self.strides[0],
+                        1,
+                        &[0],
+                        &xt,
+                        &yt,
+                        row,
+                        &mut [p0],
+                    );
                     // 4:2:0 chroma, sited at the centre of each 2x2 block.
                     let (cw, ch) = (self.width.div_ceil(2), self.height.div_ceil(2));
                     let cxt = AxisTaps::new(w, map.a * 0.5, (map.c + 0.5) * 0.5 - 0.5, cw);
                     let cyt = AxisTaps::new(h, map.e * 0.5, (map.f + 0.5) * 0.5 - 0.5, ch);
                     if self.format == PixelFormat::I420 {
-                        resample(self.planes[1], self.strides[1], 1, 0, &cxt, &cyt, tmp, p1);
-                        resample(self.planes[2], self.strides[2], 1, 0, &cxt, &cyt, tmp, p2);
+                        let (p, s) = (self.planes, self.strides);
+                        resample(p[1], s[1], 1, &[0], &cxt, &cyt, row, &mut [p1]);
+                        resample(p[2], s[2], 1, &[0], &cxt, &cyt, row, &mut [p2]);
                     } else {
-                        resample(self.planes[1], self.strides[1], 2, 0, &cxt, &cyt, tmp, p1);
-                        resample(self.planes[1], self.strides[1], 2, 1, &cxt, &cyt, tmp, p2);
+                        let (p, s) = (self.planes[1], self.strides[1]);
+                        resample(p, s, 2, &[0, 1], &cxt, &cyt, row, &mut [p1, p2]);
                     }
                     true
                 }
             };
-            let mut i = 0;
-            for oy in 0..h {
-                for ox in 0..w {
-                    let rgb = if !(xt.inside[ox] && yt.inside[oy]) {
-                        spec.border
-                    } else if yuv {
-                        self.yuv.rgb(p0[i], p1[i], p2[i])
-                    } else {
-                        [p0[i], p1[i], p2[i]]
-                    };
-                    spec.store(out, ox, oy, rgb);
-                    i += 1;
+            let (p0, p1, p2) = (&p0[..], &p1[..], &p2[..]);
+            spec.write(out, |ox, oy, i| {
+                if !(xt.inside[ox] && yt.inside[oy]) {
+                    spec.border
+                } else if yuv {
+                    self.yuv.rgb(p0[i], p1[i], p2[i])
+                } else {
+                    [p0[i], p1[i], p2[i]]
                 }
-            }
+            });
         });
     }
 
