@@ -304,6 +304,24 @@ fn reembed_interval_refreshes() {
 }
 
 #[test]
+fn a_steady_track_measures_its_sharpness_every_few_frames_not_every_frame() {
+    let face = common::sprite("obama.jpg", 182, 227);
+    // Detected on every one of 21 frames, one descriptor: chips on frame 0 (new) and then every
+    // SHARPNESS_EVERY (5) frames, 5, 10, 15 and 20, not on each of the 21.
+    let (_, stats) = moving_clip(&[face], 21, |n, _| (200 + n, 120), "reembed-interval=0");
+    assert_eq!(stats.get::<u64>("descriptors").unwrap(), 1, "{stats}");
+    assert_eq!(stats.get::<u64>("chips").unwrap(), 5, "{stats}");
+    // with a refresh every 3 frames, the chip of each refresh also measures.
+    let face = common::sprite("obama.jpg", 182, 227);
+    let (_, stats) = moving_clip(&[face], 21, |n, _| (200 + n, 120), "reembed-interval=3");
+    let (d, c) = (
+        stats.get::<u64>("descriptors").unwrap(),
+        stats.get::<u64>("chips").unwrap(),
+    );
+    assert!(d >= 7 && c == d, "{stats}");
+}
+
+#[test]
 fn descriptors_only_on_frames_the_detector_ran_on() {
     let face = common::sprite("obama.jpg", 182, 227);
     // facedetector interval=3 runs on frames 0, 3, 6, …; with reembed-interval=1 every one of those

@@ -117,11 +117,6 @@ pub fn colourfulness(spec: &TensorSpec, chip: &[f32]) -> f32 {
 /// black-and-white source): its descriptors are matched at the grayscale threshold.
 pub const GRAYSCALE_COLOURFULNESS: f32 = 3.0;
 
-/// The quality score attached to each face: frontalness × sharpness, in [0, 1].
-pub fn quality(spec: &TensorSpec, chip: &[f32], landmarks: &[[f32; 2]]) -> f32 {
-    frontalness(landmarks) * sharpness(spec, chip)
-}
-
 /// Model ids already computed in this process, by (file, modified, length): every camera's elements
 /// ask at start, and hashing the file each time made starts slow.
 type IdKey = (std::path::PathBuf, std::time::SystemTime, u64);
@@ -299,8 +294,22 @@ impl Embedder {
     }
 
     /// Warps a face's chip from the frame (pixel aspect ratio `par`) into `out` (`chip_len()`
-    /// values); returns its quality.
+    /// values); returns its quality, the score attached to each face: [`frontalness`] ×
+    /// [`sharpness`], in [0, 1].
     pub fn chip(
+        &self,
+        frame: &FrameView<'_>,
+        landmarks: &[[f32; 2]],
+        par: f32,
+        out: &mut [f32],
+    ) -> Option<f32> {
+        let sharp = self.chip_sharpness(frame, landmarks, par, out)?;
+        Some(frontalness(&square_pixels(landmarks, par)) * sharp)
+    }
+
+    /// [`Embedder::chip`], returning the chip's [`sharpness`] instead of the quality (which is
+    /// this times the landmarks' [`frontalness`]).
+    pub fn chip_sharpness(
         &self,
         frame: &FrameView<'_>,
         landmarks: &[[f32; 2]],
@@ -309,11 +318,7 @@ impl Embedder {
     ) -> Option<f32> {
         let map = self.chip_map(landmarks, par)?;
         frame.sample_into(&map, &self.chip_spec, out);
-        Some(quality(
-            &self.chip_spec,
-            out,
-            &square_pixels(landmarks, par),
-        ))
+        Some(sharpness(&self.chip_spec, out))
     }
 
     /// Whether a warped chip (from [`Embedder::chip`]) shows a grayscale face.

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use crate::core::embedder::{Embedder, eye_distance, square_pixels};
+use crate::core::embedder::{Embedder, eye_distance, frontalness, square_pixels};
 use crate::core::frame::FrameView;
 use crate::core::reembed::{DescriptorCache, Policy, Reason};
 use crate::core::runtime::RuntimeError;
@@ -81,6 +81,8 @@ pub struct Counts {
     pub shared: u64,
     /// Chips warped from the frame, with their quality and colour checks.
     pub chip_ns: u64,
+    /// Chips warped.
+    pub chips: u64,
 }
 
 #[derive(Debug)]
@@ -102,7 +104,16 @@ struct Seen {
     quality: f32,
     grayscale: bool,
     eligible: bool,
+    /// The chip's sharpness and colour, and the frame they were measured on: a detected frame in
+    /// between reuses them for [`SHARPNESS_EVERY`] frames, unless the track needs a descriptor.
+    sharpness: Option<f32>,
+    measured: u64,
 }
+
+/// Frames of a track between two measurements of its chip's sharpness (and colour) when it needs no
+/// descriptor: a chip costs about 2 ms at 1080p, and the face's quality between them still follows
+/// its landmarks (frontalness, size). A face that turns sharp is re-embedded at most this late.
+pub const SHARPNESS_EVERY: u64 = 5;
 
 impl FrameEmbedder {
     pub fn new(embedder: Embedder) -> Self {
@@ -159,34 +170,82 @@ impl FrameEmbedder {
         let t_chips = Instant::now();
         for f in faces {
             // Between detector runs a track's face is what it was at the last run: no chip.
-            let carried = (!detected).then(|| self.seen.get(&f.track)).flatten();
-            let Seen {
-                size,
-                quality,
-                grayscale,
-                eligible,
-            } = match carried {
-                Some(seen) => *seen,
-                None => {
-                    self.chips.resize((n + 1) * len, 0.0);
-                    let size = eye_distance(&square_pixels(f.landmarks, par));
-                    let chip_buf = &mut self.chips[n * len..(n + 1) * len];
-                    let chip = self.embedder.chip(view, f.landmarks, par, chip_buf);
-                    let quality = chip.unwrap_or(0.0);
-                    let seen = Seen {
+            let prior = self.seen.get(&f.track).copied();
+            let seen = match prior {
+                Some(seen) if !detected => seen,
+                _ => {
+                    let square = square_pixels(f.landmarks, par);
+                    let size = eye_distance(&square);
+                    let front = frontalness(&square);
+                    let mut seen = Seen {
                         size,
-                        quality,
-                        grayscale: chip.is_some() && self.embedder.is_grayscale(chip_buf),
-                        eligible: chip.is_some()
-                            && size >= gates.min_eye_distance
-                            && quality >= gates.min_quality,
+                        quality: 0.0,
+                        grayscale: false,
+                        eligible: false,
+                        sharpness: None,
+                        measured: frame_no,
                     };
+                    // A track that needs a descriptor whatever its quality, or whose sharpness is
+                    // old, gets a chip now; others keep the sharpness and colour measured last.
+                    let due = match prior {
+                        Some(p) if p.sharpness.is_some() => {
+                            frame_no.saturating_sub(p.measured) >= SHARPNESS_EVERY
+                                || self
+                                    .cache
+                                    .needs(f.track, frame_no, size, f32::NEG_INFINITY)
+                                    .is_some()
+                        }
+                        _ => true,
+                    };
+                    if let (false, Some(p)) = (due, prior) {
+                        (seen.sharpness, seen.grayscale) = (p.sharpness, p.grayscale);
+                        seen.measured = p.measured;
+                    }
+                    let mut warped = false;
+                    loop {
+                        if seen.sharpness.is_none() || (due && !warped) {
+                            self.chips.resize((n + 1) * len, 0.0);
+                            let chip_buf = &mut self.chips[n * len..(n + 1) * len];
+                            let sharp =
+                                self.embedder
+                                    .chip_sharpness(view, f.landmarks, par, chip_buf);
+                            seen.sharpness = sharp;
+                            seen.grayscale =
+                                sharp.is_some() && self.embedder.is_grayscale(chip_buf);
+                            seen.measured = frame_no;
+                            warped = true;
+                            self.counts.chips += 1;
+                        }
+                        let sharp = seen.sharpness;
+                        seen.quality = sharp.map_or(0.0, |s| front * s);
+                        seen.eligible = sharp.is_some()
+                            && size >= gates.min_eye_distance
+                            && seen.quality >= gates.min_quality;
+                        // Carried sharpness may make the face due (sharper): then it needs its chip.
+                        let wants = seen.eligible
+                            && detected
+                            && self
+                                .cache
+                                .needs(f.track, frame_no, size, seen.quality)
+                                .is_some();
+                        if warped || !wants {
+                            break;
+                        }
+                        seen.sharpness = None;
+                    }
                     if detected {
                         self.seen.insert(f.track, seen);
                     }
                     seen
                 }
             };
+            let Seen {
+                size,
+                quality,
+                grayscale,
+                eligible,
+                ..
+            } = seen;
             let reason = if eligible && detected {
                 self.cache.needs(f.track, frame_no, size, quality)
             } else {

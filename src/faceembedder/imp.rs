@@ -89,6 +89,7 @@ impl element::Stats for Stats {
             .field("gated", c.gated)
             .field("inference-time-us", c.inference_ns / 1000)
             .field("shared-inferences", c.shared)
+            .field("chips", c.chips)
             .field("chip-time-us", c.chip_ns / 1000)
             .build()
     }
@@ -173,7 +174,9 @@ impl ObjectImpl for FaceEmbedder {
                          (faces under min-eye-distance or min-quality), inference-time-us, \
                          shared-inferences (runs that also carried faces of other elements of \
                          the process: cameras that share the model are batched together), \
-                         chip-time-us (chips warped from the frame, quality and colour checks)",
+                         chips (chips warped from the frame: for a descriptor, or to measure a \
+                         face's sharpness, which a track carries for 5 detected frames when it \
+                         needs no descriptor), chip-time-us (their warping, quality and colour checks)",
                 ),
             ]
         });
