@@ -5,9 +5,12 @@
 # enrolled from obama3.jpg, which the clips do not show), then for each clip
 #   ours:  filesrc ! decodebin ! facewatchbin <setting> ! fakesink   (examples/stages.rs, timed from
 #          PLAYING once prerolled, with the per-stage milliseconds from the elements' stats)
-#            default  facewatchbin at its defaults
-#            equal    reembed-interval=1: detect and embed every face on every frame, like peer det1
+#            default  facewatchbin at its defaults (the detector's adaptive schedule, interval=0)
+#            equal    interval=1 reembed-interval=1: detect and embed every face on every frame,
+#                     like peer det1
 #            int3     interval=3: the detector on one frame in three
+#          and, once per clip, the recall of default and int3 against detecting on every frame
+#          (examples/recall.rs: boxes at IoU >= 0.5, and how soon the enrolled person is matched)
 #   peer:  ../shared/peer/peer.py (as it is) --mode det1 and det3emb3, --variant nospin and default
 # RUNS runs each (median, min–max): fps, CPU ms per frame, peak RSS. Prints Markdown for
 # BENCHMARKS.md and the raw JSON lines.
@@ -40,7 +43,7 @@ OUT=bench/out/pipeline
 mkdir -p "$OUT"
 bash bench/make_frames.sh bench/out >/dev/null   # also makes the Python venv (numpy, OpenCV, onnxruntime)
 PY=${FACEWATCH_CACHE:-$HOME/.cache/facewatch}/venv-bench/bin/python
-cargo build --locked --release --lib --bins --example stages 2>/dev/null
+cargo build --locked --release --lib --bins --example stages --example recall 2>/dev/null
 export BENCH_THREADS=2
 
 tmp=$(mktemp -d)
@@ -71,6 +74,13 @@ ours() {  # ours CLIP H F NAME PROPS
   line=$(target/release/examples/stages --clip "$1" --watchlist "$list" --props "$5")
   echo "{\"impl\":\"facewatch\",\"setting\":\"$4\",\"res\":$2,\"faces_in_clip\":$3,${line#\{}" >> "$results"
 }
+recall() {  # recall CLIP H F NAME PROPS
+  local line
+  line=$(target/release/examples/recall --clip "$1" --truth "${1%.mp4}.json" --watchlist "$list" --props "$5")
+  echo "{\"kind\":\"recall\",\"setting\":\"$4\",\"res\":$2,\"faces_in_clip\":$3,${line#\{}" >> "$recalls"
+}
+recalls=$tmp/recall.jsonl
+: > "$recalls"
 peer() {  # peer CLIP H F MODE VARIANT
   local line rss
   line=$( { /usr/bin/time -f "%M" "$PY" "$PEER" --det models/centerface.onnx --emb models/dlib_resnet.onnx \
@@ -83,9 +93,11 @@ peer() {  # peer CLIP H F MODE VARIANT
 for h in $RES; do
   for f in $FACES; do
     clip=$(clip_for "$h" "$f")
+    recall "$clip" "$h" "$f" default ""
+    recall "$clip" "$h" "$f" int3 "interval=3"
     for _ in $(seq "$RUNS"); do
       ours "$clip" "$h" "$f" default ""
-      ours "$clip" "$h" "$f" equal "reembed-interval=1"
+      ours "$clip" "$h" "$f" equal "interval=1 reembed-interval=1"
       ours "$clip" "$h" "$f" int3 "interval=3"
       [ -n "$PEER" ] || continue
       for mode in det1 det3emb3; do
@@ -101,7 +113,7 @@ cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
 flags=$(grep -m1 -o -w -E 'avx2|avx512f|avx512_vnni|fma' /proc/cpuinfo | sort -u | tr '\n' ' ')
 echo "Machine: $(nproc) cores ($cpu; $flags), $(free -g | awk '/Mem:/{print $2}') GiB; $(gst-launch-1.0 --version | sed -n 2p); ONNX Runtime 1.32.0; $(date -u +%F)"
 echo
-"$PY" bench/pipeline_table.py "$results"
+"$PY" bench/pipeline_table.py "$results" "$recalls"
 echo
 echo "Raw results:"
-cat "$results"
+cat "$results" "$recalls"

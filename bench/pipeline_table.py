@@ -1,12 +1,13 @@
 # SPDX-License-Identifier: MIT
 """Markdown tables of bench/pipeline.sh's JSON lines (one per run): medians with min–max, the ratio to
 the peer's det1 nospin on the same clip, and where our time goes per stage.
-  python3 bench/pipeline_table.py RESULTS.jsonl"""
+and, given the recall lines too, how many faces each schedule boxes.
+  python3 bench/pipeline_table.py RESULTS.jsonl [RECALL.jsonl]"""
 import json
 import statistics
 import sys
 
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{") and '"kind":"recall"' not in l]
 for r in rows:
     # lines of an older pipeline.sh carried the peer's "impl" (python-peer-…) last
     r["side"] = "peer" if str(r.get("impl", "")).startswith(("peer", "python-peer")) else "facewatch"
@@ -41,3 +42,19 @@ for key in keys:
     print(f"| {key[0]}p | {key[1]} | {key[3]} | {s('tensor'):.2f} | {s('detector_model'):.2f} | {s('detector_wait'):.2f} "
           f"| {s('decode_nms'):.2f} | {s('tracking'):.3f} | {s('chips_quality'):.2f} | {s('embedder'):.2f} | {s('match'):.3f} "
           f"| {med([r['cpu_ms_per_frame'] for r in g]):.1f} |")
+
+if len(sys.argv) > 2:
+    recalls = [json.loads(l) for l in open(sys.argv[2]) if l.startswith("{")]
+    print()
+    print("Recall against the detector on every frame (examples/recall.rs): the share of the faces it boxes")
+    print("that the setting boxes too (IoU ≥ 0.5), over all and for the worst face of the clip (one with ≥ 15")
+    print("frames); detector runs; seconds from the enrolled person wholly in view to the match, per visit")
+    print("(the every-frame reference in brackets):")
+    print()
+    print("| clip | faces | setting | recall | worst face | detector runs (every frame) | match after, s (reference) |")
+    print("|---|---|---|---|---|---|---|")
+    for r in sorted(recalls, key=lambda r: (-r["res"], r["faces_in_clip"], order.get(r["setting"], 9))):
+        lat = lambda v: ", ".join("never" if x is None else f"{x:.2f}" for x in v) or "no visit"
+        print(f"| {r['res']}p | {r['faces_in_clip']} | {r['setting']} | {100 * r['recall']:.1f} % "
+              f"| {100 * r['worst_face_recall']:.1f} % | {r['detector_runs']} ({r['reference_detector_runs']}) "
+              f"| {lat(r['match_latency_s'])} ({lat(r['reference_match_latency_s'])}) |")

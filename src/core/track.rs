@@ -12,7 +12,12 @@
 //!   tracks (ids count up from 1); unpaired tracks are kept, unseen, for `max_missed` detector runs
 //!   and then dropped, so a face that is missed once keeps its id.
 //! - On a skipped frame, the tracks seen at the last detector run are reported at their predicted
-//!   position (box and landmarks shifted by velocity × frames since).
+//!   position (box and landmarks shifted by velocity × frames since, and scaled about the centre by
+//!   the track's growth per frame, compounded).
+//! - [`Tracker::wants_run`] is the adaptive schedule (`interval=0`): the detector runs on every frame
+//!   while a track is new, uncertain, near the frame's edge or moving or changing size fast enough
+//!   that its carried box could drift off the face; while no face is in view, every
+//!   `search_interval` frames; while every track is steady, up to `max_interval` frames apart.
 
 use crate::core::detect::{Detection, Rect};
 
@@ -39,23 +44,86 @@ struct Track {
     frame: u64,
     vx: f32,
     vy: f32,
+    /// Growth of the box per frame (1 = steady), smoothed like the velocity.
+    vs: f32,
     /// Detector runs since the track was last paired.
     missed: u32,
+    /// Detector runs the track was paired on (1 when it starts).
+    hits: u32,
+    /// How far off the carried box was, per frame carried, as a fraction of the face's size:
+    /// the error of the prediction at the last runs (position and size), smoothed.
+    drift: f32,
 }
 
 impl Track {
     fn predicted(&self, frame: u64) -> Detection {
         let dt = frame.saturating_sub(self.frame) as f32;
         let (dx, dy) = (self.vx * dt, self.vy * dt);
+        let k = self.vs.powf(dt);
+        let (cx, cy) = centre(&self.face.rect);
         let mut d = self.face.clone();
-        d.rect.x += dx;
-        d.rect.y += dy;
+        d.rect.w *= k;
+        d.rect.h *= k;
+        d.rect.x = cx + dx - d.rect.w / 2.0;
+        d.rect.y = cy + dy - d.rect.h / 2.0;
         for l in &mut d.landmarks {
-            l[0] += dx;
-            l[1] += dy;
+            l[0] = cx + dx + (l[0] - cx) * k;
+            l[1] = cy + dy + (l[1] - cy) * k;
         }
         d
     }
+}
+
+/// A new track's prediction error until measured (per frame, fraction of the face's size).
+const INITIAL_DRIFT: f32 = 0.05;
+
+/// The adaptive schedule of the detector (`facedetector interval=0`): when may a frame go without a
+/// model run, the tracker carrying the faces? See [`Tracker::wants_run`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Schedule {
+    /// Most frames between two runs while every track is steady.
+    pub max_interval: u32,
+    /// Frames between two runs while no face is in view: a face that enters is found this late.
+    pub search_interval: u32,
+    /// A track is new (a run on every frame) until paired on this many runs.
+    pub young: u32,
+    /// A face whose box comes within this fraction of the frame's width or height of an edge is
+    /// entering or leaving: a run on every frame.
+    pub edge: f32,
+    /// A run comes before a face's carried box could be off by more than this fraction of its
+    /// size, judged by how far off the tracker's predictions for the face were at the last runs:
+    /// the box's IoU with the face stays around 0.7 or more.
+    pub max_drift: f32,
+    /// A face whose last detection scored under this is uncertain: a run every 2nd frame.
+    pub min_score: f32,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Schedule {
+            max_interval: 3,
+            search_interval: 3,
+            young: 3,
+            edge: 0.02,
+            max_drift: 0.12,
+            min_score: 0.6,
+        }
+    }
+}
+
+/// Why the adaptive schedule runs the detector on a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunReason {
+    /// No run yet, or `max_interval` frames since the last (or `search_interval` with no face).
+    Due,
+    /// A track is new.
+    New,
+    /// A track was missed on the last run, or scored low (every 2nd frame).
+    Uncertain,
+    /// A face that moves is at the edge of the frame (every 2nd frame).
+    Edge,
+    /// A face's motion or change of size is not as the tracker predicts.
+    Moving,
 }
 
 /// A decision of the tracker, for the element's debug log.
@@ -147,12 +215,24 @@ impl Tracker {
                 Some(ti) => {
                     let t = &mut self.tracks[ti];
                     let dt = frame.saturating_sub(t.frame).max(1) as f32;
+                    let p = t.predicted(frame).rect;
+                    let ((px, py), (cx, cy)) = (centre(&p), centre(&d.rect));
+                    let size = p.w.max(p.h).max(1.0);
+                    let off =
+                        (px - cx).hypot(py - cy) / size + (d.rect.w / p.w.max(1.0)).ln().abs();
+                    t.drift = 0.5 * t.drift + 0.5 * off / dt;
                     let ((ox, oy), (nx, ny)) = (centre(&t.face.rect), centre(&d.rect));
                     t.vx = 0.5 * t.vx + 0.5 * (nx - ox) / dt;
                     t.vy = 0.5 * t.vy + 0.5 * (ny - oy) / dt;
+                    let (old, new) = (t.face.rect.w * t.face.rect.h, d.rect.w * d.rect.h);
+                    if old > 0.0 && new > 0.0 {
+                        let growth = (new / old).sqrt().powf(1.0 / dt).clamp(0.8, 1.25);
+                        t.vs = 0.5 * t.vs + 0.5 * growth;
+                    }
                     t.face = d.clone();
                     t.frame = frame;
                     t.missed = 0;
+                    t.hits += 1;
                     t.id
                 }
                 None => {
@@ -165,7 +245,10 @@ impl Tracker {
                         frame,
                         vx: 0.0,
                         vy: 0.0,
+                        vs: 1.0,
                         missed: 0,
+                        hits: 1,
+                        drift: INITIAL_DRIFT,
                     });
                     id
                 }
@@ -182,6 +265,67 @@ impl Tracker {
             keep
         });
         out
+    }
+
+    /// Whether the detector should run on `frame` (of `width` × `height` pixels) under the
+    /// adaptive schedule, the last run having been on `last_run`; `None` lets the tracker carry
+    /// the faces.
+    pub fn wants_run(
+        &self,
+        frame: u64,
+        last_run: Option<u64>,
+        width: f32,
+        height: f32,
+        s: &Schedule,
+    ) -> Option<RunReason> {
+        let Some(last) = last_run else {
+            return Some(RunReason::Due);
+        };
+        let since = frame.saturating_sub(last);
+        let live: Vec<&Track> = self.tracks.iter().filter(|t| t.missed == 0).collect();
+        let limit = if live.is_empty() {
+            s.search_interval
+        } else {
+            s.max_interval
+        };
+        if since >= limit.max(1) as u64 {
+            return Some(RunReason::Due);
+        }
+        let (mx, my) = (s.edge * width, s.edge * height);
+        // Each face allows so many frames between runs; the run comes when the least is reached.
+        let mut why = None;
+        let mut gap = u64::MAX;
+        let mut allow = |frames: u64, reason: RunReason| {
+            if frames < gap {
+                (gap, why) = (frames, Some(reason));
+            }
+        };
+        // A face the last run missed (occluded, turned away) is looked for every 2nd frame while
+        // its predicted box is still on the frame; one that left is not.
+        for t in self.tracks.iter().filter(|t| t.missed > 0) {
+            let r = t.predicted(frame).rect;
+            if r.x >= 0.0 && r.y >= 0.0 && r.x + r.w <= width && r.y + r.h <= height {
+                allow(2, RunReason::Uncertain);
+            }
+        }
+        for t in live {
+            if t.hits < s.young {
+                allow(1, RunReason::New);
+            }
+            if t.face.score < s.min_score {
+                allow(2, RunReason::Uncertain);
+            }
+            let r = t.predicted(frame).rect;
+            let moving = t.vx.hypot(t.vy) / t.face.rect.w.max(t.face.rect.h).max(1.0) > 0.01;
+            let at_edge = r.x < mx || r.y < my || r.x + r.w > width - mx || r.y + r.h > height - my;
+            if at_edge && moving {
+                allow(2, RunReason::Edge);
+            }
+            let frames = (s.max_drift / t.drift.max(1e-6)).floor().max(1.0) as u64;
+            allow(frames, RunReason::Moving);
+        }
+        // Skipping this frame would make the gap since + 1.
+        why.filter(|_| since + 1 > gap)
     }
 
     /// A frame the detector skipped: the faces seen at the last detector run, moved to this frame.
@@ -204,6 +348,75 @@ mod tests {
             score: 0.9,
             landmarks: vec![[x + s * 0.3, y + s * 0.4]],
         }
+    }
+
+    /// Runs the adaptive schedule over `frames` frames of 640x480 whose faces are `faces(frame)`;
+    /// returns the frames the detector ran on.
+    fn schedule_runs(frames: u64, faces: impl Fn(u64) -> Vec<Detection>) -> Vec<u64> {
+        let mut t = Tracker::new(TrackerConfig::default());
+        let s = Schedule::default();
+        let mut last = None;
+        let mut runs = Vec::new();
+        for f in 0..frames {
+            if t.wants_run(f, last, 640.0, 480.0, &s).is_some() {
+                t.update(f, faces(f));
+                last = Some(f);
+                runs.push(f);
+            } else {
+                t.predict(f);
+            }
+        }
+        runs
+    }
+
+    #[test]
+    fn schedule_runs_every_frame_for_a_new_face_then_every_third_while_it_is_steady() {
+        let runs = schedule_runs(30, |_| vec![face(200.0, 150.0, 80.0)]);
+        // 3 runs in a row (new), then every max_interval (3) frames.
+        assert_eq!(&runs[..4], &[0, 1, 2, 5], "{runs:?}");
+        assert!(
+            runs.windows(2).skip(2).all(|w| w[1] - w[0] == 3),
+            "{runs:?}"
+        );
+    }
+
+    #[test]
+    fn schedule_searches_every_third_frame_with_no_face() {
+        let runs = schedule_runs(12, |_| Vec::new());
+        assert_eq!(runs, vec![0, 3, 6, 9]);
+    }
+
+    #[test]
+    fn schedule_runs_more_often_for_a_face_that_moves_unpredictably() {
+        // steady motion is predicted: as few runs as a still face
+        let steady = schedule_runs(60, |f| vec![face(100.0 + f as f32 * 6.0, 150.0, 80.0)]);
+        // a zig-zag the constant-velocity prediction gets wrong
+        let zigzag = schedule_runs(60, |f| {
+            let x = if (f / 2) % 2 == 0 { 200.0 } else { 230.0 };
+            vec![face(x, 150.0, 80.0)]
+        });
+        assert!(steady.len() <= 22, "{steady:?}");
+        assert!(zigzag.len() >= 40, "{zigzag:?}");
+    }
+
+    #[test]
+    fn schedule_watches_a_face_entering_at_the_edge() {
+        // moving in from the left edge, its box partly outside
+        let runs = schedule_runs(10, |f| vec![face(-40.0 + f as f32 * 3.0, 150.0, 80.0)]);
+        assert!(runs.windows(2).all(|w| w[1] - w[0] <= 2), "{runs:?}");
+    }
+
+    #[test]
+    fn prediction_follows_growth() {
+        let mut t = Tracker::new(TrackerConfig::default());
+        for f in 0..4u64 {
+            let s = 50.0 * 1.1f32.powi(f as i32);
+            t.update(f, vec![face(100.0 - s / 2.0, 100.0 - s / 2.0, s)]);
+        }
+        let p = &t.predict(6)[0].1.rect;
+        let want = 50.0 * 1.1f32.powi(6);
+        assert!((p.w - want).abs() / want < 0.05, "{p:?} vs {want}");
+        assert!((p.x + p.w / 2.0 - 100.0).abs() < 1.0, "{p:?}");
     }
 
     #[test]

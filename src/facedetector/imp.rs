@@ -13,7 +13,7 @@ use gst_base::subclass::prelude::*;
 
 use crate::core::detector::{DetectParams, Detector, StageTimes};
 use crate::core::manifest::Task;
-use crate::core::track::{TrackEvent, Tracker, TrackerConfig};
+use crate::core::track::{Schedule, TrackEvent, Tracker, TrackerConfig};
 use crate::element;
 use crate::meta::{self, Face};
 use crate::video;
@@ -242,9 +242,12 @@ impl ObjectImpl for FaceDetector {
                     .nick("Interval")
                     .blurb(
                         "Run the model on one frame in N (1 = every frame); on the frames in between the \
-                         tracker moves the faces of the last analysed frame along their motion",
+                         tracker moves the faces of the last analysed frame along their motion. \
+                         0 = adaptive: every frame while a face is new, uncertain, at the frame's \
+                         edge or moving fast; every 3rd frame while no face is in view; up to every \
+                         4th while the faces are steady",
                     )
-                    .minimum(1)
+                    .minimum(0)
                     .default_value(DEFAULT_INTERVAL)
                     .mutable_playing()
                     .build(),
@@ -351,16 +354,34 @@ impl element::Filter for FaceDetector {
         let late = self.lateness(buf);
         let (frame_no, run, faces) = self.base.with_frame_state(|state, input| {
             let frame_no = state.stats.frames;
-            let due = state
-                .last_run
-                .is_none_or(|l| frame_no.saturating_sub(l) >= settings.interval.max(1) as u64);
+            let (fw, fh) = (input.info.width() as f32, input.info.height() as f32);
+            let due = match settings.interval {
+                0 => {
+                    let why = state.tracker.wants_run(
+                        frame_no,
+                        state.last_run,
+                        fw,
+                        fh,
+                        &Schedule::default(),
+                    );
+                    gst::trace!(CAT, imp = self, "frame {frame_no}: schedule {why:?}");
+                    why.is_some()
+                }
+                n => state
+                    .last_run
+                    .is_none_or(|l| frame_no.saturating_sub(l) >= n as u64),
+            };
+            let most_apart = match settings.interval {
+                0 => Schedule::default().max_interval,
+                n => n,
+            };
             // Late past the source's own latency (only a live source can be late).
             let late = match state.live {
                 Some(Some(latency)) => late.and_then(|l| l.checked_sub(latency)),
                 _ => None,
             };
             let overdue = state.last_run.is_some_and(|l| {
-                frame_no.saturating_sub(l) >= settings.interval.max(1) as u64 + MAX_SKIPS_IN_A_ROW
+                frame_no.saturating_sub(l) >= most_apart as u64 + MAX_SKIPS_IN_A_ROW
             });
             // On a live source, a frame is also skipped when the model is busy with other
             // cameras' frames for longer than the lateness allowed: waiting would make this

@@ -123,7 +123,11 @@ impl ObjectImpl for FaceWatchBin {
                 let pspec = class
                     .find_property(child_prop)
                     .expect("proxied property exists");
-                v.push(renamed(&pspec, name));
+                if name == "interval" {
+                    v.push(bin_interval(&pspec));
+                } else {
+                    v.push(renamed(&pspec, name));
+                }
             }
             v.push(crate::props::threads(
                 "of the detector and of the embedder each",
@@ -204,6 +208,7 @@ impl ObjectImpl for FaceWatchBin {
             &self.watch,
             &self.redact,
         ];
+        self.detect.set_property("interval", DEFAULT_INTERVAL);
         obj.add_many(children).expect("add children");
         gst::Element::link_many(children).expect("link children");
         // No redaction until the `redact` property asks for it.
@@ -228,6 +233,29 @@ impl ObjectImpl for FaceWatchBin {
 
 /// A copy of a child's property spec under another name: same type, blurb, range and default, so
 /// gst-inspect shows the child's documentation.
+/// The bin detects adaptively by default (its child `facedetector` alone runs on every frame):
+/// about half the model runs at the recall of detecting on every frame (BENCHMARKS.md,
+/// `bench/recall.sh`).
+const DEFAULT_INTERVAL: u32 = 0;
+
+/// The detector's `interval`, with the bin's default.
+fn bin_interval(p: &glib::ParamSpec) -> glib::ParamSpec {
+    let p = p
+        .downcast_ref::<glib::ParamSpecUInt>()
+        .expect("interval is a uint");
+    glib::ParamSpecUInt::builder("interval")
+        .nick(p.nick())
+        .blurb(&format!(
+            "{} (the bin's default is 0, adaptive; facedetector's alone is 1)",
+            p.blurb().unwrap_or_default()
+        ))
+        .minimum(p.minimum())
+        .maximum(p.maximum())
+        .default_value(DEFAULT_INTERVAL)
+        .flags(p.flags())
+        .build()
+}
+
 fn renamed(p: &glib::ParamSpec, name: &str) -> glib::ParamSpec {
     let flags = p.flags();
     let (nick, blurb) = (

@@ -21,7 +21,7 @@ pub struct Camera {
     pub threshold: f32,
     pub min_hits: u32,
     pub cooldown: u32,
-    /// Detector interval (run the model on one frame in N).
+    /// Detector interval (run the model on one frame in N; 0 = adaptive, the default).
     pub interval: u32,
     pub report_unknown: bool,
     /// Hash-chained audit log each match is appended to (facewatch `audit-log`).
@@ -218,27 +218,14 @@ impl Config {
                     "must be between 0 and 1 (0 = calibrated)",
                 ));
             }
-            for (key, v) in [
-                (
-                    "min-hits",
-                    c.common
-                        .min_hits
-                        .as_ref()
-                        .or(file.defaults.min_hits.as_ref()),
-                ),
-                (
-                    "interval",
-                    c.common
-                        .interval
-                        .as_ref()
-                        .or(file.defaults.interval.as_ref()),
-                ),
-            ] {
-                if let Some(v) = v
-                    && *v.get_ref() == 0
-                {
-                    return Err(at(v.span(), key, "must be at least 1"));
-                }
+            if let Some(v) = c
+                .common
+                .min_hits
+                .as_ref()
+                .or(file.defaults.min_hits.as_ref())
+                && *v.get_ref() == 0
+            {
+                return Err(at(v.span(), "min-hits", "must be at least 1"));
             }
             cameras.push(Camera {
                 name,
@@ -253,7 +240,7 @@ impl Config {
                 cooldown: c.common.cooldown.or(file.defaults.cooldown).unwrap_or(60),
                 interval: (c.common.interval.as_ref())
                     .or(file.defaults.interval.as_ref())
-                    .map_or(1, |v| *v.get_ref()),
+                    .map_or(0, |v| *v.get_ref()),
                 report_unknown: c
                     .common
                     .report_unknown

@@ -93,7 +93,7 @@ fn config_from_args(cli: &Cli) -> Result<Config, ConfigError> {
             threshold: 0.0,
             min_hits: 2,
             cooldown: 60,
-            interval: 1,
+            interval: 0,
             report_unknown: cli.report_unknown,
             audit_log: cli.audit_log.clone(),
             stall_timeout: cli.stall_timeout,
