@@ -207,3 +207,67 @@ fn a_live_source_is_not_slowed_down_by_the_analysis() {
         "the face boxed on {boxed} of {frames} frames"
     );
 }
+
+/// The live 1080p30 tee of issue 10: 15 s of a live 1080p30 camera, teed into a recording branch
+/// (`queue ! appsink sync=true`) and, as pipelines/record.sh does for a camera, a queue of 1 s,
+/// leaky, into `facewatchbin` (defaults) with obama enrolled. The
+/// recording branch gets its 450 frames in real time (≤ 16 s from its first frame) however slow the
+/// analysis is (a debug build here), and obama is still matched.
+#[test]
+fn a_live_1080p30_camera_records_in_real_time_and_is_still_matched() {
+    require_runtime();
+    let d = scratch("live1080");
+    let list = obama_list(&d);
+    let frames = 450u64;
+    let pipeline = common::launch(&format!(
+        "{} ! imagefreeze is-live=true num-buffers={frames} ! videoscale ! videoconvert \
+         ! video/x-raw,format=I420,width=1920,height=1080,framerate=30/1,pixel-aspect-ratio=1/1 \
+         ! tee name=t \
+         t. ! queue max-size-buffers=0 max-size-bytes=0 max-size-time=1000000000 leaky=downstream \
+         ! facewatchbin name=fw watchlist=\"{}\" ! fakesink sync=false \
+         t. ! queue ! appsink name=sink sync=true",
+        common::photo_src("obama2.jpg", "video/x-raw"),
+        list.display()
+    ));
+    let sink = common::child::<gst_app::AppSink>(&pipeline, "sink");
+    let bus = pipeline.bus().unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let mut n = 0u64;
+    let mut first = None;
+    while sink
+        .try_pull_sample(gst::ClockTime::from_seconds(30))
+        .is_some()
+    {
+        first.get_or_insert_with(std::time::Instant::now);
+        n += 1;
+    }
+    let took = first.map(|t| t.elapsed()).unwrap_or_default();
+    let mut matched = false;
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(60)) {
+        match msg.view() {
+            gst::MessageView::Element(e) => {
+                let s = e.structure().unwrap();
+                matched |= s.name() == "facewatch-match"
+                    && s.get::<String>("label").is_ok_and(|l| l == "obama");
+            }
+            gst::MessageView::Error(e) => panic!("{} {:?}", e.error(), e.debug()),
+            gst::MessageView::Eos(_) => break,
+            _ => {}
+        }
+    }
+    let det = pipeline
+        .by_name("fw")
+        .and_then(|b| b.downcast::<gst::Bin>().ok())
+        .and_then(|b| b.by_name("detect"))
+        .unwrap()
+        .property::<gst::Structure>("stats");
+    pipeline.set_state(gst::State::Null).unwrap();
+    eprintln!("recording: {n} frames in {took:?}; detector: {det}");
+    assert_eq!(n, frames, "every frame recorded");
+    assert!(
+        took <= Duration::from_secs(16),
+        "15 s of live 1080p30 took {took:?} to record: the analysis held it back"
+    );
+    assert!(matched, "obama was not matched; detector {det}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
