@@ -128,6 +128,26 @@ impl Input {
             .map_err(|e| gst::error_msg!(gst::StreamError::Format, ("Bad video frame: {e}")))?;
         Ok(f(&view))
     }
+
+    /// Maps `buf` writable and hands its planes ([`planes_mut`]) to `f`: the painting elements'
+    /// way in.
+    pub fn with_planes_mut<R>(
+        &self,
+        buf: &mut gst::BufferRef,
+        f: impl FnOnce(&mut [PlaneMut<'_>]) -> R,
+    ) -> Result<R, gst::ErrorMessage> {
+        let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &self.info)
+            .map_err(|_| {
+                gst::error_msg!(
+                    gst::StreamError::Format,
+                    ("Cannot map the frame for writing")
+                )
+            })?;
+        let strides: Vec<usize> = frame.plane_stride().iter().map(|&s| s as usize).collect();
+        let (w, h) = (self.info.width() as usize, self.info.height() as usize);
+        let mut planes = planes_mut(self.format, frame.planes_data_mut(), &strides, w, h);
+        Ok(f(&mut planes))
+    }
 }
 
 /// [`FORMATS`] as caps spell them, for error messages.

@@ -9,7 +9,6 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
-use gst_video::prelude::*;
 
 use crate::core::redact::{self, PixelBox};
 use crate::element;
@@ -323,41 +322,31 @@ impl element::Filter for FaceRedact {
             if boxes.is_empty() {
                 return Ok(());
             }
-            let info = &input.info;
-            let mut frame =
-                gst_video::VideoFrameRef::from_buffer_ref_writable(buf, info).map_err(|_| {
-                    element::fail(
-                        self,
-                        gst::error_msg!(
-                            gst::StreamError::Format,
-                            ("Cannot map the frame for writing")
-                        ),
-                    )
-                })?;
-            let strides: Vec<usize> = frame.plane_stride().iter().map(|&s| s as usize).collect();
-            let (w, h) = (info.width() as usize, info.height() as usize);
-            let data = frame.planes_data_mut();
-            let mut planes = video::planes_mut(input.format, data, &strides, w, h);
-            for (x, y, bw, bh) in boxes {
-                let Some(b) = PixelBox::around(
-                    x as f32,
-                    y as f32,
-                    bw as f32,
-                    bh as f32,
-                    settings.margin,
-                    w,
-                    h,
-                ) else {
-                    continue;
-                };
-                redact::redact(
-                    &mut planes,
-                    b,
-                    settings.method.into(),
-                    settings.strength,
-                    &mut state.scratch,
-                );
-            }
+            let (w, h) = (input.info.width() as usize, input.info.height() as usize);
+            input
+                .with_planes_mut(buf, |planes| {
+                    for (x, y, bw, bh) in boxes {
+                        let Some(b) = PixelBox::around(
+                            x as f32,
+                            y as f32,
+                            bw as f32,
+                            bh as f32,
+                            settings.margin,
+                            w,
+                            h,
+                        ) else {
+                            continue;
+                        };
+                        redact::redact(
+                            planes,
+                            b,
+                            settings.method.into(),
+                            settings.strength,
+                            &mut state.scratch,
+                        );
+                    }
+                })
+                .map_err(|m| element::fail(self, m))?;
             Ok(())
         })?;
         Ok(gst::FlowSuccess::Ok)

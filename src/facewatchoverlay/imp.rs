@@ -9,7 +9,6 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
-use gst_video::prelude::*;
 
 use crate::core::draw::{self, Font, Rect};
 use crate::element;
@@ -243,8 +242,7 @@ impl element::Filter for FaceWatchOverlay {
             if faces.is_empty() {
                 return Ok(());
             }
-            let info = &input.info;
-            let (w, h) = (info.width() as usize, info.height() as usize);
+            let h = input.info.height() as usize;
             let line = match settings.line_width {
                 0 => (h / 360).max(2),
                 n => n as usize,
@@ -253,22 +251,13 @@ impl element::Filter for FaceWatchOverlay {
                 0 => (h / 30).max(12),
                 n => n as usize,
             } as f32;
-            let mut frame =
-                gst_video::VideoFrameRef::from_buffer_ref_writable(buf, info).map_err(|_| {
-                    element::fail(
-                        self,
-                        gst::error_msg!(
-                            gst::StreamError::Format,
-                            ("Cannot map the frame for writing")
-                        ),
-                    )
-                })?;
-            let strides: Vec<usize> = frame.plane_stride().iter().map(|&s| s as usize).collect();
-            let mut planes =
-                video::planes_mut(input.format, frame.planes_data_mut(), &strides, w, h);
-            for f in &faces {
-                draw_face(&mut planes, &state.font, f, line, size, &settings);
-            }
+            input
+                .with_planes_mut(buf, |planes| {
+                    for f in &faces {
+                        draw_face(planes, &state.font, f, line, size, &settings);
+                    }
+                })
+                .map_err(|m| element::fail(self, m))?;
             Ok(())
         })?;
         Ok(gst::FlowSuccess::Ok)
