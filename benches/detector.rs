@@ -4,19 +4,22 @@
 //!
 //! usage: cargo bench --bench detector -- FRAME.i420 WIDTH HEIGHT [ITERATIONS]
 //!
+//! `BENCH_DETECTOR=models/centerface-int8.onnx` runs another model than the default one.
+//!
 //! Times `Detector::detect`, the whole per-frame work of the facedetector element: sampling the I420
 //! frame into the tensor, inference, decoding and NMS. Prints one JSON line.
 
 mod common;
 
 use gstfacewatch::core::detector::{DetectParams, Detector};
-use gstfacewatch::core::manifest::{ModelSpec, Task};
+use gstfacewatch::core::manifest::Task;
 
 fn main() {
     let (data, w, h, iterations) = common::frame_args("detector");
     let frame = common::i420(&data, w, h);
     let threads = common::threads();
-    let spec = ModelSpec::resolve(None, Task::Detector).expect("model (run scripts/setup.sh)");
+    let spec = common::model(Task::Detector);
+    let model = spec.manifest.model.name.clone();
     let mut det = Detector::new(spec, threads, 640).expect("detector");
     let params = DetectParams::default();
     let mut faces = 0;
@@ -28,7 +31,7 @@ fn main() {
     let t = det.times();
     let runs = (iterations + common::WARM_UP) as f64 * 1e6;
     println!(
-        "{{\"impl\":\"facewatch\",\"frame\":\"{w}x{h}\",\"tensor\":\"{tw}x{th}\",\"threads\":{threads},\"faces\":{faces},{},\"tensor_ms\":{:.2},\"model_ms\":{:.2},\"decode_ms\":{:.2}}}",
+        "{{\"impl\":\"facewatch\",\"model\":\"{model}\",\"frame\":\"{w}x{h}\",\"tensor\":\"{tw}x{th}\",\"threads\":{threads},\"faces\":{faces},{},\"tensor_ms\":{:.2},\"model_ms\":{:.2},\"decode_ms\":{:.2}}}",
         common::summary(&mut ms, total),
         t.tensor_ns as f64 / runs,
         t.model_ns as f64 / runs,

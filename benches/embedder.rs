@@ -4,6 +4,9 @@
 //!
 //! usage: cargo bench --bench embedder -- FRAME.i420 WIDTH HEIGHT [ITERATIONS]
 //!
+//! `BENCH_DETECTOR` and `BENCH_EMBEDDER` (model files, e.g. `models/dlib_resnet-int8.onnx`) run
+//! other models than the default ones.
+//!
 //! Prints JSON lines: the embedder alone at batch 1 and 8 (real chips of the frame's faces), then
 //! the whole per-frame detect + align + embed path of `facedetector ! faceembedder` when every face is
 //! embedded on every frame (no reuse along tracks).
@@ -13,14 +16,15 @@ mod common;
 use gstfacewatch::core::detector::{DetectParams, Detector};
 use gstfacewatch::core::embedder::Embedder;
 use gstfacewatch::core::frame_embedder::{FaceIn, FrameEmbedder, FrameIn, Gates};
-use gstfacewatch::core::manifest::{ModelSpec, Task};
+use gstfacewatch::core::manifest::Task;
 
 fn main() {
     let (data, w, h, iterations) = common::frame_args("embedder");
     let frame = common::i420(&data, w, h);
     let threads = common::threads();
-    let det_spec = ModelSpec::resolve(None, Task::Detector).expect("run scripts/setup.sh");
-    let emb_spec = ModelSpec::resolve(None, Task::Embedder).expect("run scripts/setup.sh");
+    let det_spec = common::model(Task::Detector);
+    let emb_spec = common::model(Task::Embedder);
+    let model = emb_spec.manifest.model.name.clone();
     let mut det = Detector::new(det_spec, threads, 640).unwrap();
     let mut emb = Embedder::new(emb_spec, threads).unwrap();
     let params = DetectParams::default();
@@ -50,7 +54,7 @@ fn main() {
         });
         let mean = ms.iter().sum::<f64>() / ms.len() as f64;
         println!(
-            "{{\"impl\":\"facewatch\",\"step\":\"embed\",\"batch\":{b},\"threads\":{threads},{},\"per_face_ms\":{:.3}}}",
+            "{{\"impl\":\"facewatch\",\"model\":\"{model}\",\"step\":\"embed\",\"batch\":{b},\"threads\":{threads},{},\"per_face_ms\":{:.3}}}",
             common::summary(&mut ms, total),
             mean / b as f64
         );

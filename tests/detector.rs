@@ -232,3 +232,73 @@ fn decodebin_pipeline_posts_face_message() {
     assert_eq!(face.get::<gst::Array>("landmarks").unwrap().len(), 10);
     assert!(face.get::<f64>("score").unwrap() > 0.5);
 }
+
+/// Intersection over union of two boxes (x, y, width, height).
+fn iou(a: (u32, u32, u32, u32), b: (u32, u32, u32, u32)) -> f32 {
+    let (ax0, ay0, ax1, ay1) = (
+        a.0 as f32,
+        a.1 as f32,
+        (a.0 + a.2) as f32,
+        (a.1 + a.3) as f32,
+    );
+    let (bx0, by0, bx1, by1) = (
+        b.0 as f32,
+        b.1 as f32,
+        (b.0 + b.2) as f32,
+        (b.1 + b.3) as f32,
+    );
+    let inter = (ax1.min(bx1) - ax0.max(bx0)).max(0.0) * (ay1.min(by1) - ay0.max(by0)).max(0.0);
+    let union = (a.2 * a.3 + b.2 * b.3) as f32 - inter;
+    if union > 0.0 { inter / union } else { 0.0 }
+}
+
+/// The INT8 detector that scripts/setup.sh makes (models/centerface-int8.onnx, scripts/quantize.py)
+/// finds the same faces as the FP32 one on every test photo: as many, and each FP32 box has its own
+/// INT8 box with IoU ≥ 0.9.
+#[test]
+fn int8_detector_finds_the_fp32_boxes() {
+    let models = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
+    let (fp32_model, int8) = (
+        models.join("centerface.onnx"),
+        models.join("centerface-int8.onnx"),
+    );
+    assert!(
+        int8.is_file(),
+        "{} missing: run scripts/setup.sh",
+        int8.display()
+    );
+    let dir = common::photo("obama.jpg").parent().unwrap().to_path_buf();
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".jpg") || n.ends_with(".png"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 7, "{names:?}");
+    for name in &names {
+        let caps = "video/x-raw,format=RGB";
+        let fp32 = detect(name, caps, &format!("model=\"{}\"", fp32_model.display()));
+        let q = detect(name, caps, &format!("model=\"{}\"", int8.display()));
+        assert_eq!(q.len(), fp32.len(), "{name}: INT8 {q:?} vs FP32 {fp32:?}");
+        // Greedy one-to-one matching, best pairs first.
+        let mut pairs: Vec<(f32, usize, usize)> = (0..fp32.len())
+            .flat_map(|i| (0..q.len()).map(move |j| (i, j)))
+            .map(|(i, j)| (iou(fp32[i].rect, q[j].rect), i, j))
+            .collect();
+        pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let (mut used_f, mut used_q) = (vec![false; fp32.len()], vec![false; q.len()]);
+        let mut ious = Vec::new();
+        for (v, i, j) in pairs {
+            if !used_f[i] && !used_q[j] {
+                used_f[i] = true;
+                used_q[j] = true;
+                ious.push(v);
+            }
+        }
+        eprintln!("{name}: {} faces, IoU INT8 vs FP32 {ious:.3?}", fp32.len());
+        assert!(
+            ious.iter().all(|v| *v >= 0.9),
+            "{name}: IoU {ious:?}: INT8 {q:?} vs FP32 {fp32:?}"
+        );
+    }
+}

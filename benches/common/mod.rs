@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use gstfacewatch::core::frame::{FrameView, PixelFormat, YuvMatrix};
+use gstfacewatch::core::manifest::{ModelSpec, Task};
 
 /// `FRAME.i420 WIDTH HEIGHT [ITERATIONS]` from the command line: the frame's bytes, size and
 /// iterations (default 50). Exits with `usage` on bad arguments.
@@ -45,6 +46,20 @@ pub fn i420(data: &[u8], w: usize, h: usize) -> FrameView<'_> {
         YuvMatrix::BT601,
     )
     .expect("frame")
+}
+
+/// The model a benchmark runs for `task`: the file that `BENCH_DETECTOR` or `BENCH_EMBEDDER` names
+/// (e.g. `models/centerface-int8.onnx`; its manifest next to it), else the elements' default.
+pub fn model(task: Task) -> ModelSpec {
+    let var = match task {
+        Task::Detector => "BENCH_DETECTOR",
+        Task::Embedder => "BENCH_EMBEDDER",
+    };
+    let path = std::env::var_os(var)
+        .filter(|p| !p.is_empty())
+        .map(std::path::PathBuf::from);
+    ModelSpec::resolve(path.as_deref(), task)
+        .unwrap_or_else(|e| panic!("{var}: {e} (run scripts/setup.sh)"))
 }
 
 /// Intra-op threads for both sides of a comparison: `BENCH_THREADS`, default 2.

@@ -13,6 +13,9 @@
 //! the ORL faces s1..s20 (third_party/orl, never s21..s40).
 //!
 //! usage: cargo run --release --example calibrate -- PHOTO_DIR BACKGROUND_DIR ORL_DIR [REPORT.md]
+//!
+//! `CALIBRATE_EMBEDDER=models/dlib_resnet-int8.onnx` calibrates another embedder than the default
+//! (faceembedder's `model`; its manifest's mean descriptor centres the scores).
 
 mod open_set;
 
@@ -47,6 +50,13 @@ struct Sample {
     descriptor: Vec<f32>,
 }
 
+/// The embedder model `CALIBRATE_EMBEDDER` names; `None`: the elements' default.
+fn embedder_model() -> Option<std::path::PathBuf> {
+    std::env::var_os("CALIBRATE_EMBEDDER")
+        .filter(|p| !p.is_empty())
+        .map(std::path::PathBuf::from)
+}
+
 fn faces(path: &std::path::Path, aug: &str) -> Result<Vec<Vec<f32>>, Box<dyn std::error::Error>> {
     let (w, _) = image_size(path)?;
     let aug = aug
@@ -57,10 +67,13 @@ fn faces(path: &std::path::Path, aug: &str) -> Result<Vec<Vec<f32>>, Box<dyn std
     } else {
         format!("{aug} ! ")
     };
+    let model = embedder_model()
+        .map(|m| format!(" model=\"{}\"", m.display()))
+        .unwrap_or_default();
     Ok(gstfacewatch::pipeline::descriptors(
         path,
         &format!(
-            "video/x-raw,format=RGBx ! {aug}facedetector ! faceembedder min-quality=0 min-eye-distance=0"
+            "video/x-raw,format=RGBx ! {aug}facedetector ! faceembedder{model} min-quality=0 min-eye-distance=0"
         ),
     )?)
 }
@@ -162,7 +175,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         samples.iter().map(|s| s.identity.as_str()).collect();
     eprintln!("{} faces of {} identities", samples.len(), identities.len());
 
-    let spec = ModelSpec::resolve(None, Task::Embedder)?;
+    let spec = ModelSpec::resolve(embedder_model().as_deref(), Task::Embedder)?;
     let centred = similarity_for(&spec)?;
     let plain = Similarity::cosine();
     let (mut g_plain, mut i_plain) = pairs(&samples, &plain);
@@ -265,13 +278,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         stats(&mut i_plain)
     ));
     md.push_str("## Error rates (centred scores)\n\nFalse match rate = impostor pairs scoring ≥ threshold; false non-match rate = genuine pairs\nscoring below it.\n\n| threshold | false match rate | false non-match rate |\n|---|---|---|\n");
+    // The threshold the manifest states now, too (it differs from the rule's once the models change).
+    let manifest_threshold = spec.manifest.embedder.as_ref().and_then(|e| e.threshold);
     let mut ts: Vec<f32> = (4..=16).map(|k| k as f32 * 0.05).collect();
     ts.push(threshold);
+    ts.extend(manifest_threshold);
     ts.sort_by(f32::total_cmp);
     ts.dedup_by(|a, b| (*a - *b).abs() < 1e-6);
     for t in ts {
         let mark = if (t - threshold).abs() < 1e-6 {
             " **(default)**"
+        } else if manifest_threshold.is_some_and(|m| (t - m).abs() < 1e-6) {
+            " (manifest)"
         } else {
             ""
         };

@@ -1,0 +1,195 @@
+// SPDX-License-Identifier: MIT
+//! Writes the calibration data that scripts/quantize.py makes the INT8 models from (scripts/setup.sh
+//! runs it on the background set sample1..3.jpg, whose faces no test uses):
+//!
+//! - `photoN.npy`: each photo decoded to RGB (uint8, [height, width, 3]); the script stretches it to
+//!   the detector's tensor sizes itself, by the detector manifest;
+//! - `chips.npy`: the embedder's input for every face of every photo and of simple variants of it
+//!   (scale 0.5 and 0.75, rotation ±8°, brighter, darker, JPEG quality 40), float32
+//!   [N, 3, size, size] as the elements make it: the default detector finds the faces and
+//!   `Embedder::chip` aligns and warps them from the frame.
+//!
+//! usage: cargo run --release --example quant_calib -- OUT_DIR PHOTO...
+
+use gst_video::prelude::*;
+use gstfacewatch::core::detector::{DetectParams, Detector};
+use gstfacewatch::core::embedder::Embedder;
+use gstfacewatch::core::frame::{FrameView, PixelFormat, YuvMatrix};
+use gstfacewatch::core::manifest::{ModelSpec, Task};
+
+/// (name, GStreamer fragment before the RGB caps); `W50`/`W75` become half and three quarters of
+/// the photo's width.
+const VARIANTS: [(&str, &str); 8] = [
+    ("original", ""),
+    (
+        "scale 0.5",
+        "videoscale ! video/x-raw,width=W50,pixel-aspect-ratio=1/1 ! ",
+    ),
+    (
+        "scale 0.75",
+        "videoscale ! video/x-raw,width=W75,pixel-aspect-ratio=1/1 ! ",
+    ),
+    ("rotate +8°", "rotate angle=0.1396 ! "),
+    ("rotate -8°", "rotate angle=-0.1396 ! "),
+    ("brighter", "videobalance brightness=0.12 ! "),
+    ("darker", "videobalance brightness=-0.12 ! "),
+    ("jpeg q40", "jpegenc quality=40 ! jpegdec ! "),
+];
+
+/// A decoded frame: RGB, tightly packed rows.
+struct Rgb {
+    width: usize,
+    height: usize,
+    data: Vec<u8>,
+}
+
+impl Rgb {
+    fn view(&self) -> FrameView<'_> {
+        FrameView::new(
+            PixelFormat::Rgb,
+            self.width,
+            self.height,
+            &[&self.data],
+            &[self.width * 3],
+            YuvMatrix::BT601,
+        )
+        .expect("RGB frame")
+    }
+}
+
+/// The first frame of `path` after `chain`, as RGB.
+fn decode(path: &std::path::Path, chain: &str) -> Result<Rgb, String> {
+    let mut frame = None;
+    gstfacewatch::pipeline::run_file(
+        path,
+        &format!("{chain}videoconvert ! video/x-raw,format=RGB"),
+        |s| {
+            if frame.is_some() {
+                return;
+            }
+            let (Some(buf), Some(caps)) = (s.buffer(), s.caps()) else {
+                return;
+            };
+            let Ok(info) = gst_video::VideoInfo::from_caps(caps) else {
+                return;
+            };
+            let Ok(vf) = gst_video::VideoFrameRef::from_buffer_ref_readable(buf, &info) else {
+                return;
+            };
+            let (w, h) = (info.width() as usize, info.height() as usize);
+            let stride = vf.plane_stride()[0] as usize;
+            let Ok(plane) = vf.plane_data(0) else {
+                return;
+            };
+            let mut data = Vec::with_capacity(w * h * 3);
+            for row in plane.chunks(stride).take(h) {
+                data.extend_from_slice(&row[..w * 3]);
+            }
+            frame = Some(Rgb {
+                width: w,
+                height: h,
+                data,
+            });
+        },
+    )?;
+    frame.ok_or_else(|| format!("{}: no frame", path.display()))
+}
+
+/// Writes a C-order array as a .npy file (format 1.0).
+fn write_npy(
+    path: &std::path::Path,
+    descr: &str,
+    shape: &[usize],
+    data: &[u8],
+) -> std::io::Result<()> {
+    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
+    let shape = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    // magic (6) + version (2) + length (2) + header, padded with spaces to a multiple of 64, '\n'.
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = Vec::with_capacity(10 + header.len() + data.len());
+    out.extend_from_slice(b"\x93NUMPY\x01\x00");
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(data);
+    std::fs::write(path, out)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    gst::init()?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [out, photos @ ..] = args.as_slice() else {
+        return Err("usage: quant_calib OUT_DIR PHOTO...".into());
+    };
+    if photos.is_empty() {
+        return Err("usage: quant_calib OUT_DIR PHOTO...".into());
+    }
+    let out = std::path::Path::new(out);
+    std::fs::create_dir_all(out)?;
+    let mut det = Detector::new(ModelSpec::resolve(None, Task::Detector)?, 0, 0)?;
+    let emb = Embedder::new(ModelSpec::resolve(None, Task::Embedder)?, 0)?;
+    let params = DetectParams::default();
+    let len = emb.chip_len();
+    let size = emb.chip_spec().width;
+    let mut chips: Vec<f32> = Vec::new();
+    for (i, photo) in photos.iter().enumerate() {
+        let path = std::path::Path::new(photo);
+        let original = decode(path, "")?;
+        write_npy(
+            &out.join(format!("photo{i}.npy")),
+            "|u1",
+            &[original.height, original.width, 3],
+            &original.data,
+        )?;
+        let w = original.width;
+        let mut n = 0;
+        for (_, chain) in VARIANTS {
+            let chain = chain
+                .replace("W50", &(w / 2 / 2 * 2).to_string())
+                .replace("W75", &(w * 3 / 4 / 2 * 2).to_string());
+            let frame = if chain.is_empty() {
+                None
+            } else {
+                Some(decode(path, &chain)?)
+            };
+            let view = frame.as_ref().unwrap_or(&original).view();
+            let faces = det.detect(&view, &params)?;
+            for f in &faces {
+                let start = chips.len();
+                chips.resize(start + len, 0.0);
+                if emb
+                    .chip(&view, &f.landmarks, 1.0, &mut chips[start..])
+                    .is_some()
+                {
+                    n += 1;
+                } else {
+                    chips.truncate(start);
+                }
+            }
+        }
+        eprintln!("{photo}: {n} chips from {} versions", VARIANTS.len());
+    }
+    let n = chips.len() / len;
+    if n == 0 {
+        return Err("no faces found".into());
+    }
+    let bytes: Vec<u8> = chips.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let shape = match emb.chip_spec().layout {
+        gstfacewatch::core::frame::Layout::Nchw => [n, 3, size, size],
+        gstfacewatch::core::frame::Layout::Nhwc => [n, size, size, 3],
+    };
+    write_npy(&out.join("chips.npy"), "<f4", &shape, &bytes)?;
+    eprintln!(
+        "{n} chips and {} photos written to {}",
+        photos.len(),
+        out.display()
+    );
+    Ok(())
+}
