@@ -6,8 +6,9 @@
 #   ours:  filesrc ! decodebin ! facewatchbin <setting> ! fakesink   (examples/stages.rs, timed from
 #          PLAYING once prerolled, with the per-stage milliseconds from the elements' stats)
 #            default  facewatchbin at its defaults (the detector's adaptive schedule, interval=0)
-#            equal    interval=1 reembed-interval=1: detect and embed every face on every frame,
-#                     like peer det1
+#            int8     the defaults with the INT8 detector (models/centerface-int8.onnx)
+#            equal    interval=1 reembed-interval=1, FP32 detector: detect and embed every face on
+#                     every frame, like peer det1
 #            int3     interval=3: the detector on one frame in three
 #          and, once per clip, the recall of default and int3 against detecting on every frame
 #          (examples/recall.rs: boxes at IoU >= 0.5, and how soon the enrolled person is matched)
@@ -97,7 +98,8 @@ for h in $RES; do
     recall "$clip" "$h" "$f" int3 "interval=3"
     for _ in $(seq "$RUNS"); do
       ours "$clip" "$h" "$f" default ""
-      ours "$clip" "$h" "$f" equal "interval=1 reembed-interval=1"
+      ours "$clip" "$h" "$f" int8 "detector-model=$ROOT/models/centerface-int8.onnx"
+      ours "$clip" "$h" "$f" equal "interval=1 reembed-interval=1 detector-model=$ROOT/models/centerface.onnx"
       ours "$clip" "$h" "$f" int3 "interval=3"
       [ -n "$PEER" ] || continue
       for mode in det1 det3emb3; do

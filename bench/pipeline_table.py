@@ -15,8 +15,8 @@ groups = {}
 for r in rows:
     groups.setdefault((r["res"], r["faces_in_clip"], r["side"], r["setting"]), []).append(r)
 med = statistics.median
-order = {"default": 0, "equal": 1, "int3": 2, "det1-nospin": 3, "det1-default": 4,
-         "det3emb3-nospin": 5, "det3emb3-default": 6}
+order = {"default": 0, "int8": 1, "equal": 2, "int3": 3, "det1-nospin": 4, "det1-default": 5,
+         "det3emb3-nospin": 6, "det3emb3-default": 7}
 keys = sorted(groups, key=lambda k: (-k[0], k[1], order.get(k[3], 9)))
 print("| clip | faces | implementation | setting | fps median (min–max) | CPU ms/frame | cores busy | peak RSS MB | × peer det1 nospin |")
 print("|---|---|---|---|---|---|---|---|---|")

@@ -10,6 +10,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 ITER=${1:-50}
 export BENCH_THREADS=${BENCH_THREADS:-2}
+# The FP32 detector on both sides, whatever the elements' default.
+export BENCH_DETECTOR=${BENCH_DETECTOR:-models/centerface.onnx}
 bash scripts/setup.sh >/dev/null
 # shellcheck source=scripts/env.sh
 . scripts/env.sh

@@ -133,8 +133,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let out = std::path::Path::new(out);
     std::fs::create_dir_all(out)?;
-    let mut det = Detector::new(ModelSpec::resolve(None, Task::Detector)?, 0, 0)?;
-    let emb = Embedder::new(ModelSpec::resolve(None, Task::Embedder)?, 0)?;
+    // The FP32 models, whatever the defaults: the INT8 ones are made from these chips.
+    let dir = std::path::PathBuf::from(
+        std::env::var_os("FACEWATCH_MODEL_DIR").ok_or("FACEWATCH_MODEL_DIR is not set")?,
+    );
+    let fp32 = |t: Task| ModelSpec::resolve(Some(&dir.join(t.fp32_file())), t);
+    let mut det = Detector::new(fp32(Task::Detector)?, 0, 0)?;
+    let emb = Embedder::new(fp32(Task::Embedder)?, 0)?;
     let params = DetectParams::default();
     let len = emb.chip_len();
     let size = emb.chip_spec().width;
