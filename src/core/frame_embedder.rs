@@ -110,6 +110,16 @@ struct Seen {
     measured: u64,
 }
 
+impl Seen {
+    /// Quality (this frame's frontalness × the sharpness) and whether the gates let it through.
+    fn judge(&mut self, frontalness: f32, gates: &Gates) {
+        self.quality = self.sharpness.map_or(0.0, |s| frontalness * s);
+        self.eligible = self.sharpness.is_some()
+            && self.size >= gates.min_eye_distance
+            && self.quality >= gates.min_quality;
+    }
+}
+
 /// Frames of a track between two measurements of its chip's sharpness (and colour) when it needs no
 /// descriptor: a chip costs about 2 ms at 1080p, and the face's quality between them still follows
 /// its landmarks (frontalness, size). A face that turns sharp is re-embedded at most this late.
@@ -138,6 +148,31 @@ impl FrameEmbedder {
     pub fn clear(&mut self) {
         self.cache.clear();
         self.seen.clear();
+    }
+
+    /// Warps the face's chip into slot `n` of the chips and measures its sharpness and colour.
+    fn measure(
+        &mut self,
+        view: &FrameView<'_>,
+        landmarks: &[[f32; 2]],
+        par: f32,
+        n: usize,
+        size: f32,
+        frame: u64,
+    ) -> Seen {
+        let len = self.embedder.chip_len();
+        self.chips.resize((n + 1) * len, 0.0);
+        let chip = &mut self.chips[n * len..(n + 1) * len];
+        let sharpness = self.embedder.chip_sharpness(view, landmarks, par, chip);
+        self.counts.chips += 1;
+        Seen {
+            size,
+            quality: 0.0,
+            grayscale: sharpness.is_some() && self.embedder.is_grayscale(chip),
+            eligible: false,
+            sharpness,
+            measured: frame,
+        }
     }
 
     /// The faces of `frame`; returns one `FaceOut` per face, in order. `log` hears each decision
@@ -177,61 +212,31 @@ impl FrameEmbedder {
                     let square = square_pixels(f.landmarks, par);
                     let size = eye_distance(&square);
                     let front = frontalness(&square);
-                    let mut seen = Seen {
-                        size,
-                        quality: 0.0,
-                        grayscale: false,
-                        eligible: false,
-                        sharpness: None,
-                        measured: frame_no,
-                    };
                     // A track that needs a descriptor whatever its quality, or whose sharpness is
-                    // old, gets a chip now; others keep the sharpness and colour measured last.
-                    let due = match prior {
-                        Some(p) if p.sharpness.is_some() => {
-                            frame_no.saturating_sub(p.measured) >= SHARPNESS_EVERY
-                                || self
-                                    .cache
-                                    .needs(f.track, frame_no, size, f32::NEG_INFINITY)
-                                    .is_some()
-                        }
-                        _ => true,
-                    };
-                    if let (false, Some(p)) = (due, prior) {
-                        (seen.sharpness, seen.grayscale) = (p.sharpness, p.grayscale);
-                        seen.measured = p.measured;
-                    }
-                    let mut warped = false;
-                    loop {
-                        if seen.sharpness.is_none() || (due && !warped) {
-                            self.chips.resize((n + 1) * len, 0.0);
-                            let chip_buf = &mut self.chips[n * len..(n + 1) * len];
-                            let sharp =
-                                self.embedder
-                                    .chip_sharpness(view, f.landmarks, par, chip_buf);
-                            seen.sharpness = sharp;
-                            seen.grayscale =
-                                sharp.is_some() && self.embedder.is_grayscale(chip_buf);
-                            seen.measured = frame_no;
-                            warped = true;
-                            self.counts.chips += 1;
-                        }
-                        let sharp = seen.sharpness;
-                        seen.quality = sharp.map_or(0.0, |s| front * s);
-                        seen.eligible = sharp.is_some()
-                            && size >= gates.min_eye_distance
-                            && seen.quality >= gates.min_quality;
-                        // Carried sharpness may make the face due (sharper): then it needs its chip.
-                        let wants = seen.eligible
-                            && detected
+                    // old, gets a chip now; others carry the sharpness and colour measured last.
+                    let carried = prior.filter(|p| {
+                        p.sharpness.is_some()
+                            && frame_no.saturating_sub(p.measured) < SHARPNESS_EVERY
                             && self
                                 .cache
-                                .needs(f.track, frame_no, size, seen.quality)
-                                .is_some();
-                        if warped || !wants {
-                            break;
-                        }
-                        seen.sharpness = None;
+                                .needs(f.track, frame_no, size, f32::NEG_INFINITY)
+                                .is_none()
+                    });
+                    let mut seen = match carried {
+                        Some(p) => Seen { size, ..p },
+                        None => self.measure(view, f.landmarks, par, n, size, frame_no),
+                    };
+                    seen.judge(front, gates);
+                    // Carried sharpness may make the face due (sharper): then it needs its chip.
+                    let wants = seen.eligible
+                        && detected
+                        && self
+                            .cache
+                            .needs(f.track, frame_no, size, seen.quality)
+                            .is_some();
+                    if carried.is_some() && wants {
+                        seen = self.measure(view, f.landmarks, par, n, size, frame_no);
+                        seen.judge(front, gates);
                     }
                     if detected {
                         self.seen.insert(f.track, seen);
