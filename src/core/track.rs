@@ -282,8 +282,8 @@ impl Tracker {
             return Some(RunReason::Due);
         };
         let since = frame.saturating_sub(last);
-        let live: Vec<&Track> = self.tracks.iter().filter(|t| t.missed == 0).collect();
-        let limit = if live.is_empty() {
+        let live = || self.tracks.iter().filter(|t| t.missed == 0);
+        let limit = if live().next().is_none() {
             s.search_interval
         } else {
             s.max_interval
@@ -308,7 +308,7 @@ impl Tracker {
                 allow(2, RunReason::Uncertain);
             }
         }
-        for t in live {
+        for t in live() {
             if t.hits < s.young {
                 allow(1, RunReason::New);
             }
