@@ -215,6 +215,22 @@ def how(src_name):
     )
 
 
+def publish(part, models, base, problem, calibration):
+    """Moves the checked INT8 model `part` to models/<base>-int8.onnx and writes its manifest, or
+    removes it and fails with `problem` (a message; False when the check passed)."""
+    if problem:
+        os.remove(part)
+        fail(problem)
+    os.replace(part, os.path.join(models, f"{base}-int8.onnx"))
+    write_manifest(
+        os.path.join(models, f"{base}.toml"),
+        os.path.join(models, f"{base}-int8.toml"),
+        f"{base}-int8",
+        f"{base}-int8.onnx",
+        how(f"{base}.onnx") + calibration,
+    )
+
+
 def detector(calib, models, tmp):
     src = os.path.join(models, "centerface.onnx")
     manifest = tomllib.load(open(os.path.join(models, "centerface.toml"), "rb"))
@@ -243,17 +259,13 @@ def detector(calib, models, tmp):
         f"{worst:.3f} on {len(photos)} photos",
         file=sys.stderr,
     )
-    if worst > MAX_HEATMAP_DIFF:
-        os.remove(part)
-        fail(f"the INT8 detector's heatmap differs from FP32 by {worst:.3f} (> {MAX_HEATMAP_DIFF})")
-    os.replace(part, dst)
-    write_manifest(
-        os.path.join(models, "centerface.toml"),
-        os.path.join(models, "centerface-int8.toml"),
-        "centerface-int8",
-        "centerface-int8.onnx",
-        how("centerface.onnx")
-        + f"# Detector calibration: those photos stretched to {', '.join(f'{w}x{h}' for w, h in DETECTOR_SIZES)}.\n"
+    publish(
+        part,
+        models,
+        "centerface",
+        worst > MAX_HEATMAP_DIFF
+        and f"the INT8 detector's heatmap differs from FP32 by {worst:.3f} (> {MAX_HEATMAP_DIFF})",
+        f"# Detector calibration: those photos stretched to {', '.join(f'{w}x{h}' for w, h in DETECTOR_SIZES)}.\n"
         + "# The feature pyramid's top-down path and the heads stay in float (see detector_float_nodes).\n",
     )
 
@@ -279,17 +291,13 @@ def embedder(calib, models, tmp):
         f"min {cos.min():.4f}, mean {cos.mean():.4f}",
         file=sys.stderr,
     )
-    if cos.min() < MIN_EMBEDDING_COSINE:
-        os.remove(part)
-        fail(f"the INT8 embedder's descriptors differ from FP32 (cosine {cos.min():.4f} < {MIN_EMBEDDING_COSINE})")
-    os.replace(part, dst)
-    write_manifest(
-        os.path.join(models, "dlib_resnet.toml"),
-        os.path.join(models, "dlib_resnet-int8.toml"),
-        "dlib_resnet-int8",
-        "dlib_resnet-int8.onnx",
-        how("dlib_resnet.onnx")
-        + f"# Embedder calibration: {len(chips)} aligned chips of those faces (and of scaled, rotated,\n"
+    publish(
+        part,
+        models,
+        "dlib_resnet",
+        cos.min() < MIN_EMBEDDING_COSINE
+        and f"the INT8 embedder's descriptors differ from FP32 (cosine {cos.min():.4f} < {MIN_EMBEDDING_COSINE})",
+        f"# Embedder calibration: {len(chips)} aligned chips of those faces (and of scaled, rotated,\n"
         "# brighter, darker and JPEG-compressed versions) made by examples/quant_calib.rs. The mean\n"
         "# descriptor and the thresholds are the FP32 model's.\n",
     )
