@@ -5,12 +5,14 @@
 # enrolled from obama3.jpg, which the clips do not show), then for each clip
 #   ours:  filesrc ! decodebin ! facewatchbin <setting> ! fakesink   (examples/stages.rs, timed from
 #          PLAYING once prerolled, with the per-stage milliseconds from the elements' stats)
-#            default  facewatchbin at its defaults (the detector's adaptive schedule, interval=0)
-#            int8     the defaults with the INT8 detector (models/centerface-int8.onnx)
+#            default  facewatchbin at its defaults (the detector's adaptive schedule, interval=0,
+#                     and the INT8 detector)
+#            fp32     the defaults with the FP32 detector (models/centerface.onnx)
 #            equal    interval=1 reembed-interval=1, FP32 detector: detect and embed every face on
 #                     every frame, like peer det1
 #            int3     interval=3: the detector on one frame in three
-#          and, once per clip, the recall of default and int3 against detecting on every frame
+#          and, once per clip, the recall of default and int3 against the FP32 detector on every frame
+#          (and of default against its own INT8 detector on every frame: the schedule's share)
 #          (examples/recall.rs: boxes at IoU >= 0.5, and how soon the enrolled person is matched)
 #   peer:  ../shared/peer/peer.py (as it is) --mode det1 and det3emb3, --variant nospin and default
 # RUNS runs each (median, min–max): fps, CPU ms per frame, peak RSS. Prints Markdown for
@@ -75,9 +77,10 @@ ours() {  # ours CLIP H F NAME PROPS
   line=$(target/release/examples/stages --clip "$1" --watchlist "$list" --props "$5")
   echo "{\"impl\":\"facewatch\",\"setting\":\"$4\",\"res\":$2,\"faces_in_clip\":$3,${line#\{}" >> "$results"
 }
-recall() {  # recall CLIP H F NAME PROPS
+recall() {  # recall CLIP H F NAME PROPS [REFERENCE_MODEL]
   local line
-  line=$(target/release/examples/recall --clip "$1" --truth "${1%.mp4}.json" --watchlist "$list" --props "$5")
+  line=$(target/release/examples/recall --clip "$1" --truth "${1%.mp4}.json" --watchlist "$list" --props "$5" \
+      ${6:+--reference-model "$6"})
   echo "{\"kind\":\"recall\",\"setting\":\"$4\",\"res\":$2,\"faces_in_clip\":$3,${line#\{}" >> "$recalls"
 }
 recalls=$tmp/recall.jsonl
@@ -95,10 +98,11 @@ for h in $RES; do
   for f in $FACES; do
     clip=$(clip_for "$h" "$f")
     recall "$clip" "$h" "$f" default ""
+    recall "$clip" "$h" "$f" default "" "$ROOT/models/centerface-int8.onnx"
     recall "$clip" "$h" "$f" int3 "interval=3"
     for _ in $(seq "$RUNS"); do
       ours "$clip" "$h" "$f" default ""
-      ours "$clip" "$h" "$f" int8 "detector-model=$ROOT/models/centerface-int8.onnx"
+      ours "$clip" "$h" "$f" fp32 "detector-model=$ROOT/models/centerface.onnx"
       ours "$clip" "$h" "$f" equal "interval=1 reembed-interval=1 detector-model=$ROOT/models/centerface.onnx"
       ours "$clip" "$h" "$f" int3 "interval=3"
       [ -n "$PEER" ] || continue

@@ -15,7 +15,7 @@ groups = {}
 for r in rows:
     groups.setdefault((r["res"], r["faces_in_clip"], r["side"], r["setting"]), []).append(r)
 med = statistics.median
-order = {"default": 0, "int8": 1, "equal": 2, "int3": 3, "det1-nospin": 4, "det1-default": 5,
+order = {"default": 0, "fp32": 1, "equal": 2, "int3": 3, "det1-nospin": 4, "det1-default": 5,
          "det3emb3-nospin": 6, "det3emb3-default": 7}
 keys = sorted(groups, key=lambda k: (-k[0], k[1], order.get(k[3], 9)))
 print("| clip | faces | implementation | setting | fps median (min–max) | CPU ms/frame | cores busy | peak RSS MB | × peer det1 nospin |")
@@ -46,15 +46,16 @@ for key in keys:
 if len(sys.argv) > 2:
     recalls = [json.loads(l) for l in open(sys.argv[2]) if l.startswith("{")]
     print()
-    print("Recall against the detector on every frame (examples/recall.rs): the share of the faces it boxes")
-    print("that the setting boxes too (IoU ≥ 0.5), over all and for the worst face of the clip (one with ≥ 15")
-    print("frames); detector runs; seconds from the enrolled person wholly in view to the match, per visit")
-    print("(the every-frame reference in brackets):")
+    print("Recall against a detector model on every frame (examples/recall.rs; the reference: the FP32 model,")
+    print("or the setting's own): the share of the faces it boxes that the setting boxes too (IoU ≥ 0.5), over")
+    print("all and for the worst face of the clip (one with ≥ 15 frames); frames the detector ran on; seconds")
+    print("from the enrolled person wholly in view to the match, per visit (the every-frame reference in")
+    print("brackets):")
     print()
-    print("| clip | faces | setting | recall | worst face | detector runs (every frame) | match after, s (reference) |")
-    print("|---|---|---|---|---|---|---|")
-    for r in sorted(recalls, key=lambda r: (-r["res"], r["faces_in_clip"], order.get(r["setting"], 9))):
+    print("| clip | faces | setting | reference | recall | worst face | detector runs (every frame) | match after, s (reference) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in sorted(recalls, key=lambda r: (-r["res"], r["faces_in_clip"], order.get(r["setting"], 9), r.get("reference", ""))):
         lat = lambda v: ", ".join("never" if x is None else f"{x:.2f}" for x in v) or "no visit"
-        print(f"| {r['res']}p | {r['faces_in_clip']} | {r['setting']} | {100 * r['recall']:.1f} % "
+        print(f"| {r['res']}p | {r['faces_in_clip']} | {r['setting']} | {r.get('reference', '')} | {100 * r['recall']:.1f} % "
               f"| {100 * r['worst_face_recall']:.1f} % | {r['detector_runs']} ({r['reference_detector_runs']}) "
               f"| {lat(r['match_latency_s'])} ({lat(r['reference_match_latency_s'])}) |")

@@ -5,6 +5,7 @@
 //! cameras, the process's CPU time and its peak resident memory.
 //!
 //!   cameras --cameras N --seconds S --frame FILE.i420 --width W --height H --watchlist LIST
+//!           [--props "interval=1"]
 
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,9 @@ struct Args {
     height: u32,
     #[arg(long)]
     watchlist: std::path::PathBuf,
+    /// More facewatchbin properties for every camera, as gst-launch spells them.
+    #[arg(long, default_value = "")]
+    props: String,
 }
 
 /// (detector runs, skipped, frames) of camera `i`, and its embedder's shared runs.
@@ -72,11 +76,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                  framerate=30/1 ! imagefreeze is-live=true ! video/x-raw,framerate=30/1 \
                  ! queue max-size-buffers=0 max-size-bytes=0 max-size-time=2000000000 \
                  ! facewatchbin name=cam{i} \
-                 camera-id=cam{i} watchlist=\"{}\" ! fakesink sync=false",
+                 camera-id=cam{i} watchlist=\"{}\" {} ! fakesink sync=false",
                 a.frame.display(),
                 a.width,
                 a.height,
-                a.watchlist.display()
+                a.watchlist.display(),
+                a.props
             )
         })
         .collect();

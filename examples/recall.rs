@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 //! Does a detector schedule miss faces? (bench/recall.sh, issue "detect less, but never miss").
 //! Runs a clip from bench/make_clip.py twice through `decodebin ! facewatchbin cooldown=0`: once
-//! with the detector on every frame (the reference), once with the properties under test. Prints
+//! with the FP32 detector (or `--reference-model`) on every frame (the reference), once with the properties under test. Prints
 //! one JSON line:
 //! - `recall`: of the faces the reference boxes on each frame, the share that the run under test
 //!   also boxes there (IoU ≥ 0.5), over all frames; `worst_face_recall`: the same for the face of
@@ -35,6 +35,9 @@ struct Args {
     /// Sprite file name prefix of the enrolled person
     #[arg(long, default_value = "obama")]
     person: String,
+    /// The reference's detector model (on every frame). Unset: the FP32 model
+    #[arg(long)]
+    reference_model: Option<std::path::PathBuf>,
 }
 
 type Box4 = [f32; 4]; // x0, y0, x1, y1
@@ -188,7 +191,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a = Args::parse();
     gst::init()?;
     let truth = truth(&a.truth)?;
-    let reference = run(&a.clip, &a.watchlist, "interval=1")?;
+    // The reference: on every frame, the FP32 detector (whatever the default) or the one asked for.
+    let model = match &a.reference_model {
+        Some(m) => m.clone(),
+        None => gstfacewatch::core::manifest::ModelSpec::find(
+            gstfacewatch::core::manifest::Task::Detector.fp32_file(),
+        )?,
+    };
+    let reference = run(
+        &a.clip,
+        &a.watchlist,
+        &format!("interval=1 detector-model=\"{}\"", model.display()),
+    )?;
+    let reference_name = model.file_name().unwrap_or_default().to_string_lossy();
     let test = run(&a.clip, &a.watchlist, &a.props)?;
     let n = reference.boxes.len().min(test.boxes.len()).min(truth.len());
 
@@ -198,6 +213,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (f, faces) in truth.iter().enumerate().take(n) {
         for r in &reference.boxes[f] {
             let hit = test.boxes[f].iter().any(|t| iou(r, t) >= 0.5);
+            if !hit && std::env::var_os("RECALL_MISSES").is_some() {
+                let best = test.boxes[f].iter().map(|t| iou(r, t)).fold(0.0, f32::max);
+                eprintln!("frame {f}: missed {r:?} (best IoU {best:.2})");
+            }
             found += hit as usize;
             total += 1;
             let owner = faces
@@ -259,7 +278,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect::<Vec<_>>()
         .join(",");
     println!(
-        "{{\"frames\":{n},\"reference_boxes\":{total},\"recall\":{:.4},\"worst_face_recall\":{worst:.4},\
+        "{{\"frames\":{n},\"reference\":\"{reference_name}\",\"reference_boxes\":{total},\"recall\":{:.4},\"worst_face_recall\":{worst:.4},\
          \"detector_runs\":{},\"reference_detector_runs\":{},\"visits\":{},\
          \"match_latency_s\":[{}],\"reference_match_latency_s\":[{}],\"faces\":[{faces}]}}",
         found as f64 / total.max(1) as f64,

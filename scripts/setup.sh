@@ -293,8 +293,8 @@ say "ORL calibration faces s1..s20 present"
 # Static QDQ INT8 versions of both models (scripts/quantize.py, onnxruntime's quantisation tools),
 # calibrated on the background set sample1..3 (never used by the tests): the photos for the
 # detector, their aligned face chips (examples/quant_calib.rs, the elements' own detector and
-# alignment) for the embedder. The FP32 models stay the defaults; the elements take the INT8 ones
-# through their `model` property. Cached under $CACHE/int8, keyed by everything they are made from.
+# alignment) for the embedder. The INT8 detector is the elements' default; the embedder stays FP32
+# (docs/MODELS.md). Cached under $CACHE/int8, keyed by everything they are made from.
 INT8_STAMP="$MODELS/.int8.source"
 INT8_FILES=(centerface-int8.onnx centerface-int8.toml dlib_resnet-int8.onnx dlib_resnet-int8.toml)
 QUANTIZER="$ROOT/scripts/quantize.py"

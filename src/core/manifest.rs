@@ -92,12 +92,15 @@ pub enum Task {
 impl Task {
     /// The model file looked up in the model dirs when an element's `model` is unset.
     pub fn default_file(self) -> &'static str {
-        // FP32 for both. The INT8 detector (scripts/quantize.py) finds the same boxes on the test
-        // photos at IoU >= 0.96 with its model 1.6x faster, but its landmarks put a 120-px-wide
-        // face under the embedder's eye-distance gate where FP32 does not (tests/accuracy.rs);
-        // an INT8 embedder would leave every list enrolled with FP32 unusable (a list holds one
-        // model's descriptors). Both are a `model` property away (docs/MODELS.md).
-        self.fp32_file()
+        match self {
+            // The INT8 detector (scripts/quantize.py): the same boxes as FP32 on the test photos at
+            // IoU >= 0.96, landmarks within the FP32 ones' own spread (docs/MODELS.md), the model
+            // 1.6x faster.
+            Task::Detector => "centerface-int8.onnx",
+            // FP32: a watch list holds one model's descriptors, so an INT8 default embedder would
+            // leave every list enrolled with FP32 unusable. A `model` property away.
+            Task::Embedder => self.fp32_file(),
+        }
     }
 
     /// The FP32 model, as converted from its source (the INT8 ones are made from it).
@@ -343,23 +346,25 @@ impl ModelSpec {
         })
     }
 
+    /// The first of the search dirs ([`model_search_dirs`]) that holds `file`.
+    pub fn find(file: &str) -> Result<PathBuf, ManifestError> {
+        let searched = model_search_dirs();
+        searched
+            .iter()
+            .map(|d| d.join(file))
+            .find(|p| p.is_file())
+            .ok_or_else(|| ManifestError::NotFound {
+                file: file.to_string(),
+                searched: searched.clone(),
+            })
+    }
+
     /// Resolves an element's `model` property: the given path, or the task's default file in the
     /// search dirs.
     pub fn resolve(model: Option<&Path>, task: Task) -> Result<ModelSpec, ManifestError> {
-        let default_file = task.default_file();
         let path = match model {
             Some(p) => p.to_path_buf(),
-            None => {
-                let searched = model_search_dirs();
-                searched
-                    .iter()
-                    .map(|d| d.join(default_file))
-                    .find(|p| p.is_file())
-                    .ok_or_else(|| ManifestError::NotFound {
-                        file: default_file.to_string(),
-                        searched: searched.clone(),
-                    })?
-            }
+            None => ModelSpec::find(task.default_file())?,
         };
         let spec = ModelSpec::load(&path)?;
         if spec.manifest.model.task != task {
