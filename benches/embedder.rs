@@ -76,6 +76,7 @@ fn main() {
             .map(|(i, f)| FaceIn {
                 track: i as u64 + 1,
                 landmarks: &f.landmarks,
+                detected: true,
             })
             .collect();
         let out = (per_frame.process(
@@ -83,7 +84,6 @@ fn main() {
                 view: &frame,
                 par: 1.0,
                 number: frame_no,
-                detected: true,
             },
             &face_in,
             &gates,

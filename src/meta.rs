@@ -164,6 +164,8 @@ pub struct Face {
     /// Landmarks in frame pixels, in the model's order (5-point: left eye, right eye, nose, left
     /// and right mouth corner, as seen in the image).
     pub landmarks: Vec<[f32; 2]>,
+    /// The model found the face on this frame (false: the tracker carried it from an earlier one).
+    pub detected: bool,
     /// Added by faceembedder.
     pub embedding: Option<Embedding>,
     /// Added by facewatch.
@@ -171,11 +173,13 @@ pub struct Face {
 }
 
 impl Face {
-    /// From a detection in frame coordinates; `None` when the box lies outside the frame.
+    /// From a detection in frame coordinates (`detected`: by the model on this frame, not carried
+    /// by the tracker); `None` when the box lies outside the frame.
     pub fn from_detection(
         index: u32,
         track_id: u64,
         d: &Detection,
+        detected: bool,
         frame_w: u32,
         frame_h: u32,
     ) -> Option<Face> {
@@ -186,6 +190,7 @@ impl Face {
             rect,
             score: d.score,
             landmarks: d.landmarks.clone(),
+            detected,
             embedding: None,
             identity: None,
         })
@@ -205,6 +210,7 @@ impl Face {
             .field("track-id", self.track_id)
             .field("score", self.score as f64)
             .field("landmarks", self.landmarks_array())
+            .field("detected", self.detected)
             .build()
     }
 
@@ -241,6 +247,7 @@ impl Face {
             rect: roi.rect(),
             score: p.get::<f64>("score").ok()? as f32,
             landmarks: vals.chunks_exact(2).map(|c| [c[0], c[1]]).collect(),
+            detected: p.get::<bool>("detected").unwrap_or(true),
             embedding: roi
                 .param(DESCRIPTOR_PARAMS)
                 .and_then(Embedding::from_params),
@@ -327,7 +334,7 @@ mod tests {
                 [28.0, 50.0],
             ],
         };
-        let face = Face::from_detection(0, 7, &det, 40, 200).unwrap();
+        let face = Face::from_detection(0, 7, &det, true, 40, 200).unwrap();
         assert_eq!(face.rect, (0, 10, 40, 61));
         {
             let b = buf.get_mut().unwrap();

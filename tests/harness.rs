@@ -102,6 +102,7 @@ impl Matcher {
                         [9.0, 14.0],
                         [13.0, 14.0],
                     ],
+                    detected: true,
                     embedding: None,
                     identity: None,
                 };
@@ -350,6 +351,7 @@ fn descriptors_of_another_model_are_an_error_naming_both() {
                 rect: (4, 4, 16, 16),
                 score: 0.9,
                 landmarks: vec![],
+                detected: true,
                 embedding: None,
                 identity: None,
             },
@@ -489,6 +491,7 @@ fn checker_frame(n: u64, faces: &[(u64, Rect, bool)]) -> gst::Buffer {
                     rect: *rect,
                     score: 0.9,
                     landmarks: Vec::new(),
+                    detected: true,
                     embedding: None,
                     identity: None,
                 },

@@ -26,22 +26,22 @@ pub struct Gates {
 }
 
 /// The frame: its pixels, pixel aspect ratio (1 for square pixels; faces are aligned in square
-/// pixels), number (counted by the caller, one up per frame) and whether the detector ran its model
-/// on it (elsewhere the landmarks are the tracker's prediction, good for a box and a quality, not
-/// for a fresh descriptor).
+/// pixels) and number (counted by the caller, one up per frame).
 #[derive(Clone, Copy)]
 pub struct FrameIn<'a, 'b> {
     pub view: &'a FrameView<'b>,
     pub par: f32,
     pub number: u64,
-    pub detected: bool,
 }
 
-/// One face of the frame, as the detector left it.
+/// One face of the frame, as the detector left it: `detected` when its model found the face on
+/// this frame (otherwise the landmarks are the tracker's prediction, good for a box and a quality,
+/// not for a fresh descriptor).
 #[derive(Clone, Copy, Debug)]
 pub struct FaceIn<'a> {
     pub track: u64,
     pub landmarks: &'a [[f32; 2]],
+    pub detected: bool,
 }
 
 /// What the frame's face gets.
@@ -188,7 +188,6 @@ impl FrameEmbedder {
             view,
             par,
             number: frame_no,
-            detected,
         } = *frame;
         self.cache.set_policy(Policy {
             interval: gates.reembed_interval,
@@ -204,6 +203,7 @@ impl FrameEmbedder {
         let mut n = 0;
         let t_chips = Instant::now();
         for f in faces {
+            let detected = f.detected;
             // Between detector runs a track's face is what it was at the last run: no chip.
             let prior = self.seen.get(&f.track).copied();
             let seen = match prior {

@@ -17,6 +17,7 @@ pub mod matcher;
 pub mod redact;
 pub mod reembed;
 pub mod runtime;
+pub mod scene;
 pub mod similarity;
 pub mod snapshot;
 pub mod track;

@@ -50,6 +50,9 @@ struct Track {
     missed: u32,
     /// Detector runs the track was paired on (1 when it starts).
     hits: u32,
+    /// The last frame a run looked at the track: the whole frame, or a region with the track's
+    /// predicted box inside (paired or missed there).
+    looked: u64,
     /// How far off the carried box was, per frame carried, as a fraction of the face's size:
     /// the error of the prediction at the last runs (position and size), smoothed.
     drift: f32,
@@ -96,6 +99,9 @@ pub struct Schedule {
     pub max_drift: f32,
     /// A face whose last detection scored under this is uncertain: a run every 2nd frame.
     pub min_score: f32,
+    /// Between full-frame runs, a face that needs a look gets a run over its predicted box grown
+    /// by this fraction of its size on each side (a region run) instead of the whole frame.
+    pub margin: f32,
 }
 
 impl Default for Schedule {
@@ -107,6 +113,7 @@ impl Default for Schedule {
             edge: 0.02,
             max_drift: 0.12,
             min_score: 0.6,
+            margin: 0.5,
         }
     }
 }
@@ -126,6 +133,16 @@ pub enum RunReason {
     Moving,
 }
 
+/// What the adaptive schedule asks of a frame (see [`Tracker::plan`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Plan {
+    /// A run over the whole frame.
+    Full(RunReason),
+    /// Runs over these parts of the frame only (frame pixels, possibly past its edges): the
+    /// predicted boxes of the faces that need a look, grown by the schedule's margin.
+    Regions(RunReason, Vec<Rect>),
+}
+
 /// A decision of the tracker, for the element's debug log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TrackEvent {
@@ -141,6 +158,14 @@ pub struct Tracker {
     tracks: Vec<Track>,
     next_id: u64,
     events: Vec<TrackEvent>,
+}
+
+/// `r` lies inside `region` (the sides may touch).
+fn inside(r: &Rect, region: &Rect) -> bool {
+    r.x >= region.x
+        && r.y >= region.y
+        && r.x + r.w <= region.x + region.w
+        && r.y + r.h <= region.y + region.h
 }
 
 fn centre(r: &Rect) -> (f32, f32) {
@@ -182,9 +207,31 @@ impl Tracker {
         self.tracks.clear();
     }
 
-    /// A frame the detector ran on: pairs `dets` with the tracks and returns them with their track
-    /// ids, in the order given.
+    /// A frame the detector ran on (the whole frame): pairs `dets` with the tracks and returns them
+    /// with their track ids, in the order given.
     pub fn update(&mut self, frame: u64, dets: Vec<Detection>) -> Vec<(u64, Detection)> {
+        self.update_in(frame, dets, None)
+    }
+
+    /// A frame the detector ran on in `regions` only (frame pixels): `dets` are paired as by
+    /// [`Tracker::update`]; a track counts as missed only when its predicted box lies inside a
+    /// region. Returns the detections with their track ids, in the order given, then the tracks
+    /// that no region looked at, carried to this frame as on a frame without a run.
+    pub fn update_regions(
+        &mut self,
+        frame: u64,
+        dets: Vec<Detection>,
+        regions: &[Rect],
+    ) -> Vec<(u64, Detection)> {
+        self.update_in(frame, dets, Some(regions))
+    }
+
+    fn update_in(
+        &mut self,
+        frame: u64,
+        dets: Vec<Detection>,
+        regions: Option<&[Rect]>,
+    ) -> Vec<(u64, Detection)> {
         self.events.clear();
         let predicted: Vec<Detection> = self.tracks.iter().map(|t| t.predicted(frame)).collect();
         let mut pairs = Vec::new();
@@ -204,12 +251,20 @@ impl Tracker {
                 track_of[di] = Some(ti);
             }
         }
+        let mut carried = Vec::new();
         for (ti, t) in self.tracks.iter_mut().enumerate() {
-            if !taken[ti] {
+            if taken[ti] {
+                continue;
+            }
+            let seen = regions.is_none_or(|rs| rs.iter().any(|r| inside(&predicted[ti].rect, r)));
+            if seen {
                 t.missed += 1;
+                t.looked = frame;
+            } else if t.missed == 0 {
+                carried.push((t.id, predicted[ti].clone()));
             }
         }
-        let mut out = Vec::with_capacity(dets.len());
+        let mut out = Vec::with_capacity(dets.len() + carried.len());
         for (di, d) in dets.into_iter().enumerate() {
             let id = match track_of[di] {
                 Some(ti) => {
@@ -233,6 +288,7 @@ impl Tracker {
                     t.frame = frame;
                     t.missed = 0;
                     t.hits += 1;
+                    t.looked = frame;
                     t.id
                 }
                 None => {
@@ -248,6 +304,7 @@ impl Tracker {
                         vs: 1.0,
                         missed: 0,
                         hits: 1,
+                        looked: frame,
                         drift: INITIAL_DRIFT,
                     });
                     id
@@ -264,68 +321,90 @@ impl Tracker {
             }
             keep
         });
+        out.extend(carried);
         out
     }
 
-    /// Whether the detector should run on `frame` (of `width` × `height` pixels) under the
-    /// adaptive schedule, the last run having been on `last_run`; `None` lets the tracker carry
-    /// the faces.
-    pub fn wants_run(
+    /// What the adaptive schedule asks of `frame` (of `width` × `height` pixels), the last
+    /// full-frame run having been on `last_full`; `None` lets the tracker carry the faces.
+    ///
+    /// A full-frame run comes `max_interval` frames after the last one (`search_interval` while
+    /// no face is in view): it finds the faces that enter. In between, each face is looked at
+    /// as often as it needs (new: every frame; missed, uncertain or moving at the edge: every
+    /// 2nd; otherwise before its carried box could drift `max_drift` of its size), by a run over
+    /// its predicted box with a margin, not over the whole frame.
+    pub fn plan(
         &self,
         frame: u64,
-        last_run: Option<u64>,
+        last_full: Option<u64>,
         width: f32,
         height: f32,
         s: &Schedule,
-    ) -> Option<RunReason> {
-        let Some(last) = last_run else {
-            return Some(RunReason::Due);
+    ) -> Option<Plan> {
+        let Some(last) = last_full else {
+            return Some(Plan::Full(RunReason::Due));
         };
         let since = frame.saturating_sub(last);
-        let live = || self.tracks.iter().filter(|t| t.missed == 0);
-        let limit = if live().next().is_none() {
-            s.search_interval
-        } else {
+        let limit = if self.tracks.iter().any(|t| t.missed == 0) {
             s.max_interval
+        } else {
+            s.search_interval
         };
         if since >= limit.max(1) as u64 {
-            return Some(RunReason::Due);
+            return Some(Plan::Full(RunReason::Due));
         }
         let (mx, my) = (s.edge * width, s.edge * height);
-        // Each face allows so many frames between runs; the run comes when the least is reached.
-        let mut why = None;
-        let mut gap = u64::MAX;
-        let mut allow = |frames: u64, reason: RunReason| {
-            if frames < gap {
-                (gap, why) = (frames, Some(reason));
-            }
-        };
-        // A face the last run missed (occluded, turned away) is looked for every 2nd frame while
-        // its predicted box is still on the frame; one that left is not.
-        for t in self.tracks.iter().filter(|t| t.missed > 0) {
+        let mut why: Option<(u64, RunReason)> = None;
+        let mut regions = Vec::new();
+        for t in &self.tracks {
             let r = t.predicted(frame).rect;
-            if r.x >= 0.0 && r.y >= 0.0 && r.x + r.w <= width && r.y + r.h <= height {
-                allow(2, RunReason::Uncertain);
+            // Each face allows so many frames between looks; it gets one when they are up.
+            let mut need: Option<(u64, RunReason)> = None;
+            let mut allow = |frames: u64, reason: RunReason| {
+                if need.is_none_or(|(f, _)| frames < f) {
+                    need = Some((frames, reason));
+                }
+            };
+            if t.missed > 0 {
+                // A face the last look missed (occluded, turned away) is looked for every 2nd
+                // frame while its predicted box is still on the frame; one that left is not.
+                if r.x >= 0.0 && r.y >= 0.0 && r.x + r.w <= width && r.y + r.h <= height {
+                    allow(2, RunReason::Uncertain);
+                }
+            } else {
+                if t.hits < s.young {
+                    allow(1, RunReason::New);
+                }
+                if t.face.score < s.min_score {
+                    allow(2, RunReason::Uncertain);
+                }
+                let moving = t.vx.hypot(t.vy) / t.face.rect.w.max(t.face.rect.h).max(1.0) > 0.01;
+                let at_edge =
+                    r.x < mx || r.y < my || r.x + r.w > width - mx || r.y + r.h > height - my;
+                if at_edge && moving {
+                    allow(2, RunReason::Edge);
+                }
+                let frames = (s.max_drift / t.drift.max(1e-6)).floor().max(1.0) as u64;
+                allow(frames, RunReason::Moving);
             }
+            let Some((frames, reason)) = need else {
+                continue;
+            };
+            if frame.saturating_sub(t.looked) < frames {
+                continue;
+            }
+            if why.is_none_or(|(f, _)| frames < f) {
+                why = Some((frames, reason));
+            }
+            let m = s.margin * r.w.max(r.h);
+            regions.push(Rect {
+                x: r.x - m,
+                y: r.y - m,
+                w: r.w + 2.0 * m,
+                h: r.h + 2.0 * m,
+            });
         }
-        for t in live() {
-            if t.hits < s.young {
-                allow(1, RunReason::New);
-            }
-            if t.face.score < s.min_score {
-                allow(2, RunReason::Uncertain);
-            }
-            let r = t.predicted(frame).rect;
-            let moving = t.vx.hypot(t.vy) / t.face.rect.w.max(t.face.rect.h).max(1.0) > 0.01;
-            let at_edge = r.x < mx || r.y < my || r.x + r.w > width - mx || r.y + r.h > height - my;
-            if at_edge && moving {
-                allow(2, RunReason::Edge);
-            }
-            let frames = (s.max_drift / t.drift.max(1e-6)).floor().max(1.0) as u64;
-            allow(frames, RunReason::Moving);
-        }
-        // Skipping this frame would make the gap since + 1.
-        why.filter(|_| since + 1 > gap)
+        why.map(|(_, reason)| Plan::Regions(reason, regions))
     }
 
     /// A frame the detector skipped: the faces seen at the last detector run, moved to this frame.
@@ -350,34 +429,77 @@ mod tests {
         }
     }
 
-    /// Runs the adaptive schedule over `frames` frames of 640x480 whose faces are `faces(frame)`;
-    /// returns the frames the detector ran on.
-    fn schedule_runs(frames: u64, faces: impl Fn(u64) -> Vec<Detection>) -> Vec<u64> {
+    /// Runs the adaptive schedule over `frames` frames of 640x480 whose faces are `faces(frame)`
+    /// (a region run finds those inside its regions); returns the frames the detector ran on, and
+    /// whether over the whole frame.
+    fn schedule(frames: u64, faces: impl Fn(u64) -> Vec<Detection>) -> Vec<(u64, bool)> {
         let mut t = Tracker::new(TrackerConfig::default());
         let s = Schedule::default();
         let mut last = None;
         let mut runs = Vec::new();
         for f in 0..frames {
-            if t.wants_run(f, last, 640.0, 480.0, &s).is_some() {
-                t.update(f, faces(f));
-                last = Some(f);
-                runs.push(f);
-            } else {
-                t.predict(f);
+            match t.plan(f, last, 640.0, 480.0, &s) {
+                Some(Plan::Full(_)) => {
+                    t.update(f, faces(f));
+                    last = Some(f);
+                    runs.push((f, true));
+                }
+                Some(Plan::Regions(_, rs)) => {
+                    let found = faces(f)
+                        .into_iter()
+                        .filter(|d| rs.iter().any(|r| inside(&d.rect, r)))
+                        .collect();
+                    t.update_regions(f, found, &rs);
+                    runs.push((f, false));
+                }
+                None => {
+                    t.predict(f);
+                }
             }
         }
         runs
     }
 
+    fn schedule_runs(frames: u64, faces: impl Fn(u64) -> Vec<Detection>) -> Vec<u64> {
+        schedule(frames, faces).into_iter().map(|r| r.0).collect()
+    }
+
+    #[test]
+    fn between_full_runs_a_new_face_gets_region_runs() {
+        let runs = schedule(7, |_| vec![face(200.0, 150.0, 80.0)]);
+        assert_eq!(
+            runs,
+            [(0, true), (1, false), (2, false), (3, true), (6, true)]
+        );
+    }
+
+    #[test]
+    fn a_region_run_misses_only_the_tracks_it_looked_at() {
+        let mut t = Tracker::new(TrackerConfig::default());
+        let out = t.update(0, vec![face(10.0, 10.0, 40.0), face(300.0, 300.0, 40.0)]);
+        let (a, b) = (out[0].0, out[1].0);
+        // a region around a only, where the detector finds nothing: a is missed, b is carried
+        let region = Rect {
+            x: 0.0,
+            y: 0.0,
+            w: 100.0,
+            h: 100.0,
+        };
+        let out = t.update_regions(1, vec![], &[region]);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].0, b);
+        assert!(t.predict(2).iter().all(|(id, _)| *id != a));
+        // the region finds a again: same id, and b is still carried
+        let out = t.update_regions(2, vec![face(11.0, 10.0, 40.0)], &[region]);
+        assert_eq!(out.iter().map(|o| o.0).collect::<Vec<_>>(), [a, b]);
+    }
+
     #[test]
     fn schedule_runs_every_frame_for_a_new_face_then_every_third_while_it_is_steady() {
         let runs = schedule_runs(30, |_| vec![face(200.0, 150.0, 80.0)]);
-        // 3 runs in a row (new), then every max_interval (3) frames.
-        assert_eq!(&runs[..4], &[0, 1, 2, 5], "{runs:?}");
-        assert!(
-            runs.windows(2).skip(2).all(|w| w[1] - w[0] == 3),
-            "{runs:?}"
-        );
+        // 3 runs in a row (new), then every max_interval (3) frames from the first.
+        assert_eq!(&runs[..4], &[0, 1, 2, 3], "{runs:?}");
+        assert!(runs[3..].windows(2).all(|w| w[1] - w[0] == 3), "{runs:?}");
     }
 
     #[test]

@@ -13,7 +13,8 @@ use gst_base::subclass::prelude::*;
 
 use crate::core::detector::{DetectParams, Detector, StageTimes};
 use crate::core::manifest::Task;
-use crate::core::track::{Schedule, TrackEvent, Tracker, TrackerConfig};
+use crate::core::scene::SceneCut;
+use crate::core::track::{Plan, RunReason, Schedule, TrackEvent, Tracker, TrackerConfig};
 use crate::element;
 use crate::meta::{self, Face};
 use crate::video;
@@ -122,6 +123,9 @@ impl Settings {
 pub struct Stats {
     frames: u64,
     inferences: u64,
+    region_frames: u64,
+    regions: u64,
+    cuts: u64,
     skipped: u64,
     faces: u64,
     inference_ns: u64,
@@ -135,6 +139,9 @@ impl element::Stats for Stats {
         gst::Structure::builder("facedetector-stats")
             .field("frames", self.frames)
             .field("inferences", self.inferences)
+            .field("region-inferences", self.region_frames)
+            .field("regions", self.regions)
+            .field("scene-cuts", self.cuts)
             .field("skipped", self.skipped)
             .field("faces", self.faces)
             .field("inference-time-us", us(self.inference_ns))
@@ -153,6 +160,10 @@ pub struct State {
     tracker: Tracker,
     /// Frame number of the last model run.
     last_run: Option<u64>,
+    /// Frame number of the last model run over the whole frame.
+    last_full: Option<u64>,
+    /// Tells a new scene from motion: the tracks of before are then forgotten.
+    cut: SceneCut,
     /// Whether upstream is live, and then its latency (asked once, at the first frame): a live
     /// frame is late when it arrives more than that latency after its running time.
     live: Option<Option<gst::ClockTime>>,
@@ -166,6 +177,8 @@ impl element::Running for State {
         // After a seek the faces of before are elsewhere.
         self.tracker.reset();
         self.last_run = None;
+        self.last_full = None;
+        self.cut.reset();
     }
 
     fn input_changed(&mut self, old: Option<&video::Input>, new: &video::Input) {
@@ -174,6 +187,8 @@ impl element::Running for State {
         {
             // Boxes carried from the old size would be wrong on the new one.
             self.tracker.reset();
+            self.last_full = None;
+            self.cut.reset();
         }
     }
 
@@ -243,9 +258,11 @@ impl ObjectImpl for FaceDetector {
                     .blurb(
                         "Run the model on one frame in N (1 = every frame); on the frames in between the \
                          tracker moves the faces of the last analysed frame along their motion. \
-                         0 = adaptive: every frame while a face is new, uncertain, at the frame's \
-                         edge or moving fast; every 3rd frame while no face is in view; up to every \
-                         4th while the faces are steady",
+                         0 = adaptive: the whole frame every 3rd frame (faces that enter are found \
+                         there); in between, each face as often as it needs (every frame while it is \
+                         new, every 2nd while uncertain or moving at the frame's edge, before its \
+                         carried box could drift off it), by a run over that face and its \
+                         surroundings only, not the whole frame",
                     )
                     .minimum(0)
                     .default_value(DEFAULT_INTERVAL)
@@ -276,7 +293,10 @@ impl ObjectImpl for FaceDetector {
                     .mutable_playing()
                     .build(),
                 crate::props::stats(
-                    "frames, inferences (frames the model ran on), skipped (model runs left out \
+                    "frames, inferences (frames the model ran on), region-inferences (those of \
+                     them it ran on regions around faces only, interval=0), regions (model runs \
+                     on regions), scene-cuts (frames showing another scene than the one before: \
+                     the tracks are forgotten and the whole frame analysed), skipped (model runs left out \
                      because the frame was late on a live source, see max-lateness), faces \
                      (attached, over all frames), inference-time-us (all of the detection), and \
                      its parts: tensor-time-us (frame to model input), wait-time-us (for the \
@@ -336,6 +356,8 @@ impl element::Filter for FaceDetector {
             detector,
             tracker: Tracker::new(TrackerConfig::default()),
             last_run: None,
+            last_full: None,
+            cut: SceneCut::default(),
             live: None,
             stats: Stats::default(),
         })
@@ -355,22 +377,40 @@ impl element::Filter for FaceDetector {
         let (frame_no, run, faces) = self.base.with_frame_state(|state, input| {
             let frame_no = state.stats.frames;
             let (fw, fh) = (input.info.width() as f32, input.info.height() as f32);
-            let due = match settings.interval {
+            // Another scene: the faces of before are not on this frame, whoever stands where they
+            // stood. Forget them and look at the whole frame now.
+            let cut = &mut state.cut;
+            let new_scene = input
+                .with_frame(buf, |view| cut.observe(view))
+                .map_err(|m| element::fail(self, m))?;
+            let share = 100.0 * cut.share();
+            gst::trace!(CAT, imp = self, "frame {frame_no}: {share:.0} % of the grid changed");
+            if new_scene {
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "frame {frame_no}: scene cut ({share:.0} % of the grid changed), tracks forgotten"
+                );
+                state.stats.cuts += 1;
+                state.tracker.reset();
+                state.last_run = None;
+                state.last_full = None;
+            }
+            let plan = match settings.interval {
                 0 => {
-                    let why = state.tracker.wants_run(
-                        frame_no,
-                        state.last_run,
-                        fw,
-                        fh,
-                        &Schedule::default(),
-                    );
-                    gst::trace!(CAT, imp = self, "frame {frame_no}: schedule {why:?}");
-                    why.is_some()
+                    let plan =
+                        state
+                            .tracker
+                            .plan(frame_no, state.last_full, fw, fh, &Schedule::default());
+                    gst::trace!(CAT, imp = self, "frame {frame_no}: schedule {plan:?}");
+                    plan
                 }
                 n => state
                     .last_run
-                    .is_none_or(|l| frame_no.saturating_sub(l) >= n as u64),
+                    .is_none_or(|l| frame_no.saturating_sub(l) >= n as u64)
+                    .then_some(Plan::Full(RunReason::Due)),
             };
+            let due = plan.is_some();
             let most_apart = match settings.interval {
                 0 => Schedule::default().max_interval,
                 n => n,
@@ -411,19 +451,41 @@ impl element::Filter for FaceDetector {
             if run {
                 state.last_run = Some(frame_no);
             }
-            let tracked = if run {
+            let (tracked, detected) = if let Some(plan) = plan.filter(|_| run) {
                 state.detector.set_inference_size(settings.inference_size);
+                let (w, h) = (input.info.width() as usize, input.info.height() as usize);
+                // Regions where the schedule asks for them and they cost less than the frame.
+                let regions = match &plan {
+                    Plan::Regions(_, want) => state.detector.regions(w, h, want),
+                    Plan::Full(_) => None,
+                };
                 let t0 = Instant::now();
                 let detector = &mut state.detector;
+                let params = &settings.params;
                 let dets = input
-                    .with_frame(buf, |view| detector.detect(view, &settings.params))
+                    .with_frame(buf, |view| match &regions {
+                        Some(r) => detector.detect_regions(view, r, params),
+                        None => detector.detect(view, params),
+                    })
                     .map_err(|m| element::fail(self, m))?
                     .map_err(|e| element::fail_run(self, &e))?;
                 state.stats.inferences += 1;
                 state.stats.inference_ns += t0.elapsed().as_nanos() as u64;
                 state.stats.stages = state.detector.times();
+                let detected = dets.len();
                 let t_track = Instant::now();
-                let tracked = state.tracker.update(frame_no, dets);
+                let tracked = match &regions {
+                    Some(r) => {
+                        state.stats.region_frames += 1;
+                        state.stats.regions += r.len() as u64;
+                        let rects: Vec<_> = r.iter().map(|r| r.rect).collect();
+                        state.tracker.update_regions(frame_no, dets, &rects)
+                    }
+                    None => {
+                        state.last_full = Some(frame_no);
+                        state.tracker.update(frame_no, dets)
+                    }
+                };
                 state.stats.track_ns += t_track.elapsed().as_nanos() as u64;
                 for ev in state.tracker.events() {
                     match ev {
@@ -435,18 +497,19 @@ impl element::Filter for FaceDetector {
                         }
                     }
                 }
-                tracked
+                (tracked, detected)
             } else {
                 let t_track = Instant::now();
                 let carried = state.tracker.predict(frame_no);
                 state.stats.track_ns += t_track.elapsed().as_nanos() as u64;
-                carried
+                (carried, 0)
             };
             state.stats.frames += 1;
             let (w, h) = (input.info.width(), input.info.height());
             let faces: Vec<Face> = tracked
                 .iter()
-                .filter_map(|(id, d)| Face::from_detection(0, *id, d, w, h))
+                .enumerate()
+                .filter_map(|(i, (id, d))| Face::from_detection(0, *id, d, i < detected, w, h))
                 .enumerate()
                 .map(|(i, f)| Face {
                     index: i as u32,

@@ -238,7 +238,7 @@ impl element::Filter for FaceEmbedder {
 
     fn process(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
         let gates = self.base.live(Settings::gates);
-        let Some(frame_info) = meta::frame_info(buf) else {
+        let Some(_) = meta::frame_info(buf) else {
             let warn = self.base.with_state(|state| {
                 state.frames += 1;
                 Ok(!std::mem::replace(&mut state.warned_no_meta, true))
@@ -261,6 +261,7 @@ impl element::Filter for FaceEmbedder {
                 .map(|f| FaceIn {
                     track: f.track_id,
                     landmarks: &f.landmarks,
+                    detected: f.detected,
                 })
                 .collect();
             let embedder = &mut state.embedder;
@@ -272,7 +273,6 @@ impl element::Filter for FaceEmbedder {
                         view,
                         par,
                         number: frame_no,
-                        detected: frame_info.detected,
                     };
                     embedder.process(&frame, &face_in, &gates, |track, d| {
                         log_decision(self, frame_no, track, d)
