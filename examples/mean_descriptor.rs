@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: MIT
 //! Writes the mean descriptor of every face in a set of photos (raw little-endian f32), through the
-//! real elements: `uridecodebin ! videoconvert ! facedetector ! faceembedder ! appsink`.
+//! real elements: `uridecodebin ! videoconvert ! facedetector ! faceembedder ! appsink`, with the
+//! FP32 detector.
 //! scripts/setup.sh runs it on the background set to make the file the embedder manifest's
 //! `mean-file` names.
 //!
 //! usage: cargo run --release --example mean_descriptor -- OUT.f32 PHOTO...
+
+use gstfacewatch::core::manifest::{ModelSpec, Task};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     gst::init()?;
@@ -13,12 +16,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let [out, photos @ ..] = args.as_slice() else {
         return Err("usage: mean_descriptor OUT.f32 PHOTO...".into());
     };
+    // The FP32 detector, whatever the default: setup.sh makes this file before the INT8 models,
+    // and the mean is the FP32 embedder's on its own model's faces.
+    let detector = ModelSpec::find(Task::Detector.fp32_file())?;
+    let chain = format!(
+        "facedetector model=\"{}\" ! faceembedder min-quality=0 min-eye-distance=0",
+        detector.display()
+    );
     let mut all = Vec::new();
     for p in photos {
-        let d = gstfacewatch::pipeline::descriptors(
-            std::path::Path::new(p),
-            "facedetector ! faceembedder min-quality=0 min-eye-distance=0",
-        )?;
+        let d = gstfacewatch::pipeline::descriptors(std::path::Path::new(p), &chain)?;
         eprintln!("{p}: {} faces", d.len());
         all.extend(d);
     }

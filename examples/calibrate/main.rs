@@ -15,7 +15,8 @@
 //! usage: cargo run --release --example calibrate -- PHOTO_DIR BACKGROUND_DIR ORL_DIR [REPORT.md]
 //!
 //! `CALIBRATE_EMBEDDER=models/dlib_resnet-int8.onnx` calibrates another embedder than the default
-//! (faceembedder's `model`; its manifest's mean descriptor centres the scores).
+//! (faceembedder's `model`; its manifest's mean descriptor centres the scores);
+//! `CALIBRATE_DETECTOR=models/centerface.onnx` takes the faces from another detector.
 
 mod open_set;
 
@@ -50,11 +51,19 @@ struct Sample {
     descriptor: Vec<f32>,
 }
 
-/// The embedder model `CALIBRATE_EMBEDDER` names; `None`: the elements' default.
-fn embedder_model() -> Option<std::path::PathBuf> {
-    std::env::var_os("CALIBRATE_EMBEDDER")
+/// The model that `var` (`CALIBRATE_EMBEDDER`, `CALIBRATE_DETECTOR`) names; `None`: the
+/// elements' default.
+fn model_from(var: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os(var)
         .filter(|p| !p.is_empty())
         .map(std::path::PathBuf::from)
+}
+
+/// ` model="…"` for an element whose model `var` names, else nothing.
+fn model_prop(var: &str) -> String {
+    model_from(var)
+        .map(|m| format!(" model=\"{}\"", m.display()))
+        .unwrap_or_default()
 }
 
 fn faces(path: &std::path::Path, aug: &str) -> Result<Vec<Vec<f32>>, Box<dyn std::error::Error>> {
@@ -67,13 +76,14 @@ fn faces(path: &std::path::Path, aug: &str) -> Result<Vec<Vec<f32>>, Box<dyn std
     } else {
         format!("{aug} ! ")
     };
-    let model = embedder_model()
-        .map(|m| format!(" model=\"{}\"", m.display()))
-        .unwrap_or_default();
+    let (detector, embedder) = (
+        model_prop("CALIBRATE_DETECTOR"),
+        model_prop("CALIBRATE_EMBEDDER"),
+    );
     Ok(gstfacewatch::pipeline::descriptors(
         path,
         &format!(
-            "video/x-raw,format=RGBx ! {aug}facedetector ! faceembedder{model} min-quality=0 min-eye-distance=0"
+            "video/x-raw,format=RGBx ! {aug}facedetector{detector} ! faceembedder{embedder} min-quality=0 min-eye-distance=0"
         ),
     )?)
 }
@@ -175,7 +185,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         samples.iter().map(|s| s.identity.as_str()).collect();
     eprintln!("{} faces of {} identities", samples.len(), identities.len());
 
-    let spec = ModelSpec::resolve(embedder_model().as_deref(), Task::Embedder)?;
+    let spec = ModelSpec::resolve(model_from("CALIBRATE_EMBEDDER").as_deref(), Task::Embedder)?;
     let centred = similarity_for(&spec)?;
     let plain = Similarity::cosine();
     let (mut g_plain, mut i_plain) = pairs(&samples, &plain);
