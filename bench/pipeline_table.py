@@ -54,8 +54,9 @@ if len(sys.argv) > 2:
     print()
     print("| clip | faces | setting | reference | recall | worst face | detector runs (every frame) | match after, s (reference) |")
     print("|---|---|---|---|---|---|---|---|")
-    for r in sorted(recalls, key=lambda r: (-r["res"], r["faces_in_clip"], order.get(r["setting"], 9), r.get("reference", ""))):
+    for r in sorted(recalls, key=lambda r: (-r["res"], r["faces_in_clip"], order.get(r["setting"], 9), r.get("reference", "") != "centerface.onnx")):
         lat = lambda v: ", ".join("never" if x is None else f"{x:.2f}" for x in v) or "no visit"
-        print(f"| {r['res']}p | {r['faces_in_clip']} | {r['setting']} | {r.get('reference', '')} | {100 * r['recall']:.1f} % "
-              f"| {100 * r['worst_face_recall']:.1f} % | {r['detector_runs']} ({r['reference_detector_runs']}) "
+        pct = lambda v: f"{100 * v:.1f} %" if r["reference_boxes"] else "– (no face)"
+        print(f"| {r['res']}p | {r['faces_in_clip']} | {r['setting']} | {r.get('reference', '')} | {pct(r['recall'])} "
+              f"| {pct(r['worst_face_recall'])} | {r['detector_runs']} ({r['reference_detector_runs']}) "
               f"| {lat(r['match_latency_s'])} ({lat(r['reference_match_latency_s'])}) |")

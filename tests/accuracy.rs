@@ -157,7 +157,7 @@ fn grayscale_faces_take_the_grayscale_path() {
     let out = identify(&list, &[&file, &photo("obama2.jpg")]);
     assert_eq!(out[0]["grayscale"], true);
     assert!(
-        (out[0]["threshold"].as_f64().unwrap() - 0.77).abs() < 1e-6,
+        (out[0]["threshold"].as_f64().unwrap() - 0.79).abs() < 1e-6,
         "{}",
         out[0]
     );

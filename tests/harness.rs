@@ -264,7 +264,7 @@ fn min_hits_and_threshold_change_while_playing() {
 #[test]
 fn grayscale_faces_are_matched_at_the_grayscale_threshold() {
     let mut m = matcher("grayscale", &[]);
-    // cosine ≈ 0.72 with alice: over the colour threshold (0.66), under the grayscale one (0.77)
+    // cosine ≈ 0.72 with alice: over the colour threshold (0.66), under the grayscale one (0.79)
     let a = |n| Some(near(ALICE, n, 0.96));
     m.push_domain(0, &[(1, a(1), true)], true);
     let out = m.push_domain(100, &[(1, a(2), true)], true);
