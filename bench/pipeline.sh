@@ -55,7 +55,7 @@ list=$tmp/w.fwl
 target/release/facewatch --list "$list" init >/dev/null
 target/release/facewatch --list "$list" enroll --label obama tests/photos/obama3.jpg >/dev/null
 
-width_of() { case $1 in 1080) echo 1920 ;; 720) echo 1280 ;; 480) echo 854 ;; esac; }
+width_of() { case $1 in 1080) echo 1920 ;; 720) echo 1280 ;; 480) echo 848 ;; esac; }  # 848: rows of whole 4-byte words (rawvideoparse I420)
 
 clip_for() {  # clip_for HEIGHT FACES -> path (made once, cached in bench/out/pipeline)
   local h=$1 f=$2 w clip
