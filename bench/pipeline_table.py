@@ -48,15 +48,17 @@ if len(sys.argv) > 2:
     print()
     print("Recall against a detector model on every frame (examples/recall.rs; the reference: the FP32 model,")
     print("or the setting's own): the share of the faces it boxes that the setting boxes too (IoU ≥ 0.5), over")
-    print("all and for the worst face of the clip (one with ≥ 15 frames); frames the detector ran on; seconds")
-    print("from the enrolled person wholly in view to the match, per visit (the every-frame reference in")
-    print("brackets):")
+    print("all and for the worst face of the clip (one with ≥ 15 frames); the setting's boxes that box no face")
+    print("of the reference (extra; in brackets those on no face of the clip's truth either); frames the")
+    print("detector ran on; seconds from the enrolled person wholly in view to the match, per visit (the")
+    print("every-frame reference in brackets):")
     print()
-    print("| clip | faces | setting | reference | recall | worst face | detector runs (every frame) | match after, s (reference) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| clip | faces | setting | reference | recall | worst face | extra | detector runs (every frame) | match after, s (reference) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in sorted(recalls, key=lambda r: (-r["res"], r["faces_in_clip"], order.get(r["setting"], 9), r.get("reference", "") != "centerface.onnx")):
         lat = lambda v: ", ".join("never" if x is None else f"{x:.2f}" for x in v) or "no visit"
         pct = lambda v: f"{100 * v:.1f} %" if r["reference_boxes"] else "– (no face)"
+        extra = lambda r: f"{r['extra_boxes']} of {r['boxes']} ({r.get('boxes_on_nobody', '?')} on no face)" if "boxes" in r else "–"
         print(f"| {r['res']}p | {r['faces_in_clip']} | {r['setting']} | {r.get('reference', '')} | {pct(r['recall'])} "
-              f"| {pct(r['worst_face_recall'])} | {r['detector_runs']} ({r['reference_detector_runs']}) "
+              f"| {pct(r['worst_face_recall'])} | {extra(r)} | {r['detector_runs']} ({r['reference_detector_runs']}) "
               f"| {lat(r['match_latency_s'])} ({lat(r['reference_match_latency_s'])}) |")

@@ -1,11 +1,15 @@
 // SPDX-License-Identifier: MIT
 //! Does a detector schedule miss faces? (bench/recall.sh, issue "detect less, but never miss").
 //! Runs a clip from bench/make_clip.py twice through `decodebin ! facewatchbin cooldown=0`: once
-//! with the FP32 detector (or `--reference-model`) on every frame (the reference), once with the properties under test. Prints
-//! one JSON line:
+//! with the FP32 detector (or `--reference-model`) on every frame and its own threshold only (the
+//! reference: `track-threshold` equal to `threshold`), once with the properties under test.
+//! Prints one JSON line (`RECALL_MISSES=1`: each missed reference box on stderr too):
 //! - `recall`: of the faces the reference boxes on each frame, the share that the run under test
 //!   also boxes there (IoU ≥ 0.5), over all frames; `worst_face_recall`: the same for the face of
 //!   the clip (a truth track with ≥ 15 reference boxes) that fares worst;
+//! - `extra_boxes` of the run's `boxes`: those at IoU < 0.5 with every reference box (a face
+//!   carried past where it went, or taken below the reference's threshold), and `boxes_on_nobody`
+//!   of those: at IoU < 0.3 with every face of the truth;
 //! - `detector_runs` of each run;
 //! - `match_latency_s`: for each visit of the enrolled person (truth tracks whose sprite is
 //!   `--person`*), seconds from the first frame on which the face is wholly in view and boxed by
@@ -201,7 +205,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let reference = run(
         &a.clip,
         &a.watchlist,
-        &format!("interval=1 detector-model=\"{}\"", model.display()),
+        &format!(
+            "interval=1 track-threshold=1 detector-model=\"{}\"",
+            model.display()
+        ),
     )?;
     let reference_name = model.file_name().unwrap_or_default().to_string_lossy();
     let test = run(&a.clip, &a.watchlist, &a.props)?;
@@ -210,13 +217,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Recall over the reference's boxes, per truth track too.
     let (mut found, mut total) = (0usize, 0usize);
     let mut per_track: std::collections::BTreeMap<u64, (usize, usize)> = Default::default();
+    let mut first_boxed: std::collections::HashMap<u64, usize> = Default::default();
     for (f, faces) in truth.iter().enumerate().take(n) {
         for r in &reference.boxes[f] {
             let hit = test.boxes[f].iter().any(|t| iou(r, t) >= 0.5);
-            if !hit && std::env::var_os("RECALL_MISSES").is_some() {
-                let best = test.boxes[f].iter().map(|t| iou(r, t)).fold(0.0, f32::max);
-                eprintln!("frame {f}: missed {r:?} (best IoU {best:.2})");
-            }
             found += hit as usize;
             total += 1;
             let owner = faces
@@ -228,6 +232,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let e = per_track.entry(track).or_default();
                 e.0 += hit as usize;
                 e.1 += 1;
+                first_boxed.entry(track).or_insert(f);
+            }
+            if !hit && std::env::var_os("RECALL_MISSES").is_some() {
+                let best = test.boxes[f].iter().map(|t| iou(r, t)).fold(0.0, f32::max);
+                let (track, age) = owner.map_or((0, 0), |(t, _)| (t, f - first_boxed[&t]));
+                let inside = faces.iter().find(|x| x.0 == track).is_some_and(|x| x.3);
+                eprintln!(
+                    "frame {f}: missed {r:?} (best IoU {best:.2}), truth track {track}, boxed by the \
+                     reference {age} frames before, wholly in view: {inside}"
+                );
+            }
+        }
+    }
+    // The other way round: the run's boxes that box no face of the reference (carried past a
+    // face that left, or a face the reference's threshold does not take).
+    // Of those, the ones on no face of the truth at all (IoU < 0.3: the truth's boxes are not
+    // clipped to the frame): boxes on nobody.
+    let (mut extra, mut nobody, mut boxes) = (0usize, 0usize, 0usize);
+    for f in 0..n {
+        for t in &test.boxes[f] {
+            boxes += 1;
+            if !reference.boxes[f].iter().any(|r| iou(r, t) >= 0.5) {
+                extra += 1;
+                nobody += !truth[f].iter().any(|x| iou(&x.2, t) >= 0.3) as usize;
             }
         }
     }
@@ -278,7 +306,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect::<Vec<_>>()
         .join(",");
     println!(
-        "{{\"frames\":{n},\"reference\":\"{reference_name}\",\"reference_boxes\":{total},\"recall\":{:.4},\"worst_face_recall\":{worst:.4},\
+        "{{\"frames\":{n},\"reference\":\"{reference_name}\",\"reference_boxes\":{total},\"recall\":{:.4},\"worst_face_recall\":{worst:.4},\"extra_boxes\":{extra},\"boxes_on_nobody\":{nobody},\"boxes\":{boxes},\
          \"detector_runs\":{},\"reference_detector_runs\":{},\"visits\":{},\
          \"match_latency_s\":[{}],\"reference_match_latency_s\":[{}],\"faces\":[{faces}]}}",
         found as f64 / total.max(1) as f64,

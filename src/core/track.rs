@@ -11,6 +11,13 @@
 //!   within 1.5× (fast motion). Paired tracks take the detection; unpaired detections start new
 //!   tracks (ids count up from 1); unpaired tracks are kept, unseen, for `max_missed` detector runs
 //!   and then dropped, so a face that is missed once keeps its id.
+//! - Hysteresis: detections scoring under `start_score` only continue tracks. They are paired after
+//!   every strong detection, with the tracks left over, and dropped when no track takes them: a
+//!   face whose score dips for a frame (half out of the frame, turning, blurred) keeps its box,
+//!   while a weak detection never starts a track. A weak detection of a full-frame run that no
+//!   track takes is a candidate: the schedule looks at it again on the next frame, by a region
+//!   run, where a face that enters (half in view, coming out from behind another) often scores
+//!   enough to start its track, instead of waiting for the next full-frame run.
 //! - On a skipped frame, the tracks seen at the last detector run are reported at their predicted
 //!   position (box and landmarks shifted by velocity × frames since, and scaled about the centre by
 //!   the track's growth per frame, compounded).
@@ -25,6 +32,8 @@ use crate::core::detect::{Detection, Rect};
 pub struct TrackerConfig {
     pub min_iou: f32,
     pub max_missed: u32,
+    /// Detections scoring under this continue tracks but start none (0: every detection starts).
+    pub start_score: f32,
 }
 
 impl Default for TrackerConfig {
@@ -32,6 +41,7 @@ impl Default for TrackerConfig {
         TrackerConfig {
             min_iou: 0.3,
             max_missed: 5,
+            start_score: 0.0,
         }
     }
 }
@@ -131,6 +141,8 @@ pub enum RunReason {
     Edge,
     /// A face's motion or change of size is not as the tracker predicts.
     Moving,
+    /// A weak face of the last full-frame run that continues no track is looked at again.
+    Candidate,
 }
 
 /// What the adaptive schedule asks of a frame (see [`Tracker::plan`]).
@@ -158,6 +170,11 @@ pub struct Tracker {
     tracks: Vec<Track>,
     next_id: u64,
     events: Vec<TrackEvent>,
+    /// How many of the faces the last update returned the run found (they come first).
+    detected: usize,
+    /// The weak detections of the last full-frame run that no track took, and its frame.
+    candidates: Vec<Rect>,
+    candidates_frame: u64,
 }
 
 /// `r` lies inside `region` (the sides may touch).
@@ -166,6 +183,17 @@ fn inside(r: &Rect, region: &Rect) -> bool {
         && r.y >= region.y
         && r.x + r.w <= region.x + region.w
         && r.y + r.h <= region.y + region.h
+}
+
+/// `r` grown by `margin` of its longer side on each side.
+fn grown(r: &Rect, margin: f32) -> Rect {
+    let m = margin * r.w.max(r.h);
+    Rect {
+        x: r.x - m,
+        y: r.y - m,
+        w: r.w + 2.0 * m,
+        h: r.h + 2.0 * m,
+    }
 }
 
 fn centre(r: &Rect) -> (f32, f32) {
@@ -194,7 +222,22 @@ impl Tracker {
             tracks: Vec::new(),
             next_id: 1,
             events: Vec::new(),
+            detected: 0,
+            candidates: Vec::new(),
+            candidates_frame: 0,
         }
+    }
+
+    /// Detections scoring under `score` continue tracks but start none (the element's threshold,
+    /// which may change while playing; see the module's documentation).
+    pub fn set_start_score(&mut self, score: f32) {
+        self.config.start_score = score;
+    }
+
+    /// Of the faces the last [`Tracker::update`] or [`Tracker::update_regions`] returned, how many
+    /// the detector found on that frame: they come first, the carried ones after.
+    pub fn detected(&self) -> usize {
+        self.detected
     }
 
     /// The decisions of the last `update` (new and lost tracks), oldest first.
@@ -205,10 +248,11 @@ impl Tracker {
     /// Forgets every track (e.g. after a flush or a size change). Ids keep counting up.
     pub fn reset(&mut self) {
         self.tracks.clear();
+        self.candidates.clear();
     }
 
     /// A frame the detector ran on (the whole frame): pairs `dets` with the tracks and returns them
-    /// with their track ids, in the order given.
+    /// with their track ids, in the order given, less the weak ones that continue no track.
     pub fn update(&mut self, frame: u64, dets: Vec<Detection>) -> Vec<(u64, Detection)> {
         self.update_in(frame, dets, None)
     }
@@ -242,7 +286,9 @@ impl Tracker {
                 }
             }
         }
-        pairs.sort_by(|x, y| y.0.total_cmp(&x.0));
+        // Strong detections first, then by affinity.
+        let strong = |di: usize| dets[di].score >= self.config.start_score;
+        pairs.sort_by(|x, y| strong(y.2).cmp(&strong(x.2)).then(y.0.total_cmp(&x.0)));
         let mut track_of = vec![None; dets.len()];
         let mut taken = vec![false; self.tracks.len()];
         for (_, ti, di) in pairs {
@@ -264,8 +310,20 @@ impl Tracker {
                 carried.push((t.id, predicted[ti].clone()));
             }
         }
+        // A full-frame run's weak faces are looked at again on the next frame; that look (or the
+        // next full run) ends them.
+        if regions.is_none() || frame > self.candidates_frame {
+            self.candidates.clear();
+        }
         let mut out = Vec::with_capacity(dets.len() + carried.len());
         for (di, d) in dets.into_iter().enumerate() {
+            if track_of[di].is_none() && d.score < self.config.start_score {
+                if regions.is_none() {
+                    self.candidates.push(d.rect);
+                    self.candidates_frame = frame;
+                }
+                continue;
+            }
             let id = match track_of[di] {
                 Some(ti) => {
                     let t = &mut self.tracks[ti];
@@ -321,6 +379,7 @@ impl Tracker {
             }
             keep
         });
+        self.detected = out.len();
         out.extend(carried);
         out
     }
@@ -332,7 +391,8 @@ impl Tracker {
     /// no face is in view): it finds the faces that enter. In between, each face is looked at
     /// as often as it needs (new: every frame; missed, uncertain or moving at the edge: every
     /// 2nd; otherwise before its carried box could drift `max_drift` of its size), by a run over
-    /// its predicted box with a margin, not over the whole frame.
+    /// its predicted box with a margin, not over the whole frame. So is, on the frame after a
+    /// full-frame run, each weak face of that run that continues no track (a candidate).
     pub fn plan(
         &self,
         frame: u64,
@@ -396,13 +456,11 @@ impl Tracker {
             if why.is_none_or(|(f, _)| frames < f) {
                 why = Some((frames, reason));
             }
-            let m = s.margin * r.w.max(r.h);
-            regions.push(Rect {
-                x: r.x - m,
-                y: r.y - m,
-                w: r.w + 2.0 * m,
-                h: r.h + 2.0 * m,
-            });
+            regions.push(grown(&r, s.margin));
+        }
+        if frame == self.candidates_frame + 1 && !self.candidates.is_empty() {
+            why = Some((1, RunReason::Candidate));
+            regions.extend(self.candidates.iter().map(|r| grown(r, s.margin)));
         }
         why.map(|(_, reason)| Plan::Regions(reason, regions))
     }
@@ -566,8 +624,8 @@ mod tests {
     #[test]
     fn missed_once_keeps_id_then_expires() {
         let mut t = Tracker::new(TrackerConfig {
-            min_iou: 0.3,
             max_missed: 2,
+            ..TrackerConfig::default()
         });
         let a = t.update(0, vec![face(0.0, 0.0, 40.0)])[0].0;
         t.update(1, vec![]);
@@ -595,6 +653,101 @@ mod tests {
         // a missed track is not reported on skipped frames
         t.update(6, vec![]);
         assert!(t.predict(7).is_empty());
+    }
+
+    fn scored(x: f32, s: f32, score: f32) -> Detection {
+        Detection {
+            score,
+            ..face(x, 0.0, s)
+        }
+    }
+
+    #[test]
+    fn a_weak_detection_continues_a_track_but_starts_none() {
+        let mut t = Tracker::new(TrackerConfig {
+            start_score: 0.5,
+            ..TrackerConfig::default()
+        });
+        let a = t.update(0, vec![scored(0.0, 40.0, 0.9)])[0].0;
+        // The face's score dips under the threshold: it keeps its box and id; a weak detection
+        // elsewhere is dropped.
+        let out = t.update(1, vec![scored(200.0, 40.0, 0.4), scored(1.0, 40.0, 0.4)]);
+        assert_eq!(out.len(), 1);
+        assert_eq!(t.detected(), 1);
+        assert_eq!(out[0].0, a);
+        assert!((out[0].1.rect.x - 1.0).abs() < 1e-3);
+        assert!(t.events().next().is_none());
+        // A weak detection alone on the first frame starts nothing.
+        let mut u = Tracker::new(TrackerConfig {
+            start_score: 0.5,
+            ..TrackerConfig::default()
+        });
+        assert!(u.update(0, vec![scored(0.0, 40.0, 0.4)]).is_empty());
+        assert!(u.predict(1).is_empty());
+    }
+
+    #[test]
+    fn a_weak_face_of_a_full_run_is_looked_at_on_the_next_frame() {
+        let mut t = Tracker::new(TrackerConfig {
+            start_score: 0.5,
+            ..TrackerConfig::default()
+        });
+        let s = Schedule::default();
+        assert_eq!(
+            t.plan(0, None, 640.0, 480.0, &s),
+            Some(Plan::Full(RunReason::Due))
+        );
+        // Half in view at the full run: too weak for a track, a candidate.
+        assert!(t.update(0, vec![scored(0.0, 60.0, 0.4)]).is_empty());
+        let Some(Plan::Regions(RunReason::Candidate, rs)) = t.plan(1, Some(0), 640.0, 480.0, &s)
+        else {
+            panic!("no look at the candidate");
+        };
+        assert_eq!(rs.len(), 1);
+        assert!(inside(&scored(0.0, 60.0, 0.4).rect, &rs[0]));
+        // Found there: a track starts a frame after the full run, not at the next one.
+        let out = t.update_regions(1, vec![scored(2.0, 60.0, 0.8)], &rs);
+        assert_eq!(out.len(), 1);
+        // Looked at once: a candidate that stays weak gets no more runs of its own.
+        let mut u = Tracker::new(TrackerConfig {
+            start_score: 0.5,
+            ..TrackerConfig::default()
+        });
+        u.update(0, vec![scored(0.0, 60.0, 0.4)]);
+        let Some(Plan::Regions(_, rs)) = u.plan(1, Some(0), 640.0, 480.0, &s) else {
+            panic!("no look at the candidate");
+        };
+        assert!(
+            u.update_regions(1, vec![scored(1.0, 60.0, 0.4)], &rs)
+                .is_empty()
+        );
+        assert_eq!(u.plan(2, Some(0), 640.0, 480.0, &s), None);
+    }
+
+    #[test]
+    fn a_strong_detection_takes_the_track_before_a_weak_one() {
+        let mut t = Tracker::new(TrackerConfig {
+            start_score: 0.5,
+            ..TrackerConfig::default()
+        });
+        let a = t.update(0, vec![scored(0.0, 40.0, 0.9)])[0].0;
+        // The weak box overlaps the track more, but the strong one pairs first; the weak one is
+        // then left without a track and dropped.
+        let out = t.update(1, vec![scored(0.0, 40.0, 0.45), scored(8.0, 40.0, 0.8)]);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].0, a);
+        assert!((out[0].1.rect.x - 8.0).abs() < 1e-3);
+        // Carried faces come after the detected ones.
+        let b = t.update(2, vec![scored(9.0, 40.0, 0.9), scored(300.0, 40.0, 0.9)])[1].0;
+        let region = Rect {
+            x: 250.0,
+            y: -50.0,
+            w: 150.0,
+            h: 150.0,
+        };
+        let out = t.update_regions(3, vec![scored(301.0, 40.0, 0.9)], &[region]);
+        assert_eq!(t.detected(), 1);
+        assert_eq!(out.iter().map(|f| f.0).collect::<Vec<_>>(), [b, a]);
     }
 
     #[test]

@@ -28,6 +28,7 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 });
 
 const DEFAULT_THRESHOLD: f32 = 0.5;
+const DEFAULT_TRACK_THRESHOLD: f32 = 0.3;
 const DEFAULT_NMS_IOU: f32 = 0.3;
 const DEFAULT_MIN_FACE_SIZE: u32 = 0;
 const DEFAULT_MAX_FACES: u32 = 0;
@@ -48,6 +49,7 @@ const AGING: u64 = 4;
 pub struct Settings {
     model: Option<PathBuf>,
     threshold: f32,
+    track_threshold: f32,
     nms_iou: f32,
     min_face_size: u32,
     max_faces: u32,
@@ -63,6 +65,7 @@ impl Default for Settings {
         Settings {
             model: None,
             threshold: DEFAULT_THRESHOLD,
+            track_threshold: DEFAULT_TRACK_THRESHOLD,
             nms_iou: DEFAULT_NMS_IOU,
             min_face_size: DEFAULT_MIN_FACE_SIZE,
             max_faces: DEFAULT_MAX_FACES,
@@ -78,6 +81,7 @@ impl Default for Settings {
 crate::props::settings_properties!(Settings {
     "model" => model,
     "threshold" => threshold,
+    "track-threshold" => track_threshold,
     "nms-iou" => nms_iou,
     "min-face-size" => min_face_size,
     "max-faces" => max_faces,
@@ -91,7 +95,10 @@ crate::props::settings_properties!(Settings {
 /// What the streaming thread reads of the settings on every frame (a copy: no allocation).
 #[derive(Debug, Clone, Copy)]
 struct Live {
+    /// The detector's parameters, its threshold the lower of `threshold` and `track-threshold`.
     params: DetectParams,
+    /// `threshold`: a face scoring under it only continues a track.
+    start_score: f32,
     inference_size: u32,
     interval: u32,
     max_lateness: u32,
@@ -102,6 +109,7 @@ impl Settings {
     fn live(&self) -> Live {
         Live {
             params: self.params(),
+            start_score: self.threshold,
             inference_size: self.inference_size,
             interval: self.interval,
             max_lateness: self.max_lateness,
@@ -111,7 +119,7 @@ impl Settings {
 
     fn params(&self) -> DetectParams {
         DetectParams {
-            threshold: self.threshold,
+            threshold: self.threshold.min(self.track_threshold),
             nms_iou: self.nms_iou,
             min_face_size: self.min_face_size as f32,
             max_faces: self.max_faces as usize,
@@ -222,6 +230,20 @@ impl ObjectImpl for FaceDetector {
                     .default_value(DEFAULT_THRESHOLD)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecFloat::builder("track-threshold")
+                    .nick("Track threshold")
+                    .blurb(
+                        "Minimum detector score for a face that continues a tracked face \
+                         (hysteresis): a face whose score dips under 'threshold' for a while \
+                         (half out of the frame, turning away, blurred) keeps its box and track id; \
+                         a face scoring under 'threshold' never starts a track. At or above \
+                         'threshold': no hysteresis",
+                    )
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(DEFAULT_TRACK_THRESHOLD)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecFloat::builder("nms-iou")
                     .nick("NMS IoU")
                     .blurb("Overlap (intersection over union) above which the weaker of two faces is dropped")
@@ -262,7 +284,8 @@ impl ObjectImpl for FaceDetector {
                          there); in between, each face as often as it needs (every frame while it is \
                          new, every 2nd while uncertain or moving at the frame's edge, before its \
                          carried box could drift off it), by a run over that face and its \
-                         surroundings only, not the whole frame",
+                         surroundings only, not the whole frame; so is, on the next frame, a full \
+                         run's weak face (between track-threshold and threshold)",
                     )
                     .minimum(0)
                     .default_value(DEFAULT_INTERVAL)
@@ -472,8 +495,8 @@ impl element::Filter for FaceDetector {
                 state.stats.inferences += 1;
                 state.stats.inference_ns += t0.elapsed().as_nanos() as u64;
                 state.stats.stages = state.detector.times();
-                let detected = dets.len();
                 let t_track = Instant::now();
+                state.tracker.set_start_score(settings.start_score);
                 let tracked = match &regions {
                     Some(r) => {
                         state.stats.region_frames += 1;
@@ -487,6 +510,7 @@ impl element::Filter for FaceDetector {
                     }
                 };
                 state.stats.track_ns += t_track.elapsed().as_nanos() as u64;
+                let detected = state.tracker.detected();
                 for ev in state.tracker.events() {
                     match ev {
                         TrackEvent::Started(id) => {
