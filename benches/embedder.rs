@@ -7,7 +7,8 @@
 //! `BENCH_DETECTOR` and `BENCH_EMBEDDER` (model files, e.g. `models/dlib_resnet-int8.onnx`) run
 //! other models than the default ones.
 //!
-//! Prints JSON lines: the embedder alone at batch 1 and 8 (real chips of the frame's faces), then
+//! Prints JSON lines: the embedder alone at batch 1 and 8 (real chips of the frame's faces), the
+//! chip warp with its sharpness per face, then
 //! the whole per-frame detect + align + embed path of `facedetector ! faceembedder` when every face is
 //! embedded on every frame (no reuse along tracks).
 
@@ -59,6 +60,20 @@ fn main() {
             mean / b as f64
         );
     }
+
+    // the chip warp (straight from the I420 frame) and its sharpness, per face
+    let mut chip = vec![0f32; len];
+    let (mut ms, total) = common::time(iterations, || {
+        for f in &faces {
+            emb.chip_sharpness(&frame, &f.landmarks, 1.0, &mut chip);
+        }
+    });
+    let mean = ms.iter().sum::<f64>() / ms.len() as f64;
+    println!(
+        "{{\"impl\":\"facewatch\",\"step\":\"chip+sharpness\",\"faces\":{n},{},\"per_face_ms\":{:.3}}}",
+        common::summary(&mut ms, total),
+        mean / n as f64
+    );
 
     // b) the whole per-frame path of the element (the same `FrameEmbedder`), every face embedded:
     // the detector runs on every frame and each track is re-embedded on every frame.

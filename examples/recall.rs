@@ -50,7 +50,7 @@ type Box4 = [f32; 4]; // x0, y0, x1, y1
 type TruthFace = (u64, String, Box4, bool);
 
 /// Boxes per frame, by PTS, as the appsink receives them.
-type Seen = Arc<Mutex<Vec<(u64, Vec<Box4>)>>>;
+type Seen = Arc<Mutex<Vec<(u64, Vec<(Box4, bool)>)>>>;
 
 fn iou(a: &Box4, b: &Box4) -> f32 {
     let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
@@ -64,6 +64,8 @@ fn iou(a: &Box4, b: &Box4) -> f32 {
 /// What one run saw: boxes per frame, the first match per frame's box, detector runs.
 struct Run {
     boxes: Vec<Vec<Box4>>,
+    /// Per box: the detector's model found it on that frame (not carried by the tracker).
+    detected: Vec<Vec<bool>>,
     /// (frame, box) of each facewatch-match.
     matches: Vec<(usize, Box4)>,
     detector_runs: u64,
@@ -96,7 +98,8 @@ fn run(clip: &std::path::Path, list: &std::path::Path, props: &str) -> Result<Ru
                     .iter()
                     .map(|f| {
                         let (x, y, w, h) = f.rect;
-                        [x as f32, y as f32, (x + w) as f32, (y + h) as f32]
+                        let b = [x as f32, y as f32, (x + w) as f32, (y + h) as f32];
+                        (b, f.detected)
                     })
                     .collect();
                 let pts = buf.pts().map_or(u64::MAX, |t| t.nseconds());
@@ -151,7 +154,14 @@ fn run(clip: &std::path::Path, list: &std::path::Path, props: &str) -> Result<Ru
         .filter_map(|(pts, b)| Some((frame_of(pts)?, b)))
         .collect();
     Ok(Run {
-        boxes: frames.into_iter().map(|(_, b)| b).collect(),
+        detected: frames
+            .iter()
+            .map(|(_, b)| b.iter().map(|x| x.1).collect())
+            .collect(),
+        boxes: frames
+            .into_iter()
+            .map(|(_, b)| b.into_iter().map(|x| x.0).collect())
+            .collect(),
         matches,
         detector_runs,
     })
@@ -235,12 +245,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 first_boxed.entry(track).or_insert(f);
             }
             if !hit && std::env::var_os("RECALL_MISSES").is_some() {
-                let best = test.boxes[f].iter().map(|t| iou(r, t)).fold(0.0, f32::max);
+                let (best, detected) = test.boxes[f]
+                    .iter()
+                    .zip(&test.detected[f])
+                    .map(|(t, d)| (iou(r, t), *d))
+                    .fold((0.0, false), |a, b| if b.0 > a.0 { b } else { a });
                 let (track, age) = owner.map_or((0, 0), |(t, _)| (t, f - first_boxed[&t]));
                 let inside = faces.iter().find(|x| x.0 == track).is_some_and(|x| x.3);
                 eprintln!(
-                    "frame {f}: missed {r:?} (best IoU {best:.2}), truth track {track}, boxed by the \
-                     reference {age} frames before, wholly in view: {inside}"
+                    "frame {f}: missed {r:?} (best IoU {best:.2}, that box detected on this frame: \
+                     {detected}), truth track {track}, boxed by the reference {age} frames before, \
+                     wholly in view: {inside}"
                 );
             }
         }
@@ -250,12 +265,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Of those, the ones on no face of the truth at all (IoU < 0.3: the truth's boxes are not
     // clipped to the frame): boxes on nobody.
     let (mut extra, mut nobody, mut boxes) = (0usize, 0usize, 0usize);
-    for f in 0..n {
-        for t in &test.boxes[f] {
+    for ((seen, want), faces) in test.boxes.iter().zip(&reference.boxes).zip(&truth).take(n) {
+        for t in seen {
             boxes += 1;
-            if !reference.boxes[f].iter().any(|r| iou(r, t) >= 0.5) {
+            if !want.iter().any(|r| iou(r, t) >= 0.5) {
                 extra += 1;
-                nobody += !truth[f].iter().any(|x| iou(&x.2, t) >= 0.3) as usize;
+                nobody += !faces.iter().any(|x| iou(&x.2, t) >= 0.3) as usize;
             }
         }
     }

@@ -73,19 +73,32 @@ pub fn sharpness(spec: &TensorSpec, chip: &[f32]) -> f32 {
             .sum::<f32>()
             / 3.0
     };
-    let (x0, x1, y0, y1) = (w / 4, w * 3 / 4, h / 4, h * 3 / 4);
+    let (x0, x1, y0, y1) = (
+        (w / 4).max(1),
+        (w * 3 / 4).min(w - 1),
+        (h / 4).max(1),
+        (h * 3 / 4).min(h - 1),
+    );
+    if x0 >= x1 || y0 >= y1 {
+        return 0.0;
+    }
+    // The grey level once per pixel of the centre and its 1-pixel rim, then the Laplacian.
+    let (gw, gh) = (x1 - x0 + 2, y1 - y0 + 2);
+    let mut g = Vec::with_capacity(gw * gh);
+    for y in y0 - 1..=y1 {
+        for x in x0 - 1..=x1 {
+            g.push(grey(x, y));
+        }
+    }
     let (mut sum, mut sq, mut n) = (0f64, 0f64, 0f64);
-    for y in y0.max(1)..y1.min(h - 1) {
-        for x in x0.max(1)..x1.min(w - 1) {
-            let l = (grey(x - 1, y) + grey(x + 1, y) + grey(x, y - 1) + grey(x, y + 1)
-                - 4.0 * grey(x, y)) as f64;
+    for y in 1..gh - 1 {
+        let (up, row, down) = (&g[(y - 1) * gw..], &g[y * gw..], &g[(y + 1) * gw..]);
+        for x in 1..gw - 1 {
+            let l = (row[x - 1] + row[x + 1] + up[x] + down[x] - 4.0 * row[x]) as f64;
             sum += l;
             sq += l * l;
             n += 1.0;
         }
-    }
-    if n == 0.0 {
-        return 0.0;
     }
     let var = (sq / n - (sum / n).powi(2)).max(0.0) as f32;
     var / (var + 50.0)

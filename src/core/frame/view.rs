@@ -109,32 +109,30 @@ impl<'a> FrameView<'a> {
                 out
             }
             None => {
-                let y = bilinear(
+                let y = Neighbours::new(sx, sy, self.width, self.height).sample(
                     self.planes[0],
                     self.strides[0],
                     1,
                     0,
-                    sx,
-                    sy,
-                    self.width,
-                    self.height,
                 );
-                // 4:2:0 chroma, sited at the centre of each 2x2 block.
-                let (cx, cy) = ((sx + 0.5) * 0.5 - 0.5, (sy + 0.5) * 0.5 - 0.5);
-                let (cw, ch) = (self.width.div_ceil(2), self.height.div_ceil(2));
-                let (u, v) = if self.format == PixelFormat::I420 {
-                    (
-                        bilinear(self.planes[1], self.strides[1], 1, 0, cx, cy, cw, ch),
-                        bilinear(self.planes[2], self.strides[2], 1, 0, cx, cy, cw, ch),
-                    )
-                } else {
-                    (
-                        bilinear(self.planes[1], self.strides[1], 2, 0, cx, cy, cw, ch),
-                        bilinear(self.planes[1], self.strides[1], 2, 1, cx, cy, cw, ch),
-                    )
-                };
+                let (u, v) = self.chroma(sx, sy);
                 self.yuv.rgb(y, u, v)
             }
+        }
+    }
+
+    /// Bilinear U and V of a 4:2:0 frame at a point in luma pixel coordinates (chroma sited at the
+    /// centre of each 2x2 block).
+    #[inline(always)]
+    fn chroma(&self, sx: f32, sy: f32) -> (f32, f32) {
+        let (cx, cy) = ((sx + 0.5) * 0.5 - 0.5, (sy + 0.5) * 0.5 - 0.5);
+        let (cw, ch) = (self.width.div_ceil(2), self.height.div_ceil(2));
+        let n = Neighbours::new(cx, cy, cw, ch);
+        let (p, st) = (self.planes, self.strides);
+        if self.format == PixelFormat::I420 {
+            (n.sample(p[1], st[1], 1, 0), n.sample(p[2], st[2], 1, 0))
+        } else {
+            (n.sample(p[1], st[1], 2, 0), n.sample(p[1], st[1], 2, 1))
         }
     }
 
@@ -217,17 +215,27 @@ impl<'a> FrameView<'a> {
     /// The per-pixel path: each destination pixel averages a grid of bilinear taps spread over its
     /// footprint in the frame, about one per source pixel (at most 8×8).
     fn warp_into(&self, map: &Affine, spec: &TensorSpec, out: &mut [f32]) {
-        let (w, h) = (spec.width, spec.height);
         let taps_along = |dx: f32, dy: f32| ((dx.hypot(dy) - 1e-3).ceil() as usize).clamp(1, 8);
         let (nx, ny) = (taps_along(map.a, map.d), taps_along(map.b, map.e));
-        let mut offsets = Vec::with_capacity(nx * ny);
-        for j in 0..ny {
-            for i in 0..nx {
-                let du = (i as f32 + 0.5) / nx as f32 - 0.5;
-                let dv = (j as f32 + 0.5) / ny as f32 - 0.5;
-                offsets.push((map.a * du + map.b * dv, map.d * du + map.e * dv));
+        // Tap offsets from the pixel's centre, in frame pixels: an nx × ny grid over the footprint.
+        let grid = |nx: usize, ny: usize| -> Vec<(f32, f32)> {
+            let mut offsets = Vec::with_capacity(nx * ny);
+            for j in 0..ny {
+                for i in 0..nx {
+                    let du = (i as f32 + 0.5) / nx as f32 - 0.5;
+                    let dv = (j as f32 + 0.5) / ny as f32 - 0.5;
+                    offsets.push((map.a * du + map.b * dv, map.d * du + map.e * dv));
+                }
             }
+            offsets
+        };
+        let offsets = grid(nx, ny);
+        if self.format.packed_layout().is_none() {
+            // 4:2:0 chroma has half the resolution: half as many taps each way cover it as well.
+            let chroma = grid(nx.div_ceil(2), ny.div_ceil(2));
+            return self.warp_yuv_into(map, spec, &offsets, &chroma, out);
         }
+        let (w, h) = (spec.width, spec.height);
         let norm = 1.0 / offsets.len() as f32;
         let border = spec.border;
         for oy in 0..h {
@@ -244,6 +252,70 @@ impl<'a> FrameView<'a> {
                         acc[2] += v[2];
                     }
                     acc.map(|v| v * norm)
+                };
+                spec.store(out, ox, oy, rgb);
+                sx += map.a;
+                sy += map.d;
+            }
+        }
+    }
+
+    /// [`FrameView::warp_into`] for I420 and NV12: luma averaged over the `luma` taps and chroma
+    /// over the `chroma` taps, each at its own resolution, and YUV → RGB once per destination
+    /// pixel rather than once per tap. Taps off the frame count as `spec.border`, as in
+    /// [`FrameView::sample`].
+    fn warp_yuv_into(
+        &self,
+        map: &Affine,
+        spec: &TensorSpec,
+        luma: &[(f32, f32)],
+        chroma: &[(f32, f32)],
+        out: &mut [f32],
+    ) {
+        let (fw, fh) = (self.width as f32, self.height as f32);
+        let on = |x: f32, y: f32| x > -1.0 && y > -1.0 && x < fw && y < fh;
+        let (p, st) = (self.planes, self.strides);
+        let border = spec.border;
+        let n = luma.len() as f32;
+        for oy in 0..spec.height {
+            let (mut sx, mut sy) = map.apply(0.0, oy as f32);
+            for ox in 0..spec.width {
+                let (mut ys, mut seen) = (0f32, 0usize);
+                for &(dx, dy) in luma {
+                    let (x, y) = (sx + dx, sy + dy);
+                    if on(x, y) {
+                        ys += Neighbours::new(x, y, self.width, self.height)
+                            .sample(p[0], st[0], 1, 0);
+                        seen += 1;
+                    }
+                }
+                let rgb = if seen == 0 {
+                    border
+                } else {
+                    let (mut us, mut vs, mut cn) = (0f32, 0f32, 0usize);
+                    for &(dx, dy) in chroma {
+                        let (x, y) = (sx + dx, sy + dy);
+                        if on(x, y) {
+                            let (u, v) = self.chroma(x, y);
+                            us += u;
+                            vs += v;
+                            cn += 1;
+                        }
+                    }
+                    if cn == 0 {
+                        // On the frame's edge: no chroma tap on the frame, the nearest chroma.
+                        (us, vs) = self.chroma(sx, sy);
+                        cn = 1;
+                    }
+                    let c = self
+                        .yuv
+                        .rgb(ys / seen as f32, us / cn as f32, vs / cn as f32);
+                    if seen == luma.len() {
+                        c
+                    } else {
+                        let k = seen as f32 / n;
+                        [0, 1, 2].map(|i| c[i] * k + border[i] * (1.0 - k))
+                    }
                 };
                 spec.store(out, ox, oy, rgb);
                 sx += map.a;
@@ -268,24 +340,42 @@ fn taps(s: f32, n: usize) -> (usize, usize, f32) {
     (i0, i1, s - i0 as f32)
 }
 
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn bilinear(
-    p: &[u8],
-    stride: usize,
-    step: usize,
-    off: usize,
-    sx: f32,
-    sy: f32,
-    w: usize,
-    h: usize,
-) -> f32 {
-    let (x0, x1, fx) = taps(sx, w);
-    let (y0, y1, fy) = taps(sy, h);
-    let (r0, r1) = (y0 * stride + off, y1 * stride + off);
-    let top = lerp(p[r0 + x0 * step] as f32, p[r0 + x1 * step] as f32, fx);
-    let bot = lerp(p[r1 + x0 * step] as f32, p[r1 + x1 * step] as f32, fx);
-    lerp(top, bot, fy)
+/// The four neighbours of a point in a `w` × `h` plane and their weights: one point sampled in
+/// several planes (U and V) costs one computation of them.
+#[derive(Clone, Copy)]
+struct Neighbours {
+    x0: usize,
+    x1: usize,
+    y0: usize,
+    y1: usize,
+    fx: f32,
+    fy: f32,
+}
+
+impl Neighbours {
+    #[inline(always)]
+    fn new(sx: f32, sy: f32, w: usize, h: usize) -> Self {
+        let (x0, x1, fx) = taps(sx, w);
+        let (y0, y1, fy) = taps(sy, h);
+        Neighbours {
+            x0,
+            x1,
+            y0,
+            y1,
+            fx,
+            fy,
+        }
+    }
+
+    /// Bilinear sample of the plane `p` (samples `step` bytes apart, from byte `off`).
+    #[inline(always)]
+    fn sample(&self, p: &[u8], stride: usize, step: usize, off: usize) -> f32 {
+        let (r0, r1) = (self.y0 * stride + off, self.y1 * stride + off);
+        let (a, b) = (self.x0 * step, self.x1 * step);
+        let top = lerp(p[r0 + a] as f32, p[r0 + b] as f32, self.fx);
+        let bot = lerp(p[r1 + a] as f32, p[r1 + b] as f32, self.fx);
+        lerp(top, bot, self.fy)
+    }
 }
 
 #[cfg(test)]
@@ -364,6 +454,61 @@ mod tests {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn rotated_chips_from_yuv_match_rgb() {
+        // A face chip's map: rotated 20°, shrinking 2.5× (3 × 3 luma taps, 2 × 2 chroma taps),
+        // partly off the frame (the border mixes in on the edge).
+        let (w, h) = (120, 90);
+        let rgb = rgb_image(w, h);
+        let (y, u, v) = to_i420(&rgb, w, h);
+        let uv: Vec<u8> = u.iter().zip(&v).flat_map(|(a, b)| [*a, *b]).collect();
+        let base =
+            FrameView::new(PixelFormat::Rgb, w, h, &[&rgb], &[w * 3], YuvMatrix::BT601).unwrap();
+        let i420 = FrameView::new(
+            PixelFormat::I420,
+            w,
+            h,
+            &[&y, &u, &v],
+            &[w, w / 2, w / 2],
+            YuvMatrix::BT601,
+        )
+        .unwrap();
+        let nv12 = FrameView::new(
+            PixelFormat::Nv12,
+            w,
+            h,
+            &[&y, &uv],
+            &[w, w],
+            YuvMatrix::BT601,
+        )
+        .unwrap();
+        let (c, s) = (
+            20f32.to_radians().cos() * 2.5,
+            20f32.to_radians().sin() * 2.5,
+        );
+        let map = Affine {
+            a: c,
+            b: -s,
+            c: -10.0,
+            d: s,
+            e: c,
+            f: 5.0,
+        };
+        let mut sp = spec(40, 40, Layout::Nchw, ChannelOrder::Rgb);
+        sp.border = [20.0, 200.0, 90.0];
+        let mut want = vec![0f32; 40 * 40 * 3];
+        base.sample_into(&map, &sp, &mut want);
+        // Some pixels lie wholly off the frame (the green plane holds the border's 200).
+        assert!(want[1600..3200].contains(&200.0));
+        for view in [&i420, &nv12] {
+            let mut got = vec![0f32; want.len()];
+            view.sample_into(&map, &sp, &mut got);
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!((g - w).abs() < 4.0, "{:?} [{i}]: {g} vs {w}", view.format());
             }
         }
     }
