@@ -110,7 +110,10 @@ pub struct Schedule {
     /// A face whose last detection scored under this is uncertain: a run every 2nd frame.
     pub min_score: f32,
     /// Between full-frame runs, a face that needs a look gets a run over its predicted box grown
-    /// by this fraction of its size on each side (a region run) instead of the whole frame.
+    /// by this fraction of its size on each side (a region run) instead of the whole frame. The
+    /// model's box depends on what surrounds the face: with half a face of it, boxes of faces
+    /// crowded together came out further from the full run's (worst face of the 8-face 1080p
+    /// bench clip boxed on 94.7 % of its frames against FP32 on every frame; a whole face: 97.4 %).
     pub margin: f32,
 }
 
@@ -123,7 +126,7 @@ impl Default for Schedule {
             edge: 0.02,
             max_drift: 0.12,
             min_score: 0.6,
-            margin: 0.5,
+            margin: 1.0,
         }
     }
 }
