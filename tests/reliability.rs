@@ -10,6 +10,14 @@ use std::time::Duration;
 use common::{obama_list, require_runtime, scratch};
 use gst::prelude::*;
 
+/// The leak test measures the whole process (memory, descriptors): no other test of this file runs
+/// meanwhile (they take this lock shared, it takes it alone).
+static ALONE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    ALONE.read().unwrap_or_else(|e| e.into_inner())
+}
+
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
@@ -60,6 +68,7 @@ fn push_all(frames: &[(gst::Caps, gst::Buffer)]) -> Vec<usize> {
 
 #[test]
 fn caps_change_while_playing_in_size_and_format() {
+    let _shared = shared();
     require_runtime();
     let frames = [
         frame("obama2.jpg", "video/x-raw,format=I420,width=640,height=480"),
@@ -81,6 +90,7 @@ fn caps_change_while_playing_in_size_and_format() {
 
 #[test]
 fn odd_sizes_and_4k_in_every_format_family() {
+    let _shared = shared();
     require_runtime();
     let mut frames = Vec::new();
     for format in ["I420", "NV12", "RGBx", "BGR", "RGBA"] {
@@ -102,6 +112,7 @@ fn odd_sizes_and_4k_in_every_format_family() {
 
 #[test]
 fn two_hundred_state_cycles_leak_neither_memory_nor_files() {
+    let _alone = ALONE.write().unwrap_or_else(|e| e.into_inner());
     require_runtime();
     let d = scratch("cycles");
     let list = obama_list(&d);
@@ -150,6 +161,7 @@ fn two_hundred_state_cycles_leak_neither_memory_nor_files() {
 /// analysed frame, and the skips are counted.
 #[test]
 fn a_live_source_is_not_slowed_down_by_the_analysis() {
+    let _shared = shared();
     require_runtime();
     let frames = 90u64; // 3 s of video
     let pipeline = common::launch(&format!(
@@ -215,6 +227,7 @@ fn a_live_source_is_not_slowed_down_by_the_analysis() {
 /// analysis is (a debug build here), and obama is still matched.
 #[test]
 fn a_live_1080p30_camera_records_in_real_time_and_is_still_matched() {
+    let _shared = shared();
     require_runtime();
     let d = scratch("live1080");
     let list = obama_list(&d);
