@@ -372,3 +372,59 @@ fn a_region_run_finds_each_face_as_the_full_frame_run_does() {
         }
     }
 }
+
+/// Faces per frame of obama.jpg frozen into 4 frames through `facedetector` with
+/// `track-threshold=track`, `threshold` at `first` on the first frame and `then` after it.
+fn faces_with_thresholds(track: f32, first: f32, then: f32) -> Vec<Vec<Face>> {
+    common::init();
+    let pipeline = common::launch(&format!(
+        "{} ! imagefreeze num-buffers=4 ! facedetector name=det track-threshold={track} \
+         ! appsink name=sink sync=false",
+        photo_src("obama.jpg", "video/x-raw,format=I420")
+    ));
+    let det = pipeline.by_name("det").unwrap();
+    let seen = std::sync::atomic::AtomicUsize::new(0);
+    let d = det.clone();
+    det.static_pad("sink")
+        .unwrap()
+        .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            let n = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            d.set_property("threshold", if n == 0 { first } else { then });
+            gst::PadProbeReturn::Ok
+        });
+    let sink = common::child::<gst_app::AppSink>(&pipeline, "sink");
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let mut per_frame = Vec::new();
+    while let Ok(sample) = sink.pull_sample() {
+        per_frame.push(meta::faces(sample.buffer().unwrap()));
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    per_frame
+}
+
+#[test]
+fn a_tracked_face_keeps_its_box_under_threshold_but_a_new_one_needs_it() {
+    require_runtime();
+    let score = faces_with_thresholds(0.3, 0.5, 0.5)[0][0].score;
+    assert!((0.3..0.98).contains(&score), "obama scores {score}");
+    // A threshold just over the face's score from the second frame on.
+    let raised = (score + 1.0) / 2.0;
+    let count = |frames: &[Vec<Face>]| frames.iter().map(Vec::len).collect::<Vec<_>>();
+    // Tracked from the first frame: it continues under the raised threshold, as the same track.
+    let kept = faces_with_thresholds(0.3, 0.5, raised);
+    assert_eq!(count(&kept), [1, 1, 1, 1]);
+    assert!(
+        kept.iter()
+            .all(|f| f[0].track_id == kept[0][0].track_id && f[0].detected)
+    );
+    // Without hysteresis the raised threshold drops it.
+    assert_eq!(
+        count(&faces_with_thresholds(1.0, 0.5, raised)),
+        [1, 0, 0, 0]
+    );
+    // A face that never reaches the threshold starts no track, hysteresis or not.
+    assert_eq!(
+        count(&faces_with_thresholds(0.3, raised, raised)),
+        [0, 0, 0, 0]
+    );
+}

@@ -665,12 +665,17 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_weak_detection_continues_a_track_but_starts_none() {
-        let mut t = Tracker::new(TrackerConfig {
+    /// A tracker whose tracks start at 0.5 (the element's default threshold).
+    fn with_hysteresis() -> Tracker {
+        Tracker::new(TrackerConfig {
             start_score: 0.5,
             ..TrackerConfig::default()
-        });
+        })
+    }
+
+    #[test]
+    fn a_weak_detection_continues_a_track_but_starts_none() {
+        let mut t = with_hysteresis();
         let a = t.update(0, vec![scored(0.0, 40.0, 0.9)])[0].0;
         // The face's score dips under the threshold: it keeps its box and id; a weak detection
         // elsewhere is dropped.
@@ -681,20 +686,14 @@ mod tests {
         assert!((out[0].1.rect.x - 1.0).abs() < 1e-3);
         assert!(t.events().next().is_none());
         // A weak detection alone on the first frame starts nothing.
-        let mut u = Tracker::new(TrackerConfig {
-            start_score: 0.5,
-            ..TrackerConfig::default()
-        });
+        let mut u = with_hysteresis();
         assert!(u.update(0, vec![scored(0.0, 40.0, 0.4)]).is_empty());
         assert!(u.predict(1).is_empty());
     }
 
     #[test]
     fn a_weak_face_of_a_full_run_is_looked_at_on_the_next_frame() {
-        let mut t = Tracker::new(TrackerConfig {
-            start_score: 0.5,
-            ..TrackerConfig::default()
-        });
+        let mut t = with_hysteresis();
         let s = Schedule::default();
         assert_eq!(
             t.plan(0, None, 640.0, 480.0, &s),
@@ -712,10 +711,7 @@ mod tests {
         let out = t.update_regions(1, vec![scored(2.0, 60.0, 0.8)], &rs);
         assert_eq!(out.len(), 1);
         // Looked at once: a candidate that stays weak gets no more runs of its own.
-        let mut u = Tracker::new(TrackerConfig {
-            start_score: 0.5,
-            ..TrackerConfig::default()
-        });
+        let mut u = with_hysteresis();
         u.update(0, vec![scored(0.0, 60.0, 0.4)]);
         let Some(Plan::Regions(_, rs)) = u.plan(1, Some(0), 640.0, 480.0, &s) else {
             panic!("no look at the candidate");
@@ -729,10 +725,7 @@ mod tests {
 
     #[test]
     fn a_strong_detection_takes_the_track_before_a_weak_one() {
-        let mut t = Tracker::new(TrackerConfig {
-            start_score: 0.5,
-            ..TrackerConfig::default()
-        });
+        let mut t = with_hysteresis();
         let a = t.update(0, vec![scored(0.0, 40.0, 0.9)])[0].0;
         // The weak box overlaps the track more, but the strong one pairs first; the weak one is
         // then left without a track and dropped.

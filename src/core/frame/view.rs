@@ -412,36 +412,59 @@ mod tests {
         }
     }
 
+    /// One picture as RGB, I420 and NV12 planes, for views of each format.
+    struct Formats {
+        w: usize,
+        h: usize,
+        rgb: Vec<u8>,
+        y: Vec<u8>,
+        u: Vec<u8>,
+        v: Vec<u8>,
+        uv: Vec<u8>,
+    }
+
+    impl Formats {
+        /// `w` even: the chroma strides are `w / 2`.
+        fn new(w: usize, h: usize) -> Self {
+            let rgb = rgb_image(w, h);
+            let (y, u, v) = to_i420(&rgb, w, h);
+            let uv = u.iter().zip(&v).flat_map(|(a, b)| [*a, *b]).collect();
+            Formats {
+                w,
+                h,
+                rgb,
+                y,
+                u,
+                v,
+                uv,
+            }
+        }
+
+        /// RGB, I420 and NV12 views of the picture.
+        fn views(&self) -> [FrameView<'_>; 3] {
+            let (w, h) = (self.w, self.h);
+            let m = YuvMatrix::BT601;
+            [
+                FrameView::new(PixelFormat::Rgb, w, h, &[&self.rgb], &[w * 3], m).unwrap(),
+                FrameView::new(
+                    PixelFormat::I420,
+                    w,
+                    h,
+                    &[&self.y, &self.u, &self.v],
+                    &[w, w / 2, w / 2],
+                    m,
+                )
+                .unwrap(),
+                FrameView::new(PixelFormat::Nv12, w, h, &[&self.y, &self.uv], &[w, w], m).unwrap(),
+            ]
+        }
+    }
+
     #[test]
     fn yuv_formats_match_rgb() {
-        let (w, h) = (40, 30);
-        let rgb = rgb_image(w, h);
-        let (y, u, v) = to_i420(&rgb, w, h);
-        let mut uv = Vec::new();
-        for (a, b) in u.iter().zip(&v) {
-            uv.push(*a);
-            uv.push(*b);
-        }
-        let base =
-            FrameView::new(PixelFormat::Rgb, w, h, &[&rgb], &[w * 3], YuvMatrix::BT601).unwrap();
-        let i420 = FrameView::new(
-            PixelFormat::I420,
-            w,
-            h,
-            &[&y, &u, &v],
-            &[w, w / 2, w / 2],
-            YuvMatrix::BT601,
-        )
-        .unwrap();
-        let nv12 = FrameView::new(
-            PixelFormat::Nv12,
-            w,
-            h,
-            &[&y, &uv],
-            &[w, w],
-            YuvMatrix::BT601,
-        )
-        .unwrap();
+        let f = Formats::new(40, 30);
+        let (w, h) = (f.w, f.h);
+        let [base, i420, nv12] = f.views();
         for yy in 1..h - 1 {
             for xx in 1..w - 1 {
                 let want = base.rgb_at(xx, yy);
@@ -462,30 +485,8 @@ mod tests {
     fn rotated_chips_from_yuv_match_rgb() {
         // A face chip's map: rotated 20°, shrinking 2.5× (3 × 3 luma taps, 2 × 2 chroma taps),
         // partly off the frame (the border mixes in on the edge).
-        let (w, h) = (120, 90);
-        let rgb = rgb_image(w, h);
-        let (y, u, v) = to_i420(&rgb, w, h);
-        let uv: Vec<u8> = u.iter().zip(&v).flat_map(|(a, b)| [*a, *b]).collect();
-        let base =
-            FrameView::new(PixelFormat::Rgb, w, h, &[&rgb], &[w * 3], YuvMatrix::BT601).unwrap();
-        let i420 = FrameView::new(
-            PixelFormat::I420,
-            w,
-            h,
-            &[&y, &u, &v],
-            &[w, w / 2, w / 2],
-            YuvMatrix::BT601,
-        )
-        .unwrap();
-        let nv12 = FrameView::new(
-            PixelFormat::Nv12,
-            w,
-            h,
-            &[&y, &uv],
-            &[w, w],
-            YuvMatrix::BT601,
-        )
-        .unwrap();
+        let f = Formats::new(120, 90);
+        let [base, i420, nv12] = f.views();
         let (c, s) = (
             20f32.to_radians().cos() * 2.5,
             20f32.to_radians().sin() * 2.5,
