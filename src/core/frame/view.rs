@@ -109,16 +109,21 @@ impl<'a> FrameView<'a> {
                 out
             }
             None => {
-                let y = Neighbours::new(sx, sy, self.width, self.height).sample(
-                    self.planes[0],
-                    self.strides[0],
-                    1,
-                    0,
-                );
                 let (u, v) = self.chroma(sx, sy);
-                self.yuv.rgb(y, u, v)
+                self.yuv.rgb(self.luma(sx, sy), u, v)
             }
         }
+    }
+
+    /// Bilinear Y of a 4:2:0 frame at a point in pixel coordinates.
+    #[inline(always)]
+    fn luma(&self, sx: f32, sy: f32) -> f32 {
+        Neighbours::new(sx, sy, self.width, self.height).sample(
+            self.planes[0],
+            self.strides[0],
+            1,
+            0,
+        )
     }
 
     /// Bilinear U and V of a 4:2:0 frame at a point in luma pixel coordinates (chroma sited at the
@@ -274,7 +279,6 @@ impl<'a> FrameView<'a> {
     ) {
         let (fw, fh) = (self.width as f32, self.height as f32);
         let on = |x: f32, y: f32| x > -1.0 && y > -1.0 && x < fw && y < fh;
-        let (p, st) = (self.planes, self.strides);
         let border = spec.border;
         let n = luma.len() as f32;
         for oy in 0..spec.height {
@@ -284,8 +288,7 @@ impl<'a> FrameView<'a> {
                 for &(dx, dy) in luma {
                     let (x, y) = (sx + dx, sy + dy);
                     if on(x, y) {
-                        ys += Neighbours::new(x, y, self.width, self.height)
-                            .sample(p[0], st[0], 1, 0);
+                        ys += self.luma(x, y);
                         seen += 1;
                     }
                 }
