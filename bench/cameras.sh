@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # Many cameras in one process: 1, 4, 8 and 16 live 720p30 cameras (each a still frame with 3 faces,
-# one of them enrolled, through facewatchbin at its defaults) in one process for SECONDS after a
+# one of them enrolled, through veilbin at its defaults) in one process for SECONDS after a
 # warm-up; per camera the detector runs per second (analysed fps) and the frames skipped because
 # the analysis was behind live, the fairness (slowest / fastest camera), cores busy, memory, and the
 # embedder runs shared between cameras. Prints a Markdown table for BENCHMARKS.md.
@@ -24,16 +24,16 @@ cargo build --locked --release --lib --bins --example cameras 2>/dev/null
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-export FACEWATCH_PASSPHRASE=bench-cameras-passphrase
-target/release/facewatch --list "$tmp/w.fwl" init >/dev/null
-target/release/facewatch --list "$tmp/w.fwl" enroll --label obama tests/photos/obama.jpg >/dev/null
+export FACEVEIL_PASSPHRASE=bench-cameras-passphrase
+target/release/faceveil --list "$tmp/w.fvl" init >/dev/null
+target/release/faceveil --list "$tmp/w.fvl" enroll --label obama tests/photos/obama.jpg >/dev/null
 
 echo "| cameras | analysed fps per camera: mean (slowest – fastest) | skipped fps per camera | cores busy | RSS MB | MB per further camera | cameras matched | shared embedder runs |"
 echo "|---|---|---|---|---|---|---|---|"
 base=""
 for n in "${COUNTS[@]}"; do
   line=$(target/release/examples/cameras --cameras "$n" --seconds "$SECONDS_MEASURED" \
-    --frame "$OUT/faces3.i420" --watchlist "$tmp/w.fwl")
+    --frame "$OUT/faces3.i420" --watchlist "$tmp/w.fvl")
   echo "$line" >> "$tmp/results.jsonl"
   python3 - "$line" "$base" <<'PY'
 import json, sys

@@ -17,7 +17,7 @@ W=1280 H=720
 CAPS="format=I420,pixel-aspect-ratio=1/1"   # square pixels, so add-borders letterboxes instead of stretching
 
 # ---- venv for the Python side (separate from the tools venv; exact pins) --------------------------
-VENV=${FACEWATCH_CACHE:-$HOME/.cache/facewatch}/venv-bench
+VENV=${FACEVEIL_CACHE:-$HOME/.cache/faceveil}/venv-bench
 PINS=(onnxruntime==1.32.0 numpy==2.3.5 opencv-python-headless==4.13.0.92)  # 4.12.0.88 wants numpy<2.3
 if ! "$VENV/bin/python" -c "import cv2, numpy, onnxruntime" 2>/dev/null; then
   python3 -m venv "$VENV"

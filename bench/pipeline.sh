@@ -3,9 +3,9 @@
 # The whole pipeline beside the Python peer (issue 10), in the same run: H.264 clips made from the
 # test photos (bench/make_clip.py: faces that move, change size, enter and leave; obama among them,
 # enrolled from obama3.jpg, which the clips do not show), then for each clip
-#   ours:  filesrc ! decodebin ! facewatchbin <setting> ! fakesink   (examples/stages.rs, timed from
+#   ours:  filesrc ! decodebin ! veilbin <setting> ! fakesink   (examples/stages.rs, timed from
 #          PLAYING once prerolled, with the per-stage milliseconds from the elements' stats)
-#            default  facewatchbin at its defaults (the detector's adaptive schedule, interval=0,
+#            default  veilbin at its defaults (the detector's adaptive schedule, interval=0,
 #                     and the INT8 detector)
 #            fp32     the defaults with the FP32 detector (models/centerface.onnx)
 #            equal    interval=1 reembed-interval=1, FP32 detector: detect and embed every face on
@@ -35,7 +35,7 @@ if [ "$SMOKE" = 1 ]; then RUNS=1 RES=480 FACES=1 SECS=1; fi
 if [ ! -f "$PEER" ]; then
   # The smoke run (scripts/test.sh) keeps our side working without the peer; a measurement needs it.
   [ "$SMOKE" = 1 ] || { echo "the Python peer is not at $PEER (set PEER)" >&2; exit 2; }
-  echo "bench/pipeline.sh: no Python peer at $PEER: the smoke run times facewatch only" >&2
+  echo "bench/pipeline.sh: no Python peer at $PEER: the smoke run times faceveil only" >&2
   PEER=""
 fi
 
@@ -45,15 +45,15 @@ bash scripts/setup.sh >/dev/null
 OUT=bench/out/pipeline
 mkdir -p "$OUT"
 bash bench/make_frames.sh bench/out >/dev/null   # also makes the Python venv (numpy, OpenCV, onnxruntime)
-PY=${FACEWATCH_CACHE:-$HOME/.cache/facewatch}/venv-bench/bin/python
+PY=${FACEVEIL_CACHE:-$HOME/.cache/faceveil}/venv-bench/bin/python
 cargo build --locked --release --lib --bins --example stages --example recall 2>/dev/null
 export BENCH_THREADS=2
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-list=$tmp/w.fwl
-target/release/facewatch --list "$list" init >/dev/null
-target/release/facewatch --list "$list" enroll --label obama tests/photos/obama3.jpg >/dev/null
+list=$tmp/w.fvl
+target/release/faceveil --list "$list" init >/dev/null
+target/release/faceveil --list "$list" enroll --label obama tests/photos/obama3.jpg >/dev/null
 
 width_of() { case $1 in 1080) echo 1920 ;; 720) echo 1280 ;; 480) echo 848 ;; esac; }  # 848: rows of whole 4-byte words (rawvideoparse I420)
 
@@ -75,7 +75,7 @@ results=$tmp/results.jsonl
 ours() {  # ours CLIP H F NAME PROPS
   local line
   line=$(target/release/examples/stages --clip "$1" --watchlist "$list" --props "$5")
-  echo "{\"impl\":\"facewatch\",\"setting\":\"$4\",\"res\":$2,\"faces_in_clip\":$3,${line#\{}" >> "$results"
+  echo "{\"impl\":\"faceveil\",\"setting\":\"$4\",\"res\":$2,\"faces_in_clip\":$3,${line#\{}" >> "$results"
 }
 recall() {  # recall CLIP H F NAME PROPS [REFERENCE_MODEL]
   local line

@@ -10,7 +10,7 @@ import sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{") and '"kind":"recall"' not in l]
 for r in rows:
     # lines of an older pipeline.sh carried the peer's "impl" (python-peer-…) last
-    r["side"] = "peer" if str(r.get("impl", "")).startswith(("peer", "python-peer")) else "facewatch"
+    r["side"] = "peer" if str(r.get("impl", "")).startswith(("peer", "python-peer")) else "faceveil"
 groups = {}
 for r in rows:
     groups.setdefault((r["res"], r["faces_in_clip"], r["side"], r["setting"]), []).append(r)
@@ -35,7 +35,7 @@ print()
 print("| clip | faces | setting | frame → tensor | detector model | detector wait | decode + NMS | tracking | chips + quality | embedder | match | CPU ms/frame |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 for key in keys:
-    if key[2] != "facewatch":
+    if key[2] != "faceveil":
         continue
     g = groups[key]
     s = lambda k: med([r["ms_per_frame"][k] for r in g])

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""The Python peer of facewatch's detect + align + embed step: CenterFace (detector) and the dlib ResNet
+"""The Python peer of faceveil's detect + align + embed step: CenterFace (detector) and the dlib ResNet
 descriptor (embedder), written the usual way with onnxruntime + numpy + OpenCV, on a raw I420 frame.
 
 Two measurements, each printed as one JSON line (plus one line with the faces found):

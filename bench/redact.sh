@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# Redaction benchmark (issue 11): faceredact beside deface 1.5.0 on the same synthetic clips (3 moving
+# Redaction benchmark (issue 11): veilredact beside deface 1.5.0 on the same synthetic clips (3 moving
 # faces that enter, leave, grow and shrink over a textured panning background; 10 s, 30 fps, 1080p and
 # 720p, H.264; bench/make_clip.py, which also writes the ground truth), in the same run, RUNS times
 # each (default 3, settings interleaved), on the same cores. Per run: wall time -> fps, CPU time
@@ -10,9 +10,9 @@
 #                                         DEFACE_BACKENDS="opencv onnxrt", SKIP_BUILD=1 skips cargo)
 #
 # The settings, each tool at its defaults:
-#   ours          filesrc ! qtdemux ! h264parse ! avdec_h264 ! facedetector ! faceredact mode=all
-#                 ! x264enc (see below) ! mp4mux ! filesink   -- facedetector with no property set
-#   ours i1       the same with facedetector interval=1 (the model on every frame). While the
+#   ours          filesrc ! qtdemux ! h264parse ! avdec_h264 ! veildetect ! veilredact mode=all
+#                 ! x264enc (see below) ! mp4mux ! filesink   -- veildetect with no property set
+#   ours i1       the same with veildetect interval=1 (the model on every frame). While the
 #                 element's default interval is 1 the two rows run the same pipeline; the script
 #                 says so.
 #   deface        `deface CLIP -o OUT`: CenterFace at the frame's full resolution (no --scale),
@@ -25,7 +25,7 @@
 #                 AzureExecutionProvider"; that EP runs no local ops, the model runs on the CPU EP.)
 #
 # Threads: BENCH_THREADS cores (default 2). Where the machine has more CPUs, every run is pinned
-# with taskset to CPUs 0..BENCH_THREADS-1. facedetector's threads=0 (default) resolves to the
+# with taskset to CPUs 0..BENCH_THREADS-1. veildetect's threads=0 (default) resolves to the
 # process's CPUs (at most 4); deface's onnxruntime session (no SessionOptions: intra-op threads =
 # physical cores; spinning on), OpenCV (cv2 threads = CPUs) and ffmpeg (threads=auto) likewise use
 # the available cores. OMP_NUM_THREADS=BENCH_THREADS for both. On a machine with exactly
@@ -61,7 +61,7 @@ export BENCH_THREADS=${BENCH_THREADS:-2}
 export OMP_NUM_THREADS=$BENCH_THREADS
 read -r -a SIZES <<<"${SIZES:-1920x1080 1280x720}"
 read -r -a DEFACE_BACKENDS <<<"${DEFACE_BACKENDS:-opencv onnxrt}"
-CACHE=${FACEWATCH_CACHE:-$HOME/.cache/facewatch}
+CACHE=${FACEVEIL_CACHE:-$HOME/.cache/faceveil}
 OUT=bench/out/redact
 mkdir -p "$OUT"
 die() { echo "redact.sh: $*" >&2; exit 1; }
@@ -72,7 +72,7 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
 fi
 # shellcheck source=scripts/env.sh
 . scripts/env.sh
-gst-inspect-1.0 faceredact >/dev/null 2>&1 || die "no faceredact element in target/release/libgstfacewatch.so"
+gst-inspect-1.0 veilredact >/dev/null 2>&1 || die "no veilredact element in target/release/libgstfaceveil.so"
 
 # ---- Python: the bench venv (clip generator, judge) and deface's own venv; exact pins -------------
 PY=$CACHE/venv-bench/bin/python
@@ -112,9 +112,9 @@ if [ "$(nproc)" -gt "$BENCH_THREADS" ]; then
   PIN=(taskset -c "0-$((BENCH_THREADS - 1))")
 fi
 X264=(pass=qual quantizer=23 vbv-buf-capacity=0 key-int-max=250)
-ours_cmd() {  # ours_cmd CLIP OUT [facedetector properties...]: the command line, in CMD
+ours_cmd() {  # ours_cmd CLIP OUT [veildetect properties...]: the command line, in CMD
   CMD=("${PIN[@]}" gst-launch-1.0 -q filesrc location="$1" ! qtdemux ! h264parse ! avdec_h264
-       ! facedetector "${@:3}" ! faceredact mode=all ! x264enc "${X264[@]}" ! mp4mux ! filesink location="$2")
+       ! veildetect "${@:3}" ! veilredact mode=all ! x264enc "${X264[@]}" ! mp4mux ! filesink location="$2")
 }
 deface_cmd() {  # deface_cmd CLIP OUT BACKEND: the command line, in CMD
   CMD=("${PIN[@]}" "$DEFACE_VENV/bin/deface" "$1" -o "$2" --backend "$3")
@@ -133,7 +133,7 @@ print(f"{wall:.3f} {ru.ru_utime + ru.ru_stime:.3f}")
 PYEOF
 }
 
-default_interval=$(gst-inspect-1.0 facedetector | sed -n '/^ *interval /,/Default/s/.*Default: \([0-9]*\).*/\1/p' | head -1)
+default_interval=$(gst-inspect-1.0 veildetect | sed -n '/^ *interval /,/Default/s/.*Default: \([0-9]*\).*/\1/p' | head -1)
 settings=(ours ours-i1)
 for b in "${DEFACE_BACKENDS[@]}"; do settings+=("deface-$b"); done
 results=$OUT/results.jsonl
@@ -193,9 +193,9 @@ for size in sizes:
               + ("identical" if not diff else "differ: " + " ".join(diff)))
 PYEOF
 if [ "$default_interval" = 1 ]; then
-  echo "facedetector's default interval is 1: 'ours' and 'ours i1' ran the same pipeline (two samples of one setting)."
+  echo "veildetect's default interval is 1: 'ours' and 'ours i1' ran the same pipeline (two samples of one setting)."
 else
-  echo "facedetector's default interval is $default_interval: 'ours' analyses one frame in $default_interval, 'ours i1' every frame."
+  echo "veildetect's default interval is $default_interval: 'ours' analyses one frame in $default_interval, 'ours i1' every frame."
 fi
 
 # ---- table ---------------------------------------------------------------------------------------
@@ -204,7 +204,7 @@ python3 - "$results" "$BENCH_THREADS" "$(nproc)" <<'PYEOF'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 threads, ncpu = sys.argv[2], sys.argv[3]
-names = {"ours": "faceredact, facedetector at defaults", "ours-i1": "faceredact, facedetector interval=1",
+names = {"ours": "veilredact, veildetect at defaults", "ours-i1": "veilredact, veildetect interval=1",
          "deface-opencv": "deface 1.5.0 defaults (OpenCV DNN, plain pip install)",
          "deface-onnxrt": "deface 1.5.0 defaults + onnxruntime 1.32.0 backend"}
 clips = list(dict.fromkeys(r["clip"] for r in rows))

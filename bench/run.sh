@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# Detector benchmark: facewatch's detector (benches/detector.rs) beside a Python + onnxruntime +
+# Detector benchmark: faceveil's detector (benches/detector.rs) beside a Python + onnxruntime +
 # numpy implementation (bench/python_detector.py) on the same I420 frames, same model, same thread
 # count, in the same run. Prints a Markdown table to paste into BENCHMARKS.md.
 #   bash bench/run.sh [ITERATIONS]
@@ -14,7 +14,7 @@ export BENCH_THREADS=${BENCH_THREADS:-2}
 export BENCH_DETECTOR=${BENCH_DETECTOR:-models/centerface.onnx}
 bash scripts/setup.sh >/dev/null
 . scripts/env.sh
-PY=${FACEWATCH_CACHE:-$HOME/.cache/facewatch}/venv-tools/bin/python
+PY=${FACEVEIL_CACHE:-$HOME/.cache/faceveil}/venv-tools/bin/python
 OUT=bench/out
 mkdir -p "$OUT"
 cargo build --locked --release --bench detector 2>/dev/null
@@ -41,6 +41,6 @@ PYEOF
 )")
 done
 echo
-echo "| frame | tensor | faces (ours / python) | facewatch fps | facewatch ms mean (p95) | python fps | python ms mean (p95) | speed-up |"
+echo "| frame | tensor | faces (ours / python) | faceveil fps | faceveil ms mean (p95) | python fps | python ms mean (p95) | speed-up |"
 echo "|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"

@@ -6,13 +6,13 @@
 //!
 //! `BENCH_DETECTOR=models/centerface-int8.onnx` runs another model than the default one.
 //!
-//! Times `Detector::detect`, the whole per-frame work of the facedetector element: sampling the I420
+//! Times `Detector::detect`, the whole per-frame work of the veildetect element: sampling the I420
 //! frame into the tensor, inference, decoding and NMS. Prints one JSON line.
 
 mod common;
 
-use gstfacewatch::core::detector::{DetectParams, Detector};
-use gstfacewatch::core::manifest::Task;
+use gstfaceveil::engine::detector::{DetectParams, Detector};
+use gstfaceveil::engine::manifest::Task;
 
 fn main() {
     let (data, w, h, iterations) = common::frame_args("detector");
@@ -31,7 +31,7 @@ fn main() {
     let t = det.times();
     let runs = (iterations + common::WARM_UP) as f64 * 1e6;
     println!(
-        "{{\"impl\":\"facewatch\",\"model\":\"{model}\",\"frame\":\"{w}x{h}\",\"tensor\":\"{tw}x{th}\",\"threads\":{threads},\"faces\":{faces},{},\"tensor_ms\":{:.2},\"model_ms\":{:.2},\"decode_ms\":{:.2}}}",
+        "{{\"impl\":\"faceveil\",\"model\":\"{model}\",\"frame\":\"{w}x{h}\",\"tensor\":\"{tw}x{th}\",\"threads\":{threads},\"faces\":{faces},{},\"tensor_ms\":{:.2},\"model_ms\":{:.2},\"decode_ms\":{:.2}}}",
         common::summary(&mut ms, total),
         t.tensor_ns as f64 / runs,
         t.model_ns as f64 / runs,

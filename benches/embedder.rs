@@ -9,15 +9,15 @@
 //!
 //! Prints JSON lines: the embedder alone at batch 1 and 8 (real chips of the frame's faces), the
 //! chip warp with its sharpness per face, then
-//! the whole per-frame detect + align + embed path of `facedetector ! faceembedder` when every face is
+//! the whole per-frame detect + align + embed path of `veildetect ! veilembed` when every face is
 //! embedded on every frame (no reuse along tracks).
 
 mod common;
 
-use gstfacewatch::core::detector::{DetectParams, Detector};
-use gstfacewatch::core::embedder::Embedder;
-use gstfacewatch::core::frame_embedder::{FaceIn, FrameEmbedder, FrameIn, Gates};
-use gstfacewatch::core::manifest::Task;
+use gstfaceveil::engine::detector::{DetectParams, Detector};
+use gstfaceveil::engine::embedder::Embedder;
+use gstfaceveil::engine::embed_step::{FaceIn, FrameEmbedder, FrameIn, Gates};
+use gstfaceveil::engine::manifest::Task;
 
 fn main() {
     let (data, w, h, iterations) = common::frame_args("embedder");
@@ -34,7 +34,7 @@ fn main() {
     assert!(n > 0, "no face in the frame");
     let (tw, th) = det.tensor_size(w, h);
     println!(
-        "{{\"impl\":\"facewatch\",\"step\":\"faces\",\"frame\":\"{w}x{h}\",\"tensor\":\"{tw}x{th}\",\"faces\":{n}}}"
+        "{{\"impl\":\"faceveil\",\"step\":\"faces\",\"frame\":\"{w}x{h}\",\"tensor\":\"{tw}x{th}\",\"faces\":{n}}}"
     );
 
     // a) the embedder alone on real chips of this frame, batch 1 and 8
@@ -55,7 +55,7 @@ fn main() {
         });
         let mean = ms.iter().sum::<f64>() / ms.len() as f64;
         println!(
-            "{{\"impl\":\"facewatch\",\"model\":\"{model}\",\"step\":\"embed\",\"batch\":{b},\"threads\":{threads},{},\"per_face_ms\":{:.3}}}",
+            "{{\"impl\":\"faceveil\",\"model\":\"{model}\",\"step\":\"embed\",\"batch\":{b},\"threads\":{threads},{},\"per_face_ms\":{:.3}}}",
             common::summary(&mut ms, total),
             mean / b as f64
         );
@@ -70,7 +70,7 @@ fn main() {
     });
     let mean = ms.iter().sum::<f64>() / ms.len() as f64;
     println!(
-        "{{\"impl\":\"facewatch\",\"step\":\"chip+sharpness\",\"faces\":{n},{},\"per_face_ms\":{:.3}}}",
+        "{{\"impl\":\"faceveil\",\"step\":\"chip+sharpness\",\"faces\":{n},{},\"per_face_ms\":{:.3}}}",
         common::summary(&mut ms, total),
         mean / n as f64
     );
@@ -109,7 +109,7 @@ fn main() {
         frame_no += 1;
     });
     println!(
-        "{{\"impl\":\"facewatch\",\"step\":\"detect+embed\",\"frame\":\"{w}x{h}\",\"tensor\":\"{tw}x{th}\",\"threads\":{threads},\"faces\":{n},{}}}",
+        "{{\"impl\":\"faceveil\",\"step\":\"detect+embed\",\"frame\":\"{w}x{h}\",\"tensor\":\"{tw}x{th}\",\"threads\":{threads},\"faces\":{n},{}}}",
         common::summary(&mut ms, total)
     );
 }

@@ -13,11 +13,11 @@
 
 use std::time::Instant;
 
-use gstfacewatch::core::similarity::Similarity;
-use gstfacewatch::core::watchlist::file::Secret;
-use gstfacewatch::core::watchlist::index::{Hit, Index};
-use gstfacewatch::core::watchlist::store::{load, save};
-use gstfacewatch::core::watchlist::{Descriptor, Identity, Watchlist, now};
+use gstfaceveil::engine::cosine::Similarity;
+use gstfaceveil::engine::watchlist::file::Secret;
+use gstfaceveil::engine::watchlist::index::{Hit, Index};
+use gstfaceveil::engine::watchlist::store::{load, save};
+use gstfaceveil::engine::watchlist::{Descriptor, Identity, Watchlist, now};
 
 /// xorshift64*: a fast deterministic generator, enough for test vectors.
 struct Rng(u64);
@@ -46,7 +46,7 @@ fn main() {
     let model = "dlib_resnet:bench";
     let mean: Vec<f32> = (0..dim).map(|i| (i as f32 * 0.01).sin() * 0.05).collect();
     let sim = Similarity::centred(mean);
-    let dir = std::env::temp_dir().join(format!("facewatch-bench-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("faceveil-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     for n in sizes {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ n as u64);
@@ -65,7 +65,7 @@ fn main() {
                 }],
             })
             .collect();
-        let path = dir.join(format!("list-{n}.fwl"));
+        let path = dir.join(format!("list-{n}.fvl"));
         let secret = Secret::Key([7u8; 32]);
         save(&path, &mut list, &secret).unwrap();
         let size = std::fs::metadata(&path).unwrap().len();

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-//! Many live cameras in one process (bench/cameras.sh): N `facewatchbin`s, each fed by a live
+//! Many live cameras in one process (bench/cameras.sh): N `veilbin`s, each fed by a live
 //! 30 fps source showing the same still frame, run for a while; prints one JSON line with the
 //! detector runs, skipped frames and matches of every camera, the embedder runs shared between
 //! cameras, the process's CPU time and its peak resident memory.
@@ -33,7 +33,7 @@ struct Args {
     height: u32,
     #[arg(long)]
     watchlist: std::path::PathBuf,
-    /// More facewatchbin properties for every camera, as gst-launch spells them.
+    /// More veilbin properties for every camera, as gst-launch spells them.
     #[arg(long, default_value = "")]
     props: String,
 }
@@ -52,13 +52,13 @@ fn counters(pipeline: &gst::Pipeline, i: usize) -> (u64, u64, u64, u64) {
             .unwrap_or_default();
         let s = || e.property::<gst::Structure>("stats");
         match factory.as_str() {
-            "facedetector" => {
+            "veildetect" => {
                 let s = s();
                 out.0 = s.get("inferences").unwrap_or(0);
                 out.1 = s.get("skipped").unwrap_or(0);
                 out.2 = s.get("frames").unwrap_or(0);
             }
-            "faceembedder" => out.3 = s().get("shared-inferences").unwrap_or(0),
+            "veilembed" => out.3 = s().get("shared-inferences").unwrap_or(0),
             _ => {}
         }
     }
@@ -66,7 +66,7 @@ fn counters(pipeline: &gst::Pipeline, i: usize) -> (u64, u64, u64, u64) {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    gstfacewatch::core::runtime::disable_telemetry();
+    gstfaceveil::engine::runtime::disable_telemetry();
     let a = Args::parse();
     gst::init()?;
     let desc: String = (0..a.cameras)
@@ -75,7 +75,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 " filesrc location=\"{}\" ! rawvideoparse format=i420 width={} height={} \
                  framerate=30/1 ! imagefreeze is-live=true ! video/x-raw,framerate=30/1 \
                  ! queue max-size-buffers=0 max-size-bytes=0 max-size-time=2000000000 \
-                 ! facewatchbin name=cam{i} \
+                 ! veilbin name=cam{i} \
                  camera-id=cam{i} watchlist=\"{}\" {} ! fakesink sync=false",
                 a.frame.display(),
                 a.width,
@@ -101,7 +101,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 gst::MessageView::Error(e) => return Err(format!("{} {:?}", e.error(), e.debug())),
                 gst::MessageView::Element(e) => {
                     if let Some(s) = e.structure()
-                        && s.name() == "facewatch-match"
+                        && s.name() == "faceveil-match"
                     {
                         matched.insert(s.get::<String>("camera-id").unwrap_or_default());
                     }

@@ -1,22 +1,22 @@
 // SPDX-License-Identifier: MIT
-//! Prints the faces `facedetector` finds in each frame of one or more files (photos or videos),
+//! Prints the faces `veildetect` finds in each frame of one or more files (photos or videos),
 //! one JSON line per frame:
 //!
 //! ```text
 //! cargo run --release --example detect -- tests/photos/t1.jpg clip.mp4
 //! ```
 //!
-//! It uses only the public interface: `gstfacewatch::pipeline::run_file` runs
-//! `uridecodebin ! videoconvert ! facedetector ! appsink`, and `gstfacewatch::meta::faces` reads the
+//! It uses only the public interface: `gstfaceveil::pipeline::run_file` runs
+//! `uridecodebin ! videoconvert ! veildetect ! appsink`, and `gstfaceveil::meta::faces` reads the
 //! faces back from each frame.
 
 fn run(path: &str) -> Result<(), String> {
     let mut frame = 0u64;
-    gstfacewatch::pipeline::run_file(std::path::Path::new(path), "facedetector", |sample| {
+    gstfaceveil::pipeline::run_file(std::path::Path::new(path), "veildetect", |sample| {
         let Some(buffer) = sample.buffer() else {
             return;
         };
-        let faces: Vec<String> = gstfacewatch::meta::faces(buffer)
+        let faces: Vec<String> = gstfaceveil::meta::faces(buffer)
             .iter()
             .map(|f| {
                 let (x, y, w, h) = f.rect;
@@ -38,7 +38,7 @@ fn run(path: &str) -> Result<(), String> {
 
 fn main() {
     gst::init().expect("GStreamer init");
-    gstfacewatch::plugin_register_static().expect("register facewatch");
+    gstfaceveil::plugin_register_static().expect("register faceveil");
     let files: Vec<String> = std::env::args().skip(1).collect();
     if files.is_empty() {
         eprintln!("usage: detect FILE...");

@@ -1,17 +1,17 @@
 // SPDX-License-Identifier: MIT
 //! Writes the mean descriptor of every face in a set of photos (raw little-endian f32), through the
-//! real elements: `uridecodebin ! videoconvert ! facedetector ! faceembedder ! appsink`, with the
+//! real elements: `uridecodebin ! videoconvert ! veildetect ! veilembed ! appsink`, with the
 //! FP32 detector.
 //! scripts/setup.sh runs it on the background set to make the file the embedder manifest's
 //! `mean-file` names.
 //!
 //! usage: cargo run --release --example mean_descriptor -- OUT.f32 PHOTO...
 
-use gstfacewatch::core::manifest::{ModelSpec, Task};
+use gstfaceveil::engine::manifest::{ModelSpec, Task};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     gst::init()?;
-    gstfacewatch::plugin_register_static()?;
+    gstfaceveil::plugin_register_static()?;
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [out, photos @ ..] = args.as_slice() else {
         return Err("usage: mean_descriptor OUT.f32 PHOTO...".into());
@@ -20,12 +20,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // and the mean is the FP32 embedder's on its own model's faces.
     let detector = ModelSpec::find(Task::Detector.fp32_file())?;
     let chain = format!(
-        "facedetector model=\"{}\" ! faceembedder min-quality=0 min-eye-distance=0",
+        "veildetect model=\"{}\" ! veilembed min-quality=0 min-eye-distance=0",
         detector.display()
     );
     let mut all = Vec::new();
     for p in photos {
-        let d = gstfacewatch::pipeline::descriptors(std::path::Path::new(p), &chain)?;
+        let d = gstfaceveil::pipeline::descriptors(std::path::Path::new(p), &chain)?;
         eprintln!("{p}: {} faces", d.len());
         all.extend(d);
     }

@@ -12,10 +12,10 @@
 //! usage: cargo run --release --example quant_calib -- OUT_DIR PHOTO...
 
 use gst_video::prelude::*;
-use gstfacewatch::core::detector::{DetectParams, Detector};
-use gstfacewatch::core::embedder::Embedder;
-use gstfacewatch::core::frame::{FrameView, PixelFormat, YuvMatrix};
-use gstfacewatch::core::manifest::{ModelSpec, Task};
+use gstfaceveil::engine::detector::{DetectParams, Detector};
+use gstfaceveil::engine::embedder::Embedder;
+use gstfaceveil::engine::frame::{FrameView, PixelFormat, YuvMatrix};
+use gstfaceveil::engine::manifest::{ModelSpec, Task};
 
 /// (name, GStreamer fragment before the RGB caps); `W50`/`W75` become half and three quarters of
 /// the photo's width.
@@ -60,7 +60,7 @@ impl Rgb {
 /// The first frame of `path` after `chain`, as RGB.
 fn decode(path: &std::path::Path, chain: &str) -> Result<Rgb, String> {
     let mut frame = None;
-    gstfacewatch::pipeline::run_file(
+    gstfaceveil::pipeline::run_file(
         path,
         &format!("{chain}videoconvert ! video/x-raw,format=RGB"),
         |s| {
@@ -135,7 +135,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(out)?;
     // The FP32 models, whatever the defaults: the INT8 ones are made from these chips.
     let dir = std::path::PathBuf::from(
-        std::env::var_os("FACEWATCH_MODEL_DIR").ok_or("FACEWATCH_MODEL_DIR is not set")?,
+        std::env::var_os("FACEVEIL_MODEL_DIR").ok_or("FACEVEIL_MODEL_DIR is not set")?,
     );
     let fp32 = |t: Task| ModelSpec::resolve(Some(&dir.join(t.fp32_file())), t);
     let mut det = Detector::new(fp32(Task::Detector)?, 0, 0)?;
@@ -187,8 +187,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let bytes: Vec<u8> = chips.iter().flat_map(|v| v.to_le_bytes()).collect();
     let shape = match emb.chip_spec().layout {
-        gstfacewatch::core::frame::Layout::Nchw => [n, 3, size, size],
-        gstfacewatch::core::frame::Layout::Nhwc => [n, size, size, 3],
+        gstfaceveil::engine::frame::Layout::Nchw => [n, 3, size, size],
+        gstfaceveil::engine::frame::Layout::Nhwc => [n, size, size, 3],
     };
     write_npy(&out.join("chips.npy"), "<f4", &shape, &bytes)?;
     eprintln!(

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 //! Does a detector schedule miss faces? (bench/recall.sh, issue "detect less, but never miss").
-//! Runs a clip from bench/make_clip.py twice through `decodebin ! facewatchbin cooldown=0`: once
+//! Runs a clip from bench/make_clip.py twice through `decodebin ! veilbin cooldown=0`: once
 //! with the FP32 detector (or `--reference-model`) on every frame and its own threshold only (the
 //! reference: `track-threshold` equal to `threshold`), once with the properties under test.
 //! Prints one JSON line (`RECALL_MISSES=1`: each missed reference box on stderr too):
@@ -13,7 +13,7 @@
 //! - `detector_runs` of each run;
 //! - `match_latency_s`: for each visit of the enrolled person (truth tracks whose sprite is
 //!   `--person`*), seconds from the first frame on which the face is wholly in view and boxed by
-//!   the reference to the first `facewatch-match` whose box is on that face (`null`: never), for
+//!   the reference to the first `faceveil-match` whose box is on that face (`null`: never), for
 //!   the run under test and the reference;
 //! - `faces`: [truth track, boxed, reference boxes] per face.
 //!
@@ -33,7 +33,7 @@ struct Args {
     truth: std::path::PathBuf,
     #[arg(long)]
     watchlist: std::path::PathBuf,
-    /// facewatchbin properties of the run under test, as gst-launch spells them
+    /// veilbin properties of the run under test, as gst-launch spells them
     #[arg(long, default_value = "")]
     props: String,
     /// Sprite file name prefix of the enrolled person
@@ -66,14 +66,14 @@ struct Run {
     boxes: Vec<Vec<Box4>>,
     /// Per box: the detector's model found it on that frame (not carried by the tracker).
     detected: Vec<Vec<bool>>,
-    /// (frame, box) of each facewatch-match.
+    /// (frame, box) of each faceveil-match.
     matches: Vec<(usize, Box4)>,
     detector_runs: u64,
 }
 
 fn run(clip: &std::path::Path, list: &std::path::Path, props: &str) -> Result<Run, String> {
     let desc = format!(
-        "filesrc location=\"{}\" ! decodebin ! facewatchbin name=fw watchlist=\"{}\" cooldown=0 {props} \
+        "filesrc location=\"{}\" ! decodebin ! veilbin name=fw watchlist=\"{}\" cooldown=0 {props} \
          ! appsink name=sink sync=false",
         clip.display(),
         list.display()
@@ -94,7 +94,7 @@ fn run(clip: &std::path::Path, list: &std::path::Path, props: &str) -> Result<Ru
             .new_sample(move |s| {
                 let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
                 let buf = sample.buffer().ok_or(gst::FlowError::Error)?;
-                let faces = gstfacewatch::meta::faces(buf)
+                let faces = gstfaceveil::meta::faces(buf)
                     .iter()
                     .map(|f| {
                         let (x, y, w, h) = f.rect;
@@ -118,7 +118,7 @@ fn run(clip: &std::path::Path, list: &std::path::Path, props: &str) -> Result<Ru
             gst::MessageView::Eos(_) => break,
             gst::MessageView::Error(e) => return Err(format!("{} {:?}", e.error(), e.debug())),
             gst::MessageView::Element(m) => {
-                let Some(s) = m.structure().filter(|s| s.name() == "facewatch-match") else {
+                let Some(s) = m.structure().filter(|s| s.name() == "faceveil-match") else {
                     continue;
                 };
                 let g = |f: &str| s.get::<u32>(f).unwrap_or(0) as f32;
@@ -132,12 +132,12 @@ fn run(clip: &std::path::Path, list: &std::path::Path, props: &str) -> Result<Ru
     let bin = pipeline
         .by_name("fw")
         .and_then(|b| b.downcast::<gst::Bin>().ok())
-        .ok_or("no facewatchbin")?;
+        .ok_or("no veilbin")?;
     let detector_runs = bin
         .iterate_recurse()
         .into_iter()
         .flatten()
-        .find(|e| e.factory().is_some_and(|f| f.name() == "facedetector"))
+        .find(|e| e.factory().is_some_and(|f| f.name() == "veildetect"))
         .map_or(0, |e| {
             e.property::<gst::Structure>("stats")
                 .get::<u64>("inferences")
@@ -201,15 +201,15 @@ fn truth(path: &std::path::Path) -> Result<Vec<Vec<TruthFace>>, String> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    gstfacewatch::core::runtime::disable_telemetry();
+    gstfaceveil::engine::runtime::disable_telemetry();
     let a = Args::parse();
     gst::init()?;
     let truth = truth(&a.truth)?;
     // The reference: on every frame, the FP32 detector (whatever the default) or the one asked for.
     let model = match &a.reference_model {
         Some(m) => m.clone(),
-        None => gstfacewatch::core::manifest::ModelSpec::find(
-            gstfacewatch::core::manifest::Task::Detector.fp32_file(),
+        None => gstfaceveil::engine::manifest::ModelSpec::find(
+            gstfaceveil::engine::manifest::Task::Detector.fp32_file(),
         )?,
     };
     let reference = run(

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 //! Where the time of a frame goes (bench/pipeline.sh): runs a clip through
-//! `decodebin ! facewatchbin <props> ! fakesink` to its end and prints one JSON line with the
+//! `decodebin ! veilbin <props> ! fakesink` to its end and prints one JSON line with the
 //! per-frame milliseconds of each stage, read from the elements' own `stats`, beside the wall and
 //! CPU time of the run (timed from PLAYING after the pipeline prerolled, i.e. with the models
 //! loaded, as the Python peer times itself) and the peak resident memory. A run with only the
@@ -22,7 +22,7 @@ struct Args {
     clip: std::path::PathBuf,
     #[arg(long)]
     watchlist: std::path::PathBuf,
-    /// More facewatchbin properties, as gst-launch spells them
+    /// More veilbin properties, as gst-launch spells them
     #[arg(long, default_value = "")]
     props: String,
     /// Also time the decoder alone
@@ -65,7 +65,7 @@ fn stats(bin: &gst::Bin, factory: &str) -> gst::Structure {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    gstfacewatch::core::runtime::disable_telemetry();
+    gstfaceveil::engine::runtime::disable_telemetry();
     let a = Args::parse();
     gst::init()?;
     let src = format!("filesrc location=\"{}\" ! decodebin", a.clip.display());
@@ -76,18 +76,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (dec_wall, dec_cpu) = (w, c);
     }
     let (wall, cpu, p) = run(&format!(
-        "{src} ! facewatchbin name=fw watchlist=\"{}\" {} ! fakesink sync=false",
+        "{src} ! veilbin name=fw watchlist=\"{}\" {} ! fakesink sync=false",
         a.watchlist.display(),
         a.props
     ))?;
     let bin = p
         .by_name("fw")
         .and_then(|b| b.downcast::<gst::Bin>().ok())
-        .ok_or("no facewatchbin")?;
+        .ok_or("no veilbin")?;
     let (det, emb, watch) = (
-        stats(&bin, "facedetector"),
-        stats(&bin, "faceembedder"),
-        stats(&bin, "facewatch"),
+        stats(&bin, "veildetect"),
+        stats(&bin, "veilembed"),
+        stats(&bin, "veilmatch"),
     );
     p.set_state(gst::State::Null)?;
     let frames = det.get::<u64>("frames").unwrap_or(0).max(1) as f64;

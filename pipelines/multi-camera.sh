@@ -9,7 +9,7 @@ list=${1:-}; need_list "$list"; shift
 [ $# -ge 1 ] || { echo "usage: multi-camera.sh WATCHLIST RTSP_URL [RTSP_URL...]" >&2; exit 2; }
 branches=() i=0
 for url in "$@"; do
-  branches+=(rtspsrc location="$url" latency=200 ! decodebin ! facewatchbin watchlist="$list" \
+  branches+=(rtspsrc location="$url" latency=200 ! decodebin ! veilbin watchlist="$list" \
              camera-id="cam$i" threads=1 ! fakesink sync=false)
   i=$((i + 1))
 done

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # Records a source to MP4 with every face redacted (pixelated) except those of people on the watch
-# list: facewatchbin redact=unmatched. A face is redacted until facewatch has identified it (fail
+# list: veilbin redact=unmatched. A face is redacted until veilmatch has identified it (fail
 # closed), frames between detector runs are redacted at the tracker's boxes, and a face the detector
-# loses stays covered for a few frames (faceredact's hold). Stops at the end of a file source, or on
+# loses stays covered for a few frames (veilredact's hold). Stops at the end of a file source, or on
 # Ctrl-C for a live one (-e: the MP4 is finalised). Matches are printed as bus messages.
 #   pipelines/record-redacted.sh SOURCE WATCHLIST OUT.mp4 [MODE]
 # SOURCE: an RTSP URL or a video file. MODE: unmatched (default), all or matched.
@@ -21,5 +21,5 @@ esac
 # detector skips frames it is late for (the tracker's boxes are redacted meanwhile) instead of
 # holding the video back.
 exec gst-launch-1.0 -m -e "${input[@]}" ! decodebin \
-  ! facewatchbin watchlist="$list" camera-id=record redact="$mode" \
+  ! veilbin watchlist="$list" camera-id=record redact="$mode" \
   ! videoconvert ! x264enc tune=zerolatency ! mp4mux ! filesink location="$out"

@@ -17,5 +17,5 @@ case $src in
   *) input=(filesrc location="$src") ;;
 esac
 exec gst-launch-1.0 -m -e "${input[@]}" ! decodebin ! tee name=t \
-  t. ! "${analysis[@]}" ! facewatchbin watchlist="$list" camera-id=record ! fakesink sync=false \
+  t. ! "${analysis[@]}" ! veilbin watchlist="$list" camera-id=record ! fakesink sync=false \
   t. ! queue ! videoconvert ! x264enc tune=zerolatency ! mp4mux ! filesink location="$out"

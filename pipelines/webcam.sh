@@ -6,4 +6,4 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 list=${1:-}; need_list "$list"
 exec gst-launch-1.0 -m -e v4l2src device="${2:-/dev/video0}" ! decodebin \
-  ! facewatchbin watchlist="$list" camera-id=webcam ! fakesink sync=false
+  ! veilbin watchlist="$list" camera-id=webcam ! fakesink sync=false

@@ -266,7 +266,7 @@ def build(weights: dict) -> onnx.ModelProto:
     model = helper.make_model(
         graph,
         opset_imports=[helper.make_opsetid("", OPSET)],
-        producer_name="facewatch scripts/convert_dlib_resnet.py",
+        producer_name="faceveil scripts/convert_dlib_resnet.py",
         doc_string=(
             "dlib_face_recognition_resnet_model_v1 (weights CC0, Davis King) from the tfjs port in "
             "@vladmandic/face-api 1.7.15. Input RGB 0..255 NCHW 150x150, normalisation inside; "

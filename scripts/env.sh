@@ -8,5 +8,5 @@ case ":${GST_PLUGIN_PATH:-}:" in
   *) export GST_PLUGIN_PATH="$_fw_root/target/release${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}" ;;
 esac
 export ORT_DYLIB_PATH="$_fw_root/third_party/onnxruntime/libonnxruntime.so.1.32.0"
-export FACEWATCH_MODEL_DIR="$_fw_root/models"
+export FACEVEIL_MODEL_DIR="$_fw_root/models"
 unset _fw_root

@@ -6,6 +6,6 @@
 set -eu
 cargo=$1 src=$2 out=$3
 "$cargo" build --locked --release --lib --bins --manifest-path "$src/Cargo.toml"
-for f in libgstfacewatch.so facewatch facewatch-nvr facewatch-mqtt; do
+for f in libgstfaceveil.so faceveil faceveil-nvr faceveil-mqtt; do
   cp "$CARGO_TARGET_DIR/release/$f" "$out/$f"
 done

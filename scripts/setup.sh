@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# Offline set-up for facewatch on a fresh Debian 12 machine (run as root, or with the Debian
+# Offline set-up for faceveil on a fresh Debian 12 machine (run as root, or with the Debian
 # packages already installed). Idempotent: every step checks what is present first.
 #
 # What it does, in order:
@@ -15,14 +15,14 @@
 #   8. makes static INT8 (QDQ) versions of both models (models/*-int8.onnx and their manifests),
 #      calibrated on the background photos sample1..3 (scripts/quantize.py).
 #
-# Every download is pinned by version and sha256 and cached under $FACEWATCH_CACHE
-# (default ~/.cache/facewatch), keyed by sha256, so a fresh clone does not fetch it again.
+# Every download is pinned by version and sha256 and cached under $FACEVEIL_CACHE
+# (default ~/.cache/faceveil), keyed by sha256, so a fresh clone does not fetch it again.
 # Downloaded and generated files are git-ignored.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-CACHE=${FACEWATCH_CACHE:-$HOME/.cache/facewatch}
-VENV=${FACEWATCH_VENV:-$CACHE/venv-tools}
+CACHE=${FACEVEIL_CACHE:-$HOME/.cache/faceveil}
+VENV=${FACEVEIL_VENV:-$CACHE/venv-tools}
 mkdir -p "$CACHE/dl"
 # One set-up at a time per cache (two at once would race on the same temporary files).
 exec 9>"$CACHE/setup.lock"
@@ -65,7 +65,7 @@ DEB_PACKAGES=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav libgstrtspserver-1.0-dev gstreamer1.0-rtsp
   meson ninja-build mosquitto systemd
-  fonts-dejavu-core   # the label font of facewatchoverlay
+  fonts-dejavu-core   # the label font of veiloverlay
 )
 
 sha_of() { sha256sum "$1" | cut -d' ' -f1; }
@@ -255,7 +255,7 @@ if [ -f "$MEAN_OUT" ] && [ -f "$MEAN_STAMP" ] && [ "$(cat "$MEAN_STAMP")" = "$(m
 else
   say "computing the mean descriptor of the background set (builds the plugin once)"
   command -v cargo >/dev/null || die "cargo is needed to compute the mean descriptor (install the Rust toolchain)"
-  (cd "$ROOT" && ORT_DYLIB_PATH="$ORT_SO" FACEWATCH_MODEL_DIR="$MODELS" \
+  (cd "$ROOT" && ORT_DYLIB_PATH="$ORT_SO" FACEVEIL_MODEL_DIR="$MODELS" \
      cargo run --quiet --locked --release --example mean_descriptor -- "$MEAN_OUT" "$BG"/sample{1,2,3}.jpg) \
     || die "examples/mean_descriptor failed"
   mean_stamp > "$MEAN_STAMP"
@@ -323,7 +323,7 @@ else
     say "making the INT8 models (calibration on the background set sample1..3)"
     command -v cargo >/dev/null || die "cargo is needed to make the INT8 models' calibration data (install the Rust toolchain)"
     tmp=$(mktemp -d)
-    (cd "$ROOT" && ORT_DYLIB_PATH="$ORT_SO" FACEWATCH_MODEL_DIR="$MODELS" \
+    (cd "$ROOT" && ORT_DYLIB_PATH="$ORT_SO" FACEVEIL_MODEL_DIR="$MODELS" \
        cargo run --quiet --locked --release --example quant_calib -- "$tmp/calib" "$BG"/sample{1,2,3}.jpg) \
       || { rm -rf "$tmp"; die "examples/quant_calib failed (calibration data for the INT8 models)"; }
     py=$(tools_venv)

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # The installed tree, as a packager or an NVR operator gets it: `meson install` into a temporary
-# prefix, then, in a clean environment (no ORT_DYLIB_PATH, no FACEWATCH_MODEL_DIR, GST_PLUGIN_PATH
+# prefix, then, in a clean environment (no ORT_DYLIB_PATH, no FACEVEIL_MODEL_DIR, GST_PLUGIN_PATH
 # only the prefix's plugin dir, a fresh HOME):
-#   - the installed `facewatch` makes a list and enrols a photo;
+#   - the installed `faceveil` makes a list and enrols a photo;
 #   - gst-inspect-1.0 sees every element;
-#   - the installed `facewatch-nvr` checks a configuration, refuses a bad one (exit 3, key and line
+#   - the installed `faceveil-nvr` checks a configuration, refuses a bad one (exit 3, key and line
 #     named) and, with one RTSP test camera, prints a match and stops cleanly on SIGTERM;
 #   - completions, docs, the example configuration and the systemd unit are in place, and
 #     `systemd-analyze verify` accepts the unit.
@@ -27,25 +27,25 @@ trap cleanup EXIT
 fail() { echo "test-install: FAILED: $*" >&2; exit 1; }
 
 prefix=$tmp/prefix
-build=${FACEWATCH_MESON_BUILD:-$ROOT/build-install}
+build=${FACEVEIL_MESON_BUILD:-$ROOT/build-install}
 echo "== meson setup/compile/install into $prefix"
 rm -rf "$build"
 meson setup "$build" --prefix="$prefix" >/dev/null
 meson compile -C "$build" >/dev/null
 meson install -C "$build" >/dev/null
 
-plugin=$(find "$prefix" -name libgstfacewatch.so -print -quit)
-[ -n "$plugin" ] || fail "no libgstfacewatch.so under the prefix"
-for f in bin/facewatch bin/facewatch-nvr bin/facewatch-mqtt \
-         share/bash-completion/completions/facewatch share/zsh/vendor-completions/_facewatch \
-         share/fish/vendor_completions.d/facewatch.fish \
-         share/doc/facewatch/README.md share/doc/facewatch/WATCHLIST.md share/doc/facewatch/NVR.md \
-         etc/facewatch/nvr.toml.example lib/systemd/system/facewatch-nvr.service; do
+plugin=$(find "$prefix" -name libgstfaceveil.so -print -quit)
+[ -n "$plugin" ] || fail "no libgstfaceveil.so under the prefix"
+for f in bin/faceveil bin/faceveil-nvr bin/faceveil-mqtt \
+         share/bash-completion/completions/faceveil share/zsh/vendor-completions/_faceveil \
+         share/fish/vendor_completions.d/faceveil.fish \
+         share/doc/faceveil/README.md share/doc/faceveil/WATCHLIST.md share/doc/faceveil/NVR.md \
+         etc/faceveil/nvr.toml.example lib/systemd/system/faceveil-nvr.service; do
   [ -e "$prefix/$f" ] || fail "$f is not installed"
 done
-[ -x "$prefix/bin/facewatch-nvr" ] || fail "facewatch-nvr is not executable"
-grep -q "ExecStart=$prefix/bin/facewatch-nvr --config $prefix/etc/facewatch/nvr.toml" \
-  "$prefix/lib/systemd/system/facewatch-nvr.service" || fail "the unit does not run the installed runner"
+[ -x "$prefix/bin/faceveil-nvr" ] || fail "faceveil-nvr is not executable"
+grep -q "ExecStart=$prefix/bin/faceveil-nvr --config $prefix/etc/faceveil/nvr.toml" \
+  "$prefix/lib/systemd/system/faceveil-nvr.service" || fail "the unit does not run the installed runner"
 
 # A clean environment: nothing from this shell, cargo or scripts/env.sh.
 home=$tmp/home
@@ -60,19 +60,19 @@ clean_exec() {
     GST_PLUGIN_PATH="$(dirname "$plugin")" GST_REGISTRY="$tmp/registry.bin" "$@"
 }
 
-echo "== the installed facewatch makes a list and enrols a photo"
-list=$tmp/lists/w.fwl
+echo "== the installed faceveil makes a list and enrols a photo"
+list=$tmp/lists/w.fvl
 mkdir -p "$tmp/lists"
-clean "$prefix/bin/facewatch" --list "$list" init >/dev/null
-clean "$prefix/bin/facewatch" --list "$list" enroll --label obama tests/photos/obama.jpg
-clean "$prefix/bin/facewatch" --list "$list" verify
+clean "$prefix/bin/faceveil" --list "$list" init >/dev/null
+clean "$prefix/bin/faceveil" --list "$list" enroll --label obama tests/photos/obama.jpg
+clean "$prefix/bin/faceveil" --list "$list" verify
 
 echo "== gst-inspect-1.0 sees every element"
-for e in facedetector faceembedder facewatch faceredact facewatchoverlay facewatchbin; do
+for e in veildetect veilembed veilmatch veilredact veiloverlay veilbin; do
   clean gst-inspect-1.0 "$e" >/dev/null || fail "gst-inspect-1.0 $e"
 done
 
-echo "== facewatch-nvr: a bad configuration is refused, naming the key and the line"
+echo "== faceveil-nvr: a bad configuration is refused, naming the key and the line"
 cat > "$tmp/bad.toml" <<EOF
 [defaults]
 watchlist = "$list"
@@ -82,13 +82,13 @@ url = "rtsp://127.0.0.1:1/cam"
 treshold = 0.7
 EOF
 set +e
-out=$(clean "$prefix/bin/facewatch-nvr" --config "$tmp/bad.toml" 2>&1)
+out=$(clean "$prefix/bin/faceveil-nvr" --config "$tmp/bad.toml" 2>&1)
 code=$?
 set -e
 [ "$code" = 3 ] || fail "bad configuration: exit $code, expected 3: $out"
 grep -q "line 6" <<<"$out" && grep -q "treshold" <<<"$out" || fail "the error names no key and line: $out"
 
-echo "== facewatch-nvr with one RTSP test camera prints a match"
+echo "== faceveil-nvr with one RTSP test camera prints a match"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 target/release/examples/rtsp_server --port "$port" tests/photos/obama2.jpg >/dev/null 2>&1 &
 camera_pid=$!
@@ -100,17 +100,17 @@ cat > "$tmp/nvr.toml" <<EOF
 [output]
 events = "events.jsonl"
 [defaults]
-watchlist = "lists/w.fwl"
+watchlist = "lists/w.fvl"
 [[camera]]
 name = "door"
 url = "rtsp://127.0.0.1:$port/cam"
 EOF
-clean "$prefix/bin/facewatch-nvr" --config "$tmp/nvr.toml" --check
-(clean_exec "$prefix/bin/facewatch-nvr" --config "$tmp/nvr.toml" 2>"$tmp/nvr.log") &
+clean "$prefix/bin/faceveil-nvr" --config "$tmp/nvr.toml" --check
+(clean_exec "$prefix/bin/faceveil-nvr" --config "$tmp/nvr.toml" 2>"$tmp/nvr.log") &
 nvr_pid=$!
 for _ in $(seq 450); do
-  grep -q '"facewatch-match"' "$tmp/events.jsonl" 2>/dev/null && break
-  kill -0 "$nvr_pid" 2>/dev/null || { cat "$tmp/nvr.log"; fail "facewatch-nvr exited"; }
+  grep -q '"faceveil-match"' "$tmp/events.jsonl" 2>/dev/null && break
+  kill -0 "$nvr_pid" 2>/dev/null || { cat "$tmp/nvr.log"; fail "faceveil-nvr exited"; }
   sleep 0.2
 done
 grep -q '"label":"obama"' "$tmp/events.jsonl" 2>/dev/null || { cat "$tmp/nvr.log"; fail "no match within 90 s"; }
@@ -121,15 +121,15 @@ for _ in $(seq 50); do grep -q "configuration reloaded" "$tmp/nvr.log" && break;
 grep -q "configuration reloaded: 1 cameras (0 started, 0 stopped, 1 unchanged)" "$tmp/nvr.log" \
   || { cat "$tmp/nvr.log"; fail "SIGHUP did not reload the configuration"; }
 kill -TERM "$nvr_pid"
-wait "$nvr_pid" || fail "facewatch-nvr did not exit 0 on SIGTERM"
+wait "$nvr_pid" || fail "faceveil-nvr did not exit 0 on SIGTERM"
 nvr_pid=
 [ ! -e "$home/.cache/Microsoft" ] || fail "ONNX Runtime telemetry files in HOME"
 
 if command -v systemd-analyze >/dev/null; then
   echo "== systemd-analyze verify"
-  # The unit names the user 'facewatch', which this machine need not have: only unit errors count.
-  out=$(systemd-analyze verify "$prefix/lib/systemd/system/facewatch-nvr.service" 2>&1 || true)
-  if grep -v -e "facewatch-nvr.service: Failed to resolve user" -e "^$" <<<"$out" | grep -q .; then
+  # The unit names the user 'faceveil', which this machine need not have: only unit errors count.
+  out=$(systemd-analyze verify "$prefix/lib/systemd/system/faceveil-nvr.service" 2>&1 || true)
+  if grep -v -e "faceveil-nvr.service: Failed to resolve user" -e "^$" <<<"$out" | grep -q .; then
     echo "$out"
     fail "systemd-analyze verify"
   fi

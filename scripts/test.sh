@@ -23,19 +23,21 @@ cargo test --locked
 echo "== release plugin through gst-launch-1.0"
 # shellcheck source=scripts/env.sh
 . scripts/env.sh
-for e in facedetector faceembedder facewatch faceredact facewatchoverlay facewatchbin; do gst-inspect-1.0 "$e" >/dev/null; done
+echo "== element names collide with no GStreamer element (scripts/check-element-names.sh)"
+bash scripts/check-element-names.sh target/release
+for e in veildetect veilembed veilmatch veilredact veiloverlay veilbin; do gst-inspect-1.0 "$e" >/dev/null; done
 out=$(gst-launch-1.0 -m filesrc location=tests/photos/obama.jpg ! decodebin ! videoconvert \
-      ! facedetector post-messages=true ! fakesink 2>&1)
-n=$(grep -c 'facedetector, timestamp' <<<"$out" || true)
-[ "$n" = 1 ] || { echo "$out"; echo "expected one facedetector message, got $n"; exit 1; }
+      ! veildetect post-messages=true ! fakesink 2>&1)
+n=$(grep -c 'veildetect, timestamp' <<<"$out" || true)
+[ "$n" = 1 ] || { echo "$out"; echo "expected one veildetect message, got $n"; exit 1; }
 grep -q 'landmarks' <<<"$out" || { echo "$out"; echo "the message holds no face"; exit 1; }
 tmp=$(mktemp -d)
-target/release/facewatch --list "$tmp/w.fwl" init >/dev/null
-target/release/facewatch --list "$tmp/w.fwl" enroll --label obama tests/photos/obama.jpg >/dev/null
+target/release/faceveil --list "$tmp/w.fvl" init >/dev/null
+target/release/faceveil --list "$tmp/w.fvl" enroll --label obama tests/photos/obama.jpg >/dev/null
 out=$(gst-launch-1.0 -m filesrc location=tests/photos/obama2.jpg ! decodebin ! imagefreeze num-buffers=5 \
-      ! facewatchbin watchlist="$tmp/w.fwl" ! fakesink 2>&1)
+      ! veilbin watchlist="$tmp/w.fvl" ! fakesink 2>&1)
 rm -rf "$tmp"
-grep -q 'facewatch-match, label=(string)obama' <<<"$out" || { echo "$out"; echo "no facewatch-match"; exit 1; }
+grep -q 'faceveil-match, label=(string)obama' <<<"$out" || { echo "$out"; echo "no faceveil-match"; exit 1; }
 echo "== bench/pipeline.sh --smoke (one second of one clip: the benchmark keeps working)"
 bash bench/pipeline.sh --smoke > /dev/null
 echo "== the installed tree (meson install into a temporary prefix)"

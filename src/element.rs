@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-//! The skeleton of every facewatch filter element (`facedetector`, `faceembedder`, `facewatch`, and
+//! The skeleton of every faceveil filter element (`veildetect`, `veilembed`, `veilmatch`, and
 //! the ones to come): settings behind a mutex, the state that exists between `start()` and `stop()`,
 //! the `stats` mirror readable while streaming and after stop, model resolving with errors that name
 //! the file and the fix, input negotiation, FlushStop, and post-an-error-then-fail in the streaming
@@ -13,8 +13,8 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
-use crate::core::manifest::{ModelSpec, Task};
-use crate::core::runtime::RuntimeError;
+use crate::engine::manifest::{ModelSpec, Task};
+use crate::engine::runtime::RuntimeError;
 use crate::errors::{model_error, runtime_error};
 use crate::props::Properties;
 use crate::video;
@@ -211,7 +211,7 @@ impl<S: Clone, R: Running> Base<S, R> {
 }
 
 /// What an element built on [`Base`] provides; [`in_place_filter!`] turns it into the
-/// `BaseTransformImpl` (and, for pixel readers, `VideoFilterImpl`) every facewatch element shares:
+/// `BaseTransformImpl` (and, for pixel readers, `VideoFilterImpl`) every faceveil element shares:
 /// in place, never passthrough, state made at start and dropped at stop, FlushStop handed on.
 /// The element's struct holds its [`Base`] in a field named `base`.
 pub trait Filter: ElementImpl {

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 //! Model and runtime failures as GStreamer errors that name the file and the fix.
 
-use crate::core::manifest::ManifestError;
-use crate::core::runtime::RuntimeError;
+use crate::engine::manifest::ManifestError;
+use crate::engine::runtime::RuntimeError;
 
 /// Turns a model-loading failure into the element error that names the file and the fix.
 pub fn model_error(e: &ManifestError) -> gst::ErrorMessage {

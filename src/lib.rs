@@ -1,46 +1,45 @@
 // SPDX-License-Identifier: MIT
-//! facewatch: GStreamer elements that find faces, embed them and match them against a watch list.
+//! faceveil: GStreamer elements that find faces, embed them and match them against a watch list.
 //!
-//! One name, four things (the names are interface and stay): the *plugin* `facewatch`
-//! (`libgstfacewatch.so`, this crate) holds the elements `facedetector`, `faceembedder`,
-//! `facewatch` (the *matcher element*), `faceredact`, `facewatchoverlay` and `facewatchbin`; the *CLI* `facewatch` (`src/bin`) makes
-//! and edits watch lists. `gst-inspect-1.0 facewatch` shows the matcher element;
-//! `gst-inspect-1.0 libgstfacewatch.so` shows the plugin.
+//! The names are interface: the *plugin* `faceveil` (`libgstfaceveil.so`, this crate) holds the
+//! elements `veildetect`, `veilembed`, `veilmatch` (the matcher), `veilredact`, `veiloverlay` and
+//! `veilbin`, all with the one prefix `veil`; the programs are `faceveil` (watch lists, audit,
+//! identify), `faceveil-nvr` (cameras) and `faceveil-mqtt` (`src/bin`).
 //!
-//! Layout: `core/` is GStreamer-free (models, frames, tracking, embedding decisions, matching, the
+//! Layout: `engine/` is GStreamer-free (models, frames, tracking, per-frame decisions, matching, the
 //! watch list); `element.rs` is the skeleton every element is built on; each element directory is
-//! thin glue over `core`.
+//! glue between GStreamer and `engine`.
 
 use gst::glib;
 
-pub mod core;
+pub mod engine;
 mod element;
 mod errors;
-mod facedetector;
-mod faceembedder;
-mod faceredact;
-mod facewatch;
-mod facewatchbin;
-mod facewatchoverlay;
+mod veildetect;
+mod veilembed;
+mod veilredact;
+mod veilmatch;
+mod veilbin;
+mod veiloverlay;
 pub mod meta;
 pub mod pipeline;
 mod props;
 mod video;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
-    core::runtime::disable_telemetry();
+    engine::runtime::disable_telemetry();
     meta::register();
-    facedetector::register(plugin)?;
-    faceembedder::register(plugin)?;
-    faceredact::register(plugin)?;
-    facewatchoverlay::register(plugin)?;
-    facewatch::register(plugin)?;
-    facewatchbin::register(plugin)?;
+    veildetect::register(plugin)?;
+    veilembed::register(plugin)?;
+    veilredact::register(plugin)?;
+    veiloverlay::register(plugin)?;
+    veilmatch::register(plugin)?;
+    veilbin::register(plugin)?;
     Ok(())
 }
 
 gst::plugin_define!(
-    facewatch,
+    faceveil,
     env!("CARGO_PKG_DESCRIPTION"),
     plugin_init,
     concat!(env!("CARGO_PKG_VERSION"), "-", env!("COMMIT_ID")),

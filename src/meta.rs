@@ -1,27 +1,27 @@
 // SPDX-License-Identifier: MIT
-//! The metadata schema every facewatch element reads and writes (documented in docs/METADATA.md).
+//! The metadata schema every faceveil element reads and writes (documented in docs/METADATA.md).
 //! This module is the only place that knows the structure and field names.
 //!
 //! Each face is one `GstVideoRegionOfInterestMeta` with `roi_type` "face", its rectangle in frame
 //! pixels (clamped to the frame) and its `id` equal to the face index. Its params hold one structure
 //! per producing element:
-//! - `facewatch-face` (facedetector): `index` (guint), `score` (gdouble), `landmarks` (array of
+//! - `faceveil-face` (veildetect): `index` (guint), `score` (gdouble), `landmarks` (array of
 //!   gdouble: x0, y0, x1, y1, …, in frame pixels, unclamped).
 //!   `track-id` (guint64, ≥ 1): stable across frames while the face stays in view.
-//! - `facewatch-descriptor` (faceembedder): `quality` (gdouble, this frame), `model-id` (string),
+//! - `faceveil-descriptor` (veilembed): `quality` (gdouble, this frame), `model-id` (string),
 //!   `grayscale` (gboolean: the face has no colour on this frame, so its descriptor is matched at
 //!   the grayscale threshold), and when the face has a descriptor: `descriptor` (GBytes, little-endian f32), `dimension`
 //!   (guint), `fresh` (gboolean: computed on this frame, not reused from its track).
-//! - `facewatch-identity` (facewatch): `label` (string), `identity-id` (string), `score` (gdouble),
+//! - `faceveil-identity` (faceveil): `label` (string), `identity-id` (string), `score` (gdouble),
 //!   on faces whose track is matched to a watch-list identity.
 
 use gst::meta::CustomMeta;
 use gst_video::VideoRegionOfInterestMeta;
 
-use crate::core::detect::{Detection, Rect};
+use crate::engine::decode::{Detection, Rect};
 
-/// Name of the frame-level custom meta `facedetector` adds to every frame it passes.
-pub const FRAME_META: &str = "FacewatchFrameMeta";
+/// Name of the frame-level custom meta `veildetect` adds to every frame it passes.
+pub const FRAME_META: &str = "FaceveilFrameMeta";
 
 /// Registers the frame meta (idempotent; done at plugin load).
 pub fn register() {
@@ -30,7 +30,7 @@ pub fn register() {
     }
 }
 
-/// Frame-level facts from `facedetector`: the frame went through it, whether the model ran on it,
+/// Frame-level facts from `veildetect`: the frame went through it, whether the model ran on it,
 /// and how many faces it carries. Lets later elements tell "no face" from "no detector".
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameInfo {
@@ -67,11 +67,11 @@ pub fn frame_info(buf: &gst::BufferRef) -> Option<FrameInfo> {
 /// `roi_type` of face ROIs.
 pub const ROI_TYPE: &str = "face";
 /// Name of the detector's param structure.
-pub const FACE_PARAMS: &str = "facewatch-face";
+pub const FACE_PARAMS: &str = "faceveil-face";
 /// Name of the embedder's param structure.
-pub const DESCRIPTOR_PARAMS: &str = "facewatch-descriptor";
+pub const DESCRIPTOR_PARAMS: &str = "faceveil-descriptor";
 /// Name of the matcher's param structure.
-pub const IDENTITY_PARAMS: &str = "facewatch-identity";
+pub const IDENTITY_PARAMS: &str = "faceveil-identity";
 
 /// The watch-list identity a face's track is matched to.
 #[derive(Clone, Debug, PartialEq)]
@@ -166,9 +166,9 @@ pub struct Face {
     pub landmarks: Vec<[f32; 2]>,
     /// The model found the face on this frame (false: the tracker carried it from an earlier one).
     pub detected: bool,
-    /// Added by faceembedder.
+    /// Added by veilembed.
     pub embedding: Option<Embedding>,
-    /// Added by facewatch.
+    /// Added by faceveil.
     pub identity: Option<IdentityTag>,
 }
 
@@ -214,7 +214,7 @@ impl Face {
             .build()
     }
 
-    /// The `face` structure of the `facedetector` bus message (shape of OpenCV's `facedetect`).
+    /// The `face` structure of the `veildetect` bus message (shape of OpenCV's `facedetect`).
     pub fn message_structure(&self) -> gst::Structure {
         let (x, y, w, h) = self.rect;
         gst::Structure::builder("face")
@@ -229,7 +229,7 @@ impl Face {
             .build()
     }
 
-    /// Reads a face ROI; `None` for ROIs that are not facewatch faces.
+    /// Reads a face ROI; `None` for ROIs that are not faceveil faces.
     pub fn from_roi(roi: &VideoRegionOfInterestMeta) -> Option<Face> {
         if roi.roi_type() != ROI_TYPE {
             return None;
@@ -300,7 +300,7 @@ pub fn set_identity(buf: &mut gst::BufferRef, index: u32, id: &IdentityTag) -> b
     add_params(buf, index, id.params())
 }
 
-/// The facewatch faces on a buffer, in index order.
+/// The faceveil faces on a buffer, in index order.
 pub fn faces(buf: &gst::BufferRef) -> Vec<Face> {
     let mut v: Vec<Face> = buf
         .iter_meta::<VideoRegionOfInterestMeta>()

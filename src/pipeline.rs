@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: MIT
-//! Running a media file through facewatch elements from an application or tool: the one place that
+//! Running a media file through faceveil elements from an application or tool: the one place that
 //! builds `uridecodebin ! videoconvert ! <chain> ! appsink` and drains it, ending on EOS or on the
 //! first error (never blocking on a pipeline that failed).
 
 use gst::prelude::*;
 
 /// Decodes `path` (any format `uridecodebin` reads), runs it through `chain` (a gst-launch fragment
-/// such as `"facedetector ! faceembedder"`) and calls `on_buffer` for every frame that comes out.
+/// such as `"veildetect ! veilembed"`) and calls `on_buffer` for every frame that comes out.
 /// Returns the number of frames, or the first error of the pipeline, naming the file.
 pub fn run_file(
     path: &std::path::Path,
@@ -60,7 +60,7 @@ fn first_error(bus: &gst::Bus) -> Option<String> {
     }
 }
 
-/// Every descriptor the elements of `chain` (ending in `faceembedder`) attach, over all frames.
+/// Every descriptor the elements of `chain` (ending in `veilembed`) attach, over all frames.
 pub fn descriptors(path: &std::path::Path, chain: &str) -> Result<Vec<Vec<f32>>, String> {
     let mut out = Vec::new();
     run_file(path, chain, |sample| {

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use gst::glib;
 use gst::prelude::*;
 
-use crate::core::manifest::Task;
+use crate::engine::manifest::Task;
 
 /// The `model` property of an element that uses a `task` model: a path, read at start. `use_` says
-/// what the element takes from the model when that is not running it (`facewatch`).
+/// what the element takes from the model when that is not running it (`veilmatch`).
 pub fn model(task: Task, use_: &str) -> glib::ParamSpec {
     let what = match task {
         Task::Detector => "detector",
@@ -25,7 +25,7 @@ pub fn model(task: Task, use_: &str) -> glib::ParamSpec {
         .nick(nick)
         .blurb(&format!(
             "Path of the {what} model{use_} (.onnx, with its .toml manifest beside it). Unset: {} \
-             from $FACEWATCH_MODEL_DIR, then the installed data dir (<datadir>/facewatch/models). \
+             from $FACEVEIL_MODEL_DIR, then the installed data dir (<datadir>/faceveil/models). \
              Read at start",
             task.default_file()
         ))

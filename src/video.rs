@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: MIT
-//! GStreamer glue for pixel access: the raw formats every facewatch element takes, and the
+//! GStreamer glue for pixel access: the raw formats every faceveil element takes, and the
 //! `VideoFrameRef` → [`FrameView`] bridge into the GStreamer-free sampler.
 
 use gst_video::prelude::*;
 
-use crate::core::frame::{FrameError, FrameView, PixelFormat, YuvMatrix};
-use crate::core::redact::{PlaneKind, PlaneMut};
+use crate::engine::frame::{FrameError, FrameView, PixelFormat, YuvMatrix};
+use crate::engine::redact::{PlaneKind, PlaneMut};
 
 /// Raw formats the elements read directly (no conversion of the frame).
 pub const FORMATS: [gst_video::VideoFormat; 10] = [
@@ -156,7 +156,7 @@ pub fn format_names() -> String {
 }
 
 /// The writable planes of a mapped frame (`VideoFrameRef::planes_data_mut`) in `format`, for the
-/// elements that paint on the frame (`faceredact`, `facewatchoverlay`).
+/// elements that paint on the frame (`veilredact`, `veiloverlay`).
 pub fn planes_mut<'a>(
     format: PixelFormat,
     data: [&'a mut [u8]; 4],

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-//! What the calibration stands on, through the real models and the `facewatch` command:
+//! What the calibration stands on, through the real models and the `faceveil` command:
 //! `identify` says who a face is and what the element would decide, `enroll` refuses references
 //! that would hurt and warns about look-alikes on the list, and grayscale faces take their own path.
 
@@ -55,7 +55,7 @@ fn identify_names_the_enrolled_person_and_no_one_else() {
 fn enroll_refuses_a_small_reference_and_warns_about_look_alikes() {
     require_runtime();
     let d = scratch("enroll-refuse");
-    let list = d.join("w.fwl");
+    let list = d.join("w.fvl");
     cli_ok(&list, &["init"]);
     // 130 px wide: eyes ~17.5 px apart, between the hard gate (16) and a good reference (24) with
     // either detector model. At 120 px they are 16.1 (FP32) or 15.6 (INT8) px: on the hard gate's
@@ -122,7 +122,7 @@ fn enroll_refuses_a_small_reference_and_warns_about_look_alikes() {
 
 /// The eye distance `identify` measures in a photo (with a throw-away list).
 fn identify_eyes(d: &Path, file: &Path) -> f64 {
-    let list = d.join("probe.fwl");
+    let list = d.join("probe.fvl");
     if !list.exists() {
         cli_ok(&list, &["init"]);
     }
@@ -139,7 +139,7 @@ fn grayscale_faces_take_the_grayscale_path() {
         "video/x-raw,format=GRAY8 ! videoconvert ! video/x-raw,format=I420",
         "",
     );
-    let flag = |faces: &[gstfacewatch::meta::Face]| faces[0].embedding.as_ref().unwrap().grayscale;
+    let flag = |faces: &[gstfaceveil::meta::Face]| faces[0].embedding.as_ref().unwrap().grayscale;
     assert!(!flag(&colour), "a colour frame is not grayscale");
     assert!(flag(&gray), "a GRAY8 frame is grayscale");
     // RGB frames too: R = G = B is grayscale.

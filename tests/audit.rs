@@ -18,7 +18,7 @@ fn watching(list: &Path, audit: &Path, camera: &str, frames: u32) -> std::proces
         .args(
             format!(
                 "filesrc location={} ! decodebin ! videoconvert ! imagefreeze num-buffers={frames} \
-                 ! facewatchbin watchlist={} camera-id={camera} cooldown=0 reembed-interval=1 \
+                 ! veilbin watchlist={} camera-id={camera} cooldown=0 reembed-interval=1 \
                  audit-log={} ! fakesink",
                 photo("obama2.jpg").display(),
                 list.display(),
@@ -42,8 +42,8 @@ fn json_lines(text: &str) -> Vec<serde_json::Value> {
 fn the_cli_and_several_pipelines_write_one_valid_chain() {
     require_runtime();
     let d = scratch("audit-chain");
-    let list = d.join("w.fwl");
-    let audit = d.join("w.fwl.audit");
+    let list = d.join("w.fvl");
+    let audit = d.join("w.fvl.audit");
     cli_ok(&list, &["init", "--default-expiry", "30d"]);
     let enroll = |label: &str, p: &str, extra: &[&str]| {
         let mut args = vec!["enroll", "--label", label];
@@ -60,7 +60,7 @@ fn the_cli_and_several_pipelines_write_one_valid_chain() {
     let expiry =
         |label: &str| listed.iter().find(|v| v["label"] == label).unwrap()["expires_at"].clone();
     let obama_expires = expiry("obama");
-    let in_30_days = gstfacewatch::core::watchlist::now() + 30 * 86400;
+    let in_30_days = gstfaceveil::engine::watchlist::now() + 30 * 86400;
     let t = humantime::parse_rfc3339(obama_expires.as_str().expect("obama expires"))
         .unwrap()
         .duration_since(std::time::UNIX_EPOCH)
@@ -84,11 +84,11 @@ fn the_cli_and_several_pipelines_write_one_valid_chain() {
         vec!["remove", "--label", "biden"],
     ] {
         procs.push(
-            Command::new(env!("CARGO_BIN_EXE_facewatch"))
+            Command::new(env!("CARGO_BIN_EXE_faceveil"))
                 .arg("--list")
                 .arg(&list)
                 .args(&args)
-                .env_remove("FACEWATCH_KEY")
+                .env_remove("FACEVEIL_KEY")
                 .spawn()
                 .unwrap(),
         );
@@ -142,8 +142,8 @@ fn the_cli_and_several_pipelines_write_one_valid_chain() {
 #[test]
 fn audit_verify_names_an_edit_and_lines_cut_off_the_end() {
     let d = scratch("audit-verify");
-    let list = d.join("w.fwl");
-    let audit = d.join("w.fwl.audit");
+    let list = d.join("w.fvl");
+    let audit = d.join("w.fvl.audit");
     cli_ok(&list, &["init"]);
     for _ in 0..3 {
         cli_ok(&list, &["rekey"]);

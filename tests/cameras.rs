@@ -19,7 +19,7 @@ fn eight_cameras_share_one_detector_and_one_embedder_and_all_match() {
     let branch = |i: usize| {
         format!(
             " filesrc location=\"{}\" ! decodebin ! imagefreeze num-buffers=10 \
-             ! facewatchbin name=cam{i} camera-id=cam{i} watchlist=\"{}\" ! fakesink",
+             ! veilbin name=cam{i} camera-id=cam{i} watchlist=\"{}\" ! fakesink",
             photo("obama2.jpg").display(),
             list.display()
         )
@@ -34,12 +34,12 @@ fn eight_cameras_share_one_detector_and_one_embedder_and_all_match() {
         let mut matched = std::collections::BTreeSet::new();
         let (mut sessions, mut peak) = (0, 0);
         for msg in bus.iter_timed(gst::ClockTime::from_seconds(180)) {
-            sessions = sessions.max(gstfacewatch::core::runtime::loaded_sessions());
+            sessions = sessions.max(gstfaceveil::engine::runtime::loaded_sessions());
             peak = peak.max(common::rss_kb());
             match msg.view() {
                 gst::MessageView::Element(e) => {
                     let s = e.structure().unwrap();
-                    if s.name() == "facewatch-match" {
+                    if s.name() == "faceveil-match" {
                         matched.insert(s.get::<String>("camera-id").unwrap());
                     }
                 }
@@ -66,7 +66,7 @@ fn eight_cameras_share_one_detector_and_one_embedder_and_all_match() {
         "one detector and one embedder for the 8 cameras, not one each"
     );
     assert_eq!(
-        gstfacewatch::core::runtime::loaded_sessions(),
+        gstfaceveil::engine::runtime::loaded_sessions(),
         0,
         "unloaded when the last camera stopped"
     );
@@ -79,7 +79,7 @@ fn eight_cameras_share_one_detector_and_one_embedder_and_all_match() {
 fn faces_arriving_together_from_several_cameras_share_one_embedder_run() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     require_runtime();
-    use gstfacewatch::core::embedder::Embedder;
+    use gstfaceveil::engine::embedder::Embedder;
     let cameras = 4;
     let rounds = 8;
     // Camera c's chips: c + 1 faces, each a different pattern.
@@ -122,7 +122,7 @@ fn faces_arriving_together_from_several_cameras_share_one_embedder_run() {
         })
         .collect();
     let shared: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
-    assert_eq!(gstfacewatch::core::runtime::loaded_sessions(), 1);
+    assert_eq!(gstfaceveil::engine::runtime::loaded_sessions(), 1);
     eprintln!(
         "{shared} of {} embedder calls went in a shared run",
         cameras * rounds
@@ -155,7 +155,7 @@ fn live_cameras_under_overload_keep_up_and_share_the_model_fairly() {
     let release = common::plugin_dir().join("../release");
     let example = release.join("examples/cameras");
     assert!(
-        example.is_file() && release.join("libgstfacewatch.so").is_file(),
+        example.is_file() && release.join("libgstfaceveil.so").is_file(),
         "run cargo build --release --lib --examples first (scripts/test.sh does)"
     );
     let out = std::process::Command::new(example)

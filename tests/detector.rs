@@ -1,16 +1,16 @@
 // SPDX-License-Identifier: MIT
-//! facedetector on real photos through real pipelines.
+//! veildetect on real photos through real pipelines.
 
 mod common;
 
 use common::{photo_src, require_runtime, run_pipeline};
 use gst::prelude::*;
-use gstfacewatch::meta::{self, Face};
+use gstfaceveil::meta::{self, Face};
 
 fn detect(name: &str, caps: &str, props: &str) -> Vec<Face> {
     require_runtime();
     let run = run_pipeline(&format!(
-        "{} ! facedetector {props} ! appsink name=sink",
+        "{} ! veildetect {props} ! appsink name=sink",
         photo_src(name, caps)
     ));
     assert!(run.error.is_none(), "{name}: {:?}", run.error);
@@ -97,7 +97,7 @@ fn no_face_in_test_pattern() {
     require_runtime();
     let run = run_pipeline(
         "videotestsrc pattern=smpte num-buffers=3 ! video/x-raw,width=640,height=480,format=I420 \
-         ! facedetector ! appsink name=sink",
+         ! veildetect ! appsink name=sink",
     );
     assert!(run.error.is_none(), "{:?}", run.error);
     assert_eq!(run.buffers.len(), 3);
@@ -185,7 +185,7 @@ fn interval_runs_model_one_frame_in_three() {
     require_runtime();
     common::init();
     let pipeline = common::launch(&format!(
-        "{} ! imagefreeze num-buffers=9 ! facedetector name=det interval=3 ! appsink name=sink",
+        "{} ! imagefreeze num-buffers=9 ! veildetect name=det interval=3 ! appsink name=sink",
         photo_src("obama.jpg", "video/x-raw,format=I420")
     ));
     let det = pipeline.by_name("det").unwrap();
@@ -208,14 +208,14 @@ fn interval_runs_model_one_frame_in_three() {
 fn decodebin_pipeline_posts_face_message() {
     require_runtime();
     let run = run_pipeline(&format!(
-        "filesrc location={} ! decodebin ! videoconvert ! facedetector post-messages=true ! fakesink",
+        "filesrc location={} ! decodebin ! videoconvert ! veildetect post-messages=true ! fakesink",
         common::photo("obama.jpg").display()
     ));
     assert!(run.error.is_none(), "{:?}", run.error);
     let msgs: Vec<_> = run
         .element_messages
         .iter()
-        .filter(|s| s.name() == "facedetector")
+        .filter(|s| s.name() == "veildetect")
         .collect();
     assert_eq!(msgs.len(), 1);
     let m = msgs[0];
@@ -309,10 +309,10 @@ fn int8_detector_finds_the_fp32_boxes() {
 /// the full run's tensor grid gave IoU 0.87 and landmarks 6 % of the face apart.)
 #[test]
 fn a_region_run_finds_each_face_as_the_full_frame_run_does() {
-    use gstfacewatch::core::detect::Rect;
-    use gstfacewatch::core::detector::{DetectParams, Detector};
-    use gstfacewatch::core::frame::{FrameView, PixelFormat, YuvMatrix};
-    use gstfacewatch::core::manifest::{ModelSpec, Task};
+    use gstfaceveil::engine::decode::Rect;
+    use gstfaceveil::engine::detector::{DetectParams, Detector};
+    use gstfaceveil::engine::frame::{FrameView, PixelFormat, YuvMatrix};
+    use gstfaceveil::engine::manifest::{ModelSpec, Task};
     require_runtime();
     let s = common::sprite("t1.jpg", 1280, 886);
     let view = FrameView::new(
@@ -373,12 +373,12 @@ fn a_region_run_finds_each_face_as_the_full_frame_run_does() {
     }
 }
 
-/// Faces per frame of obama.jpg frozen into 4 frames through `facedetector` with
+/// Faces per frame of obama.jpg frozen into 4 frames through `veildetect` with
 /// `track-threshold=track`, `threshold` at `first` on the first frame and `then` after it.
 fn faces_with_thresholds(track: f32, first: f32, then: f32) -> Vec<Vec<Face>> {
     common::init();
     let pipeline = common::launch(&format!(
-        "{} ! imagefreeze num-buffers=4 ! facedetector name=det track-threshold={track} \
+        "{} ! imagefreeze num-buffers=4 ! veildetect name=det track-threshold={track} \
          ! appsink name=sink sync=false",
         photo_src("obama.jpg", "video/x-raw,format=I420")
     ));

@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: MIT
-//! faceembedder and the tracker on real photos through real pipelines, and the converted model against
+//! veilembed and the tracker on real photos through real pipelines, and the converted model against
 //! face-api's own descriptors.
 
 mod common;
 
 use common::{descriptor, embed_photo, embedder_spec, require_runtime};
 use gst::prelude::*;
-use gstfacewatch::core::embedder::{Embedder, similarity_for};
-use gstfacewatch::core::similarity::Similarity;
-use gstfacewatch::meta;
+use gstfaceveil::engine::embedder::{Embedder, similarity_for};
+use gstfaceveil::engine::cosine::Similarity;
+use gstfaceveil::meta;
 use sha2::Digest;
 
 /// Regenerates a chip of tests/data/faceapi_reference.json from its formula (HWC RGB bytes).
@@ -217,7 +217,7 @@ fn quality_gate_withholds_descriptors() {
 
 /// Decodes a photo to RGB at a given size.
 /// Pushes `frames` 640x480 RGB frames (`common::moving_frames`) through
-/// `facedetector ! faceembedder <props>`. Returns per frame the (track-id, box x) of each face, and
+/// `veildetect ! veilembed <props>`. Returns per frame the (track-id, box x) of each face, and
 /// the embedder's stats.
 fn moving_clip(
     sprites: &[common::Sprite],
@@ -239,7 +239,7 @@ fn moving_clip_with(
     require_runtime();
     let frames = common::moving_frames(sprites, frames, pos);
     let (buffers, pipeline) = common::push_frames(
-        &format!("facedetector {detector_props} ! faceembedder name=emb {props}"),
+        &format!("veildetect {detector_props} ! veilembed name=emb {props}"),
         frames,
     );
     let out = buffers
@@ -324,7 +324,7 @@ fn a_steady_track_measures_its_sharpness_every_few_frames_not_every_frame() {
 #[test]
 fn descriptors_only_on_frames_the_detector_ran_on() {
     let face = common::sprite("obama.jpg", 182, 227);
-    // facedetector interval=3 runs on frames 0, 3, 6, …; with reembed-interval=1 every one of those
+    // veildetect interval=3 runs on frames 0, 3, 6, …; with reembed-interval=1 every one of those
     // (and only those) gets a descriptor: 10 of 30 frames.
     let (frames, stats) = moving_clip_with(
         &[face],
@@ -341,7 +341,7 @@ fn descriptors_only_on_frames_the_detector_ran_on() {
 fn without_detector_metadata_passes_through_with_one_warning() {
     require_runtime();
     let run = common::run_pipeline(
-        "videotestsrc num-buffers=5 ! video/x-raw,format=I420,width=64,height=64 ! faceembedder ! appsink name=sink",
+        "videotestsrc num-buffers=5 ! video/x-raw,format=I420,width=64,height=64 ! veilembed ! appsink name=sink",
     );
     assert!(run.error.is_none(), "{:?}", run.error);
     assert_eq!(run.buffers.len(), 5);
@@ -365,7 +365,7 @@ fn non_square_pixels_are_aligned_in_square_geometry() {
             .vector
             .as_ref()
             .unwrap();
-        gstfacewatch::core::similarity::dot(&reference, &sim.prepare(v))
+        gstfaceveil::engine::cosine::dot(&reference, &sim.prepare(v))
     };
     let square = score("video/x-raw,format=RGBx");
     let corrected = score(&format!(

@@ -13,7 +13,7 @@ fn models_dir() -> PathBuf {
 
 fn run_with_model(model: &Path) -> common::Run {
     run_pipeline(&format!(
-        "videotestsrc num-buffers=1 ! video/x-raw,format=I420,width=64,height=64 ! facedetector model=\"{}\" ! fakesink",
+        "videotestsrc num-buffers=1 ! video/x-raw,format=I420,width=64,height=64 ! veildetect model=\"{}\" ! fakesink",
         model.display()
     ))
 }
@@ -90,11 +90,11 @@ fn manifest_that_does_not_fit_the_model() {
 }
 
 /// Pushes one frame with `caps` from an appsrc (whose caps are only known at run time) into a
-/// facedetector and returns the bus error.
+/// veildetect and returns the bus error.
 fn push_caps(caps: &str) -> String {
     use gst::prelude::*;
     common::require_runtime();
-    let pipeline = common::launch("appsrc name=src format=time ! facedetector ! fakesink");
+    let pipeline = common::launch("appsrc name=src format=time ! veildetect ! fakesink");
     let src = common::child::<gst_app::AppSrc>(&pipeline, "src");
     let caps: gst::Caps = caps.parse().unwrap();
     src.set_caps(Some(&caps));
@@ -125,7 +125,7 @@ fn unsupported_format_is_not_negotiated() {
 fn too_small_frame_is_an_error_naming_the_minimum() {
     let e = push_caps("video/x-raw,format=RGBx,width=8,height=8,framerate=1/1");
     assert!(
-        e.contains("Frames of 8x8 are smaller than the 16x16 that facedetector takes"),
+        e.contains("Frames of 8x8 are smaller than the 16x16 that veildetect takes"),
         "{e}"
     );
 }
@@ -143,7 +143,7 @@ fn missing_runtime_is_a_clear_error() {
             "--nocapture",
         ])
         .env("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")
-        .env("FACEWATCH_CHILD", "1")
+        .env("FACEVEIL_CHILD", "1")
         .output()
         .unwrap();
     let text =
@@ -155,12 +155,12 @@ fn missing_runtime_is_a_clear_error() {
 #[test]
 #[ignore = "run by missing_runtime_is_a_clear_error in a child process"]
 fn child_missing_runtime() {
-    if std::env::var_os("FACEWATCH_CHILD").is_none() {
+    if std::env::var_os("FACEVEIL_CHILD").is_none() {
         return;
     }
     init();
     let run = run_pipeline(
-        "videotestsrc num-buffers=1 ! video/x-raw,format=I420,width=64,height=64 ! facedetector ! fakesink",
+        "videotestsrc num-buffers=1 ! video/x-raw,format=I420,width=64,height=64 ! veildetect ! fakesink",
     );
     assert!(run.start_failed);
     let e = run.error.expect("error message");
@@ -178,7 +178,7 @@ fn embedder_and_matcher_errors_name_the_file() {
     init();
     let run = run_pipeline(
         "videotestsrc num-buffers=1 ! video/x-raw,format=I420,width=64,height=64 \
-         ! faceembedder model=/nonexistent/emb.onnx ! fakesink",
+         ! veilembed model=/nonexistent/emb.onnx ! fakesink",
     );
     assert!(run.start_failed);
     assert!(
@@ -187,13 +187,13 @@ fn embedder_and_matcher_errors_name_the_file() {
             .contains("/nonexistent/emb.onnx")
     );
     let run = run_pipeline(
-        "videotestsrc num-buffers=1 ! video/x-raw,width=64,height=64 ! facewatch watchlist=/nonexistent/w.fwl ! fakesink",
+        "videotestsrc num-buffers=1 ! video/x-raw,width=64,height=64 ! veilmatch watchlist=/nonexistent/w.fvl ! fakesink",
     );
     assert!(run.start_failed);
     let e = run.error.unwrap_or_default();
-    assert!(e.contains("/nonexistent/w.fwl"), "{e}");
+    assert!(e.contains("/nonexistent/w.fvl"), "{e}");
     let run = run_pipeline(
-        "videotestsrc num-buffers=1 ! video/x-raw,width=64,height=64 ! facewatch ! fakesink",
+        "videotestsrc num-buffers=1 ! video/x-raw,width=64,height=64 ! veilmatch ! fakesink",
     );
     assert!(run.start_failed);
     assert!(run.error.unwrap_or_default().contains("watchlist"));

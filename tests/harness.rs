@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
-//! Element tests that need neither ONNX Runtime nor the real models: `facewatch` driven through
+//! Element tests that need neither ONNX Runtime nor the real models: `faceveil` driven through
 //! `gst_check::Harness` with synthetic face metadata and descriptors (match, min-hits, cooldown,
 //! unknown faces, reload, properties changed while playing), caps refusal of the pixel-reading
-//! elements, and `facewatchbin`'s property proxying.
+//! elements, and `veilbin`'s property proxying.
 
 mod common;
 
@@ -13,8 +13,8 @@ use gst::prelude::*;
 use gst_check::Harness;
 
 use common::{fake_model, fake_model_id, near, unit, write_list};
-use gstfacewatch::core::watchlist::store::write_key_file;
-use gstfacewatch::meta::{self, Embedding, Face, FrameInfo};
+use gstfaceveil::engine::watchlist::store::write_key_file;
+use gstfaceveil::meta::{self, Embedding, Face, FrameInfo};
 
 const KEY: [u8; 32] = [0x42; 32];
 
@@ -30,17 +30,17 @@ const ALICE: u64 = 1;
 const BOB: u64 = 2;
 const STRANGER: u64 = 3;
 
-/// A started `facewatch` over a list of alice and bob, with `props` set before it plays.
+/// A started `faceveil` over a list of alice and bob, with `props` set before it plays.
 fn matcher(name: &str, props: &[(&str, glib::Value)]) -> Matcher {
     common::init();
     let dir = common::scratch(&format!("harness-{name}"));
     let model = fake_model(&dir);
     let model_id = fake_model_id(&model);
-    let list = dir.join("w.fwl");
+    let list = dir.join("w.fvl");
     write_list(&list, &model_id, &[("alice", ALICE), ("bob", BOB)], KEY);
     let key = dir.join("w.key");
     write_key_file(&key, &KEY, false).unwrap();
-    let element = gst::ElementFactory::make("facewatch")
+    let element = gst::ElementFactory::make("veilmatch")
         .name("cam1")
         .property("watchlist", list.to_str().unwrap())
         .property("key-file", key.to_str().unwrap())
@@ -175,13 +175,13 @@ fn matches_after_min_hits_and_tags_the_track() {
     let mut m = matcher("match", &[]);
     let out = m.push(0, &[(1, Some(near(ALICE, 10, 0.2)), true)]);
     assert_eq!(labels(&out), [None], "one hit is not enough (min-hits 2)");
-    assert!(m.messages("facewatch-match").is_empty());
+    assert!(m.messages("faceveil-match").is_empty());
     // A reused descriptor is no new evidence.
     m.push(100, &[(1, Some(near(ALICE, 10, 0.2)), false)]);
-    assert!(m.messages("facewatch-match").is_empty());
+    assert!(m.messages("faceveil-match").is_empty());
     let out = m.push(200, &[(1, Some(near(ALICE, 11, 0.2)), true)]);
     assert_eq!(labels(&out), [Some("alice".to_string())]);
-    let msgs = m.messages("facewatch-match");
+    let msgs = m.messages("faceveil-match");
     assert_eq!(msgs.len(), 1, "{msgs:?}");
     let s = &msgs[0];
     assert_eq!(s.get::<String>("label").unwrap(), "alice");
@@ -193,7 +193,7 @@ fn matches_after_min_hits_and_tags_the_track() {
     // Later frames of the track keep the tag without a new alert.
     let out = m.push(300, &[(1, Some(near(ALICE, 11, 0.2)), false)]);
     assert_eq!(labels(&out), [Some("alice".to_string())]);
-    assert!(m.messages("facewatch-match").is_empty());
+    assert!(m.messages("faceveil-match").is_empty());
     assert_eq!(m.element().property::<u32>("identities"), 2);
 }
 
@@ -204,14 +204,14 @@ fn a_stranger_is_never_tagged_and_reported_only_when_asked() {
         let out = m.push(i * 100, &[(1, Some(near(STRANGER, 20 + i, 0.2)), true)]);
         assert_eq!(labels(&out), [None]);
     }
-    assert!(m.messages("facewatch-match").is_empty());
-    assert!(m.messages("facewatch-unknown").is_empty(), "not asked");
+    assert!(m.messages("faceveil-match").is_empty());
+    assert!(m.messages("faceveil-unknown").is_empty(), "not asked");
 
     let mut m = matcher("unknown", &[("report-unknown", true.to_value())]);
     for i in 0..4 {
         m.push(i * 100, &[(1, Some(near(STRANGER, 20 + i, 0.2)), true)]);
     }
-    let unknown = m.messages("facewatch-unknown");
+    let unknown = m.messages("faceveil-unknown");
     assert_eq!(unknown.len(), 1, "once per track: {unknown:?}");
     assert!(!unknown[0].has_field("label") && !unknown[0].has_field("score"));
 }
@@ -222,16 +222,16 @@ fn cooldown_is_one_alert_per_visit() {
     let a = |n| Some(near(ALICE, n, 0.2));
     m.push(0, &[(1, a(1), true)]);
     m.push(100, &[(1, a(2), true)]);
-    assert_eq!(m.messages("facewatch-match").len(), 1);
+    assert_eq!(m.messages("faceveil-match").len(), 1);
     // Another track of alice within the cooldown: tagged, not alerted.
     m.push(200, &[(2, a(3), true)]);
     let out = m.push(300, &[(2, a(4), true)]);
     assert_eq!(labels(&out), [Some("alice".to_string())]);
-    assert!(m.messages("facewatch-match").is_empty());
+    assert!(m.messages("faceveil-match").is_empty());
     // After the cooldown (running time), a new visit is alerted again.
     m.push(1500, &[(3, a(5), true)]);
     m.push(1600, &[(3, a(6), true)]);
-    assert_eq!(m.messages("facewatch-match").len(), 1);
+    assert_eq!(m.messages("faceveil-match").len(), 1);
 }
 
 #[test]
@@ -240,9 +240,9 @@ fn min_hits_and_threshold_change_while_playing() {
     let a = |n| Some(near(ALICE, n, 0.2));
     m.push(0, &[(1, a(1), true)]);
     m.push(100, &[(1, a(2), true)]);
-    assert!(m.messages("facewatch-match").is_empty(), "2 of 3 hits");
+    assert!(m.messages("faceveil-match").is_empty(), "2 of 3 hits");
     m.push(200, &[(1, a(3), true)]);
-    assert_eq!(m.messages("facewatch-match").len(), 1);
+    assert_eq!(m.messages("faceveil-match").len(), 1);
 
     // Raise the threshold above what a noisy descriptor scores: bob no longer matches.
     m.element().set_property("threshold", 0.999f32);
@@ -250,12 +250,12 @@ fn min_hits_and_threshold_change_while_playing() {
         let out = m.push(300 + i * 100, &[(2, Some(near(BOB, 30 + i, 0.2)), true)]);
         assert_eq!(labels(&out), [None]);
     }
-    assert!(m.messages("facewatch-match").is_empty());
+    assert!(m.messages("faceveil-match").is_empty());
     m.element().set_property("threshold", 0.0f32);
     for i in 0..3 {
         m.push(800 + i * 100, &[(3, Some(near(BOB, 40 + i, 0.2)), true)]);
     }
-    let msgs = m.messages("facewatch-match");
+    let msgs = m.messages("faceveil-match");
     assert_eq!(msgs.len(), 1);
     assert_eq!(msgs[0].get::<String>("label").unwrap(), "bob");
     assert!((msgs[0].get::<f64>("threshold").unwrap() - 0.66).abs() < 1e-6);
@@ -290,7 +290,7 @@ fn reload_swaps_the_list_and_a_bad_one_keeps_the_old() {
     );
     let ok = m.element().emit_by_name::<bool>("reload", &[]);
     assert!(ok);
-    let reloaded = m.messages("facewatch-reloaded");
+    let reloaded = m.messages("faceveil-reloaded");
     assert_eq!(reloaded.len(), 1);
     assert_eq!(reloaded[0].get::<u32>("identities").unwrap(), 3);
     assert_eq!(m.element().property::<u32>("identities"), 3);
@@ -325,7 +325,7 @@ fn a_deleted_list_stops_matching_with_a_warning() {
     assert_eq!(m.element().property::<u32>("identities"), 0);
     let out = m.push(100, &[(1, a(2), true)]);
     assert_eq!(labels(&out), [None], "nothing matches a deleted list");
-    assert!(m.messages("facewatch-match").is_empty());
+    assert!(m.messages("faceveil-match").is_empty());
 }
 
 #[test]
@@ -382,10 +382,10 @@ fn descriptors_of_another_model_are_an_error_naming_both() {
 fn pixel_elements_refuse_formats_and_sizes_they_cannot_read() {
     common::init();
     for name in [
-        "facedetector",
-        "faceembedder",
-        "faceredact",
-        "facewatchoverlay",
+        "veildetect",
+        "veilembed",
+        "veilredact",
+        "veiloverlay",
     ] {
         let e = gst::ElementFactory::make(name).build().unwrap();
         let sink = e.static_pad("sink").unwrap();
@@ -413,9 +413,9 @@ fn pixel_elements_refuse_formats_and_sizes_they_cannot_read() {
 }
 
 #[test]
-fn facewatchbin_proxies_its_properties_to_the_children() {
+fn veilbin_proxies_its_properties_to_the_children() {
     common::init();
-    let bin = gst::ElementFactory::make("facewatchbin")
+    let bin = gst::ElementFactory::make("veilbin")
         .name("door")
         .build()
         .unwrap()
@@ -453,10 +453,10 @@ fn facewatchbin_proxies_its_properties_to_the_children() {
     assert_eq!(spec.blurb(), inner.blurb());
 }
 
-// ---- faceredact with synthetic face metadata ----
+// ---- veilredact with synthetic face metadata ----
 
-/// A 64×32 RGBx frame of a fine checkerboard, with faces (track, box, identified) as facedetector
-/// (and facewatch, when identified) would leave them.
+/// A 64×32 RGBx frame of a fine checkerboard, with faces (track, box, identified) as veildetect
+/// (and faceveil, when identified) would leave them.
 /// A face box in frame pixels: x, y, width, height.
 type Rect = (u32, u32, u32, u32);
 
@@ -529,7 +529,7 @@ fn touched(buf: &gst::Buffer, (x, y, w, h): Rect) -> bool {
 
 fn redactor(props: &[(&str, &str)]) -> (Harness, gst::Bus) {
     common::init();
-    let e = gst::ElementFactory::make("faceredact").build().unwrap();
+    let e = gst::ElementFactory::make("veilredact").build().unwrap();
     for (k, v) in props {
         e.set_property_from_str(k, v);
     }
@@ -541,7 +541,7 @@ fn redactor(props: &[(&str, &str)]) -> (Harness, gst::Bus) {
 }
 
 #[test]
-fn faceredact_modes_choose_whose_face() {
+fn veilredact_modes_choose_whose_face() {
     let (alice, stranger) = ((4, 4, 16, 16), (40, 4, 16, 16));
     for (mode, want_alice, want_stranger) in [
         ("all", true, true),
@@ -560,7 +560,7 @@ fn faceredact_modes_choose_whose_face() {
 }
 
 #[test]
-fn faceredact_keeps_a_lost_tracks_box_redacted_for_hold_frames() {
+fn veilredact_keeps_a_lost_tracks_box_redacted_for_hold_frames() {
     let face = (20, 4, 16, 16);
     let (mut h, _bus) = redactor(&[("hold", "3"), ("method", "fill")]);
     assert!(touched(
@@ -581,7 +581,7 @@ fn faceredact_keeps_a_lost_tracks_box_redacted_for_hold_frames() {
 }
 
 #[test]
-fn faceredact_fails_closed_on_a_frame_without_detector_metadata() {
+fn veilredact_fails_closed_on_a_frame_without_detector_metadata() {
     let (mut h, bus) = redactor(&[("mode", "all")]);
     let mut plain = gst::Buffer::with_size(64 * 32 * 4).unwrap();
     plain.get_mut().unwrap().set_pts(gst::ClockTime::ZERO);
@@ -594,5 +594,5 @@ fn faceredact_fails_closed_on_a_frame_without_detector_metadata() {
             _ => None,
         })
         .expect("an element error");
-    assert!(err.contains("put facedetector"), "{err}");
+    assert!(err.contains("put veildetect"), "{err}");
 }

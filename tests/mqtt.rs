@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 //! The MQTT bridge against a real mosquitto on 127.0.0.1 (Debian package, installed by
-//! scripts/setup.sh): events from the `nvr` example arrive on `facewatch/<camera>/match`, and the
+//! scripts/setup.sh): events from the `nvr` example arrive on `faceveil/<camera>/match`, and the
 //! bridge delivers again after the broker restarts.
 
 mod common;
@@ -52,7 +52,7 @@ impl Drop for Broker {
     }
 }
 
-/// Subscribes to `facewatch/+/match` and forwards (topic, payload) of what arrives.
+/// Subscribes to `faceveil/+/match` and forwards (topic, payload) of what arrives.
 fn subscribe(port: u16, id: &str) -> mpsc::Receiver<(String, String)> {
     let mut o = MqttOptions::new(id, "127.0.0.1", port);
     o.set_keep_alive(Duration::from_secs(5));
@@ -65,7 +65,7 @@ fn subscribe(port: u16, id: &str) -> mpsc::Receiver<(String, String)> {
             match event {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     client
-                        .subscribe("facewatch/+/match", QoS::AtLeastOnce)
+                        .subscribe("faceveil/+/match", QoS::AtLeastOnce)
                         .unwrap();
                 }
                 Ok(Event::Incoming(Packet::SubAck(_))) => {
@@ -104,14 +104,14 @@ fn bridge_publishes_nvr_events_and_survives_a_broker_restart() {
     let rx = subscribe(port, "test-sub-1");
 
     // nvr on a clip of the enrolled person, its JSON lines piped into the bridge
-    let mut nvr = Command::new(env!("CARGO_BIN_EXE_facewatch-nvr"))
+    let mut nvr = Command::new(env!("CARGO_BIN_EXE_faceveil-nvr"))
         .arg("--watchlist")
         .arg(&list)
         .arg(format!("porch={}", video.display()))
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut bridge = Command::new(env!("CARGO_BIN_EXE_facewatch-mqtt"))
+    let mut bridge = Command::new(env!("CARGO_BIN_EXE_faceveil-mqtt"))
         .args([
             "--broker",
             &format!("127.0.0.1:{port}"),
@@ -124,7 +124,7 @@ fn bridge_publishes_nvr_events_and_survives_a_broker_restart() {
     let (topic, payload) = rx
         .recv_timeout(Duration::from_secs(90))
         .expect("a match event over MQTT");
-    assert_eq!(topic, "facewatch/porch/match");
+    assert_eq!(topic, "faceveil/porch/match");
     let v: serde_json::Value = serde_json::from_str(&payload).unwrap();
     assert_eq!(v["label"], "obama");
     assert_eq!(v["camera-id"], "porch");
@@ -132,7 +132,7 @@ fn bridge_publishes_nvr_events_and_survives_a_broker_restart() {
     assert!(bridge.wait().unwrap().success());
 
     // a bridge fed by hand, across a broker restart
-    let mut bridge = Command::new(env!("CARGO_BIN_EXE_facewatch-mqtt"))
+    let mut bridge = Command::new(env!("CARGO_BIN_EXE_faceveil-mqtt"))
         .args([
             "--broker",
             &format!("127.0.0.1:{port}"),
@@ -145,12 +145,12 @@ fn bridge_publishes_nvr_events_and_survives_a_broker_restart() {
     let mut stdin = bridge.stdin.take().unwrap();
     let event = |n: u32| {
         format!(
-            "{{\"event\":\"facewatch-match\",\"camera-id\":\"gate\",\"label\":\"obama\",\"frame\":{n}}}\n"
+            "{{\"event\":\"faceveil-match\",\"camera-id\":\"gate\",\"label\":\"obama\",\"frame\":{n}}}\n"
         )
     };
     stdin.write_all(event(1).as_bytes()).unwrap();
     let (topic, payload) = rx.recv_timeout(Duration::from_secs(20)).expect("event 1");
-    assert_eq!(topic, "facewatch/gate/match");
+    assert_eq!(topic, "faceveil/gate/match");
     assert!(payload.contains("\"frame\":1"));
     drop(rx);
     drop(broker);

@@ -22,7 +22,7 @@ fn script(name: &str, args: &[&str]) -> Child {
     Command::new("bash")
         .arg(root().join("pipelines").join(name))
         .args(args)
-        .env("FACEWATCH_PLUGIN_DIR", plugin_dir)
+        .env("FACEVEIL_PLUGIN_DIR", plugin_dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -84,7 +84,7 @@ fn file_script_prints_the_match() {
     );
     let found = read_until(
         &mut c,
-        "facewatch-match",
+        "faceveil-match",
         usize::MAX,
         Duration::from_secs(120),
     );
@@ -100,7 +100,7 @@ fn file_script_prints_the_match() {
 }
 
 /// Runs a recording script on obama2 then biden (20 frames each) with obama enrolled; returns how
-/// many matches it printed and the recording decoded through `facedetector` (one buffer a frame).
+/// many matches it printed and the recording decoded through `veildetect` (one buffer a frame).
 fn record_with(name: &str) -> (usize, common::Run) {
     require_runtime();
     let d = scratch(name);
@@ -116,13 +116,13 @@ fn record_with(name: &str) -> (usize, common::Run) {
     );
     let found = read_until(
         &mut c,
-        "facewatch-match",
+        "faceveil-match",
         usize::MAX,
         Duration::from_secs(120),
     );
     assert!(c.wait().unwrap().success());
     let run = common::run_pipeline(&format!(
-        "filesrc location=\"{}\" ! decodebin ! videoconvert ! facedetector ! appsink name=sink",
+        "filesrc location=\"{}\" ! decodebin ! videoconvert ! veildetect ! appsink name=sink",
         out.display()
     ));
     assert!(run.error.is_none(), "{:?}", run.error);
@@ -148,7 +148,7 @@ fn record_redacted_script_hides_everyone_but_the_listed_person() {
     let faces: Vec<usize> = recording
         .buffers
         .iter()
-        .map(|b| gstfacewatch::meta::faces(b).len())
+        .map(|b| gstfaceveil::meta::faces(b).len())
         .collect();
     // obama2 (frames 0-19) shows once identified; biden (20-39) never does.
     assert!(faces[10..20].iter().all(|&n| n == 1), "{faces:?}");
@@ -170,7 +170,7 @@ fn rtsp_and_multi_camera_scripts_match_live_cameras() {
         "rtsp.sh",
         &[&RtspCamera::url(p1), list.to_str().unwrap(), "gate"],
     );
-    let found = read_until(&mut one, "facewatch-match", 1, Duration::from_secs(90));
+    let found = read_until(&mut one, "faceveil-match", 1, Duration::from_secs(90));
     interrupt(&mut one);
     assert!(
         found
@@ -187,7 +187,7 @@ fn rtsp_and_multi_camera_scripts_match_live_cameras() {
             &RtspCamera::url(p2),
         ],
     );
-    let found = read_until(&mut multi, "facewatch-match", 2, Duration::from_secs(120));
+    let found = read_until(&mut multi, "faceveil-match", 2, Duration::from_secs(120));
     interrupt(&mut multi);
     let cams: std::collections::BTreeSet<bool> = found
         .iter()

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
-//! `faceredact` on real photos and the real models: redacted faces are no longer found nor
+//! `veilredact` on real photos and the real models: redacted faces are no longer found nor
 //! recognised, in every format; `mode=unmatched` spares the listed person only; with the detector
 //! on every third frame every face of a moving clip is still covered on every frame;
-//! `facewatchoverlay` draws only where its boxes and labels are.
+//! `veiloverlay` draws only where its boxes and labels are.
 
 mod common;
 
@@ -10,12 +10,12 @@ use std::path::Path;
 
 use common::{require_runtime, scratch};
 use gst::prelude::*;
-use gstfacewatch::meta;
+use gstfaceveil::meta;
 
-/// Faces `facedetector` finds in an image file.
+/// Faces `veildetect` finds in an image file.
 fn faces_in(image: &Path) -> usize {
     let run = common::run_pipeline(&format!(
-        "filesrc location=\"{}\" ! decodebin ! videoconvert ! facedetector ! appsink name=sink",
+        "filesrc location=\"{}\" ! decodebin ! videoconvert ! veildetect ! appsink name=sink",
         image.display()
     ));
     assert!(run.error.is_none(), "{:?}", run.error);
@@ -33,7 +33,7 @@ fn mode_all_leaves_no_face_of_t1_to_find_in_any_format() {
         for method in ["pixelate", "blur", "fill"] {
             let out = d.join(format!("{format}-{method}.png"));
             let run = common::run_pipeline(&format!(
-                "{} ! facedetector ! faceredact name=r mode=all method={method} ! videoconvert \
+                "{} ! veildetect ! veilredact name=r mode=all method={method} ! videoconvert \
                  ! pngenc ! filesink location=\"{}\"",
                 common::photo_src("t1.jpg", &format!("video/x-raw,format={format}")),
                 out.display()
@@ -55,15 +55,15 @@ fn mode_all_leaves_no_face_of_t1_to_find_in_any_format() {
 fn a_redacted_face_no_longer_gives_its_persons_descriptor() {
     require_runtime();
     let spec = common::embedder_spec();
-    let sim = gstfacewatch::core::embedder::similarity_for(&spec).unwrap();
+    let sim = gstfaceveil::engine::embedder::similarity_for(&spec).unwrap();
     let threshold = spec.manifest.embedder.as_ref().unwrap().match_threshold();
     let original = common::descriptor("obama.jpg", "video/x-raw");
     let other = common::descriptor("biden.jpg", "video/x-raw");
     let stranger = sim.score(&original, &other);
     for method in ["pixelate", "blur"] {
         let run = common::run_pipeline(&format!(
-            "{} ! facedetector ! faceredact mode=all method={method} \
-             ! faceembedder min-quality=0 min-eye-distance=0 ! appsink name=sink",
+            "{} ! veildetect ! veilredact mode=all method={method} \
+             ! veilembed min-quality=0 min-eye-distance=0 ! appsink name=sink",
             common::photo_src("obama.jpg", "video/x-raw")
         ));
         assert!(run.error.is_none(), "{:?}", run.error);
@@ -85,7 +85,7 @@ fn a_redacted_face_no_longer_gives_its_persons_descriptor() {
 }
 
 /// Two faces side by side, obama2 (on the list) and biden, for 12 frames; the frames after
-/// `facedetector ! faceembedder ! facewatch ! <tail>`.
+/// `veildetect ! veilembed ! veilmatch ! <tail>`.
 fn obama_and_biden(list: &Path, tail: &str) -> Vec<gst::Buffer> {
     let sprites = [
         common::sprite("obama2.jpg", 240, 300),
@@ -94,7 +94,7 @@ fn obama_and_biden(list: &Path, tail: &str) -> Vec<gst::Buffer> {
     let frames = common::moving_frames(&sprites, 12, |_, k| [(30, 90), (380, 90)][k]);
     let (out, pipeline) = common::push_frames(
         &format!(
-            "facedetector ! faceembedder reembed-interval=1 ! facewatch watchlist=\"{}\" {tail}",
+            "veildetect ! veilembed reembed-interval=1 ! veilmatch watchlist=\"{}\" {tail}",
             list.display()
         ),
         frames,
@@ -109,7 +109,7 @@ fn mode_unmatched_spares_the_listed_person_and_redacts_the_other() {
     let d = scratch("redact-unmatched");
     let list = common::obama_list(&d);
     let plain = obama_and_biden(&list, "");
-    let redacted = obama_and_biden(&list, "! faceredact mode=unmatched");
+    let redacted = obama_and_biden(&list, "! veilredact mode=unmatched");
     assert_eq!((plain.len(), redacted.len()), (12, 12));
     let (last_plain, last) = (&plain[11], &redacted[11]);
     let faces = meta::faces(last);
@@ -160,12 +160,12 @@ fn with_the_detector_on_every_third_frame_every_frame_is_covered() {
     let pos = |f: usize, k: usize| [(20 + f * 8, 100), (480 - f * 6, 20 + f * 2)][k];
     let original = common::moving_frames(&sprites, n, pos);
     let (reference, p) = common::push_frames(
-        "facedetector interval=1",
+        "veildetect interval=1",
         common::moving_frames(&sprites, n, pos),
     );
     p.set_state(gst::State::Null).unwrap();
     let (redacted, p) = common::push_frames(
-        "facedetector interval=3 ! faceredact mode=all",
+        "veildetect interval=3 ! veilredact mode=all",
         common::moving_frames(&sprites, n, pos),
     );
     p.set_state(gst::State::Null).unwrap();
@@ -199,29 +199,29 @@ fn with_the_detector_on_every_third_frame_every_frame_is_covered() {
     assert!(boxes >= 3 * n / 2, "{boxes} faces found in {n} frames");
 }
 
-/// `facewatchbin redact=all` redacts every face of the video it passes on; by default it redacts
+/// `veilbin redact=all` redacts every face of the video it passes on; by default it redacts
 /// nothing.
 #[test]
-fn facewatchbin_redacts_only_when_asked() {
+fn veilbin_redacts_only_when_asked() {
     require_runtime();
     let d = scratch("redact-bin");
     let list = common::obama_list(&d);
     for (redact, want) in [("", 6), ("redact=all", 0)] {
         let out = d.join("out.png");
         let run = common::run_pipeline(&format!(
-            "{} ! facewatchbin watchlist=\"{}\" {redact} ! videoconvert ! pngenc \
+            "{} ! veilbin watchlist=\"{}\" {redact} ! videoconvert ! pngenc \
              ! filesink location=\"{}\"",
             common::photo_src("t1.jpg", "video/x-raw"),
             list.display(),
             out.display()
         ));
         assert!(run.error.is_none(), "{:?}", run.error);
-        assert_eq!(faces_in(&out), want, "facewatchbin {redact}");
+        assert_eq!(faces_in(&out), want, "veilbin {redact}");
     }
     std::fs::remove_dir_all(&d).unwrap();
 }
 
-/// `facewatchoverlay` changes the video only inside the boxes' outlines and the labels above them.
+/// `veiloverlay` changes the video only inside the boxes' outlines and the labels above them.
 #[test]
 fn the_overlay_changes_only_box_outlines_and_labels() {
     require_runtime();
@@ -231,7 +231,7 @@ fn the_overlay_changes_only_box_outlines_and_labels() {
     let plain = obama_and_biden(&list, "");
     let drawn = obama_and_biden(
         &list,
-        &format!("! facewatchoverlay font-size={size} line-width={line} landmarks=false"),
+        &format!("! veiloverlay font-size={size} line-width={line} landmarks=false"),
     );
     let (a, b) = (
         plain[11].map_readable().unwrap(),

@@ -35,11 +35,11 @@ fn frame(photo: &str, caps: &str) -> (gst::Caps, gst::Buffer) {
     (sample_caps, run.buffers[0].copy_deep().unwrap())
 }
 
-/// Pushes each (caps, frame) in turn through `appsrc ! facedetector ! faceembedder ! appsink`, in one
+/// Pushes each (caps, frame) in turn through `appsrc ! veildetect ! veilembed ! appsink`, in one
 /// playing pipeline, and returns the faces found on each.
 fn push_all(frames: &[(gst::Caps, gst::Buffer)]) -> Vec<usize> {
     let pipeline = common::launch(
-        "appsrc name=src format=time ! facedetector ! faceembedder ! appsink name=sink sync=false",
+        "appsrc name=src format=time ! veildetect ! veilembed ! appsink name=sink sync=false",
     );
     let src = common::child::<gst_app::AppSrc>(&pipeline, "src");
     let sink = common::child::<gst_app::AppSink>(&pipeline, "sink");
@@ -59,8 +59,8 @@ fn push_all(frames: &[(gst::Caps, gst::Buffer)]) -> Vec<usize> {
         }
         let sample = sample.unwrap_or_else(|| panic!("{caps}: no frame came out"));
         let out = sample.buffer().unwrap();
-        assert!(gstfacewatch::meta::frame_info(out).is_some(), "{caps}");
-        faces.push(gstfacewatch::meta::faces(out).len());
+        assert!(gstfaceveil::meta::frame_info(out).is_some(), "{caps}");
+        faces.push(gstfaceveil::meta::faces(out).len());
     }
     pipeline.set_state(gst::State::Null).unwrap();
     faces
@@ -118,7 +118,7 @@ fn two_hundred_state_cycles_leak_neither_memory_nor_files() {
     let list = obama_list(&d);
     let desc = format!(
         "videotestsrc num-buffers=2 pattern=ball ! video/x-raw,width=320,height=240 \
-         ! facewatchbin watchlist=\"{}\" ! fakesink",
+         ! veilbin watchlist=\"{}\" ! fakesink",
         list.display()
     );
     // One pipeline keeps the models loaded (they are shared), so the cycles measure the elements.
@@ -168,7 +168,7 @@ fn a_live_source_is_not_slowed_down_by_the_analysis() {
         "{} ! imagefreeze is-live=true num-buffers={frames} ! videoscale ! videoconvert \
          ! video/x-raw,format=I420,width=1280,height=720,framerate=30/1,pixel-aspect-ratio=1/1 \
          ! tee name=t \
-         t. ! queue ! facedetector name=det ! faceembedder ! appsink name=analysed sync=false \
+         t. ! queue ! veildetect name=det ! veilembed ! appsink name=analysed sync=false \
          t. ! queue ! appsink name=sink sync=true",
         common::photo_src("obama2.jpg", "video/x-raw")
     ));
@@ -181,7 +181,7 @@ fn a_live_source_is_not_slowed_down_by_the_analysis() {
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |s| {
                 let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                let one = gstfacewatch::meta::faces(sample.buffer().unwrap()).len() == 1;
+                let one = gstfaceveil::meta::faces(sample.buffer().unwrap()).len() == 1;
                 b.fetch_add(one as u64, std::sync::atomic::Ordering::Relaxed);
                 Ok(gst::FlowSuccess::Ok)
             })
@@ -222,7 +222,7 @@ fn a_live_source_is_not_slowed_down_by_the_analysis() {
 
 /// The live 1080p30 tee of issue 10: 15 s of a live 1080p30 camera, teed into a recording branch
 /// (`queue ! appsink sync=true`) and, as pipelines/record.sh does for a camera, a queue of 1 s,
-/// leaky, into `facewatchbin` (defaults) with obama enrolled. The
+/// leaky, into `veilbin` (defaults) with obama enrolled. The
 /// recording branch gets its 450 frames in real time (≤ 16 s from its first frame) however slow the
 /// analysis is (a debug build here), and obama is still matched.
 #[test]
@@ -237,7 +237,7 @@ fn a_live_1080p30_camera_records_in_real_time_and_is_still_matched() {
          ! video/x-raw,format=I420,width=1920,height=1080,framerate=30/1,pixel-aspect-ratio=1/1 \
          ! tee name=t \
          t. ! queue max-size-buffers=0 max-size-bytes=0 max-size-time=1000000000 leaky=downstream \
-         ! facewatchbin name=fw watchlist=\"{}\" ! fakesink sync=false \
+         ! veilbin name=fw watchlist=\"{}\" ! fakesink sync=false \
          t. ! queue ! appsink name=sink sync=true",
         common::photo_src("obama2.jpg", "video/x-raw"),
         list.display()
@@ -260,7 +260,7 @@ fn a_live_1080p30_camera_records_in_real_time_and_is_still_matched() {
         match msg.view() {
             gst::MessageView::Element(e) => {
                 let s = e.structure().unwrap();
-                matched |= s.name() == "facewatch-match"
+                matched |= s.name() == "faceveil-match"
                     && s.get::<String>("label").is_ok_and(|l| l == "obama");
             }
             gst::MessageView::Error(e) => panic!("{} {:?}", e.error(), e.debug()),

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 //! RTSP cameras: a real gst-rtsp-server on 127.0.0.1 (examples/rtsp_server) serving a photo of the
-//! enrolled person as H.264; `rtspsrc ! decodebin ! facewatchbin` and `facewatch-nvr` receive it.
+//! enrolled person as H.264; `rtspsrc ! decodebin ! veilbin` and `faceveil-nvr` receive it.
 
 mod common;
 
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::{RtspCamera, free_port, obama_list, require_runtime, scratch};
 use gst::prelude::*;
 
-/// Waits for a `facewatch-match` on the bus of a pipeline; returns its label.
+/// Waits for a `faceveil-match` on the bus of a pipeline; returns its label.
 fn wait_for_match(pipeline: &gst::Element, timeout: Duration) -> Option<String> {
     let bus = pipeline.bus().unwrap();
     let t = Instant::now();
@@ -21,7 +21,7 @@ fn wait_for_match(pipeline: &gst::Element, timeout: Duration) -> Option<String> 
         };
         match msg.view() {
             gst::MessageView::Element(e)
-                if e.structure().is_some_and(|s| s.name() == "facewatch-match") =>
+                if e.structure().is_some_and(|s| s.name() == "faceveil-match") =>
             {
                 return e.structure().unwrap().get::<String>("label").ok();
             }
@@ -43,13 +43,13 @@ fn obama_camera(name: &str) -> (std::path::PathBuf, std::path::PathBuf, u16, Rts
 }
 
 #[test]
-fn rtsp_camera_through_facewatchbin_matches() {
+fn rtsp_camera_through_veilbin_matches() {
     let (d, list, port, _camera) = obama_camera("rtsp-bin");
     let rec = d.join("rec.mkv");
     // the watch branch and a recording branch, as an NVR would run them
     let pipeline = gst::parse::launch(&format!(
         "rtspsrc location={} latency=200 ! decodebin ! tee name=t \
-         t. ! queue ! facewatchbin watchlist=\"{}\" camera-id=door ! fakesink sync=false \
+         t. ! queue ! veilbin watchlist=\"{}\" camera-id=door ! fakesink sync=false \
          t. ! queue ! videoconvert ! x264enc tune=zerolatency speed-preset=ultrafast ! matroskamux ! filesink location=\"{}\"",
         RtspCamera::url(port),
         list.display(),
@@ -75,7 +75,7 @@ fn rtsp_camera_through_facewatchbin_matches() {
 /// Waits until `path` holds `n` match events.
 fn wait_lines(path: &Path, n: usize, timeout: Duration) -> bool {
     wait_for(timeout, || {
-        lines_with(path, "\"event\":\"facewatch-match\"") >= n
+        lines_with(path, "\"event\":\"faceveil-match\"") >= n
     })
 }
 
@@ -87,7 +87,7 @@ fn nvr_reconnects_after_the_camera_drops() {
     let port = free_port();
     let out = d.join("events.jsonl");
     let camera = RtspCamera::start(port, "obama2.jpg");
-    let mut nvr = Command::new(env!("CARGO_BIN_EXE_facewatch-nvr"))
+    let mut nvr = Command::new(env!("CARGO_BIN_EXE_faceveil-nvr"))
         .arg("--watchlist")
         .arg(&list)
         .arg("--out")
@@ -171,7 +171,7 @@ fn nvr_config_file_reloads_on_sighup_and_refuses_a_bad_one() {
     );
     std::fs::write(&config, format!("{head}{}", camera("door"))).unwrap();
     let log = d.join("nvr.log");
-    let mut nvr = Command::new(env!("CARGO_BIN_EXE_facewatch-nvr"))
+    let mut nvr = Command::new(env!("CARGO_BIN_EXE_faceveil-nvr"))
         .arg("--config")
         .arg(&config)
         .stderr(std::fs::File::create(&log).unwrap())
@@ -240,7 +240,7 @@ fn nvr_starts_nothing_when_a_camera_cannot_start() {
     require_runtime();
     let d = scratch("nvr-refuse");
     let list = obama_list(&d);
-    std::fs::remove_file(d.join("w.fwl.key")).unwrap();
+    std::fs::remove_file(d.join("w.fvl.key")).unwrap();
     let config = d.join("nvr.toml");
     std::fs::write(
         &config,
@@ -250,10 +250,10 @@ fn nvr_starts_nothing_when_a_camera_cannot_start() {
         ),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_facewatch-nvr"))
+    let out = Command::new(env!("CARGO_BIN_EXE_faceveil-nvr"))
         .arg("--config")
         .arg(&config)
-        .env_remove("FACEWATCH_KEY")
+        .env_remove("FACEVEIL_KEY")
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -297,7 +297,7 @@ fn nvr_reconnects_a_frozen_camera() {
     let (d, list, port, camera) = obama_camera("nvr-frozen");
     let events = d.join("events.jsonl");
     let log = d.join("nvr.log");
-    let mut nvr = Command::new(env!("CARGO_BIN_EXE_facewatch-nvr"))
+    let mut nvr = Command::new(env!("CARGO_BIN_EXE_faceveil-nvr"))
         .arg("--watchlist")
         .arg(&list)
         .arg("--out")

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-//! The hardening of docs/WATCHLIST.md's threat model, each through the real `facewatch` CLI (or the
+//! The hardening of docs/WATCHLIST.md's threat model, each through the real `faceveil` CLI (or the
 //! element): no telemetry, symlinked paths, planted temporary files, rollback, bad values, honest
 //! messages, secrets that cannot be copied, erasure by rekeying, and lock waits. Apart from the
 //! telemetry test, none needs ONNX Runtime: lists are written through the library with a stand-in
@@ -13,23 +13,23 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{cli, cli_ok, fake_model, fake_model_id, scratch, write_list};
-use gstfacewatch::core::watchlist::file::Secret;
-use gstfacewatch::core::watchlist::store::{Lock, Wait, load, read_key_file, write_key_file};
+use gstfaceveil::engine::watchlist::file::Secret;
+use gstfaceveil::engine::watchlist::store::{Lock, Wait, load, read_key_file, write_key_file};
 
 const KEY: [u8; 32] = [0x17; 32];
 
-/// `<dir>/w.fwl` with alice and bob under KEY, its key file `<dir>/w.fwl.key`, and the stand-in
+/// `<dir>/w.fvl` with alice and bob under KEY, its key file `<dir>/w.fvl.key`, and the stand-in
 /// model (for the commands that check the model).
 fn list(dir: &Path) -> (PathBuf, PathBuf) {
     let model = fake_model(dir);
-    let list = dir.join("w.fwl");
+    let list = dir.join("w.fvl");
     write_list(
         &list,
         &fake_model_id(&model),
         &[("alice", 1), ("bob", 2)],
         KEY,
     );
-    write_key_file(&dir.join("w.fwl.key"), &KEY, false).unwrap();
+    write_key_file(&dir.join("w.fvl.key"), &KEY, false).unwrap();
     (list, model)
 }
 
@@ -64,7 +64,7 @@ fn no_telemetry_files_from_the_cli_or_a_pipeline() {
     let d = scratch("telemetry");
     let home = d.join("home");
     std::fs::create_dir_all(&home).unwrap();
-    let list = d.join("w.fwl");
+    let list = d.join("w.fvl");
     // A user whose environment asks for telemetry still gets none.
     let run = |cmd: &mut Command| {
         let out = cmd
@@ -76,7 +76,7 @@ fn no_telemetry_files_from_the_cli_or_a_pipeline() {
         assert!(out.status.success(), "{out:?}");
     };
     let fw = || {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_facewatch"));
+        let mut c = Command::new(env!("CARGO_BIN_EXE_faceveil"));
         c.arg("--list").arg(&list);
         c
     };
@@ -84,7 +84,7 @@ fn no_telemetry_files_from_the_cli_or_a_pipeline() {
     run(fw()
         .args(["enroll", "--label", "obama"])
         .arg(common::photo("obama.jpg")));
-    // a pipeline in another process: facedetector through the public pipeline runner
+    // a pipeline in another process: veildetect through the public pipeline runner
     run(Command::new(common::example("detect")).arg(common::photo("t1.jpg")));
     let found: Vec<PathBuf> = walk(&home)
         .into_iter()
@@ -97,7 +97,7 @@ fn no_telemetry_files_from_the_cli_or_a_pipeline() {
     std::fs::remove_dir_all(&d).unwrap();
 }
 
-/// The whole debug log (every category at level 9) of `facewatchbin` over `photo`, with obama on
+/// The whole debug log (every category at level 9) of `veilbin` over `photo`, with obama on
 /// the list.
 fn debug_log_of(d: &Path, list: &Path, photo: &str) -> String {
     let log = d.join(format!("{photo}.log"));
@@ -114,7 +114,7 @@ fn debug_log_of(d: &Path, list: &Path, photo: &str) -> String {
             "imagefreeze",
             "num-buffers=4",
             "!",
-            "facewatchbin",
+            "veilbin",
         ])
         .arg(format!("watchlist={}", list.display()))
         .args(["!", "fakesink"])
@@ -135,7 +135,7 @@ fn no_label_of_a_face_that_did_not_match_in_the_debug_log() {
     let d = scratch("sec-bystander");
     let list = common::obama_list(&d);
     let log = debug_log_of(&d, &list, "biden.jpg");
-    assert!(log.contains("facewatch"), "the log has the elements' lines");
+    assert!(log.contains("faceveil"), "the log has the elements' lines");
     assert!(log.len() > 100_000, "a level-9 log ({} bytes)", log.len());
     assert!(
         !log.contains("obama"),
@@ -154,9 +154,9 @@ fn no_label_of_a_face_that_did_not_match_in_the_debug_log() {
 fn remove_through_a_symlink_changes_the_real_list() {
     let d = scratch("sec-symlink");
     let (real, _) = list(&d);
-    let link = d.join("link.fwl");
+    let link = d.join("link.fvl");
     std::os::unix::fs::symlink(&real, &link).unwrap();
-    let key = d.join("w.fwl.key");
+    let key = d.join("w.fvl.key");
     let k = key.to_str().unwrap();
     cli_ok(&link, &["--key-file", k, "remove", "--label", "bob"]);
     assert!(
@@ -181,11 +181,11 @@ fn planted_files_are_neither_followed_nor_kept() {
     // the pending key name of rekey; plus a crashed writer's leftover.
     let next_pid = std::process::id();
     for pid in next_pid..next_pid + 64 {
-        for name in [".w.fwl.tmp.", ".w.fwl.key.new.tmp.", ".w.fwl.key.tmp."] {
+        for name in [".w.fvl.tmp.", ".w.fvl.key.new.tmp.", ".w.fvl.key.tmp."] {
             std::os::unix::fs::symlink(&victim, d.join(format!("{name}{pid}"))).unwrap();
         }
     }
-    std::os::unix::fs::symlink(&victim, d.join("w.fwl.key.new")).unwrap();
+    std::os::unix::fs::symlink(&victim, d.join("w.fvl.key.new")).unwrap();
     cli_ok(&list, &["rekey"]);
     assert_eq!(
         std::fs::read(&victim).unwrap(),
@@ -193,7 +193,7 @@ fn planted_files_are_neither_followed_nor_kept() {
         "nothing written through a link"
     );
     assert_eq!(mode(&list), 0o600);
-    let key = d.join("w.fwl.key");
+    let key = d.join("w.fvl.key");
     assert!(std::fs::symlink_metadata(&key).unwrap().is_file());
     assert_eq!(mode(&key), 0o600);
     let new_key = read_key_file(&key).unwrap();
@@ -202,14 +202,14 @@ fn planted_files_are_neither_followed_nor_kept() {
     let left: Vec<String> = std::fs::read_dir(&d)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-        .filter(|n| n.starts_with(".w.fwl.tmp."))
+        .filter(|n| n.starts_with(".w.fvl.tmp."))
         .collect();
     assert!(
         left.is_empty(),
         "stale temporary names of the list swept: {left:?}"
     );
     assert!(
-        !d.join("w.fwl.key.new").exists(),
+        !d.join("w.fvl.key.new").exists(),
         "the pending key became the key"
     );
     std::fs::remove_dir_all(&d).unwrap();
@@ -234,7 +234,7 @@ fn verify_shows_the_generation_and_the_element_refuses_a_rollback() {
     // back: the reload is refused with a warning and bob stays removed.
     common::init();
     use gst::prelude::*;
-    let element = gst::ElementFactory::make("facewatch")
+    let element = gst::ElementFactory::make("veilmatch")
         .property("watchlist", list.to_str().unwrap())
         .property("model", m)
         .build()
@@ -285,17 +285,17 @@ fn bad_values_are_refused_and_nothing_panics() {
     let mut w = load(&list, &Secret::Key(KEY)).unwrap();
     w.identities[0].expires_at = Some(i64::MAX);
     w.identities[1].expires_at = Some(-1);
-    gstfacewatch::core::watchlist::store::save(&list, &mut w, &Secret::Key(KEY)).unwrap();
+    gstfaceveil::engine::watchlist::store::save(&list, &mut w, &Secret::Key(KEY)).unwrap();
     let out = cli_ok(&list, &["list"]);
     assert!(out.contains("unix seconds"), "{out}");
     cli_ok(&list, &["list", "--json"]);
 
     // A FIFO as the list: refused at once, not a hang.
-    let fifo = d.join("fifo.fwl");
+    let fifo = d.join("fifo.fvl");
     let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     // SAFETY: a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-    std::fs::copy(d.join("w.fwl.key"), d.join("fifo.fwl.key")).unwrap();
+    std::fs::copy(d.join("w.fvl.key"), d.join("fifo.fvl.key")).unwrap();
     let t = Instant::now();
     let (code, text) = cli(&fifo, &["list"]);
     assert_eq!(code, 4, "{text}");
@@ -311,11 +311,11 @@ fn the_key_is_read_after_the_lock() {
     // Hold the lock, start a remove (it waits), rekey the list meanwhile, then let go: the remove
     // must use the new key, not fail with the old one.
     let lock = Lock::acquire(&list, &Wait::quiet(Duration::from_secs(5))).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_facewatch"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_faceveil"))
         .arg("--list")
         .arg(&list)
         .args(["remove", "--label", "bob"])
-        .env_remove("FACEWATCH_KEY")
+        .env_remove("FACEVEIL_KEY")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -337,8 +337,8 @@ fn the_key_is_read_after_the_lock() {
     }
     let new_key = [0x99; 32];
     let mut w = load(&list, &Secret::Key(KEY)).unwrap();
-    gstfacewatch::core::watchlist::store::save(&list, &mut w, &Secret::Key(new_key)).unwrap();
-    write_key_file(&d.join("w.fwl.key"), &new_key, true).unwrap();
+    gstfaceveil::engine::watchlist::store::save(&list, &mut w, &Secret::Key(new_key)).unwrap();
+    write_key_file(&d.join("w.fvl.key"), &new_key, true).unwrap();
     drop(lock);
     let out = child.wait_with_output().unwrap();
     let mut rest = String::new();
@@ -375,9 +375,9 @@ fn messages_say_what_is_known() {
     // A flipped key-check byte: wrong key or tampering, and it says both.
     let mut bytes = std::fs::read(&list).unwrap();
     bytes[12] ^= 1;
-    let flipped = d.join("flipped.fwl");
+    let flipped = d.join("flipped.fvl");
     std::fs::write(&flipped, &bytes).unwrap();
-    std::fs::copy(d.join("w.fwl.key"), d.join("flipped.fwl.key")).unwrap();
+    std::fs::copy(d.join("w.fvl.key"), d.join("flipped.fvl.key")).unwrap();
     let (code, text) = cli(&flipped, &["--model", m, "verify"]);
     assert_eq!(code, 6, "{text}");
     assert!(
@@ -385,9 +385,9 @@ fn messages_say_what_is_known() {
         "{text}"
     );
     // A plaintext list is not called authentic.
-    let plain = d.join("plain.fwl");
+    let plain = d.join("plain.fvl");
     let mut w = load(&list, &Secret::Key(KEY)).unwrap();
-    gstfacewatch::core::watchlist::store::save(&plain, &mut w, &Secret::Plaintext).unwrap();
+    gstfaceveil::engine::watchlist::store::save(&plain, &mut w, &Secret::Plaintext).unwrap();
     let out = cli_ok(&plain, &["--plaintext", "--model", m, "verify"]);
     assert!(
         out.contains("NOT authenticated") && !out.contains(" authentic,"),
@@ -419,14 +419,14 @@ fn secrets_cannot_be_copied() {
 fn remove_with_rekey_makes_old_copies_unreadable_with_the_key_in_use() {
     let d = scratch("sec-erase");
     let (list, _) = list(&d);
-    let backup = d.join("backup.fwl");
+    let backup = d.join("backup.fvl");
     std::fs::copy(&list, &backup).unwrap();
     let out = cli_ok(&list, &["remove", "--label", "bob", "--rekey"]);
     assert!(
         out.contains("removed 1") && out.contains("re-encrypted"),
         "{out}"
     );
-    let key = read_key_file(&d.join("w.fwl.key")).unwrap();
+    let key = read_key_file(&d.join("w.fvl.key")).unwrap();
     assert_eq!(labels(&list, key), ["alice"]);
     assert!(
         load(&backup, &Secret::Key(key)).is_err(),
@@ -440,9 +440,9 @@ fn short_passphrases_need_an_explicit_flag() {
     let d = scratch("sec-pass");
     let model = fake_model(&d);
     let m = model.to_str().unwrap();
-    let list = d.join("p.fwl");
+    let list = d.join("p.fvl");
     let run = |pass: &str, extra: &[&str]| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_facewatch"));
+        let mut c = Command::new(env!("CARGO_BIN_EXE_faceveil"));
         c.arg("--list")
             .arg(&list)
             .args(["--model", m, "--passphrase-env", "FW_PASS"])

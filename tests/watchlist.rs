@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-//! The watch list end to end: the `facewatch` CLI makes and changes lists, real pipelines
-//! `facedetector ! faceembedder ! facewatch` match clips made from the photos.
+//! The watch list end to end: the `faceveil` CLI makes and changes lists, real pipelines
+//! `veildetect ! veilembed ! veilmatch` match clips made from the photos.
 
 mod common;
 
@@ -39,9 +39,9 @@ fn matches_only_the_enrolled_person() {
     let run = watch_segments(&segs, &list, "cooldown=0");
     assert!(run.error.is_none(), "{:?}", run.error);
     assert_eq!(run.buffers.len(), 40);
-    let matches = messages(&run, "facewatch-match");
+    let matches = messages(&run, "faceveil-match");
     assert!(!matches.is_empty(), "no match: {:?}", run.element_messages);
-    let key_list = std::fs::read_to_string(d.join("w.fwl.key")).unwrap();
+    let key_list = std::fs::read_to_string(d.join("w.fvl.key")).unwrap();
     for m in &matches {
         assert_eq!(m.get::<String>("label").unwrap(), "obama");
         assert!(segment_of(m) <= 1, "match outside the obama segments: {m}");
@@ -76,7 +76,7 @@ fn matches_only_the_enrolled_person() {
         .buffers
         .iter()
         .map(|b| {
-            gstfacewatch::meta::faces(b)
+            gstfaceveil::meta::faces(b)
                 .iter()
                 .any(|f| f.identity.as_ref().is_some_and(|i| i.label == "obama"))
         })
@@ -92,12 +92,12 @@ fn matches_only_the_enrolled_person() {
         "biden/astronaut tagged as obama: {tagged:?}"
     );
     assert!(
-        messages(&run, "facewatch-unknown").is_empty(),
+        messages(&run, "faceveil-unknown").is_empty(),
         "unknowns only when asked"
     );
 
     let run = watch_segments(&segs, &list, "cooldown=0 report-unknown=true");
-    let unknown: Vec<u64> = messages(&run, "facewatch-unknown")
+    let unknown: Vec<u64> = messages(&run, "faceveil-unknown")
         .iter()
         .map(|m| segment_of(m))
         .collect();
@@ -113,7 +113,7 @@ fn one_alert_per_visit() {
     let run = watch_segments(&[("obama2.jpg", 60)], &list, "");
     assert!(run.error.is_none(), "{:?}", run.error);
     assert_eq!(
-        messages(&run, "facewatch-match").len(),
+        messages(&run, "faceveil-match").len(),
         1,
         "{:?}",
         run.element_messages
@@ -124,7 +124,7 @@ fn one_alert_per_visit() {
 #[test]
 fn expired_identity_never_matches() {
     let d = scratch("expired");
-    let list = d.join("w.fwl");
+    let list = d.join("w.fvl");
     cli_ok(&list, &["init"]);
     cli_ok(
         &list,
@@ -139,7 +139,7 @@ fn expired_identity_never_matches() {
     );
     let run = watch_segments(&[("obama2.jpg", 20)], &list, "");
     assert!(run.error.is_none(), "{:?}", run.error);
-    assert!(messages(&run, "facewatch-match").is_empty());
+    assert!(messages(&run, "faceveil-match").is_empty());
     assert!(cli_ok(&list, &["purge-expired"]).contains("purged 1"));
     std::fs::remove_dir_all(d).unwrap();
 }
@@ -152,7 +152,7 @@ fn hot_reload_and_a_bad_reload_keeps_the_old_list() {
     let list = obama_list(&d);
     let pipeline = common::launch(&format!(
         "appsrc name=src format=time caps=video/x-raw,format=I420,width=640,height=480,framerate=10/1 \
-         ! facedetector ! faceembedder reembed-interval=1 ! facewatch watchlist=\"{}\" cooldown=0 \
+         ! veildetect ! veilembed reembed-interval=1 ! veilmatch watchlist=\"{}\" cooldown=0 \
          ! appsink name=sink sync=false",
         list.display()
     ));
@@ -203,7 +203,7 @@ fn hot_reload_and_a_bad_reload_keeps_the_old_list() {
     push(&biden, 10);
     drain(&mut seen);
     assert!(
-        !seen.iter().any(|s| s.starts_with("facewatch-match")),
+        !seen.iter().any(|s| s.starts_with("faceveil-match")),
         "{seen:?}"
     );
     // enroll biden while the pipeline plays
@@ -218,9 +218,9 @@ fn hot_reload_and_a_bad_reload_keeps_the_old_list() {
     );
     push(&biden, 30);
     drain(&mut seen);
-    assert!(seen.iter().any(|s| s == "facewatch-reloaded:"), "{seen:?}");
+    assert!(seen.iter().any(|s| s == "faceveil-reloaded:"), "{seen:?}");
     assert!(
-        seen.iter().any(|s| s == "facewatch-match:biden"),
+        seen.iter().any(|s| s == "faceveil-match:biden"),
         "{seen:?}"
     );
     // a corrupt file replaces the list: a warning, the old list stays in use
@@ -237,7 +237,7 @@ fn hot_reload_and_a_bad_reload_keeps_the_old_list() {
         "{after:?}"
     );
     assert!(
-        after.iter().any(|s| s == "facewatch-match:obama"),
+        after.iter().any(|s| s == "faceveil-match:obama"),
         "{after:?} / {seen:?}"
     );
     src.end_of_stream().unwrap();
@@ -250,8 +250,8 @@ fn every_bad_file_is_a_distinct_clear_error() {
     let d = scratch("errors");
     let list = obama_list(&d);
     let good = std::fs::read(&list).unwrap();
-    let bad = d.join("bad.fwl");
-    std::fs::copy(d.join("w.fwl.key"), d.join("bad.fwl.key")).unwrap();
+    let bad = d.join("bad.fvl");
+    std::fs::copy(d.join("w.fvl.key"), d.join("bad.fvl.key")).unwrap();
     let mut cases: Vec<(&str, Vec<u8>, i32, &str)> = Vec::new();
     let mut tampered = good.clone();
     let last = tampered.len() - 30;
@@ -265,24 +265,24 @@ fn every_bad_file_is_a_distinct_clear_error() {
         "garbage",
         b"hello".to_vec(),
         4,
-        "not a facewatch watch list",
+        "not a faceveil watch list",
     ));
     for (what, bytes, code, phrase) in &cases {
         std::fs::write(&bad, bytes).unwrap();
         let (c, text) = cli(&bad, &["verify"]);
         assert_eq!(c, *code, "{what}: {text}");
         assert!(
-            text.contains(phrase) && text.contains("bad.fwl"),
+            text.contains(phrase) && text.contains("bad.fvl"),
             "{what}: {text}"
         );
         // the element refuses it at start, naming the file
         let run = run_pipeline(&format!(
-            "videotestsrc num-buffers=1 ! video/x-raw,width=64,height=64 ! facewatch watchlist=\"{}\" ! fakesink",
+            "videotestsrc num-buffers=1 ! video/x-raw,width=64,height=64 ! veilmatch watchlist=\"{}\" ! fakesink",
             bad.display()
         ));
         assert!(run.start_failed, "{what}");
         let e = run.error.unwrap_or_default();
-        assert!(e.contains(phrase) && e.contains("bad.fwl"), "{what}: {e}");
+        assert!(e.contains(phrase) && e.contains("bad.fvl"), "{what}: {e}");
     }
     // wrong key
     std::fs::write(&bad, &good).unwrap();
@@ -298,11 +298,11 @@ fn every_bad_file_is_a_distinct_clear_error() {
     assert_eq!(c, 6, "{text}");
     assert!(text.contains("wrong key"), "{text}");
     // a list made for another embedder model
-    gstfacewatch::core::watchlist::store::save(
+    gstfaceveil::engine::watchlist::store::save(
         &bad,
-        &mut gstfacewatch::core::watchlist::Watchlist::new("other_model:0123456789abcdef"),
-        &gstfacewatch::core::watchlist::file::Secret::Key(
-            gstfacewatch::core::watchlist::store::read_key_file(&d.join("bad.fwl.key")).unwrap(),
+        &mut gstfaceveil::engine::watchlist::Watchlist::new("other_model:0123456789abcdef"),
+        &gstfaceveil::engine::watchlist::file::Secret::Key(
+            gstfaceveil::engine::watchlist::store::read_key_file(&d.join("bad.fvl.key")).unwrap(),
         ),
     )
     .unwrap();
@@ -353,14 +353,14 @@ fn every_bad_file_is_a_distinct_clear_error() {
 #[test]
 fn concurrent_enrolls_both_land() {
     let d = scratch("concurrent");
-    let list = d.join("w.fwl");
+    let list = d.join("w.fvl");
     cli_ok(&list, &["init"]);
     let spawn = |label: &str, p: &str| {
-        Command::new(env!("CARGO_BIN_EXE_facewatch"))
+        Command::new(env!("CARGO_BIN_EXE_faceveil"))
             .arg("--list")
             .arg(&list)
             .args(["enroll", "--label", label, photo(p).to_str().unwrap()])
-            .env_remove("FACEWATCH_KEY")
+            .env_remove("FACEVEIL_KEY")
             .spawn()
             .unwrap()
     };
@@ -392,16 +392,16 @@ fn list_never_shows_descriptors_and_the_file_is_encrypted() {
         "label visible in the file"
     );
     let mode = std::os::unix::fs::PermissionsExt::mode(
-        &std::fs::metadata(d.join("w.fwl.key"))
+        &std::fs::metadata(d.join("w.fvl.key"))
             .unwrap()
             .permissions(),
     );
     assert_eq!(mode & 0o777, 0o600);
     // rekey: the old key no longer opens it, the new one does
-    let old_key = std::fs::read_to_string(d.join("w.fwl.key")).unwrap();
+    let old_key = std::fs::read_to_string(d.join("w.fvl.key")).unwrap();
     cli_ok(&list, &["rekey"]);
     assert_ne!(
-        std::fs::read_to_string(d.join("w.fwl.key")).unwrap(),
+        std::fs::read_to_string(d.join("w.fvl.key")).unwrap(),
         old_key
     );
     cli_ok(&list, &["verify"]);
@@ -420,7 +420,7 @@ fn list_never_shows_descriptors_and_the_file_is_encrypted() {
 #[test]
 fn enroll_from_a_video_takes_the_best_frames() {
     let d = scratch("video-enroll");
-    let list = d.join("w.fwl");
+    let list = d.join("w.fvl");
     cli_ok(&list, &["init"]);
     let video = common::clip(&d, &[("obama2.jpg", 20)]);
     let out = cli_ok(
@@ -440,7 +440,7 @@ fn reload_signal_swaps_the_list_or_keeps_the_old_one() {
     let list = obama_list(&d);
     let pipeline = common::launch(&format!(
         "videotestsrc num-buffers=1000 is-live=true ! video/x-raw,width=64,height=64,framerate=10/1 \
-         ! facewatch name=fw watchlist=\"{}\" ! fakesink",
+         ! veilmatch name=fw watchlist=\"{}\" ! fakesink",
         list.display()
     ));
     pipeline.set_state(gst::State::Playing).unwrap();
@@ -468,8 +468,8 @@ fn reload_signal_swaps_the_list_or_keeps_the_old_one() {
     std::fs::remove_dir_all(d).unwrap();
 }
 
-/// `attach-snapshot`: a small JPEG of the matched face in facewatch-match, never in
-/// facewatch-unknown, and nothing without the property.
+/// `attach-snapshot`: a small JPEG of the matched face in faceveil-match, never in
+/// faceveil-unknown, and nothing without the property.
 #[test]
 fn a_snapshot_only_for_matches_and_only_when_asked() {
     let d = scratch("snapshot");
@@ -477,7 +477,7 @@ fn a_snapshot_only_for_matches_and_only_when_asked() {
     let segments = [("obama2.jpg", 12), ("biden.jpg", 12)];
     let run = watch_segments(&segments, &list, "report-unknown=true attach-snapshot=true");
     assert!(run.error.is_none(), "{:?}", run.error);
-    let matches = messages(&run, "facewatch-match");
+    let matches = messages(&run, "faceveil-match");
     assert_eq!(matches.len(), 1);
     let sample = matches[0]
         .get::<gst::Sample>("snapshot")
@@ -497,13 +497,13 @@ fn a_snapshot_only_for_matches_and_only_when_asked() {
     assert!(decoded.error.is_none(), "{:?}", decoded.error);
     assert_eq!(decoded.buffers.len(), 1);
     assert!(jpeg.len() < 20_000, "{} bytes", jpeg.len());
-    let unknown = messages(&run, "facewatch-unknown");
+    let unknown = messages(&run, "faceveil-unknown");
     assert!(!unknown.is_empty());
     assert!(unknown.iter().all(|m| !m.has_field("snapshot")));
 
     let plain = watch_segments(&segments[..1], &list, "");
     assert!(
-        messages(&plain, "facewatch-match")
+        messages(&plain, "faceveil-match")
             .iter()
             .all(|m| !m.has_field("snapshot"))
     );

@@ -4,8 +4,8 @@
 
 use std::time::Instant;
 
-use gstfacewatch::core::frame::{FrameView, PixelFormat, YuvMatrix};
-use gstfacewatch::core::manifest::{ModelSpec, Task};
+use gstfaceveil::engine::frame::{FrameView, PixelFormat, YuvMatrix};
+use gstfaceveil::engine::manifest::{ModelSpec, Task};
 
 /// `FRAME.i420 WIDTH HEIGHT [ITERATIONS]` from the command line: the frame's bytes, size and
 /// iterations (default 50). Exits with `usage` on bad arguments.

@@ -3,8 +3,8 @@
 //! writes the report (docs/CALIBRATION.md). Run by scripts/calibrate.sh; rerun it after changing the
 //! detector, the alignment or the embedder.
 //!
-//! Faces come through the real elements (`uridecodebin ! videoconvert ! <augmentation> ! facedetector !
-//! faceembedder`). Single-face photos are also augmented with GStreamer elements — scale 0.5 and
+//! Faces come through the real elements (`uridecodebin ! videoconvert ! <augmentation> ! veildetect !
+//! veilembed`). Single-face photos are also augmented with GStreamer elements — scale 0.5 and
 //! 0.75, rotation ±10°, brightness ±0.15, JPEG re-encoding at quality 25, a shift by a border — so a
 //! photo yields genuine pairs with different pixels. Photos with several faces (t1 and the background
 //! photos sample4..6) add impostors only.
@@ -15,14 +15,14 @@
 //! usage: cargo run --release --example calibrate -- PHOTO_DIR BACKGROUND_DIR ORL_DIR [REPORT.md]
 //!
 //! `CALIBRATE_EMBEDDER=models/dlib_resnet-int8.onnx` calibrates another embedder than the default
-//! (faceembedder's `model`; its manifest's mean descriptor centres the scores);
+//! (veilembed's `model`; its manifest's mean descriptor centres the scores);
 //! `CALIBRATE_DETECTOR=models/centerface.onnx` takes the faces from another detector.
 
 mod open_set;
 
-use gstfacewatch::core::embedder::similarity_for;
-use gstfacewatch::core::manifest::{ModelSpec, Task};
-use gstfacewatch::core::similarity::Similarity;
+use gstfaceveil::engine::embedder::similarity_for;
+use gstfaceveil::engine::manifest::{ModelSpec, Task};
+use gstfaceveil::engine::cosine::Similarity;
 
 const AUGMENTATIONS: [(&str, &str); 10] = [
     ("original", ""),
@@ -80,10 +80,10 @@ fn faces(path: &std::path::Path, aug: &str) -> Result<Vec<Vec<f32>>, Box<dyn std
         model_prop("CALIBRATE_DETECTOR"),
         model_prop("CALIBRATE_EMBEDDER"),
     );
-    Ok(gstfacewatch::pipeline::descriptors(
+    Ok(gstfaceveil::pipeline::descriptors(
         path,
         &format!(
-            "video/x-raw,format=RGBx ! {aug}facedetector{detector} ! faceembedder{embedder} min-quality=0 min-eye-distance=0"
+            "video/x-raw,format=RGBx ! {aug}veildetect{detector} ! veilembed{embedder} min-quality=0 min-eye-distance=0"
         ),
     )?)
 }
@@ -91,7 +91,7 @@ fn faces(path: &std::path::Path, aug: &str) -> Result<Vec<Vec<f32>>, Box<dyn std
 /// Width and height of a photo.
 fn image_size(path: &std::path::Path) -> Result<(u32, u32), Box<dyn std::error::Error>> {
     let mut size = None;
-    gstfacewatch::pipeline::run_file(path, "identity", |s| {
+    gstfaceveil::pipeline::run_file(path, "identity", |s| {
         size = s
             .caps()
             .and_then(|c| gst_video::VideoInfo::from_caps(c).ok())
@@ -119,7 +119,7 @@ fn pairs(samples: &[Sample], sim: &Similarity) -> (Vec<f32>, Vec<f32>) {
     let (mut genuine, mut impostor) = (Vec::new(), Vec::new());
     for i in 0..samples.len() {
         for j in i + 1..samples.len() {
-            let s = gstfacewatch::core::similarity::dot(&prepared[i], &prepared[j]);
+            let s = gstfaceveil::engine::cosine::dot(&prepared[i], &prepared[j]);
             if samples[i].identity == samples[j].identity {
                 genuine.push(s);
             } else {
@@ -132,7 +132,7 @@ fn pairs(samples: &[Sample], sim: &Similarity) -> (Vec<f32>, Vec<f32>) {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     gst::init()?;
-    gstfacewatch::plugin_register_static()?;
+    gstfaceveil::plugin_register_static()?;
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [photos, background, orl, rest @ ..] = args.as_slice() else {
         return Err("usage: calibrate PHOTO_DIR BACKGROUND_DIR ORL_DIR [REPORT.md]".into());
@@ -256,7 +256,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     md.push_str(&format!(
         "Model `{}`; scores are the cosine of L2-normalised descriptors after subtracting the mean\n\
          descriptor of the background set (face-api demo sample1..3.jpg, 9 faces, never used by the tests).\n\n",
-        gstfacewatch::core::embedder::model_id(&spec)?
+        gstfaceveil::engine::embedder::model_id(&spec)?
     ));
     md.push_str(&format!(
         "Faces: {} of {} identities, through the real elements. Single-face photos (obama ×3, biden,\n\
@@ -329,7 +329,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut all = Vec::new();
     for a in 0..samples.len() {
         for b in a + 1..samples.len() {
-            let s = gstfacewatch::core::similarity::dot(&prepared[a], &prepared[b]);
+            let s = gstfaceveil::engine::cosine::dot(&prepared[a], &prepared[b]);
             all.push((s, samples[a].identity == samples[b].identity, a, b));
         }
     }
@@ -374,7 +374,7 @@ fn genuine_colour_split(samples: &[Sample], sim: &Similarity) -> (Vec<f32>, Vec<
             if samples[i].identity != samples[j].identity {
                 continue;
             }
-            let s = gstfacewatch::core::similarity::dot(&prepared[i], &prepared[j]);
+            let s = gstfaceveil::engine::cosine::dot(&prepared[i], &prepared[j]);
             if samples[i].file == samples[j].file {
                 same.push(s);
             } else {
@@ -408,7 +408,7 @@ fn open_set_report(
         .collect();
     for a in 0..all.len() {
         for b in a + 1..all.len() {
-            let s = gstfacewatch::core::similarity::dot(&all[a].1, &all[b].1);
+            let s = gstfaceveil::engine::cosine::dot(&all[a].1, &all[b].1);
             if all[a].0 == all[b].0 {
                 g.push(s);
             } else {
@@ -471,8 +471,8 @@ fn open_set_report(
          (right-person rate, wrong-person rate) and every photo of the people not enrolled plus {extra_strangers}\n\
          faces of the colour test and background photos turned grayscale (stranger false-alarm rate: a\n\
          stranger's best identity passes the decision). Every choice of K consecutive people (20 lists\n\
-         for K < 20) is scored with the real index and the rule of the element and `facewatch identify`\n\
-         (`core::matcher::decide`). For K = 20 every ORL person is enrolled, so its strangers are only\n\
+         for K < 20) is scored with the real index and the rule of the element and `veilmatch identify`\n\
+         (`engine::matcher::decide`). For K = 20 every ORL person is enrolled, so its strangers are only\n\
          the {extra_strangers} others: its measured rate is coarse; the predicted column is what to rely on.\n\n\
          Predicted = 1 − (1 − p)^K, with p the stranger rate measured for one person (K = 1, same E): each\n\
          identity on the list is one more chance of a false match.\n\n"
@@ -538,7 +538,7 @@ fn open_set_report(
     md.push_str(&format!(
         "\n## Operating point\n\n\
          The rule: colour keeps its threshold {threshold:.2} (the rule above: at most 0.1 % of the\n\
-         impostor pairs). Grayscale faces (faceembedder's `grayscale`: no colour in the face) are decided\n\
+         impostor pairs). Grayscale faces (veilembed's `grayscale`: no colour in the face) are decided\n\
          at the lowest threshold, in steps of 0.01, whose predicted stranger false-alarm rate for a\n\
          list of 20 people enrolled from one photo each is at most 1 %: **{threshold_gray:.2}**\n\
          (`threshold-gray` in `models/dlib_resnet.toml`; the element's `grayscale-threshold`).\n\n\
@@ -547,7 +547,7 @@ fn open_set_report(
          person {:.2} %; from 3 photos: predicted {:.2} %, right person {:.1} %. Colour: {:.2} % false\n\
          alarms predicted for 20 people, genuine different-photo pairs matched {:.1} % — unchanged\n\
          from before, as the colour threshold is.\n\n\
-         A margin over the second-best identity (`core::matcher::decide` has one) was measured too. At\n\
+         A margin over the second-best identity (`engine::matcher::decide` has one) was measured too. At\n\
          {threshold:.2} with a margin of 0.10, 10 people from 1 photo: false alarms {:.2} % (without: {:.2} %),\n\
          right person {:.1} %. It helps long lists a lot, but its effect on a list of 20 can neither be\n\
          predicted from one person (the formula assumes independent chances) nor measured here (all 20\n\

@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: MIT
 //! The open-set evaluation: K people enrolled from E photos each, every other photo of them and
 //! every photo of people not enrolled shown as probes, decided by the same index and rule as
-//! `facewatch identify` and the `facewatch` element (`core::matcher::decide`). Grayscale faces:
+//! `veilmatch identify` and the `veilmatch` element (`engine::matcher::decide`). Grayscale faces:
 //! ORL s1..s20 (never s21..s40), with the colour test and background photos turned grayscale as
 //! further strangers.
 
-use gstfacewatch::core::matcher::{Decision, decide};
-use gstfacewatch::core::similarity::Similarity;
-use gstfacewatch::core::watchlist::index::{Hit, Index};
-use gstfacewatch::core::watchlist::{Descriptor, Identity, Watchlist};
+use gstfaceveil::engine::matcher::{Decision, decide};
+use gstfaceveil::engine::cosine::Similarity;
+use gstfaceveil::engine::watchlist::index::{Hit, Index};
+use gstfaceveil::engine::watchlist::{Descriptor, Identity, Watchlist};
 
 /// Photos of each person, in order (photo 0 first).
 pub type People = Vec<Vec<Vec<f32>>>;

@@ -7,24 +7,24 @@ use std::sync::Once;
 use std::time::Duration;
 
 use gst::prelude::*;
-use gstfacewatch::core::embedder::model_id;
-use gstfacewatch::core::manifest::{ModelSpec, Task};
-use gstfacewatch::core::watchlist::file::Secret;
-use gstfacewatch::core::watchlist::store::save;
-use gstfacewatch::core::watchlist::{Descriptor, Identity, Watchlist};
+use gstfaceveil::engine::embedder::model_id;
+use gstfaceveil::engine::manifest::{ModelSpec, Task};
+use gstfaceveil::engine::watchlist::file::Secret;
+use gstfaceveil::engine::watchlist::store::save;
+use gstfaceveil::engine::watchlist::{Descriptor, Identity, Watchlist};
 
 pub fn init() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
         gst::init().unwrap();
-        gstfacewatch::plugin_register_static().expect("register facewatch plugin");
+        gstfaceveil::plugin_register_static().expect("register faceveil plugin");
     });
 }
 
 /// Fails clearly when the set-up has not been run, instead of a confusing error deep in a pipeline.
 pub fn require_runtime() {
     init();
-    if let Err(e) = gstfacewatch::core::runtime::environment() {
+    if let Err(e) = gstfaceveil::engine::runtime::environment() {
         panic!("{e}\nRun scripts/setup.sh first (scripts/test.sh does).");
     }
 }
@@ -111,16 +111,16 @@ pub fn photo_src(name: &str, caps: &str) -> String {
 }
 
 /// Faces (with the embedder's part) of a single photo through
-/// `facedetector ! faceembedder <props>`.
-pub fn embed_photo(name: &str, caps: &str, props: &str) -> Vec<gstfacewatch::meta::Face> {
+/// `veildetect ! veilembed <props>`.
+pub fn embed_photo(name: &str, caps: &str, props: &str) -> Vec<gstfaceveil::meta::Face> {
     require_runtime();
     let run = run_pipeline(&format!(
-        "{} ! facedetector ! faceembedder {props} ! appsink name=sink",
+        "{} ! veildetect ! veilembed {props} ! appsink name=sink",
         photo_src(name, caps)
     ));
     assert!(run.error.is_none(), "{name}: {:?}", run.error);
     assert_eq!(run.buffers.len(), 1);
-    gstfacewatch::meta::faces(&run.buffers[0])
+    gstfaceveil::meta::faces(&run.buffers[0])
 }
 
 /// The descriptor of the only (or the best) face of a photo.
@@ -133,8 +133,8 @@ pub fn descriptor(name: &str, caps: &str) -> Vec<f32> {
         .unwrap_or_else(|| panic!("{name}: no descriptor"))
 }
 
-pub fn embedder_spec() -> gstfacewatch::core::manifest::ModelSpec {
-    use gstfacewatch::core::manifest::{ModelSpec, Task};
+pub fn embedder_spec() -> gstfaceveil::engine::manifest::ModelSpec {
+    use gstfaceveil::engine::manifest::{ModelSpec, Task};
     ModelSpec::resolve(None, Task::Embedder).expect("embedder model (run scripts/setup.sh)")
 }
 
@@ -156,7 +156,7 @@ pub fn example(name: &str) -> PathBuf {
     p
 }
 
-/// The folder where this test build put the plugin (`libgstfacewatch.so`, from `cargo build --lib`).
+/// The folder where this test build put the plugin (`libgstfaceveil.so`, from `cargo build --lib`).
 pub fn plugin_dir() -> PathBuf {
     let dir = std::env::current_exe()
         .unwrap()
@@ -166,8 +166,8 @@ pub fn plugin_dir() -> PathBuf {
         .unwrap()
         .to_path_buf();
     assert!(
-        dir.join("libgstfacewatch.so").is_file(),
-        "{} has no libgstfacewatch.so: run cargo build --lib first (scripts/test.sh does)",
+        dir.join("libgstfaceveil.so").is_file(),
+        "{} has no libgstfaceveil.so: run cargo build --lib first (scripts/test.sh does)",
         dir.display()
     );
     dir
@@ -233,19 +233,19 @@ impl Drop for RtspCamera {
 
 /// A fresh scratch directory for one test.
 pub fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("facewatch-test-{}-{name}", std::process::id()));
+    let d = std::env::temp_dir().join(format!("faceveil-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
 }
 
-/// Runs the `facewatch` CLI on `list`; returns the exit code and stdout + stderr.
+/// Runs the `faceveil` CLI on `list`; returns the exit code and stdout + stderr.
 pub fn cli(list: &std::path::Path, args: &[&str]) -> (i32, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_facewatch"))
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_faceveil"))
         .arg("--list")
         .arg(list)
         .args(args)
-        .env_remove("FACEWATCH_KEY")
+        .env_remove("FACEVEIL_KEY")
         .output()
         .unwrap();
     let text =
@@ -256,13 +256,13 @@ pub fn cli(list: &std::path::Path, args: &[&str]) -> (i32, String) {
 /// Runs the CLI and requires success; returns its output.
 pub fn cli_ok(list: &std::path::Path, args: &[&str]) -> String {
     let (code, text) = cli(list, args);
-    assert_eq!(code, 0, "facewatch {args:?}: {text}");
+    assert_eq!(code, 0, "faceveil {args:?}: {text}");
     text
 }
 
-/// `<dir>/w.fwl`, a new list with obama enrolled from obama.jpg.
+/// `<dir>/w.fvl`, a new list with obama enrolled from obama.jpg.
 pub fn obama_list(dir: &std::path::Path) -> PathBuf {
-    let list = dir.join("w.fwl");
+    let list = dir.join("w.fvl");
     cli_ok(&list, &["init"]);
     cli_ok(
         &list,
@@ -302,12 +302,12 @@ pub fn clip(dir: &std::path::Path, segments: &[(&str, usize)]) -> PathBuf {
     out
 }
 
-/// The same segments (raw, no encoding) through `facedetector ! faceembedder ! facewatch` with
+/// The same segments (raw, no encoding) through `veildetect ! veilembed ! veilmatch` with
 /// `list` and the matcher's `props`.
 pub fn watch_segments(segments: &[(&str, usize)], list: &std::path::Path, props: &str) -> Run {
     require_runtime();
     run_pipeline(&format!(
-        "concat name=c ! facedetector ! faceembedder reembed-interval=2 ! facewatch name=fw watchlist=\"{}\" {props} \
+        "concat name=c ! veildetect ! veilembed reembed-interval=2 ! veilmatch name=fw watchlist=\"{}\" {props} \
          ! appsink name=sink {}",
         list.display(),
         segments_into_concat(segments)
@@ -336,7 +336,7 @@ pub fn child<T: IsA<gst::Element>>(pipeline: &gst::Pipeline, name: &str) -> T {
 const DIM: usize = 128;
 
 /// A stand-in embedder model: the real manifest (without its mean file, so scores are plain cosine)
-/// beside a file that is not a network. `facewatch` only hashes the model and reads its manifest.
+/// beside a file that is not a network. `faceveil` only hashes the model and reads its manifest.
 pub fn fake_model(dir: &Path) -> PathBuf {
     let manifest = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/dlib_resnet.toml"),

@@ -1,0 +1,452 @@
+// SPDX-License-Identifier: MIT
+//! `faceveil-nvr`: runs faceveil on many cameras, unattended (docs/NVR.md).
+//!
+//! One pipeline per camera, `uridecodebin ! veilbin ! fakesink`, each watched by its own
+//! thread that writes every `faceveil-match` (and, when asked, `faceveil-unknown`) as one JSON
+//! line. An RTSP camera that ends is restarted with backoff (0.5 s doubling to 10 s, reset after
+//! 30 s of good streaming) while the others keep going; a file ends its camera.
+//!
+//! Signals: SIGINT/SIGTERM send EOS to every pipeline, wait briefly and exit 0. SIGHUP re-reads the
+//! configuration file: a valid one is applied (cameras removed, added or changed are stopped and
+//! started; the others keep running); an invalid one is refused with a message and the running
+//! configuration stays. The watch lists reload by themselves when their files change.
+//!
+//! Exit codes: 0 stopped by a signal or every camera ended; 2 usage; 3 invalid configuration (the
+//! message names the key and the line); 4 a camera cannot start (watch list, key, model or
+//! pipeline, named with the camera), or the events file cannot be opened. Nothing is started unless
+//! every camera can be.
+
+mod config;
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use gst::prelude::*;
+use gstfaceveil::engine::embedder::model_id;
+use gstfaceveil::engine::manifest::{ModelSpec, Task};
+use gstfaceveil::engine::watchlist::store::{load, resolve_key};
+
+use config::{Camera, Config, ConfigError};
+
+#[derive(Parser)]
+#[command(
+    name = "faceveil-nvr",
+    version,
+    about = "Run faceveil on many cameras: one pipeline each, matches as JSON lines",
+    after_help = "Either --config FILE (see docs/NVR.md), or --watchlist and cameras as [NAME=]URL on the command line.\nExit codes: 0 stopped, 2 usage, 3 invalid configuration, 4 a camera cannot start."
+)]
+struct Cli {
+    /// Configuration file (TOML); SIGHUP re-reads it
+    #[arg(long, conflicts_with_all = ["watchlist", "cameras"])]
+    config: Option<PathBuf>,
+    /// Check the configuration and every camera's watch list and key, then exit (0 = all good)
+    #[arg(long)]
+    check: bool,
+    /// Watch list of every camera given on the command line
+    #[arg(long, required_unless_present = "config")]
+    watchlist: Option<PathBuf>,
+    /// Key file of that watch list [default: $FACEVEIL_KEY, else <watchlist>.key]
+    #[arg(long, requires = "watchlist")]
+    key_file: Option<PathBuf>,
+    /// Append events to this file instead of standard output
+    #[arg(long, requires = "watchlist")]
+    out: Option<PathBuf>,
+    /// Also report tracks that stay unmatched (faceveil-unknown)
+    #[arg(long, requires = "watchlist")]
+    report_unknown: bool,
+    /// Append each match to this hash-chained audit log (e.g. the list's, <watchlist>.audit)
+    #[arg(long, requires = "watchlist")]
+    audit_log: Option<PathBuf>,
+    /// Seconds without a frame after which a live camera is reconnected (0 = never)
+    #[arg(long, value_name = "SECONDS", default_value_t = config::DEFAULT_STALL_TIMEOUT, requires = "watchlist")]
+    stall_timeout: u32,
+    /// Cameras: [NAME=]URL, URL an rtsp://, file:// or other URI, or a path (names default to cam0, cam1, …)
+    #[arg(value_name = "[NAME=]URL", required_unless_present = "config")]
+    cameras: Vec<String>,
+}
+
+/// The configuration the command line describes.
+fn config_from_args(cli: &Cli) -> Result<Config, ConfigError> {
+    let watchlist = cli.watchlist.clone().expect("required by clap");
+    let here = Path::new(".");
+    let mut cameras: Vec<Camera> = Vec::new();
+    for (i, a) in cli.cameras.iter().enumerate() {
+        let (name, url) = match a.split_once('=') {
+            Some((n, u)) if !n.is_empty() && !n.contains(['/', ':']) => (n.to_string(), u),
+            _ => (format!("cam{i}"), a.as_str()),
+        };
+        if cameras.iter().any(|c| c.name == name) {
+            return Err(ConfigError(format!("camera name '{name}' is used twice")));
+        }
+        cameras.push(Camera {
+            uri: config::uri_of(here, url).map_err(|e| ConfigError(format!("{a}: {e}")))?,
+            name,
+            watchlist: watchlist.clone(),
+            key_file: cli.key_file.clone(),
+            threshold: 0.0,
+            min_hits: 2,
+            cooldown: 60,
+            interval: 0,
+            report_unknown: cli.report_unknown,
+            audit_log: cli.audit_log.clone(),
+            stall_timeout: cli.stall_timeout,
+        });
+    }
+    Ok(Config {
+        events: cli.out.clone(),
+        cameras,
+    })
+}
+
+/// The camera's pipeline, as `gst-launch-1.0` would spell it.
+fn pipeline_description(c: &Camera) -> String {
+    let key = c
+        .key_file
+        .as_ref()
+        .map(|k| format!("key-file=\"{}\"", k.display()))
+        .unwrap_or_default();
+    let audit = c
+        .audit_log
+        .as_ref()
+        .map(|a| format!("audit-log=\"{}\"", a.display()))
+        .unwrap_or_default();
+    format!(
+        "uridecodebin uri=\"{}\" ! veilbin name=fw camera-id=\"{}\" watchlist=\"{}\" {key} {audit} \
+         threshold={} min-hits={} cooldown={} interval={} report-unknown={} ! fakesink name=sink sync=false",
+        c.uri,
+        c.name,
+        c.watchlist.display(),
+        c.threshold,
+        c.min_hits,
+        c.cooldown,
+        c.interval,
+        c.report_unknown
+    )
+}
+
+/// Everything that would stop a camera at start, checked before any camera starts: its watch list
+/// opens with its key and was made for the embedder model, and its pipeline can be built.
+fn preflight(config: &Config) -> Result<(), String> {
+    let spec = ModelSpec::resolve(None, Task::Embedder).map_err(|e| e.to_string())?;
+    let model = model_id(&spec).map_err(|e| e.to_string())?;
+    let mut checked: BTreeSet<(PathBuf, Option<PathBuf>)> = BTreeSet::new();
+    for c in &config.cameras {
+        let fail = |e: String| format!("camera '{}': {e}", c.name);
+        if checked.insert((c.watchlist.clone(), c.key_file.clone())) {
+            let secret = resolve_key(c.key_file.as_deref(), &c.watchlist)
+                .map_err(|e| fail(e.to_string()))?;
+            let list = load(&c.watchlist, &secret).map_err(|e| fail(e.to_string()))?;
+            if list.model_id != model {
+                return Err(fail(format!(
+                    "watch list {} was made with embedder model {}, but the model in use is {model}",
+                    c.watchlist.display(),
+                    list.model_id
+                )));
+            }
+        }
+        gst::parse::launch(&pipeline_description(c)).map_err(|e| fail(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// A GStreamer structure as a JSON object (strings, numbers, booleans; unset times as null).
+fn to_json(s: &gst::StructureRef) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    m.insert("event".into(), s.name().as_str().into());
+    for (k, v) in s.iter() {
+        let j = if let Ok(x) = v.get::<String>() {
+            x.into()
+        } else if let Ok(x) = v.get::<u64>() {
+            if x == u64::MAX {
+                serde_json::Value::Null
+            } else {
+                x.into()
+            }
+        } else if let Ok(x) = v.get::<u32>() {
+            x.into()
+        } else if let Ok(x) = v.get::<f64>() {
+            x.into()
+        } else if let Ok(x) = v.get::<bool>() {
+            x.into()
+        } else {
+            v.serialize()
+                .map(|s| s.to_string())
+                .unwrap_or_default()
+                .into()
+        };
+        m.insert(k.to_string(), j);
+    }
+    serde_json::Value::Object(m)
+}
+
+type Events = Arc<Mutex<Box<dyn Write + Send>>>;
+
+fn open_events(path: &Option<PathBuf>) -> Result<Events, String> {
+    let sink: Box<dyn Write + Send> = match path {
+        Some(p) => Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|e| format!("events file {}: {e}", p.display()))?,
+        ),
+        None => Box::new(std::io::stdout()),
+    };
+    Ok(Arc::new(Mutex::new(sink)))
+}
+
+/// Runs one camera until it ends (file) or until `stop` (RTSP: restarted after each drop).
+fn run_camera(c: &Camera, events: &Events, stop: &AtomicBool) {
+    let name = &c.name;
+    let live = c.uri.starts_with("rtsp://");
+    let mut backoff = Duration::from_millis(500);
+    while !stop.load(Ordering::SeqCst) {
+        let pipeline = match gst::parse::launch(&pipeline_description(c)) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("[{name}] cannot build the pipeline: {e}");
+                return;
+            }
+        };
+        let bus = pipeline.bus().expect("pipeline bus");
+        let started = Instant::now();
+        // The watchdog: when the last frame reached the sink (ms since `started`).
+        let last_frame = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        if let Some(pad) = pipeline
+            .downcast_ref::<gst::Bin>()
+            .and_then(|b| b.by_name("sink"))
+            .and_then(|s| s.static_pad("sink"))
+        {
+            let last = last_frame.clone();
+            pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                last.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+                gst::PadProbeReturn::Ok
+            });
+        }
+        let stall = Duration::from_secs(c.stall_timeout as u64);
+        let _ = pipeline.set_state(gst::State::Playing);
+        let mut ended_with_error = false;
+        loop {
+            let since_frame =
+                started.elapsed() - Duration::from_millis(last_frame.load(Ordering::Relaxed));
+            if live && !stall.is_zero() && since_frame >= stall {
+                // A camera that stops sending without closing the connection (a frozen server)
+                // would stall this camera silently: start it over.
+                eprintln!(
+                    "[{name}] no video for {} s: reconnecting",
+                    since_frame.as_secs()
+                );
+                ended_with_error = true;
+                break;
+            }
+            if stop.load(Ordering::SeqCst) {
+                // Stop: let the pipeline drain (EOS), briefly, then stop it.
+                pipeline.send_event(gst::event::Eos::new());
+                let _ = bus
+                    .timed_pop_filtered(gst::ClockTime::from_seconds(2), &[gst::MessageType::Eos]);
+                break;
+            }
+            let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(200)) else {
+                continue;
+            };
+            match msg.view() {
+                gst::MessageView::Element(e) => {
+                    if let Some(s) = e.structure()
+                        && (s.name() == "faceveil-match" || s.name() == "faceveil-unknown")
+                    {
+                        let mut w = events.lock().unwrap();
+                        let _ = writeln!(w, "{}", to_json(s));
+                        let _ = w.flush();
+                    }
+                }
+                gst::MessageView::Warning(w) => {
+                    eprintln!("[{name}] warning: {}", w.error());
+                }
+                gst::MessageView::Error(e) => {
+                    eprintln!("[{name}] error: {} ({:?})", e.error(), e.debug());
+                    ended_with_error = true;
+                    break;
+                }
+                gst::MessageView::Eos(_) => {
+                    eprintln!("[{name}] end of stream");
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let _ = pipeline.set_state(gst::State::Null);
+        if !live || stop.load(Ordering::SeqCst) {
+            if ended_with_error && !live {
+                eprintln!("[{name}] stopped");
+            }
+            return;
+        }
+        // A camera that streamed well for a while starts its backoff over.
+        if started.elapsed() > Duration::from_secs(30) {
+            backoff = Duration::from_millis(500);
+        }
+        eprintln!("[{name}] reconnecting in {:.1} s", backoff.as_secs_f32());
+        let until = Instant::now() + backoff;
+        while Instant::now() < until && !stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// A running camera: its configuration, its stop flag, its thread.
+struct Running {
+    camera: Camera,
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+fn start(camera: Camera, events: &Events) -> Running {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (c, ev, st) = (camera.clone(), events.clone(), stop.clone());
+    let thread = std::thread::spawn(move || run_camera(&c, &ev, &st));
+    Running {
+        camera,
+        stop,
+        thread,
+    }
+}
+
+fn stop_all(cams: Vec<Running>) {
+    for r in &cams {
+        r.stop.store(true, Ordering::SeqCst);
+    }
+    for r in cams {
+        let _ = r.thread.join();
+    }
+}
+
+/// Applies a new, checked configuration: cameras that are unchanged keep running.
+fn apply(running: Vec<Running>, new: &Config, events: &Events) -> Vec<Running> {
+    let (keep, gone): (Vec<Running>, Vec<Running>) = running
+        .into_iter()
+        .partition(|r| new.cameras.contains(&r.camera));
+    let stopped = gone.len();
+    stop_all(gone);
+    let mut out = keep;
+    let mut started = 0;
+    for c in &new.cameras {
+        if !out.iter().any(|r| &r.camera == c) {
+            out.push(start(c.clone(), events));
+            started += 1;
+        }
+    }
+    eprintln!(
+        "faceveil-nvr: configuration reloaded: {} cameras ({started} started, {stopped} stopped, {} unchanged)",
+        out.len(),
+        out.len() - started
+    );
+    out
+}
+
+fn main() -> ExitCode {
+    // Before any thread exists (ONNX Runtime is loaded later, by the elements).
+    gstfaceveil::engine::runtime::disable_telemetry();
+    let cli = Cli::parse();
+    let load = || match &cli.config {
+        Some(p) => Config::load(p),
+        None => config_from_args(&cli),
+    };
+    let config = match load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("faceveil-nvr: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    if let Err(e) = gst::init()
+        .map_err(|e| e.to_string())
+        .and_then(|_| gstfaceveil::plugin_register_static().map_err(|e| e.to_string()))
+    {
+        eprintln!("faceveil-nvr: GStreamer: {e}");
+        return ExitCode::from(4);
+    }
+    if let Err(e) = preflight(&config) {
+        eprintln!("faceveil-nvr: {e}; nothing started");
+        return ExitCode::from(4);
+    }
+    if cli.check {
+        println!("ok: {} cameras", config.cameras.len());
+        return ExitCode::SUCCESS;
+    }
+    let mut events = match open_events(&config.events) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("faceveil-nvr: {e}; nothing started");
+            return ExitCode::from(4);
+        }
+    };
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let reload = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).expect("signal handler");
+    }
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
+        .expect("signal handler");
+
+    let mut current = config;
+    let mut running: Vec<Running> = current
+        .cameras
+        .iter()
+        .map(|c| start(c.clone(), &events))
+        .collect();
+    eprintln!("faceveil-nvr: {} cameras running", running.len());
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        if stop.load(Ordering::SeqCst) {
+            stop_all(running);
+            return ExitCode::SUCCESS;
+        }
+        if reload.swap(false, Ordering::SeqCst) {
+            if cli.config.is_none() {
+                eprintln!("faceveil-nvr: SIGHUP ignored: no --config file to re-read");
+                continue;
+            }
+            let new = load()
+                .map_err(|e| e.to_string())
+                .and_then(|c| preflight(&c).map(|_| c));
+            match new {
+                Err(e) => eprintln!(
+                    "faceveil-nvr: configuration not reloaded, the running one stays: {e}"
+                ),
+                Ok(new) => {
+                    if new.events != current.events {
+                        match open_events(&new.events) {
+                            Ok(e) => {
+                                // Every camera writes to the new file: restart them all.
+                                stop_all(std::mem::take(&mut running));
+                                events = e;
+                            }
+                            Err(e) => {
+                                eprintln!(
+                                    "faceveil-nvr: configuration not reloaded, the running one stays: {e}"
+                                );
+                                continue;
+                            }
+                        }
+                    }
+                    running = apply(running, &new, &events);
+                    current = new;
+                }
+            }
+        }
+        if running.iter().all(|r| r.thread.is_finished()) {
+            // Every camera ended (files): done.
+            stop_all(running);
+            return ExitCode::SUCCESS;
+        }
+    }
+}

@@ -1,0 +1,445 @@
+// SPDX-License-Identifier: MIT
+//! Model manifests: a small TOML file next to each model (`centerface.onnx` → `centerface.toml`) that
+//! states everything the elements need to feed and decode it. Nothing about a model is hard-coded in
+//! an element.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::engine::frame::{ChannelOrder, Layout, TensorSpec};
+
+/// Where models are searched for when an element's `model` property is unset, in order:
+/// `$FACEVEIL_MODEL_DIR`, then the data dir meson installs to (`<datadir>/faceveil/models`, fixed at
+/// build time), then `/usr/local/share/faceveil/models` and `/usr/share/faceveil/models`.
+pub fn model_search_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(d) = std::env::var_os("FACEVEIL_MODEL_DIR").filter(|d| !d.is_empty()) {
+        dirs.push(PathBuf::from(d));
+    }
+    if let Some(d) = option_env!("FACEVEIL_INSTALL_MODEL_DIR") {
+        dirs.push(PathBuf::from(d));
+    }
+    for d in [
+        "/usr/local/share/faceveil/models",
+        "/usr/share/faceveil/models",
+    ] {
+        let d = PathBuf::from(d);
+        if !dirs.contains(&d) {
+            dirs.push(d);
+        }
+    }
+    dirs
+}
+
+#[derive(Debug)]
+pub enum ManifestError {
+    /// No model given and none found in the search dirs.
+    NotFound {
+        file: String,
+        searched: Vec<PathBuf>,
+    },
+    /// The model file does not exist.
+    MissingModel(PathBuf),
+    /// The manifest next to the model does not exist.
+    MissingManifest { model: PathBuf, manifest: PathBuf },
+    /// The manifest cannot be read or parsed, or states something inconsistent.
+    Invalid { manifest: PathBuf, reason: String },
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ManifestError::NotFound { file, searched } => write!(
+                f,
+                "no model file '{file}' in {} (set the 'model' property or FACEVEIL_MODEL_DIR; \
+                 scripts/setup.sh prepares the default models)",
+                searched
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            ManifestError::MissingModel(p) => write!(
+                f,
+                "model file {} does not exist (scripts/setup.sh prepares the default models)",
+                p.display()
+            ),
+            ManifestError::MissingManifest { model, manifest } => write!(
+                f,
+                "model {} has no manifest: expected {} (see docs/MODELS.md)",
+                model.display(),
+                manifest.display()
+            ),
+            ManifestError::Invalid { manifest, reason } => {
+                write!(f, "invalid model manifest {}: {reason}", manifest.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for ManifestError {}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Task {
+    Detector,
+    Embedder,
+}
+
+impl Task {
+    /// The model file looked up in the model dirs when an element's `model` is unset.
+    pub fn default_file(self) -> &'static str {
+        match self {
+            // The INT8 detector (scripts/quantize.py): the same boxes as FP32 on the test photos at
+            // IoU >= 0.96, landmarks within the FP32 ones' own spread (docs/MODELS.md), the model
+            // 1.6x faster.
+            Task::Detector => "centerface-int8.onnx",
+            // FP32: a watch list holds one model's descriptors, so an INT8 default embedder would
+            // leave every list enrolled with FP32 unusable. A `model` property away.
+            Task::Embedder => self.fp32_file(),
+        }
+    }
+
+    /// The FP32 model, as converted from its source (the INT8 ones are made from it).
+    pub fn fp32_file(self) -> &'static str {
+        match self {
+            Task::Detector => "centerface.onnx",
+            Task::Embedder => "dlib_resnet.onnx",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Resize {
+    /// Stretch the frame to the tensor (aspect ratio not kept).
+    #[default]
+    Stretch,
+    /// Scale keeping the aspect ratio; the rest of the tensor is padded with `mean`.
+    Letterbox,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ModelSection {
+    pub name: String,
+    pub task: Task,
+    /// The model's file name, next to the manifest.
+    pub file: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct InputSection {
+    pub name: String,
+    pub layout: String,
+    pub color: String,
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+    #[serde(default)]
+    pub resize: Resize,
+    /// Tensor width and height must be multiples of this.
+    #[serde(default = "one")]
+    pub size_multiple: u32,
+    /// Longest tensor side when the element does not choose one.
+    pub default_size: Option<u32>,
+    /// A model that only takes one size: [width, height].
+    pub fixed_size: Option<[u32; 2]>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct DetectorSection {
+    /// Decoder family, e.g. "centerface".
+    pub decoder: String,
+    pub stride: u32,
+    /// Number of landmarks per face.
+    pub landmarks: usize,
+    /// Role → output tensor name, as the decoder wants them.
+    pub outputs: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct EmbedderSection {
+    pub output: String,
+    pub dimension: usize,
+    /// Chip size in pixels (square).
+    pub chip_size: u32,
+    /// Landmark positions in chip pixels, in the detector's landmark order.
+    pub template: Vec<[f32; 2]>,
+    /// "cosine" (on L2-normalised vectors).
+    pub metric: String,
+    /// Default match threshold, from docs/CALIBRATION.md.
+    pub threshold: Option<f32>,
+    /// Default match threshold for grayscale faces (docs/CALIBRATION.md); unset: `threshold`.
+    pub threshold_gray: Option<f32>,
+    /// Mean descriptor (raw little-endian f32 × dimension, next to the manifest) that scores are
+    /// centred by; made by scripts/setup.sh from a background set of faces.
+    pub mean_file: Option<String>,
+}
+
+impl EmbedderSection {
+    /// The calibrated match threshold: the manifest's, else that of the default embedder.
+    pub fn match_threshold(&self) -> f32 {
+        self.threshold.unwrap_or(0.66)
+    }
+
+    /// The calibrated match threshold for grayscale faces.
+    pub fn match_threshold_gray(&self) -> f32 {
+        self.threshold_gray
+            .unwrap_or_else(|| self.match_threshold())
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub model: ModelSection,
+    pub input: InputSection,
+    pub detector: Option<DetectorSection>,
+    pub embedder: Option<EmbedderSection>,
+}
+
+/// A model file with its parsed manifest.
+#[derive(Clone, Debug)]
+pub struct ModelSpec {
+    pub model_path: PathBuf,
+    pub manifest_path: PathBuf,
+    pub manifest: Manifest,
+}
+
+impl Manifest {
+    pub fn parse(text: &str, manifest: &Path) -> Result<Manifest, ManifestError> {
+        let invalid = |reason: String| ManifestError::Invalid {
+            manifest: manifest.to_path_buf(),
+            reason,
+        };
+        let m: Manifest = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        if !matches!(m.input.layout.as_str(), "nchw" | "nhwc") {
+            return Err(invalid(format!(
+                "input.layout '{}' is not nchw or nhwc",
+                m.input.layout
+            )));
+        }
+        if !matches!(m.input.color.as_str(), "rgb" | "bgr") {
+            return Err(invalid(format!(
+                "input.color '{}' is not rgb or bgr",
+                m.input.color
+            )));
+        }
+        if m.input.std.contains(&0.0) {
+            return Err(invalid("input.std has a zero".into()));
+        }
+        if m.input.size_multiple == 0 {
+            return Err(invalid("input.size-multiple is 0".into()));
+        }
+        match m.model.task {
+            Task::Detector if m.detector.is_none() => {
+                return Err(invalid(
+                    "task is detector but there is no [detector] section".into(),
+                ));
+            }
+            Task::Embedder if m.embedder.is_none() => {
+                return Err(invalid(
+                    "task is embedder but there is no [embedder] section".into(),
+                ));
+            }
+            _ => {}
+        }
+        Ok(m)
+    }
+
+    /// The tensor a frame is sampled into, for a tensor of `width`×`height`.
+    pub fn tensor_spec(&self, width: usize, height: usize) -> TensorSpec {
+        let i = &self.input;
+        TensorSpec {
+            width,
+            height,
+            layout: if i.layout == "nhwc" {
+                Layout::Nhwc
+            } else {
+                Layout::Nchw
+            },
+            order: if i.color == "bgr" {
+                ChannelOrder::Bgr
+            } else {
+                ChannelOrder::Rgb
+            },
+            mean: i.mean,
+            inv_std: i.std.map(|s| 1.0 / s),
+            // Padding becomes exactly zero after normalisation: the value the network saw in training.
+            border: if i.color == "bgr" {
+                [i.mean[2], i.mean[1], i.mean[0]]
+            } else {
+                i.mean
+            },
+        }
+    }
+
+    /// Tensor size for a frame: the longest side becomes `longest` (0 = the manifest's default),
+    /// rounded to the size multiple, the other side follows the frame's aspect ratio, also rounded.
+    /// A fixed-size model ignores both.
+    pub fn tensor_size(&self, frame_w: usize, frame_h: usize, longest: u32) -> (usize, usize) {
+        if let Some([w, h]) = self.input.fixed_size {
+            return (w as usize, h as usize);
+        }
+        let m = self.input.size_multiple as usize;
+        let longest = if longest == 0 {
+            self.input.default_size.unwrap_or(640)
+        } else {
+            longest
+        } as usize;
+        let round = |v: f64| (((v / m as f64).round() as usize).max(1)) * m;
+        let longest = round(longest as f64);
+        let scale = longest as f64 / frame_w.max(frame_h) as f64;
+        if frame_w >= frame_h {
+            (longest, round(frame_h as f64 * scale))
+        } else {
+            (round(frame_w as f64 * scale), longest)
+        }
+    }
+}
+
+impl ModelSpec {
+    /// A file named by the manifest, next to it.
+    pub fn sibling(&self, name: &str) -> PathBuf {
+        self.manifest_path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(name)
+    }
+
+    /// Loads the manifest that sits next to `model` (same name, `.toml`).
+    pub fn load(model: &Path) -> Result<ModelSpec, ManifestError> {
+        if !model.is_file() {
+            return Err(ManifestError::MissingModel(model.to_path_buf()));
+        }
+        let manifest_path = model.with_extension("toml");
+        let text = match std::fs::read_to_string(&manifest_path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ManifestError::MissingManifest {
+                    model: model.to_path_buf(),
+                    manifest: manifest_path,
+                });
+            }
+            Err(e) => {
+                return Err(ManifestError::Invalid {
+                    manifest: manifest_path,
+                    reason: e.to_string(),
+                });
+            }
+        };
+        let manifest = Manifest::parse(&text, &manifest_path)?;
+        Ok(ModelSpec {
+            model_path: model.to_path_buf(),
+            manifest_path,
+            manifest,
+        })
+    }
+
+    /// The first of the search dirs ([`model_search_dirs`]) that holds `file`.
+    pub fn find(file: &str) -> Result<PathBuf, ManifestError> {
+        let searched = model_search_dirs();
+        searched
+            .iter()
+            .map(|d| d.join(file))
+            .find(|p| p.is_file())
+            .ok_or_else(|| ManifestError::NotFound {
+                file: file.to_string(),
+                searched: searched.clone(),
+            })
+    }
+
+    /// Resolves an element's `model` property: the given path, or the task's default file in the
+    /// search dirs.
+    pub fn resolve(model: Option<&Path>, task: Task) -> Result<ModelSpec, ManifestError> {
+        let path = match model {
+            Some(p) => p.to_path_buf(),
+            None => ModelSpec::find(task.default_file())?,
+        };
+        let spec = ModelSpec::load(&path)?;
+        if spec.manifest.model.task != task {
+            return Err(ManifestError::Invalid {
+                manifest: spec.manifest_path,
+                reason: format!(
+                    "model task is {:?}, this element needs {task:?}",
+                    spec.manifest.model.task
+                ),
+            });
+        }
+        Ok(spec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CENTERFACE: &str = include_str!("../../models/centerface.toml");
+
+    fn parse(s: &str) -> Result<Manifest, ManifestError> {
+        Manifest::parse(s, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn shipped_centerface_manifest_parses() {
+        let m = parse(CENTERFACE).unwrap();
+        assert_eq!(m.model.task, Task::Detector);
+        let d = m.detector.as_ref().unwrap();
+        assert_eq!(d.decoder, "centerface");
+        assert_eq!(d.outputs.len(), 4);
+        assert_eq!(m.input.size_multiple, 32);
+    }
+
+    #[test]
+    fn tensor_size_rounds_and_keeps_aspect() {
+        let m = parse(CENTERFACE).unwrap();
+        assert_eq!(m.tensor_size(640, 480, 640), (640, 480));
+        assert_eq!(m.tensor_size(1920, 1080, 640), (640, 352)); // 360 rounds to 352
+        assert_eq!(m.tensor_size(1080, 1920, 640), (352, 640));
+        assert_eq!(m.tensor_size(1920, 1080, 0), (640, 352));
+        assert_eq!(m.tensor_size(1920, 1080, 650), (640, 352));
+        assert_eq!(m.tensor_size(16, 16, 640), (640, 640));
+    }
+
+    #[test]
+    fn rejects_bad_manifests() {
+        assert!(parse("[model]\nname='x'").is_err());
+        let bad_layout = CENTERFACE.replace("layout = \"nchw\"", "layout = \"chw\"");
+        assert!(matches!(
+            parse(&bad_layout),
+            Err(ManifestError::Invalid { .. })
+        ));
+        let unknown = CENTERFACE.replace("[detector]", "[detector]\nbogus = 1");
+        assert!(parse(&unknown).is_err());
+        let no_det = CENTERFACE.split("[detector]").next().unwrap().to_string();
+        assert!(parse(&no_det).is_err());
+    }
+
+    #[test]
+    fn missing_files_are_named() {
+        let dir = std::env::temp_dir().join(format!("fw-manifest-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let model = dir.join("m.onnx");
+        let e = ModelSpec::load(&model).unwrap_err();
+        assert!(e.to_string().contains("m.onnx"), "{e}");
+        std::fs::write(&model, b"x").unwrap();
+        let e = ModelSpec::load(&model).unwrap_err();
+        assert!(matches!(e, ManifestError::MissingManifest { .. }));
+        assert!(e.to_string().contains("m.toml"), "{e}");
+        std::fs::write(dir.join("m.toml"), CENTERFACE).unwrap();
+        assert!(ModelSpec::load(&model).is_ok());
+        let e = ModelSpec::resolve(Some(&model), Task::Embedder).unwrap_err();
+        assert!(e.to_string().contains("Embedder"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

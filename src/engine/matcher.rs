@@ -1,0 +1,469 @@
+// SPDX-License-Identifier: MIT
+//! The matcher's decisions along tracks, GStreamer-free: when a face counts as a match, when to
+//! alert, when to call a track unknown.
+//!
+//! - Only fresh descriptors count (a descriptor reused from the track is not new evidence).
+//! - A fresh descriptor whose best identity scores ≥ `threshold` is a hit for that identity.
+//! - A track is matched to an identity once it has `min_hits` hits for it within the last
+//!   `hit_window` frames; from then on its faces carry the identity.
+//! - An alert (`faceveil-match`) goes out when a track becomes matched, unless the same identity was
+//!   alerted less than `cooldown` seconds before on this camera: one alert per visit.
+//! - A matched track loses its identity at the first fresh descriptor that is not a hit for it (a
+//!   scene cut or a tracker swap may have put someone else in the track; for redaction, wrongly
+//!   keeping a name is worse than dropping it for a frame).
+//! - A fresh descriptor that differs from the track's previous one by more than same-person
+//!   variation (similarity under `threshold - 0.15`) means someone else now fills the track (a cut
+//!   in the video, a tracker swap): the track starts over as a new subject.
+//! - With `report_unknown`, a subject (a track, or its new subject after a change) with `min_hits`
+//!   fresh descriptors and no match is reported once.
+
+use std::collections::HashMap;
+
+use crate::engine::cosine::Similarity;
+use crate::engine::watchlist::index::Index;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Config {
+    pub threshold: f32,
+    /// The threshold for descriptors of grayscale faces (their impostor scores run higher).
+    pub threshold_gray: f32,
+    /// Lead over the second-best identity a hit needs (see [`decide`]).
+    pub min_margin: f32,
+    pub min_hits: u32,
+    pub hit_window: u64,
+    /// Seconds.
+    pub cooldown: f64,
+    pub report_unknown: bool,
+}
+
+/// How far below the match threshold a track's consecutive fresh descriptors may fall before the
+/// track is taken to hold someone else.
+pub const CONTINUITY_SLACK: f32 = 0.15;
+
+/// A descriptor computed on this frame and what the watch list says about it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fresh {
+    /// Prepared (centred, L2-normalised) descriptor.
+    pub descriptor: Vec<f32>,
+    /// Of a grayscale face: decided at `threshold_gray`.
+    pub grayscale: bool,
+    /// The best identity, if the list has any.
+    pub candidate: Option<Candidate>,
+}
+
+impl Fresh {
+    /// A raw descriptor from the embedder, prepared with the list's similarity and searched in
+    /// the list as of `now` (unix seconds).
+    pub fn search(
+        index: &Index,
+        similarity: &Similarity,
+        descriptor: &[f32],
+        grayscale: bool,
+        now: i64,
+    ) -> Fresh {
+        let descriptor = similarity.prepare(descriptor);
+        let candidate = index.search(&descriptor, now).map(|h| {
+            let entry = &index.entries()[h.identity];
+            Candidate {
+                identity_id: entry.id.clone(),
+                label: entry.label.clone(),
+                score: h.score,
+                margin: h.margin,
+            }
+        });
+        Fresh {
+            descriptor,
+            grayscale,
+            candidate,
+        }
+    }
+}
+
+/// What one fresh descriptor's best identity amounts to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Scores at least the threshold and leads the runner-up by at least the margin.
+    Match,
+    /// Under the threshold.
+    NoMatch,
+    /// At or over the threshold, but too close to another identity to tell them apart.
+    Ambiguous,
+}
+
+/// The rule every matching path shares (the element, `veilmatch identify`, the calibration): a
+/// descriptor is a hit for its best identity when `score >= threshold` and `margin >= min_margin`
+/// (margin: score minus the best score of any other identity).
+pub fn decide(score: f32, margin: f32, threshold: f32, min_margin: f32) -> Decision {
+    if score < threshold {
+        Decision::NoMatch
+    } else if margin < min_margin {
+        Decision::Ambiguous
+    } else {
+        Decision::Match
+    }
+}
+
+/// The threshold in force: the element's setting, or the embedder's calibrated one when it is 0.
+pub fn threshold(setting: f32, calibrated: f32) -> f32 {
+    if setting > 0.0 { setting } else { calibrated }
+}
+
+impl Config {
+    /// The settings with 0 thresholds replaced by the embedder's calibrated ones (colour, grayscale).
+    pub fn calibrated(self, colour: f32, gray: f32) -> Config {
+        Config {
+            threshold: threshold(self.threshold, colour),
+            threshold_gray: threshold(self.threshold_gray, gray),
+            ..self
+        }
+    }
+}
+
+/// The best identity for one fresh descriptor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Candidate {
+    pub identity_id: String,
+    pub label: String,
+    pub score: f32,
+    pub margin: f32,
+}
+
+/// What a track is known as.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Matched {
+    pub identity_id: String,
+    pub label: String,
+    /// Best score among the hits that made the match.
+    pub score: f32,
+    pub margin: f32,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    Match(Matched),
+    Unknown,
+}
+
+#[derive(Debug, Default)]
+struct TrackState {
+    /// Recent hits: frame and candidate.
+    hits: Vec<(u64, Candidate)>,
+    /// The previous fresh descriptor (prepared).
+    last: Option<Vec<f32>>,
+    fresh: u32,
+    matched: Option<Matched>,
+    unknown_reported: bool,
+    last_seen: u64,
+}
+
+#[derive(Debug)]
+pub struct Matcher {
+    config: Config,
+    tracks: HashMap<u64, TrackState>,
+    /// Identity id → time (seconds) of its last alert.
+    last_alert: HashMap<String, f64>,
+}
+
+impl Matcher {
+    pub fn new(config: Config) -> Self {
+        Matcher {
+            config,
+            tracks: HashMap::new(),
+            last_alert: HashMap::new(),
+        }
+    }
+
+    pub fn set_config(&mut self, config: Config) {
+        self.config = config;
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// A face of `track` on `frame` at time `now` (seconds, any monotonic clock), with its fresh
+    /// descriptor if one was computed on this frame. Returns what to report.
+    pub fn observe(
+        &mut self,
+        track: u64,
+        frame: u64,
+        fresh: Option<Fresh>,
+        now: f64,
+    ) -> Option<Event> {
+        let c = self.config;
+        let min_hits = c.min_hits.max(1);
+        let threshold = match &fresh {
+            Some(f) if f.grayscale => c.threshold_gray,
+            _ => c.threshold,
+        };
+        let t = self.tracks.entry(track).or_default();
+        t.last_seen = frame;
+        let fresh = fresh?;
+        if let Some(prev) = &t.last
+            && crate::engine::cosine::dot(prev, &fresh.descriptor) < threshold - CONTINUITY_SLACK
+        {
+            *t = TrackState::default();
+            t.last_seen = frame;
+        }
+        t.last = Some(fresh.descriptor);
+        t.fresh += 1;
+        let hit = fresh
+            .candidate
+            .filter(|x| decide(x.score, x.margin, threshold, c.min_margin) == Decision::Match);
+        if let Some(m) = &t.matched
+            && hit.as_ref().is_none_or(|h| h.identity_id != m.identity_id)
+        {
+            let gone = m.identity_id.clone();
+            t.hits.retain(|(_, h)| h.identity_id != gone);
+            t.matched = None;
+            // Count towards "unknown" afresh: one poor descriptor of a known person is no stranger.
+            t.fresh = 0;
+        }
+        if let Some(cand) = hit {
+            t.hits.push((frame, cand));
+        }
+        t.hits
+            .retain(|(f, _)| frame.saturating_sub(*f) < c.hit_window.max(1));
+
+        // The identity with the most hits in the window (ties: the higher best score), if enough.
+        let mut tally: HashMap<&str, (u32, &Candidate)> = HashMap::new();
+        for (_, cand) in &t.hits {
+            let e = tally.entry(cand.identity_id.as_str()).or_insert((0, cand));
+            e.0 += 1;
+            if cand.score > e.1.score {
+                e.1 = cand;
+            }
+        }
+        let leader = tally
+            .into_values()
+            .filter(|(n, _)| *n >= min_hits)
+            .max_by(|a, b| {
+                (a.0, a.1.score)
+                    .partial_cmp(&(b.0, b.1.score))
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            })
+            .map(|(_, best)| best.clone());
+
+        if let Some(best) = leader {
+            if t.matched
+                .as_ref()
+                .is_some_and(|m| m.identity_id == best.identity_id)
+            {
+                return None;
+            }
+            let m = Matched {
+                identity_id: best.identity_id,
+                label: best.label,
+                score: best.score,
+                margin: best.margin,
+            };
+            t.matched = Some(m.clone());
+            let cooled = self
+                .last_alert
+                .get(&m.identity_id)
+                .is_none_or(|last| now - last >= c.cooldown);
+            if cooled {
+                self.last_alert.insert(m.identity_id.clone(), now);
+                return Some(Event::Match(m));
+            }
+            return None;
+        }
+        if c.report_unknown
+            && t.matched.is_none()
+            && !t.unknown_reported
+            && t.fresh >= min_hits
+            && t.hits.is_empty()
+        {
+            t.unknown_reported = true;
+            return Some(Event::Unknown);
+        }
+        None
+    }
+
+    /// What the track is known as.
+    pub fn identity(&self, track: u64) -> Option<&Matched> {
+        self.tracks.get(&track)?.matched.as_ref()
+    }
+
+    /// Forgets tracks not seen for `max_age` frames.
+    pub fn prune(&mut self, frame: u64, max_age: u64) {
+        self.tracks
+            .retain(|_, t| frame.saturating_sub(t.last_seen) <= max_age);
+    }
+
+    /// Forgets every track (alert times stay: a seek is not a new visit).
+    pub fn reset_tracks(&mut self) {
+        self.tracks.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> Config {
+        Config {
+            threshold: 0.6,
+            threshold_gray: 0.8,
+            min_margin: 0.0,
+            min_hits: 2,
+            hit_window: 30,
+            cooldown: 10.0,
+            report_unknown: true,
+        }
+    }
+
+    /// A fresh descriptor; all the same unless a test says otherwise, so tracks stay one subject.
+    fn cand(id: &str, score: f32) -> Option<Fresh> {
+        Some(Fresh {
+            descriptor: vec![1.0, 0.0],
+            grayscale: false,
+            candidate: Some(Candidate {
+                identity_id: id.into(),
+                label: format!("label-{id}"),
+                score,
+                margin: 0.3,
+            }),
+        })
+    }
+
+    fn nobody() -> Option<Fresh> {
+        Some(Fresh {
+            descriptor: vec![1.0, 0.0],
+            grayscale: false,
+            candidate: None,
+        })
+    }
+
+    #[test]
+    fn grayscale_descriptors_are_decided_at_their_own_threshold() {
+        let gray = |score| {
+            cand("a", score).map(|f| Fresh {
+                grayscale: true,
+                ..f
+            })
+        };
+        let mut m = Matcher::new(cfg());
+        // 0.7: a hit in colour (threshold 0.6), not in grayscale (0.8)
+        assert_eq!(m.observe(1, 0, gray(0.7), 0.0), None);
+        // two fresh non-hits: unknown (cfg reports unknowns), never a match
+        assert_eq!(m.observe(1, 1, gray(0.7), 0.0), Some(Event::Unknown));
+        assert!(m.identity(1).is_none());
+        assert_eq!(m.observe(2, 0, cand("a", 0.7), 0.0), None);
+        assert!(matches!(
+            m.observe(2, 1, cand("a", 0.7), 0.0),
+            Some(Event::Match(_))
+        ));
+        assert_eq!(decide(0.7, 0.05, 0.6, 0.1), Decision::Ambiguous);
+        assert_eq!(decide(0.5, 0.5, 0.6, 0.0), Decision::NoMatch);
+    }
+
+    #[test]
+    fn needs_min_hits_of_fresh_descriptors() {
+        let mut m = Matcher::new(cfg());
+        assert_eq!(m.observe(1, 0, cand("a", 0.8), 0.0), None);
+        // reused descriptors (None) are not evidence
+        assert_eq!(m.observe(1, 1, None, 0.04), None);
+        assert_eq!(m.identity(1), None);
+        match m.observe(1, 2, cand("a", 0.9), 0.08) {
+            Some(Event::Match(x)) => {
+                assert_eq!(
+                    (x.identity_id.as_str(), x.label.as_str(), x.score),
+                    ("a", "label-a", 0.9)
+                );
+            }
+            e => panic!("{e:?}"),
+        }
+        assert_eq!(m.identity(1).unwrap().identity_id, "a");
+        // still matched, no second alert
+        assert_eq!(m.observe(1, 3, cand("a", 0.9), 0.12), None);
+    }
+
+    #[test]
+    fn below_threshold_and_outside_window_do_not_count() {
+        let mut m = Matcher::new(cfg());
+        m.observe(1, 0, cand("a", 0.59), 0.0);
+        assert_eq!(m.observe(1, 1, cand("a", 0.7), 0.0), None);
+        // the next hit is 40 frames later: the first left the window
+        assert_eq!(m.observe(1, 41, cand("a", 0.7), 2.0), None);
+        assert!(matches!(
+            m.observe(1, 42, cand("a", 0.7), 2.0),
+            Some(Event::Match(_))
+        ));
+    }
+
+    #[test]
+    fn cooldown_is_per_identity_across_tracks() {
+        let mut m = Matcher::new(cfg());
+        m.observe(1, 0, cand("a", 0.8), 0.0);
+        assert!(m.observe(1, 1, cand("a", 0.8), 0.0).is_some());
+        // the same person on a new track 5 s later: same visit, no alert, but the face is labelled
+        m.observe(2, 100, cand("a", 0.8), 5.0);
+        assert_eq!(m.observe(2, 101, cand("a", 0.8), 5.0), None);
+        assert_eq!(m.identity(2).unwrap().identity_id, "a");
+        // another person alerts at once; the first again after the cooldown
+        m.observe(3, 102, cand("b", 0.8), 5.0);
+        assert!(m.observe(3, 103, cand("b", 0.8), 5.0).is_some());
+        m.observe(4, 400, cand("a", 0.8), 16.0);
+        assert!(m.observe(4, 401, cand("a", 0.8), 16.0).is_some());
+    }
+
+    #[test]
+    fn unknown_once_per_track_only_when_asked() {
+        let mut m = Matcher::new(cfg());
+        assert_eq!(m.observe(1, 0, cand("a", 0.1), 0.0), None);
+        assert_eq!(m.observe(1, 1, nobody(), 0.0), Some(Event::Unknown));
+        assert_eq!(m.observe(1, 2, cand("a", 0.1), 0.0), None);
+        let mut quiet = Matcher::new(Config {
+            report_unknown: false,
+            ..cfg()
+        });
+        quiet.observe(1, 0, cand("a", 0.1), 0.0);
+        assert_eq!(quiet.observe(1, 1, cand("a", 0.1), 0.0), None);
+    }
+
+    #[test]
+    fn someone_else_in_the_track_ends_the_match() {
+        let mut m = Matcher::new(cfg());
+        m.observe(1, 0, cand("a", 0.8), 0.0);
+        assert!(m.observe(1, 1, cand("a", 0.8), 0.0).is_some());
+        // reused descriptors keep it
+        m.observe(1, 2, None, 0.0);
+        assert!(m.identity(1).is_some());
+        // the first fresh miss ends it
+        m.observe(1, 3, cand("x", 0.1), 0.0);
+        assert_eq!(m.identity(1), None);
+        // and the next person in it can match
+        m.observe(1, 6, cand("b", 0.9), 0.0);
+        assert!(
+            matches!(m.observe(1, 7, cand("b", 0.9), 0.0), Some(Event::Match(x)) if x.identity_id == "b")
+        );
+    }
+
+    #[test]
+    fn a_different_face_in_the_track_starts_a_new_subject() {
+        let mut m = Matcher::new(cfg());
+        m.observe(1, 0, nobody(), 0.0);
+        assert_eq!(m.observe(1, 1, nobody(), 0.0), Some(Event::Unknown));
+        assert_eq!(m.observe(1, 2, nobody(), 0.0), None, "once per subject");
+        // someone else (orthogonal descriptor) in the same track: a new subject, reported again
+        let other = || {
+            Some(Fresh {
+                descriptor: vec![0.0, 1.0],
+                grayscale: false,
+                candidate: None,
+            })
+        };
+        assert_eq!(m.observe(1, 3, other(), 0.0), None);
+        assert_eq!(m.observe(1, 4, other(), 0.0), Some(Event::Unknown));
+    }
+
+    #[test]
+    fn prune_forgets_old_tracks() {
+        let mut m = Matcher::new(cfg());
+        m.observe(1, 0, cand("a", 0.8), 0.0);
+        m.observe(1, 1, cand("a", 0.8), 0.0);
+        m.prune(100, 50);
+        assert_eq!(m.identity(1), None);
+    }
+}

@@ -1,0 +1,24 @@
+// SPDX-License-Identifier: MIT
+//! GStreamer-free algorithms: frame sampling, model manifests and sessions, decoding. Nothing below
+//! this module uses GStreamer types, so every part is unit-tested on plain data and shared by the
+//! elements and the CLI.
+
+pub mod align;
+pub mod audit;
+pub mod batch;
+pub mod decode;
+pub mod detector;
+pub mod draw;
+pub mod embedder;
+pub mod frame;
+pub mod embed_step;
+pub mod manifest;
+pub mod matcher;
+pub mod redact;
+pub mod reembed;
+pub mod runtime;
+pub mod scene;
+pub mod cosine;
+pub mod snapshot;
+pub mod track;
+pub mod watchlist;

@@ -1,0 +1,902 @@
+// SPDX-License-Identifier: MIT
+//! Exact 1:N search over every descriptor of every identity. Descriptors are prepared once (centred
+//! and L2-normalised) into one contiguous row-major f32 matrix, rows of an identity next to each
+//! other. An identity scores the max over its rows of the f32 [`dot`] with the query; the answer is
+//! the best identity (the first in index order on a tie) and its margin over the best other one.
+//! Expired identities are skipped.
+//!
+//! A small index is scanned in full ([`Index::search_exact`]). That scan reads 4 × dim bytes per
+//! row and query (512 MB at a million 128-d rows: it runs at memory speed), so from
+//! [`QUANTISE_MIN_ROWS`] rows on the index also keeps each row r quantised to i8 with its own scale,
+//! s_r = max|r_i| / 127 and b_i = round(r_i / s_r), beside s_r and ‖b‖₁ (dim + 8 bytes a row, the
+//! f32 rows stay), and a query goes in two steps:
+//!
+//! 1. Pre-filter, on the i8 table (a quarter of the bytes; split over two threads on a large
+//!    index). The query is quantised the same way (s_q, a_i = round(q_i / s_q)). A row's
+//!    approximate score is s_q·s_r·(a·b), a·b an exact integer dot product, and
+//!
+//!    |q·r − s_q·s_r·(a·b)| ≤ s_r·(‖q‖₁ + s_q·‖b‖₁) / 2
+//!
+//!    because q·r − s_q·s_r·(a·b) = s_r·Σ(q_i − s_q·a_i)·b_i + Σq_i·(r_i − s_r·b_i) and every
+//!    rounding error is at most half a step (s_q/2, s_r/2). Widened by what the f32 [`dot`] can
+//!    differ from the real q·r (at most (dim + 32)·2⁻²⁴·Σ|q_i·r_i| ≤ that · ‖q‖₁ · 127·s_r) and by
+//!    a relative 10⁻³ for the f32 arithmetic of the bound itself (which needs ~10⁻⁴), this gives
+//!    each row a lower and an upper bound on the very f32 score the full scan computes, and each
+//!    identity the max of its rows' bounds. T is the second largest lower bound over distinct
+//!    identities not expired.
+//! 2. Rescoring: every identity with a row whose upper bound reaches T, and only those, is scored
+//!    with the f32 [`dot`] over all its rows, in index order, by the same code as the full scan.
+//!
+//! Why that is exact: an identity whose upper bound is below T scores less than two other live
+//! identities (the two whose lower bounds reach T), so it is neither the best nor the runner-up and
+//! plays no part in the tie rule (it is strictly below the best). Leaving it out changes neither
+//! the best identity nor the best score of the others, and the scores kept are the very same f32
+//! numbers, so [`Index::search`] returns the same [`Hit`], bit for bit, as [`Index::search_exact`].
+//! Queries or rows the bound does not cover (not finite, or of a magnitude far outside a prepared
+//! descriptor's) take the full scan.
+
+use std::ops::Range;
+use std::sync::OnceLock;
+
+use crate::engine::cosine::{Similarity, dot};
+
+use super::Watchlist;
+
+/// Rows from which [`Index::build`] adds the i8 table and searches pre-filter on it.
+pub const QUANTISE_MIN_ROWS: usize = 16_384;
+/// Rows from which the pre-filter pass is split over threads.
+const PARALLEL_MIN_ROWS: usize = 131_072;
+/// Threads of one pre-filter pass at most.
+const MAX_THREADS: usize = 2;
+/// Largest dimension quantised: |a·b| ≤ dim·127² then stays below 2²⁴, exact in f32.
+const QUANTISE_MAX_DIM: usize = 1024;
+/// Largest |r_i| of a non-zero row quantised must lie in this range (a prepared row has
+/// max |r_i| ≥ 1/√dim), and a query's in [`QUERY_RANGE`]: the bound's f32 arithmetic then neither
+/// overflows nor underflows.
+const ROW_RANGE: Range<f32> = 1e-6..1e6;
+/// See [`ROW_RANGE`].
+const QUERY_RANGE: Range<f32> = 1e-12..1e12;
+/// Relative widening of the error bound, for the f32 arithmetic that computes it.
+const BOUND_WIDEN: f32 = 1.0 + 1e-3;
+/// Rows a pre-filter pass keeps as candidates before it drops those below its current T.
+const CANDIDATES: usize = 1024;
+
+/// An identity as the index knows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    pub id: String,
+    pub label: String,
+    pub expires_at: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hit {
+    /// Index into [`Index::entries`].
+    pub identity: usize,
+    pub score: f32,
+    /// Score minus the best score of any other identity (the whole score when there is none).
+    pub margin: f32,
+}
+
+/// How a search went: for tests and benchmarks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SearchStats {
+    /// Whether the i8 pre-filter ran (else every row of a live identity was scored).
+    pub prefiltered: bool,
+    /// Rows scored exactly (f32).
+    pub rows_scored: usize,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Index {
+    dim: usize,
+    rows: Vec<f32>,
+    /// Identity of each row.
+    owner: Vec<u32>,
+    entries: Vec<Entry>,
+    /// The i8 table, from [`QUANTISE_MIN_ROWS`] rows on.
+    codes: Option<Codes>,
+}
+
+/// Every row quantised to i8 with its own scale, one record of dim + 8 bytes a row (the codes b,
+/// then s_r and ‖b‖₁ as little-endian f32), so that the pre-filter reads one stream.
+#[derive(Clone, Debug)]
+struct Codes {
+    data: Vec<u8>,
+}
+
+impl Codes {
+    /// `None` when a row is not finite or of a magnitude outside [`ROW_RANGE`] (never so for
+    /// prepared descriptors), or the dimension is above [`QUANTISE_MAX_DIM`].
+    fn new(rows: &[f32], dim: usize) -> Option<Codes> {
+        if dim == 0 || dim > QUANTISE_MAX_DIM {
+            return None;
+        }
+        let mut data = Vec::with_capacity(rows.len() / dim * (dim + 8));
+        for row in rows.chunks_exact(dim) {
+            let (s, b) = quantise(row, &ROW_RANGE)?;
+            let mut l1 = 0;
+            data.extend(b.map(|b| {
+                l1 += b.unsigned_abs() as u32;
+                b as u8
+            }));
+            data.extend(s.to_le_bytes());
+            data.extend((l1 as f32).to_le_bytes());
+        }
+        Some(Codes { data })
+    }
+}
+
+/// `v` quantised to i8: s = max|v_i| / 127 and b_i = round(v_i / s) (all 0 when `v` is), or `None`
+/// when `v` is not finite or its largest magnitude is neither 0 nor in `range`.
+fn quantise<'a>(v: &'a [f32], range: &Range<f32>) -> Option<(f32, impl Iterator<Item = i8> + 'a)> {
+    if !v.iter().all(|x| x.is_finite()) {
+        return None;
+    }
+    let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));
+    if max != 0.0 && !range.contains(&max) {
+        return None;
+    }
+    let s = max / 127.0;
+    // Adding and taking away 1.5·2²³ rounds an f32 of magnitude below 2²² to the nearest integer
+    // (ties to even): plain arithmetic that vectorises, where `round` is a library call.
+    const ROUND: f32 = 12_582_912.0;
+    let b = v.iter().map(move |x| {
+        if s == 0.0 {
+            0
+        } else {
+            ((x / s + ROUND) - ROUND).clamp(-127.0, 127.0) as i8
+        }
+    });
+    Some((s, b))
+}
+
+/// A query as the pre-filter uses it: its i8 code and the factors of the row bounds, so that for a
+/// row (b, s_r, ‖b‖₁) the score lies within s_r·(sq·(a·b)) ± s_r·(c0 + c1·‖b‖₁).
+struct QueryCode {
+    /// The i8 code, widened to i16 once for the dot products.
+    a: Vec<i16>,
+    sq: f32,
+    c0: f32,
+    c1: f32,
+}
+
+impl QueryCode {
+    fn new(query: &[f32]) -> Option<QueryCode> {
+        let (sq, a) = quantise(query, &QUERY_RANGE)?;
+        let l1: f32 = query.iter().map(|x| x.abs()).sum();
+        // The f32 dot's own error: at most (dim + 32)·2⁻²⁴·Σ|q_i·r_i|, and
+        // Σ|q_i·r_i| ≤ ‖q‖₁·max|r_i| ≤ ‖q‖₁·127·s_r (see the module notes).
+        let dot_err = (query.len() as f32 + 32.0) * (f32::EPSILON / 2.0) * 127.01;
+        Some(QueryCode {
+            a: a.map(i16::from).collect(),
+            sq,
+            c0: BOUND_WIDEN * l1 * (0.5 + dot_err),
+            c1: BOUND_WIDEN * sq * 0.5,
+        })
+    }
+
+    /// Lower and upper bounds on the f32 [`dot`] of the query with the row whose record (codes,
+    /// s_r, ‖b‖₁) is `record`; `D` as in [`dot_i8`].
+    #[inline(always)]
+    fn bounds<const D: usize>(&self, record: &[u8]) -> (f32, f32) {
+        let (b, meta) = record.split_at(record.len() - 8);
+        let s = f32::from_le_bytes([meta[0], meta[1], meta[2], meta[3]]);
+        let l1 = f32::from_le_bytes([meta[4], meta[5], meta[6], meta[7]]);
+        let approx = s * (self.sq * dot_i8::<D>(&self.a, b) as f32);
+        let err = s * (self.c0 + self.c1 * l1);
+        (approx - err, approx + err)
+    }
+}
+
+/// The best identity and the best score of any other one, fed live identities in index order;
+/// the full scan and the rescoring after the pre-filter both rank with it.
+struct Ranking {
+    best: Option<(usize, f32)>,
+    second: f32,
+}
+
+impl Ranking {
+    fn new() -> Ranking {
+        Ranking {
+            best: None,
+            second: f32::NEG_INFINITY,
+        }
+    }
+
+    fn offer(&mut self, who: usize, score: f32) {
+        match self.best {
+            Some((_, b)) if score <= b => self.second = self.second.max(score),
+            _ => {
+                if let Some((_, b)) = self.best {
+                    self.second = self.second.max(b);
+                }
+                self.best = Some((who, score));
+            }
+        }
+    }
+
+    fn hit(self) -> Option<Hit> {
+        let second = self.second;
+        self.best.map(|(identity, score)| Hit {
+            identity,
+            score,
+            margin: if second.is_finite() {
+                score - second
+            } else {
+                score
+            },
+        })
+    }
+}
+
+/// The two best lower bounds of distinct live identities seen so far, best first; the second one is
+/// T for the rows seen so far (it only grows).
+#[derive(Clone, Copy)]
+struct Top([(f32, u32); 2]);
+
+impl Top {
+    /// None seen: identity `u32::MAX`, bound −∞.
+    const NONE: Top = Top([(f32::NEG_INFINITY, u32::MAX); 2]);
+
+    fn floor(&self) -> f32 {
+        self.0[1].0
+    }
+
+    /// Takes in a lower bound `lo` above the current T of identity `who` (skipped when expired by
+    /// `now`).
+    #[inline(never)]
+    fn raise(&mut self, lo: f32, who: u32, index: &Index, now: i64) {
+        let top = &mut self.0;
+        if who == top[0].1 {
+            top[0].0 = top[0].0.max(lo);
+            return;
+        }
+        if who != top[1].1 {
+            if index.expired(who, now) {
+                return;
+            }
+            top[1].1 = who;
+        }
+        top[1].0 = lo;
+        if top[1].0 > top[0].0 {
+            top.swap(0, 1);
+        }
+    }
+}
+
+/// What a pre-filter pass over some rows leaves: their [`Top`], and the rows whose upper bound
+/// reached T as it stood then, in row order.
+struct Scan {
+    top: Top,
+    candidates: Vec<(usize, f32)>,
+    limit: usize,
+}
+
+impl Scan {
+    fn new() -> Scan {
+        Scan {
+            top: Top::NONE,
+            candidates: Vec::with_capacity(CANDIDATES),
+            limit: CANDIDATES,
+        }
+    }
+
+    /// Keeps `row` when its upper bound `up` reaches the current T.
+    #[inline(always)]
+    fn keep(&mut self, row: usize, up: f32) {
+        if up >= self.top.floor() {
+            self.candidates.push((row, up));
+            if self.candidates.len() >= self.limit {
+                self.prune();
+            }
+        }
+    }
+
+    /// Drops the rows below the current T (they pile up while T is still low).
+    #[cold]
+    #[inline(never)]
+    fn prune(&mut self) {
+        let floor = self.top.floor();
+        self.candidates.retain(|&(_, u)| u >= floor);
+        if self.candidates.len() * 2 > self.limit {
+            self.limit *= 2;
+        }
+    }
+}
+
+/// Cores this process may use (read once: the standard library reads cgroup files for it).
+fn parallelism() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+impl Index {
+    /// Builds the index of the identities not expired at `now` (unix seconds).
+    pub fn build(list: &Watchlist, sim: &Similarity, now: i64) -> Index {
+        Index::build_with(list, sim, now, QUANTISE_MIN_ROWS)
+    }
+
+    /// [`Index::build`], with the i8 table from `quantise_min_rows` rows on.
+    fn build_with(list: &Watchlist, sim: &Similarity, now: i64, quantise_min_rows: usize) -> Index {
+        let mut idx = Index::default();
+        for ident in list.identities.iter().filter(|i| !i.expired(now)) {
+            let k = idx.entries.len() as u32;
+            let mut any = false;
+            for d in &ident.descriptors {
+                if idx.dim == 0 {
+                    idx.dim = d.vector.len();
+                }
+                if d.vector.len() != idx.dim {
+                    continue;
+                }
+                idx.rows.extend(sim.prepare(&d.vector));
+                idx.owner.push(k);
+                any = true;
+            }
+            if any {
+                idx.entries.push(Entry {
+                    id: ident.id.clone(),
+                    label: ident.label.clone(),
+                    expires_at: ident.expires_at,
+                });
+            }
+        }
+        if idx.owner.len() >= quantise_min_rows {
+            idx.codes = Codes::new(&idx.rows, idx.dim);
+        }
+        idx
+    }
+
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Bytes the i8 pre-filter table takes (rows × (dim + 8); 0 below [`QUANTISE_MIN_ROWS`] rows).
+    pub fn prefilter_bytes(&self) -> usize {
+        self.codes.as_ref().map_or(0, |c| c.data.len())
+    }
+
+    /// The best identity for a prepared query (see [`Similarity::prepare`]), skipping identities
+    /// that expired by `now`. `None` for an empty index or a query of another dimension. The same
+    /// answer as [`Index::search_exact`], bit for bit, pre-filtered when the index is large (see
+    /// the module notes).
+    pub fn search(&self, query: &[f32], now: i64) -> Option<Hit> {
+        self.search_with_stats(query, now).0
+    }
+
+    /// [`Index::search`], and how it went.
+    pub fn search_with_stats(&self, query: &[f32], now: i64) -> (Option<Hit>, SearchStats) {
+        let threads = if self.owner.len() >= PARALLEL_MIN_ROWS {
+            parallelism().min(MAX_THREADS)
+        } else {
+            1
+        };
+        self.search_threads(query, now, threads)
+    }
+
+    /// The full scan: every row of every live identity scored with the f32 [`dot`].
+    pub fn search_exact(&self, query: &[f32], now: i64) -> Option<Hit> {
+        self.scan_exact(query, now).0
+    }
+
+    /// [`Index::search_with_stats`] with the pre-filter pass on `threads` threads.
+    fn search_threads(
+        &self,
+        query: &[f32],
+        now: i64,
+        threads: usize,
+    ) -> (Option<Hit>, SearchStats) {
+        if self.dim == 0 || query.len() != self.dim {
+            return (None, SearchStats::default());
+        }
+        let Some((codes, code)) = self.codes.as_ref().zip(QueryCode::new(query)) else {
+            return self.scan_exact(query, now);
+        };
+        let scans = self.prefilter(codes, &code, now, threads);
+        // T over all the rows: the second best of the passes' best two (distinct identities, as
+        // the passes split at identity boundaries).
+        let mut top = Top::NONE;
+        for &(lo, who) in scans.iter().flat_map(|s| &s.top.0) {
+            if who != u32::MAX && lo > top.floor() {
+                top.raise(lo, who, self, now);
+            }
+        }
+        let t = top.floor();
+        let mut rank = Ranking::new();
+        let mut stats = SearchStats {
+            prefiltered: true,
+            rows_scored: 0,
+        };
+        let mut last = u32::MAX;
+        for &(row, _) in scans
+            .iter()
+            .flat_map(|s| &s.candidates)
+            .filter(|c| c.1 >= t)
+        {
+            let who = self.owner[row];
+            if who == last {
+                continue;
+            }
+            last = who;
+            if self.expired(who, now) {
+                continue;
+            }
+            let rows = self.rows_of(row);
+            stats.rows_scored += rows.len();
+            rank.offer(who as usize, self.score(rows, query));
+        }
+        (rank.hit(), stats)
+    }
+
+    fn scan_exact(&self, query: &[f32], now: i64) -> (Option<Hit>, SearchStats) {
+        let mut stats = SearchStats::default();
+        if self.dim == 0 || query.len() != self.dim {
+            return (None, stats);
+        }
+        let mut rank = Ranking::new();
+        let mut start = 0;
+        for run in self.owner.chunk_by(|a, b| a == b) {
+            let rows = start..start + run.len();
+            start = rows.end;
+            if !self.expired(run[0], now) {
+                stats.rows_scored += rows.len();
+                rank.offer(run[0] as usize, self.score(rows, query));
+            }
+        }
+        (rank.hit(), stats)
+    }
+
+    /// An identity's score: the max over its rows of the f32 [`dot`] with the query.
+    fn score(&self, rows: Range<usize>, query: &[f32]) -> f32 {
+        self.rows[rows.start * self.dim..rows.end * self.dim]
+            .chunks_exact(self.dim)
+            .fold(f32::NEG_INFINITY, |m, row| m.max(dot(row, query)))
+    }
+
+    /// The rows of the identity that owns `row`.
+    fn rows_of(&self, row: usize) -> Range<usize> {
+        let who = self.owner[row];
+        let start = self.owner[..row]
+            .iter()
+            .rposition(|&o| o != who)
+            .map_or(0, |i| i + 1);
+        let end = self.owner[row..]
+            .iter()
+            .position(|&o| o != who)
+            .map_or(self.owner.len(), |i| row + i);
+        start..end
+    }
+
+    fn expired(&self, who: u32, now: i64) -> bool {
+        self.entries[who as usize]
+            .expires_at
+            .is_some_and(|t| t <= now)
+    }
+
+    /// The pre-filter pass over all rows, on `threads` threads (ranges split at identity
+    /// boundaries), in row order.
+    fn prefilter(&self, codes: &Codes, code: &QueryCode, now: i64, threads: usize) -> Vec<Scan> {
+        let n = self.owner.len();
+        if threads <= 1 {
+            return vec![self.scan(codes, code, 0..n, now)];
+        }
+        let mut bounds = vec![0];
+        for k in 1..threads {
+            let mut at = (n * k / threads).max(bounds[k - 1]);
+            while at > 0 && at < n && self.owner[at] == self.owner[at - 1] {
+                at += 1;
+            }
+            bounds.push(at);
+        }
+        bounds.push(n);
+        std::thread::scope(|s| {
+            let others: Vec<_> = bounds[1..]
+                .windows(2)
+                .map(|w| {
+                    let rows = w[0]..w[1];
+                    s.spawn(move || self.scan(codes, code, rows, now))
+                })
+                .collect();
+            let mut scans = vec![self.scan(codes, code, bounds[0]..bounds[1], now)];
+            scans.extend(
+                others
+                    .into_iter()
+                    .map(|h| h.join().expect("pre-filter pass panicked")),
+            );
+            scans
+        })
+    }
+
+    /// The pre-filter pass over `rows`, with AVX2 where the CPU has it.
+    fn scan(&self, codes: &Codes, code: &QueryCode, rows: Range<usize>, now: i64) -> Scan {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked just above). The same code, compiled for 256-bit
+            // vectors: the integer dot products are exact and the f32 bounds are computed one row
+            // at a time without FMA, so the result is the same bit for bit (and the bounds hold
+            // whatever the order of the additions).
+            return unsafe { scan_avx2(self, codes, code, rows, now) };
+        }
+        scan_body(self, codes, code, rows, now)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn scan_avx2(index: &Index, codes: &Codes, code: &QueryCode, rows: Range<usize>, now: i64) -> Scan {
+    scan_body(index, codes, code, rows, now)
+}
+
+/// The pre-filter pass over `rows`: each row's bounds from its i8 dot product with the query.
+#[inline(always)]
+fn scan_body(index: &Index, codes: &Codes, code: &QueryCode, rows: Range<usize>, now: i64) -> Scan {
+    // The common dimension gets a loop of known length, fully unrolled.
+    match index.dim {
+        128 => scan_rows::<128>(index, codes, code, rows, now),
+        _ => scan_rows::<0>(index, codes, code, rows, now),
+    }
+}
+
+/// [`scan_body`] for dimension `D`, or any dimension when `D` is 0.
+#[inline(always)]
+fn scan_rows<const D: usize>(
+    index: &Index,
+    codes: &Codes,
+    code: &QueryCode,
+    rows: Range<usize>,
+    now: i64,
+) -> Scan {
+    let dim = if D > 0 { D } else { index.dim };
+    let stride = dim + 8;
+    let mut scan = Scan::new();
+    let records = codes.data[rows.start * stride..rows.end * stride].chunks_exact(stride);
+    for (row, record) in rows.zip(records) {
+        let (lo, up) = code.bounds::<D>(record);
+        scan.keep(row, up);
+        if lo > scan.top.floor() {
+            scan.top.raise(lo, index.owner[row], index, now);
+        }
+    }
+    scan
+}
+
+/// Exact integer dot product of the widened query code and a row's codes (bytes of i8), of length
+/// `D` (any length when `D` is 0). Vectorisable: 16 lanes of partial sums of widened products,
+/// which LLVM turns into multiply-adds of i16 pairs (pmaddwd).
+#[inline(always)]
+fn dot_i8<const D: usize>(a: &[i16], b: &[u8]) -> i32 {
+    #[inline(always)]
+    fn sum(a: &[i16], b: &[u8]) -> i32 {
+        let mut acc = [0i32; 16];
+        let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
+        let tail: i32 = (ca.remainder().iter().zip(cb.remainder()))
+            .map(|(&x, &y)| x as i32 * y as i8 as i32)
+            .sum();
+        for (x, y) in ca.zip(cb) {
+            for l in 0..16 {
+                acc[l] += x[l] as i32 * y[l] as i8 as i32;
+            }
+        }
+        acc.iter().sum::<i32>() + tail
+    }
+    match (<&[i16; D]>::try_from(a), <&[u8; D]>::try_from(b)) {
+        (Ok(a), Ok(b)) if D > 0 => sum(a, b),
+        _ => sum(a, b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Descriptor, Identity};
+    use super::*;
+
+    fn ident(label: &str, vecs: &[[f32; 3]], expires_at: Option<i64>) -> Identity {
+        Identity {
+            id: format!("id-{label}"),
+            label: label.into(),
+            note: None,
+            added_by: "t".into(),
+            added_at: 0,
+            expires_at,
+            descriptors: vecs
+                .iter()
+                .map(|v| Descriptor {
+                    model_id: "m".into(),
+                    vector: v.to_vec(),
+                })
+                .collect(),
+        }
+    }
+
+    fn list() -> Watchlist {
+        let mut w = Watchlist::new("m");
+        w.identities
+            .push(ident("a", &[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], None));
+        w.identities.push(ident("b", &[[0.0, 0.0, 1.0]], None));
+        w.identities
+            .push(ident("old", &[[0.7, 0.7, 0.0]], Some(50)));
+        w
+    }
+
+    #[test]
+    fn best_identity_over_all_its_descriptors_with_margin() {
+        let sim = Similarity::cosine();
+        let idx = Index::build(&list(), &sim, 0);
+        assert_eq!(idx.len(), 3);
+        let q = sim.prepare(&[0.8, 0.9, 0.1]);
+        let hit = idx.search(&q, 0).unwrap();
+        let entry = &idx.entries()[hit.identity];
+        assert_eq!(entry.label, "old", "0.7/0.7 is closest at time 0");
+        let hit = idx.search(&q, 60).unwrap();
+        assert_eq!(
+            idx.entries()[hit.identity].label,
+            "a",
+            "expired identities never match"
+        );
+        let second = dot(&q, &sim.prepare(&[0.0, 0.0, 1.0]));
+        assert!((hit.margin - (hit.score - second)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn expired_at_build_time_is_left_out() {
+        let idx = Index::build(&list(), &Similarity::cosine(), 100);
+        assert_eq!(idx.len(), 2);
+        assert!(idx.entries().iter().all(|e| e.label != "old"));
+    }
+
+    #[test]
+    fn empty_and_wrong_dimension() {
+        let idx = Index::build(&Watchlist::new("m"), &Similarity::cosine(), 0);
+        assert!(idx.search(&[1.0, 0.0, 0.0], 0).is_none());
+        let idx = Index::build(&list(), &Similarity::cosine(), 0);
+        assert!(idx.search(&[1.0, 0.0], 0).is_none());
+    }
+
+    #[test]
+    fn single_identity_margin_is_its_score() {
+        let mut w = Watchlist::new("m");
+        w.identities.push(ident("only", &[[1.0, 0.0, 0.0]], None));
+        let sim = Similarity::cosine();
+        let hit = Index::build(&w, &sim, 0)
+            .search(&sim.prepare(&[1.0, 0.0, 0.0]), 0)
+            .unwrap();
+        assert!((hit.score - 1.0).abs() < 1e-6 && (hit.margin - 1.0).abs() < 1e-6);
+    }
+
+    /// xorshift64*: deterministic test vectors.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+
+        /// Uniform in [-0.5, 0.5).
+        fn unit(&mut self) -> f32 {
+            (self.next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+
+        fn vector(&mut self, dim: usize) -> Vec<f32> {
+            (0..dim).map(|_| self.unit()).collect()
+        }
+    }
+
+    /// `n` identities of 1 to 3 descriptors: random, some exact copies of earlier descriptors
+    /// (tied scores), some near copies; some expire at time 50 (before the searches at 100), some
+    /// at 150, some had expired at build time (0).
+    fn random_list(rng: &mut Rng, n: usize, dim: usize) -> Watchlist {
+        let mut w = Watchlist::new("m");
+        let mut all: Vec<Vec<f32>> = Vec::new();
+        for i in 0..n {
+            let descriptors = (0..1 + rng.below(3))
+                .map(|_| {
+                    let v = match rng.below(10) {
+                        0 if !all.is_empty() => all[rng.below(all.len())].clone(),
+                        1 if !all.is_empty() => all[rng.below(all.len())]
+                            .iter()
+                            .map(|x| x + 1e-6 * rng.unit())
+                            .collect(),
+                        _ => rng.vector(dim),
+                    };
+                    all.push(v.clone());
+                    Descriptor {
+                        model_id: "m".into(),
+                        vector: v,
+                    }
+                })
+                .collect();
+            let expires_at = match rng.below(10) {
+                0 => Some(50),
+                1 => Some(150),
+                2 => Some(-1),
+                _ => None,
+            };
+            w.identities.push(Identity {
+                id: format!("id-{i}"),
+                label: format!("p{i}"),
+                note: None,
+                added_by: "t".into(),
+                added_at: 0,
+                expires_at,
+                descriptors,
+            });
+        }
+        w
+    }
+
+    fn bits(h: &Option<Hit>) -> Option<(usize, u32, u32)> {
+        h.as_ref()
+            .map(|h| (h.identity, h.score.to_bits(), h.margin.to_bits()))
+    }
+
+    /// Queries against `list`: random vectors, copies of enrolled descriptors (expired ones too),
+    /// perturbed copies, and (unprepared) scaled copies.
+    fn queries(rng: &mut Rng, list: &Watchlist, sim: &Similarity, n: usize) -> Vec<Vec<f32>> {
+        let dim = list.identities[0].descriptors[0].vector.len();
+        (0..n)
+            .map(|k| {
+                let ident = &list.identities[rng.below(list.identities.len())];
+                let d = &ident.descriptors[rng.below(ident.descriptors.len())].vector;
+                match k % 5 {
+                    0 => sim.prepare(&rng.vector(dim)),
+                    1 => sim.prepare(d),
+                    2 => sim.prepare(&d.iter().map(|x| x + 0.05 * rng.unit()).collect::<Vec<_>>()),
+                    3 => sim.prepare(&d.iter().map(|x| x + 0.3 * rng.unit()).collect::<Vec<_>>()),
+                    _ => {
+                        let f = [37.0, 1e-3, 1e4][rng.below(3)];
+                        sim.prepare(d).iter().map(|x| x * f).collect()
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// The pre-filtered search against the full scan on random lists; returns the rows and the rows
+    /// scored in f32 per query, on average.
+    fn same_as_full_scan(
+        seed: u64,
+        identities: usize,
+        dim: usize,
+        n_queries: usize,
+    ) -> (usize, f64) {
+        let mut rng = Rng(seed);
+        let list = random_list(&mut rng, identities, dim);
+        let sim = Similarity::centred(rng.vector(dim).iter().map(|x| x * 0.1).collect());
+        let idx = Index::build_with(&list, &sim, 0, 1);
+        assert!(idx.prefilter_bytes() == idx.owner.len() * (dim + 8));
+        let mut scored = 0;
+        for (k, q) in queries(&mut rng, &list, &sim, n_queries).iter().enumerate() {
+            let exact = idx.search_exact(q, 100);
+            assert!(exact.is_some());
+            for threads in [1, 2, 3] {
+                let (hit, stats) = idx.search_threads(q, 100, threads);
+                assert_eq!(bits(&hit), bits(&exact), "query {k}, {threads} threads");
+                assert!(stats.prefiltered);
+                if threads == 1 {
+                    scored += stats.rows_scored;
+                }
+            }
+            assert_eq!(bits(&idx.search(q, 100)), bits(&exact));
+        }
+        (idx.owner.len(), scored as f64 / n_queries as f64)
+    }
+
+    #[test]
+    fn prefiltered_search_equals_the_full_scan_bit_for_bit() {
+        let (rows, scored) = same_as_full_scan(0x5eed, 1500, 128, 150);
+        assert!(rows > 2500);
+        assert!(
+            scored < rows as f64 * 0.02,
+            "{scored} of {rows} rows scored"
+        );
+        // Another dimension: the general (not unrolled) dot product, with a tail.
+        let (rows, scored) = same_as_full_scan(0xd1a, 400, 37, 60);
+        assert!(scored < rows as f64 * 0.2, "{scored} of {rows} rows scored");
+    }
+
+    #[test]
+    fn ties_go_to_the_first_identity_with_a_zero_margin() {
+        let mut rng = Rng(7);
+        let mut list = random_list(&mut rng, 300, 128);
+        for i in &mut list.identities {
+            i.expires_at = None;
+        }
+        let twin = list.identities[200].descriptors[0].clone();
+        list.identities[100].descriptors.push(twin.clone());
+        list.identities[250].descriptors = vec![twin.clone()];
+        let sim = Similarity::cosine();
+        let idx = Index::build_with(&list, &sim, 0, 1);
+        let q = sim.prepare(&twin.vector);
+        let exact = idx.search_exact(&q, 0).unwrap();
+        assert_eq!((exact.identity, exact.margin), (100, 0.0));
+        let (hit, stats) = idx.search_threads(&q, 0, 2);
+        assert_eq!(bits(&hit), bits(&Some(exact)));
+        assert!(stats.prefiltered && stats.rows_scored < 20, "{stats:?}");
+    }
+
+    #[test]
+    fn degenerate_queries() {
+        let mut rng = Rng(11);
+        let list = random_list(&mut rng, 200, 128);
+        let sim = Similarity::cosine();
+        let idx = Index::build_with(&list, &sim, 0, 1);
+        // Zero: every score is 0, nothing can be ruled out.
+        let zero = vec![0.0; 128];
+        let (hit, stats) = idx.search_threads(&zero, 100, 2);
+        assert_eq!(bits(&hit), bits(&idx.search_exact(&zero, 100)));
+        assert!(stats.prefiltered);
+        assert_eq!(stats.rows_scored, idx.scan_exact(&zero, 100).1.rows_scored);
+        // Not finite, or of a magnitude the bound does not cover: the full scan.
+        let mut nan = sim.prepare(&rng.vector(128));
+        nan[3] = f32::NAN;
+        let huge: Vec<f32> = rng.vector(128).iter().map(|x| x * 1e30).collect();
+        for q in [nan, huge] {
+            let (hit, stats) = idx.search_threads(&q, 100, 2);
+            assert_eq!(bits(&hit), bits(&idx.search_exact(&q, 100)));
+            assert!(!stats.prefiltered);
+        }
+        assert_eq!(idx.search_threads(&[1.0; 5], 100, 2).0, None);
+    }
+
+    #[test]
+    fn bounds_hold_when_rounding_errors_line_up() {
+        let mut rng = Rng(3);
+        for dim in [128, 37] {
+            for _ in 0..300 {
+                let r = Similarity::cosine().prepare(&rng.vector(dim));
+                let codes = Codes::new(&r, dim).unwrap();
+                let s = f32::from_le_bytes(codes.data[dim..dim + 4].try_into().unwrap());
+                // The query leans towards the row's own rounding errors, the worst case for the
+                // row's half of the bound, at a scale of its own.
+                let q: Vec<f32> = (r.iter().zip(&codes.data))
+                    .map(|(x, &b)| {
+                        let e = x - s * (b as i8) as f32;
+                        (e.signum() * (0.5 + rng.unit()) + 0.3 * x) * 3.0
+                    })
+                    .collect();
+                for q in [q.clone(), r.clone(), q.iter().map(|x| -x).collect()] {
+                    let code = QueryCode::new(&q).unwrap();
+                    let d = dot(&r, &q);
+                    let ((lo, up), (lo0, up0)) = (
+                        code.bounds::<0>(&codes.data),
+                        code.bounds::<128>(&codes.data),
+                    );
+                    assert!(lo <= d && d <= up, "{lo} <= {d} <= {up}");
+                    assert_eq!((lo.to_bits(), up.to_bits()), (lo0.to_bits(), up0.to_bits()));
+                    let scale: f32 = q.iter().map(|x| x * x).sum::<f32>().sqrt();
+                    assert!(up - lo < 0.1 * scale, "loose bound: {lo} .. {up}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn small_indexes_have_no_prefilter_table() {
+        let idx = Index::build(&list(), &Similarity::cosine(), 0);
+        assert_eq!(idx.prefilter_bytes(), 0);
+        let (_, stats) = idx.search_with_stats(&[1.0, 0.0, 0.0], 0);
+        assert_eq!(
+            stats,
+            SearchStats {
+                prefiltered: false,
+                rows_scored: 4
+            }
+        );
+    }
+}

@@ -1,0 +1,23 @@
+// SPDX-License-Identifier: MIT
+//! `veilbin`: `veildetect ! veilembed ! veilmatch` in one element, for gst-launch lines and
+//! applications that want one thing to drop into a pipeline.
+
+use gst::glib;
+use gst::prelude::*;
+
+mod imp;
+
+glib::wrapper! {
+    pub struct VeilBin(ObjectSubclass<imp::VeilBin>)
+        @extends gst::Bin, gst::Element, gst::Object,
+        @implements gst::ChildProxy;
+}
+
+pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    gst::Element::register(
+        Some(plugin),
+        "veilbin",
+        gst::Rank::NONE,
+        VeilBin::static_type(),
+    )
+}

@@ -1,0 +1,330 @@
+// SPDX-License-Identifier: MIT
+//! veilembed implementation: properties, caps and the streaming glue. Alignment, chips, quality
+//! and inference live in `engine::embedder`; the per-track re-embedding decisions in `engine::reembed`.
+
+use std::path::PathBuf;
+use std::sync::LazyLock;
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::subclass::prelude::*;
+
+use crate::engine::embedder::Embedder;
+use crate::engine::embed_step::{Counts, Decision, FaceIn, FrameEmbedder, FrameIn, Gates};
+use crate::engine::manifest::Task;
+use crate::element;
+use crate::meta::{self, Embedding};
+use crate::video;
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "veilembed",
+        gst::DebugColorFlags::empty(),
+        Some("faceveil face embedder"),
+    )
+});
+
+const DEFAULT_REEMBED_INTERVAL: u32 = 10;
+const DEFAULT_MIN_EYE_DISTANCE: u32 = 16;
+const DEFAULT_MIN_QUALITY: f32 = 0.15;
+const DEFAULT_MAX_BATCH: u32 = 8;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    model: Option<PathBuf>,
+    threads: u32,
+    reembed_interval: u32,
+    min_eye_distance: u32,
+    min_quality: f32,
+    max_batch: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            model: None,
+            threads: 0,
+            reembed_interval: DEFAULT_REEMBED_INTERVAL,
+            min_eye_distance: DEFAULT_MIN_EYE_DISTANCE,
+            min_quality: DEFAULT_MIN_QUALITY,
+            max_batch: DEFAULT_MAX_BATCH,
+        }
+    }
+}
+
+crate::props::settings_properties!(Settings {
+    "model" => model,
+    "threads" => threads,
+    "reembed-interval" => reembed_interval,
+    "min-eye-distance" => min_eye_distance,
+    "min-quality" => min_quality,
+    "max-batch" => max_batch,
+});
+
+impl Settings {
+    /// What the streaming thread reads of the settings on every frame (a copy: no allocation).
+    fn gates(&self) -> Gates {
+        Gates {
+            min_eye_distance: self.min_eye_distance as f32,
+            min_quality: self.min_quality,
+            max_batch: self.max_batch as usize,
+            reembed_interval: self.reembed_interval,
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats(Counts);
+
+impl element::Stats for Stats {
+    fn structure(&self) -> gst::Structure {
+        let c = &self.0;
+        gst::Structure::builder("veilembed-stats")
+            .field("frames", c.frames)
+            .field("faces", c.faces)
+            .field("descriptors", c.descriptors)
+            .field("inferences", c.inferences)
+            .field("reused", c.reused)
+            .field("gated", c.gated)
+            .field("inference-time-us", c.inference_ns / 1000)
+            .field("shared-inferences", c.shared)
+            .field("chips", c.chips)
+            .field("chip-time-us", c.chip_ns / 1000)
+            .build()
+    }
+}
+
+pub struct State {
+    embedder: FrameEmbedder,
+    /// Frames seen, including those without veildetect metadata.
+    frames: u64,
+    warned_no_meta: bool,
+}
+
+impl element::Running for State {
+    type Stats = Stats;
+
+    fn flush(&mut self) {
+        self.embedder.clear();
+    }
+
+    fn stats(&self) -> Stats {
+        Stats(self.embedder.counts())
+    }
+}
+
+#[derive(Default)]
+pub struct VeilEmbed {
+    base: element::Base<Settings, State>,
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for VeilEmbed {
+    const NAME: &'static str = "GstVeilEmbed";
+    type Type = super::VeilEmbed;
+    type ParentType = gst_video::VideoFilter;
+}
+
+impl ObjectImpl for VeilEmbed {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            vec![
+                crate::props::model(Task::Embedder, ""),
+                crate::props::threads("for this element"),
+                glib::ParamSpecUInt::builder("reembed-interval")
+                    .nick("Re-embed interval")
+                    .blurb(
+                        "Frames after which a tracked face gets a fresh descriptor (0 = once per track). \
+                         With N > 0 a new track first gets 3 descriptors in a row, so the matcher can \
+                         decide quickly. New descriptors are made only on frames veildetect ran its \
+                         model on (see its 'interval'). A track is also re-embedded when its face size \
+                         changes 1.3x or its quality rises by 0.15; otherwise its last descriptor is reused",
+                    )
+                    .default_value(DEFAULT_REEMBED_INTERVAL)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("min-eye-distance")
+                    .nick("Minimum eye distance")
+                    .blurb("Faces whose eyes are closer than this many pixels get no descriptor")
+                    .default_value(DEFAULT_MIN_EYE_DISTANCE)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecFloat::builder("min-quality")
+                    .nick("Minimum quality")
+                    .blurb(
+                        "Faces under this quality get no new descriptor. Quality = frontalness (from \
+                         the landmarks) x sharpness (Laplacian variance of the aligned chip), 0..1; see \
+                         docs/METADATA.md",
+                    )
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(DEFAULT_MIN_QUALITY)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-batch")
+                    .nick("Maximum batch")
+                    .blurb("Most faces per inference; a frame with more runs several (0 = all in one)")
+                    .default_value(DEFAULT_MAX_BATCH)
+                    .mutable_playing()
+                    .build(),
+                crate::props::stats(
+                    "frames, faces, descriptors (computed), inferences \
+                         (batched model runs), reused (descriptors carried from the track), gated \
+                         (faces under min-eye-distance or min-quality), inference-time-us, \
+                         shared-inferences (runs that also carried faces of other elements of \
+                         the process: cameras that share the model are batched together), \
+                         chips (chips warped from the frame: for a descriptor, or to measure a \
+                         face's sharpness, which a track carries for 5 detected frames when it \
+                         needs no descriptor), chip-time-us (their warping, quality and colour checks)",
+                ),
+            ]
+        });
+        PROPS.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        self.base.set_property(self, *CAT, value, pspec);
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        self.base.property(pspec)
+    }
+}
+
+impl GstObjectImpl for VeilEmbed {}
+
+impl ElementImpl for VeilEmbed {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "Face embedder",
+                "Filter/Analyzer/Video",
+                "Computes a descriptor for each face that veildetect found (aligned chip warped from \
+                 the frame, one batched inference per frame, reused along each track) and adds it to \
+                 the face's region-of-interest metadata; video passes through unchanged",
+                "faceveil developers",
+            )
+        });
+        Some(&*META)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        video::pad_templates()
+    }
+}
+
+element::in_place_filter!(VeilEmbed, video CAT);
+
+impl element::Filter for VeilEmbed {
+    type State = State;
+
+    fn open(&self) -> Result<State, gst::ErrorMessage> {
+        let settings = self.base.settings();
+        let embedder = element::load_model(
+            self,
+            *CAT,
+            settings.model.as_deref(),
+            Task::Embedder,
+            |spec| Embedder::new(spec, settings.threads),
+        )?;
+        gst::info!(CAT, imp = self, "model id {}", embedder.model_id());
+        Ok(State {
+            embedder: FrameEmbedder::new(embedder),
+            frames: 0,
+            warned_no_meta: false,
+        })
+    }
+
+    fn process(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let gates = self.base.live(Settings::gates);
+        let Some(_) = meta::frame_info(buf) else {
+            let warn = self.base.with_state(|state| {
+                state.frames += 1;
+                Ok(!std::mem::replace(&mut state.warned_no_meta, true))
+            })?;
+            if warn {
+                gst::element_imp_warning!(
+                    self,
+                    gst::StreamError::Format,
+                    ("Frames without veildetect metadata pass through untouched: put veildetect before veilembed")
+                );
+            }
+            return Ok(gst::FlowSuccess::Ok);
+        };
+        let faces = meta::faces(buf);
+        let (model_id, out) = self.base.with_frame_state(|state, input| {
+            let frame_no = state.frames;
+            state.frames += 1;
+            let face_in: Vec<FaceIn> = faces
+                .iter()
+                .map(|f| FaceIn {
+                    track: f.track_id,
+                    landmarks: &f.landmarks,
+                    detected: f.detected,
+                })
+                .collect();
+            let embedder = &mut state.embedder;
+            let par = input.info.par();
+            let par = par.numer() as f32 / par.denom().max(1) as f32;
+            let out = input
+                .with_frame(buf, |view| {
+                    let frame = FrameIn {
+                        view,
+                        par,
+                        number: frame_no,
+                    };
+                    embedder.process(&frame, &face_in, &gates, |track, d| {
+                        log_decision(self, frame_no, track, d)
+                    })
+                })
+                .map_err(|m| element::fail(self, m))?
+                .map_err(|e| element::fail_run(self, &e))?;
+            Ok((embedder.embedder().model_id().to_string(), out))
+        })?;
+
+        gst::trace!(CAT, imp = self, "{} faces", out.len());
+        for (f, o) in faces.iter().zip(out) {
+            let e = Embedding {
+                quality: o.quality,
+                model_id: model_id.clone(),
+                vector: o.vector,
+                fresh: o.fresh,
+                grayscale: o.grayscale,
+            };
+            meta::set_embedding(buf, f.index, &e);
+        }
+        Ok(gst::FlowSuccess::Ok)
+    }
+}
+
+/// The per-face decisions under this element's category (no descriptor, no identity).
+fn log_decision(imp: &VeilEmbed, frame: u64, track: u64, d: Decision) {
+    match d {
+        Decision::Gated {
+            eye_distance,
+            quality,
+        } => gst::log!(
+            CAT,
+            imp = imp,
+            "frame {frame} track {track}: gated (eye distance {eye_distance:.1}, quality {quality:.2})"
+        ),
+        Decision::Embed(reason) => {
+            gst::debug!(
+                CAT,
+                imp = imp,
+                "frame {frame} track {track}: new descriptor ({reason:?})"
+            )
+        }
+        Decision::Reuse(had) => gst::log!(
+            CAT,
+            imp = imp,
+            "frame {frame} track {track}: {}",
+            if had {
+                "descriptor reused"
+            } else {
+                "no descriptor yet"
+            }
+        ),
+    }
+}

@@ -1,0 +1,354 @@
+// SPDX-License-Identifier: MIT
+//! veilredact implementation: properties, the choice of boxes (mode, held boxes of lost tracks)
+//! and the frame's planes. The pixel work is `engine::redact`.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::subclass::prelude::*;
+
+use crate::engine::redact::{self, PixelBox};
+use crate::element;
+use crate::meta;
+use crate::video;
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "veilredact",
+        gst::DebugColorFlags::empty(),
+        Some("faceveil face redaction"),
+    )
+});
+
+/// Whose faces are redacted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, glib::Enum)]
+#[enum_type(name = "GstVeilRedactMode")]
+pub enum Mode {
+    #[enum_value(name = "Every face", nick = "all")]
+    All,
+    #[enum_value(
+        name = "Every face veilmatch has not identified (everyone not on the list)",
+        nick = "unmatched"
+    )]
+    Unmatched,
+    #[enum_value(name = "Only faces veilmatch identified", nick = "matched")]
+    Matched,
+}
+
+/// How.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, glib::Enum)]
+#[enum_type(name = "GstVeilRedactMethod")]
+pub enum Method {
+    #[enum_value(
+        name = "Blocks of the mean colour (strength: block size)",
+        nick = "pixelate"
+    )]
+    Pixelate,
+    #[enum_value(name = "Box blur, three passes (strength: radius)", nick = "blur")]
+    Blur,
+    #[enum_value(name = "Black", nick = "fill")]
+    Fill,
+}
+
+impl From<Method> for redact::Method {
+    fn from(m: Method) -> Self {
+        match m {
+            Method::Pixelate => redact::Method::Pixelate,
+            Method::Blur => redact::Method::Blur,
+            Method::Fill => redact::Method::Fill,
+        }
+    }
+}
+
+crate::props::plain_prop!(Mode, Method);
+
+const DEFAULT_MODE: Mode = Mode::Unmatched;
+const DEFAULT_METHOD: Method = Method::Pixelate;
+const DEFAULT_STRENGTH: u32 = 15;
+const DEFAULT_MARGIN: f32 = 0.2;
+const DEFAULT_HOLD: u32 = 15;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    mode: Mode,
+    method: Method,
+    strength: u32,
+    margin: f32,
+    hold: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            mode: DEFAULT_MODE,
+            method: DEFAULT_METHOD,
+            strength: DEFAULT_STRENGTH,
+            margin: DEFAULT_MARGIN,
+            hold: DEFAULT_HOLD,
+        }
+    }
+}
+
+crate::props::settings_properties!(Settings {
+    "mode" => mode,
+    "method" => method,
+    "strength" => strength,
+    "margin" => margin,
+    "hold" => hold,
+});
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    frames: u64,
+    redacted: u64,
+    held: u64,
+    spared: u64,
+}
+
+impl element::Stats for Stats {
+    fn structure(&self) -> gst::Structure {
+        gst::Structure::builder("veilredact-stats")
+            .field("frames", self.frames)
+            .field("redacted", self.redacted)
+            .field("held", self.held)
+            .field("spared", self.spared)
+            .build()
+    }
+}
+
+/// A redacted track's last box (frame pixels) and how many more frames it stays redacted once
+/// the track is gone.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    rect: (u32, u32, u32, u32),
+    frames_left: u32,
+}
+
+pub struct State {
+    held: HashMap<u64, Held>,
+    scratch: Vec<u32>,
+    stats: Stats,
+}
+
+impl element::Running for State {
+    type Stats = Stats;
+
+    fn flush(&mut self) {
+        self.held.clear();
+    }
+
+    fn input_changed(&mut self, _old: Option<&video::Input>, _new: &video::Input) {
+        // Boxes of another frame size mean nothing here (the tracker starts again too).
+        self.held.clear();
+    }
+
+    fn stats(&self) -> Stats {
+        self.stats
+    }
+}
+
+#[derive(Default)]
+pub struct VeilRedact {
+    base: element::Base<Settings, State>,
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for VeilRedact {
+    const NAME: &'static str = "GstVeilRedact";
+    type Type = super::VeilRedact;
+    type ParentType = gst_video::VideoFilter;
+}
+
+impl ObjectImpl for VeilRedact {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            vec![
+                glib::ParamSpecEnum::builder_with_default("mode", DEFAULT_MODE)
+                    .nick("Mode")
+                    .blurb(
+                        "Whose faces: all (needs veildetect upstream), unmatched (everyone \
+                         veilmatch has not identified as someone on the list; needs veilmatch \
+                         upstream, without it every face is redacted) or matched (only those it \
+                         identified)",
+                    )
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("method", DEFAULT_METHOD)
+                    .nick("Method")
+                    .blurb("pixelate, blur or fill (black)")
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("strength")
+                    .nick("Strength")
+                    .blurb(
+                        "Per cent of the redacted box's longer side: the block size of pixelate, \
+                         the radius of blur (ignored by fill). At the default a pixelated face \
+                         is about 5 blocks wide and is no longer found by veildetect nor \
+                         recognised by the embedder",
+                    )
+                    .minimum(1)
+                    .maximum(100)
+                    .default_value(DEFAULT_STRENGTH)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecFloat::builder("margin")
+                    .nick("Margin")
+                    .blurb("The face box is enlarged by this fraction of its size on every side (hair, ears, chin)")
+                    .minimum(0.0)
+                    .maximum(2.0)
+                    .default_value(DEFAULT_MARGIN)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("hold")
+                    .nick("Hold")
+                    .blurb(
+                        "Frames a redacted face's last box stays redacted after its track is lost \
+                         (a face the detector misses for a moment stays covered)",
+                    )
+                    .default_value(DEFAULT_HOLD)
+                    .mutable_playing()
+                    .build(),
+                crate::props::stats(
+                    "frames, redacted (boxes redacted, held ones included), held (boxes of \
+                     lost tracks redacted), spared (faces left as they are because of mode)",
+                ),
+            ]
+        });
+        PROPS.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        self.base.set_property(self, *CAT, value, pspec);
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        self.base.property(pspec)
+    }
+}
+
+impl GstObjectImpl for VeilRedact {}
+
+impl ElementImpl for VeilRedact {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "Face redaction",
+                "Filter/Effect/Video",
+                "Pixelates, blurs or fills the faces veildetect found (all, those veilmatch did \
+                 not identify, or those it did), in place; fails closed: a frame without \
+                 veildetect metadata is an error, boxes of lost tracks stay redacted a while",
+                "faceveil developers",
+            )
+        });
+        Some(&*META)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        video::pad_templates()
+    }
+}
+
+element::in_place_filter!(VeilRedact, video CAT);
+
+impl element::Filter for VeilRedact {
+    type State = State;
+
+    fn open(&self) -> Result<State, gst::ErrorMessage> {
+        Ok(State {
+            held: HashMap::new(),
+            scratch: Vec::new(),
+            stats: Stats::default(),
+        })
+    }
+
+    fn process(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let settings = self.base.settings();
+        if meta::frame_info(buf).is_none() {
+            // Fail closed: without the detector's metadata nobody knows where the faces are.
+            return Err(element::fail(
+                self,
+                gst::error_msg!(
+                    gst::StreamError::Format,
+                    ("A frame without veildetect metadata reached veilredact: put veildetect \
+                         (and veilmatch, for mode=unmatched or matched) before it. Frames are not \
+                         passed on unredacted")
+                ),
+            ));
+        }
+        let faces = meta::faces(buf);
+        self.base.with_frame_state(|state, input| {
+            state.stats.frames += 1;
+            let mut boxes = Vec::with_capacity(faces.len());
+            for f in &faces {
+                let redact = match settings.mode {
+                    Mode::All => true,
+                    Mode::Unmatched => f.identity.is_none(),
+                    Mode::Matched => f.identity.is_some(),
+                };
+                if redact {
+                    state.held.insert(
+                        f.track_id,
+                        Held {
+                            rect: f.rect,
+                            frames_left: settings.hold,
+                        },
+                    );
+                    boxes.push(f.rect);
+                } else {
+                    state.held.remove(&f.track_id);
+                    state.stats.spared += 1;
+                }
+            }
+            // Tracks that were redacted and are gone now: their last box, for `hold` frames.
+            let present = |t: &u64| faces.iter().any(|f| f.track_id == *t);
+            let mut held = 0;
+            state.held.retain(|t, h| {
+                if present(t) {
+                    return true;
+                }
+                if h.frames_left == 0 {
+                    return false;
+                }
+                h.frames_left -= 1;
+                boxes.push(h.rect);
+                held += 1;
+                true
+            });
+            state.stats.held += held;
+            state.stats.redacted += boxes.len() as u64;
+            if boxes.is_empty() {
+                return Ok(());
+            }
+            let (w, h) = (input.info.width() as usize, input.info.height() as usize);
+            input
+                .with_planes_mut(buf, |planes| {
+                    for (x, y, bw, bh) in boxes {
+                        let Some(b) = PixelBox::around(
+                            x as f32,
+                            y as f32,
+                            bw as f32,
+                            bh as f32,
+                            settings.margin,
+                            w,
+                            h,
+                        ) else {
+                            continue;
+                        };
+                        redact::redact(
+                            planes,
+                            b,
+                            settings.method.into(),
+                            settings.strength,
+                            &mut state.scratch,
+                        );
+                    }
+                })
+                .map_err(|m| element::fail(self, m))?;
+            Ok(())
+        })?;
+        Ok(gst::FlowSuccess::Ok)
+    }
+}
