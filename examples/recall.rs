@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-//! Does a detector schedule miss faces? (bench/recall.sh, issue "detect less, but never miss").
+//! Does a detector schedule miss faces? (run per clip by bench/pipeline.sh; its table in BENCHMARKS.md).
 //! Runs a clip from bench/make_clip.py twice through `decodebin ! veilbin cooldown=0`: once
 //! with the FP32 detector (or `--reference-model`) on every frame and its own threshold only (the
 //! reference: `track-threshold` equal to `threshold`), once with the properties under test.

@@ -25,6 +25,12 @@ echo "== release plugin through gst-launch-1.0"
 . scripts/env.sh
 echo "== element names collide with no GStreamer element (scripts/check-element-names.sh)"
 bash scripts/check-element-names.sh target/release
+# ... and it fails when a second plugin file registers the same names (a copy of ours on the path)
+standin=$(mktemp -d); cp target/release/libgstfaceveil.so "$standin/"
+if GST_PLUGIN_PATH="$standin:$GST_PLUGIN_PATH" bash scripts/check-element-names.sh target/release >/dev/null 2>&1; then
+  echo "check-element-names.sh did not see a second plugin registering veil* names"; exit 1
+fi
+rm -rf "$standin"
 for e in veildetect veilembed veilmatch veilredact veiloverlay veilbin; do gst-inspect-1.0 "$e" >/dev/null; done
 out=$(gst-launch-1.0 -m filesrc location=tests/photos/obama.jpg ! decodebin ! videoconvert \
       ! veildetect post-messages=true ! fakesink 2>&1)

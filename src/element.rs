@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-//! The skeleton of every faceveil filter element (`veildetect`, `veilembed`, `veilmatch`, and
-//! the ones to come): settings behind a mutex, the state that exists between `start()` and `stop()`,
+//! The skeleton of every faceveil filter element (`veildetect`, `veilembed`, `veilmatch`,
+//! `veilredact`, `veiloverlay`; `veilbin` is a bin of them): settings behind a mutex, the state that exists between `start()` and `stop()`,
 //! the `stats` mirror readable while streaming and after stop, model resolving with errors that name
 //! the file and the fix, input negotiation, FlushStop, and post-an-error-then-fail in the streaming
 //! path. An element keeps only what is its own: its properties, its `Running` state and its

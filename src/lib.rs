@@ -12,18 +12,18 @@
 
 use gst::glib;
 
-pub mod engine;
 mod element;
+pub mod engine;
 mod errors;
-mod veildetect;
-mod veilembed;
-mod veilredact;
-mod veilmatch;
-mod veilbin;
-mod veiloverlay;
 pub mod meta;
 pub mod pipeline;
 mod props;
+mod veilbin;
+mod veildetect;
+mod veilembed;
+mod veilmatch;
+mod veiloverlay;
+mod veilredact;
 mod video;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {

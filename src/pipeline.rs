@@ -6,7 +6,7 @@
 use gst::prelude::*;
 
 /// Decodes `path` (any format `uridecodebin` reads), runs it through `chain` (a gst-launch fragment
-/// such as `"veildetect ! veilembed"`) and calls `on_buffer` for every frame that comes out.
+/// such as `"veildetect ! veilembed"`) and calls `on_sample` for every frame that comes out.
 /// Returns the number of frames, or the first error of the pipeline, naming the file.
 pub fn run_file(
     path: &std::path::Path,

@@ -5,7 +5,7 @@
 use gst_video::prelude::*;
 
 use crate::engine::frame::{FrameError, FrameView, PixelFormat, YuvMatrix};
-use crate::engine::redact::{PlaneKind, PlaneMut};
+use crate::engine::frame::{PlaneKind, PlaneMut};
 
 /// Raw formats the elements read directly (no conversion of the frame).
 pub const FORMATS: [gst_video::VideoFormat; 10] = [

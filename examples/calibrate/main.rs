@@ -20,9 +20,9 @@
 
 mod open_set;
 
+use gstfaceveil::engine::cosine::Similarity;
 use gstfaceveil::engine::embedder::similarity_for;
 use gstfaceveil::engine::manifest::{ModelSpec, Task};
-use gstfaceveil::engine::cosine::Similarity;
 
 const AUGMENTATIONS: [(&str, &str); 10] = [
     ("original", ""),
@@ -249,7 +249,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let mut md = String::new();
     md.push_str("# Embedder calibration\n\n");
-    md.push_str("Made by `bash scripts/calibrate.sh` (examples/calibrate.rs); rerun it after changing the detector,\n");
+    md.push_str("Made by `bash scripts/calibrate.sh` (examples/calibrate/); rerun it after changing the detector,\n");
     md.push_str(
         "the alignment or the embedder, and copy the threshold into `models/dlib_resnet.toml`.\n\n",
     );

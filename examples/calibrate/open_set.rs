@@ -5,8 +5,8 @@
 //! ORL s1..s20 (never s21..s40), with the colour test and background photos turned grayscale as
 //! further strangers.
 
-use gstfaceveil::engine::matcher::{Decision, decide};
 use gstfaceveil::engine::cosine::Similarity;
+use gstfaceveil::engine::matcher::{Decision, decide};
 use gstfaceveil::engine::watchlist::index::{Hit, Index};
 use gstfaceveil::engine::watchlist::{Descriptor, Identity, Watchlist};
 

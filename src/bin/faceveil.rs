@@ -14,16 +14,18 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand};
 use gstfaceveil::engine::audit;
+use gstfaceveil::engine::cosine::Similarity;
 use gstfaceveil::engine::embedder::{model_id, similarity_for};
 use gstfaceveil::engine::manifest::{ModelSpec, Task};
 use gstfaceveil::engine::matcher::{self, Decision, decide};
-use gstfaceveil::engine::cosine::Similarity;
 use gstfaceveil::engine::watchlist::file::{Secret, random_key};
 use gstfaceveil::engine::watchlist::index::Index;
 use gstfaceveil::engine::watchlist::store::{
     Lock, Wait, default_key_file, load, real_path, resolve_key, save, update, write_pending_key,
 };
-use gstfaceveil::engine::watchlist::{Descriptor, Identity, Watchlist, WatchlistError, new_id, now};
+use gstfaceveil::engine::watchlist::{
+    Descriptor, Identity, Watchlist, WatchlistError, new_id, now,
+};
 
 #[derive(Parser)]
 #[command(

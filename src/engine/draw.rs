@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: MIT
 //! Drawing on a frame in its own format (boxes, dots, text with a TrueType font through
-//! `ab_glyph`), on the planes `engine::redact` describes. GStreamer-free; `veiloverlay` is
+//! `ab_glyph`), on the planes `engine::frame::PlaneMut` describes. GStreamer-free; `veiloverlay` is
 //! the element.
 
 use ab_glyph::{Font as _, FontVec, PxScale, ScaleFont};
 
-use crate::engine::redact::PlaneMut;
+use crate::engine::frame::PlaneMut;
 
 /// A rectangle in frame pixels, `x0..x1` × `y0..y1`, possibly partly outside the frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,7 +153,7 @@ impl Font {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::redact::PlaneKind;
+    use crate::engine::frame::PlaneKind;
 
     fn rgb_plane(data: &mut [u8], w: usize, h: usize) -> PlaneMut<'_> {
         PlaneMut {

@@ -10,10 +10,10 @@ use ort::value::TensorRef;
 use sha2::Digest;
 
 use crate::engine::align::similarity;
+use crate::engine::cosine::Similarity;
 use crate::engine::frame::{Affine, FrameView, Layout, TensorSpec};
 use crate::engine::manifest::{EmbedderSection, ModelSpec};
 use crate::engine::runtime::{RuntimeError, SharedSession, check_names, load_session, lock};
-use crate::engine::cosine::Similarity;
 
 /// Landmarks in square-pixel geometry: x scaled by the pixel aspect ratio `par`.
 pub fn square_pixels(landmarks: &[[f32; 2]], par: f32) -> Vec<[f32; 2]> {

@@ -11,11 +11,11 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 
+use crate::element;
 use crate::engine::detector::{DetectParams, Detector, StageTimes};
 use crate::engine::manifest::Task;
 use crate::engine::scene::SceneCut;
 use crate::engine::track::{Plan, RunReason, Schedule, TrackEvent, Tracker, TrackerConfig};
-use crate::element;
 use crate::meta::{self, Face};
 use crate::video;
 

@@ -10,10 +10,10 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 
-use crate::engine::embedder::Embedder;
-use crate::engine::embed_step::{Counts, Decision, FaceIn, FrameEmbedder, FrameIn, Gates};
-use crate::engine::manifest::Task;
 use crate::element;
+use crate::engine::embed_step::{Counts, Decision, FaceIn, FrameEmbedder, FrameIn, Gates};
+use crate::engine::embedder::Embedder;
+use crate::engine::manifest::Task;
 use crate::meta::{self, Embedding};
 use crate::video;
 
@@ -135,11 +135,8 @@ impl ObjectImpl for VeilEmbed {
                 glib::ParamSpecUInt::builder("reembed-interval")
                     .nick("Re-embed interval")
                     .blurb(
-                        "Frames after which a tracked face gets a fresh descriptor (0 = once per track). \
-                         With N > 0 a new track first gets 3 descriptors in a row, so the matcher can \
-                         decide quickly. New descriptors are made only on frames veildetect ran its \
-                         model on (see its 'interval'). A track is also re-embedded when its face size \
-                         changes 1.3x or its quality rises by 0.15; otherwise its last descriptor is reused",
+                        "Frames after which a tracked face gets a fresh descriptor (0 = once per track; see \
+                         docs/METADATA.md for the other triggers)",
                     )
                     .default_value(DEFAULT_REEMBED_INTERVAL)
                     .mutable_playing()
@@ -153,9 +150,7 @@ impl ObjectImpl for VeilEmbed {
                 glib::ParamSpecFloat::builder("min-quality")
                     .nick("Minimum quality")
                     .blurb(
-                        "Faces under this quality get no new descriptor. Quality = frontalness (from \
-                         the landmarks) x sharpness (Laplacian variance of the aligned chip), 0..1; see \
-                         docs/METADATA.md",
+                        "Faces under this quality (frontalness x sharpness, 0..1) get no new descriptor",
                     )
                     .minimum(0.0)
                     .maximum(1.0)

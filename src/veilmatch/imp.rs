@@ -11,6 +11,7 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 
+use crate::element;
 use crate::engine::audit;
 use crate::engine::embedder::{model_id, similarity_for};
 use crate::engine::manifest::Task;
@@ -19,7 +20,6 @@ use crate::engine::snapshot;
 use crate::engine::watchlist::reload::{Outcome, Reloader, Source};
 use crate::engine::watchlist::store::resolve_key;
 use crate::engine::watchlist::{WatchlistError, file::Secret, now};
-use crate::element;
 use crate::meta::{self, Face, IdentityTag};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {

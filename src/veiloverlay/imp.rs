@@ -10,8 +10,8 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 
-use crate::engine::draw::{self, Font, Rect};
 use crate::element;
+use crate::engine::draw::{self, Font, Rect};
 use crate::meta::{self, Face};
 use crate::video;
 
@@ -267,7 +267,7 @@ impl element::Filter for VeilOverlay {
 /// One face: its box, landmarks if asked, and its label above the box (inside it when the box
 /// touches the top of the frame).
 fn draw_face(
-    planes: &mut [crate::engine::redact::PlaneMut<'_>],
+    planes: &mut [crate::engine::frame::PlaneMut<'_>],
     font: &Font,
     f: &Face,
     line: i64,

@@ -10,8 +10,8 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 
-use crate::engine::redact::{self, PixelBox};
 use crate::element;
+use crate::engine::redact::{self, PixelBox};
 use crate::meta;
 use crate::video;
 

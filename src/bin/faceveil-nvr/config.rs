@@ -304,10 +304,7 @@ stall-timeout = 0
             panic!("{c:?}")
         };
         assert_eq!(door.uri, "rtsp://127.0.0.1:8554/cam");
-        assert_eq!(
-            door.watchlist,
-            Path::new("/var/lib/faceveil/watchlist.fvl")
-        );
+        assert_eq!(door.watchlist, Path::new("/var/lib/faceveil/watchlist.fvl"));
         assert_eq!(
             door.key_file.as_deref(),
             Some(Path::new("/etc/faceveil/watchlist.key"))

@@ -8,6 +8,7 @@
 //! wants. A plain resize is the affine transform without rotation.
 
 mod format;
+mod planes;
 mod resample;
 mod tensor;
 #[cfg(test)]
@@ -15,5 +16,6 @@ mod testutil;
 mod view;
 
 pub use format::{FrameError, PixelFormat, YuvMatrix};
+pub use planes::{PlaneKind, PlaneMut};
 pub use tensor::{Affine, ChannelOrder, Layout, TensorSpec};
 pub use view::FrameView;
