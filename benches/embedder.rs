@@ -15,8 +15,8 @@
 mod common;
 
 use gstfaceveil::engine::detector::{DetectParams, Detector};
-use gstfaceveil::engine::embedder::Embedder;
 use gstfaceveil::engine::embed_step::{FaceIn, FrameEmbedder, FrameIn, Gates};
+use gstfaceveil::engine::embedder::Embedder;
 use gstfaceveil::engine::manifest::Task;
 
 fn main() {

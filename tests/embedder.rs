@@ -6,8 +6,8 @@ mod common;
 
 use common::{descriptor, embed_photo, embedder_spec, require_runtime};
 use gst::prelude::*;
-use gstfaceveil::engine::embedder::{Embedder, similarity_for};
 use gstfaceveil::engine::cosine::Similarity;
+use gstfaceveil::engine::embedder::{Embedder, similarity_for};
 use gstfaceveil::meta;
 use sha2::Digest;
 
