@@ -443,15 +443,7 @@ mod tests {
 
     /// An RGB NCHW chip of raw pixel values.
     fn raw_spec(size: usize) -> TensorSpec {
-        TensorSpec {
-            width: size,
-            height: size,
-            layout: Layout::Nchw,
-            order: ChannelOrder::Rgb,
-            mean: [0.0; 3],
-            inv_std: [1.0; 3],
-            border: [0.0; 3],
-        }
+        TensorSpec::raw(size, size, Layout::Nchw, ChannelOrder::Rgb)
     }
 
     #[test]

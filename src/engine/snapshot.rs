@@ -30,15 +30,7 @@ pub fn jpeg(
         ((w * scale).round() as usize).max(1),
         ((h * scale).round() as usize).max(1),
     );
-    let spec = TensorSpec {
-        width: ow,
-        height: oh,
-        layout: Layout::Nhwc,
-        order: ChannelOrder::Rgb,
-        mean: [0.0; 3],
-        inv_std: [1.0; 3],
-        border: [0.0; 3],
-    };
+    let spec = TensorSpec::raw(ow, oh, Layout::Nhwc, ChannelOrder::Rgb);
     let mut rgb = vec![0f32; ow * oh * 3];
     view.sample_into(&Affine::stretch(ow, oh, x, y, w, h), &spec, &mut rgb);
     let bytes: Vec<u8> = rgb

@@ -31,6 +31,20 @@ pub struct TensorSpec {
 }
 
 impl TensorSpec {
+    /// A tensor of raw pixel values (0..255, no normalisation, black border) in `order`: for
+    /// pictures (snapshots) and tests rather than models.
+    pub fn raw(width: usize, height: usize, layout: Layout, order: ChannelOrder) -> TensorSpec {
+        TensorSpec {
+            width,
+            height,
+            layout,
+            order,
+            mean: [0.0; 3],
+            inv_std: [1.0; 3],
+            border: [0.0; 3],
+        }
+    }
+
     /// Fills the whole tensor from `pixel(x, y, y * width + x)`, an RGB pixel (0..255), normalised,
     /// in this tensor's channel order and layout; one pass in memory order.
     #[inline(always)]

@@ -71,13 +71,5 @@ pub(super) fn to_i420(rgb: &[u8], w: usize, h: usize) -> (Vec<u8>, Vec<u8>, Vec<
 }
 
 pub(super) fn spec(w: usize, h: usize, layout: Layout, order: ChannelOrder) -> TensorSpec {
-    TensorSpec {
-        width: w,
-        height: h,
-        layout,
-        order,
-        mean: [0.0; 3],
-        inv_std: [1.0; 3],
-        border: [0.0; 3],
-    }
+    TensorSpec::raw(w, h, layout, order)
 }
