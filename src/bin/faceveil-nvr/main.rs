@@ -105,30 +105,57 @@ fn config_from_args(cli: &Cli) -> Result<Config, ConfigError> {
     })
 }
 
-/// The camera's pipeline, as `gst-launch-1.0` would spell it.
-fn pipeline_description(c: &Camera) -> String {
-    let key = c
-        .key_file
-        .as_ref()
-        .map(|k| format!("key-file=\"{}\"", k.display()))
-        .unwrap_or_default();
-    let audit = c
-        .audit_log
-        .as_ref()
-        .map(|a| format!("audit-log=\"{}\"", a.display()))
-        .unwrap_or_default();
-    format!(
-        "uridecodebin uri=\"{}\" ! veilbin name=fw camera-id=\"{}\" watchlist=\"{}\" {key} {audit} \
-         threshold={} min-hits={} cooldown={} interval={} report-unknown={} ! fakesink name=sink sync=false",
-        c.uri,
-        c.name,
-        c.watchlist.display(),
-        c.threshold,
-        c.min_hits,
-        c.cooldown,
-        c.interval,
-        c.report_unknown
-    )
+/// The camera's pipeline, `uridecodebin ! veilbin name=fw ! fakesink name=sink`, built from
+/// elements and typed properties: no value of the configuration (a URL, a path, a camera name) is
+/// ever parsed as pipeline syntax, so a quote in it cannot add elements.
+fn build_pipeline(c: &Camera) -> Result<gst::Pipeline, String> {
+    let utf8 = |what: &str, p: &Path| {
+        p.to_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("{what} {} is not valid UTF-8", p.display()))
+    };
+    let make = |factory: &str, name: &str| {
+        gst::ElementFactory::make(factory)
+            .name(name)
+            .build()
+            .map_err(|_| format!("the GStreamer element '{factory}' is missing"))
+    };
+    let source = make("uridecodebin", "source")?;
+    source.set_property("uri", &c.uri);
+    let bin = make("veilbin", "fw")?;
+    bin.set_property("camera-id", &c.name);
+    bin.set_property("watchlist", utf8("watch list", &c.watchlist)?);
+    if let Some(k) = &c.key_file {
+        bin.set_property("key-file", utf8("key file", k)?);
+    }
+    if let Some(a) = &c.audit_log {
+        bin.set_property("audit-log", utf8("audit log", a)?);
+    }
+    bin.set_property("threshold", c.threshold);
+    bin.set_property("min-hits", c.min_hits);
+    bin.set_property("cooldown", c.cooldown);
+    bin.set_property("interval", c.interval);
+    bin.set_property("report-unknown", c.report_unknown);
+    let sink = make("fakesink", "sink")?;
+    sink.set_property("sync", false);
+    let pipeline = gst::Pipeline::with_name(&c.name);
+    pipeline
+        .add_many([&source, &bin, &sink])
+        .and_then(|_| bin.link(&sink))
+        .map_err(|e| e.to_string())?;
+    // The decoder's pads appear once it knows the stream: its first video pad feeds the bin.
+    let bin_sink = bin.static_pad("sink").ok_or("veilbin has no sink pad")?;
+    source.connect_pad_added(move |_, pad| {
+        let video = pad
+            .current_caps()
+            .or_else(|| Some(pad.query_caps(None)))
+            .and_then(|caps| caps.structure(0).map(|s| s.name().starts_with("video/")))
+            .unwrap_or(false);
+        if video && !bin_sink.is_linked() {
+            let _ = pad.link(&bin_sink);
+        }
+    });
+    Ok(pipeline)
 }
 
 /// Everything that would stop a camera at start, checked before any camera starts: its watch list
@@ -151,7 +178,7 @@ fn preflight(config: &Config) -> Result<(), String> {
                 )));
             }
         }
-        gst::parse::launch(&pipeline_description(c)).map_err(|e| fail(e.to_string()))?;
+        build_pipeline(c).map_err(fail)?;
     }
     Ok(())
 }
@@ -208,7 +235,7 @@ fn run_camera(c: &Camera, events: &Events, stop: &AtomicBool) {
     let live = c.uri.starts_with("rtsp://");
     let mut backoff = Duration::from_millis(500);
     while !stop.load(Ordering::SeqCst) {
-        let pipeline = match gst::parse::launch(&pipeline_description(c)) {
+        let pipeline = match build_pipeline(c) {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("[{name}] cannot build the pipeline: {e}");
@@ -219,11 +246,7 @@ fn run_camera(c: &Camera, events: &Events, stop: &AtomicBool) {
         let started = Instant::now();
         // The watchdog: when the last frame reached the sink (ms since `started`).
         let last_frame = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        if let Some(pad) = pipeline
-            .downcast_ref::<gst::Bin>()
-            .and_then(|b| b.by_name("sink"))
-            .and_then(|s| s.static_pad("sink"))
-        {
+        if let Some(pad) = pipeline.by_name("sink").and_then(|s| s.static_pad("sink")) {
             let last = last_frame.clone();
             pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
                 last.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
