@@ -235,12 +235,7 @@ impl Manifest {
                 m.input.color
             )));
         }
-        if m.input.std.contains(&0.0) {
-            return Err(invalid("input.std has a zero".into()));
-        }
-        if m.input.size_multiple == 0 {
-            return Err(invalid("input.size-multiple is 0".into()));
-        }
+        m.check_numbers().map_err(invalid)?;
         match m.model.task {
             Task::Detector if m.detector.is_none() => {
                 return Err(invalid(
@@ -255,6 +250,59 @@ impl Manifest {
             _ => {}
         }
         Ok(m)
+    }
+
+    /// Every number of the manifest finite and in a range the code can work with: a manifest is
+    /// input like any other file (`threshold = nan` would make every face match, `stride = 0`
+    /// would find no face at all, so redaction would pass every frame in the clear).
+    fn check_numbers(&self) -> Result<(), String> {
+        fn within<T: PartialOrd + std::fmt::Display + Copy>(
+            key: &str,
+            v: T,
+            lo: T,
+            hi: T,
+        ) -> Result<(), String> {
+            // `!(lo <= v && v <= hi)` is also true for NaN.
+            if !(lo <= v && v <= hi) {
+                return Err(format!("{key} = {v} is outside {lo}..={hi}"));
+            }
+            Ok(())
+        }
+        let i = &self.input;
+        for c in 0..3 {
+            within("input.mean", i.mean[c], -1e4, 1e4)?;
+            within("input.std", i.std[c].abs(), 1e-6, 1e4)?;
+        }
+        within("input.size-multiple", i.size_multiple, 1, 1024)?;
+        if let Some(d) = i.default_size {
+            within("input.default-size", d, i.size_multiple, 8192)?;
+        }
+        if let Some([w, h]) = i.fixed_size {
+            within("input.fixed-size width", w, 1, 8192)?;
+            within("input.fixed-size height", h, 1, 8192)?;
+        }
+        if let Some(d) = &self.detector {
+            within("detector.stride", d.stride, 1, 256)?;
+            within("detector.landmarks", d.landmarks, 0, 128)?;
+        }
+        if let Some(e) = &self.embedder {
+            within("embedder.dimension", e.dimension, 1, 65536)?;
+            within("embedder.chip-size", e.chip_size, 8, 2048)?;
+            let side = e.chip_size as f32;
+            for p in e.template.iter().flatten() {
+                within("embedder.template", *p, 0.0, side)?;
+            }
+            if e.metric != "cosine" {
+                return Err(format!("embedder.metric '{}' is not cosine", e.metric));
+            }
+            if let Some(t) = e.threshold {
+                within("embedder.threshold", t, -1.0, 1.0)?;
+            }
+            if let Some(t) = e.threshold_gray {
+                within("embedder.threshold-gray", t, -1.0, 1.0)?;
+            }
+        }
+        Ok(())
     }
 
     /// The tensor a frame is sampled into, for a tensor of `width`×`height`.
@@ -423,6 +471,65 @@ mod tests {
         assert!(parse(&unknown).is_err());
         let no_det = CENTERFACE.split("[detector]").next().unwrap().to_string();
         assert!(parse(&no_det).is_err());
+    }
+
+    #[test]
+    fn rejects_numbers_out_of_range() {
+        const DLIB: &str = include_str!("../../models/dlib_resnet.toml");
+        assert!(parse(DLIB).is_ok());
+        for (text, key) in [
+            (
+                DLIB.replace("threshold = 0.66", "threshold = nan"),
+                "embedder.threshold",
+            ),
+            (
+                DLIB.replace("threshold = 0.66", "threshold = 2.0"),
+                "embedder.threshold",
+            ),
+            (
+                DLIB.replace("threshold-gray = 0.79", "threshold-gray = -inf"),
+                "threshold-gray",
+            ),
+            (
+                DLIB.replace("dimension = 128", "dimension = 0"),
+                "embedder.dimension",
+            ),
+            (
+                DLIB.replace("chip-size = 150", "chip-size = 0"),
+                "embedder.chip-size",
+            ),
+            (
+                DLIB.replace("[47.733, 47.140]", "[47.733, nan]"),
+                "embedder.template",
+            ),
+            (
+                DLIB.replace("metric = \"cosine\"", "metric = \"l2\""),
+                "metric",
+            ),
+            (
+                CENTERFACE.replace("stride = 4", "stride = 0"),
+                "detector.stride",
+            ),
+            (
+                CENTERFACE.replace("size-multiple = 32", "size-multiple = 0"),
+                "size-multiple",
+            ),
+            (
+                CENTERFACE.replace("default-size = 640", "default-size = 0"),
+                "default-size",
+            ),
+            (
+                CENTERFACE.replace("std = [1.0, 1.0, 1.0]", "std = [1.0, 0.0, 1.0]"),
+                "input.std",
+            ),
+            (
+                CENTERFACE.replace("mean = [0.0, 0.0, 0.0]", "mean = [0.0, nan, 0.0]"),
+                "input.mean",
+            ),
+        ] {
+            let e = parse(&text).unwrap_err().to_string();
+            assert!(e.contains(key), "{key}: {e}");
+        }
     }
 
     #[test]
