@@ -4,10 +4,90 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{obama_list, require_runtime, scratch};
+use common::{RtspCamera, free_port, obama_list, require_runtime, scratch};
+
+fn matches_in(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("\"event\":\"faceveil-match\""))
+        .count()
+}
+
+fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < timeout {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    done()
+}
+
+/// The events file as logrotate (without `copytruncate`) treats it: renamed, then SIGHUP. The
+/// runner, started under umask 077, creates the file 0640 (its group, the operators', reads it),
+/// opens a new one on SIGHUP while the camera keeps running, and the next match lands there.
+#[test]
+fn the_events_file_is_0640_and_reopened_on_sighup() {
+    require_runtime();
+    let d = scratch("nvr-events");
+    let list = obama_list(&d);
+    let events = d.join("events.jsonl");
+    let rotated = d.join("events.jsonl.1");
+    let port = free_port();
+    let camera = RtspCamera::start(port, "obama2.jpg");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_faceveil-nvr"));
+    cmd.arg("--watchlist")
+        .arg(&list)
+        .arg("--out")
+        .arg(&events)
+        .arg(format!("door={}", RtspCamera::url(port)))
+        .stderr(Stdio::piped());
+    // SAFETY: umask is async-signal-safe and touches only the child.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::umask(0o077);
+            Ok(())
+        });
+    }
+    let mut nvr = cmd.spawn().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(90), || matches_in(&events) >= 1),
+        "no first match"
+    );
+    let mode = std::fs::metadata(&events).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640, "events file created {mode:o}");
+    std::fs::rename(&events, &rotated).unwrap();
+    Command::new("kill")
+        .args(["-HUP", &nvr.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || events.exists()),
+        "no new events file after SIGHUP"
+    );
+    // A new visit: the camera drops and comes back, the runner reconnects and matches again.
+    drop(camera);
+    std::thread::sleep(Duration::from_secs(2));
+    let _camera = RtspCamera::start(port, "obama2.jpg");
+    assert!(
+        wait_until(Duration::from_secs(120), || matches_in(&events) >= 1),
+        "no match in the reopened events file"
+    );
+    assert_eq!(matches_in(&rotated), 1, "the rotated file got later events");
+    assert!(nvr.try_wait().unwrap().is_none(), "the runner exited");
+    let _ = nvr.kill();
+    let out = nvr.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("reopened"), "{stderr}");
+}
 
 /// A camera URL with quotes in it once closed the `uri="…"` of a gst-launch description and went on
 /// with elements of its own: here a `tee` to a `filesink` that would write the camera's frames

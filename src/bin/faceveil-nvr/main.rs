@@ -6,8 +6,8 @@
 //! line. An RTSP camera that ends is restarted with backoff (0.5 s doubling to 10 s, reset after
 //! 30 s of good streaming) while the others keep going; a file ends its camera.
 //!
-//! Signals: SIGINT/SIGTERM send EOS to every pipeline, wait briefly and exit 0. SIGHUP re-reads the
-//! configuration file: a valid one is applied (cameras removed, added or changed are stopped and
+//! Signals: SIGINT/SIGTERM send EOS to every pipeline, wait briefly and exit 0. SIGHUP opens the
+//! events file again by its name (log rotation) and re-reads the configuration file: a valid one is applied (cameras removed, added or changed are stopped and
 //! started; the others keep running); an invalid one is refused with a message and the running
 //! configuration stays. The watch lists reload by themselves when their files change.
 //!
@@ -215,18 +215,54 @@ fn to_json(s: &gst::StructureRef) -> serde_json::Value {
 
 type Events = Arc<Mutex<Box<dyn Write + Send>>>;
 
+/// The events file, opened for appending; created with mode 0640 whatever the umask (the
+/// service's group may read it, nobody else); a file that exists keeps the mode it has.
+fn open_events_file(p: &Path) -> Result<std::fs::File, String> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let fail = |e: std::io::Error| format!("events file {}: {e}", p.display());
+    let mut o = std::fs::OpenOptions::new();
+    o.append(true).mode(0o640).custom_flags(libc::O_NOFOLLOW);
+    match o.clone().create_new(true).open(p) {
+        Ok(f) => {
+            // Through the descriptor: the umask may have taken bits away.
+            f.set_permissions(std::fs::Permissions::from_mode(0o640))
+                .map_err(fail)?;
+            Ok(f)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => o.open(p).map_err(fail),
+        Err(e) => Err(fail(e)),
+    }
+}
+
 fn open_events(path: &Option<PathBuf>) -> Result<Events, String> {
     let sink: Box<dyn Write + Send> = match path {
-        Some(p) => Box::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .map_err(|e| format!("events file {}: {e}", p.display()))?,
-        ),
+        Some(p) => Box::new(open_events_file(p)?),
         None => Box::new(std::io::stdout()),
     };
     Ok(Arc::new(Mutex::new(sink)))
+}
+
+/// SIGHUP: the events file is opened again by its name, so that a log rotation that renamed it
+/// (logrotate without `copytruncate`) gets a new file; the cameras keep running. On failure the
+/// old file stays in use.
+fn reopen_events(path: &Option<PathBuf>, events: &Events) {
+    let Some(p) = path else { return };
+    match open_events_file(p) {
+        Ok(f) => {
+            *events.lock().unwrap_or_else(|e| e.into_inner()) = Box::new(f);
+            eprintln!("faceveil-nvr: events file {} reopened", p.display());
+        }
+        Err(e) => eprintln!("faceveil-nvr: {e}; still writing to the file open before"),
+    }
+}
+
+/// Appends one event line; an event that cannot be written (disk full, file gone) goes to
+/// standard error (the journal) instead, with the reason: it is never dropped silently.
+fn write_event(events: &Events, camera: &str, line: &str) {
+    let mut w = events.lock().unwrap_or_else(|e| e.into_inner());
+    if let Err(e) = writeln!(w, "{line}").and_then(|_| w.flush()) {
+        eprintln!("[{camera}] event not written to the events file ({e}): {line}");
+    }
 }
 
 /// Runs one camera until it ends (file) or until `stop` (RTSP: restarted after each drop).
@@ -284,9 +320,7 @@ fn run_camera(c: &Camera, events: &Events, stop: &AtomicBool) {
                     if let Some(s) = e.structure()
                         && (s.name() == "faceveil-match" || s.name() == "faceveil-unknown")
                     {
-                        let mut w = events.lock().unwrap();
-                        let _ = writeln!(w, "{}", to_json(s));
-                        let _ = w.flush();
+                        write_event(events, name, &to_json(s).to_string());
                     }
                 }
                 gst::MessageView::Warning(w) => {
@@ -434,8 +468,8 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         if reload.swap(false, Ordering::SeqCst) {
+            reopen_events(&current.events, &events);
             if cli.config.is_none() {
-                eprintln!("faceveil-nvr: SIGHUP ignored: no --config file to re-read");
                 continue;
             }
             let new = load()
