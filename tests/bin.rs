@@ -89,13 +89,17 @@ fn a_list_enrolled_with_the_int8_embedder_matches_through_embedder_model() {
     std::fs::remove_dir_all(&d).unwrap();
 }
 
-/// Every property the bin carries for a child, with a value other than the default: (bin property,
-/// [(child, child property)], value).
-fn carried() -> Vec<(
+/// A bin property, the children's properties it sets (child, property), and a value other than
+/// the default.
+type Carried = (
     &'static str,
     Vec<(&'static str, &'static str)>,
     gst::glib::Value,
-)> {
+);
+
+/// Every property the bin carries for children that this test checks: the new ones and a few
+/// of each child's.
+fn carried() -> Vec<Carried> {
     vec![
         ("hit-window", vec![("watch", "hit-window")], 7u32.to_value()),
         ("min-hits", vec![("watch", "min-hits")], 3u32.to_value()),
