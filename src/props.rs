@@ -56,6 +56,25 @@ pub fn stats(counters: &str) -> glib::ParamSpec {
         .build()
 }
 
+/// Whose faces are redacted: `veilredact`'s `mode` and `veilbin`'s `redact`. One type for both, so
+/// the nicks users type are the same on either element. The integer values of `all`, `unmatched`
+/// and `matched` are those veilredact's `mode` always had; `none` came later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, glib::Enum)]
+#[enum_type(name = "GstVeilRedactMode")]
+pub enum Whose {
+    #[enum_value(name = "No face: the video passes through untouched", nick = "none")]
+    None = 3,
+    #[enum_value(name = "Every face", nick = "all")]
+    All = 0,
+    #[enum_value(
+        name = "Every face veilmatch has not identified (everyone not on the list)",
+        nick = "unmatched"
+    )]
+    Unmatched = 1,
+    #[enum_value(name = "Only faces veilmatch identified", nick = "matched")]
+    Matched = 2,
+}
+
 /// A path property's value: unset or empty is `None`.
 fn path(value: &glib::Value) -> Option<PathBuf> {
     value
@@ -102,7 +121,7 @@ macro_rules! plain_prop {
     )*};
 }
 pub(crate) use plain_prop;
-plain_prop!(u32, f32, bool);
+plain_prop!(u32, f32, bool, Whose);
 
 /// A path: unset or empty is `None`.
 impl Prop for Option<PathBuf> {

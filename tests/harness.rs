@@ -2,7 +2,7 @@
 //! Element tests that need neither ONNX Runtime nor the real models: `faceveil` driven through
 //! `gst_check::Harness` with synthetic face metadata and descriptors (match, min-hits, cooldown,
 //! unknown faces, reload, properties changed while playing), caps refusal of the pixel-reading
-//! elements, and `veilbin`'s property proxying.
+//! elements (`veilbin`'s properties: tests/bin.rs).
 
 mod common;
 
@@ -405,47 +405,6 @@ fn pixel_elements_refuse_formats_and_sizes_they_cannot_read() {
             "video/x-raw,format=I420,width=8,height=480,framerate=30/1"
         ));
     }
-}
-
-#[test]
-fn veilbin_proxies_its_properties_to_the_children() {
-    common::init();
-    let bin = gst::ElementFactory::make("veilbin")
-        .name("door")
-        .build()
-        .unwrap()
-        .downcast::<gst::Bin>()
-        .unwrap();
-    let child = |n: &str| bin.by_name(n).unwrap();
-    bin.set_property("threshold", 0.7f32);
-    assert_eq!(child("watch").property::<f32>("threshold"), 0.7);
-    bin.set_property("interval", 3u32);
-    assert_eq!(child("detect").property::<u32>("interval"), 3);
-    bin.set_property("reembed-interval", 5u32);
-    assert_eq!(child("embed").property::<u32>("reembed-interval"), 5);
-    bin.set_property("threads", 1u32);
-    assert_eq!(child("detect").property::<u32>("threads"), 1);
-    assert_eq!(child("embed").property::<u32>("threads"), 1);
-    assert_eq!(bin.property::<u32>("threads"), 1);
-    bin.set_property("embedder-model", "/nowhere/e.onnx");
-    assert_eq!(
-        child("embed")
-            .property::<Option<String>>("model")
-            .as_deref(),
-        Some("/nowhere/e.onnx")
-    );
-    // camera-id: the bin's name until set, and what the inner matcher puts in its messages.
-    assert_eq!(bin.property::<String>("camera-id"), "door");
-    bin.set_state(gst::State::Ready).unwrap();
-    assert_eq!(child("watch").property::<String>("camera-id"), "door");
-    bin.set_state(gst::State::Null).unwrap();
-    bin.set_property("camera-id", "porch");
-    assert_eq!(child("watch").property::<String>("camera-id"), "porch");
-    assert_eq!(bin.property::<String>("camera-id"), "porch");
-    // The proxied specs carry the children's documentation.
-    let spec = bin.find_property("threshold").unwrap();
-    let inner = child("watch").find_property("threshold").unwrap();
-    assert_eq!(spec.blurb(), inner.blurb());
 }
 
 // ---- veilredact with synthetic face metadata ----

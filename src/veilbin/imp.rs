@@ -2,16 +2,20 @@
 //! veilbin implementation: a bin `queue ! videoconvert ! veildetect ! queue ! veilembed !
 //! veilmatch ! veilredact` (the last in passthrough unless `redact` asks for it; the queues of 3
 //! frames let decoding upstream, detection and embedding of different frames overlap) with ghost
-//! pads and the main properties of its children proxied. The `videoconvert` works in
+//! pads and the children's properties a user needs (`proxy::PROXIED`). The `videoconvert` works in
 //! passthrough (no copy, no conversion) whenever upstream already delivers a format the elements read
 //! (RGB, BGR, RGBx, BGRx, xRGB, xBGR, RGBA, BGRA, I420, NV12), and converts only otherwise.
+//!
+//! The children are made in the NULL → READY transition (a missing GStreamer plugin is an element
+//! error there); properties set before are kept in `Settings` and applied to them then.
 
-use std::sync::LazyLock;
+use std::sync::{LazyLock, Mutex};
 
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
-use gst_base::prelude::*;
+
+use super::proxy::{self, CAMERA_ID, Child, PROXIED, Setting, Settings};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -21,69 +25,31 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
-/// Proxied properties: (bin property, child, child property).
-const PROXIED: [(&str, &str, &str); 17] = [
-    ("watchlist", "watch", "watchlist"),
-    ("key-file", "watch", "key-file"),
-    ("allow-plaintext", "watch", "allow-plaintext"),
-    ("threshold", "watch", "threshold"),
-    ("grayscale-threshold", "watch", "grayscale-threshold"),
-    ("min-hits", "watch", "min-hits"),
-    ("cooldown", "watch", "cooldown"),
-    ("camera-id", "watch", "camera-id"),
-    ("report-unknown", "watch", "report-unknown"),
-    ("audit-log", "watch", "audit-log"),
-    ("attach-snapshot", "watch", "attach-snapshot"),
-    ("interval", "detect", "interval"),
-    ("inference-size", "detect", "inference-size"),
-    ("track-threshold", "detect", "track-threshold"),
-    ("detector-model", "detect", "model"),
-    ("embedder-model", "embed", "model"),
-    ("reembed-interval", "embed", "reembed-interval"),
-];
-
-/// The bin's `redact` property: whose faces its `veilredact` redacts, or none (it passes the
-/// video through untouched then).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, glib::Enum)]
-#[enum_type(name = "GstVeilBinRedact")]
-pub enum Redact {
-    #[enum_value(name = "No redaction", nick = "none")]
-    None,
-    #[enum_value(name = "Every face", nick = "all")]
-    All,
-    #[enum_value(
-        name = "Every face not identified as someone on the list",
-        nick = "unmatched"
-    )]
-    Unmatched,
-    #[enum_value(name = "Only faces identified", nick = "matched")]
-    Matched,
-}
-
-pub struct VeilBin {
-    /// At the input: detection runs in a thread of its own, not in the upstream element's (the
-    /// decoder's), so that decoding the next frame overlaps detecting this one (1.2 → 1.5 cores
-    /// busy, 25 % more frames per second at the defaults at 1080p).
-    input: gst::Element,
-    convert: gst::Element,
+/// The children whose properties the bin carries (the queues and the converter have none the
+/// user sets).
+struct Children {
     detect: gst::Element,
-    /// Between the detector and the embedder: the next frame's detection overlaps this frame's
-    /// embedding (1.55 → 1.7–1.85 cores busy, 10–20 % more frames per second at 1080p).
-    overlap: gst::Element,
     embed: gst::Element,
     watch: gst::Element,
     redact: gst::Element,
-    redact_mode: std::sync::Mutex<Redact>,
 }
 
-impl VeilBin {
-    fn child(&self, name: &str) -> &gst::Element {
-        match name {
-            "detect" => &self.detect,
-            "embed" => &self.embed,
-            _ => &self.watch,
+impl Children {
+    fn get(&self, c: Child) -> &gst::Element {
+        match c {
+            Child::Detect => &self.detect,
+            Child::Embed => &self.embed,
+            Child::Match => &self.watch,
+            Child::Redact => &self.redact,
         }
     }
+}
+
+#[derive(Default)]
+pub struct VeilBin {
+    settings: Mutex<Settings>,
+    /// Made at the first NULL → READY, kept after.
+    children: Mutex<Option<Children>>,
 }
 
 #[glib::object_subclass]
@@ -91,240 +57,166 @@ impl ObjectSubclass for VeilBin {
     const NAME: &'static str = "GstVeilBin";
     type Type = super::VeilBin;
     type ParentType = gst::Bin;
-
-    fn new() -> Self {
-        // Our own elements are made from their types, without the registry.
-        let own = |t: glib::Type, name: &str| {
-            glib::Object::builder_with_type(t)
-                .property("name", name)
-                .build()
-                .downcast::<gst::Element>()
-                .expect("a faceveil element")
-        };
-        // A queue of 3 frames (no byte or time limit: frames of any size).
-        let queue = |name: &str| {
-            gst::ElementFactory::make("queue")
-                .name(name)
-                .property("max-size-buffers", 3u32)
-                .property("max-size-bytes", 0u32)
-                .property("max-size-time", 0u64)
-                .build()
-                .expect("queue (GStreamer core) is missing")
-        };
-        VeilBin {
-            input: queue("input"),
-            convert: gst::ElementFactory::make("videoconvert")
-                .name("convert")
-                .build()
-                .expect("videoconvert (gst-plugins-base) is missing"),
-            detect: own(crate::veildetect::VeilDetect::static_type(), "detect"),
-            overlap: queue("overlap"),
-            embed: own(crate::veilembed::VeilEmbed::static_type(), "embed"),
-            watch: own(crate::veilmatch::VeilMatch::static_type(), "watch"),
-            redact: own(crate::veilredact::VeilRedact::static_type(), "redact"),
-            redact_mode: std::sync::Mutex::new(Redact::None),
-        }
-    }
 }
 
 impl ObjectImpl for VeilBin {
     fn properties() -> &'static [glib::ParamSpec] {
-        static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
-            let mut v = Vec::new();
-            for (name, child, child_prop) in PROXIED {
-                // From the child's class, not an instance: this runs in class_init, possibly inside
-                // the registry scanner, where making elements is not possible.
-                let child_type = match child {
-                    "detect" => crate::veildetect::VeilDetect::static_type(),
-                    "embed" => crate::veilembed::VeilEmbed::static_type(),
-                    _ => crate::veilmatch::VeilMatch::static_type(),
-                };
-                let class =
-                    glib::Class::<glib::Object>::from_type(child_type).expect("child class");
-                let pspec = class
-                    .find_property(child_prop)
-                    .expect("proxied property exists");
-                if name == "interval" {
-                    v.push(bin_interval(&pspec));
-                } else {
-                    v.push(renamed(&pspec, name));
-                }
-            }
-            v.push(crate::props::threads(
-                "of the detector and of the embedder each",
-            ));
-            v.push(
-                glib::ParamSpecEnum::builder_with_default("redact", Redact::None)
-                    .nick("Redact")
-                    .blurb(
-                        "Redact faces in the video the bin passes on (veilredact with its defaults: \
-                         pixelate, margin 0.2): none, all, unmatched (everyone not identified as \
-                         someone on the list) or matched",
-                    )
-                    .mutable_playing()
-                    .build(),
-            );
-            v
-        });
-        PROPS.as_ref()
+        proxy::specs()
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        if pspec.name() == "redact" {
-            let mode = value.get::<Redact>().expect("type checked upstream");
-            *self.redact_mode.lock().unwrap() = mode;
-            let child_mode = match mode {
-                Redact::None => None,
-                Redact::All => Some("all"),
-                Redact::Unmatched => Some("unmatched"),
-                Redact::Matched => Some("matched"),
-            };
-            if let Some(m) = child_mode {
-                self.redact.set_property_from_str("mode", m);
-            }
-            self.redact
-                .downcast_ref::<gst_base::BaseTransform>()
-                .expect("veilredact is a BaseTransform")
-                .set_passthrough(child_mode.is_none());
-            gst::debug!(CAT, imp = self, "redact {mode:?}");
-            return;
+        let Some(i) = proxy::index(pspec.name()) else {
+            unreachable!("veilbin has no property {}", pspec.name());
+        };
+        let v = Setting::from_value(value);
+        let mut settings = self.settings.lock().unwrap();
+        settings.set(i, v.clone());
+        gst::debug!(CAT, imp = self, "set {} to {v:?}", pspec.name());
+        if let Some(children) = &*self.children.lock().unwrap() {
+            self.apply(children, i, &v);
         }
-        if pspec.name() == "threads" {
-            self.detect.set_property_from_value("threads", value);
-            self.embed.set_property_from_value("threads", value);
-            return;
-        }
-        let (_, child, prop) = PROXIED
-            .iter()
-            .find(|p| p.0 == pspec.name())
-            .expect("known property");
-        gst::debug!(CAT, imp = self, "{} → {child}.{prop}", pspec.name());
-        self.child(child).set_property_from_value(prop, value);
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        if pspec.name() == "redact" {
-            return self.redact_mode.lock().unwrap().to_value();
-        }
-        if pspec.name() == "threads" {
-            return self.detect.property_value("threads");
-        }
-        if pspec.name() == "camera-id" && self.watch_camera_unset() {
-            return self.obj().name().to_value();
-        }
-        let (_, child, prop) = PROXIED
-            .iter()
-            .find(|p| p.0 == pspec.name())
-            .expect("known property");
-        self.child(child).property_value(prop)
+        let Some(i) = proxy::index(pspec.name()) else {
+            unreachable!("veilbin has no property {}", pspec.name());
+        };
+        self.child_value(i, self.settings.lock().unwrap().get(i))
     }
 
     fn constructed(&self) {
         self.parent_constructed();
+        // The ghost pads exist from the start (a launch line links them in NULL); their targets
+        // are set when the children are made.
         let obj = self.obj();
-        let children = [
-            &self.input,
-            &self.convert,
-            &self.detect,
-            &self.overlap,
-            &self.embed,
-            &self.watch,
-            &self.redact,
-        ];
-        self.detect.set_property("interval", DEFAULT_INTERVAL);
-        obj.add_many(children).expect("add children");
-        gst::Element::link_many(children).expect("link children");
-        // No redaction until the `redact` property asks for it.
-        self.redact
-            .downcast_ref::<gst_base::BaseTransform>()
-            .expect("veilredact is a BaseTransform")
-            .set_passthrough(true);
-        let sink =
-            gst::GhostPad::builder_with_target(&self.input.static_pad("sink").expect("sink pad"))
-                .expect("ghost sink")
-                .name("sink")
+        for name in ["sink", "src"] {
+            let templ = obj.pad_template(name).expect("pad template");
+            let pad = gst::GhostPad::builder_from_template(&templ)
+                .name(name)
                 .build();
-        let src =
-            gst::GhostPad::builder_with_target(&self.redact.static_pad("src").expect("src pad"))
-                .expect("ghost src")
-                .name("src")
-                .build();
-        obj.add_pad(&sink).expect("add sink");
-        obj.add_pad(&src).expect("add src");
-    }
-}
-
-/// A copy of a child's property spec under another name: same type, blurb, range and default, so
-/// gst-inspect shows the child's documentation.
-/// The bin detects adaptively by default (its child `veildetect` alone runs on every frame):
-/// about half the model runs at the recall of detecting on every frame (BENCHMARKS.md,
-/// `bench/recall.sh`).
-const DEFAULT_INTERVAL: u32 = 0;
-
-/// The detector's `interval`, with the bin's default.
-fn bin_interval(p: &glib::ParamSpec) -> glib::ParamSpec {
-    let p = p
-        .downcast_ref::<glib::ParamSpecUInt>()
-        .expect("interval is a uint");
-    glib::ParamSpecUInt::builder("interval")
-        .nick(p.nick())
-        .blurb(&format!(
-            "{} (the bin's default is 0, adaptive; veildetect's alone is 1)",
-            p.blurb().unwrap_or_default()
-        ))
-        .minimum(p.minimum())
-        .maximum(p.maximum())
-        .default_value(DEFAULT_INTERVAL)
-        .flags(p.flags())
-        .build()
-}
-
-fn renamed(p: &glib::ParamSpec, name: &str) -> glib::ParamSpec {
-    let flags = p.flags();
-    let (nick, blurb) = (
-        p.nick().to_string(),
-        p.blurb().unwrap_or_default().to_string(),
-    );
-    macro_rules! ranged {
-        ($spec:ty, $p:expr) => {
-            <$spec>::builder(name)
-                .nick(&nick)
-                .blurb(&blurb)
-                .minimum($p.minimum())
-                .maximum($p.maximum())
-                .default_value($p.default_value())
-                .flags(flags)
-                .build()
-        };
-    }
-    if let Some(p) = p.downcast_ref::<glib::ParamSpecString>() {
-        glib::ParamSpecString::builder(name)
-            .nick(&nick)
-            .blurb(&blurb)
-            .default_value(p.default_value())
-            .flags(flags)
-            .build()
-    } else if let Some(p) = p.downcast_ref::<glib::ParamSpecFloat>() {
-        ranged!(glib::ParamSpecFloat, p)
-    } else if let Some(p) = p.downcast_ref::<glib::ParamSpecUInt>() {
-        ranged!(glib::ParamSpecUInt, p)
-    } else if let Some(p) = p.downcast_ref::<glib::ParamSpecBoolean>() {
-        glib::ParamSpecBoolean::builder(name)
-            .nick(&nick)
-            .blurb(&blurb)
-            .default_value(p.default_value())
-            .flags(flags)
-            .build()
-    } else {
-        unreachable!("veilbin proxies string, float, uint and boolean properties only")
+            obj.add_pad(&pad).expect("a new pad name");
+        }
     }
 }
 
 impl VeilBin {
-    /// Whether the user left camera-id unset (then the bin's own name is the camera id).
-    fn watch_camera_unset(&self) -> bool {
-        self.watch.property::<String>("camera-id") == self.watch.name().as_str()
+    /// The value the children get for property `i` set to `v`: an unset camera-id is the bin's
+    /// name, so that alerts name the camera after the bin, not after its inner matcher.
+    fn child_value(&self, i: usize, v: &Setting) -> glib::Value {
+        match v {
+            Setting::Text(None) if PROXIED[i].name == CAMERA_ID => {
+                self.obj().name().as_str().to_value()
+            }
+            v => v.to_value(),
+        }
     }
+
+    /// Sets property `i` (value `v`) on the children it concerns.
+    fn apply(&self, children: &Children, i: usize, v: &Setting) {
+        let value = self.child_value(i, v);
+        for &(child, prop) in PROXIED[i].to {
+            gst::trace!(
+                CAT,
+                imp = self,
+                "{} → {}.{prop}",
+                PROXIED[i].name,
+                child.name()
+            );
+            children.get(child).set_property_from_value(prop, &value);
+        }
+    }
+
+    /// Makes the children, links them between the ghost pads and gives them the settings. A
+    /// missing GStreamer plugin is an error that names it.
+    fn make_children(&self) -> Result<(), gst::ErrorMessage> {
+        let children = Children {
+            detect: own::<crate::veildetect::VeilDetect>(Child::Detect),
+            embed: own::<crate::veilembed::VeilEmbed>(Child::Embed),
+            watch: own::<crate::veilmatch::VeilMatch>(Child::Match),
+            redact: own::<crate::veilredact::VeilRedact>(Child::Redact),
+        };
+        // At the input: detection runs in a thread of its own, not in the upstream element's (the
+        // decoder's), so that decoding the next frame overlaps detecting this one (1.2 → 1.5 cores
+        // busy, 25 % more frames per second at the defaults at 1080p).
+        let input = queue("input")?;
+        let convert = gst::ElementFactory::make("videoconvert")
+            .name("convert")
+            .build()
+            .map_err(|_| {
+                missing(
+                    "videoconvert (gst-plugins-base) is missing: install gstreamer1.0-plugins-base",
+                )
+            })?;
+        // Between the detector and the embedder: the next frame's detection overlaps this frame's
+        // embedding (1.55 → 1.7–1.85 cores busy, 10–20 % more frames per second at 1080p).
+        let overlap = queue("overlap")?;
+        let chain = [
+            &input,
+            &convert,
+            &children.detect,
+            &overlap,
+            &children.embed,
+            &children.watch,
+            &children.redact,
+        ];
+        let obj = self.obj();
+        let failed =
+            |what: &str| gst::error_msg!(gst::CoreError::Failed, ("veilbin could not {what}"));
+        obj.add_many(chain)
+            .map_err(|_| failed("add its children"))?;
+        let wired = gst::Element::link_many(chain)
+            .map_err(|_| failed("link its children"))
+            .and_then(|()| {
+                for (ghost, target) in [("sink", &input), ("src", &children.redact)] {
+                    let ghost = obj
+                        .static_pad(ghost)
+                        .and_then(|p| p.downcast::<gst::GhostPad>().ok())
+                        .ok_or_else(|| failed("find its ghost pads"))?;
+                    let pad = target
+                        .static_pad(ghost.name().as_str())
+                        .ok_or_else(|| failed("find its children's pads"))?;
+                    ghost
+                        .set_target(Some(&pad))
+                        .map_err(|_| failed("target its ghost pads"))?;
+                }
+                Ok(())
+            });
+        if let Err(e) = wired {
+            // Not half made: the next NULL → READY starts again.
+            let _ = obj.remove_many(chain);
+            return Err(e);
+        }
+        let settings = self.settings.lock().unwrap();
+        for i in 0..PROXIED.len() {
+            self.apply(&children, i, settings.get(i));
+        }
+        *self.children.lock().unwrap() = Some(children);
+        gst::debug!(CAT, imp = self, "children made");
+        Ok(())
+    }
+}
+
+/// One of this plugin's elements, made from its type (without the registry: it cannot be missing).
+fn own<T: IsA<gst::Element> + IsA<glib::Object> + glib::object::IsClass>(c: Child) -> gst::Element {
+    glib::Object::builder::<T>()
+        .property("name", c.name())
+        .build()
+        .upcast()
+}
+
+/// A queue of 3 frames (no byte or time limit: frames of any size).
+fn queue(name: &str) -> Result<gst::Element, gst::ErrorMessage> {
+    gst::ElementFactory::make("queue")
+        .name(name)
+        .property("max-size-buffers", 3u32)
+        .property("max-size-bytes", 0u32)
+        .property("max-size-time", 0u64)
+        .build()
+        .map_err(|_| missing("queue (GStreamer core) is missing: install libgstreamer1.0-0"))
+}
+
+fn missing(what: &str) -> gst::ErrorMessage {
+    gst::error_msg!(gst::CoreError::MissingPlugin, ("{what}"))
 }
 
 impl GstObjectImpl for VeilBin {}
@@ -371,10 +263,20 @@ impl ElementImpl for VeilBin {
         &self,
         transition: gst::StateChange,
     ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
-        if transition == gst::StateChange::NullToReady && self.watch_camera_unset() {
-            // Alerts name the camera after this bin, not after its inner element.
-            self.watch
-                .set_property("camera-id", self.obj().name().as_str());
+        if transition == gst::StateChange::NullToReady {
+            let made = self.children.lock().unwrap().is_some();
+            if !made && let Err(e) = self.make_children() {
+                self.post_error_message(e);
+                return Err(gst::StateChangeError);
+            }
+            // The bin may have been renamed since: an unset camera-id follows its name.
+            // (Locks in the order of set_property: settings, then children.)
+            let settings = self.settings.lock().unwrap();
+            if let Some(i) = proxy::index(CAMERA_ID)
+                && let Some(children) = &*self.children.lock().unwrap()
+            {
+                self.apply(children, i, settings.get(i));
+            }
         }
         self.parent_change_state(transition)
     }

@@ -6,6 +6,7 @@ use gst::glib;
 use gst::prelude::*;
 
 mod imp;
+mod proxy;
 
 glib::wrapper! {
     pub struct VeilBin(ObjectSubclass<imp::VeilBin>)
@@ -14,6 +15,9 @@ glib::wrapper! {
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    // The enums of its properties are part of the plugin's interface (gst-inspect, documentation).
+    crate::props::Whose::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    crate::veilredact::Method::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     gst::Element::register(
         Some(plugin),
         "veilbin",

@@ -8,11 +8,13 @@ use std::sync::LazyLock;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
+use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
 use crate::element;
 use crate::engine::redact::{self, PixelBox};
 use crate::meta;
+use crate::props::Whose;
 use crate::video;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -22,21 +24,6 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
         Some("faceveil face redaction"),
     )
 });
-
-/// Whose faces are redacted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, glib::Enum)]
-#[enum_type(name = "GstVeilRedactMode")]
-pub enum Mode {
-    #[enum_value(name = "Every face", nick = "all")]
-    All,
-    #[enum_value(
-        name = "Every face veilmatch has not identified (everyone not on the list)",
-        nick = "unmatched"
-    )]
-    Unmatched,
-    #[enum_value(name = "Only faces veilmatch identified", nick = "matched")]
-    Matched,
-}
 
 /// How.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, glib::Enum)]
@@ -63,9 +50,9 @@ impl From<Method> for redact::Method {
     }
 }
 
-crate::props::plain_prop!(Mode, Method);
+crate::props::plain_prop!(Method);
 
-const DEFAULT_MODE: Mode = Mode::Unmatched;
+const DEFAULT_MODE: Whose = Whose::Unmatched;
 const DEFAULT_METHOD: Method = Method::Pixelate;
 const DEFAULT_STRENGTH: u32 = 15;
 const DEFAULT_MARGIN: f32 = 0.2;
@@ -73,7 +60,7 @@ const DEFAULT_HOLD: u32 = 15;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
-    mode: Mode,
+    mode: Whose,
     method: Method,
     strength: u32,
     margin: f32,
@@ -169,25 +156,21 @@ impl ObjectImpl for VeilRedact {
                 glib::ParamSpecEnum::builder_with_default("mode", DEFAULT_MODE)
                     .nick("Mode")
                     .blurb(
-                        "Whose faces: all (needs veildetect upstream), unmatched (everyone \
-                         veilmatch has not identified as someone on the list; needs veilmatch \
-                         upstream, without it every face is redacted) or matched (only those it \
-                         identified)",
+                        "Whose faces are redacted: all, unmatched (everyone veilmatch has not \
+                         identified), matched, or none (the video passes through untouched)",
                     )
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("method", DEFAULT_METHOD)
                     .nick("Method")
-                    .blurb("pixelate, blur or fill (black)")
+                    .blurb("How faces are redacted: pixelate, blur or fill (black)")
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecUInt::builder("strength")
                     .nick("Strength")
                     .blurb(
-                        "Per cent of the redacted box's longer side: the block size of pixelate, \
-                         the radius of blur (ignored by fill). At the default a pixelated face \
-                         is about 5 blocks wide and is no longer found by veildetect nor \
-                         recognised by the embedder",
+                        "Block size of pixelate, radius of blur, in per cent of the redacted box's \
+                         longer side (ignored by fill)",
                     )
                     .minimum(1)
                     .maximum(100)
@@ -196,7 +179,10 @@ impl ObjectImpl for VeilRedact {
                     .build(),
                 glib::ParamSpecFloat::builder("margin")
                     .nick("Margin")
-                    .blurb("The face box is enlarged by this fraction of its size on every side (hair, ears, chin)")
+                    .blurb(
+                        "Fraction of the face box's size added on every side before redacting \
+                         (hair, ears, chin)",
+                    )
                     .minimum(0.0)
                     .maximum(2.0)
                     .default_value(DEFAULT_MARGIN)
@@ -205,8 +191,7 @@ impl ObjectImpl for VeilRedact {
                 glib::ParamSpecUInt::builder("hold")
                     .nick("Hold")
                     .blurb(
-                        "Frames a redacted face's last box stays redacted after its track is lost \
-                         (a face the detector misses for a moment stays covered)",
+                        "Frames a redacted face's last box stays redacted after its track is lost",
                     )
                     .default_value(DEFAULT_HOLD)
                     .mutable_playing()
@@ -222,6 +207,11 @@ impl ObjectImpl for VeilRedact {
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         self.base.set_property(self, *CAT, value, pspec);
+        if pspec.name() == "mode" {
+            // mode=none: buffers pass untouched, without `process` (nor its metadata check).
+            let none = self.base.live(|s| s.mode) == Whose::None;
+            self.obj().set_passthrough(none);
+        }
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
@@ -284,9 +274,10 @@ impl element::Filter for VeilRedact {
             let mut boxes = Vec::with_capacity(faces.len());
             for f in &faces {
                 let redact = match settings.mode {
-                    Mode::All => true,
-                    Mode::Unmatched => f.identity.is_none(),
-                    Mode::Matched => f.identity.is_some(),
+                    Whose::None => false,
+                    Whose::All => true,
+                    Whose::Unmatched => f.identity.is_none(),
+                    Whose::Matched => f.identity.is_some(),
                 };
                 if redact {
                     state.held.insert(
