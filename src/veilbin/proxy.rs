@@ -55,7 +55,7 @@ pub struct Proxied {
 
 /// The bin detects adaptively by default (its child `veildetect` alone runs on every frame):
 /// about half the model runs at the recall of detecting on every frame (BENCHMARKS.md,
-/// `bench/recall.sh`).
+/// the recall table of `bench/pipeline.sh`).
 const DEFAULT_INTERVAL: u32 = 0;
 /// The bin redacts nothing unless asked (its `veilredact` is in passthrough).
 const DEFAULT_REDACT: Whose = Whose::None;
