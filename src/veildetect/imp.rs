@@ -195,11 +195,8 @@ impl ObjectImpl for VeilDetect {
                 glib::ParamSpecFloat::builder("track-threshold")
                     .nick("Track threshold")
                     .blurb(
-                        "Minimum detector score for a face that continues a tracked face \
-                         (hysteresis): a face whose score dips under 'threshold' for a while \
-                         (half out of the frame, turning away, blurred) keeps its box and track id; \
-                         a face scoring under 'threshold' never starts a track. At or above \
-                         'threshold': no hysteresis",
+                        "Minimum detector score for a face that continues a track but starts none \
+                         (hysteresis, off at or above 'threshold'; see docs/METADATA.md)",
                     )
                     .minimum(0.0)
                     .maximum(1.0)
@@ -229,9 +226,8 @@ impl ObjectImpl for VeilDetect {
                 glib::ParamSpecUInt::builder("inference-size")
                     .nick("Inference size")
                     .blurb(
-                        "Longest side of the model's input tensor in pixels, rounded to the model's size \
-                         multiple (32 for CenterFace); the other side follows the frame's aspect ratio. \
-                         0 = the manifest's default. Larger finds smaller faces, costs more time",
+                        "Longest side of the model's input in pixels, rounded to the model's size \
+                         multiple (0 = the manifest's default; larger finds smaller faces, costs more)",
                     )
                     .maximum(8192)
                     .default_value(DEFAULT_INFERENCE_SIZE)
@@ -240,14 +236,8 @@ impl ObjectImpl for VeilDetect {
                 glib::ParamSpecUInt::builder("interval")
                     .nick("Interval")
                     .blurb(
-                        "Run the model on one frame in N (1 = every frame); on the frames in between the \
-                         tracker moves the faces of the last analysed frame along their motion. \
-                         0 = adaptive: the whole frame every 3rd frame (faces that enter are found \
-                         there); in between, each face as often as it needs (every frame while it is \
-                         new, every 2nd while uncertain or moving at the frame's edge, before its \
-                         carried box could drift off it), by a run over that face and its \
-                         surroundings only, not the whole frame; so is, on the next frame, a full \
-                         run's weak face (between track-threshold and threshold)",
+                        "Run the model on one frame in N, the tracker carrying the faces in between \
+                         (1 = every frame; 0 = adaptive, see docs/METADATA.md)",
                     )
                     .minimum(0)
                     .default_value(DEFAULT_INTERVAL)
@@ -256,12 +246,8 @@ impl ObjectImpl for VeilDetect {
                 glib::ParamSpecUInt::builder("max-lateness")
                     .nick("Maximum lateness")
                     .blurb(
-                        "On a live source, a frame that reaches this element more than this many \
-                         milliseconds late, or while the model (shared by the process's cameras) \
-                         is busy for longer than that, gets no model run (the tracker carries the \
-                         faces, the next frame is tried; the model still runs at least once in 60 \
-                         frames): the analysis keeps up with the video instead of slowing it. \
-                         Counted in stats 'skipped'. 0 = never skip",
+                        "On a live source, skip the model on frames more than this many milliseconds \
+                         late or while the shared model is busy longer (0 = never; see docs/METADATA.md)",
                     )
                     .default_value(DEFAULT_MAX_LATENESS)
                     .mutable_playing()
@@ -270,23 +256,16 @@ impl ObjectImpl for VeilDetect {
                 glib::ParamSpecBoolean::builder("post-messages")
                     .nick("Post messages")
                     .blurb(
-                        "Post a 'veildetect' element message for every frame: timestamp, stream-time, \
-                         running-time, duration and 'faces', a list of 'face' structures (x, y, width, \
-                         height, score, landmarks, index, track-id), like OpenCV's facedetect",
+                        "Post a 'veildetect' element message with the faces of every frame, like \
+                         OpenCV's facedetect (see docs/METADATA.md)",
                     )
                     .default_value(DEFAULT_POST_MESSAGES)
                     .mutable_playing()
                     .build(),
                 crate::props::stats(
-                    "frames, inferences (frames the model ran on), region-inferences (those of \
-                     them it ran on regions around faces only, interval=0), regions (model runs \
-                     on regions), scene-cuts (frames showing another scene than the one before: \
-                     the tracks are forgotten and the whole frame analysed), skipped (model runs left out \
-                     because the frame was late on a live source, see max-lateness), faces \
-                     (attached, over all frames), inference-time-us (all of the detection), and \
-                     its parts: tensor-time-us (frame to model input), wait-time-us (for the \
-                     model while other elements of the process use it), model-time-us, \
-                     decode-time-us (heatmap decode and NMS); track-time-us (the tracker)",
+                    "frames, inferences, region-inferences, regions, scene-cuts, skipped, faces, \
+                     and inference-, tensor-, wait-, model-, decode- and track-time-us \
+                     (see docs/METADATA.md)",
                 ),
             ]
         });
