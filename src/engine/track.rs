@@ -21,7 +21,7 @@
 //! - On a skipped frame, the tracks seen at the last detector run are reported at their predicted
 //!   position (box and landmarks shifted by velocity × frames since, and scaled about the centre by
 //!   the track's growth per frame, compounded).
-//! - [`Tracker::wants_run`] is the adaptive schedule (`interval=0`): the detector runs on every frame
+//! - [`Tracker::plan`] is the adaptive schedule (`interval=0`): the detector runs on every frame
 //!   while a track is new, uncertain, near the frame's edge or moving or changing size fast enough
 //!   that its carried box could drift off the face; while no face is in view, every
 //!   `search_interval` frames; while every track is steady, up to `max_interval` frames apart.
@@ -91,7 +91,7 @@ impl Track {
 const INITIAL_DRIFT: f32 = 0.05;
 
 /// The adaptive schedule of the detector (`veildetect interval=0`): when may a frame go without a
-/// model run, the tracker carrying the faces? See [`Tracker::wants_run`].
+/// model run, the tracker carrying the faces? See [`Tracker::plan`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Schedule {
     /// Most frames between two runs while every track is steady.

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-//! veildetect implementation: properties, caps and the streaming glue. Detection itself lives in
+//! veildetect implementation: properties, caps and the streaming glue. The per-frame decisions
+//! (scene cut, schedule, skips, regions, tracking) live in `engine::detect_step`, the model run in
 //! `engine::detector`.
 
 use std::path::PathBuf;
