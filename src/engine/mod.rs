@@ -8,6 +8,7 @@ pub mod audit;
 pub mod batch;
 pub mod cosine;
 pub mod decode;
+pub mod detect_step;
 pub mod detector;
 pub mod draw;
 pub mod embed_step;

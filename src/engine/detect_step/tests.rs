@@ -1,0 +1,323 @@
+// SPDX-License-Identifier: MIT
+//! Unit tests of the detector's per-frame step, with a model that finds the faces a test gives it.
+
+use super::*;
+use crate::engine::detector::{MAX_REGION_SHARE, regions_for};
+use crate::engine::frame::{PixelFormat, YuvMatrix};
+
+const W: usize = 640;
+const H: usize = 480;
+
+/// A model that finds the faces a test puts in `faces` (those scoring at least the threshold):
+/// all of them on a full-frame run, those inside a region on a region run. It notes each run: its
+/// regions, or `None` for the whole frame.
+#[derive(Default)]
+struct Fake {
+    faces: Vec<Detection>,
+    runs: Vec<Option<Vec<Rect>>>,
+}
+
+fn inside(r: &Rect, region: &Rect) -> bool {
+    r.x >= region.x
+        && r.y >= region.y
+        && r.x + r.w <= region.x + region.w
+        && r.y + r.h <= region.y + region.h
+}
+
+impl Model for Fake {
+    fn set_inference_size(&mut self, _size: u32) {}
+
+    fn regions(&self, width: usize, height: usize, want: &[Rect]) -> Option<Vec<Region>> {
+        let shown = (width as f32, height as f32);
+        regions_for(shown, (width, height), 32, want, MAX_REGION_SHARE)
+    }
+
+    fn detect(
+        &mut self,
+        _frame: &FrameView<'_>,
+        params: &DetectParams,
+    ) -> Result<Vec<Detection>, RuntimeError> {
+        self.runs.push(None);
+        Ok(self.found(params, |_| true))
+    }
+
+    fn detect_regions(
+        &mut self,
+        _frame: &FrameView<'_>,
+        regions: &[Region],
+        params: &DetectParams,
+    ) -> Result<Vec<Detection>, RuntimeError> {
+        let rects: Vec<Rect> = regions.iter().map(|r| r.rect).collect();
+        let found = self.found(params, |d| rects.iter().any(|r| inside(&d.rect, r)));
+        self.runs.push(Some(rects));
+        Ok(found)
+    }
+
+    fn times(&self) -> StageTimes {
+        StageTimes::default()
+    }
+}
+
+impl Fake {
+    fn found(&self, params: &DetectParams, seen: impl Fn(&Detection) -> bool) -> Vec<Detection> {
+        self.faces
+            .iter()
+            .filter(|d| d.score >= params.threshold && seen(d))
+            .cloned()
+            .collect()
+    }
+}
+
+fn face(x: f32, y: f32, score: f32) -> Detection {
+    Detection {
+        rect: Rect {
+            x,
+            y,
+            w: 80.0,
+            h: 80.0,
+        },
+        score,
+        landmarks: vec![[x + 24.0, y + 32.0]],
+    }
+}
+
+/// A grey RGB frame: frames of different `level`s are different scenes, frames of one level the
+/// same scene.
+fn scene(level: u8) -> Vec<u8> {
+    vec![level; W * H * 3]
+}
+
+/// The element's defaults (threshold 0.5, track-threshold 0.3, max-lateness 100 ms).
+fn config(interval: u32) -> Config {
+    Config {
+        params: DetectParams {
+            threshold: 0.3,
+            ..DetectParams::default()
+        },
+        start_score: 0.5,
+        inference_size: 640,
+        interval,
+        max_lateness: Duration::from_millis(100),
+    }
+}
+
+/// What the step said about one frame: its cut, its skip, its new and lost tracks.
+#[derive(Debug, Default, PartialEq)]
+struct Heard {
+    cut: bool,
+    skipped: bool,
+    tracks: Vec<TrackEvent>,
+}
+
+fn frame(
+    step: &mut DetectStep<Fake>,
+    pixels: &[u8],
+    config: &Config,
+    late: Option<Duration>,
+    wait: Option<Duration>,
+) -> (FrameOut, Heard) {
+    let view = FrameView::new(
+        PixelFormat::Rgb,
+        W,
+        H,
+        &[pixels],
+        &[W * 3],
+        YuvMatrix::BT601,
+    )
+    .expect("a frame view");
+    let mut heard = Heard::default();
+    let out = step
+        .process(
+            &FrameIn {
+                view: &view,
+                late,
+                wait,
+            },
+            config,
+            |_, note| match note {
+                Note::Scene { cut, .. } => heard.cut |= cut,
+                Note::Skipped { .. } => heard.skipped = true,
+                Note::Track(ev) => heard.tracks.push(ev),
+                Note::Schedule(_) => {}
+            },
+        )
+        .expect("the fake model never fails");
+    (out, heard)
+}
+
+fn ids(out: &FrameOut) -> Vec<u64> {
+    out.faces.iter().map(|f| f.0).collect()
+}
+
+fn ms(n: u64) -> Option<Duration> {
+    Some(Duration::from_millis(n))
+}
+
+#[test]
+fn a_scene_cut_forgets_the_tracks_and_runs_the_whole_frame() {
+    let (dark, bright, cfg) = (scene(60), scene(200), config(0));
+    // Five frames of one scene with a steady face: the whole frame on frames 0 and 3.
+    let steady = || {
+        let mut step = DetectStep::new(Fake::default());
+        step.model.faces = vec![face(200.0, 150.0, 0.9)];
+        for _ in 0..5 {
+            let (out, heard) = frame(&mut step, &dark, &cfg, None, None);
+            assert!(!heard.cut);
+            assert_eq!(ids(&out), [1]);
+        }
+        step
+    };
+    // The same scene goes on: frame 5 gets no run over the whole frame.
+    let mut step = steady();
+    let runs = step.model.runs.len();
+    frame(&mut step, &dark, &cfg, None, None);
+    assert!(step.model.runs[runs..].iter().all(|r| r.is_some()));
+    // Another scene: a full-frame run, whoever stands where the face stood is somebody else.
+    let mut step = steady();
+    let runs = step.model.runs.len();
+    let (out, heard) = frame(&mut step, &bright, &cfg, None, None);
+    assert!(heard.cut && out.ran);
+    assert_eq!(step.model.runs[runs..], [None]);
+    assert_eq!(ids(&out), [2]);
+    assert_eq!(heard.tracks, [TrackEvent::Started(2)]);
+    assert_eq!(step.counts().cuts, 1);
+    assert_eq!(step.counts().frames, 6);
+    // The new scene goes on: no cut.
+    assert!(!frame(&mut step, &bright, &cfg, None, None).1.cut);
+}
+
+#[test]
+fn a_late_frame_is_skipped_and_the_tracker_carries_its_faces() {
+    let mut step = DetectStep::new(Fake::default());
+    step.model.faces = vec![face(200.0, 150.0, 0.9)];
+    let (px, cfg) = (scene(60), config(1));
+    let (out, _) = frame(&mut step, &px, &cfg, ms(0), ms(0));
+    assert!(out.ran);
+    let (out, heard) = frame(&mut step, &px, &cfg, ms(150), ms(0));
+    assert!(!out.ran && heard.skipped);
+    assert_eq!((ids(&out), out.detected), (vec![1], 0), "carried");
+    assert_eq!(step.model.runs.len(), 1);
+    // Late, but within max-lateness: a run.
+    let (out, _) = frame(&mut step, &px, &cfg, ms(100), ms(0));
+    assert!(out.ran);
+    assert_eq!((ids(&out), out.detected), (vec![1], 1));
+    // Not live (nothing late), or max-lateness 0: never skipped.
+    assert!(frame(&mut step, &px, &cfg, None, None).0.ran);
+    let never = Config {
+        max_lateness: Duration::ZERO,
+        ..cfg
+    };
+    assert!(frame(&mut step, &px, &never, ms(5000), ms(5000)).0.ran);
+    assert_eq!(step.counts().skipped, 1);
+    assert_eq!(step.counts().inferences, 4);
+}
+
+#[test]
+fn a_busy_model_is_waited_for_longer_the_longer_since_the_last_run() {
+    let mut step = DetectStep::new(Fake::default());
+    let (px, cfg) = (scene(60), config(1));
+    assert!(frame(&mut step, &px, &cfg, ms(0), ms(0)).0.ran);
+    // 150 ms of queue: over the 100 ms of patience for 3 frames, under the 200 ms of the 4th.
+    let ran: Vec<bool> = (0..4)
+        .map(|_| frame(&mut step, &px, &cfg, ms(0), ms(150)).0.ran)
+        .collect();
+    assert_eq!(ran, [false, false, false, true]);
+    assert_eq!(step.counts().skipped, 3);
+}
+
+#[test]
+fn however_late_the_frames_the_model_runs_once_in_sixty_past_the_interval() {
+    let mut step = DetectStep::new(Fake::default());
+    step.model.faces = vec![face(200.0, 150.0, 0.9)];
+    let (px, cfg) = (scene(60), config(1));
+    let mut ran = Vec::new();
+    for n in 0..130u64 {
+        let late = if n == 0 { ms(0) } else { ms(1000) };
+        let (out, _) = frame(&mut step, &px, &cfg, late, ms(0));
+        if out.ran {
+            ran.push(out.number);
+        }
+        // The face is on every frame, found or carried.
+        assert_eq!(ids(&out), [1], "frame {n}");
+    }
+    assert_eq!(ran, [0, 1 + MAX_SKIPS_IN_A_ROW, 2 + 2 * MAX_SKIPS_IN_A_ROW]);
+    assert_eq!(step.counts().skipped, 127);
+    assert_eq!(step.counts().frames, 130);
+}
+
+#[test]
+fn between_full_runs_the_model_looks_at_regions_around_the_tracks() {
+    let mut step = DetectStep::new(Fake::default());
+    let a = face(200.0, 150.0, 0.9);
+    step.model.faces = vec![a.clone()];
+    let (px, cfg) = (scene(60), config(0));
+    assert!(frame(&mut step, &px, &cfg, None, None).0.ran);
+    assert_eq!(step.model.runs, [None]);
+    // A face that enters far from the track is left to the next full-frame run.
+    step.model.faces.push(face(500.0, 350.0, 0.9));
+    let (out, _) = frame(&mut step, &px, &cfg, None, None);
+    assert!(out.ran);
+    let Some(Some(regions)) = step.model.runs.last() else {
+        panic!("no region run: {:?}", step.model.runs);
+    };
+    assert_eq!(regions.len(), 1);
+    assert!(inside(&a.rect, &regions[0]), "{regions:?}");
+    assert!(regions[0].w < W as f32 / 2.0, "{regions:?}");
+    assert_eq!((ids(&out), out.detected), (vec![1], 1));
+    let c = step.counts();
+    assert_eq!((c.inferences, c.region_frames, c.regions), (2, 1, 1));
+    // The full-frame run (every 3rd frame) finds it.
+    frame(&mut step, &px, &cfg, None, None);
+    let (out, heard) = frame(&mut step, &px, &cfg, None, None);
+    assert_eq!(step.model.runs.last(), Some(&None));
+    assert_eq!(ids(&out), [1, 2]);
+    assert_eq!(heard.tracks, [TrackEvent::Started(2)]);
+}
+
+#[test]
+fn a_face_whose_score_dips_keeps_its_track_a_weak_one_starts_none() {
+    let mut step = DetectStep::new(Fake::default());
+    let (px, cfg) = (scene(60), config(1));
+    step.model.faces = vec![face(200.0, 150.0, 0.9)];
+    assert_eq!(ids(&frame(&mut step, &px, &cfg, None, None).0), [1]);
+    // Between track-threshold and threshold: continues the track; a weak face elsewhere is dropped.
+    step.model.faces = vec![face(202.0, 150.0, 0.4), face(450.0, 300.0, 0.4)];
+    let (out, heard) = frame(&mut step, &px, &cfg, None, None);
+    assert_eq!((ids(&out), out.detected), (vec![1], 1));
+    assert_eq!(out.faces[0].1.score, 0.4);
+    assert!(heard.tracks.is_empty());
+    // With track-threshold at threshold: no hysteresis, the dipping face is missed.
+    let off = Config {
+        params: DetectParams {
+            threshold: 0.5,
+            ..cfg.params
+        },
+        ..cfg
+    };
+    let (out, _) = frame(&mut step, &px, &off, None, None);
+    assert!(out.ran && out.faces.is_empty());
+}
+
+#[test]
+fn a_flush_or_a_new_size_starts_over() {
+    let mut step = DetectStep::new(Fake::default());
+    step.model.faces = vec![face(200.0, 150.0, 0.9)];
+    let cfg = config(3);
+    assert!(frame(&mut step, &scene(60), &cfg, None, None).0.ran);
+    assert!(!frame(&mut step, &scene(60), &cfg, None, None).0.ran);
+    step.flush();
+    // After a seek: a run at once, the tracks of before forgotten, and another picture is no cut.
+    let (out, heard) = frame(&mut step, &scene(200), &cfg, None, None);
+    assert!(out.ran && !heard.cut);
+    assert_eq!(ids(&out), [2]);
+    assert_eq!(step.counts().cuts, 0);
+    // A new frame size: the adaptive schedule runs over the whole frame again.
+    let cfg = config(0);
+    let runs = step.model.runs.len();
+    step.resized();
+    let (out, heard) = frame(&mut step, &scene(200), &cfg, None, None);
+    assert!(out.ran && !heard.cut);
+    assert_eq!(step.model.runs[runs..], [None]);
+    assert_eq!(ids(&out), [3]);
+    assert_eq!(step.counts().frames, 4);
+}
