@@ -13,6 +13,7 @@ pub mod embedder;
 pub mod frame;
 pub mod embed_step;
 pub mod manifest;
+pub mod match_step;
 pub mod matcher;
 pub mod redact;
 pub mod reembed;
