@@ -175,12 +175,7 @@ fn queries(rng: &mut Rng, list: &Watchlist, sim: &Similarity, n: usize) -> Vec<V
 
 /// The pre-filtered search against the full scan on random lists; returns the rows and the rows
 /// scored in f32 per query, on average.
-fn same_as_full_scan(
-    seed: u64,
-    identities: usize,
-    dim: usize,
-    n_queries: usize,
-) -> (usize, f64) {
+fn same_as_full_scan(seed: u64, identities: usize, dim: usize, n_queries: usize) -> (usize, f64) {
     let mut rng = Rng(seed);
     let list = random_list(&mut rng, identities, dim);
     let sim = Similarity::centred(rng.vector(dim).iter().map(|x| x * 0.1).collect());
