@@ -90,7 +90,7 @@ pub enum Decision {
     Ambiguous,
 }
 
-/// The rule every matching path shares (the element, `veilmatch identify`, the calibration): a
+/// The rule every matching path shares (the element, `faceveil identify`, the calibration): a
 /// descriptor is a hit for its best identity when `score >= threshold` and `margin >= min_margin`
 /// (margin: score minus the best score of any other identity).
 pub fn decide(score: f32, margin: f32, threshold: f32, min_margin: f32) -> Decision {

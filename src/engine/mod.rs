@@ -15,6 +15,7 @@ pub mod embed_step;
 pub mod embedder;
 pub mod frame;
 pub mod manifest;
+pub mod match_step;
 pub mod matcher;
 pub mod redact;
 pub mod reembed;

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
-//! veilmatch implementation: properties, the watch list and its reloads, messages. Matching lives in
-//! `engine::watchlist::index` and the decisions along tracks in `engine::matcher`.
+//! veilmatch implementation: properties, the watch list's loading and the streaming glue. The
+//! per-frame work (reloads, searches, decisions along tracks) lives in `engine::match_step`, the
+//! bus messages in `messages`.
 
 use std::path::PathBuf;
 use std::sync::LazyLock;
-use std::time::{Instant, SystemTime};
 
 use gst::glib;
 use gst::prelude::*;
@@ -12,15 +12,16 @@ use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 
 use crate::element;
-use crate::engine::audit;
 use crate::engine::embedder::{model_id, similarity_for};
 use crate::engine::manifest::Task;
-use crate::engine::matcher::{Config, Event, Fresh, Matcher};
-use crate::engine::snapshot;
-use crate::engine::watchlist::reload::{Outcome, Reloader, Source};
+use crate::engine::match_step::{Counts, DescriptorIn, FaceIn, FrameMatcher, Verdict};
+use crate::engine::matcher::Config;
+use crate::engine::watchlist::reload::{Reloader, Source};
 use crate::engine::watchlist::store::resolve_key;
 use crate::engine::watchlist::{WatchlistError, file::Secret, now};
-use crate::meta::{self, Face, IdentityTag};
+use crate::meta::{self, IdentityTag};
+
+mod messages;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -37,13 +38,8 @@ const DEFAULT_COOLDOWN: u32 = 60;
 const DEFAULT_REPORT_UNKNOWN: bool = false;
 const DEFAULT_ALLOW_PLAINTEXT: bool = false;
 const DEFAULT_ATTACH_SNAPSHOT: bool = false;
-/// Longest side of an attached snapshot, pixels.
-const SNAPSHOT_SIDE: usize = 128;
-const SNAPSHOT_QUALITY: u8 = 80;
 /// How often the watch-list file is checked for changes.
 const WATCH_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
-/// Tracks unseen for this many frames are forgotten.
-const TRACK_MAX_AGE: u64 = 300;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -115,48 +111,34 @@ impl Settings {
 }
 
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Stats {
-    frames: u64,
-    /// Fresh descriptors searched in the list.
-    searches: u64,
-    search_ns: u64,
-    /// The whole per-frame matching (searches, track decisions).
-    match_ns: u64,
-}
+pub struct Stats(Counts);
 
 impl element::Stats for Stats {
     fn structure(&self) -> gst::Structure {
+        let c = &self.0;
         gst::Structure::builder("faceveil-stats")
-            .field("frames", self.frames)
-            .field("searches", self.searches)
-            .field("search-time-us", self.search_ns / 1000)
-            .field("match-time-us", self.match_ns / 1000)
+            .field("frames", c.frames)
+            .field("searches", c.searches)
+            .field("search-time-us", c.search_ns / 1000)
+            .field("match-time-us", c.match_ns / 1000)
             .build()
     }
 }
 
 pub struct State {
-    /// The watch list in use and its reloads.
-    list: Reloader,
-    /// The embedder manifest's calibrated thresholds, colour and grayscale (used when the
-    /// properties are 0).
-    calibrated: (f32, f32),
-    matcher: Matcher,
-    frames: u64,
-    started: Instant,
-    warned_no_descriptors: bool,
-    stats: Stats,
+    /// The watch list in use, its reloads and the decisions along tracks.
+    matcher: FrameMatcher,
 }
 
 impl element::Running for State {
     type Stats = Stats;
 
     fn flush(&mut self) {
-        self.matcher.reset_tracks();
+        self.matcher.clear();
     }
 
     fn stats(&self) -> Stats {
-        self.stats
+        Stats(self.matcher.counts())
     }
 }
 
@@ -188,12 +170,12 @@ impl ObjectImpl for VeilMatch {
             vec![
                 glib::ParamSpecString::builder("watchlist")
                     .nick("Watch list")
-                    .blurb("Path of the watch-list file (made with 'faceveil init' and 'faceveil enroll'). Reloaded when it changes")
+                    .blurb("Path of the watch-list file (made with 'faceveil init' and 'faceveil enroll'), reloaded when it changes")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("key-file")
                     .nick("Key file")
-                    .blurb("Key file of the watch list. Unset: $FACEVEIL_KEY (64 hex digits) if set, else <watchlist>.key. Read at start")
+                    .blurb("Key file of the watch list, read at start (unset: $FACEVEIL_KEY if set, else <watchlist>.key)")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecBoolean::builder("allow-plaintext")
@@ -204,14 +186,13 @@ impl ObjectImpl for VeilMatch {
                     .build(),
                 crate::props::model(
                     Task::Embedder,
-                    " the descriptors come from (as veilembed's 'model'): its manifest gives the \
-                     default threshold and the mean descriptor",
+                    " the descriptors come from (as veilembed's 'model')",
                 ),
                 glib::ParamSpecFloat::builder("threshold")
                     .nick("Threshold")
                     .blurb(
-                        "Minimum similarity for a descriptor to count as a hit. 0 = the calibrated \
-                         threshold of the embedder's manifest (0.66 for dlib_resnet; docs/CALIBRATION.md)",
+                        "Minimum similarity for a descriptor to count as a hit (0: the embedder \
+                         manifest's calibrated threshold)",
                     )
                     .minimum(0.0)
                     .maximum(1.0)
@@ -221,10 +202,8 @@ impl ObjectImpl for VeilMatch {
                 glib::ParamSpecFloat::builder("grayscale-threshold")
                     .nick("Grayscale threshold")
                     .blurb(
-                        "Minimum similarity for a descriptor of a grayscale face (IR or black-and-white \
-                         source: veilembed's 'grayscale') to count as a hit; their impostor scores \
-                         run higher. 0 = the calibrated grayscale threshold of the embedder's manifest \
-                         (docs/CALIBRATION.md)",
+                        "Minimum similarity for a descriptor of a grayscale face to count as a hit \
+                         (0: the embedder manifest's calibrated grayscale threshold)",
                     )
                     .minimum(0.0)
                     .maximum(1.0)
@@ -253,7 +232,7 @@ impl ObjectImpl for VeilMatch {
                     .build(),
                 glib::ParamSpecString::builder("camera-id")
                     .nick("Camera id")
-                    .blurb("Camera name put in every message. Unset: the element's name")
+                    .blurb("Camera name put in every message (unset: the element's name)")
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecBoolean::builder("report-unknown")
@@ -265,20 +244,16 @@ impl ObjectImpl for VeilMatch {
                 glib::ParamSpecString::builder("audit-log")
                     .nick("Audit log")
                     .blurb(
-                        "Append a line for each reported match (camera, identity, label, score, \
-                         time; never descriptors or images) to this hash-chained audit log, the \
-                         one the faceveil CLI writes (<list>.audit by default); check it with \
-                         'faceveil audit verify'. Unset: matches are not logged",
+                        "Hash-chained audit log (the faceveil CLI's) that each reported match is \
+                         appended to (unset: matches are not logged)",
                     )
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecBoolean::builder("attach-snapshot")
                     .nick("Attach snapshot")
                     .blurb(
-                        "Add a small JPEG of the matched face (field 'snapshot', a sample of \
-                         image/jpeg, at most 128 px) to faceveil-match. Only matches, never \
-                         unknown faces. Off by default: the image is then in every application \
-                         that reads the bus, and in whatever it stores",
+                        "Add a small JPEG of the matched face to faceveil-match as field 'snapshot' \
+                         (never for unknown faces)",
                     )
                     .default_value(DEFAULT_ATTACH_SNAPSHOT)
                     .mutable_playing()
@@ -322,7 +297,7 @@ impl ObjectImpl for VeilMatch {
             "camera-id" => self.camera_id().to_value(),
             "identities" => self
                 .base
-                .peek(|st| st.map_or(0, |s| s.list.index().len()) as u32)
+                .peek(|st| st.map_or(0, |s| s.matcher.list().index().len()) as u32)
                 .to_value(),
             _ => self.base.property(pspec),
         }
@@ -406,13 +381,7 @@ impl element::Filter for VeilMatch {
             list.index().len()
         );
         Ok(State {
-            list,
-            calibrated,
-            matcher: Matcher::new(s.config().calibrated(calibrated.0, calibrated.1)),
-            frames: 0,
-            started: Instant::now(),
-            warned_no_descriptors: false,
-            stats: Stats::default(),
+            matcher: FrameMatcher::new(list, s.config(), calibrated),
         })
     }
 
@@ -420,98 +389,57 @@ impl element::Filter for VeilMatch {
         let config = self.base.live(Settings::config);
         let faces = meta::faces(buf);
         let (running, stream) = element::buffer_times(self, buf);
-        let unix = now();
-        let mut events = Vec::new();
-        let mut tags = Vec::new();
-        let (frame, reload, warn, result) = self.base.with_state(|state| {
-            let t_match = Instant::now();
-            let reload = state.list.poll();
-            let frame = state.frames;
-            state.frames += 1;
-            state.stats.frames += 1;
-            let config = config.calibrated(state.calibrated.0, state.calibrated.1);
-            state.matcher.set_config(config);
-            if !faces.is_empty() && faces.iter().all(|f| f.embedding.is_none()) {
-                let warn = !std::mem::replace(&mut state.warned_no_descriptors, true);
-                return Ok((frame, reload, warn, Ok(config.threshold)));
-            }
-            let clock = running.map_or_else(
-                || state.started.elapsed().as_secs_f64(),
-                |t| t.nseconds() as f64 / 1e9,
-            );
-            let source = state.list.source();
-            for f in &faces {
-                let fresh = match &f.embedding {
-                    Some(e) if e.fresh => {
-                        if e.model_id != source.model_id {
-                            let m = format!(
-                                "Watch list {} is for embedder model {}, but the descriptors come from {}; use the same model in veilembed and veilmatch",
-                                source.path.display(),
-                                source.model_id,
-                                e.model_id
-                            );
-                            return Ok((frame, reload, false, Err(m)));
-                        }
-                        let vector = e.vector.as_deref().unwrap_or(&[]);
-                        let t = Instant::now();
-                        let found = Fresh::search(
-                            state.list.index(),
-                            &source.similarity,
-                            vector,
-                            e.grayscale,
-                            unix,
-                        );
-                        state.stats.searches += 1;
-                        state.stats.search_ns += t.elapsed().as_nanos() as u64;
-                        Some(found)
-                    }
-                    _ => None,
-                };
-                let had = fresh.is_some();
-                let ev = state.matcher.observe(f.track_id, frame, fresh, clock);
-                let who = state.matcher.identity(f.track_id);
-                // Decisions only: the label and score of a face that did not match are never logged.
-                if had {
-                    gst::debug!(
-                        CAT,
-                        imp = self,
-                        "frame {frame} track {}: fresh descriptor, {}",
-                        f.track_id,
-                        if who.is_some() { "matched" } else { "not matched" }
+        let face_in: Vec<FaceIn> = faces
+            .iter()
+            .map(|f| FaceIn {
+                track: f.track_id,
+                descriptor: f.embedding.as_ref().map(|e| DescriptorIn {
+                    model_id: &e.model_id,
+                    vector: e.vector.as_deref(),
+                    fresh: e.fresh,
+                    grayscale: e.grayscale,
+                }),
+            })
+            .collect();
+        let clock = running.map(|t| t.nseconds() as f64 / 1e9);
+        let out = self.base.with_state(|state| {
+            // Decisions only: the label and score of a face that did not match are never logged.
+            let log = |frame, track, matched: bool| {
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "frame {frame} track {track}: fresh descriptor, {}",
+                    if matched { "matched" } else { "not matched" }
+                )
+            };
+            Ok(state.matcher.process(&face_in, config, clock, now(), log))
+        })?;
+        self.post_reload(out.reload);
+        let (frame, threshold) = (out.frame, out.threshold);
+        let (tags, events) = match out.verdict {
+            Verdict::Matched { tags, events } => (tags, events),
+            Verdict::NoDescriptors { first } => {
+                if first {
+                    gst::element_imp_warning!(
+                        self,
+                        gst::StreamError::Format,
+                        ("Faces without descriptors pass through unmatched: put veilembed before veilmatch")
                     );
                 }
-                if let Some(ev) = ev {
-                    events.push((f.clone(), ev));
-                }
-                if let Some(m) = who {
-                    tags.push((
-                        f.index,
-                        IdentityTag {
-                            label: m.label.clone(),
-                            identity_id: m.identity_id.clone(),
-                            score: m.score,
-                        },
-                    ));
-                }
+                return Ok(gst::FlowSuccess::Ok);
             }
-            state.matcher.prune(frame, TRACK_MAX_AGE);
-            state.stats.match_ns += t_match.elapsed().as_nanos() as u64;
-            Ok((frame, reload, false, Ok(config.threshold)))
-        })?;
-        self.post_reload(reload);
-        if warn {
-            gst::element_imp_warning!(
-                self,
-                gst::StreamError::Format,
-                ("Faces without descriptors pass through unmatched: put veilembed before veilmatch")
-            );
-        }
-        let threshold = result.map_err(|m| {
-            element::fail(self, gst::error_msg!(gst::StreamError::WrongType, ("{m}")))
-        })?;
-
-        for (index, tag) in &tags {
-            meta::set_identity(buf, *index, tag);
+            Verdict::ModelMismatch(m) => {
+                let e = gst::error_msg!(gst::StreamError::WrongType, ("{m}"));
+                return Err(element::fail(self, e));
+            }
+        };
+        for (i, m) in tags {
+            let tag = IdentityTag {
+                label: m.label,
+                identity_id: m.identity_id,
+                score: m.score,
+            };
+            meta::set_identity(buf, faces[i].index, &tag);
         }
         if events.is_empty() {
             return Ok(gst::FlowSuccess::Ok);
@@ -519,15 +447,15 @@ impl element::Filter for VeilMatch {
         let camera = self.camera_id();
         let model_id = self
             .base
-            .peek(|st| st.map(|s| s.list.source().model_id.clone()));
+            .peek(|st| st.map(|s| s.matcher.list().source().model_id.clone()));
         let (audit_log, snapshot) = self.base.live(|s| (s.audit_log.clone(), s.attach_snapshot));
         if let Some(log) = audit_log {
             self.audit(&log, &camera, &events);
         }
-        for (face, ev) in events {
+        for (i, ev) in events {
             self.post_event(
                 buf,
-                &face,
+                &faces[i],
                 &ev,
                 &camera,
                 threshold,
@@ -542,56 +470,6 @@ impl element::Filter for VeilMatch {
 }
 
 impl VeilMatch {
-    /// Appends the frame's matches to the audit log; a failure is a warning (the video goes on).
-    fn audit(&self, log: &std::path::Path, camera: &str, events: &[(Face, Event)]) {
-        let lines: Vec<audit::Event> = events
-            .iter()
-            .filter_map(|(_, ev)| match ev {
-                Event::Match(m) => Some(audit::Event {
-                    actor: format!("camera:{camera}"),
-                    action: "match".into(),
-                    identity: Some(m.identity_id.clone()),
-                    label: Some(m.label.clone()),
-                    detail: Some(format!("score {:.3}", m.score)),
-                }),
-                Event::Unknown => None,
-            })
-            .collect();
-        if lines.is_empty() {
-            return;
-        }
-        if let Err(e) = audit::append(log, &lines, now()) {
-            gst::element_imp_warning!(
-                self,
-                gst::ResourceError::Write,
-                ("Match not recorded in the audit log: {e}")
-            );
-        }
-    }
-
-    /// A small JPEG of `face` from the frame in `buf`, if its format can be read.
-    fn snapshot(&self, buf: &gst::BufferRef, face: &Face) -> Option<gst::Sample> {
-        let caps = self.obj().static_pad("sink")?.current_caps()?;
-        let info = gst_video::VideoInfo::from_caps(&caps).ok()?;
-        let input = crate::video::Input::new(&info)?;
-        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buf, &info).ok()?;
-        let view = crate::video::frame_view(&frame, input.format, input.matrix).ok()?;
-        let (x, y, w, h) = face.rect;
-        let jpeg = snapshot::jpeg(
-            &view,
-            (x as f32, y as f32, w as f32, h as f32),
-            0.2,
-            SNAPSHOT_SIDE,
-            SNAPSHOT_QUALITY,
-        )?;
-        Some(
-            gst::Sample::builder()
-                .buffer(&gst::Buffer::from_mut_slice(jpeg))
-                .caps(&gst::Caps::builder("image/jpeg").build())
-                .build(),
-        )
-    }
-
     /// The camera id put in messages: the property, else the element's name.
     fn camera_id(&self) -> String {
         self.base
@@ -603,124 +481,15 @@ impl VeilMatch {
     /// element's state while it decrypts. On failure the old list stays and a warning is posted.
     /// Returns whether the new list is in use.
     fn reload_now(&self) -> bool {
-        let Some(source) = self.base.peek(|st| st.map(|s| s.list.source())) else {
+        let Some(source) = self.base.peek(|st| st.map(|s| s.matcher.list().source())) else {
             return false;
         };
         let before = source.stamp();
         let result = source.load();
         let outcome = self
             .base
-            .with_state(|s| Ok(s.list.apply(before, result)))
+            .with_state(|s| Ok(s.matcher.list_mut().apply(before, result)))
             .ok();
         self.post_reload(outcome)
-    }
-
-    /// Tells the application what a reload did (outside the state lock). Returns whether a new
-    /// list is in use.
-    fn post_reload(&self, outcome: Option<Outcome>) -> bool {
-        let path = || {
-            self.base
-                .peek(|st| st.map(|s| s.list.source().path.display().to_string()))
-                .unwrap_or_default()
-        };
-        match outcome {
-            None => false,
-            Some(Outcome::Reloaded(n)) => {
-                gst::info!(CAT, imp = self, "reloaded {}: {n} identities", path());
-                let s = gst::Structure::builder("faceveil-reloaded")
-                    .field("watchlist", path())
-                    .field("identities", n as u32)
-                    .build();
-                let _ = self
-                    .obj()
-                    .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
-                true
-            }
-            Some(Outcome::Failed(e)) => {
-                gst::element_imp_warning!(
-                    self,
-                    gst::ResourceError::Read,
-                    ("Watch list not reloaded, the previous one stays in use: {e}")
-                );
-                false
-            }
-            Some(Outcome::Deleted) => {
-                gst::element_imp_warning!(
-                    self,
-                    gst::ResourceError::NotFound,
-                    (
-                        "Watch list {} was deleted: matching stops (no identities) until a list is \
-                         back at that path",
-                        path()
-                    )
-                );
-                false
-            }
-            Some(Outcome::Rollback { held, found }) => {
-                gst::element_imp_warning!(
-                    self,
-                    gst::ResourceError::Read,
-                    (
-                        "Watch list {} was replaced by an older copy (generation {found}, the list \
-                         last in use is generation {held}): refused, the list in use stays (empty if \
-                         the file had been deleted). Restore the current list, or restart the \
-                         pipeline to accept this one",
-                        path()
-                    )
-                );
-                false
-            }
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn post_event(
-        &self,
-        buf: &gst::BufferRef,
-        face: &Face,
-        ev: &Event,
-        camera: &str,
-        threshold: f32,
-        frame: u64,
-        model_id: &str,
-        (running, stream): (Option<gst::ClockTime>, Option<gst::ClockTime>),
-        snapshot: bool,
-    ) {
-        let obj = self.obj();
-        let (x, y, w, h) = face.rect;
-        let utc = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
-        let name = match ev {
-            Event::Match(_) => "faceveil-match",
-            Event::Unknown => "faceveil-unknown",
-        };
-        let mut b = gst::Structure::builder(name);
-        if let Event::Match(m) = ev {
-            b = b
-                .field("label", &m.label)
-                .field("identity-id", &m.identity_id)
-                .field("score", m.score as f64)
-                .field("threshold", threshold as f64)
-                .field("margin", m.margin as f64);
-            // Only for matches, only when asked.
-            if snapshot && let Some(jpeg) = self.snapshot(buf, face) {
-                b = b.field("snapshot", jpeg);
-            }
-        }
-        let s = b
-            .field("camera-id", camera)
-            .field("track-id", face.track_id)
-            .field("x", x)
-            .field("y", y)
-            .field("width", w)
-            .field("height", h)
-            .field("pts", buf.pts())
-            .field("running-time", running)
-            .field("stream-time", stream)
-            .field("utc", utc)
-            .field("frame", frame)
-            .field("model-id", model_id)
-            .build();
-        gst::info!(CAT, imp = self, "{name} on track {}", face.track_id);
-        let _ = obj.post_message(gst::message::Element::builder(s).src(&*obj).build());
     }
 }

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-//! `faceveil`: matches face descriptors against an encrypted watch list and posts `faceveil-match`.
+//! `veilmatch`: matches face descriptors against an encrypted watch list and posts `faceveil-match`.
 
 use gst::glib;
 use gst::prelude::*;

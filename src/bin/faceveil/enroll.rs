@@ -1,0 +1,281 @@
+// SPDX-License-Identifier: MIT
+//! `faceveil enroll`: a person's descriptors from photos or videos, added to the list.
+
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use clap::Args;
+use gstfaceveil::engine::watchlist::index::Index;
+use gstfaceveil::engine::watchlist::store::update;
+use gstfaceveil::engine::watchlist::{
+    Descriptor, Identity, Watchlist, WatchlistError, new_id, now,
+};
+
+use crate::Global;
+use crate::faces::{Seen, read_faces};
+use crate::shared::{Fail, embedder, event, fmt_time, metric, record, secret, wait};
+
+#[derive(Args)]
+pub(crate) struct EnrollArgs {
+    /// Name shown in alerts
+    #[arg(long)]
+    label: String,
+    /// Why the person is on the list
+    #[arg(long)]
+    note: Option<String>,
+    /// Expiry: an RFC 3339 time (2027-01-31T00:00:00Z) or a duration from now (30d, 12h)
+    /// [default: the list's default expiry (init --default-expiry), if it has one]
+    #[arg(long)]
+    expires: Option<String>,
+    /// Never expires, whatever the list's default expiry
+    #[arg(long, conflicts_with = "expires")]
+    no_expiry: bool,
+    /// Who adds them [default: $USER]
+    #[arg(long)]
+    added_by: Option<String>,
+    /// Take the largest face of a photo with several faces instead of refusing it
+    #[arg(long)]
+    largest: bool,
+    /// Take a face that is too small or of too low quality to be a good reference
+    #[arg(long)]
+    force: bool,
+    /// Photos or video files
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
+/// Longest expiry `enroll` accepts: 100 years.
+const MAX_EXPIRY_S: i64 = 100 * 366 * 86_400;
+
+/// `--expires`: an RFC 3339 time (from 1970; a past one makes the identity expired at once) or a
+/// duration from now, at most 100 years ahead.
+fn parse_expiry(s: &str) -> Result<i64, Fail> {
+    let bad = |why: &str| Fail(2, format!("--expires {s}: {why}"));
+    let t = if let Ok(t) = humantime::parse_rfc3339_weak(s) {
+        t.duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .map_err(|_| bad("before 1970"))?
+    } else {
+        let d = humantime::parse_duration(s)
+            .map_err(|_| bad("not an RFC 3339 time nor a duration like 30d"))?;
+        if d.as_secs() > MAX_EXPIRY_S as u64 {
+            return Err(bad("more than 100 years from now"));
+        }
+        now() + d.as_secs() as i64
+    };
+    if t > now() + MAX_EXPIRY_S {
+        return Err(bad("more than 100 years from now"));
+    }
+    Ok(t)
+}
+
+/// Least distance between the eyes (pixels) of a face `enroll` takes as a reference.
+const MIN_ENROL_EYES: f32 = 24.0;
+/// Least quality (frontalness × sharpness) of a face `enroll` takes as a reference.
+const MIN_ENROL_QUALITY: f32 = 0.25;
+
+/// At most this many descriptors are taken from one video.
+const MAX_PER_VIDEO: usize = 5;
+
+/// The descriptors to enroll from one file: a photo gives its one face (refusing none or several,
+/// unless `largest`); a video gives the best-quality frames with one face.
+fn descriptors_of(
+    path: &Path,
+    model: Option<&Path>,
+    largest: bool,
+    force: bool,
+) -> Result<Vec<(Vec<f32>, String)>, Fail> {
+    let frames = read_faces(path, model)?;
+    // A reference must be good: a small or poor face enrolled makes a list that misses the person
+    // and matches strangers.
+    let good = |f: &Seen| -> Result<(), String> {
+        if force {
+            return Ok(());
+        }
+        if f.eyes < MIN_ENROL_EYES {
+            return Err(format!(
+                "the face is too small to be a good reference: {:.0} px between the eyes, at least \
+                 {MIN_ENROL_EYES:.0} needed (a closer photo, or --force)",
+                f.eyes
+            ));
+        }
+        if f.quality < MIN_ENROL_QUALITY {
+            return Err(format!(
+                "the face is of too low quality to be a good reference: quality {:.2}, at least \
+                 {MIN_ENROL_QUALITY:.2} needed (a sharper, more frontal photo, or --force)",
+                f.quality
+            ));
+        }
+        Ok(())
+    };
+    let bad = |m: String| Fail(8, format!("{}: {m}", path.display()));
+    let pick = |faces: Vec<Seen>| -> Result<Option<Seen>, String> {
+        match faces.len() {
+            0 => Ok(None),
+            1 => Ok(faces.into_iter().next()),
+            _ if largest => Ok(faces.into_iter().max_by_key(|f| f.area)),
+            n => Err(format!(
+                "{n} faces; use a photo of one person, or --largest"
+            )),
+        }
+    };
+    if frames.len() == 1 {
+        let face = pick(frames.into_iter().next().unwrap_or_default())
+            .map_err(bad)?
+            .ok_or_else(|| bad("no face found".into()))?;
+        good(&face).map_err(bad)?;
+        let q = face.quality;
+        return face
+            .vector
+            .map(|v| vec![(v, face.model_id)])
+            .ok_or_else(|| {
+                bad(format!(
+                    "the face is too small or too poor for a descriptor (quality {q:.2})"
+                ))
+            });
+    }
+    let mut usable: Vec<Seen> = Vec::new();
+    for faces in frames {
+        if let Ok(Some(f)) = pick(faces)
+            && f.vector.is_some()
+            && good(&f).is_ok()
+        {
+            usable.push(f);
+        }
+    }
+    if usable.is_empty() {
+        return Err(bad("no frame with exactly one usable face".into()));
+    }
+    usable.sort_by(|a, b| b.quality.total_cmp(&a.quality).then(a.frame.cmp(&b.frame)));
+    Ok(usable
+        .into_iter()
+        .take(MAX_PER_VIDEO)
+        .filter_map(|f| f.vector.map(|v| (v, f.model_id)))
+        .collect())
+}
+
+pub(crate) fn cmd_enroll(g: &Global, a: EnrollArgs) -> Result<(), Fail> {
+    let EnrollArgs {
+        label,
+        note,
+        expires,
+        no_expiry,
+        added_by,
+        largest,
+        force,
+        files,
+    } = a;
+    let (spec, model) = embedder(g)?;
+    let (sim, threshold, _) = metric(&spec)?;
+    let expires_at = expires.as_deref().map(parse_expiry).transpose()?;
+    let mut descs = Vec::new();
+    for f in &files {
+        for (v, m) in descriptors_of(f, g.model.as_deref(), largest, force)? {
+            if m != model {
+                return Err(Fail(
+                    7,
+                    format!(
+                        "{}: descriptor from model {m}, expected {model}",
+                        f.display()
+                    ),
+                ));
+            }
+            descs.push(Descriptor {
+                model_id: m,
+                vector: v,
+            });
+        }
+    }
+    let n = descs.len();
+    let who =
+        added_by.unwrap_or_else(|| std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
+    let id = update(
+        &g.list,
+        &wait(g),
+        || secret(g),
+        |list: &mut Watchlist, _| -> Result<String, Fail> {
+            if list.model_id != model {
+                return Err(WatchlistError::ModelMismatch {
+                    path: g.list.clone(),
+                    list: list.model_id.clone(),
+                    expected: model.clone(),
+                }
+                .into());
+            }
+            // Two entries that match each other produce wrong-person alerts: say so.
+            let others = Watchlist {
+                identities: (list.identities.iter())
+                    .filter(|i| i.label != label)
+                    .cloned()
+                    .collect(),
+                ..Watchlist::new(&model)
+            };
+            let index = Index::build(&others, &sim, now());
+            let mut similar: Vec<(String, f32)> = Vec::new();
+            for d in &descs {
+                if let Some(h) = index.search(&sim.prepare(&d.vector), now())
+                    && h.score >= threshold
+                {
+                    let who = index.entries()[h.identity].label.clone();
+                    match similar.iter_mut().find(|(l, _)| *l == who) {
+                        Some(x) => x.1 = x.1.max(h.score),
+                        None => similar.push((who, h.score)),
+                    }
+                }
+            }
+            for (who, score) in &similar {
+                eprintln!(
+                    "warning: {label} is similar to {who}, already on the list (score {score:.3} ≥ \
+                     threshold {threshold:.2}): two entries that match each other produce wrong-person \
+                     alerts; if they are the same person, enroll under one label"
+                );
+            }
+            // Retention: the list's default expiry unless the user chose.
+            let expires_at = match (expires_at, no_expiry, list.default_expiry) {
+                (Some(t), _, _) => Some(t),
+                (None, false, Some(d)) => Some(now().saturating_add(d as i64)),
+                _ => None,
+            };
+            let detail = format!(
+                "{n} descriptor(s), expires {}",
+                expires_at.map_or("never".into(), fmt_time)
+            );
+            let id = match list.identities.iter_mut().find(|i| i.label == label) {
+                Some(existing) => {
+                    existing.descriptors.extend(descs);
+                    if note.is_some() {
+                        existing.note = note;
+                    }
+                    if expires_at.is_some() || no_expiry {
+                        existing.expires_at = expires_at;
+                    }
+                    existing.id.clone()
+                }
+                None => {
+                    let id = new_id()?;
+                    list.identities.push(Identity {
+                        id: id.clone(),
+                        label: label.clone(),
+                        note,
+                        added_by: who,
+                        added_at: now(),
+                        expires_at,
+                        descriptors: descs,
+                    });
+                    id
+                }
+            };
+            record(
+                g,
+                list,
+                &[event("enroll", Some((&id, &label)), Some(detail))],
+            )?;
+            Ok(id)
+        },
+    )?;
+    println!(
+        "enrolled {label} ({id}): {n} descriptor(s) from {} file(s)",
+        files.len()
+    );
+    Ok(())
+}

@@ -1,0 +1,277 @@
+// SPDX-License-Identifier: MIT
+//! List management: `init`, `list`, `remove`, `verify`, `rekey`, `purge-expired` (`enroll` has
+//! its own module).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use gstfaceveil::engine::audit;
+use gstfaceveil::engine::watchlist::file::{Secret, random_key};
+use gstfaceveil::engine::watchlist::store::{
+    Lock, load, real_path, save, update, write_pending_key,
+};
+use gstfaceveil::engine::watchlist::{Watchlist, now};
+
+use crate::Global;
+use crate::shared::{
+    Fail, embedder, event, fmt_time, key_file, new_passphrase, open_for_model, record, secret, wait,
+};
+
+pub(crate) fn cmd_init(
+    g: &Global,
+    force: bool,
+    default_expiry: Option<String>,
+) -> Result<(), Fail> {
+    let (_, model) = embedder(g)?;
+    let default_expiry = default_expiry
+        .map(|d| {
+            humantime::parse_duration(&d)
+                .map(|d| d.as_secs())
+                .map_err(|e| Fail(2, format!("--default-expiry {d}: {e}")))
+        })
+        .transpose()?;
+    let mut new_list = Watchlist::new(&model);
+    new_list.default_expiry = default_expiry;
+
+    let lock = Lock::acquire(&g.list, &wait(g))?;
+    let list = lock.list();
+    if std::fs::symlink_metadata(list).is_ok() && !force {
+        return Err(Fail(
+            1,
+            format!("{} exists; use --force to replace it", list.display()),
+        ));
+    }
+    record(
+        g,
+        &mut new_list,
+        &[event(
+            "init",
+            None,
+            Some(match default_expiry {
+                Some(s) => format!(
+                    "default expiry {}",
+                    humantime::format_duration(Duration::from_secs(s))
+                ),
+                None => "no default expiry".into(),
+            }),
+        )],
+    )?;
+    if g.plaintext {
+        eprintln!("warning: the watch list is not encrypted (--plaintext)");
+        save(list, &mut new_list, &Secret::Plaintext)?;
+    } else if let Some(var) = &g.passphrase_env {
+        save(list, &mut new_list, &new_passphrase(g, var)?)?;
+    } else {
+        let kf = key_file(g);
+        if !force && std::fs::symlink_metadata(&kf).is_ok() {
+            return Err(Fail(
+                3,
+                format!(
+                    "key file {}: key file exists; not overwritten",
+                    kf.display()
+                ),
+            ));
+        }
+        // The new key beside any old one first; the list under it; then the key in place (a failed
+        // write leaves the old list and key as they were).
+        let key = random_key()?;
+        let kf_real = real_path(&kf)?;
+        let mut pending = kf_real.as_os_str().to_owned();
+        pending.push(".new");
+        let pending = PathBuf::from(pending);
+        write_pending_key(&pending, &key)?;
+        save(list, &mut new_list, &Secret::Key(key))?;
+        std::fs::rename(&pending, &kf_real)
+            .map_err(|e| Fail(3, format!("{}: {e}", kf_real.display())))?;
+        println!(
+            "key file {} (mode 0600): keep it apart from backups of the list",
+            kf.display()
+        );
+    }
+    println!("created {} for model {model}", g.list.display());
+    Ok(())
+}
+
+pub(crate) fn cmd_list(g: &Global, json: bool) -> Result<(), Fail> {
+    let list = load(&g.list, &secret(g)?)?;
+    if !json {
+        let n = list.identities.len();
+        let noun = if n == 1 { "identity" } else { "identities" };
+        println!("{n} {noun}, model {}", list.model_id);
+    }
+    for i in &list.identities {
+        let expires = i.expires_at.map(fmt_time);
+        if json {
+            let v = serde_json::json!({
+                "id": i.id, "label": i.label, "note": i.note, "added_by": i.added_by,
+                "added_at": fmt_time(i.added_at), "expires_at": expires,
+                "expired": i.expired(now()), "descriptors": i.descriptors.len(),
+            });
+            println!("{v}");
+        } else {
+            println!(
+                "{}  {}  descriptors={}  added={} by {}  expires={}{}",
+                i.id,
+                i.label,
+                i.descriptors.len(),
+                fmt_time(i.added_at),
+                i.added_by,
+                expires.unwrap_or_else(|| "never".into()),
+                i.note
+                    .as_ref()
+                    .map(|n| format!("  note={n}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn cmd_remove(
+    g: &Global,
+    label: Option<String>,
+    id: Option<String>,
+    rekey: bool,
+    new_passphrase_env: Option<String>,
+) -> Result<(), Fail> {
+    let lock = Lock::acquire(&g.list, &wait(g))?;
+    let old = secret(g)?;
+    let mut list = load(lock.list(), &old)?;
+    let before = list.identities.len();
+    let gone: Vec<audit::Event> = list
+        .identities
+        .iter()
+        .filter(|i| label.as_ref() == Some(&i.label) || id.as_ref() == Some(&i.id))
+        .map(|i| event("remove", Some((&i.id, &i.label)), None))
+        .collect();
+    list.identities
+        .retain(|i| !(label.as_ref() == Some(&i.label) || id.as_ref() == Some(&i.id)));
+    let removed = before - list.identities.len();
+    if removed == 0 {
+        return Err(Fail(
+            9,
+            format!(
+                "no identity {} in {}",
+                label.as_ref().or(id.as_ref()).map_or("", |s| s.as_str()),
+                g.list.display()
+            ),
+        ));
+    }
+    let mut events = gone;
+    if rekey {
+        events.push(event("rekey", None, None));
+    }
+    record(g, &mut list, &events)?;
+    if rekey {
+        rekey_locked(g, &lock, &mut list, new_passphrase_env)?;
+    } else {
+        save(lock.list(), &mut list, &old)?;
+    }
+    println!(
+        "removed {removed} identit{}",
+        if removed == 1 { "y" } else { "ies" }
+    );
+    Ok(())
+}
+
+pub(crate) fn cmd_verify(g: &Global) -> Result<(), Fail> {
+    let (list, s, _) = open_for_model(g)?;
+    let expired = list.identities.iter().filter(|i| i.expired(now())).count();
+    let how = match s {
+        Secret::Plaintext => {
+            "checksum matches (plaintext: NOT authenticated, anyone who can write the file can \
+             change it undetected)"
+        }
+        _ => "authenticated with its key (not changed since it was written with this key)",
+    };
+    let written = match list.written_at {
+        0 => "unknown (format version 1)".to_string(),
+        t => fmt_time(t),
+    };
+    let n = list.identities.len();
+    let retention = list.default_expiry.map_or("no default expiry".into(), |d| {
+        format!(
+            "default expiry {}",
+            humantime::format_duration(Duration::from_secs(d))
+        )
+    });
+    let head = list.audit.map_or("no audit head recorded".into(), |h| {
+        format!("audit log head: entry {}", h.seq)
+    });
+    println!(
+        "ok: {} {how}; generation {}, written {written}; {n} {} ({expired} expired), model {}; \
+         {retention}; {head}",
+        g.list.display(),
+        list.generation,
+        if n == 1 { "identity" } else { "identities" },
+        list.model_id
+    );
+    Ok(())
+}
+
+/// Re-encrypts `list` under a new key (written to the key file) or a new passphrase, under a lock
+/// already held: the new key beside the old one first, then the list under it, then the swap.
+fn rekey_locked(
+    g: &Global,
+    lock: &Lock,
+    list: &mut Watchlist,
+    new_passphrase_env: Option<String>,
+) -> Result<(), Fail> {
+    match new_passphrase_env {
+        Some(var) => save(lock.list(), list, &new_passphrase(g, &var)?)?,
+        None => {
+            let key = random_key()?;
+            let kf = real_path(&key_file(g))?;
+            let mut pending = kf.as_os_str().to_owned();
+            pending.push(".new");
+            let pending = PathBuf::from(pending);
+            // Created afresh: a link planted under that name is replaced, not followed.
+            write_pending_key(&pending, &key)?;
+            save(lock.list(), list, &Secret::Key(key))?;
+            std::fs::rename(&pending, &kf)
+                .map_err(|e| Fail(3, format!("{}: {e}", kf.display())))?;
+            println!("new key in {}", key_file(g).display());
+        }
+    }
+    println!("re-encrypted {}", g.list.display());
+    Ok(())
+}
+
+pub(crate) fn cmd_rekey(g: &Global, new_passphrase_env: Option<String>) -> Result<(), Fail> {
+    let lock = Lock::acquire(&g.list, &wait(g))?;
+    let mut list = load(lock.list(), &secret(g)?)?;
+    record(g, &mut list, &[event("rekey", None, None)])?;
+    rekey_locked(g, &lock, &mut list, new_passphrase_env)
+}
+
+pub(crate) fn cmd_purge_expired(g: &Global) -> Result<(), Fail> {
+    let t = now();
+    let n = update(
+        &g.list,
+        &wait(g),
+        || secret(g),
+        |list: &mut Watchlist, _| -> Result<usize, Fail> {
+            let purged: Vec<audit::Event> = (list.identities.iter())
+                .filter(|i| i.expired(t))
+                .map(|i| {
+                    let when = i.expires_at.map(fmt_time).unwrap_or_default();
+                    event(
+                        "purge-expired",
+                        Some((&i.id, &i.label)),
+                        Some(format!("expired {when}")),
+                    )
+                })
+                .collect();
+            list.identities.retain(|i| !i.expired(t));
+            if !purged.is_empty() {
+                record(g, list, &purged)?;
+            }
+            Ok(purged.len())
+        },
+    )?;
+    println!(
+        "purged {n} expired identit{}",
+        if n == 1 { "y" } else { "ies" }
+    );
+    Ok(())
+}

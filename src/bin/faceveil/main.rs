@@ -1,0 +1,185 @@
+// SPDX-License-Identifier: MIT
+//! `faceveil`: manage watch lists. Thin over `gstfaceveil::engine`; photos and videos are read through
+//! GStreamer with the same elements (and models) as the pipelines.
+//!
+//! Exit codes (docs/WATCHLIST.md): 0 ok, 1 other error, 2 usage or bad value, 3 I/O, 4 corrupt,
+//! truncated, oversized or non-regular list file, 5 tampered list, 6 wrong or missing key (or altered
+//! key check), 7 newer format or other embedder model, 8 unusable input (no face, several faces,
+//! unreadable file), 9 no such identity, 10 timed out waiting for the lock, 11 the audit log fails
+//! verification.
+//!
+//! One module per subcommand group: `list` (init, list, remove, verify, rekey, purge-expired),
+//! `enroll`, `identify`, `audit`; `faces` reads photos and videos, `shared` holds the error, key,
+//! passphrase, lock and audit-log handling the others use.
+
+mod audit;
+mod enroll;
+mod faces;
+mod identify;
+mod list;
+mod shared;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use audit::AuditCommand;
+use enroll::EnrollArgs;
+use identify::IdentifyArgs;
+use shared::Fail;
+
+#[derive(Parser)]
+#[command(
+    name = "faceveil",
+    version,
+    about = "Manage faceveil watch lists: encrypted descriptors, never photos"
+)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct Global {
+    /// Watch-list file [default: $FACEVEIL_WATCHLIST, else ./watchlist.fvl]
+    #[arg(
+        long,
+        global = true,
+        env = "FACEVEIL_WATCHLIST",
+        default_value = "watchlist.fvl"
+    )]
+    list: PathBuf,
+    /// Key file [default: $FACEVEIL_KEY (64 hex digits) when set, else <list>.key]
+    #[arg(long, global = true)]
+    key_file: Option<PathBuf>,
+    /// Protect the list with a passphrase read from this environment variable instead of a key
+    #[arg(long, global = true, value_name = "VAR")]
+    passphrase_env: Option<String>,
+    /// Unencrypted list (not recommended; prints a warning)
+    #[arg(long, global = true)]
+    plaintext: bool,
+    /// Embedder model [default: dlib_resnet.onnx from $FACEVEIL_MODEL_DIR or the installed data dir]
+    #[arg(long, global = true)]
+    model: Option<PathBuf>,
+    /// Seconds a writer waits for another writer's lock before it gives up (exit code 10)
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 30)]
+    wait: u64,
+    /// Accept a new passphrase shorter than 12 characters
+    #[arg(long, global = true)]
+    weak_passphrase: bool,
+    /// Audit log that every change of the list is appended to [default: <list>.audit]
+    #[arg(long, global = true, env = "FACEVEIL_AUDIT_LOG")]
+    audit_log: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a new, empty watch list and its key file (mode 0600)
+    Init {
+        /// Replace an existing list (and key file)
+        #[arg(long)]
+        force: bool,
+        /// Retention: people enrolled without --expires or --no-expiry expire this long after
+        /// enrolment (e.g. 90d, 12w)
+        #[arg(long, value_name = "DURATION")]
+        default_expiry: Option<String>,
+    },
+    /// Add a person from photos or videos (any format decodebin reads)
+    Enroll(EnrollArgs),
+    /// For each face in photos or videos: the best identity on the list, its score, the margin to
+    /// the second best, and whether the faceveil element would count it as a match
+    Identify(IdentifyArgs),
+    /// Show who is on the list (labels, ids, counts, dates; never descriptors)
+    List {
+        /// One JSON object per line
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a person. Copies of the list made before (backups) still hold them under the same
+    /// key: --rekey re-encrypts the list under a new key in the same locked step, so that those
+    /// copies cannot be opened with the key in use any more
+    Remove {
+        #[arg(long, conflicts_with = "id", required_unless_present = "id")]
+        label: Option<String>,
+        #[arg(long)]
+        id: Option<String>,
+        /// Then re-encrypt under a new key (or, with --new-passphrase-env, a new passphrase)
+        #[arg(long)]
+        rekey: bool,
+        /// With --rekey: read the new passphrase from this environment variable
+        #[arg(long, value_name = "VAR", requires = "rekey")]
+        new_passphrase_env: Option<String>,
+    },
+    /// Check the list's integrity and that the key opens it; show its generation and last write
+    Verify,
+    /// Re-encrypt the list with a new key (written to the key file) or a new passphrase
+    Rekey {
+        /// Read the new passphrase from this environment variable instead of making a new key
+        #[arg(long, value_name = "VAR")]
+        new_passphrase_env: Option<String>,
+    },
+    /// Remove every identity whose expiry has passed
+    PurgeExpired,
+    /// The audit log: check its chain, or show it
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to standard output
+    #[command(hide = true)]
+    Completions { shell: clap_complete::Shell },
+}
+
+fn run(cli: Cli) -> Result<(), Fail> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Init {
+            force,
+            default_expiry,
+        } => list::cmd_init(g, force, default_expiry),
+        Command::Enroll(a) => enroll::cmd_enroll(g, a),
+        Command::Identify(a) => identify::cmd_identify(g, a),
+        Command::List { json } => list::cmd_list(g, json),
+        Command::Remove {
+            label,
+            id,
+            rekey,
+            new_passphrase_env,
+        } => list::cmd_remove(g, label, id, rekey, new_passphrase_env),
+        Command::Verify => list::cmd_verify(g),
+        Command::Rekey { new_passphrase_env } => list::cmd_rekey(g, new_passphrase_env),
+        Command::PurgeExpired => list::cmd_purge_expired(g),
+        Command::Audit(a) => audit::cmd_audit(g, a),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "faceveil",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    // Before any thread exists (ONNX Runtime is loaded later, by the elements).
+    gstfaceveil::engine::runtime::disable_telemetry();
+    let cli = Cli::parse();
+    if let Err(e) = gst::init()
+        .map_err(|e| e.to_string())
+        .and_then(|_| gstfaceveil::plugin_register_static().map_err(|e| e.to_string()))
+    {
+        eprintln!("faceveil: GStreamer: {e}");
+        return ExitCode::from(1);
+    }
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Fail(code, msg)) => {
+            eprintln!("faceveil: {msg}");
+            ExitCode::from(code as u8)
+        }
+    }
+}

@@ -1,0 +1,180 @@
+// SPDX-License-Identifier: MIT
+//! What the subcommands share: the exit-code error, the list's key, passphrase, lock and audit
+//! log as the global options give them, the embedder model and its metric, times as printed.
+
+use std::path::PathBuf;
+use std::time::{Duration, UNIX_EPOCH};
+
+use gstfaceveil::engine::audit;
+use gstfaceveil::engine::cosine::Similarity;
+use gstfaceveil::engine::embedder::{model_id, similarity_for};
+use gstfaceveil::engine::manifest::{ModelSpec, Task};
+use gstfaceveil::engine::watchlist::file::Secret;
+use gstfaceveil::engine::watchlist::store::{Wait, default_key_file, load, resolve_key};
+use gstfaceveil::engine::watchlist::{Watchlist, WatchlistError, now};
+
+use crate::Global;
+
+/// An error with its exit code.
+pub(crate) struct Fail(pub(crate) i32, pub(crate) String);
+
+impl From<WatchlistError> for Fail {
+    fn from(e: WatchlistError) -> Self {
+        Fail(e.exit_code(), e.to_string())
+    }
+}
+
+pub(crate) fn key_file(g: &Global) -> PathBuf {
+    g.key_file
+        .clone()
+        .unwrap_or_else(|| default_key_file(&g.list))
+}
+
+pub(crate) fn audit_log(g: &Global) -> PathBuf {
+    g.audit_log.clone().unwrap_or_else(|| {
+        let mut p = g.list.as_os_str().to_owned();
+        p.push(".audit");
+        PathBuf::from(p)
+    })
+}
+
+/// Who runs the CLI, for the audit log: $USER, else the user id.
+fn user() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        // SAFETY: getuid cannot fail.
+        .unwrap_or_else(|| format!("uid:{}", unsafe { libc::getuid() }))
+}
+
+/// An audit event by the user.
+pub(crate) fn event(
+    action: &str,
+    who: Option<(&str, &str)>,
+    detail: Option<String>,
+) -> audit::Event {
+    audit::Event {
+        actor: user(),
+        action: action.into(),
+        identity: who.map(|w| w.0.to_string()),
+        label: who.map(|w| w.1.to_string()),
+        detail,
+    }
+}
+
+/// Appends `events` to the audit log and records its new head in `list` (which the caller then
+/// writes). Done before the list is written: a failed write leaves a line too many, never one too
+/// few.
+pub(crate) fn record(
+    g: &Global,
+    list: &mut Watchlist,
+    events: &[audit::Event],
+) -> Result<(), Fail> {
+    let head = audit::append(&audit_log(g), events, now()).map_err(|e| Fail(3, e.to_string()))?;
+    list.audit = Some(head);
+    Ok(())
+}
+
+fn passphrase(var: &str) -> Result<String, Fail> {
+    std::env::var(var)
+        .ok()
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| {
+            Fail(
+                6,
+                format!("environment variable {var} (the passphrase) is not set"),
+            )
+        })
+}
+
+/// Fewest characters of a new passphrase (unless --weak-passphrase).
+const MIN_PASSPHRASE: usize = 12;
+
+/// A passphrase for a list to be written: long enough unless the user said otherwise.
+pub(crate) fn new_passphrase(g: &Global, var: &str) -> Result<Secret, Fail> {
+    let p = passphrase(var)?;
+    if p.chars().count() < MIN_PASSPHRASE && !g.weak_passphrase {
+        return Err(Fail(
+            2,
+            format!(
+                "the passphrase in {var} has {} characters, fewer than {MIN_PASSPHRASE}; use a \
+                 longer one (or a key file), or --weak-passphrase",
+                p.chars().count()
+            ),
+        ));
+    }
+    Ok(Secret::Passphrase(p))
+}
+
+/// How writers wait for the lock: they say that they wait, and for whom.
+pub(crate) fn wait(g: &Global) -> Wait<'static> {
+    Wait {
+        timeout: Duration::from_secs(g.wait),
+        notify: &|path, pid| {
+            eprintln!(
+                "faceveil: waiting for the lock on {}, held by {} (up to --wait seconds)",
+                path.display(),
+                pid.map_or("another process".into(), |p| format!("process {p}"))
+            )
+        },
+    }
+}
+
+pub(crate) fn secret(g: &Global) -> Result<Secret, Fail> {
+    if g.plaintext {
+        eprintln!("warning: the watch list is not encrypted (--plaintext)");
+        return Ok(Secret::Plaintext);
+    }
+    if let Some(var) = &g.passphrase_env {
+        return Ok(Secret::Passphrase(passphrase(var)?));
+    }
+    Ok(resolve_key(g.key_file.as_deref(), &g.list)?)
+}
+
+pub(crate) fn embedder(g: &Global) -> Result<(ModelSpec, String), Fail> {
+    let spec = ModelSpec::resolve(g.model.as_deref(), Task::Embedder)
+        .map_err(|e| Fail(1, e.to_string()))?;
+    let id = model_id(&spec).map_err(|e| Fail(1, e.to_string()))?;
+    Ok((spec, id))
+}
+
+/// 9999-12-31T23:59:59Z, the last second RFC 3339 can write.
+const LAST_RFC3339: i64 = 253_402_300_799;
+
+/// RFC 3339 for any stored time (never panics: a time outside 1970..9999, which only an old or
+/// crafted list can hold, is shown as unix seconds).
+pub(crate) fn fmt_time(t: i64) -> String {
+    if (0..=LAST_RFC3339).contains(&t) {
+        humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(t as u64)).to_string()
+    } else {
+        format!("@{t} (unix seconds)")
+    }
+}
+
+/// The matching metric of the embedder model: its similarity and calibrated thresholds (colour,
+/// grayscale), as the element uses them.
+pub(crate) fn metric(spec: &ModelSpec) -> Result<(Similarity, f32, f32), Fail> {
+    let sim = similarity_for(spec).map_err(|e| Fail(1, e.to_string()))?;
+    let e = spec.manifest.embedder.as_ref();
+    Ok((
+        sim,
+        e.map_or(0.66, |e| e.match_threshold()),
+        e.map_or(0.66, |e| e.match_threshold_gray()),
+    ))
+}
+
+/// Opens the list and checks that it was made with the embedder model in use.
+pub(crate) fn open_for_model(g: &Global) -> Result<(Watchlist, Secret, ModelSpec), Fail> {
+    let s = secret(g)?;
+    let list = load(&g.list, &s)?;
+    let (spec, model) = embedder(g)?;
+    if list.model_id != model {
+        return Err(WatchlistError::ModelMismatch {
+            path: g.list.clone(),
+            list: list.model_id,
+            expected: model,
+        }
+        .into());
+    }
+    Ok((list, s, spec))
+}

@@ -1,0 +1,484 @@
+// SPDX-License-Identifier: MIT
+//! The per-frame work of `veilmatch`, GStreamer-free: keep the watch list current (its reloads,
+//! `engine::watchlist::reload`), search each fresh descriptor in it, follow the decisions along
+//! tracks (`engine::matcher`) and say what the frame amounts to: the identities to tag, the events
+//! to report, or why the frame could not be matched. The element runs this and turns the outcome
+//! into metadata, bus messages, warnings and errors.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::engine::audit;
+use crate::engine::matcher::{Config, Event, Fresh, Matched, Matcher};
+use crate::engine::watchlist::reload::{Outcome, Reloader};
+
+/// Tracks unseen for this many frames are forgotten.
+pub const TRACK_MAX_AGE: u64 = 300;
+
+/// One face of the frame, as `veilembed` left it.
+#[derive(Clone, Copy, Debug)]
+pub struct FaceIn<'a> {
+    pub track: u64,
+    /// `None`: the face has no descriptor part at all (no `veilembed` before the matcher).
+    pub descriptor: Option<DescriptorIn<'a>>,
+}
+
+/// A face's descriptor part.
+#[derive(Clone, Copy, Debug)]
+pub struct DescriptorIn<'a> {
+    /// The embedder model it comes from.
+    pub model_id: &'a str,
+    /// The raw descriptor (`None`: gated, never embedded).
+    pub vector: Option<&'a [f32]>,
+    /// Computed on this frame (only fresh descriptors are evidence).
+    pub fresh: bool,
+    pub grayscale: bool,
+}
+
+/// What one frame amounts to.
+#[derive(Debug)]
+pub struct FrameOut {
+    /// The frame's number in this matcher's own count, from 0.
+    pub frame: u64,
+    /// What a reload of the watch list did on this frame, if one finished.
+    pub reload: Option<Outcome>,
+    /// The colour threshold in force: the setting, or the calibrated one when it is 0.
+    pub threshold: f32,
+    pub verdict: Verdict,
+}
+
+/// How the frame's faces were matched.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Matched (possibly nothing): by position of the face in the input, what its track is known as
+    /// and what to report.
+    Matched {
+        tags: Vec<(usize, Matched)>,
+        events: Vec<(usize, Event)>,
+    },
+    /// The faces have no descriptors (no `veilembed` before the matcher) and pass unmatched.
+    /// `first`: the first such frame since start, to be warned about once.
+    NoDescriptors { first: bool },
+    /// A fresh descriptor from another embedder model than the list's: the stream cannot go on.
+    ModelMismatch(ModelMismatch),
+}
+
+/// The list was made for one embedder model, the descriptors come from another.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelMismatch {
+    pub path: PathBuf,
+    /// The list's model.
+    pub list: String,
+    /// The descriptors' model.
+    pub descriptors: String,
+}
+
+impl fmt::Display for ModelMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Watch list {} is for embedder model {}, but the descriptors come from {}; use the same model in veilembed and veilmatch",
+            self.path.display(),
+            self.list,
+            self.descriptors
+        )
+    }
+}
+
+/// Counters over all frames, as the element's `stats` shows them.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Counts {
+    pub frames: u64,
+    /// Fresh descriptors searched in the list.
+    pub searches: u64,
+    pub search_ns: u64,
+    /// The whole per-frame matching (searches, track decisions).
+    pub match_ns: u64,
+}
+
+#[derive(Debug)]
+pub struct FrameMatcher {
+    /// The watch list in use and its reloads.
+    list: Reloader,
+    /// The embedder manifest's calibrated thresholds, colour and grayscale (used when the settings
+    /// are 0).
+    calibrated: (f32, f32),
+    matcher: Matcher,
+    frames: u64,
+    /// The clock of frames without a running time.
+    started: Instant,
+    warned_no_descriptors: bool,
+    counts: Counts,
+}
+
+impl FrameMatcher {
+    /// `config`: the settings (thresholds 0: the `calibrated` ones, colour and grayscale).
+    pub fn new(list: Reloader, config: Config, calibrated: (f32, f32)) -> Self {
+        FrameMatcher {
+            list,
+            calibrated,
+            matcher: Matcher::new(config.calibrated(calibrated.0, calibrated.1)),
+            frames: 0,
+            started: Instant::now(),
+            warned_no_descriptors: false,
+            counts: Counts::default(),
+        }
+    }
+
+    /// The watch list in use.
+    pub fn list(&self) -> &Reloader {
+        &self.list
+    }
+
+    /// The watch list, to apply a reload made outside (`Reloader::apply`).
+    pub fn list_mut(&mut self) -> &mut Reloader {
+        &mut self.list
+    }
+
+    /// Forgets every track (a flush; alert times stay).
+    pub fn clear(&mut self) {
+        self.matcher.reset_tracks();
+    }
+
+    pub fn counts(&self) -> Counts {
+        self.counts
+    }
+
+    /// One frame: `config` the settings now (thresholds 0: the calibrated ones), `running` its
+    /// running time in seconds (`None`: seconds since start), `unix` the wall-clock time for the
+    /// identities' expiry. `log(frame, track, matched)` hears of each fresh descriptor's outcome
+    /// (a decision only: never the label or score of a face that did not match).
+    pub fn process(
+        &mut self,
+        faces: &[FaceIn],
+        config: Config,
+        running: Option<f64>,
+        unix: i64,
+        mut log: impl FnMut(u64, u64, bool),
+    ) -> FrameOut {
+        let t_match = Instant::now();
+        let reload = self.list.poll();
+        let frame = self.frames;
+        self.frames += 1;
+        self.counts.frames += 1;
+        let config = config.calibrated(self.calibrated.0, self.calibrated.1);
+        self.matcher.set_config(config);
+        let out = |verdict| FrameOut {
+            frame,
+            reload,
+            threshold: config.threshold,
+            verdict,
+        };
+        if !faces.is_empty() && faces.iter().all(|f| f.descriptor.is_none()) {
+            let first = !std::mem::replace(&mut self.warned_no_descriptors, true);
+            return out(Verdict::NoDescriptors { first });
+        }
+        let clock = running.unwrap_or_else(|| self.started.elapsed().as_secs_f64());
+        let source = self.list.source();
+        let mut tags = Vec::new();
+        let mut events = Vec::new();
+        for (i, f) in faces.iter().enumerate() {
+            let fresh = match f.descriptor {
+                Some(d) if d.fresh => {
+                    if d.model_id != source.model_id {
+                        return out(Verdict::ModelMismatch(ModelMismatch {
+                            path: source.path.clone(),
+                            list: source.model_id.clone(),
+                            descriptors: d.model_id.to_string(),
+                        }));
+                    }
+                    let t = Instant::now();
+                    let found = Fresh::search(
+                        self.list.index(),
+                        &source.similarity,
+                        d.vector.unwrap_or(&[]),
+                        d.grayscale,
+                        unix,
+                    );
+                    self.counts.searches += 1;
+                    self.counts.search_ns += t.elapsed().as_nanos() as u64;
+                    Some(found)
+                }
+                _ => None,
+            };
+            let had = fresh.is_some();
+            let ev = self.matcher.observe(f.track, frame, fresh, clock);
+            let who = self.matcher.identity(f.track);
+            if had {
+                log(frame, f.track, who.is_some());
+            }
+            if let Some(ev) = ev {
+                events.push((i, ev));
+            }
+            if let Some(m) = who {
+                tags.push((i, m.clone()));
+            }
+        }
+        self.matcher.prune(frame, TRACK_MAX_AGE);
+        self.counts.match_ns += t_match.elapsed().as_nanos() as u64;
+        out(Verdict::Matched { tags, events })
+    }
+}
+
+/// The audit-log lines for a frame's events, reported by `camera`: one per match (label, id and
+/// score; never a descriptor or an image), none for unknown faces.
+pub fn audit_lines<'a>(
+    camera: &str,
+    events: impl IntoIterator<Item = &'a Event>,
+) -> Vec<audit::Event> {
+    events
+        .into_iter()
+        .filter_map(|ev| match ev {
+            Event::Match(m) => Some(audit::Event {
+                actor: format!("camera:{camera}"),
+                action: "match".into(),
+                identity: Some(m.identity_id.clone()),
+                label: Some(m.label.clone()),
+                detail: Some(format!("score {:.3}", m.score)),
+            }),
+            Event::Unknown => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::engine::cosine::Similarity;
+    use crate::engine::watchlist::file::Secret;
+    use crate::engine::watchlist::reload::Source;
+    use crate::engine::watchlist::store::save;
+    use crate::engine::watchlist::{Descriptor, Identity, Watchlist};
+
+    const MODEL: &str = "m:1";
+
+    /// A list with "ann" ([1, 0]) and "bob" ([0, 1]) in a file of its own, and its matcher.
+    fn matcher(name: &str, config: Config) -> FrameMatcher {
+        let dir = std::env::temp_dir().join(format!("fv-match-step-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("list.fvl");
+        let mut list = Watchlist::new(MODEL);
+        for (label, v) in [("ann", [1.0, 0.0]), ("bob", [0.0, 1.0])] {
+            list.identities.push(Identity {
+                id: format!("id-{label}"),
+                label: label.into(),
+                note: None,
+                added_by: "test".into(),
+                added_at: 0,
+                expires_at: None,
+                descriptors: vec![Descriptor {
+                    model_id: MODEL.into(),
+                    vector: v.to_vec(),
+                }],
+            });
+        }
+        let secret = Secret::Key([3; 32]);
+        save(&path, &mut list, &secret).unwrap();
+        let source = Source {
+            path,
+            secret,
+            model_id: MODEL.into(),
+            similarity: Similarity::cosine(),
+        };
+        let list = Reloader::open(source, Duration::from_secs(3600)).unwrap();
+        FrameMatcher::new(list, config, (0.6, 0.8))
+    }
+
+    /// The settings with 0 thresholds (the calibrated ones).
+    fn config() -> Config {
+        Config {
+            threshold: 0.0,
+            threshold_gray: 0.0,
+            min_margin: 0.0,
+            min_hits: 2,
+            hit_window: 30,
+            cooldown: 60.0,
+            report_unknown: true,
+        }
+    }
+
+    fn face<'a>(track: u64, model_id: &'a str, vector: &'a [f32], fresh: bool) -> FaceIn<'a> {
+        FaceIn {
+            track,
+            descriptor: Some(DescriptorIn {
+                model_id,
+                vector: Some(vector),
+                fresh,
+                grayscale: false,
+            }),
+        }
+    }
+
+    fn run(m: &mut FrameMatcher, faces: &[FaceIn], log: &mut Vec<(u64, u64, bool)>) -> FrameOut {
+        m.process(faces, config(), Some(1.0), 1_000_000, |f, t, x| {
+            log.push((f, t, x))
+        })
+    }
+
+    #[test]
+    fn a_track_is_tagged_and_reported_after_min_hits_fresh_descriptors() {
+        let mut m = matcher("hits", config());
+        let mut log = Vec::new();
+        let ann = [0.9, 0.1];
+        let first = run(&mut m, &[face(7, MODEL, &ann, true)], &mut log);
+        assert_eq!(
+            (first.frame, first.threshold),
+            (0, 0.6),
+            "calibrated threshold"
+        );
+        assert!(
+            matches!(first.verdict, Verdict::Matched { ref tags, ref events }
+            if tags.is_empty() && events.is_empty())
+        );
+        // A stranger beside her in the second face: ann's track is tagged and reported at its
+        // position, the stranger is neither.
+        let out = run(
+            &mut m,
+            &[
+                face(9, MODEL, &[-1.0, -1.0], true),
+                face(7, MODEL, &ann, true),
+            ],
+            &mut log,
+        );
+        assert_eq!(out.frame, 1);
+        let Verdict::Matched { tags, events } = out.verdict else {
+            panic!("{:?}", out.verdict)
+        };
+        assert_eq!(tags.len(), 1);
+        assert_eq!((tags[0].0, tags[0].1.label.as_str()), (1, "ann"));
+        assert!(matches!(&events[..], [(1, Event::Match(x))] if x.identity_id == "id-ann"));
+        assert_eq!(log, [(0, 7, false), (1, 9, false), (1, 7, true)]);
+        // A reused descriptor is no evidence (not searched) but keeps the tag.
+        let out = run(&mut m, &[face(7, MODEL, &ann, false)], &mut log);
+        assert!(
+            matches!(out.verdict, Verdict::Matched { ref tags, ref events }
+            if tags.len() == 1 && events.is_empty())
+        );
+        let c = m.counts();
+        assert_eq!((c.frames, c.searches), (3, 3));
+        assert_eq!(log.len(), 3);
+        // A flush forgets the track: no tag until it matches again.
+        m.clear();
+        let out = run(&mut m, &[face(7, MODEL, &ann, false)], &mut log);
+        assert!(matches!(out.verdict, Verdict::Matched { ref tags, .. } if tags.is_empty()));
+        assert_eq!(m.list().index().len(), 2);
+    }
+
+    #[test]
+    fn faces_without_descriptors_are_warned_about_once() {
+        let mut m = matcher("none", config());
+        let bare = FaceIn {
+            track: 1,
+            descriptor: None,
+        };
+        let mut log = Vec::new();
+        let first = run(&mut m, &[bare, bare], &mut log);
+        assert!(matches!(
+            first.verdict,
+            Verdict::NoDescriptors { first: true }
+        ));
+        let again = run(&mut m, &[bare], &mut log);
+        assert!(matches!(
+            again.verdict,
+            Verdict::NoDescriptors { first: false }
+        ));
+        // no faces, or one face with a descriptor part: matched as usual
+        let empty = run(&mut m, &[], &mut log);
+        assert!(matches!(empty.verdict, Verdict::Matched { .. }));
+        let mixed = run(
+            &mut m,
+            &[bare, face(2, MODEL, &[1.0, 0.0], false)],
+            &mut log,
+        );
+        assert!(matches!(mixed.verdict, Verdict::Matched { .. }));
+        assert_eq!(m.counts().frames, 4);
+    }
+
+    #[test]
+    fn a_fresh_descriptor_of_another_model_is_a_mismatch() {
+        let mut m = matcher("model", config());
+        let mut log = Vec::new();
+        // reused descriptors are not checked (as before: only fresh ones are searched)
+        let reused = run(&mut m, &[face(1, "other:2", &[1.0, 0.0], false)], &mut log);
+        assert!(matches!(reused.verdict, Verdict::Matched { .. }));
+        let out = run(&mut m, &[face(1, "other:2", &[1.0, 0.0], true)], &mut log);
+        let Verdict::ModelMismatch(e) = out.verdict else {
+            panic!("{:?}", out.verdict)
+        };
+        assert_eq!(
+            (e.list.as_str(), e.descriptors.as_str()),
+            (MODEL, "other:2")
+        );
+        assert!(Path::new(&e.path).ends_with("list.fvl"));
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "Watch list {} is for embedder model m:1, but the descriptors come from other:2; \
+                 use the same model in veilembed and veilmatch",
+                e.path.display()
+            )
+        );
+        assert_eq!(m.counts().searches, 0);
+    }
+
+    #[test]
+    fn a_threshold_setting_overrides_the_calibrated_one() {
+        let mut m = matcher("threshold", config());
+        let set = Config {
+            threshold: 0.95,
+            ..config()
+        };
+        let ann = [0.9, 0.1]; // about 0.99 to ann
+        let near = [0.8, 0.6]; // 0.8 to ann: a hit at 0.6, not at 0.95
+        for v in [near, near] {
+            let out = m.process(
+                &[face(3, MODEL, &v, true)],
+                set,
+                None,
+                1_000_000,
+                |_, _, _| {},
+            );
+            assert_eq!(out.threshold, 0.95);
+            assert!(matches!(out.verdict, Verdict::Matched { ref tags, .. } if tags.is_empty()));
+        }
+        for (i, v) in [ann, ann].into_iter().enumerate() {
+            let out = m.process(
+                &[face(4, MODEL, &v, true)],
+                set,
+                None,
+                1_000_000,
+                |_, _, _| {},
+            );
+            assert!(matches!(out.verdict, Verdict::Matched { ref tags, .. } if tags.len() == i));
+        }
+    }
+
+    #[test]
+    fn only_matches_go_to_the_audit_log() {
+        let ev = [
+            Event::Unknown,
+            Event::Match(Matched {
+                identity_id: "id-ann".into(),
+                label: "ann".into(),
+                score: 0.81234,
+                margin: 0.3,
+            }),
+        ];
+        let lines = audit_lines("door", &ev);
+        assert_eq!(lines.len(), 1);
+        let l = &lines[0];
+        assert_eq!(
+            (l.actor.as_str(), l.action.as_str(), l.detail.as_deref()),
+            ("camera:door", "match", Some("score 0.812"))
+        );
+        assert_eq!(
+            (l.identity.as_deref(), l.label.as_deref()),
+            (Some("id-ann"), Some("ann"))
+        );
+    }
+}

@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: MIT
+//! What veilmatch tells the application: the `faceveil-match`, `faceveil-unknown` and
+//! `faceveil-reloaded` messages (docs/EVENTS.md), the reload warnings, the audit-log lines and the
+//! snapshots of matched faces.
+
+use std::time::SystemTime;
+
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+
+use super::{CAT, VeilMatch};
+use crate::engine::matcher::Event;
+use crate::engine::watchlist::now;
+use crate::engine::watchlist::reload::Outcome;
+use crate::engine::{audit, match_step, snapshot};
+use crate::meta::Face;
+
+/// Longest side of an attached snapshot, pixels.
+const SNAPSHOT_SIDE: usize = 128;
+const SNAPSHOT_QUALITY: u8 = 80;
+
+impl VeilMatch {
+    /// Appends the frame's matches to the audit log; a failure is a warning (the video goes on).
+    pub(super) fn audit(&self, log: &std::path::Path, camera: &str, events: &[(usize, Event)]) {
+        let lines = match_step::audit_lines(camera, events.iter().map(|(_, ev)| ev));
+        if lines.is_empty() {
+            return;
+        }
+        if let Err(e) = audit::append(log, &lines, now()) {
+            gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Write,
+                ("Match not recorded in the audit log: {e}")
+            );
+        }
+    }
+
+    /// A small JPEG of `face` from the frame in `buf`, if its format can be read.
+    fn snapshot(&self, buf: &gst::BufferRef, face: &Face) -> Option<gst::Sample> {
+        let caps = self.obj().static_pad("sink")?.current_caps()?;
+        let info = gst_video::VideoInfo::from_caps(&caps).ok()?;
+        let input = crate::video::Input::new(&info)?;
+        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buf, &info).ok()?;
+        let view = crate::video::frame_view(&frame, input.format, input.matrix).ok()?;
+        let (x, y, w, h) = face.rect;
+        let jpeg = snapshot::jpeg(
+            &view,
+            (x as f32, y as f32, w as f32, h as f32),
+            0.2,
+            SNAPSHOT_SIDE,
+            SNAPSHOT_QUALITY,
+        )?;
+        Some(
+            gst::Sample::builder()
+                .buffer(&gst::Buffer::from_mut_slice(jpeg))
+                .caps(&gst::Caps::builder("image/jpeg").build())
+                .build(),
+        )
+    }
+
+    /// Tells the application what a reload did (outside the state lock). Returns whether a new
+    /// list is in use.
+    pub(super) fn post_reload(&self, outcome: Option<Outcome>) -> bool {
+        let path = || {
+            self.base
+                .peek(|st| st.map(|s| s.matcher.list().source().path.display().to_string()))
+                .unwrap_or_default()
+        };
+        match outcome {
+            None => false,
+            Some(Outcome::Reloaded(n)) => {
+                gst::info!(CAT, imp = self, "reloaded {}: {n} identities", path());
+                let s = gst::Structure::builder("faceveil-reloaded")
+                    .field("watchlist", path())
+                    .field("identities", n as u32)
+                    .build();
+                let _ = self
+                    .obj()
+                    .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+                true
+            }
+            Some(Outcome::Failed(e)) => {
+                gst::element_imp_warning!(
+                    self,
+                    gst::ResourceError::Read,
+                    ("Watch list not reloaded, the previous one stays in use: {e}")
+                );
+                false
+            }
+            Some(Outcome::Deleted) => {
+                gst::element_imp_warning!(
+                    self,
+                    gst::ResourceError::NotFound,
+                    (
+                        "Watch list {} was deleted: matching stops (no identities) until a list is \
+                         back at that path",
+                        path()
+                    )
+                );
+                false
+            }
+            Some(Outcome::Rollback { held, found }) => {
+                gst::element_imp_warning!(
+                    self,
+                    gst::ResourceError::Read,
+                    (
+                        "Watch list {} was replaced by an older copy (generation {found}, the list \
+                         last in use is generation {held}): refused, the list in use stays (empty if \
+                         the file had been deleted). Restore the current list, or restart the \
+                         pipeline to accept this one",
+                        path()
+                    )
+                );
+                false
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn post_event(
+        &self,
+        buf: &gst::BufferRef,
+        face: &Face,
+        ev: &Event,
+        camera: &str,
+        threshold: f32,
+        frame: u64,
+        model_id: &str,
+        (running, stream): (Option<gst::ClockTime>, Option<gst::ClockTime>),
+        snapshot: bool,
+    ) {
+        let obj = self.obj();
+        let (x, y, w, h) = face.rect;
+        let utc = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+        let name = match ev {
+            Event::Match(_) => "faceveil-match",
+            Event::Unknown => "faceveil-unknown",
+        };
+        let mut b = gst::Structure::builder(name);
+        if let Event::Match(m) = ev {
+            b = b
+                .field("label", &m.label)
+                .field("identity-id", &m.identity_id)
+                .field("score", m.score as f64)
+                .field("threshold", threshold as f64)
+                .field("margin", m.margin as f64);
+            // Only for matches, only when asked.
+            if snapshot && let Some(jpeg) = self.snapshot(buf, face) {
+                b = b.field("snapshot", jpeg);
+            }
+        }
+        let s = b
+            .field("camera-id", camera)
+            .field("track-id", face.track_id)
+            .field("x", x)
+            .field("y", y)
+            .field("width", w)
+            .field("height", h)
+            .field("pts", buf.pts())
+            .field("running-time", running)
+            .field("stream-time", stream)
+            .field("utc", utc)
+            .field("frame", frame)
+            .field("model-id", model_id)
+            .build();
+        gst::info!(CAT, imp = self, "{name} on track {}", face.track_id);
+        let _ = obj.post_message(gst::message::Element::builder(s).src(&*obj).build());
+    }
+}
