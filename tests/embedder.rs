@@ -6,8 +6,8 @@ mod common;
 
 use common::{descriptor, embed_photo, embedder_spec, require_runtime};
 use gst::prelude::*;
-use gstfaceveil::engine::embedder::{Embedder, similarity_for};
 use gstfaceveil::engine::cosine::Similarity;
+use gstfaceveil::engine::embedder::{Embedder, similarity_for};
 use gstfaceveil::meta;
 use sha2::Digest;
 
@@ -215,7 +215,9 @@ fn quality_gate_withholds_descriptors() {
     assert!(faces[0].embedding.as_ref().unwrap().vector.is_none());
 }
 
-/// Decodes a photo to RGB at a given size.
+/// A face of a frame: its track id, and its box's left and top edges.
+type TrackBox = (u64, u32, u32);
+
 /// Pushes `frames` 640x480 RGB frames (`common::moving_frames`) through
 /// `veildetect ! veilembed <props>`. Returns per frame the (track-id, box x, box y) of each face,
 /// and the embedder's stats.
@@ -224,7 +226,7 @@ fn moving_clip(
     frames: usize,
     pos: impl Fn(usize, usize) -> (usize, usize),
     props: &str,
-) -> (Vec<Vec<(u64, u32, u32)>>, gst::Structure) {
+) -> (Vec<Vec<TrackBox>>, gst::Structure) {
     moving_clip_with(sprites, frames, pos, "", props)
 }
 
@@ -235,7 +237,7 @@ fn moving_clip_with(
     pos: impl Fn(usize, usize) -> (usize, usize),
     detector_props: &str,
     props: &str,
-) -> (Vec<Vec<(u64, u32, u32)>>, gst::Structure) {
+) -> (Vec<Vec<TrackBox>>, gst::Structure) {
     require_runtime();
     let frames = common::moving_frames(sprites, frames, pos);
     let (buffers, pipeline) = common::push_frames(
@@ -295,7 +297,7 @@ fn two_faces_keep_two_tracks() {
     assert_eq!(ids.len(), 2, "{frames:?}");
     // Each id stays on its face: obama's box is always the upper one (he walks along y = 10,
     // biden along y = 180), and the upper box moves right, the lower one left.
-    let upper_lower = |f: &Vec<(u64, u32, u32)>| {
+    let upper_lower = |f: &Vec<TrackBox>| {
         let (a, b) = (f[0], f[1]);
         if a.2 < b.2 { (a, b) } else { (b, a) }
     };

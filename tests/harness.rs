@@ -381,12 +381,7 @@ fn descriptors_of_another_model_are_an_error_naming_both() {
 #[test]
 fn pixel_elements_refuse_formats_and_sizes_they_cannot_read() {
     common::init();
-    for name in [
-        "veildetect",
-        "veilembed",
-        "veilredact",
-        "veiloverlay",
-    ] {
+    for name in ["veildetect", "veilembed", "veilredact", "veiloverlay"] {
         let e = gst::ElementFactory::make(name).build().unwrap();
         let sink = e.static_pad("sink").unwrap();
         let accepts = |caps: &str| sink.query_accept_caps(&caps.parse::<gst::Caps>().unwrap());

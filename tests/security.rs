@@ -178,11 +178,19 @@ fn created_in(dir: &Path, f: impl FnOnce()) -> Vec<String> {
     let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
     // SAFETY: a new inotify descriptor, owned by `events` from here on.
     let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
-    assert!(fd >= 0, "inotify_init1: {}", std::io::Error::last_os_error());
+    assert!(
+        fd >= 0,
+        "inotify_init1: {}",
+        std::io::Error::last_os_error()
+    );
     let mut events = unsafe { std::fs::File::from_raw_fd(fd) };
     // SAFETY: a valid descriptor and a NUL-terminated path.
     let wd = unsafe { libc::inotify_add_watch(fd, path.as_ptr(), libc::IN_CREATE) };
-    assert!(wd >= 0, "inotify_add_watch: {}", std::io::Error::last_os_error());
+    assert!(
+        wd >= 0,
+        "inotify_add_watch: {}",
+        std::io::Error::last_os_error()
+    );
     f();
     let mut names = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
@@ -194,7 +202,10 @@ fn created_in(dir: &Path, f: impl FnOnce()) -> Vec<String> {
             let mask = u32::from_ne_bytes(buf[at + 4..at + 8].try_into().unwrap());
             assert_eq!(mask & libc::IN_Q_OVERFLOW, 0, "inotify queue overflow");
             let len = u32::from_ne_bytes(buf[at + 12..at + 16].try_into().unwrap()) as usize;
-            let name = buf[at + 16..at + 16 + len].split(|b| *b == 0).next().unwrap();
+            let name = buf[at + 16..at + 16 + len]
+                .split(|b| *b == 0)
+                .next()
+                .unwrap();
             names.push(String::from_utf8_lossy(name).to_string());
             at += 16 + len;
         }

@@ -249,10 +249,7 @@ fn hot_reload_and_a_bad_reload_keeps_the_old_list() {
     assert!(push(&biden, 30) > 0);
     drain(&mut seen);
     assert!(seen.iter().any(|s| s == "faceveil-reloaded:"), "{seen:?}");
-    assert!(
-        seen.iter().any(|s| s == "faceveil-match:biden"),
-        "{seen:?}"
-    );
+    assert!(seen.iter().any(|s| s == "faceveil-match:biden"), "{seen:?}");
     // a corrupt file replaces the list: a warning, the old list stays in use
     let before = seen.len();
     std::fs::write(&list, b"FWATCHL\0 this is not a watch list any more").unwrap();
@@ -291,12 +288,7 @@ fn every_bad_file_is_a_distinct_clear_error() {
     let mut future = good.clone();
     future[8] = 9;
     cases.push(("future", future, 7, "newer"));
-    cases.push((
-        "garbage",
-        b"hello".to_vec(),
-        4,
-        "not a faceveil watch list",
-    ));
+    cases.push(("garbage", b"hello".to_vec(), 4, "not a faceveil watch list"));
     for (what, bytes, code, phrase) in &cases {
         std::fs::write(&bad, bytes).unwrap();
         let (c, text) = cli(&bad, &["verify"]);

@@ -63,7 +63,9 @@ pub fn run_pipeline(desc: &str) -> Run {
     assert!(
         run.error.is_none() && !run.start_failed,
         "{desc}: {}",
-        run.error.as_deref().unwrap_or("the state change to PLAYING failed")
+        run.error
+            .as_deref()
+            .unwrap_or("the state change to PLAYING failed")
     );
     run
 }
