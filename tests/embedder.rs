@@ -215,16 +215,18 @@ fn quality_gate_withholds_descriptors() {
     assert!(faces[0].embedding.as_ref().unwrap().vector.is_none());
 }
 
-/// Decodes a photo to RGB at a given size.
+/// A face of a frame: its track id, and its box's left and top edges.
+type TrackBox = (u64, u32, u32);
+
 /// Pushes `frames` 640x480 RGB frames (`common::moving_frames`) through
-/// `veildetect ! veilembed <props>`. Returns per frame the (track-id, box x) of each face, and
-/// the embedder's stats.
+/// `veildetect ! veilembed <props>`. Returns per frame the (track-id, box x, box y) of each face,
+/// and the embedder's stats.
 fn moving_clip(
     sprites: &[common::Sprite],
     frames: usize,
     pos: impl Fn(usize, usize) -> (usize, usize),
     props: &str,
-) -> (Vec<Vec<(u64, u32)>>, gst::Structure) {
+) -> (Vec<Vec<TrackBox>>, gst::Structure) {
     moving_clip_with(sprites, frames, pos, "", props)
 }
 
@@ -235,7 +237,7 @@ fn moving_clip_with(
     pos: impl Fn(usize, usize) -> (usize, usize),
     detector_props: &str,
     props: &str,
-) -> (Vec<Vec<(u64, u32)>>, gst::Structure) {
+) -> (Vec<Vec<TrackBox>>, gst::Structure) {
     require_runtime();
     let frames = common::moving_frames(sprites, frames, pos);
     let (buffers, pipeline) = common::push_frames(
@@ -247,7 +249,7 @@ fn moving_clip_with(
         .map(|b| {
             meta::faces(b)
                 .iter()
-                .map(|f| (f.track_id, f.rect.0))
+                .map(|f| (f.track_id, f.rect.0, f.rect.1))
                 .collect()
         })
         .collect();
@@ -290,8 +292,29 @@ fn two_faces_keep_two_tracks() {
         "reembed-interval=0",
     );
     assert!(frames.iter().all(|f| f.len() == 2), "{frames:?}");
-    let ids: std::collections::BTreeSet<u64> = frames.iter().flatten().map(|(id, _)| *id).collect();
+    let ids: std::collections::BTreeSet<u64> =
+        frames.iter().flatten().map(|(id, _, _)| *id).collect();
     assert_eq!(ids.len(), 2, "{frames:?}");
+    // Each id stays on its face: obama's box is always the upper one (he walks along y = 10,
+    // biden along y = 180), and the upper box moves right, the lower one left.
+    let upper_lower = |f: &Vec<TrackBox>| {
+        let (a, b) = (f[0], f[1]);
+        if a.2 < b.2 { (a, b) } else { (b, a) }
+    };
+    let (obama, biden) = upper_lower(&frames[0]);
+    for (n, f) in frames.iter().enumerate() {
+        let (upper, lower) = upper_lower(f);
+        assert_eq!(
+            (upper.0, lower.0),
+            (obama.0, biden.0),
+            "frame {n}: the ids swapped faces: {frames:?}"
+        );
+    }
+    let (obama_last, biden_last) = upper_lower(&frames[29]);
+    assert!(
+        obama_last.1 > obama.1 + 150 && biden_last.1 + 150 < biden.1,
+        "{frames:?}"
+    );
     assert_eq!(stats.get::<u64>("descriptors").unwrap(), 2, "{stats}");
 }
 
@@ -343,9 +366,15 @@ fn without_detector_metadata_passes_through_with_one_warning() {
     let run = common::run_pipeline(
         "videotestsrc num-buffers=5 ! video/x-raw,format=I420,width=64,height=64 ! veilembed ! appsink name=sink",
     );
-    assert!(run.error.is_none(), "{:?}", run.error);
     assert_eq!(run.buffers.len(), 5);
     assert!(run.buffers.iter().all(|b| meta::faces(b).is_empty()));
+    // One warning for the five frames, saying what to do.
+    assert_eq!(run.warnings.len(), 1, "{:?}", run.warnings);
+    assert!(
+        run.warnings[0].contains("put veildetect before veilembed"),
+        "{:?}",
+        run.warnings
+    );
 }
 
 /// An anamorphic frame (pixels twice as tall as wide, PAR 1/2, as some SD and DVB sources send) is

@@ -5,14 +5,14 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{init, run_pipeline, scratch};
+use common::{init, run_failing, scratch};
 
 fn models_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models")
 }
 
 fn run_with_model(model: &Path) -> common::Run {
-    run_pipeline(&format!(
+    run_failing(&format!(
         "videotestsrc num-buffers=1 ! video/x-raw,format=I420,width=64,height=64 ! veildetect model=\"{}\" ! fakesink",
         model.display()
     ))
@@ -159,7 +159,7 @@ fn child_missing_runtime() {
         return;
     }
     init();
-    let run = run_pipeline(
+    let run = run_failing(
         "videotestsrc num-buffers=1 ! video/x-raw,format=I420,width=64,height=64 ! veildetect ! fakesink",
     );
     assert!(run.start_failed);
@@ -176,7 +176,7 @@ fn child_missing_runtime() {
 #[test]
 fn embedder_and_matcher_errors_name_the_file() {
     init();
-    let run = run_pipeline(
+    let run = run_failing(
         "videotestsrc num-buffers=1 ! video/x-raw,format=I420,width=64,height=64 \
          ! veilembed model=/nonexistent/emb.onnx ! fakesink",
     );
@@ -186,13 +186,13 @@ fn embedder_and_matcher_errors_name_the_file() {
             .unwrap_or_default()
             .contains("/nonexistent/emb.onnx")
     );
-    let run = run_pipeline(
+    let run = run_failing(
         "videotestsrc num-buffers=1 ! video/x-raw,width=64,height=64 ! veilmatch watchlist=/nonexistent/w.fvl ! fakesink",
     );
     assert!(run.start_failed);
     let e = run.error.unwrap_or_default();
     assert!(e.contains("/nonexistent/w.fvl"), "{e}");
-    let run = run_pipeline(
+    let run = run_failing(
         "videotestsrc num-buffers=1 ! video/x-raw,width=64,height=64 ! veilmatch ! fakesink",
     );
     assert!(run.start_failed);

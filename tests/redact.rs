@@ -18,7 +18,6 @@ fn faces_in(image: &Path) -> usize {
         "filesrc location=\"{}\" ! decodebin ! videoconvert ! veildetect ! appsink name=sink",
         image.display()
     ));
-    assert!(run.error.is_none(), "{:?}", run.error);
     meta::faces(&run.buffers[0]).len()
 }
 
@@ -32,13 +31,12 @@ fn mode_all_leaves_no_face_of_t1_to_find_in_any_format() {
     ] {
         for method in ["pixelate", "blur", "fill"] {
             let out = d.join(format!("{format}-{method}.png"));
-            let run = common::run_pipeline(&format!(
+            common::run_pipeline(&format!(
                 "{} ! veildetect ! veilredact name=r mode=all method={method} ! videoconvert \
                  ! pngenc ! filesink location=\"{}\"",
                 common::photo_src("t1.jpg", &format!("video/x-raw,format={format}")),
                 out.display()
             ));
-            assert!(run.error.is_none(), "{format} {method}: {:?}", run.error);
             assert_eq!(
                 faces_in(&out),
                 0,
@@ -66,7 +64,6 @@ fn a_redacted_face_no_longer_gives_its_persons_descriptor() {
              ! veilembed min-quality=0 min-eye-distance=0 ! appsink name=sink",
             common::photo_src("obama.jpg", "video/x-raw")
         ));
-        assert!(run.error.is_none(), "{:?}", run.error);
         let faces = meta::faces(&run.buffers[0]);
         let d = faces[0]
             .embedding
@@ -111,8 +108,21 @@ fn mode_unmatched_spares_the_listed_person_and_redacts_the_other() {
     let plain = obama_and_biden(&list, "");
     let redacted = obama_and_biden(&list, "! veilredact mode=unmatched");
     assert_eq!((plain.len(), redacted.len()), (12, 12));
-    let (last_plain, last) = (&plain[11], &redacted[11]);
-    let faces = meta::faces(last);
+    // The share of a box's values that differ between the plain and the redacted frame `n`.
+    let stride = (common::MOVING_W * 3).div_ceil(4) * 4;
+    let changed = |n: usize, r: (u32, u32, u32, u32)| {
+        let (a, b) = (
+            plain[n].map_readable().unwrap(),
+            redacted[n].map_readable().unwrap(),
+        );
+        let (x, y, w, h) = (r.0 as usize, r.1 as usize, r.2 as usize, r.3 as usize);
+        let n = (y..y + h)
+            .flat_map(|yy| (x * 3..(x + w) * 3).map(move |i| yy * stride + i))
+            .filter(|&i| a[i] != b[i])
+            .count();
+        n as f64 / (w * h * 3) as f64
+    };
+    let faces = meta::faces(&redacted[11]);
     let obama = faces
         .iter()
         .find(|f| f.identity.as_ref().is_some_and(|i| i.label == "obama"))
@@ -121,28 +131,26 @@ fn mode_unmatched_spares_the_listed_person_and_redacts_the_other() {
         .iter()
         .find(|f| f.identity.is_none())
         .expect("biden not identified");
-    let (a, b) = (
-        last_plain.map_readable().unwrap(),
-        last.map_readable().unwrap(),
-    );
-    let stride = (common::MOVING_W * 3).div_ceil(4) * 4;
-    let changed = |r: (u32, u32, u32, u32)| {
-        let (x, y, w, h) = (r.0 as usize, r.1 as usize, r.2 as usize, r.3 as usize);
-        let n = (y..y + h)
-            .flat_map(|yy| (x * 3..(x + w) * 3).map(move |i| yy * stride + i))
-            .filter(|&i| a[i] != b[i])
-            .count();
-        n as f64 / (w * h * 3) as f64
-    };
     assert_eq!(
-        changed(obama.rect),
+        changed(11, obama.rect),
         0.0,
         "the listed person's face was touched"
     );
-    assert!(changed(biden.rect) > 0.5, "the other face is not redacted");
+    assert!(
+        changed(11, biden.rect) > 0.5,
+        "the other face is not redacted"
+    );
     // Before the matcher decided, obama was redacted too (fail closed).
     let first = meta::faces(&redacted[0]);
-    assert!(first.iter().all(|f| f.identity.is_none()));
+    assert_eq!(first.len(), 2, "{first:?}");
+    for f in &first {
+        assert!(f.identity.is_none(), "{f:?}");
+        assert!(
+            changed(0, f.rect) > 0.5,
+            "frame 0: the face at {:?} is not redacted",
+            f.rect
+        );
+    }
     std::fs::remove_dir_all(&d).unwrap();
 }
 
@@ -208,14 +216,13 @@ fn veilbin_redacts_only_when_asked() {
     let list = common::obama_list(&d);
     for (redact, want) in [("", 6), ("redact=all", 0)] {
         let out = d.join("out.png");
-        let run = common::run_pipeline(&format!(
+        common::run_pipeline(&format!(
             "{} ! veilbin watchlist=\"{}\" {redact} ! videoconvert ! pngenc \
              ! filesink location=\"{}\"",
             common::photo_src("t1.jpg", "video/x-raw"),
             list.display(),
             out.display()
         ));
-        assert!(run.error.is_none(), "{:?}", run.error);
         assert_eq!(faces_in(&out), want, "veilbin {redact}");
     }
     std::fs::remove_dir_all(&d).unwrap();

@@ -49,7 +49,7 @@ fn rtsp_camera_through_veilbin_matches() {
     // the watch branch and a recording branch, as an NVR would run them
     let pipeline = gst::parse::launch(&format!(
         "rtspsrc location={} latency=200 ! decodebin ! tee name=t \
-         t. ! queue ! veilbin watchlist=\"{}\" camera-id=door ! fakesink sync=false \
+         t. ! queue ! veilbin name=door watchlist=\"{}\" camera-id=door ! fakesink sync=false \
          t. ! queue ! videoconvert ! x264enc tune=zerolatency speed-preset=ultrafast ! matroskamux ! filesink location=\"{}\"",
         RtspCamera::url(port),
         list.display(),
@@ -59,16 +59,38 @@ fn rtsp_camera_through_veilbin_matches() {
     pipeline.set_state(gst::State::Playing).unwrap();
     let label = wait_for_match(&pipeline, Duration::from_secs(90));
     pipeline.send_event(gst::event::Eos::new());
-    let _ = pipeline
-        .bus()
-        .unwrap()
-        .timed_pop_filtered(gst::ClockTime::from_seconds(10), &[gst::MessageType::Eos]);
+    let end = pipeline.bus().unwrap().timed_pop_filtered(
+        gst::ClockTime::from_seconds(10),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    );
+    // Both branches saw every frame of the tee: the watch branch's detector counted them.
+    let analysed = pipeline
+        .downcast_ref::<gst::Bin>()
+        .and_then(|p| p.by_name("door"))
+        .and_then(|b| b.downcast::<gst::Bin>().ok())
+        .and_then(|b| b.by_name("detect"))
+        .expect("veilbin's detector")
+        .property::<gst::Structure>("stats")
+        .get::<u64>("frames")
+        .unwrap();
     pipeline.set_state(gst::State::Null).unwrap();
     assert_eq!(label.as_deref(), Some("obama"));
     assert!(
-        std::fs::metadata(&rec).unwrap().len() > 1000,
-        "the recording branch wrote nothing"
+        end.as_ref()
+            .is_some_and(|m| matches!(m.view(), gst::MessageView::Eos(_))),
+        "the recording did not end cleanly: {end:?}"
     );
+    // The recording decodes, frame for frame what the watch branch analysed.
+    let decoded = common::run_pipeline(&format!(
+        "filesrc location=\"{}\" ! matroskademux ! h264parse ! avdec_h264 ! videoconvert \
+         ! video/x-raw,format=I420 ! appsink name=sink",
+        rec.display()
+    ));
+    let recorded = decoded.buffers.len() as u64;
+    eprintln!("recorded {recorded} frames, analysed {analysed}");
+    // (the match alone takes two analysed frames: min-hits)
+    assert!(recorded >= 2, "{recorded} frames recorded");
+    assert_eq!(recorded, analysed, "the recording lost frames");
     std::fs::remove_dir_all(d).unwrap();
 }
 

@@ -170,23 +170,113 @@ fn remove_through_a_symlink_changes_the_real_list() {
     std::fs::remove_dir_all(&d).unwrap();
 }
 
+/// The names created directly in `dir` while `f` runs (inotify's IN_CREATE events).
+fn created_in(dir: &Path, f: impl FnOnce()) -> Vec<String> {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a new inotify descriptor, owned by `events` from here on.
+    let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+    assert!(
+        fd >= 0,
+        "inotify_init1: {}",
+        std::io::Error::last_os_error()
+    );
+    let mut events = unsafe { std::fs::File::from_raw_fd(fd) };
+    // SAFETY: a valid descriptor and a NUL-terminated path.
+    let wd = unsafe { libc::inotify_add_watch(fd, path.as_ptr(), libc::IN_CREATE) };
+    assert!(
+        wd >= 0,
+        "inotify_add_watch: {}",
+        std::io::Error::last_os_error()
+    );
+    f();
+    let mut names = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    // struct inotify_event: wd, mask, cookie, len (4 bytes each), then `len` bytes of name (NUL
+    // padded). Reading stops when the queue is empty (WouldBlock).
+    while let Ok(n) = events.read(&mut buf) {
+        let mut at = 0;
+        while at + 16 <= n {
+            let mask = u32::from_ne_bytes(buf[at + 4..at + 8].try_into().unwrap());
+            assert_eq!(mask & libc::IN_Q_OVERFLOW, 0, "inotify queue overflow");
+            let len = u32::from_ne_bytes(buf[at + 12..at + 16].try_into().unwrap()) as usize;
+            let name = buf[at + 16..at + 16 + len]
+                .split(|b| *b == 0)
+                .next()
+                .unwrap();
+            names.push(String::from_utf8_lossy(name).to_string());
+            at += 16 + len;
+        }
+    }
+    names
+}
+
+/// The random part of a writer's temporary name (`.<file>.tmp.<suffix>`), `None` for other names.
+fn temp_suffix(name: &str) -> Option<&str> {
+    name.strip_prefix('.')?.split_once(".tmp.").map(|(_, s)| s)
+}
+
 #[test]
 fn planted_files_are_neither_followed_nor_kept() {
     let d = scratch("sec-planted");
-    let (list, _) = list(&d);
+    let (list, model) = list(&d);
+    // The temporary names writers pick: the list saves of three rekeys and of an init of another
+    // list (keys go through a pending name, `<key>.new`, created afresh, then renamed).
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        seen.extend(created_in(&d, || {
+            cli_ok(&list, &["rekey"]);
+        }));
+    }
+    seen.extend(created_in(&d, || {
+        cli_ok(
+            &d.join("other.fvl"),
+            &["--model", model.to_str().unwrap(), "init"],
+        );
+    }));
+    let temps: Vec<&str> = seen.iter().filter_map(|n| temp_suffix(n)).collect();
+    assert!(
+        seen.iter().filter(|n| n.starts_with(".w.fvl.tmp.")).count() == 3
+            && seen.iter().any(|n| n.starts_with(".other.fvl.tmp."))
+            && temps.len() == 4,
+        "{seen:?}"
+    );
+    // Unpredictable: 64 random bits each (16 hex digits), no two alike, nor sharing most of their
+    // digits as a time, a pid or a counter would.
+    for (i, a) in temps.iter().enumerate() {
+        assert!(
+            a.len() == 16 && a.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{a}: not 16 hex digits ({seen:?})"
+        );
+        for b in &temps[i + 1..] {
+            let same = a.bytes().zip(b.bytes()).filter(|(x, y)| x == y).count();
+            assert!(same < 10, "{a} and {b} share {same} of 16 digits");
+        }
+    }
+
+    // Names a writer would open if it picked them again (every name seen above, for the list and
+    // for its key), the pending key name of rekey, and a crashed writer's leftover: links to a
+    // file that an attacker owns.
     let victim = d.join("attacker-owned");
     std::fs::write(&victim, b"attacker").unwrap();
     std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o666)).unwrap();
-    // Names the old code would have opened without O_EXCL: the temp names of the next pids, and
-    // the pending key name of rekey; plus a crashed writer's leftover.
-    let next_pid = std::process::id();
-    for pid in next_pid..next_pid + 64 {
-        for name in [".w.fvl.tmp.", ".w.fvl.key.new.tmp.", ".w.fvl.key.tmp."] {
-            std::os::unix::fs::symlink(&victim, d.join(format!("{name}{pid}"))).unwrap();
+    for suffix in &temps {
+        for name in [".w.fvl.tmp.", ".w.fvl.key.tmp.", ".w.fvl.key.new.tmp."] {
+            std::os::unix::fs::symlink(&victim, d.join(format!("{name}{suffix}"))).unwrap();
         }
     }
     std::os::unix::fs::symlink(&victim, d.join("w.fvl.key.new")).unwrap();
-    cli_ok(&list, &["rekey"]);
+    let last = created_in(&d, || {
+        cli_ok(&list, &["rekey"]);
+    });
+    for name in &last {
+        assert!(
+            temp_suffix(name).is_none_or(|s| !temps.contains(&s)),
+            "{name} picked again"
+        );
+    }
     assert_eq!(
         std::fs::read(&victim).unwrap(),
         b"attacker",
@@ -441,21 +531,41 @@ fn short_passphrases_need_an_explicit_flag() {
     let model = fake_model(&d);
     let m = model.to_str().unwrap();
     let list = d.join("p.fvl");
-    let run = |pass: &str, extra: &[&str]| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_faceveil"));
-        c.arg("--list")
+    // `faceveil --passphrase-env FW_PASS <args>` with FW_PASS = `pass`: (exit code, output).
+    let run = |pass: &str, args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_faceveil"))
+            .arg("--list")
             .arg(&list)
             .args(["--model", m, "--passphrase-env", "FW_PASS"])
-            .args(extra)
-            .args(["init", "--force"])
-            .env("FW_PASS", pass);
-        c.output().unwrap()
+            .args(args)
+            .env("FW_PASS", pass)
+            .env_remove("FACEVEIL_KEY")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code(), text)
     };
-    let out = run("short", &[]);
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("fewer than 12"));
+    let (code, text) = run("short", &["init", "--force"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("fewer than 12"), "{text}");
     assert!(!list.exists());
-    assert!(run("short", &["--weak-passphrase"]).status.success());
-    assert!(run("a long enough passphrase", &[]).status.success());
+    // With the flag the short passphrase makes a list that it, and only it, opens.
+    let (code, text) = run("short", &["--weak-passphrase", "init", "--force"]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = run("short", &["verify"]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = run("short", &["list"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.starts_with("0 identities"), "{text}");
+    let (code, text) = run("shorT", &["verify"]);
+    assert_eq!(code, Some(6), "a wrong passphrase opened the list: {text}");
+    // A long one needs no flag, and then the short one no longer opens the list.
+    let (code, text) = run("a long enough passphrase", &["init", "--force"]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = run("a long enough passphrase", &["verify"]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = run("short", &["verify"]);
+    assert_eq!(code, Some(6), "{text}");
     std::fs::remove_dir_all(&d).unwrap();
 }

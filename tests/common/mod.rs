@@ -42,19 +42,46 @@ pub fn photo(name: &str) -> PathBuf {
 pub struct Run {
     pub buffers: Vec<gst::Buffer>,
     pub element_messages: Vec<gst::Structure>,
+    /// Warnings on the bus, each as "<message> (<debug>)".
+    pub warnings: Vec<String>,
+    /// The error on the bus, as "<message> (<debug>)": always `None` from [`run_pipeline`], always
+    /// `Some` from [`run_failing`].
     pub error: Option<String>,
     /// The state change to PLAYING failed.
     pub start_failed: bool,
 }
 
-/// Runs `desc` (which must end in `appsink name=sink` or another sink) to EOS or error and collects
-/// what reached the appsink named `sink`, plus element messages.
+/// How long a test pipeline may take to reach EOS (or an error) before the test fails as hung.
+pub const PIPELINE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Runs `desc` (which must end in `appsink name=sink` or another sink) to EOS and collects what
+/// reached the appsink named `sink`, plus element messages and warnings. The test fails on an error
+/// on the bus, on a failed start, and when no EOS comes within [`PIPELINE_TIMEOUT`]: a hung or
+/// broken pipeline never passes a test that expects nothing to happen.
 pub fn run_pipeline(desc: &str) -> Run {
+    let run = run_to_end(desc);
+    assert!(
+        run.error.is_none() && !run.start_failed,
+        "{desc}: {}",
+        run.error
+            .as_deref()
+            .unwrap_or("the state change to PLAYING failed")
+    );
+    run
+}
+
+/// Runs `desc`, which must fail: returns the run with its `error` (and whether the start failed).
+/// The test fails when it reaches EOS without an error, or hangs past [`PIPELINE_TIMEOUT`].
+pub fn run_failing(desc: &str) -> Run {
+    let run = run_to_end(desc);
+    assert!(run.error.is_some(), "{desc}: ended without an error");
+    run
+}
+
+/// Runs `desc` to EOS or its first error; panics when neither comes in time.
+fn run_to_end(desc: &str) -> Run {
     init();
-    let pipeline = gst::parse::launch(desc)
-        .unwrap_or_else(|e| panic!("parse {desc}: {e}"))
-        .downcast::<gst::Pipeline>()
-        .unwrap();
+    let pipeline = launch(desc);
     let collected = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     if let Some(sink) = pipeline.by_name("sink")
         && let Ok(appsink) = sink.downcast::<gst_app::AppSink>()
@@ -76,18 +103,32 @@ pub fn run_pipeline(desc: &str) -> Run {
     if pipeline.set_state(gst::State::Playing).is_err() {
         run.start_failed = true;
     }
-    for msg in bus.iter_timed(gst::ClockTime::from_seconds(120)) {
+    let deadline = std::time::Instant::now() + PIPELINE_TIMEOUT;
+    let mut ended = false;
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        let Some(msg) = bus.timed_pop(gst::ClockTime::from_nseconds(left.as_nanos() as u64)) else {
+            break;
+        };
         use gst::MessageView;
         match msg.view() {
-            MessageView::Eos(_) => break,
+            MessageView::Eos(_) => {
+                ended = true;
+                break;
+            }
             MessageView::Error(e) => {
                 run.error = Some(format!(
                     "{} ({})",
                     e.error(),
                     e.debug().map(|d| d.to_string()).unwrap_or_default()
                 ));
+                ended = true;
                 break;
             }
+            MessageView::Warning(w) => run.warnings.push(format!(
+                "{} ({})",
+                w.error(),
+                w.debug().map(|d| d.to_string()).unwrap_or_default()
+            )),
             MessageView::Element(e) => {
                 if let Some(s) = e.structure() {
                     run.element_messages.push(s.to_owned());
@@ -97,9 +138,24 @@ pub fn run_pipeline(desc: &str) -> Run {
         }
     }
     pipeline.set_state(gst::State::Null).unwrap();
+    assert!(
+        ended,
+        "{desc}: neither EOS nor an error within {PIPELINE_TIMEOUT:?}: the pipeline hung"
+    );
     std::thread::sleep(Duration::from_millis(1));
     run.buffers = std::mem::take(&mut *collected.lock().unwrap());
     run
+}
+
+/// Fails the test (after stopping `pipeline`) if its bus holds an error; other messages are
+/// dropped.
+fn fail_on_bus_error(pipeline: &gst::Pipeline, bus: &gst::Bus) {
+    while let Some(m) = bus.pop() {
+        if let gst::MessageView::Error(e) = m.view() {
+            pipeline.set_state(gst::State::Null).unwrap();
+            panic!("error on the bus: {} {:?}", e.error(), e.debug());
+        }
+    }
 }
 
 /// `filesrc ! decodebin ! videoconvert ! <caps>`: a still photo as one raw frame.
@@ -118,7 +174,6 @@ pub fn embed_photo(name: &str, caps: &str, props: &str) -> Vec<gstfaceveil::meta
         "{} ! veildetect ! veilembed {props} ! appsink name=sink",
         photo_src(name, caps)
     ));
-    assert!(run.error.is_none(), "{name}: {:?}", run.error);
     assert_eq!(run.buffers.len(), 1);
     gstfaceveil::meta::faces(&run.buffers[0])
 }
@@ -293,12 +348,11 @@ fn segments_into_concat(segments: &[(&str, usize)]) -> String {
 /// An H.264 MP4 of 640x480 segments at 10 fps, `frames` frames of each photo.
 pub fn clip(dir: &std::path::Path, segments: &[(&str, usize)]) -> PathBuf {
     let out = dir.join("clip.mp4");
-    let run = run_pipeline(&format!(
+    run_pipeline(&format!(
         "concat name=c ! x264enc tune=zerolatency ! mp4mux ! filesink location=\"{}\" {}",
         out.display(),
         segments_into_concat(segments)
     ));
-    assert!(run.error.is_none(), "{:?}", run.error);
     out
 }
 
@@ -454,7 +508,8 @@ pub fn moving_frames(
 }
 
 /// Pushes [`moving_frames`] at 25 fps through `appsrc ! <middle> ! appsink`; returns what came out
-/// and the pipeline (at EOS, for reading stats; the caller sets it to NULL).
+/// and the pipeline (at EOS, for reading stats; the caller sets it to NULL). The test fails on an
+/// error on the bus and when no EOS comes within [`PIPELINE_TIMEOUT`].
 pub fn push_frames(middle: &str, frames: Vec<Vec<u8>>) -> (Vec<gst::Buffer>, gst::Pipeline) {
     let pipeline = launch(&format!(
         "appsrc name=src format=time caps=video/x-raw,format=RGB,width={MOVING_W},height={MOVING_H},framerate=25/1 \
@@ -462,6 +517,7 @@ pub fn push_frames(middle: &str, frames: Vec<Vec<u8>>) -> (Vec<gst::Buffer>, gst
     ));
     let src = child::<gst_app::AppSrc>(&pipeline, "src");
     let sink = child::<gst_app::AppSink>(&pipeline, "sink");
+    let bus = pipeline.bus().unwrap();
     pipeline.set_state(gst::State::Playing).unwrap();
     for (n, frame) in frames.into_iter().enumerate() {
         let mut buf = gst::Buffer::from_mut_slice(frame);
@@ -471,9 +527,20 @@ pub fn push_frames(middle: &str, frames: Vec<Vec<u8>>) -> (Vec<gst::Buffer>, gst
         src.push_buffer(buf).unwrap();
     }
     src.end_of_stream().unwrap();
+    let deadline = std::time::Instant::now() + PIPELINE_TIMEOUT;
     let mut out = Vec::new();
-    while let Ok(s) = sink.pull_sample() {
-        out.push(s.buffer_owned().unwrap());
+    loop {
+        // An element that failed pushes nothing more, EOS included: look at the bus meanwhile.
+        fail_on_bus_error(&pipeline, &bus);
+        if let Some(s) = sink.try_pull_sample(gst::ClockTime::from_mseconds(200)) {
+            out.push(s.buffer_owned().unwrap());
+        } else if sink.is_eos() {
+            break;
+        } else if std::time::Instant::now() > deadline {
+            pipeline.set_state(gst::State::Null).unwrap();
+            panic!("{middle}: no EOS within {PIPELINE_TIMEOUT:?}: the pipeline hung");
+        }
     }
+    fail_on_bus_error(&pipeline, &bus);
     (out, pipeline)
 }
