@@ -168,7 +168,7 @@ pub struct Face {
     pub detected: bool,
     /// Added by veilembed.
     pub embedding: Option<Embedding>,
-    /// Added by faceveil.
+    /// Added by veilmatch.
     pub identity: Option<IdentityTag>,
 }
 

@@ -24,9 +24,8 @@ pub fn model(task: Task, use_: &str) -> glib::ParamSpec {
     glib::ParamSpecString::builder("model")
         .nick(nick)
         .blurb(&format!(
-            "Path of the {what} model{use_} (.onnx, with its .toml manifest beside it). Unset: {} \
-             from $FACEVEIL_MODEL_DIR, then the installed data dir (<datadir>/faceveil/models). \
-             Read at start",
+            "Path of the {what} model{use_}, an .onnx with its .toml manifest beside it, read at \
+             start (unset: {} from $FACEVEIL_MODEL_DIR or the installed models)",
             task.default_file()
         ))
         .mutable_ready()
@@ -38,8 +37,8 @@ pub fn threads(whose: &str) -> glib::ParamSpec {
     glib::ParamSpecUInt::builder("threads")
         .nick("Threads")
         .blurb(&format!(
-            "ONNX Runtime intra-op threads {whose} (0 = the machine's available cores, at most 4). \
-             Read at start"
+            "ONNX Runtime intra-op threads {whose}, read at start (0 = the available cores, at \
+             most 4)"
         ))
         .maximum(256)
         .default_value(0)

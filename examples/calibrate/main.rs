@@ -471,7 +471,7 @@ fn open_set_report(
          (right-person rate, wrong-person rate) and every photo of the people not enrolled plus {extra_strangers}\n\
          faces of the colour test and background photos turned grayscale (stranger false-alarm rate: a\n\
          stranger's best identity passes the decision). Every choice of K consecutive people (20 lists\n\
-         for K < 20) is scored with the real index and the rule of the element and `veilmatch identify`\n\
+         for K < 20) is scored with the real index and the rule of the element and `faceveil identify`\n\
          (`engine::matcher::decide`). For K = 20 every ORL person is enrolled, so its strangers are only\n\
          the {extra_strangers} others: its measured rate is coarse; the predicted column is what to rely on.\n\n\
          Predicted = 1 − (1 − p)^K, with p the stranger rate measured for one person (K = 1, same E): each\n\

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 //! The open-set evaluation: K people enrolled from E photos each, every other photo of them and
 //! every photo of people not enrolled shown as probes, decided by the same index and rule as
-//! `veilmatch identify` and the `veilmatch` element (`engine::matcher::decide`). Grayscale faces:
+//! `faceveil identify` and the `veilmatch` element (`engine::matcher::decide`). Grayscale faces:
 //! ORL s1..s20 (never s21..s40), with the colour test and background photos turned grayscale as
 //! further strangers.
 

@@ -116,7 +116,7 @@ pub struct Stats(Counts);
 impl element::Stats for Stats {
     fn structure(&self) -> gst::Structure {
         let c = &self.0;
-        gst::Structure::builder("faceveil-stats")
+        gst::Structure::builder("veilmatch-stats")
             .field("frames", c.frames)
             .field("searches", c.searches)
             .field("search-time-us", c.search_ns / 1000)
