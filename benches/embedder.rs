@@ -41,7 +41,7 @@ fn main() {
     let len = emb.chip_len();
     let mut chips = vec![0f32; 8 * len];
     for k in 0..8 {
-        emb.chip(
+        emb.chip_sharpness(
             &frame,
             &faces[k % n].landmarks,
             1.0,

@@ -170,7 +170,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let start = chips.len();
                 chips.resize(start + len, 0.0);
                 if emb
-                    .chip(&view, &f.landmarks, 1.0, &mut chips[start..])
+                    .chip_sharpness(&view, &f.landmarks, 1.0, &mut chips[start..])
                     .is_some()
                 {
                     n += 1;

@@ -166,11 +166,7 @@ impl Detector {
             path: spec.model_path.clone(),
             reason,
         };
-        let section = spec
-            .manifest
-            .detector
-            .as_ref()
-            .ok_or_else(|| bad("manifest has no [detector] section".into()))?;
+        let section = spec.manifest.detector_section().map_err(bad)?;
         let decoder = decoder_for(section).map_err(|e| bad(e.to_string()))?;
         let session = load_session(&spec.model_path, threads)?;
         let outputs: Vec<&str> = decoder.output_names().iter().map(String::as_str).collect();

@@ -227,11 +227,7 @@ impl Embedder {
             path: spec.manifest_path.clone(),
             reason,
         };
-        let section = spec
-            .manifest
-            .embedder
-            .clone()
-            .ok_or_else(|| bad("manifest has no [embedder] section".into()))?;
+        let section = spec.manifest.embedder_section().map_err(bad)?.clone();
         let chip = section.chip_size as usize;
         if section.template.len() < 2 {
             return Err(bad("embedder.template needs at least 2 points".into()));
@@ -307,21 +303,8 @@ impl Embedder {
     }
 
     /// Warps a face's chip from the frame (pixel aspect ratio `par`) into `out` (`chip_len()`
-    /// values); returns its quality, the score attached to each face: [`frontalness`] ×
-    /// [`sharpness`], in [0, 1].
-    pub fn chip(
-        &self,
-        frame: &FrameView<'_>,
-        landmarks: &[[f32; 2]],
-        par: f32,
-        out: &mut [f32],
-    ) -> Option<f32> {
-        let sharp = self.chip_sharpness(frame, landmarks, par, out)?;
-        Some(frontalness(&square_pixels(landmarks, par)) * sharp)
-    }
-
-    /// [`Embedder::chip`], returning the chip's [`sharpness`] instead of the quality (which is
-    /// this times the landmarks' [`frontalness`]).
+    /// values); returns the chip's [`sharpness`]. A face's quality is this times the landmarks'
+    /// [`frontalness`] (`engine::embed_step` carries the sharpness along a track).
     pub fn chip_sharpness(
         &self,
         frame: &FrameView<'_>,

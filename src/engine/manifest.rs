@@ -305,6 +305,20 @@ impl Manifest {
         Ok(())
     }
 
+    /// The `[detector]` section, or why there is none.
+    pub fn detector_section(&self) -> Result<&DetectorSection, String> {
+        self.detector
+            .as_ref()
+            .ok_or_else(|| "manifest has no [detector] section".into())
+    }
+
+    /// The `[embedder]` section, or why there is none.
+    pub fn embedder_section(&self) -> Result<&EmbedderSection, String> {
+        self.embedder
+            .as_ref()
+            .ok_or_else(|| "manifest has no [embedder] section".into())
+    }
+
     /// The tensor a frame is sampled into, for a tensor of `width`×`height`.
     pub fn tensor_spec(&self, width: usize, height: usize) -> TensorSpec {
         let i = &self.input;

@@ -252,7 +252,7 @@ mod tests {
     use crate::engine::watchlist::file::Secret;
     use crate::engine::watchlist::reload::Source;
     use crate::engine::watchlist::store::save;
-    use crate::engine::watchlist::{Descriptor, Identity, Watchlist};
+    use crate::engine::watchlist::{Identity, Watchlist};
 
     const MODEL: &str = "m:1";
 
@@ -264,18 +264,12 @@ mod tests {
         let path = dir.join("list.fvl");
         let mut list = Watchlist::new(MODEL);
         for (label, v) in [("ann", [1.0, 0.0]), ("bob", [0.0, 1.0])] {
-            list.identities.push(Identity {
-                id: format!("id-{label}"),
-                label: label.into(),
-                note: None,
-                added_by: "test".into(),
-                added_at: 0,
-                expires_at: None,
-                descriptors: vec![Descriptor {
-                    model_id: MODEL.into(),
-                    vector: v.to_vec(),
-                }],
-            });
+            list.identities.push(Identity::for_test(
+                &format!("id-{label}"),
+                label,
+                MODEL,
+                v.to_vec(),
+            ));
         }
         let secret = Secret::Key([3; 32]);
         save(&path, &mut list, &secret).unwrap();

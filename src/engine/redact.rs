@@ -202,6 +202,10 @@ mod tests {
     use super::*;
     use crate::engine::frame::PlaneKind;
 
+    fn pbox(x0: usize, y0: usize, x1: usize, y1: usize) -> PixelBox {
+        PixelBox { x0, y0, x1, y1 }
+    }
+
     /// A 40×20 RGBx frame of noise, and its plane.
     fn noise(w: usize, h: usize, bytes: usize) -> Vec<u8> {
         let mut s = 12345u32;
@@ -254,12 +258,7 @@ mod tests {
     #[test]
     fn each_method_changes_the_box_only_and_leaves_alpha() {
         let (w, h) = (40, 20);
-        let b = PixelBox {
-            x0: 10,
-            y0: 4,
-            x1: 30,
-            y1: 16,
-        };
+        let b = pbox(10, 4, 30, 16);
         for method in [Method::Pixelate, Method::Blur, Method::Fill] {
             let orig = noise(w, h, 4);
             let mut data = orig.clone();
@@ -294,12 +293,7 @@ mod tests {
     #[test]
     fn pixelate_leaves_one_value_per_block_and_fill_is_black() {
         let (w, h) = (40, 40);
-        let b = PixelBox {
-            x0: 0,
-            y0: 0,
-            x1: 40,
-            y1: 40,
-        };
+        let b = pbox(0, 0, 40, 40);
         let mut data = noise(w, h, 4);
         // strength 25 % of 40 = blocks of 10
         redact(
@@ -329,12 +323,7 @@ mod tests {
     #[test]
     fn blur_averages_out_noise_and_keeps_flat_areas() {
         let (w, h) = (40, 40);
-        let b = PixelBox {
-            x0: 0,
-            y0: 0,
-            x1: 40,
-            y1: 40,
-        };
+        let b = pbox(0, 0, 40, 40);
         let mut flat = vec![77u8; w * h * 4];
         redact(
             &mut [plane(&mut flat, w, h)],
@@ -371,12 +360,7 @@ mod tests {
         // I420 10×10 box in a 20×20 frame: Y 20×20, U 10×10.
         let mut y = vec![200u8; 400];
         let mut u = vec![50u8; 100];
-        let b = PixelBox {
-            x0: 4,
-            y0: 4,
-            x1: 14,
-            y1: 14,
-        };
+        let b = pbox(4, 4, 14, 14);
         let mut planes = [
             PlaneMut {
                 data: &mut y,

@@ -92,44 +92,39 @@ pub(super) fn resample(
     row: &mut Vec<f32>,
     outs: &mut [&mut [f32]],
 ) {
+    let job = Job(src, stride, step, offs, xt, yt, row, outs);
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2 (checked just above). The same code, compiled for 8 lanes
         // instead of SSE2's 4; without FMA, so results are the same bit for bit.
-        unsafe { resample_avx2(src, stride, step, offs, xt, yt, row, outs) };
+        unsafe { resample_avx2(job) };
         return;
     }
-    resample_body(src, stride, step, offs, xt, yt, row, outs);
+    resample_body(job);
 }
+
+/// The arguments of [`resample`], in its order, handed to the one body that both instruction sets
+/// compile.
+struct Job<'a, 'o>(
+    &'a [u8],
+    usize,
+    usize,
+    &'a [usize],
+    &'a AxisTaps,
+    &'a AxisTaps,
+    &'a mut Vec<f32>,
+    &'a mut [&'o mut [f32]],
+);
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-#[allow(clippy::too_many_arguments)]
-fn resample_avx2(
-    src: &[u8],
-    stride: usize,
-    step: usize,
-    offs: &[usize],
-    xt: &AxisTaps,
-    yt: &AxisTaps,
-    row: &mut Vec<f32>,
-    outs: &mut [&mut [f32]],
-) {
-    resample_body(src, stride, step, offs, xt, yt, row, outs);
+fn resample_avx2(job: Job<'_, '_>) {
+    resample_body(job);
 }
 
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn resample_body(
-    src: &[u8],
-    stride: usize,
-    step: usize,
-    offs: &[usize],
-    xt: &AxisTaps,
-    yt: &AxisTaps,
-    row: &mut Vec<f32>,
-    outs: &mut [&mut [f32]],
-) {
+fn resample_body(job: Job<'_, '_>) {
+    let Job(src, stride, step, offs, xt, yt, row, outs) = job;
     let (ow, oh) = (xt.inside.len(), yt.inside.len());
     let lo = xt.min_idx * step;
     let hi = xt.max_idx * step + step;

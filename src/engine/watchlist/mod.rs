@@ -40,6 +40,23 @@ impl Identity {
     pub fn expired(&self, now: i64) -> bool {
         self.expires_at.is_some_and(|t| t <= now)
     }
+
+    /// A test identity: one descriptor `vector` of `model_id`, added at 0 by "test", no expiry.
+    #[cfg(test)]
+    pub(crate) fn for_test(id: &str, label: &str, model_id: &str, vector: Vec<f32>) -> Identity {
+        Identity {
+            id: id.into(),
+            label: label.into(),
+            note: None,
+            added_by: "test".into(),
+            added_at: 0,
+            expires_at: None,
+            descriptors: vec![Descriptor {
+                model_id: model_id.into(),
+                vector,
+            }],
+        }
+    }
 }
 
 /// The decrypted content of a watch-list file.

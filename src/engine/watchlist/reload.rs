@@ -197,23 +197,17 @@ impl Reloader {
 mod tests {
     use super::*;
     use crate::engine::watchlist::store::save;
-    use crate::engine::watchlist::{Descriptor, Identity, Watchlist};
+    use crate::engine::watchlist::{Identity, Watchlist};
 
     fn list(labels: &[&str]) -> Watchlist {
         let mut w = Watchlist::new("m:1");
         for (i, l) in labels.iter().enumerate() {
-            w.identities.push(Identity {
-                id: format!("id{i}"),
-                label: l.to_string(),
-                note: None,
-                added_by: "test".into(),
-                added_at: 0,
-                expires_at: None,
-                descriptors: vec![Descriptor {
-                    model_id: "m:1".into(),
-                    vector: vec![1.0, i as f32],
-                }],
-            });
+            w.identities.push(Identity::for_test(
+                &format!("id{i}"),
+                l,
+                "m:1",
+                vec![1.0, i as f32],
+            ));
         }
         w
     }
