@@ -24,7 +24,7 @@ pub(crate) struct EnrollArgs {
     #[arg(long)]
     note: Option<String>,
     /// Expiry: an RFC 3339 time (2027-01-31T00:00:00Z) or a duration from now (30d, 12h)
-    /// [default: the list's default expiry (init --default-expiry), if it has one]
+    /// [default: a person already on the list keeps theirs; a new one gets the list's default expiry (init --default-expiry), if it has one]
     #[arg(long)]
     expires: Option<String>,
     /// Never expires, whatever the list's default expiry
@@ -67,6 +67,20 @@ fn parse_expiry(s: &str) -> Result<i64, Fail> {
         return Err(bad("more than 100 years from now"));
     }
     Ok(t)
+}
+
+/// `init --default-expiry`: a duration, more than none and at most 100 years (what `--expires`
+/// takes): `0s` would expire every enrolment at once, and a huge one would wrap.
+pub(crate) fn parse_default_expiry(s: &str) -> Result<u64, Fail> {
+    let bad = |why: &str| Fail(2, format!("--default-expiry {s}: {why}"));
+    let d = humantime::parse_duration(s).map_err(|e| bad(&e.to_string()))?;
+    if d.is_zero() {
+        return Err(bad("zero: every enrolment would expire at once"));
+    }
+    if d.as_secs() > MAX_EXPIRY_S as u64 {
+        return Err(bad("more than 100 years"));
+    }
+    Ok(d.as_secs())
 }
 
 /// Least distance between the eyes (pixels) of a face `enroll` takes as a reference.
@@ -230,12 +244,26 @@ pub(crate) fn cmd_enroll(g: &Global, a: EnrollArgs) -> Result<(), Fail> {
                      alerts; if they are the same person, enroll under one label"
                 );
             }
-            // Retention: the list's default expiry unless the user chose.
-            let expires_at = match (expires_at, no_expiry, list.default_expiry) {
-                (Some(t), _, _) => Some(t),
-                (None, false, Some(d)) => Some(now().saturating_add(d as i64)),
-                _ => None,
+            // Retention: what the user chose; else a person already on the list keeps theirs (a
+            // new photo neither extends it nor revives an expired entry), a new one gets the
+            // list's default expiry.
+            let existing = list.identities.iter().find(|i| i.label == label);
+            let expires_at = match (expires_at, no_expiry, existing, list.default_expiry) {
+                (Some(t), _, _, _) => Some(t),
+                (None, true, _, _) => None,
+                (None, false, Some(e), _) => e.expires_at,
+                (None, false, None, Some(d)) => Some(now().saturating_add(d as i64)),
+                (None, false, None, None) => None,
             };
+            if let Some(t) = expires_at.filter(|&t| t <= now())
+                && existing.is_some()
+            {
+                eprintln!(
+                    "warning: {label} expired at {} and stays expired (purge-expired removes it); \
+                     give --expires to keep them on the list",
+                    fmt_time(t)
+                );
+            }
             let detail = format!(
                 "{n} descriptor(s), expires {}",
                 expires_at.map_or("never".into(), fmt_time)
@@ -246,9 +274,7 @@ pub(crate) fn cmd_enroll(g: &Global, a: EnrollArgs) -> Result<(), Fail> {
                     if note.is_some() {
                         existing.note = note;
                     }
-                    if expires_at.is_some() || no_expiry {
-                        existing.expires_at = expires_at;
-                    }
+                    existing.expires_at = expires_at;
                     existing.id.clone()
                 }
                 None => {

@@ -24,11 +24,7 @@ pub(crate) fn cmd_init(
 ) -> Result<(), Fail> {
     let (_, model) = embedder(g)?;
     let default_expiry = default_expiry
-        .map(|d| {
-            humantime::parse_duration(&d)
-                .map(|d| d.as_secs())
-                .map_err(|e| Fail(2, format!("--default-expiry {d}: {e}")))
-        })
+        .map(|d| crate::enroll::parse_default_expiry(&d))
         .transpose()?;
     let mut new_list = Watchlist::new(&model);
     new_list.default_expiry = default_expiry;

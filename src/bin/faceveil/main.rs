@@ -167,6 +167,10 @@ fn run(cli: Cli) -> Result<(), Fail> {
 fn main() -> ExitCode {
     // Before any thread exists (ONNX Runtime is loaded later, by the elements).
     gstfaceveil::engine::runtime::disable_telemetry();
+    // `faceveil list | head -1`: a closed pipe ends the command quietly, as it does any Unix tool,
+    // instead of a panic in println! (Rust ignores SIGPIPE by default).
+    // SAFETY: restoring the default disposition of a signal, before any thread exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     if let Err(e) = gst::init()
         .map_err(|e| e.to_string())

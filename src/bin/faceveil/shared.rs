@@ -10,7 +10,7 @@ use gstfaceveil::engine::cosine::Similarity;
 use gstfaceveil::engine::embedder::{model_id, similarity_for};
 use gstfaceveil::engine::manifest::{ModelSpec, Task};
 use gstfaceveil::engine::watchlist::file::Secret;
-use gstfaceveil::engine::watchlist::store::{Wait, default_key_file, load, resolve_key};
+use gstfaceveil::engine::watchlist::store::{Wait, default_key_file, load, real_path, resolve_key};
 use gstfaceveil::engine::watchlist::{Watchlist, WatchlistError, now};
 
 use crate::Global;
@@ -30,21 +30,44 @@ pub(crate) fn key_file(g: &Global) -> PathBuf {
         .unwrap_or_else(|| default_key_file(&g.list))
 }
 
+/// The list's audit log: `--audit-log`, else `<list>.audit` beside the list itself (a symlinked
+/// `--list` is followed: the log belongs to the file, not to one of the names it has).
 pub(crate) fn audit_log(g: &Global) -> PathBuf {
     g.audit_log.clone().unwrap_or_else(|| {
-        let mut p = g.list.as_os_str().to_owned();
+        let list = real_path(&g.list).unwrap_or_else(|_| g.list.clone());
+        let mut p = list.into_os_string();
         p.push(".audit");
         PathBuf::from(p)
     })
 }
 
-/// Who runs the CLI, for the audit log: $USER, else the user id.
+/// Who runs the CLI, for the audit log: the real user id's name (`$USER` is whatever the caller
+/// set), and the invoking user that sudo names, when run through it: `root (sudo: alice)`.
 fn user() -> String {
-    std::env::var("USER")
-        .ok()
-        .filter(|u| !u.is_empty())
-        // SAFETY: getuid cannot fail.
-        .unwrap_or_else(|| format!("uid:{}", unsafe { libc::getuid() }))
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let name = user_name(uid).unwrap_or_else(|| format!("uid:{uid}"));
+    match std::env::var("SUDO_USER") {
+        Ok(s) if !s.is_empty() && uid == 0 => format!("{name} (sudo: {s})"),
+        _ => name,
+    }
+}
+
+/// The name of user `uid` in the password database.
+fn user_name(uid: libc::uid_t) -> Option<String> {
+    let mut buf = vec![0 as libc::c_char; 4096];
+    // SAFETY: an all-zero passwd is a valid value for getpwuid_r to fill in.
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call, `buf` for its length; the result's strings
+    // point into `buf`, read before it is dropped.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut found) };
+    if rc != 0 || found.is_null() || pw.pw_name.is_null() {
+        return None;
+    }
+    // SAFETY: getpwuid_r succeeded: pw_name is a NUL-terminated string inside `buf`.
+    let name = unsafe { std::ffi::CStr::from_ptr(pw.pw_name) };
+    Some(name.to_string_lossy().into_owned())
 }
 
 /// An audit event by the user.

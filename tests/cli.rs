@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: MIT
+//! The `faceveil` command as an operator uses it: retention that only shortens, bounded default
+//! expiry, the audit log of a symlinked list, the actor the log names, and a closed pipe.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::{cli, cli_ok, photo, require_runtime, scratch};
+
+/// `list --json`'s line for `label`.
+fn entry(list: &std::path::Path, label: &str) -> serde_json::Value {
+    cli_ok(list, &["list", "--json"])
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["label"] == label)
+        .unwrap_or_else(|| panic!("{label} is not on the list"))
+}
+
+/// Re-enrolling someone already on the list without `--expires` keeps their expiry: the list's
+/// default expiry (30 days here) must not extend a shorter one, nor revive an expired entry.
+#[test]
+fn re_enrolling_keeps_the_expiry_unless_told() {
+    require_runtime();
+    let d = scratch("cli-retention");
+    let list = d.join("w.fvl");
+    cli_ok(&list, &["init", "--default-expiry", "30d"]);
+    let obama = photo("obama.jpg");
+    let obama = obama.to_str().unwrap();
+    let obama2 = photo("obama2.jpg");
+    let obama2 = obama2.to_str().unwrap();
+    cli_ok(
+        &list,
+        &["enroll", "--label", "obama", "--expires", "2d", obama],
+    );
+    let before = entry(&list, "obama")["expires_at"].clone();
+    assert!(before.is_string(), "{before}");
+    cli_ok(&list, &["enroll", "--label", "obama", obama2]);
+    let after = entry(&list, "obama");
+    assert_eq!(
+        after["expires_at"], before,
+        "re-enrolment changed the expiry"
+    );
+    assert_eq!(after["descriptors"], 2, "the second photo was not added");
+
+    // An expired entry stays expired (and says so) when a photo is added without --expires.
+    cli_ok(
+        &list,
+        &[
+            "enroll",
+            "--label",
+            "biden",
+            "--expires",
+            "2000-01-01T00:00:00Z",
+            obama,
+        ],
+    );
+    let text = cli_ok(&list, &["enroll", "--label", "biden", obama2]);
+    assert!(text.contains("stays expired"), "{text}");
+    assert_eq!(entry(&list, "biden")["expired"], true);
+    // A new person gets the list's default.
+    let biden = photo("biden.jpg");
+    cli_ok(
+        &list,
+        &["enroll", "--label", "joe", biden.to_str().unwrap()],
+    );
+    assert!(entry(&list, "joe")["expires_at"].is_string());
+    // Told to: --expires sets it, also further out.
+    cli_ok(
+        &list,
+        &["enroll", "--label", "obama", "--expires", "60d", obama2],
+    );
+    assert_ne!(entry(&list, "obama")["expires_at"], before);
+}
+
+/// `init --default-expiry` is bounded like `--expires`: none of these makes a list.
+#[test]
+fn the_default_expiry_is_bounded() {
+    let d = scratch("cli-default-expiry");
+    for bad in ["0s", "10000y", "500000000000y"] {
+        let list = d.join(format!("{}.fvl", bad.len()));
+        let (code, text) = cli(&list, &["init", "--default-expiry", bad]);
+        assert_eq!(code, 2, "{bad}: {text}");
+        assert!(text.contains("--default-expiry"), "{bad}: {text}");
+        assert!(!list.exists(), "{bad}: a list was written");
+    }
+    let list = d.join("ok.fvl");
+    cli_ok(&list, &["init", "--default-expiry", "365d"]);
+}
+
+/// A symlinked `--list` writes its audit line beside the list it points to, where `audit verify`
+/// of the real name finds it; the actor is the real user, whatever `$USER` says.
+#[test]
+fn a_symlinked_list_audits_beside_the_list_as_the_real_user() {
+    let d = scratch("cli-symlink");
+    let real = d.join("real.fvl");
+    let link = d.join("link.fvl");
+    cli_ok(&real, &["init"]);
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_faceveil"))
+        .arg("--list")
+        .arg(&link)
+        .arg("--key-file")
+        .arg(d.join("real.fvl.key"))
+        .arg("rekey")
+        .env("USER", "mallory")
+        .env_remove("SUDO_USER")
+        .env_remove("FACEVEIL_KEY")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        !d.join("link.fvl.audit").exists(),
+        "audit line beside the link"
+    );
+    let log = std::fs::read_to_string(d.join("real.fvl.audit")).unwrap();
+    assert_eq!(log.lines().count(), 2, "{log}");
+    let me = Command::new("id").arg("-un").output().unwrap();
+    let me = String::from_utf8_lossy(&me.stdout).trim().to_string();
+    for line in log.lines() {
+        let e: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(e["actor"], me.as_str(), "not the real user: {line}");
+    }
+    cli_ok(&real, &["audit", "verify"]);
+}
+
+/// `faceveil list | head -1`: the closed pipe ends the command quietly, no panic (exit 101).
+#[test]
+fn a_closed_pipe_is_no_panic() {
+    let d = scratch("cli-pipe");
+    let list = d.join("w.fvl");
+    cli_ok(&list, &["init"]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_faceveil"))
+        .arg("--list")
+        .arg(&list)
+        .arg("list")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away before the first line
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(101), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
