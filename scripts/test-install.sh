@@ -40,7 +40,8 @@ for f in bin/faceveil bin/faceveil-nvr bin/faceveil-mqtt \
          share/bash-completion/completions/faceveil share/zsh/vendor-completions/_faceveil \
          share/fish/vendor_completions.d/faceveil.fish \
          share/doc/faceveil/README.md share/doc/faceveil/WATCHLIST.md share/doc/faceveil/NVR.md \
-         etc/faceveil/nvr.toml.example lib/systemd/system/faceveil-nvr.service; do
+         etc/faceveil/nvr.toml.example lib/systemd/system/faceveil-nvr.service \
+         lib/systemd/system/faceveil-purge-expired.service lib/systemd/system/faceveil-purge-expired.timer; do
   [ -e "$prefix/$f" ] || fail "$f is not installed"
 done
 [ -x "$prefix/bin/faceveil-nvr" ] || fail "faceveil-nvr is not executable"
@@ -66,6 +67,23 @@ mkdir -p "$tmp/lists"
 clean "$prefix/bin/faceveil" --list "$list" init >/dev/null
 clean "$prefix/bin/faceveil" --list "$list" enroll --label obama tests/photos/obama.jpg
 clean "$prefix/bin/faceveil" --list "$list" verify
+
+echo "== the installed purge-expired unit's command deletes an expired person"
+# The unit's own ExecStart, with NVR.md's paths pointed at a scratch list.
+purge=$(sed -n 's/^ExecStart=//p' "$prefix/lib/systemd/system/faceveil-purge-expired.service")
+[ -n "$purge" ] || fail "faceveil-purge-expired.service has no ExecStart"
+plist=$tmp/lists/p.fvl
+clean "$prefix/bin/faceveil" --list "$plist" init >/dev/null
+clean "$prefix/bin/faceveil" --list "$plist" enroll --label biden --expires 1s tests/photos/biden.jpg >/dev/null
+clean "$prefix/bin/faceveil" --list "$plist" enroll --label obama tests/photos/obama.jpg >/dev/null
+sleep 2
+purge=${purge//\/var\/lib\/faceveil\/watchlist.fvl/$plist}
+purge=${purge//\/etc\/faceveil\/watchlist.key/$plist.key}
+# shellcheck disable=SC2086 # the unit's command line, split as systemd splits it (no quotes in it)
+out=$(clean $purge)
+grep -q "purged 1 expired identity" <<<"$out" || fail "the unit's command did not purge: $out"
+out=$(clean "$prefix/bin/faceveil" --list "$plist" list)
+grep -q obama <<<"$out" && ! grep -q biden <<<"$out" || fail "after the unit's purge: $out"
 
 echo "== gst-inspect-1.0 sees every element"
 for e in veildetect veilembed veilmatch veilredact veiloverlay veilbin; do
@@ -128,7 +146,9 @@ nvr_pid=
 if command -v systemd-analyze >/dev/null; then
   echo "== systemd-analyze verify"
   # The unit names the user 'faceveil', which this machine need not have: only unit errors count.
-  out=$(systemd-analyze verify "$prefix/lib/systemd/system/faceveil-nvr.service" 2>&1 || true)
+  out=$(systemd-analyze verify "$prefix/lib/systemd/system/faceveil-nvr.service" \
+    "$prefix/lib/systemd/system/faceveil-purge-expired.service" \
+    "$prefix/lib/systemd/system/faceveil-purge-expired.timer" 2>&1 || true)
   if grep -v -e "faceveil-nvr.service: Failed to resolve user" -e "^$" <<<"$out" | grep -q .; then
     echo "$out"
     fail "systemd-analyze verify"
