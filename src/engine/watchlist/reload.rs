@@ -236,7 +236,11 @@ impl Reloader {
         let loaded = source.load()?;
         if loaded.generation < loaded.floor {
             return Err(OpenError::Rollback {
-                state: source.floor.as_ref().map(|f| f.file().to_path_buf()).unwrap_or_default(),
+                state: source
+                    .floor
+                    .as_ref()
+                    .map(|f| f.file().to_path_buf())
+                    .unwrap_or_default(),
                 path: source.path,
                 held: loaded.floor,
                 found: loaded.generation,

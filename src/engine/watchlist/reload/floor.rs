@@ -124,7 +124,11 @@ mod tests {
         let fb = Floor::new(&d, &b).unwrap();
         assert_eq!(fa.get().unwrap(), 0);
         assert_eq!(fa.raise(5).unwrap(), 5);
-        assert_eq!(fa.raise(3).unwrap(), 5, "an older generation does not lower it");
+        assert_eq!(
+            fa.raise(3).unwrap(),
+            5,
+            "an older generation does not lower it"
+        );
         assert_eq!(fb.raise(2).unwrap(), 2);
         // a new Floor (a restart) reads what was recorded
         assert_eq!(Floor::new(&d, &a).unwrap().get().unwrap(), 5);
@@ -142,7 +146,10 @@ mod tests {
         std::fs::write(&real, b"x").unwrap();
         std::os::unix::fs::symlink(&real, d.join("link.fvl")).unwrap();
         Floor::new(&d, &real).unwrap().raise(7).unwrap();
-        assert_eq!(Floor::new(&d, &d.join("link.fvl")).unwrap().get().unwrap(), 7);
+        assert_eq!(
+            Floor::new(&d, &d.join("link.fvl")).unwrap().get().unwrap(),
+            7
+        );
         std::fs::remove_dir_all(&d).unwrap();
     }
 

@@ -5,8 +5,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::SystemTime;
 
 use super::*;
-use crate::engine::watchlist::store::write_key_file;
 use crate::engine::watchlist::store::save;
+use crate::engine::watchlist::store::write_key_file;
 use crate::engine::watchlist::{Identity, Watchlist};
 
 fn list(labels: &[&str]) -> Watchlist {
@@ -309,9 +309,16 @@ fn an_older_list_is_refused_after_a_restart_with_a_state_dir() {
     // The old copy put back while nothing runs, then a restart: refused at open.
     std::fs::write(&p, &old_copy).unwrap();
     match Reloader::open(floored_source(&p, &state), Duration::ZERO) {
-        Err(e @ OpenError::Rollback { held: 2, found: 1, .. }) => {
+        Err(
+            e @ OpenError::Rollback {
+                held: 2, found: 1, ..
+            },
+        ) => {
             let text = e.to_string();
-            assert!(text.contains("generation 1") && text.contains("generation 2"), "{text}");
+            assert!(
+                text.contains("generation 1") && text.contains("generation 2"),
+                "{text}"
+            );
             assert!(text.contains(&state.display().to_string()), "{text}");
         }
         other => panic!("{other:?}"),
