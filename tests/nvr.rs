@@ -247,16 +247,40 @@ fn an_older_list_is_refused_after_a_reconnect_and_a_restart() {
     let _ = nvr.kill();
     let _ = nvr.wait();
     // A restarted runner refuses it before starting anything.
-    let out = Command::new(env!("CARGO_BIN_EXE_faceveil-nvr"))
-        .arg("--watchlist")
-        .arg(&list)
-        .args(state_arg)
-        .arg("--check")
-        .arg(format!("door={}", RtspCamera::url(port)))
-        .output()
-        .unwrap();
+    let check = || {
+        Command::new(env!("CARGO_BIN_EXE_faceveil-nvr"))
+            .arg("--watchlist")
+            .arg(&list)
+            .args(state_arg)
+            .arg("--check")
+            .arg(format!("door={}", RtspCamera::url(port)))
+            .output()
+            .unwrap()
+    };
+    let out = check();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{stderr}");
     assert!(stderr.contains(refused), "{stderr}");
+    // The deliberate way back: restored as a new generation, audited, accepted.
+    let backup = d.join("backup.fvl");
+    std::fs::write(&backup, &old_copy).unwrap();
+    let out = common::cli_ok(
+        &list,
+        &[
+            "restore",
+            backup.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("as generation 4"), "{out}");
+    let audit = std::fs::read_to_string(d.join("w.fvl.audit")).unwrap();
+    assert!(audit.contains("restore"), "{audit}");
+    let out = check();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::remove_dir_all(&d).unwrap();
 }
