@@ -605,9 +605,8 @@ impl BlinkingCamera {
         let thread = std::thread::spawn(move || {
             ctx.with_thread_default(|| {
                 // The source lives as long as the context: it goes with the thread.
-                let _id = server.attach(Some(&ctx)).map(|id| {
+                let _id = server.attach(Some(&ctx)).inspect(|_| {
                     let _ = tx.send(true);
-                    id
                 });
                 ml.run();
             })
