@@ -13,7 +13,8 @@ use gst::prelude::*;
 use gst_check::Harness;
 
 use common::{fake_model, fake_model_id, near, unit, write_list};
-use gstfaceveil::engine::watchlist::store::write_key_file;
+use gstfaceveil::engine::watchlist::file::Secret;
+use gstfaceveil::engine::watchlist::store::{load, save, write_key_file};
 use gstfaceveil::meta::{self, Embedding, Face, FrameInfo};
 
 const KEY: [u8; 32] = [0x42; 32];
@@ -303,8 +304,136 @@ fn reload_swaps_the_list_and_a_bad_one_keeps_the_old() {
     let warnings = m.messages("warning");
     assert_eq!(warnings.len(), 1);
     let text = warnings[0].get::<String>("text").unwrap();
-    assert!(text.contains("previous one stays in use"), "{text}");
+    assert!(text.contains("(old list kept)"), "{text}");
     assert_eq!(m.element().property::<u32>("identities"), 3);
+}
+
+/// The warnings and `stats` of reloads that did not take: what failed, where, and how often.
+#[test]
+fn a_failed_reload_is_loud_and_counted() {
+    let m = matcher("loud", &[]);
+    let stats = |m: &Matcher| {
+        let s = m.element().property::<gst::Structure>("stats");
+        (
+            s.get::<u64>("failed-reloads").unwrap(),
+            s.get::<u64>("refused-rollbacks").unwrap(),
+        )
+    };
+    assert_eq!(stats(&m), (0, 0));
+    let good = std::fs::read(&m.list).unwrap();
+    std::fs::write(&m.list, b"not a watch list").unwrap();
+    assert!(!m.element().emit_by_name::<bool>("reload", &[]));
+    // The warning names the file, the reason and that the old list is kept; its details say so
+    // for programs (faceveil-nvr).
+    let warning = std::iter::from_fn(|| m.bus.pop())
+        .find_map(|msg| match msg.view() {
+            gst::MessageView::Warning(w) => {
+                Some((w.error().to_string(), w.details().map(|d| d.to_owned())))
+            }
+            _ => None,
+        })
+        .expect("a warning");
+    let list = m.list.display().to_string();
+    assert!(
+        warning.0.contains(&list)
+            && warning.0.contains("not a faceveil watch list")
+            && warning.0.contains("(old list kept)"),
+        "{warning:?}"
+    );
+    let details = warning.1.expect("details");
+    assert_eq!(details.name(), "faceveil-reload-failed");
+    assert_eq!(details.get::<String>("watchlist").unwrap(), list);
+    assert!(
+        details
+            .get::<String>("reason")
+            .unwrap()
+            .contains("not a faceveil watch list")
+    );
+    assert_eq!(stats(&m), (1, 0));
+    assert_eq!(m.element().property::<u32>("identities"), 2);
+    // A newer list: in use; then the older one put back: refused and counted.
+    std::fs::write(&m.list, &good).unwrap();
+    assert!(m.element().emit_by_name::<bool>("reload", &[]));
+    let mut newer = load(&m.list, &Secret::Key(KEY)).unwrap();
+    newer.identities.pop();
+    save(&m.list, &mut newer, &Secret::Key(KEY)).unwrap();
+    assert!(m.element().emit_by_name::<bool>("reload", &[]));
+    assert_eq!(m.element().property::<u32>("identities"), 1);
+    std::fs::write(&m.list, &good).unwrap();
+    assert!(!m.element().emit_by_name::<bool>("reload", &[]));
+    assert_eq!(stats(&m), (1, 1));
+    assert_eq!(m.element().property::<u32>("identities"), 1);
+}
+
+/// `faceveil rekey` while the element runs: the list re-encrypted, the key file replaced. The
+/// element reads the key file again and goes on with the new list.
+#[test]
+fn a_rekeyed_list_is_read_with_the_new_key_file() {
+    let mut m = matcher("rekey", &[]);
+    const NEW: [u8; 32] = [0x17; 32];
+    write_list(
+        &m.list,
+        &m.model_id,
+        &[("alice", ALICE), ("bob", BOB), ("carol", STRANGER)],
+        NEW,
+    );
+    write_key_file(&m.dir.join("w.key"), &NEW, true).unwrap();
+    assert!(
+        m.element().emit_by_name::<bool>("reload", &[]),
+        "{:?}",
+        m.messages("warning")
+    );
+    assert_eq!(m.element().property::<u32>("identities"), 3);
+    m.push(0, &[(1, Some(near(STRANGER, 50, 0.2)), true)]);
+    let out = m.push(100, &[(1, Some(near(STRANGER, 51, 0.2)), true)]);
+    assert_eq!(labels(&out), [Some("carol".to_string())]);
+}
+
+/// With `state-dir`, the highest generation used outlives the element: a new one (a restart, a
+/// camera reconnected) refuses an older copy of the list; without it, any list is accepted.
+#[test]
+fn a_state_dir_refuses_an_older_list_at_start() {
+    let m = matcher("state", &[]);
+    let state = m.dir.join("state");
+    std::fs::create_dir(&state).unwrap();
+    let old = std::fs::read(&m.list).unwrap();
+    let mut newer = load(&m.list, &Secret::Key(KEY)).unwrap();
+    newer.identities.pop();
+    save(&m.list, &mut newer, &Secret::Key(KEY)).unwrap();
+    let (key, model) = (m.dir.join("w.key"), m.dir.join("fake.onnx"));
+    let start = |state: Option<&std::path::Path>| {
+        let mut b = gst::ElementFactory::make("veilmatch")
+            .property("watchlist", m.list.to_str().unwrap())
+            .property("key-file", key.to_str().unwrap())
+            .property("model", model.to_str().unwrap());
+        if let Some(s) = state {
+            b = b.property("state-dir", s.to_str().unwrap());
+        }
+        let element = b.build().unwrap();
+        let bus = gst::Bus::new();
+        element.set_bus(Some(&bus));
+        let started = element.set_state(gst::State::Paused).is_ok();
+        let error = std::iter::from_fn(|| bus.pop()).find_map(|msg| match msg.view() {
+            gst::MessageView::Error(e) => Some(e.error().to_string()),
+            _ => None,
+        });
+        let _ = element.set_state(gst::State::Null);
+        (started, error)
+    };
+    assert_eq!(start(Some(&state)), (true, None), "generation 2 recorded");
+    std::fs::write(&m.list, &old).unwrap();
+    let (started, error) = start(Some(&state));
+    let error = error.unwrap_or_default();
+    assert!(!started, "{error}");
+    assert!(
+        error.contains(&m.list.display().to_string())
+            && error.contains("generation 1")
+            && error.contains("generation 2")
+            && error.contains(&state.join("generations.json").display().to_string())
+            && error.contains("faceveil restore"),
+        "{error}"
+    );
+    assert_eq!(start(None), (true, None), "in memory only: accepted");
 }
 
 #[test]

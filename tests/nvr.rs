@@ -129,3 +129,158 @@ fn a_camera_url_with_quotes_adds_no_elements() {
         "no camera error naming the URL: {stderr}"
     );
 }
+
+/// `faceveil-nvr` on `door` = an RTSP camera, standard error to `log`, events to `events`.
+fn nvr_on(
+    list: &Path,
+    port: u16,
+    events: &Path,
+    log: &Path,
+    extra: &[&str],
+) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_faceveil-nvr"))
+        .arg("--watchlist")
+        .arg(list)
+        .arg("--out")
+        .arg(events)
+        .args(extra)
+        .arg(format!("door={}", RtspCamera::url(port)))
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+fn log_has(log: &Path, needle: &str) -> bool {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .contains(needle)
+}
+
+/// A list that does not open while the runner plays: the camera's line on standard error (the
+/// journal) says so, with the file and the reason; the recovery is said too.
+#[test]
+fn a_failed_reload_is_said_for_the_camera_and_so_is_the_recovery() {
+    require_runtime();
+    let d = scratch("nvr-reload-failed");
+    let list = obama_list(&d);
+    let (events, log) = (d.join("events.jsonl"), d.join("nvr.log"));
+    let port = free_port();
+    let _camera = RtspCamera::start(port, "obama2.jpg");
+    let mut nvr = nvr_on(&list, port, &events, &log, &[]);
+    assert!(
+        wait_until(Duration::from_secs(90), || matches_in(&events) >= 1),
+        "no first match"
+    );
+    let good = std::fs::read(&list).unwrap();
+    std::fs::write(&list, b"not a watch list").unwrap();
+    let failed = format!(
+        "[door] watch list reload failed: {} is not a faceveil watch list (old list kept)",
+        list.display()
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || log_has(&log, &failed)),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    std::fs::write(&list, &good).unwrap();
+    let reloaded = format!(
+        "[door] watch list {} reloaded: 1 identities",
+        list.display()
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || log_has(&log, &reloaded)),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    let _ = nvr.kill();
+    let _ = nvr.wait();
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// The rollback floor outlives a camera's pipeline: the runner rebuilds it on every RTSP drop, and
+/// an older copy of the list put back meanwhile is refused by the new pipeline, as by a restarted
+/// runner (exit 4), when a state directory keeps the highest generation used.
+#[test]
+fn an_older_list_is_refused_after_a_reconnect_and_a_restart() {
+    require_runtime();
+    let d = scratch("nvr-floor");
+    let list = obama_list(&d);
+    let old_copy = std::fs::read(&list).unwrap(); // generation 2: obama
+    let state = d.join("state");
+    std::fs::create_dir(&state).unwrap();
+    let (events, log) = (d.join("events.jsonl"), d.join("nvr.log"));
+    let port = free_port();
+    let camera = RtspCamera::start(port, "obama2.jpg");
+    let state_arg = ["--state-dir", state.to_str().unwrap()];
+    let mut nvr = nvr_on(&list, port, &events, &log, &state_arg);
+    assert!(
+        wait_until(Duration::from_secs(90), || matches_in(&events) >= 1),
+        "no first match"
+    );
+    // obama removed (generation 3), the running camera reloads it.
+    common::cli_ok(&list, &["remove", "--label", "obama"]);
+    assert!(
+        wait_until(Duration::from_secs(10), || log_has(
+            &log,
+            "reloaded: 0 identities"
+        )),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    // The camera drops; the old copy is put back; the camera comes back.
+    drop(camera);
+    std::fs::write(&list, &old_copy).unwrap();
+    let matches_before = matches_in(&events);
+    let _camera = RtspCamera::start(port, "obama2.jpg");
+    let refused = "is generation 2, older than generation 3 already used on this machine";
+    assert!(
+        wait_until(Duration::from_secs(30), || log_has(&log, refused)),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        matches_in(&events),
+        matches_before,
+        "obama, removed, alerted again from the old copy"
+    );
+    let _ = nvr.kill();
+    let _ = nvr.wait();
+    // A restarted runner refuses it before starting anything.
+    let check = || {
+        Command::new(env!("CARGO_BIN_EXE_faceveil-nvr"))
+            .arg("--watchlist")
+            .arg(&list)
+            .args(state_arg)
+            .arg("--check")
+            .arg(format!("door={}", RtspCamera::url(port)))
+            .output()
+            .unwrap()
+    };
+    let out = check();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains(refused), "{stderr}");
+    // The deliberate way back: restored as a new generation, audited, accepted.
+    let backup = d.join("backup.fvl");
+    std::fs::write(&backup, &old_copy).unwrap();
+    let out = common::cli_ok(
+        &list,
+        &[
+            "restore",
+            backup.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("as generation 4"), "{out}");
+    let audit = std::fs::read_to_string(d.join("w.fvl.audit")).unwrap();
+    assert!(audit.contains("restore"), "{audit}");
+    let out = check();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -250,7 +250,7 @@ fn hot_reload_and_a_bad_reload_keeps_the_old_list() {
     drain(&mut seen);
     assert!(seen.iter().any(|s| s == "faceveil-reloaded:"), "{seen:?}");
     assert!(seen.iter().any(|s| s == "faceveil-match:biden"), "{seen:?}");
-    // a corrupt file replaces the list: a warning, the old list stays in use
+    // a corrupt file replaces the list: a warning, the old list kept
     let before = seen.len();
     std::fs::write(&list, b"FWATCHL\0 this is not a watch list any more").unwrap();
     assert!(push(&biden, 20) > 0);
@@ -260,7 +260,7 @@ fn hot_reload_and_a_bad_reload_keeps_the_old_list() {
     assert!(
         after
             .iter()
-            .any(|s| s.starts_with("warning:") && s.contains("previous one stays")),
+            .any(|s| s.starts_with("warning:") && s.contains("(old list kept)")),
         "{after:?}"
     );
     assert!(

@@ -95,6 +95,10 @@ pub struct Counts {
     pub search_ns: u64,
     /// The whole per-frame matching (searches, track decisions).
     pub match_ns: u64,
+    /// Reloads of the watch list that failed (the old list kept).
+    pub failed_reloads: u64,
+    /// Older lists refused (rollbacks).
+    pub refused_rollbacks: u64,
 }
 
 #[derive(Debug)]
@@ -142,7 +146,12 @@ impl FrameMatcher {
     }
 
     pub fn counts(&self) -> Counts {
-        self.counts
+        let (failed_reloads, refused_rollbacks) = self.list.failures();
+        Counts {
+            failed_reloads,
+            refused_rollbacks,
+            ..self.counts
+        }
     }
 
     /// One frame: `config` the settings now (thresholds 0: the calibrated ones), `running` its
@@ -250,7 +259,7 @@ mod tests {
     use super::*;
     use crate::engine::cosine::Similarity;
     use crate::engine::watchlist::file::Secret;
-    use crate::engine::watchlist::reload::Source;
+    use crate::engine::watchlist::reload::{Key, Source};
     use crate::engine::watchlist::store::save;
     use crate::engine::watchlist::{Identity, Watchlist};
 
@@ -275,9 +284,10 @@ mod tests {
         save(&path, &mut list, &secret).unwrap();
         let source = Source {
             path,
-            secret,
+            key: Key::Fixed(secret),
             model_id: MODEL.into(),
             similarity: Similarity::cosine(),
+            floor: None,
         };
         let list = Reloader::open(source, Duration::from_secs(3600)).unwrap();
         FrameMatcher::new(list, config, (0.6, 0.8))

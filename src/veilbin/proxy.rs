@@ -78,7 +78,14 @@ pub const PROXIED: &[Proxied] = &[
         name: "key-file",
         to: &[(Match, "key-file")],
         blurb: "Key file of the watch list (unset: $FACEVEIL_KEY, else <watchlist>.key), read at \
-                start",
+                start and at each reload",
+        default: None,
+    },
+    Proxied {
+        name: "state-dir",
+        to: &[(Match, "state-dir")],
+        blurb: "Directory where the highest list generation used is kept, so that an older list is \
+                refused after a restart too (unset: in memory only)",
         default: None,
     },
     Proxied {

@@ -16,8 +16,8 @@ use crate::engine::embedder::{model_id, similarity_for};
 use crate::engine::manifest::Task;
 use crate::engine::match_step::{Counts, DescriptorIn, FaceIn, FrameMatcher, Verdict};
 use crate::engine::matcher::Config;
-use crate::engine::watchlist::reload::{Reloader, Source};
-use crate::engine::watchlist::store::resolve_key;
+use crate::engine::watchlist::reload::floor::Floor;
+use crate::engine::watchlist::reload::{Key, OpenError, Reloader, Source};
 use crate::engine::watchlist::{WatchlistError, file::Secret, now};
 use crate::meta::{self, IdentityTag};
 
@@ -46,6 +46,7 @@ pub struct Settings {
     watchlist: Option<PathBuf>,
     key_file: Option<PathBuf>,
     allow_plaintext: bool,
+    state_dir: Option<PathBuf>,
     model: Option<PathBuf>,
     threshold: f32,
     threshold_gray: f32,
@@ -64,6 +65,7 @@ impl Default for Settings {
             watchlist: None,
             key_file: None,
             allow_plaintext: DEFAULT_ALLOW_PLAINTEXT,
+            state_dir: None,
             model: None,
             threshold: DEFAULT_THRESHOLD,
             threshold_gray: DEFAULT_THRESHOLD,
@@ -82,6 +84,7 @@ crate::props::settings_properties!(Settings {
     "watchlist" => watchlist,
     "key-file" => key_file,
     "allow-plaintext" => allow_plaintext,
+    "state-dir" => state_dir,
     "model" => model,
     "threshold" => threshold,
     "grayscale-threshold" => threshold_gray,
@@ -121,6 +124,8 @@ impl element::Stats for Stats {
             .field("searches", c.searches)
             .field("search-time-us", c.search_ns / 1000)
             .field("match-time-us", c.match_ns / 1000)
+            .field("failed-reloads", c.failed_reloads)
+            .field("refused-rollbacks", c.refused_rollbacks)
             .build()
     }
 }
@@ -154,6 +159,13 @@ impl ObjectSubclass for VeilMatch {
     type ParentType = gst_base::BaseTransform;
 }
 
+fn open_error(e: &OpenError) -> gst::ErrorMessage {
+    match e {
+        OpenError::List(e) => list_error(e),
+        OpenError::Rollback { .. } => gst::error_msg!(gst::ResourceError::Settings, ("{e}")),
+    }
+}
+
 fn list_error(e: &WatchlistError) -> gst::ErrorMessage {
     match e {
         WatchlistError::Io { error, .. } if error.kind() == std::io::ErrorKind::NotFound => {
@@ -175,13 +187,18 @@ impl ObjectImpl for VeilMatch {
                     .build(),
                 glib::ParamSpecString::builder("key-file")
                     .nick("Key file")
-                    .blurb("Key file of the watch list, read at start (unset: $FACEVEIL_KEY if set, else <watchlist>.key)")
+                    .blurb("Key file of the watch list, read at start and at each reload (unset: $FACEVEIL_KEY if set, else <watchlist>.key)")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecBoolean::builder("allow-plaintext")
                     .nick("Allow plaintext")
                     .blurb("Read an unencrypted watch list (made with 'faceveil init --plaintext') instead of an encrypted one; posts a warning")
                     .default_value(DEFAULT_ALLOW_PLAINTEXT)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("state-dir")
+                    .nick("State directory")
+                    .blurb("Directory where the highest list generation used is kept, so that an older list is refused after a restart too (unset: in memory only)")
                     .mutable_ready()
                     .build(),
                 crate::props::model(
@@ -260,7 +277,8 @@ impl ObjectImpl for VeilMatch {
                     .build(),
                 crate::props::stats(
                     "frames, searches (fresh descriptors looked up in the list), \
-                     search-time-us, match-time-us (all of the per-frame matching)",
+                     search-time-us, match-time-us (all of the per-frame matching), \
+                     failed-reloads, refused-rollbacks",
                 ),
                 glib::ParamSpecUInt::builder("identities")
                     .nick("Identities")
@@ -343,10 +361,14 @@ impl element::Filter for VeilMatch {
                 ("No watch list: set the 'watchlist' property (a file made with 'faceveil init')")
             )
         })?;
-        let secret = if s.allow_plaintext {
-            Secret::Plaintext
+        let key = if s.allow_plaintext {
+            Key::Fixed(Secret::Plaintext)
         } else {
-            resolve_key(s.key_file.as_deref(), &path).map_err(|e| list_error(&e))?
+            Key::resolve(s.key_file.as_deref(), &path).map_err(|e| list_error(&e))?
+        };
+        let floor = match &s.state_dir {
+            Some(dir) => Some(Floor::new(dir, &path).map_err(|e| list_error(&e))?),
+            None => None,
         };
         let (model_id, similarity, calibrated) =
             element::load_model(self, *CAT, s.model.as_deref(), Task::Embedder, |spec| {
@@ -357,11 +379,12 @@ impl element::Filter for VeilMatch {
             })?;
         let source = Source {
             path,
-            secret,
+            key,
             model_id,
             similarity,
+            floor,
         };
-        let list = Reloader::open(source, WATCH_PERIOD).map_err(|e| list_error(&e))?;
+        let list = Reloader::open(source, WATCH_PERIOD).map_err(|e| open_error(&e))?;
         let path = list.source().path.clone();
         if s.allow_plaintext {
             gst::element_imp_warning!(

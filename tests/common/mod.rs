@@ -544,3 +544,90 @@ pub fn push_frames(middle: &str, frames: Vec<Vec<u8>>) -> (Vec<gst::Buffer>, gst
     fail_on_bus_error(&pipeline, &bus);
     (out, pipeline)
 }
+
+/// A test camera in this process whose stream shows `photo` for `on`, then a blank grey frame for
+/// `off`, over and over: every showing is a new visit (a new track), so a listed face alerts again
+/// on each one, and the alerts stop once the face is no longer listed. Serves
+/// rtsp://127.0.0.1:PORT/cam (see [`RtspCamera::url`]) like [`RtspCamera`]; stops when dropped.
+pub struct BlinkingCamera {
+    main_loop: gst::glib::MainLoop,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl BlinkingCamera {
+    pub fn start(port: u16, photo_name: &str, on: Duration, off: Duration) -> BlinkingCamera {
+        use gst_rtsp_server::prelude::*;
+        init();
+        let photo = photo(photo_name);
+        let context = gst::glib::MainContext::new();
+        let main_loop = gst::glib::MainLoop::new(Some(&context), false);
+        let server = gst_rtsp_server::RTSPServer::new();
+        server.set_address("127.0.0.1");
+        server.set_service(&port.to_string());
+        let factory = gst_rtsp_server::RTSPMediaFactory::new();
+        // `blank`: passthrough while the face shows; contrast and saturation 0 make a flat frame.
+        factory.set_launch(&format!(
+            "( filesrc location=\"{}\" ! decodebin ! imagefreeze is-live=true ! videoconvert \
+             ! videoscale ! video/x-raw,format=I420,width=640,height=480,pixel-aspect-ratio=1/1,framerate=10/1 \
+             ! videobalance name=blank ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=10 \
+             ! rtph264pay name=pay0 pt=96 )",
+            photo.display()
+        ));
+        factory.set_shared(true);
+        factory.connect_media_configure(move |_, media| {
+            let Some(blank) = media
+                .element()
+                .downcast::<gst::Bin>()
+                .ok()
+                .and_then(|b| b.by_name("blank"))
+            else {
+                return;
+            };
+            let blank = blank.downgrade();
+            std::thread::spawn(move || {
+                let mut showing = true;
+                loop {
+                    std::thread::sleep(if showing { on } else { off });
+                    let Some(b) = blank.upgrade() else { return };
+                    showing = !showing;
+                    let v = if showing { 1.0f64 } else { 0.0 };
+                    b.set_property("contrast", v);
+                    b.set_property("saturation", v);
+                }
+            });
+        });
+        server
+            .mount_points()
+            .expect("mount points")
+            .add_factory("/cam", factory);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (ctx, ml) = (context.clone(), main_loop.clone());
+        let thread = std::thread::spawn(move || {
+            ctx.with_thread_default(|| {
+                // The source lives as long as the context: it goes with the thread.
+                let _id = server.attach(Some(&ctx)).inspect(|_| {
+                    let _ = tx.send(true);
+                });
+                ml.run();
+            })
+            .expect("main context");
+        });
+        assert!(
+            rx.recv().unwrap_or(false),
+            "attach the RTSP server (port in use?)"
+        );
+        BlinkingCamera {
+            main_loop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for BlinkingCamera {
+    fn drop(&mut self) {
+        self.main_loop.quit();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -28,10 +28,21 @@ pub struct Camera {
     pub audit_log: Option<PathBuf>,
     /// Seconds without a frame after which a live camera is torn down and reconnected (0 = never).
     pub stall_timeout: u32,
+    /// Where the highest generation of each list used is kept (veilmatch `state-dir`); `None`:
+    /// in memory only.
+    pub state_dir: Option<PathBuf>,
 }
 
 /// Default of `stall-timeout`.
 pub const DEFAULT_STALL_TIMEOUT: u32 = 10;
+
+/// Default of `state-dir`: the first of `$STATE_DIRECTORY` (which systemd sets from the unit's
+/// `StateDirectory=`), when set.
+pub fn state_directory() -> Option<PathBuf> {
+    let v = std::env::var_os("STATE_DIRECTORY")?;
+    let first = v.to_string_lossy().split(':').next()?.to_string();
+    (!first.is_empty()).then(|| PathBuf::from(first))
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -66,6 +77,7 @@ struct Common {
     report_unknown: Option<bool>,
     audit_log: Option<Spanned<String>>,
     stall_timeout: Option<u32>,
+    state_dir: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -249,6 +261,8 @@ impl Config {
                 stall_timeout: (c.common.stall_timeout)
                     .or(file.defaults.stall_timeout)
                     .unwrap_or(DEFAULT_STALL_TIMEOUT),
+                state_dir: get(&c.common.state_dir, &file.defaults.state_dir)
+                    .or_else(state_directory),
             });
         }
         let events = match file.output.events.as_deref() {
@@ -294,6 +308,7 @@ url = "clips/lobby.mp4"
 watchlist = "other.fvl"
 report-unknown = true
 stall-timeout = 0
+state-dir = "state"
 "#;
 
     #[test]
@@ -314,6 +329,10 @@ stall-timeout = 0
         assert_eq!(lobby.watchlist, Path::new("/etc/faceveil/other.fvl"));
         assert!(lobby.report_unknown && !door.report_unknown);
         assert_eq!((door.stall_timeout, lobby.stall_timeout), (10, 0));
+        assert_eq!(
+            lobby.state_dir.as_deref(),
+            Some(Path::new("/etc/faceveil/state"))
+        );
     }
 
     #[test]

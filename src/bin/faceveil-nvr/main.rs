@@ -31,6 +31,8 @@ use clap::Parser;
 use gst::prelude::*;
 use gstfaceveil::engine::embedder::model_id;
 use gstfaceveil::engine::manifest::{ModelSpec, Task};
+use gstfaceveil::engine::watchlist::reload::OpenError;
+use gstfaceveil::engine::watchlist::reload::floor::Floor;
 use gstfaceveil::engine::watchlist::store::{load, resolve_key};
 
 use config::{Camera, Config, ConfigError};
@@ -64,6 +66,10 @@ struct Cli {
     /// Append each match to this hash-chained audit log (e.g. the list's, <watchlist>.audit)
     #[arg(long, requires = "watchlist")]
     audit_log: Option<PathBuf>,
+    /// Directory where the highest generation of each watch list used is kept, so that an older
+    /// list put back is refused after a restart too [default: $STATE_DIRECTORY, else in memory]
+    #[arg(long, value_name = "DIR", requires = "watchlist")]
+    state_dir: Option<PathBuf>,
     /// Seconds without a frame after which a live camera is reconnected (0 = never)
     #[arg(long, value_name = "SECONDS", default_value_t = config::DEFAULT_STALL_TIMEOUT, requires = "watchlist")]
     stall_timeout: u32,
@@ -97,6 +103,7 @@ fn config_from_args(cli: &Cli) -> Result<Config, ConfigError> {
             report_unknown: cli.report_unknown,
             audit_log: cli.audit_log.clone(),
             stall_timeout: cli.stall_timeout,
+            state_dir: cli.state_dir.clone().or_else(config::state_directory),
         });
     }
     Ok(Config {
@@ -131,6 +138,9 @@ fn build_pipeline(c: &Camera) -> Result<gst::Pipeline, String> {
     if let Some(a) = &c.audit_log {
         bin.set_property("audit-log", utf8("audit log", a)?);
     }
+    if let Some(d) = &c.state_dir {
+        bin.set_property("state-dir", utf8("state directory", d)?);
+    }
     bin.set_property("threshold", c.threshold);
     bin.set_property("min-hits", c.min_hits);
     bin.set_property("cooldown", c.cooldown);
@@ -159,14 +169,17 @@ fn build_pipeline(c: &Camera) -> Result<gst::Pipeline, String> {
 }
 
 /// Everything that would stop a camera at start, checked before any camera starts: its watch list
-/// opens with its key and was made for the embedder model, and its pipeline can be built.
+/// opens with its key, was made for the embedder model and is not older than its state directory
+/// says was used, and its pipeline can be built.
 fn preflight(config: &Config) -> Result<(), String> {
     let spec = ModelSpec::resolve(None, Task::Embedder).map_err(|e| e.to_string())?;
     let model = model_id(&spec).map_err(|e| e.to_string())?;
-    let mut checked: BTreeSet<(PathBuf, Option<PathBuf>)> = BTreeSet::new();
+    type Checked = (PathBuf, Option<PathBuf>, Option<PathBuf>);
+    let mut checked: BTreeSet<Checked> = BTreeSet::new();
     for c in &config.cameras {
         let fail = |e: String| format!("camera '{}': {e}", c.name);
-        if checked.insert((c.watchlist.clone(), c.key_file.clone())) {
+        let key = (c.watchlist.clone(), c.key_file.clone(), c.state_dir.clone());
+        if checked.insert(key) {
             let secret = resolve_key(c.key_file.as_deref(), &c.watchlist)
                 .map_err(|e| fail(e.to_string()))?;
             let list = load(&c.watchlist, &secret).map_err(|e| fail(e.to_string()))?;
@@ -176,6 +189,19 @@ fn preflight(config: &Config) -> Result<(), String> {
                     c.watchlist.display(),
                     list.model_id
                 )));
+            }
+            if let Some(dir) = &c.state_dir {
+                let floor = Floor::new(dir, &c.watchlist).map_err(|e| fail(e.to_string()))?;
+                let held = floor.get().map_err(|e| fail(e.to_string()))?;
+                if list.generation < held {
+                    let e = OpenError::Rollback {
+                        path: c.watchlist.clone(),
+                        state: floor.file().to_path_buf(),
+                        held,
+                        found: list.generation,
+                    };
+                    return Err(fail(e.to_string()));
+                }
             }
         }
         build_pipeline(c).map_err(fail)?;
@@ -316,16 +342,24 @@ fn run_camera(c: &Camera, events: &Events, stop: &AtomicBool) {
                 continue;
             };
             match msg.view() {
-                gst::MessageView::Element(e) => {
-                    if let Some(s) = e.structure()
-                        && (s.name() == "faceveil-match" || s.name() == "faceveil-unknown")
-                    {
+                gst::MessageView::Element(e) => match e.structure() {
+                    Some(s) if s.name() == "faceveil-match" || s.name() == "faceveil-unknown" => {
                         write_event(events, name, &to_json(s).to_string());
                     }
-                }
-                gst::MessageView::Warning(w) => {
-                    eprintln!("[{name}] warning: {}", w.error());
-                }
+                    Some(s) if s.name() == "faceveil-reloaded" => {
+                        let n = s.get::<u32>("identities").unwrap_or_default();
+                        let list = s.get::<String>("watchlist").unwrap_or_default();
+                        eprintln!("[{name}] watch list {list} reloaded: {n} identities");
+                    }
+                    _ => {}
+                },
+                gst::MessageView::Warning(w) => match w.details() {
+                    Some(d) if d.name() == "faceveil-reload-failed" => {
+                        let reason = d.get::<String>("reason").unwrap_or_default();
+                        eprintln!("[{name}] watch list reload failed: {reason} (old list kept)");
+                    }
+                    _ => eprintln!("[{name}] warning: {}", w.error()),
+                },
                 gst::MessageView::Error(e) => {
                     eprintln!("[{name}] error: {} ({:?})", e.error(), e.debug());
                     ended_with_error = true;

@@ -9,7 +9,7 @@
 //! verification.
 //!
 //! One module per subcommand group: `list` (init, list, remove, verify, rekey, purge-expired),
-//! `enroll`, `identify`, `audit`; `faces` reads photos and videos, `shared` holds the error, key,
+//! `enroll`, `identify`, `audit`, `restore`; `faces` reads photos and videos, `shared` holds the error, key,
 //! passphrase, lock and audit-log handling the others use.
 
 mod audit;
@@ -17,6 +17,7 @@ mod enroll;
 mod faces;
 mod identify;
 mod list;
+mod restore;
 mod shared;
 
 use std::path::PathBuf;
@@ -123,6 +124,16 @@ enum Command {
     },
     /// Remove every identity whose expiry has passed
     PurgeExpired,
+    /// Put a backup of the list back on purpose, as a new generation that running matchers accept
+    /// (they refuse an older copy copied into place)
+    Restore {
+        /// The backup (a copy of the list, under the key in use)
+        backup: PathBuf,
+        /// The service's state directory (e.g. /var/lib/faceveil/state): also above the
+        /// generation it has used
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
     /// The audit log: check its chain, or show it
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -150,6 +161,9 @@ fn run(cli: Cli) -> Result<(), Fail> {
         Command::Verify => list::cmd_verify(g),
         Command::Rekey { new_passphrase_env } => list::cmd_rekey(g, new_passphrase_env),
         Command::PurgeExpired => list::cmd_purge_expired(g),
+        Command::Restore { backup, state_dir } => {
+            restore::cmd_restore(g, &backup, state_dir.as_deref())
+        }
         Command::Audit(a) => audit::cmd_audit(g, a),
         Command::Completions { shell } => {
             use clap::CommandFactory;

@@ -1,40 +1,113 @@
 // SPDX-License-Identifier: MIT
-//! Keeping a running matcher's watch list current: the file is checked for changes once per period,
-//! a changed file is read, verified and indexed in a background thread, and the new index replaces
-//! the old one only when all of that succeeded. A failed reload keeps the old list (and is not
-//! retried until the file changes again). So does a *rollback*: a validly encrypted list whose
-//! generation is lower than the one in use (an older copy put back in place of the current one,
-//! bringing back people who were removed). A list file that is deleted empties the list in use:
+//! Keeping a running matcher's watch list current: the list file and the key file are checked for
+//! changes once per period (any change: contents, owner, group, mode, a file renamed over them), a
+//! change starts a reload in a background thread that reads the key file again, reads, verifies and
+//! indexes the list, and the new index replaces the old one only when all of that succeeded. A
+//! failed reload keeps the old list (and is not retried until either file changes again: a `chgrp`
+//! or `chmod` that makes the list readable is a change). So does a *rollback*: a validly encrypted
+//! list whose generation is lower than the one in use, or than the highest one recorded in the
+//! state directory ([`floor`], across restarts): an older copy put back in place of the current
+//! one, bringing back people who were removed. A list file that is deleted empties the list in use:
 //! whoever deletes a watch list wants matching to stop; it resumes when a list is back.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, TryRecvError, channel};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
+
+use zeroize::Zeroizing;
 
 use super::file::Secret;
 use super::index::Index;
-use super::store::load;
+use super::store::{default_key_file, load, read_key_file, resolve_key};
 use super::{WatchlistError, now};
 use crate::engine::cosine::Similarity;
+use floor::Floor;
+
+pub mod floor;
+
+/// Where the key of a list comes from.
+#[derive(Debug)]
+pub enum Key {
+    /// A key file, read again on every load: `faceveil rekey` replaces it while a matcher runs.
+    File(PathBuf),
+    /// A key or passphrase given once (`FACEVEIL_KEY`, a passphrase), or no encryption.
+    Fixed(Secret),
+}
+
+impl Key {
+    /// The key of `list` as [`resolve_key`] finds it (the key file named, else `FACEVEIL_KEY`, else
+    /// `<list>.key`), checked now: a key file is remembered by its path, to be read on every load.
+    pub fn resolve(explicit: Option<&Path>, list: &Path) -> Result<Key, WatchlistError> {
+        let secret = resolve_key(explicit, list)?;
+        if let Some(f) = explicit {
+            return Ok(Key::File(f.to_path_buf()));
+        }
+        // resolve_key's rule: a non-empty FACEVEIL_KEY wins over the default key file.
+        let from_env = std::env::var("FACEVEIL_KEY")
+            .map(Zeroizing::new)
+            .is_ok_and(|k| !k.trim().is_empty());
+        Ok(if from_env {
+            Key::Fixed(secret)
+        } else {
+            Key::File(default_key_file(list))
+        })
+    }
+
+    /// The key file, when the key comes from one.
+    pub fn file(&self) -> Option<&Path> {
+        match self {
+            Key::File(p) => Some(p),
+            Key::Fixed(_) => None,
+        }
+    }
+}
 
 /// Everything needed to read a list and index it for one embedder model.
 #[derive(Debug)]
 pub struct Source {
     pub path: PathBuf,
-    pub secret: Secret,
+    pub key: Key,
     /// The embedder model the list must have been made with.
     pub model_id: String,
     pub similarity: Similarity,
+    /// The rollback floor kept across restarts (see [`floor`]); `None`: in memory only.
+    pub floor: Option<Floor>,
 }
 
-/// (modified, length) of a file, to notice changes; `None` when it cannot be read.
-pub type Stamp = Option<(SystemTime, u64)>;
+/// What identifies one version of a file: any change to it (contents, owner, group, mode, a new
+/// file renamed over it) changes one of these; the change time (`ctime`) cannot be set back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileStamp {
+    dev: u64,
+    ino: u64,
+    ctime: (i64, i64),
+    mtime: (i64, i64),
+    len: u64,
+}
 
-fn stamp(path: &Path) -> Stamp {
+fn file_stamp(path: &Path) -> Option<FileStamp> {
     let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len()))
+    Some(FileStamp {
+        dev: m.dev(),
+        ino: m.ino(),
+        ctime: (m.ctime(), m.ctime_nsec()),
+        mtime: (m.mtime(), m.mtime_nsec()),
+        len: m.len(),
+    })
 }
+
+/// The list file's stamp and, when the key comes from a file, the key file's (`None` when it cannot
+/// be read), to notice changes of either.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamps {
+    list: FileStamp,
+    key: Option<FileStamp>,
+}
+
+/// `None` when the list file cannot be read.
+pub type Stamp = Option<Stamps>;
 
 /// A list read and indexed, with the stamp of the file it came from.
 #[derive(Debug)]
@@ -42,19 +115,29 @@ pub struct Loaded {
     pub index: Index,
     /// The list's write generation (see `Watchlist::generation`).
     pub generation: u64,
+    /// The highest generation of this list used on this machine (the state file's entry, raised to
+    /// `generation` unless it was higher; 0 without a state file).
+    pub floor: u64,
     stamp: Stamp,
 }
 
 impl Source {
-    /// The file's stamp now: take it before [`Source::load`] and hand it to [`Reloader::apply`].
+    /// The files' stamp now: take it before [`Source::load`] and hand it to [`Reloader::apply`].
     pub fn stamp(&self) -> Stamp {
-        stamp(&self.path)
+        Some(Stamps {
+            list: file_stamp(&self.path)?,
+            key: self.key.file().and_then(file_stamp),
+        })
     }
 
-    /// Reads, verifies and indexes the list (blocking: decryption, and Argon2 for a passphrase).
+    /// Reads the key (from its file, every time), then reads, verifies and indexes the list
+    /// (blocking: decryption, and Argon2 for a passphrase).
     pub fn load(&self) -> Result<Loaded, WatchlistError> {
-        let stamp = stamp(&self.path);
-        let list = load(&self.path, &self.secret)?;
+        let stamp = self.stamp();
+        let list = match &self.key {
+            Key::File(f) => load(&self.path, &Secret::Key(read_key_file(f)?))?,
+            Key::Fixed(secret) => load(&self.path, secret)?,
+        };
         if list.model_id != self.model_id {
             return Err(WatchlistError::ModelMismatch {
                 path: self.path.clone(),
@@ -62,9 +145,14 @@ impl Source {
                 expected: self.model_id.clone(),
             });
         }
+        let floor = match &self.floor {
+            Some(f) => f.raise(list.generation)?,
+            None => 0,
+        };
         Ok(Loaded {
             index: Index::build(&list, &self.similarity, now()),
             generation: list.generation,
+            floor,
             stamp,
         })
     }
@@ -77,7 +165,8 @@ pub enum Outcome {
     Reloaded(usize),
     /// The old list stays in use.
     Failed(WatchlistError),
-    /// The file holds an older generation than the list in use: refused, the old list stays.
+    /// The file holds an older generation than the list in use (or than the one recorded in the
+    /// state file): refused, the old list stays.
     Rollback { held: u64, found: u64 },
     /// The file was deleted: the list in use is now empty (nothing matches) until it is back.
     Deleted,
@@ -94,12 +183,69 @@ pub struct Reloader {
     last_check: Instant,
     /// A background reload in progress delivers here.
     pending: Option<Receiver<(Stamp, Result<Loaded, WatchlistError>)>>,
+    /// Reloads that failed, and older lists refused, since open.
+    failed: u64,
+    refused: u64,
 }
 
+/// Why a list cannot be opened.
+#[derive(Debug)]
+pub enum OpenError {
+    List(WatchlistError),
+    /// Older than the generation the state file records as used on this machine.
+    Rollback {
+        path: PathBuf,
+        state: PathBuf,
+        held: u64,
+        found: u64,
+    },
+}
+
+impl From<WatchlistError> for OpenError {
+    fn from(e: WatchlistError) -> Self {
+        OpenError::List(e)
+    }
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenError::List(e) => e.fmt(f),
+            OpenError::Rollback {
+                path,
+                state,
+                held,
+                found,
+            } => write!(
+                f,
+                "watch list {} is generation {found}, older than generation {held} already used on \
+                 this machine (recorded in {}): an older copy put back is refused. Put the current \
+                 list back, or restore this one deliberately with 'faceveil restore' (docs/WATCHLIST.md)",
+                path.display(),
+                state.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for OpenError {}
+
 impl Reloader {
-    /// Loads the list now; fails when it cannot be used.
-    pub fn open(source: Source, period: Duration) -> Result<Reloader, WatchlistError> {
+    /// Loads the list now; fails when it cannot be used, or is older than its floor.
+    pub fn open(source: Source, period: Duration) -> Result<Reloader, OpenError> {
         let loaded = source.load()?;
+        if loaded.generation < loaded.floor {
+            return Err(OpenError::Rollback {
+                state: source
+                    .floor
+                    .as_ref()
+                    .map(|f| f.file().to_path_buf())
+                    .unwrap_or_default(),
+                path: source.path,
+                held: loaded.floor,
+                found: loaded.generation,
+            });
+        }
         Ok(Reloader {
             source: Arc::new(source),
             index: loaded.index,
@@ -108,6 +254,8 @@ impl Reloader {
             period,
             last_check: Instant::now(),
             pending: None,
+            failed: 0,
+            refused: 0,
         })
     }
 
@@ -119,6 +267,11 @@ impl Reloader {
     /// The generation of the list in use.
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// Reloads that failed (the old list kept) and older lists refused, since open.
+    pub fn failures(&self) -> (u64, u64) {
+        (self.failed, self.refused)
     }
 
     /// What the list is read with, for a reload in the caller's thread (`source().load()`, then
@@ -144,7 +297,7 @@ impl Reloader {
             return None;
         }
         self.last_check = Instant::now();
-        let now = stamp(&self.source.path);
+        let now = self.source.stamp();
         if now.is_none() {
             let gone = matches!(std::fs::metadata(&self.source.path),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound);
@@ -172,10 +325,11 @@ impl Reloader {
     /// it changes (and a file still being written when it was read is read again once complete).
     pub fn apply(&mut self, before: Stamp, result: Result<Loaded, WatchlistError>) -> Outcome {
         match result {
-            Ok(loaded) if loaded.generation < self.generation => {
+            Ok(loaded) if loaded.generation < self.generation.max(loaded.floor) => {
                 self.stamp = loaded.stamp;
+                self.refused += 1;
                 Outcome::Rollback {
-                    held: self.generation,
+                    held: self.generation.max(loaded.floor),
                     found: loaded.generation,
                 }
             }
@@ -187,6 +341,7 @@ impl Reloader {
             }
             Err(e) => {
                 self.stamp = before;
+                self.failed += 1;
                 Outcome::Failed(e)
             }
         }
@@ -194,203 +349,4 @@ impl Reloader {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::engine::watchlist::store::save;
-    use crate::engine::watchlist::{Identity, Watchlist};
-
-    fn list(labels: &[&str]) -> Watchlist {
-        let mut w = Watchlist::new("m:1");
-        for (i, l) in labels.iter().enumerate() {
-            w.identities.push(Identity::for_test(
-                &format!("id{i}"),
-                l,
-                "m:1",
-                vec![1.0, i as f32],
-            ));
-        }
-        w
-    }
-
-    fn dir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("fw-reload-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
-    fn source(path: &Path, model_id: &str) -> Source {
-        Source {
-            path: path.to_path_buf(),
-            secret: Secret::Key([7; 32]),
-            model_id: model_id.into(),
-            similarity: Similarity::cosine(),
-        }
-    }
-
-    /// Polls until a reload finished (the period is zero, so each poll checks the file).
-    fn settle(r: &mut Reloader) -> Option<Outcome> {
-        for _ in 0..500 {
-            if let Some(o) = r.poll() {
-                return Some(o);
-            }
-            if r.pending.is_none() && r.stamp == stamp(&r.source.path) {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        panic!("reload did not finish");
-    }
-
-    /// A write that changes the stamp even within the file system's time resolution.
-    fn rewrite(path: &Path, w: &Watchlist) {
-        let mut w = w.clone();
-        save(path, &mut w, &Secret::Key([7; 32])).unwrap();
-        let t = SystemTime::now() + Duration::from_secs(2);
-        std::fs::File::options()
-            .write(true)
-            .open(path)
-            .unwrap()
-            .set_modified(t)
-            .unwrap();
-    }
-
-    #[test]
-    fn a_changed_file_is_reloaded_in_the_background() {
-        let d = dir("change");
-        let p = d.join("w.fvl");
-        rewrite(&p, &list(&["a"]));
-        let mut r = Reloader::open(source(&p, "m:1"), Duration::ZERO).unwrap();
-        assert_eq!(r.index().len(), 1);
-        assert!(settle(&mut r).is_none(), "unchanged file: no reload");
-        rewrite(&p, &list(&["a", "b"]));
-        assert!(matches!(settle(&mut r), Some(Outcome::Reloaded(2))));
-        assert_eq!(r.index().len(), 2);
-        std::fs::remove_dir_all(&d).unwrap();
-    }
-
-    #[test]
-    fn a_bad_file_keeps_the_old_list_and_is_not_retried() {
-        let d = dir("bad");
-        let p = d.join("w.fvl");
-        rewrite(&p, &list(&["a", "b"]));
-        let mut r = Reloader::open(source(&p, "m:1"), Duration::ZERO).unwrap();
-        std::fs::write(&p, b"garbage, not a list").unwrap();
-        assert!(matches!(
-            settle(&mut r),
-            Some(Outcome::Failed(WatchlistError::NotAWatchlist { .. }))
-        ));
-        assert_eq!(r.index().len(), 2, "old list kept");
-        assert!(
-            settle(&mut r).is_none(),
-            "the same bad file is not read again"
-        );
-        rewrite(&p, &list(&["c"]));
-        assert!(matches!(settle(&mut r), Some(Outcome::Reloaded(1))));
-        std::fs::remove_dir_all(&d).unwrap();
-    }
-
-    #[test]
-    fn another_model_is_refused_at_open_and_on_reload() {
-        let d = dir("model");
-        let p = d.join("w.fvl");
-        rewrite(&p, &list(&["a"]));
-        let e = Reloader::open(source(&p, "m:2"), Duration::ZERO).unwrap_err();
-        assert!(matches!(e, WatchlistError::ModelMismatch { .. }), "{e}");
-        let mut r = Reloader::open(source(&p, "m:1"), Duration::ZERO).unwrap();
-        let mut other = list(&["x", "y"]);
-        other.model_id = "m:2".into();
-        for i in &mut other.identities {
-            i.descriptors[0].model_id = "m:2".into();
-        }
-        rewrite(&p, &other);
-        assert!(matches!(
-            settle(&mut r),
-            Some(Outcome::Failed(WatchlistError::ModelMismatch { .. }))
-        ));
-        assert_eq!(r.index().len(), 1);
-        std::fs::remove_dir_all(&d).unwrap();
-    }
-
-    #[test]
-    fn a_synchronous_reload_goes_through_apply() {
-        let d = dir("sync");
-        let p = d.join("w.fvl");
-        rewrite(&p, &list(&["a"]));
-        let mut r = Reloader::open(source(&p, "m:1"), Duration::from_secs(3600)).unwrap();
-        rewrite(&p, &list(&["a", "b", "c"]));
-        assert!(r.poll().is_none(), "period not over: no check");
-        let before = r.source().stamp();
-        let result = r.source().load();
-        assert!(matches!(r.apply(before, result), Outcome::Reloaded(3)));
-        assert_eq!(r.index().len(), 3);
-        std::fs::remove_dir_all(&d).unwrap();
-    }
-
-    #[test]
-    fn an_older_generation_put_back_is_refused() {
-        let d = dir("rollback");
-        let p = d.join("w.fvl");
-        let mut w = list(&["a", "b"]);
-        rewrite(&p, &w);
-        let old_copy = std::fs::read(&p).unwrap();
-        let mut r = Reloader::open(source(&p, "m:1"), Duration::ZERO).unwrap();
-        assert_eq!(r.generation(), 1);
-        // "b" removed: generation 2
-        w.generation = 1;
-        w.identities.pop();
-        rewrite(&p, &w);
-        assert!(matches!(settle(&mut r), Some(Outcome::Reloaded(1))));
-        assert_eq!(r.generation(), 2);
-        // the old copy (generation 1, validly encrypted) copied back over it
-        std::fs::write(&p, &old_copy).unwrap();
-        std::fs::File::options()
-            .write(true)
-            .open(&p)
-            .unwrap()
-            .set_modified(SystemTime::now() + Duration::from_secs(4))
-            .unwrap();
-        assert!(matches!(
-            settle(&mut r),
-            Some(Outcome::Rollback { held: 2, found: 1 })
-        ));
-        assert_eq!(r.index().len(), 1, "b stays removed");
-        std::fs::remove_dir_all(&d).unwrap();
-    }
-
-    #[test]
-    fn a_deleted_list_stops_matching_until_it_is_back() {
-        let d = dir("deleted");
-        let p = d.join("w.fvl");
-        let mut w = list(&["a", "b"]);
-        rewrite(&p, &w);
-        let mut r = Reloader::open(source(&p, "m:1"), Duration::ZERO).unwrap();
-        std::fs::remove_file(&p).unwrap();
-        assert!(matches!(settle(&mut r), Some(Outcome::Deleted)));
-        assert!(r.index().is_empty());
-        assert!(r.poll().is_none(), "said once");
-        // put back, not older than the list last in use (a current backup): in use again
-        w.generation = 1;
-        rewrite(&p, &w);
-        assert!(matches!(settle(&mut r), Some(Outcome::Reloaded(2))));
-        std::fs::remove_dir_all(&d).unwrap();
-    }
-
-    #[test]
-    fn a_file_completed_after_a_failed_read_is_read_again() {
-        let d = dir("partial");
-        let p = d.join("w.fvl");
-        rewrite(&p, &list(&["a"]));
-        let mut r = Reloader::open(source(&p, "m:1"), Duration::ZERO).unwrap();
-        // A copy in progress: the reload reads half a file and fails...
-        std::fs::write(&p, b"FWATCHL\0half").unwrap();
-        let before = r.source().stamp();
-        let failed = r.source().load();
-        assert!(failed.is_err());
-        // ...while the copy completes.
-        rewrite(&p, &list(&["a", "b", "c"]));
-        assert!(matches!(r.apply(before, failed), Outcome::Failed(_)));
-        assert!(matches!(settle(&mut r), Some(Outcome::Reloaded(3))));
-        std::fs::remove_dir_all(&d).unwrap();
-    }
-}
+mod tests;

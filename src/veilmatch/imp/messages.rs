@@ -80,10 +80,19 @@ impl VeilMatch {
                 true
             }
             Some(Outcome::Failed(e)) => {
+                // The details let an application (faceveil-nvr) tell this warning from others.
+                let details = gst::Structure::builder("faceveil-reload-failed")
+                    .field("watchlist", path())
+                    .field("reason", e.to_string())
+                    .build();
                 gst::element_imp_warning!(
                     self,
                     gst::ResourceError::Read,
-                    ("Watch list not reloaded, the previous one stays in use: {e}")
+                    (
+                        "Watch list {} reload failed: {e} (old list kept)",
+                        path()
+                    ),
+                    details: details
                 );
                 false
             }
@@ -100,16 +109,22 @@ impl VeilMatch {
                 false
             }
             Some(Outcome::Rollback { held, found }) => {
+                let details = gst::Structure::builder("faceveil-rollback-refused")
+                    .field("watchlist", path())
+                    .field("held", held)
+                    .field("found", found)
+                    .build();
                 gst::element_imp_warning!(
                     self,
                     gst::ResourceError::Read,
                     (
                         "Watch list {} was replaced by an older copy (generation {found}, the list \
-                         last in use is generation {held}): refused, the list in use stays (empty if \
-                         the file had been deleted). Restore the current list, or restart the \
-                         pipeline to accept this one",
+                         last in use is generation {held}): refused, old list kept (empty if the \
+                         file had been deleted). Restore the current list, or accept this one \
+                         deliberately with 'faceveil restore' (docs/WATCHLIST.md)",
                         path()
-                    )
+                    ),
+                    details: details
                 );
                 false
             }
