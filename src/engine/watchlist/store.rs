@@ -219,9 +219,7 @@ fn create_exclusive(path: &Path, carry: &Carry, target: &Path) -> Result<File, W
 
 /// Syncs the directory `dir` (a rename in it is then on disk).
 fn sync_dir(dir: &Path) -> Result<(), WatchlistError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
 
 /// Writes `bytes` atomically to the file `path` names (symlinks followed): a file that exists

@@ -46,7 +46,10 @@ pub fn write_pending_key(key_file: &Path, key: &[u8; 32]) -> Result<PendingKey, 
     let carry = Carry::from(&target)?;
     let path = with_suffix(&target, &format!("new.{}", random_suffix()?));
     let mut file = create_exclusive(&path, &carry, &target)?;
-    if let Err(e) = file.write_all(key_text(key).as_bytes()).and_then(|_| file.sync_all()) {
+    if let Err(e) = file
+        .write_all(key_text(key).as_bytes())
+        .and_then(|_| file.sync_all())
+    {
         let _ = std::fs::remove_file(&path);
         return Err(io(&path)(e));
     }
@@ -88,7 +91,10 @@ impl PendingKey {
             return Ok(());
         }
         let what = match &renamed {
-            Err(e) => format!("the pending key {} could not be renamed ({e})", self.path.display()),
+            Err(e) => format!(
+                "the pending key {} could not be renamed ({e})",
+                self.path.display()
+            ),
             Ok(()) => format!(
                 "the pending key {} was replaced before it was renamed (who else can write {}?)",
                 self.path.display(),
@@ -287,4 +293,3 @@ pub fn default_key_file(list: &Path) -> PathBuf {
     name.push(".key");
     PathBuf::from(name)
 }
-

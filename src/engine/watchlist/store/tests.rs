@@ -253,7 +253,11 @@ fn meta(p: &Path) -> (u32, u32, u32) {
 /// A group the test may give files: any, as root; else its own.
 fn a_group() -> u32 {
     // SAFETY: getegid cannot fail.
-    if root() { 4242 } else { unsafe { libc::getegid() } }
+    if root() {
+        4242
+    } else {
+        unsafe { libc::getegid() }
+    }
 }
 
 #[test]
@@ -284,7 +288,12 @@ fn a_rewrite_never_widens_the_mode_and_says_what_it_left_out() {
     let d = dir("widen");
     let p = d.join("w.fvl");
     save(&p, &mut Watchlist::new("m:1"), &key(1)).unwrap();
-    for (old, new) in [(0o666, 0o640), (0o604, 0o600), (0o660, 0o640), (0o4755, 0o640)] {
+    for (old, new) in [
+        (0o666, 0o640),
+        (0o604, 0o600),
+        (0o660, 0o640),
+        (0o4755, 0o640),
+    ] {
         chmod(&p, old);
         let w = save(&p, &mut Watchlist::new("m:1"), &key(1))
             .unwrap()
@@ -328,12 +337,20 @@ fn nothing_is_written_into_a_directory_others_can_write() {
         let e = save(&p, &mut Watchlist::new("m:1"), &key(1)).unwrap_err();
         let text = e.to_string();
         assert!(
-            text.contains(&format!("chmod go-w {}", sub.display())) && text.contains(&format!("{mode:04o}")),
+            text.contains(&format!("chmod go-w {}", sub.display()))
+                && text.contains(&format!("{mode:04o}")),
             "{text}"
         );
         assert!(write_key_file(&sub.join("k"), &[1; 32], false).is_err());
-        assert!(Lock::acquire(&p, &wait()).is_err(), "no lock file there either");
-        assert_eq!(std::fs::read_dir(&sub).unwrap().count(), 0, "nothing written");
+        assert!(
+            Lock::acquire(&p, &wait()).is_err(),
+            "no lock file there either"
+        );
+        assert_eq!(
+            std::fs::read_dir(&sub).unwrap().count(),
+            0,
+            "nothing written"
+        );
         chmod(&sub, 0o755);
         save(&p, &mut Watchlist::new("m:1"), &key(1)).unwrap();
     }
@@ -363,7 +380,10 @@ fn key_files_others_can_write_are_refused_and_world_readable_ones_warned_about()
     let (key, warning) = read_key_file_checked(&k).unwrap();
     assert_eq!(key, [3; 32]);
     let warning = warning.expect("a warning");
-    assert!(warning.contains("readable by every user") && warning.contains("0644"), "{warning}");
+    assert!(
+        warning.contains("readable by every user") && warning.contains("0644"),
+        "{warning}"
+    );
     // resolve_key_checked passes the warning on; FACEVEIL_KEY is not a file and has none
     let list = d.join("w.fvl");
     std::fs::copy(&k, d.join("w.fvl.key")).unwrap();
@@ -386,8 +406,13 @@ fn a_pending_key_has_an_unpredictable_name_and_the_old_keys_group_and_mode() {
     let b = write_pending_key(&kf, &[3; 32]).unwrap();
     for p in [a.path(), b.path()] {
         let name = p.file_name().unwrap().to_string_lossy().to_string();
-        let suffix = name.strip_prefix("w.fvl.key.new.").expect("the pending name");
-        assert!(suffix.len() == 16 && suffix.bytes().all(|c| c.is_ascii_hexdigit()), "{name}");
+        let suffix = name
+            .strip_prefix("w.fvl.key.new.")
+            .expect("the pending name");
+        assert!(
+            suffix.len() == 16 && suffix.bytes().all(|c| c.is_ascii_hexdigit()),
+            "{name}"
+        );
         assert_eq!(meta(p).1, a_group());
         assert_eq!(meta(p).2, 0o640);
     }
@@ -419,8 +444,15 @@ fn a_pending_key_replaced_before_its_rename_is_no_success_and_the_key_is_kept() 
         .filter(|p| p.to_string_lossy().contains("w.fvl.key.rekeyed."))
         .collect();
     assert_eq!(kept.len(), 1, "{text}");
-    assert!(text.contains(&format!("mv {} {}", kept[0].display(), kf.display())), "{text}");
-    assert_eq!(read_key_file(&kept[0]).unwrap(), [2; 32], "the new key is kept");
+    assert!(
+        text.contains(&format!("mv {} {}", kept[0].display(), kf.display())),
+        "{text}"
+    );
+    assert_eq!(
+        read_key_file(&kept[0]).unwrap(),
+        [2; 32],
+        "the new key is kept"
+    );
     std::fs::remove_dir_all(d).unwrap();
 }
 
@@ -431,8 +463,14 @@ fn leftover_pending_keys_are_swept_unless_the_list_is_under_them() {
     let kf = d.join("w.fvl.key");
     save(&p, &mut Watchlist::new("m:1"), &key(4)).unwrap();
     write_key_file(&kf, &[1; 32], false).unwrap();
-    let stale = write_pending_key(&kf, &[5; 32]).unwrap().path().to_path_buf();
-    let needed = write_pending_key(&kf, &[4; 32]).unwrap().path().to_path_buf();
+    let stale = write_pending_key(&kf, &[5; 32])
+        .unwrap()
+        .path()
+        .to_path_buf();
+    let needed = write_pending_key(&kf, &[4; 32])
+        .unwrap()
+        .path()
+        .to_path_buf();
     let legacy = d.join("w.fvl.key.new");
     std::os::unix::fs::symlink("/etc/passwd", &legacy).unwrap();
     let other = d.join("w.fvl.key.new.not-ours");
