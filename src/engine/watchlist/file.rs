@@ -390,7 +390,10 @@ mod tests {
         assert!(!is_under_key(&b[..HEADER_LEN], &[8u8; 32]));
         assert!(!is_under_key(&b[..40], &[7u8; 32]), "a short header");
         let p = encode(&w, &Secret::Plaintext).unwrap();
-        assert!(!is_under_key(&p, &[0u8; 32]), "a plaintext list is under no key");
+        assert!(
+            !is_under_key(&p, &[0u8; 32]),
+            "a plaintext list is under no key"
+        );
     }
 
     #[test]
