@@ -288,7 +288,7 @@ fn a_rekey_whose_pending_key_is_swapped_never_reports_success_with_a_lost_key() 
                     }
                     n += 1;
                     let _ = std::fs::remove_file(e.path());
-                    let done = if n % 2 == 0 {
+                    let done = if n.is_multiple_of(2) {
                         std::fs::hard_link(&decoy, e.path())
                     } else {
                         std::os::unix::fs::symlink(&victim, e.path())

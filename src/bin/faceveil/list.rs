@@ -35,6 +35,10 @@ pub(crate) fn cmd_init(
             format!("{} exists; use --force to replace it", list.display()),
         ));
     }
+    if !g.plaintext && g.passphrase_env.is_none() {
+        // Before the audit line: a key directory that cannot be written to is refused first.
+        sweep_pending_keys(&lock, &key_file(g))?;
+    }
     record(
         g,
         &mut new_list,
@@ -66,7 +70,6 @@ pub(crate) fn cmd_init(
                 ),
             ));
         }
-        sweep_pending_keys(&lock, &kf)?;
         write_under_new_key(list, &mut new_list, &kf)?;
         let mode = std::fs::metadata(&kf).map_or(0o600, |m| {
             use std::os::unix::fs::PermissionsExt;
