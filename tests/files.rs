@@ -369,7 +369,24 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
+        let unmounted = Command::new("umount")
+            .arg(&self.0)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !unmounted {
+            // Still in use (a process the test started): detached now, gone when it ends.
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+}
+
+/// A child process killed when dropped (before the file system it writes to is unmounted).
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -514,18 +531,20 @@ fn nvr_events_that_meet_a_full_disk_are_written_when_there_is_room() {
     let filler = fill(&fs.0);
     let port = free_port();
     let _camera = RtspCamera::start(port, "obama2.jpg");
-    let mut nvr = Command::new(env!("CARGO_BIN_EXE_faceveil-nvr"))
-        .arg("--watchlist")
-        .arg(&list)
-        .arg("--out")
-        .arg(&events)
-        .arg(format!("door={}", RtspCamera::url(port)))
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut nvr = Killed(
+        Command::new(env!("CARGO_BIN_EXE_faceveil-nvr"))
+            .arg("--watchlist")
+            .arg(&list)
+            .arg("--out")
+            .arg(&events)
+            .arg(format!("door={}", RtspCamera::url(port)))
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let said = Arc::new(Mutex::new(String::new()));
     let reader = {
-        let (said, stderr) = (said.clone(), nvr.stderr.take().unwrap());
+        let (said, stderr) = (said.clone(), nvr.0.stderr.take().unwrap());
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
@@ -544,8 +563,7 @@ fn nvr_events_that_meet_a_full_disk_are_written_when_there_is_room() {
     assert!(said_now().contains("No space left"), "{}", said_now());
     std::fs::remove_file(&filler).unwrap();
     let landed = wait_until(Duration::from_secs(20), || matches_in(&events) >= 1);
-    let _ = nvr.kill();
-    let _ = nvr.wait();
+    drop(nvr);
     let _ = reader.join();
     assert!(landed, "the match never reached the file: {}", said_now());
     assert!(said_now().contains("written again"), "{}", said_now());
