@@ -13,8 +13,8 @@ use zeroize::Zeroizing;
 use super::super::WatchlistError;
 use super::super::file::{HEADER_LEN, Secret, is_under_key};
 use super::{
-    Carry, Lock, check_dir, create_exclusive, invalid, io, random_suffix, real_path, sync_dir,
-    with_suffix, write_atomic,
+    Carry, Lock, check_dir, create_exclusive, invalid, io, random_suffix, read_list_file,
+    real_path, sync_dir, with_suffix, write_atomic,
 };
 
 /// The text of a key file: 64 hex digits and a newline (wiped when dropped).
@@ -146,11 +146,16 @@ impl Lock {
         };
         check_dir(dir)?;
         let prefix = format!("{}.new", name.to_string_lossy());
-        let mut header = [0u8; HEADER_LEN];
-        let header = File::open(&self.list)
-            .and_then(|mut f| f.read_exact(&mut header))
-            .map(|_| header)
-            .ok();
+        // No list yet: no key is the list's. A list that cannot be read: keep every key.
+        let header = match read_list_file(&self.list) {
+            Ok(bytes) => Some(bytes[..bytes.len().min(HEADER_LEN)].to_vec()),
+            Err(WatchlistError::Io { error, .. })
+                if error.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Some(Vec::new())
+            }
+            Err(_) => None,
+        };
         let mut kept = Vec::new();
         for e in std::fs::read_dir(dir).map_err(io(dir))?.flatten() {
             let n = e.file_name().to_string_lossy().to_string();

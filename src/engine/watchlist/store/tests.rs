@@ -480,5 +480,16 @@ fn leftover_pending_keys_are_swept_unless_the_list_is_under_them() {
     assert!(!stale.exists() && std::fs::symlink_metadata(&legacy).is_err());
     assert!(needed.exists(), "the list is under it: kept");
     assert!(other.exists(), "not a pending name");
+    drop(lock);
+    // Before an init (no list yet) no pending key is the list's.
+    let fresh = d.join("new.fvl");
+    let left = write_pending_key(&default_key_file(&fresh), &[4; 32]).unwrap();
+    let lock = Lock::acquire(&fresh, &wait()).unwrap();
+    assert!(
+        lock.sweep_pending_keys(&default_key_file(&fresh))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(!left.path().exists());
     std::fs::remove_dir_all(d).unwrap();
 }
