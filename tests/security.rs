@@ -223,7 +223,8 @@ fn planted_files_are_neither_followed_nor_kept() {
     let d = scratch("sec-planted");
     let (list, model) = list(&d);
     // The temporary names writers pick: the list saves of three rekeys and of an init of another
-    // list (keys go through a pending name, `<key>.new`, created afresh, then renamed).
+    // list (keys go through a pending name, `<key>.new.<16 random hex digits>`, created
+    // exclusively, then renamed and checked).
     let mut seen = Vec::new();
     for _ in 0..3 {
         seen.extend(created_in(&d, || {
@@ -257,8 +258,8 @@ fn planted_files_are_neither_followed_nor_kept() {
     }
 
     // Names a writer would open if it picked them again (every name seen above, for the list and
-    // for its key), the pending key name of rekey, and a crashed writer's leftover: links to a
-    // file that an attacker owns.
+    // for its key), the fixed pending key name older versions used, and a crashed writer's
+    // leftover: links to a file that an attacker owns.
     let victim = d.join("attacker-owned");
     std::fs::write(&victim, b"attacker").unwrap();
     std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o666)).unwrap();
@@ -299,8 +300,17 @@ fn planted_files_are_neither_followed_nor_kept() {
         "stale temporary names of the list swept: {left:?}"
     );
     assert!(
-        !d.join("w.fvl.key.new").exists(),
-        "the pending key became the key"
+        std::fs::symlink_metadata(d.join("w.fvl.key.new")).is_err(),
+        "a planted pending name is swept under the lock"
+    );
+    let pending: Vec<String> = std::fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("w.fvl.key.new"))
+        .collect();
+    assert!(
+        pending.is_empty(),
+        "the pending key became the key: {pending:?}"
     );
     std::fs::remove_dir_all(&d).unwrap();
 }

@@ -5,6 +5,7 @@
 
 pub mod align;
 pub mod audit;
+pub mod backlog;
 pub mod batch;
 pub mod cosine;
 pub mod decode;

@@ -17,13 +17,13 @@
 //! every camera can be.
 
 mod config;
+mod events;
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -36,6 +36,7 @@ use gstfaceveil::engine::watchlist::reload::floor::Floor;
 use gstfaceveil::engine::watchlist::store::{load, resolve_key};
 
 use config::{Camera, Config, ConfigError};
+use events::{Events, open_events, reopen_events, write_event};
 
 #[derive(Parser)]
 #[command(
@@ -237,58 +238,6 @@ fn to_json(s: &gst::StructureRef) -> serde_json::Value {
         m.insert(k.to_string(), j);
     }
     serde_json::Value::Object(m)
-}
-
-type Events = Arc<Mutex<Box<dyn Write + Send>>>;
-
-/// The events file, opened for appending; created with mode 0640 whatever the umask (the
-/// service's group may read it, nobody else); a file that exists keeps the mode it has.
-fn open_events_file(p: &Path) -> Result<std::fs::File, String> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let fail = |e: std::io::Error| format!("events file {}: {e}", p.display());
-    let mut o = std::fs::OpenOptions::new();
-    o.append(true).mode(0o640).custom_flags(libc::O_NOFOLLOW);
-    match o.clone().create_new(true).open(p) {
-        Ok(f) => {
-            // Through the descriptor: the umask may have taken bits away.
-            f.set_permissions(std::fs::Permissions::from_mode(0o640))
-                .map_err(fail)?;
-            Ok(f)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => o.open(p).map_err(fail),
-        Err(e) => Err(fail(e)),
-    }
-}
-
-fn open_events(path: &Option<PathBuf>) -> Result<Events, String> {
-    let sink: Box<dyn Write + Send> = match path {
-        Some(p) => Box::new(open_events_file(p)?),
-        None => Box::new(std::io::stdout()),
-    };
-    Ok(Arc::new(Mutex::new(sink)))
-}
-
-/// SIGHUP: the events file is opened again by its name, so that a log rotation that renamed it
-/// (logrotate without `copytruncate`) gets a new file; the cameras keep running. On failure the
-/// old file stays in use.
-fn reopen_events(path: &Option<PathBuf>, events: &Events) {
-    let Some(p) = path else { return };
-    match open_events_file(p) {
-        Ok(f) => {
-            *events.lock().unwrap_or_else(|e| e.into_inner()) = Box::new(f);
-            eprintln!("faceveil-nvr: events file {} reopened", p.display());
-        }
-        Err(e) => eprintln!("faceveil-nvr: {e}; still writing to the file open before"),
-    }
-}
-
-/// Appends one event line; an event that cannot be written (disk full, file gone) goes to
-/// standard error (the journal) instead, with the reason: it is never dropped silently.
-fn write_event(events: &Events, camera: &str, line: &str) {
-    let mut w = events.lock().unwrap_or_else(|e| e.into_inner());
-    if let Err(e) = writeln!(w, "{line}").and_then(|_| w.flush()) {
-        eprintln!("[{camera}] event not written to the events file ({e}): {line}");
-    }
 }
 
 /// Runs one camera until it ends (file) or until `stop` (RTSP: restarted after each drop).

@@ -203,7 +203,7 @@ pub(crate) fn cmd_enroll(g: &Global, a: EnrollArgs) -> Result<(), Fail> {
     let n = descs.len();
     let who =
         added_by.unwrap_or_else(|| std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
-    let id = update(
+    let (id, warning) = update(
         &g.list,
         &wait(g),
         || secret(g),
@@ -299,6 +299,7 @@ pub(crate) fn cmd_enroll(g: &Global, a: EnrollArgs) -> Result<(), Fail> {
             Ok(id)
         },
     )?;
+    crate::list::warn(warning);
     println!(
         "enrolled {label} ({id}): {n} descriptor(s) from {} file(s)",
         files.len()

@@ -2,14 +2,12 @@
 //! List management: `init`, `list`, `remove`, `verify`, `rekey`, `purge-expired` (`enroll` has
 //! its own module).
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::Duration;
 
 use gstfaceveil::engine::audit;
 use gstfaceveil::engine::watchlist::file::{Secret, random_key};
-use gstfaceveil::engine::watchlist::store::{
-    Lock, load, real_path, save, update, write_pending_key,
-};
+use gstfaceveil::engine::watchlist::store::{Lock, load, save, update, write_pending_key};
 use gstfaceveil::engine::watchlist::{Watchlist, now};
 
 use crate::Global;
@@ -37,6 +35,10 @@ pub(crate) fn cmd_init(
             format!("{} exists; use --force to replace it", list.display()),
         ));
     }
+    if !g.plaintext && g.passphrase_env.is_none() {
+        // Before the audit line: a key directory that cannot be written to is refused first.
+        sweep_pending_keys(&lock, &key_file(g))?;
+    }
     record(
         g,
         &mut new_list,
@@ -54,9 +56,9 @@ pub(crate) fn cmd_init(
     )?;
     if g.plaintext {
         eprintln!("warning: the watch list is not encrypted (--plaintext)");
-        save(list, &mut new_list, &Secret::Plaintext)?;
+        warn(save(list, &mut new_list, &Secret::Plaintext)?);
     } else if let Some(var) = &g.passphrase_env {
-        save(list, &mut new_list, &new_passphrase(g, var)?)?;
+        warn(save(list, &mut new_list, &new_passphrase(g, var)?)?);
     } else {
         let kf = key_file(g);
         if !force && std::fs::symlink_metadata(&kf).is_ok() {
@@ -68,19 +70,13 @@ pub(crate) fn cmd_init(
                 ),
             ));
         }
-        // The new key beside any old one first; the list under it; then the key in place (a failed
-        // write leaves the old list and key as they were).
-        let key = random_key()?;
-        let kf_real = real_path(&kf)?;
-        let mut pending = kf_real.as_os_str().to_owned();
-        pending.push(".new");
-        let pending = PathBuf::from(pending);
-        write_pending_key(&pending, &key)?;
-        save(list, &mut new_list, &Secret::Key(key))?;
-        std::fs::rename(&pending, &kf_real)
-            .map_err(|e| Fail(3, format!("{}: {e}", kf_real.display())))?;
+        write_under_new_key(list, &mut new_list, &kf)?;
+        let mode = std::fs::metadata(&kf).map_or(0o600, |m| {
+            use std::os::unix::fs::PermissionsExt;
+            m.permissions().mode() & 0o7777
+        });
         println!(
-            "key file {} (mode 0600): keep it apart from backups of the list",
+            "key file {} (mode {mode:04o}): keep it apart from backups of the list",
             kf.display()
         );
     }
@@ -157,11 +153,14 @@ pub(crate) fn cmd_remove(
     if rekey {
         events.push(event("rekey", None, None));
     }
+    if rekey && new_passphrase_env.is_none() {
+        sweep_pending_keys(&lock, &key_file(g))?;
+    }
     record(g, &mut list, &events)?;
     if rekey {
         rekey_locked(g, &lock, &mut list, new_passphrase_env)?;
     } else {
-        save(lock.list(), &mut list, &old)?;
+        warn(save(lock.list(), &mut list, &old)?);
     }
     println!(
         "removed {removed} identit{}",
@@ -205,8 +204,48 @@ pub(crate) fn cmd_verify(g: &Global) -> Result<(), Fail> {
     Ok(())
 }
 
+/// Prints a write's warning (mode bits of the old file not carried over).
+pub(crate) fn warn(warning: Option<impl AsRef<str>>) {
+    if let Some(w) = warning {
+        eprintln!("warning: {}", w.as_ref());
+    }
+}
+
+/// Under the lock: removes the pending keys an interrupted rekey left beside `kf`, and names those
+/// that the list is under (the operator moves one into place).
+fn sweep_pending_keys(lock: &Lock, kf: &Path) -> Result<(), Fail> {
+    for p in lock.sweep_pending_keys(kf)? {
+        eprintln!(
+            "warning: {} holds the key the list is under (left by an interrupted rekey): mv {} {}",
+            p.display(),
+            p.display(),
+            kf.display()
+        );
+    }
+    Ok(())
+}
+
+/// Writes `list` to `path` under a new key, for the key file `kf`: the new key under an
+/// unpredictable pending name first, then the list under it, then the key renamed into place and
+/// checked to be there (a failed list write leaves the old list and key as they were; a failed
+/// swap says where the new key is).
+fn write_under_new_key(path: &Path, list: &mut Watchlist, kf: &Path) -> Result<(), Fail> {
+    let key = random_key()?;
+    let pending = write_pending_key(kf, &key)?;
+    warn(pending.warning());
+    match save(path, list, &Secret::Key(key)) {
+        Ok(w) => warn(w),
+        Err(e) => {
+            let _ = std::fs::remove_file(pending.path());
+            return Err(e.into());
+        }
+    }
+    pending.install()?;
+    Ok(())
+}
+
 /// Re-encrypts `list` under a new key (written to the key file) or a new passphrase, under a lock
-/// already held: the new key beside the old one first, then the list under it, then the swap.
+/// already held.
 fn rekey_locked(
     g: &Global,
     lock: &Lock,
@@ -214,19 +253,14 @@ fn rekey_locked(
     new_passphrase_env: Option<String>,
 ) -> Result<(), Fail> {
     match new_passphrase_env {
-        Some(var) => save(lock.list(), list, &new_passphrase(g, &var)?)?,
+        Some(var) => warn(save(lock.list(), list, &new_passphrase(g, &var)?)?),
         None => {
-            let key = random_key()?;
-            let kf = real_path(&key_file(g))?;
-            let mut pending = kf.as_os_str().to_owned();
-            pending.push(".new");
-            let pending = PathBuf::from(pending);
-            // Created afresh: a link planted under that name is replaced, not followed.
-            write_pending_key(&pending, &key)?;
-            save(lock.list(), list, &Secret::Key(key))?;
-            std::fs::rename(&pending, &kf)
-                .map_err(|e| Fail(3, format!("{}: {e}", kf.display())))?;
-            println!("new key in {}", key_file(g).display());
+            write_under_new_key(lock.list(), list, &key_file(g))?;
+            println!(
+                "new key in {}; running services re-read the key when the list changes; restart \
+                 them if they use FACEVEIL_KEY",
+                key_file(g).display()
+            );
         }
     }
     println!("re-encrypted {}", g.list.display());
@@ -235,6 +269,9 @@ fn rekey_locked(
 
 pub(crate) fn cmd_rekey(g: &Global, new_passphrase_env: Option<String>) -> Result<(), Fail> {
     let lock = Lock::acquire(&g.list, &wait(g))?;
+    if new_passphrase_env.is_none() {
+        sweep_pending_keys(&lock, &key_file(g))?;
+    }
     let mut list = load(lock.list(), &secret(g)?)?;
     record(g, &mut list, &[event("rekey", None, None)])?;
     rekey_locked(g, &lock, &mut list, new_passphrase_env)
@@ -242,7 +279,7 @@ pub(crate) fn cmd_rekey(g: &Global, new_passphrase_env: Option<String>) -> Resul
 
 pub(crate) fn cmd_purge_expired(g: &Global) -> Result<(), Fail> {
     let t = now();
-    let n = update(
+    let (n, warning) = update(
         &g.list,
         &wait(g),
         || secret(g),
@@ -265,6 +302,7 @@ pub(crate) fn cmd_purge_expired(g: &Global) -> Result<(), Fail> {
             Ok(purged.len())
         },
     )?;
+    warn(warning);
     println!(
         "purged {n} expired identit{}",
         if n == 1 { "y" } else { "ies" }

@@ -10,7 +10,9 @@ use gstfaceveil::engine::cosine::Similarity;
 use gstfaceveil::engine::embedder::{model_id, similarity_for};
 use gstfaceveil::engine::manifest::{ModelSpec, Task};
 use gstfaceveil::engine::watchlist::file::Secret;
-use gstfaceveil::engine::watchlist::store::{Wait, default_key_file, load, real_path, resolve_key};
+use gstfaceveil::engine::watchlist::store::{
+    Wait, default_key_file, load, real_path, resolve_key_checked,
+};
 use gstfaceveil::engine::watchlist::{Watchlist, WatchlistError, now};
 
 use crate::Global;
@@ -151,7 +153,9 @@ pub(crate) fn secret(g: &Global) -> Result<Secret, Fail> {
     if let Some(var) = &g.passphrase_env {
         return Ok(Secret::Passphrase(passphrase(var)?));
     }
-    Ok(resolve_key(g.key_file.as_deref(), &g.list)?)
+    let (secret, warning) = resolve_key_checked(g.key_file.as_deref(), &g.list)?;
+    crate::list::warn(warning);
+    Ok(secret)
 }
 
 pub(crate) fn embedder(g: &Global) -> Result<(ModelSpec, String), Fail> {

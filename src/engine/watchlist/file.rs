@@ -100,6 +100,15 @@ fn key_check(key: &[u8; 32]) -> [u8; 8] {
     h.finalize()[..8].try_into().expect("8 bytes")
 }
 
+/// Whether a list file that starts with `header` is encrypted under `key` (mode 1, and its key
+/// check is this key's): what decides whether a leftover pending key may be removed.
+pub fn is_under_key(header: &[u8], key: &[u8; 32]) -> bool {
+    header.len() >= HEADER_LEN
+        && &header[..8] == MAGIC
+        && header[10] == 1
+        && header[12..20] == key_check(key)
+}
+
 fn random<const N: usize>() -> Result<[u8; N], WatchlistError> {
     let mut b = [0u8; N];
     getrandom::fill(&mut b).map_err(|e| WatchlistError::Random(e.to_string()))?;
@@ -371,6 +380,20 @@ mod tests {
 
     fn dec(b: &[u8], s: &Secret) -> Result<Watchlist, WatchlistError> {
         decode(b, s, Path::new("w.fvl"))
+    }
+
+    #[test]
+    fn is_under_key_tells_the_lists_key_from_others() {
+        let w = sample();
+        let b = encode(&w, &Secret::Key([7u8; 32])).unwrap();
+        assert!(is_under_key(&b[..HEADER_LEN], &[7u8; 32]));
+        assert!(!is_under_key(&b[..HEADER_LEN], &[8u8; 32]));
+        assert!(!is_under_key(&b[..40], &[7u8; 32]), "a short header");
+        let p = encode(&w, &Secret::Plaintext).unwrap();
+        assert!(
+            !is_under_key(&p, &[0u8; 32]),
+            "a plaintext list is under no key"
+        );
     }
 
     #[test]

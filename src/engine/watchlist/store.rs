@@ -5,9 +5,13 @@
 //!   it points to (the lock and the temporary file sit beside the real file), so a symlinked path
 //!   never forks the list.
 //! - Every write goes to a new temporary file beside the target, with a random name, created
-//!   exclusively (`O_EXCL`, `O_NOFOLLOW`) with mode 0600, fsynced, renamed over the target, and the
-//!   directory fsynced: a crash leaves the old or the new file, never half of one, and a planted
-//!   temporary name cannot be written through.
+//!   exclusively (`O_EXCL`, `O_NOFOLLOW`), fsynced, renamed over the target, and the directory
+//!   fsynced: a crash or a full disk leaves the old or the new file, never half of one, and a
+//!   planted temporary name cannot be written through.
+//! - A file written in place of another keeps its group (and, for root, its owner) and its mode
+//!   within 0640, set on the descriptor before the rename: `sudo faceveil remove` leaves a
+//!   `root:faceveil 0640` list readable by the service. New files are 0600.
+//! - Nothing is written into a directory that its group or other users can write.
 //! - Writers serialise on `<real list>.lock` (an advisory lock on a file of ours, opened without
 //!   following links, holding the holder's pid). A writer that has to wait says so and for whom, and
 //!   gives up after its timeout. Under the lock, temporary files that a crashed writer left behind
@@ -76,61 +80,179 @@ fn beside(path: &Path, prefix: &str, suffix: &str) -> Result<PathBuf, WatchlistE
     Ok(dir.join(format!("{prefix}{}{suffix}", name.to_string_lossy())))
 }
 
-/// Writes `bytes` atomically to the file `path` names (symlinks followed), with mode `mode`.
-pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), WatchlistError> {
-    let path = real_path(path)?;
+/// The most of an old file's mode a rewrite carries over: owner read-write, group read.
+pub const MAX_CARRIED_MODE: u32 = 0o640;
+
+/// 16 random hex digits: the part of a temporary or pending name nobody can guess.
+fn random_suffix() -> Result<String, WatchlistError> {
     let mut suffix = [0u8; 8];
     getrandom::fill(&mut suffix).map_err(|e| WatchlistError::Random(e.to_string()))?;
-    let suffix: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
-    let tmp = beside(&path, ".", &format!(".tmp.{suffix}"))?;
-    let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&tmp)
-            .map_err(io(&tmp))?;
-        // Exactly `mode`, whatever the umask.
-        f.set_permissions(std::fs::Permissions::from_mode(mode))
-            .map_err(io(&tmp))?;
-        f.write_all(bytes).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
-        drop(f);
-        std::fs::rename(&tmp, &path).map_err(io(&path))?;
-        File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io(&dir))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    Ok(suffix.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Creates `path` afresh (whatever was there, a planted link included, is unlinked, not followed)
-/// exclusively and without following links, with exactly `mode`, and syncs it: for a file that
-/// must appear under a fixed, visible name (the pending key of a rekey).
-pub fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), WatchlistError> {
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io(path)(e)),
+/// `path` with `.<suffix>` appended to its name.
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".");
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Refuses a directory that users other than its owner can write (sticky or not): they could
+/// remove or replace the list or key written there.
+pub fn check_dir(dir: &Path) -> Result<(), WatchlistError> {
+    let mode = std::fs::metadata(dir).map_err(io(dir))?.mode() & 0o7777;
+    if mode & 0o022 == 0 {
+        return Ok(());
     }
-    let mut f = OpenOptions::new()
+    let who = match mode & 0o022 {
+        0o020 => "its group",
+        0o002 => "every user",
+        _ => "its group and every user",
+    };
+    let sticky = if mode & 0o1000 != 0 {
+        " (the sticky bit does not stop them from planting names)"
+    } else {
+        ""
+    };
+    Err(invalid(
+        dir,
+        &format!(
+            "the directory is writable by {who} (mode {mode:04o}){sticky}, who could remove or \
+             replace the files faceveil writes there: chmod go-w {}, or use another directory",
+            dir.display()
+        ),
+    ))
+}
+
+/// The owner, group and mode a file written in place of another gets: the old file's group (and,
+/// when the writer is root, its owner), and its mode within [`MAX_CARRIED_MODE`]; a new file is
+/// 0600, the writer's.
+struct Carry {
+    uid: Option<u32>,
+    gid: Option<u32>,
+    mode: u32,
+    /// Bits of the old mode not carried over, said.
+    warning: Option<String>,
+}
+
+impl Carry {
+    /// What replacing `path` (already resolved) keeps of the file there.
+    fn from(path: &Path) -> Result<Carry, WatchlistError> {
+        let old = match std::fs::symlink_metadata(path) {
+            Ok(m) if m.is_file() => m,
+            Ok(_) => return Ok(Carry::new_file()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Carry::new_file()),
+            Err(e) => return Err(io(path)(e)),
+        };
+        let old_mode = old.mode() & 0o7777;
+        let mode = 0o600 | (old_mode & MAX_CARRIED_MODE & 0o040);
+        let dropped = old_mode & !MAX_CARRIED_MODE;
+        let warning = (dropped != 0).then(|| {
+            format!(
+                "{} was mode {old_mode:04o}; written {mode:04o}: faceveil carries at most {:04o} \
+                 (owner read-write, group read), never group or other write, other read or \
+                 special bits",
+                path.display(),
+                MAX_CARRIED_MODE
+            )
+        });
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let root = unsafe { libc::geteuid() } == 0;
+        Ok(Carry {
+            uid: root.then(|| old.uid()),
+            gid: Some(old.gid()),
+            mode,
+            warning,
+        })
+    }
+
+    fn new_file() -> Carry {
+        Carry {
+            uid: None,
+            gid: None,
+            mode: 0o600,
+            warning: None,
+        }
+    }
+
+    /// Gives the open file `f` (named `path`) its owner, group and mode, through the descriptor.
+    fn apply(&self, f: &File, path: &Path, target: &Path) -> Result<(), WatchlistError> {
+        if let Some(gid) = self.gid {
+            use std::os::fd::AsRawFd;
+            // -1 (as uid_t): leave the owner as it is.
+            let uid = self.uid.unwrap_or(u32::MAX);
+            // SAFETY: a valid open descriptor; fchown has no other preconditions.
+            if unsafe { libc::fchown(f.as_raw_fd(), uid, gid) } != 0 {
+                let e = std::io::Error::last_os_error();
+                return Err(invalid(
+                    target,
+                    &format!(
+                        "cannot give its new copy the group {gid} of the file it replaces ({e}): \
+                         run as root or as a member of that group"
+                    ),
+                ));
+            }
+        }
+        f.set_permissions(std::fs::Permissions::from_mode(self.mode))
+            .map_err(io(path))
+    }
+}
+
+/// Creates `path` exclusively, without following links, in a directory only its owner can write,
+/// owned and with the mode `carry` says (set on the descriptor, before any byte is written).
+fn create_exclusive(path: &Path, carry: &Carry, target: &Path) -> Result<File, WatchlistError> {
+    check_dir(path.parent().unwrap_or(Path::new(".")))?;
+    let f = OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(mode)
+        .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(path)
         .map_err(io(path))?;
-    f.set_permissions(std::fs::Permissions::from_mode(mode))
-        .map_err(io(path))?;
-    f.write_all(bytes).map_err(io(path))?;
-    f.sync_all().map_err(io(path))?;
-    let dir = path.parent().unwrap_or(Path::new("."));
+    if let Err(e) = carry.apply(&f, path, target) {
+        let _ = std::fs::remove_file(path);
+        return Err(e);
+    }
+    Ok(f)
+}
+
+/// Syncs the directory `dir` (a rename in it is then on disk).
+fn sync_dir(dir: &Path) -> Result<(), WatchlistError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
+/// Writes `bytes` atomically to the file `path` names (symlinks followed): a file that exists
+/// keeps its group (and owner, for root) and mode within 0640; a new one is 0600. Returns a
+/// warning when bits of the old mode were not carried over. On failure (a full disk) the file
+/// is unchanged, no temporary file stays, and the error names the file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<Option<String>, WatchlistError> {
+    let path = real_path(path)?;
+    let carry = Carry::from(&path)?;
+    let tmp = beside(&path, ".", &format!(".tmp.{}", random_suffix()?))?;
+    let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let mut f = create_exclusive(&tmp, &carry, &path)?;
+    let unchanged = |e: std::io::Error| WatchlistError::Io {
+        path: path.clone(),
+        error: std::io::Error::new(
+            e.kind(),
+            format!("{e} (writing its new copy; the file is unchanged)"),
+        ),
+    };
+    let result = f
+        .write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(unchanged)
+        .and_then(|_| {
+            drop(f);
+            std::fs::rename(&tmp, &path).map_err(io(&path))
+        });
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    sync_dir(&dir)?;
+    Ok(carry.warning)
 }
 
 /// The most bytes a list file may have here: what the format allows (4 GiB), and no more than half
@@ -183,8 +305,13 @@ pub fn load(path: &Path, secret: &Secret) -> Result<Watchlist, WatchlistError> {
     decode(&read_list_file(path)?, secret, path)
 }
 
-/// Writes a list atomically (mode 0600) as its next generation, stamped with the time.
-pub fn save(path: &Path, list: &mut Watchlist, secret: &Secret) -> Result<(), WatchlistError> {
+/// Writes a list atomically as its next generation, stamped with the time (see [`write_atomic`]:
+/// a list that exists keeps its group and mode; the warning it may return is returned).
+pub fn save(
+    path: &Path,
+    list: &mut Watchlist,
+    secret: &Secret,
+) -> Result<Option<String>, WatchlistError> {
     list.generation += 1;
     list.written_at = now();
     let bytes = encode(list, secret).map_err(|e| match e {
@@ -194,7 +321,7 @@ pub fn save(path: &Path, list: &mut Watchlist, secret: &Secret) -> Result<(), Wa
         },
         e => e,
     })?;
-    write_atomic(path, &bytes, 0o600)
+    write_atomic(path, &bytes)
 }
 
 /// How a writer waits for the lock: for how long, and whom it tells that it waits (with the pid of
@@ -225,6 +352,7 @@ impl Lock {
     /// crashed writer left beside the list or its default key file.
     pub fn acquire(path: &Path, wait: &Wait<'_>) -> Result<Lock, WatchlistError> {
         let list = real_path(path)?;
+        check_dir(list.parent().unwrap_or(Path::new(".")))?;
         let lock_path = beside(&list, "", ".lock")?;
         let mut file = OpenOptions::new()
             .read(true)
@@ -314,113 +442,23 @@ fn sweep_temps(list: &Path) {
 
 /// Read-modify-write under the lock: takes the lock, then resolves the secret (so a concurrent
 /// rekey is seen), loads the current list, applies `f`, saves it. If `f` fails, nothing is written.
+/// Returns `f`'s result and the warning of [`save`], if any.
 pub fn update<T, E: From<WatchlistError>>(
     path: &Path,
     wait: &Wait<'_>,
     secret: impl FnOnce() -> Result<Secret, E>,
     f: impl FnOnce(&mut Watchlist, &Secret) -> Result<T, E>,
-) -> Result<T, E> {
+) -> Result<(T, Option<String>), E> {
     let lock = Lock::acquire(path, wait)?;
     let secret = secret()?;
     let mut list = load(lock.list(), &secret)?;
     let out = f(&mut list, &secret)?;
-    save(lock.list(), &mut list, &secret)?;
-    Ok(out)
+    let warning = save(lock.list(), &mut list, &secret)?;
+    Ok((out, warning))
 }
 
-/// The text of a key file: 64 hex digits and a newline (wiped when dropped).
-fn key_text(key: &[u8; 32]) -> Zeroizing<String> {
-    let mut text = Zeroizing::new(String::with_capacity(65));
-    for b in key {
-        use std::fmt::Write as _;
-        let _ = write!(text, "{b:02x}");
-    }
-    text.push('\n');
-    text
-}
-
-/// Writes the pending key of a rekey to `path` (see [`write_new_file`]).
-pub fn write_pending_key(path: &Path, key: &[u8; 32]) -> Result<(), WatchlistError> {
-    write_new_file(path, key_text(key).as_bytes(), 0o600)
-}
-
-/// Creates a key file (64 hex digits) with mode 0600; refuses to overwrite unless `replace`.
-pub fn write_key_file(path: &Path, key: &[u8; 32], replace: bool) -> Result<(), WatchlistError> {
-    if !replace && std::fs::symlink_metadata(path).is_ok() {
-        return Err(WatchlistError::Io {
-            path: path.to_path_buf(),
-            error: std::io::Error::new(
-                std::io::ErrorKind::AlreadyExists,
-                "key file exists; not overwritten",
-            ),
-        });
-    }
-    write_atomic(path, key_text(key).as_bytes(), 0o600)
-}
-
-/// Parses a key: 64 hex digits (surrounding whitespace ignored).
-pub fn parse_key(text: &str, source: &str) -> Result<[u8; 32], WatchlistError> {
-    let t = text.trim();
-    let bad = |reason: &str| WatchlistError::BadKey {
-        source: source.to_string(),
-        reason: reason.to_string(),
-    };
-    if t.len() != 64 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(bad(
-            "expected 64 hexadecimal digits (a key made by 'faceveil init')",
-        ));
-    }
-    let mut key = [0u8; 32];
-    for (i, k) in key.iter_mut().enumerate() {
-        *k = u8::from_str_radix(&t[2 * i..2 * i + 2], 16).map_err(|_| bad("not hexadecimal"))?;
-    }
-    Ok(key)
-}
-
-pub fn read_key_file(path: &Path) -> Result<[u8; 32], WatchlistError> {
-    let bad = |reason: String| WatchlistError::BadKey {
-        source: path.display().to_string(),
-        reason,
-    };
-    let f = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| {
-            bad(if e.kind() == std::io::ErrorKind::NotFound {
-                "no such key file (made by 'faceveil init'; or set FACEVEIL_KEY)".into()
-            } else {
-                e.to_string()
-            })
-        })?;
-    if !f.metadata().is_ok_and(|m| m.is_file()) {
-        return Err(bad("not a regular file".into()));
-    }
-    let mut text = Zeroizing::new(String::new());
-    f.take(4096)
-        .read_to_string(&mut text)
-        .map_err(|e| bad(e.to_string()))?;
-    parse_key(&text, &path.display().to_string())
-}
-
-/// The key of `list`: the key file named explicitly, else `FACEVEIL_KEY` (hex) when set, else the
-/// default key file `<list>.key`.
-pub fn resolve_key(explicit: Option<&Path>, list: &Path) -> Result<Secret, WatchlistError> {
-    if let Some(f) = explicit {
-        return Ok(Secret::Key(read_key_file(f)?));
-    }
-    match std::env::var("FACEVEIL_KEY").map(Zeroizing::new) {
-        Ok(k) if !k.trim().is_empty() => Ok(Secret::Key(parse_key(&k, "FACEVEIL_KEY")?)),
-        _ => Ok(Secret::Key(read_key_file(&default_key_file(list))?)),
-    }
-}
-
-/// The key file that goes with a list when none is named: `<list>.key`.
-pub fn default_key_file(list: &Path) -> PathBuf {
-    let mut name = list.as_os_str().to_owned();
-    name.push(".key");
-    PathBuf::from(name)
-}
+mod keys;
+pub use keys::*;
 
 #[cfg(test)]
 mod tests;

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 //! Unit tests of `engine::watchlist::store`: key files, updates under the lock, symlinks, planted
-//! temp files, refused file types.
+//! temp files, refused file types, owner/group/mode carried over, refused directories and key
+//! files, pending keys.
 
 use super::*;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 fn key(b: u8) -> Secret {
     Secret::Key([b; 32])
@@ -46,7 +47,7 @@ fn failed_update_leaves_the_file_unchanged() {
     let s = Secret::Key([5u8; 32]);
     save(&p, &mut Watchlist::new("m:1"), &s).unwrap();
     let before = std::fs::read(&p).unwrap();
-    let r: Result<(), WatchlistError> = update(
+    let r: Result<((), Option<String>), WatchlistError> = update(
         &p,
         &wait(),
         || Ok(key(5)),
@@ -228,5 +229,267 @@ fn a_waiting_writer_names_the_holder_and_gives_up() {
     assert_eq!(*told.lock().unwrap(), Some(Some(std::process::id())));
     drop(held);
     assert!(Lock::acquire(&p, &w).is_ok());
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+fn root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn chown(p: &Path, uid: Option<u32>, gid: u32) {
+    std::os::unix::fs::chown(p, uid, Some(gid)).unwrap();
+}
+
+fn chmod(p: &Path, mode: u32) {
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn meta(p: &Path) -> (u32, u32, u32) {
+    let m = std::fs::metadata(p).unwrap();
+    (m.uid(), m.gid(), m.mode() & 0o7777)
+}
+
+/// A group the test may give files: any, as root; else its own.
+fn a_group() -> u32 {
+    // SAFETY: getegid cannot fail.
+    if root() {
+        4242
+    } else {
+        unsafe { libc::getegid() }
+    }
+}
+
+#[test]
+fn a_rewrite_keeps_the_group_and_a_0640_mode() {
+    let d = dir("carry");
+    let p = d.join("w.fvl");
+    assert_eq!(save(&p, &mut Watchlist::new("m:1"), &key(1)).unwrap(), None);
+    assert_eq!(meta(&p).2, 0o600, "a new list is 0600");
+    chown(&p, None, a_group());
+    chmod(&p, 0o640);
+    let ((), w) = update::<_, WatchlistError>(&p, &wait(), || Ok(key(1)), |_, _| Ok(())).unwrap();
+    assert_eq!(w, None, "nothing left out");
+    let (_, gid, mode) = meta(&p);
+    assert_eq!((gid, mode), (a_group(), 0o640));
+    // and so does a key file
+    let k = d.join("w.fvl.key");
+    write_key_file(&k, &[1; 32], false).unwrap();
+    chown(&k, None, a_group());
+    chmod(&k, 0o640);
+    write_key_file(&k, &[2; 32], true).unwrap();
+    assert_eq!(meta(&k).1, a_group());
+    assert_eq!(meta(&k).2, 0o640);
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn a_rewrite_never_widens_the_mode_and_says_what_it_left_out() {
+    let d = dir("widen");
+    let p = d.join("w.fvl");
+    save(&p, &mut Watchlist::new("m:1"), &key(1)).unwrap();
+    for (old, new) in [
+        (0o666, 0o640),
+        (0o604, 0o600),
+        (0o660, 0o640),
+        (0o4755, 0o640),
+    ] {
+        chmod(&p, old);
+        let w = save(&p, &mut Watchlist::new("m:1"), &key(1))
+            .unwrap()
+            .expect("a warning");
+        assert_eq!(meta(&p).2, new, "{old:o}");
+        assert!(
+            w.contains(&format!("{old:04o}")) && w.contains("at most 0640"),
+            "{w}"
+        );
+    }
+    // An owner-only mode stays owner-only; read-only for the owner becomes read-write.
+    chmod(&p, 0o400);
+    assert_eq!(save(&p, &mut Watchlist::new("m:1"), &key(1)).unwrap(), None);
+    assert_eq!(meta(&p).2, 0o600);
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn root_keeps_the_owner_of_the_file_it_rewrites() {
+    if !root() {
+        eprintln!("skipped: giving a file another owner needs root");
+        return;
+    }
+    let d = dir("owner");
+    let p = d.join("w.fvl");
+    save(&p, &mut Watchlist::new("m:1"), &key(1)).unwrap();
+    chown(&p, Some(4243), 4242);
+    save(&p, &mut Watchlist::new("m:1"), &key(1)).unwrap();
+    assert_eq!(meta(&p), (4243, 4242, 0o600));
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn nothing_is_written_into_a_directory_others_can_write() {
+    let d = dir("opendir");
+    for mode in [0o775, 0o757, 0o1777, 0o1770] {
+        let sub = d.join(format!("d{mode:o}"));
+        std::fs::create_dir(&sub).unwrap();
+        chmod(&sub, mode);
+        let p = sub.join("w.fvl");
+        let e = save(&p, &mut Watchlist::new("m:1"), &key(1)).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains(&format!("chmod go-w {}", sub.display()))
+                && text.contains(&format!("{mode:04o}")),
+            "{text}"
+        );
+        assert!(write_key_file(&sub.join("k"), &[1; 32], false).is_err());
+        assert!(
+            Lock::acquire(&p, &wait()).is_err(),
+            "no lock file there either"
+        );
+        assert_eq!(
+            std::fs::read_dir(&sub).unwrap().count(),
+            0,
+            "nothing written"
+        );
+        chmod(&sub, 0o755);
+        save(&p, &mut Watchlist::new("m:1"), &key(1)).unwrap();
+    }
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn key_files_others_can_write_are_refused_and_world_readable_ones_warned_about() {
+    let d = dir("keymode");
+    let k = d.join("k");
+    write_key_file(&k, &[3; 32], false).unwrap();
+    assert_eq!(read_key_file_checked(&k).unwrap(), ([3; 32], None));
+    chmod(&k, 0o640);
+    assert_eq!(read_key_file_checked(&k).unwrap().1, None);
+    for mode in [0o660, 0o602, 0o666] {
+        chmod(&k, mode);
+        let e = read_key_file_checked(&k).unwrap_err();
+        assert!(matches!(e, WatchlistError::BadKey { .. }));
+        let text = e.to_string();
+        assert!(
+            text.contains(&format!("chmod 0640 {}", k.display()))
+                && text.contains(&format!("chmod 0600 {}", k.display())),
+            "{text}"
+        );
+    }
+    chmod(&k, 0o644);
+    let (key, warning) = read_key_file_checked(&k).unwrap();
+    assert_eq!(key, [3; 32]);
+    let warning = warning.expect("a warning");
+    assert!(
+        warning.contains("readable by every user") && warning.contains("0644"),
+        "{warning}"
+    );
+    // resolve_key_checked passes the warning on; FACEVEIL_KEY is not a file and has none
+    let list = d.join("w.fvl");
+    std::fs::copy(&k, d.join("w.fvl.key")).unwrap();
+    chmod(&d.join("w.fvl.key"), 0o644);
+    let (_, w) = resolve_key_checked(Some(&d.join("w.fvl.key")), &list).unwrap();
+    assert!(w.is_some());
+    chmod(&d.join("w.fvl.key"), 0o664);
+    assert!(resolve_key(Some(&d.join("w.fvl.key")), &list).is_err());
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn a_pending_key_has_an_unpredictable_name_and_the_old_keys_group_and_mode() {
+    let d = dir("pending");
+    let kf = d.join("w.fvl.key");
+    write_key_file(&kf, &[1; 32], false).unwrap();
+    chown(&kf, None, a_group());
+    chmod(&kf, 0o640);
+    let a = write_pending_key(&kf, &[2; 32]).unwrap();
+    let b = write_pending_key(&kf, &[3; 32]).unwrap();
+    for p in [a.path(), b.path()] {
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        let suffix = name
+            .strip_prefix("w.fvl.key.new.")
+            .expect("the pending name");
+        assert!(
+            suffix.len() == 16 && suffix.bytes().all(|c| c.is_ascii_hexdigit()),
+            "{name}"
+        );
+        assert_eq!(meta(p).1, a_group());
+        assert_eq!(meta(p).2, 0o640);
+    }
+    assert_ne!(a.path(), b.path());
+    drop(b);
+    a.install().unwrap();
+    assert_eq!(read_key_file(&kf).unwrap(), [2; 32]);
+    assert_eq!((meta(&kf).1, meta(&kf).2), (a_group(), 0o640));
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn a_pending_key_replaced_before_its_rename_is_no_success_and_the_key_is_kept() {
+    let d = dir("replaced");
+    let kf = d.join("w.fvl.key");
+    write_key_file(&kf, &[1; 32], false).unwrap();
+    let decoy = d.join("decoy");
+    write_key_file(&decoy, &[9; 32], false).unwrap();
+    let pending = write_pending_key(&kf, &[2; 32]).unwrap();
+    // What a writer of the directory could do between the write and the rename: a hard link to
+    // another file put under the pending name.
+    std::fs::remove_file(pending.path()).unwrap();
+    std::fs::hard_link(&decoy, pending.path()).unwrap();
+    let text = pending.install().unwrap_err().to_string();
+    assert!(text.contains("NOT the new key"), "{text}");
+    let kept: Vec<PathBuf> = std::fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains("w.fvl.key.rekeyed."))
+        .collect();
+    assert_eq!(kept.len(), 1, "{text}");
+    assert!(
+        text.contains(&format!("mv {} {}", kept[0].display(), kf.display())),
+        "{text}"
+    );
+    assert_eq!(
+        read_key_file(&kept[0]).unwrap(),
+        [2; 32],
+        "the new key is kept"
+    );
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn leftover_pending_keys_are_swept_unless_the_list_is_under_them() {
+    let d = dir("sweep");
+    let p = d.join("w.fvl");
+    let kf = d.join("w.fvl.key");
+    save(&p, &mut Watchlist::new("m:1"), &key(4)).unwrap();
+    write_key_file(&kf, &[1; 32], false).unwrap();
+    let stale = write_pending_key(&kf, &[5; 32])
+        .unwrap()
+        .path()
+        .to_path_buf();
+    let needed = write_pending_key(&kf, &[4; 32])
+        .unwrap()
+        .path()
+        .to_path_buf();
+    let legacy = d.join("w.fvl.key.new");
+    std::os::unix::fs::symlink("/etc/passwd", &legacy).unwrap();
+    let other = d.join("w.fvl.key.new.not-ours");
+    std::fs::write(&other, b"x").unwrap();
+    let lock = Lock::acquire(&p, &wait()).unwrap();
+    assert_eq!(lock.sweep_pending_keys(&kf).unwrap(), vec![needed.clone()]);
+    assert!(!stale.exists() && std::fs::symlink_metadata(&legacy).is_err());
+    assert!(needed.exists(), "the list is under it: kept");
+    assert!(other.exists(), "not a pending name");
+    drop(lock);
+    // Before an init (no list yet) no pending key is the list's.
+    let fresh = d.join("new.fvl");
+    let left = write_pending_key(&default_key_file(&fresh), &[4; 32]).unwrap();
+    let lock = Lock::acquire(&fresh, &wait()).unwrap();
+    assert!(
+        lock.sweep_pending_keys(&default_key_file(&fresh))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(!left.path().exists());
     std::fs::remove_dir_all(d).unwrap();
 }
