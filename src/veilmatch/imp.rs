@@ -364,7 +364,12 @@ impl element::Filter for VeilMatch {
         let key = if s.allow_plaintext {
             Key::Fixed(Secret::Plaintext)
         } else {
-            Key::resolve(s.key_file.as_deref(), &path).map_err(|e| list_error(&e))?
+            let (key, warning) =
+                Key::resolve(s.key_file.as_deref(), &path).map_err(|e| list_error(&e))?;
+            if let Some(w) = warning {
+                gst::element_imp_warning!(self, gst::ResourceError::OpenRead, ("{}", w));
+            }
+            key
         };
         let floor = match &s.state_dir {
             Some(dir) => Some(Floor::new(dir, &path).map_err(|e| list_error(&e))?),

@@ -33,7 +33,7 @@ use gstfaceveil::engine::embedder::model_id;
 use gstfaceveil::engine::manifest::{ModelSpec, Task};
 use gstfaceveil::engine::watchlist::reload::OpenError;
 use gstfaceveil::engine::watchlist::reload::floor::Floor;
-use gstfaceveil::engine::watchlist::store::{load, resolve_key};
+use gstfaceveil::engine::watchlist::store::{load, resolve_key_checked};
 
 use config::{Camera, Config, ConfigError};
 use events::{Events, open_events, reopen_events, write_event};
@@ -181,8 +181,11 @@ fn preflight(config: &Config) -> Result<(), String> {
         let fail = |e: String| format!("camera '{}': {e}", c.name);
         let key = (c.watchlist.clone(), c.key_file.clone(), c.state_dir.clone());
         if checked.insert(key) {
-            let secret = resolve_key(c.key_file.as_deref(), &c.watchlist)
+            let (secret, warning) = resolve_key_checked(c.key_file.as_deref(), &c.watchlist)
                 .map_err(|e| fail(e.to_string()))?;
+            if let Some(w) = warning {
+                eprintln!("faceveil-nvr: camera '{}': warning: {w}", c.name);
+            }
             let list = load(&c.watchlist, &secret).map_err(|e| fail(e.to_string()))?;
             if list.model_id != model {
                 return Err(fail(format!(

@@ -34,7 +34,7 @@ pub(crate) fn cmd_restore(g: &Global, backup: &Path, state_dir: Option<&Path>) -
     restored.generation = current.max(from).max(used);
     let detail = format!("from {} (generation {from})", backup.display());
     record(g, &mut restored, &[event("restore", None, Some(detail))])?;
-    save(lock.list(), &mut restored, &secret)?;
+    crate::list::warn(save(lock.list(), &mut restored, &secret)?);
     println!(
         "restored {} as generation {} of {} ({} identities)",
         backup.display(),

@@ -16,53 +16,15 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, TryRecvError, channel};
 use std::time::{Duration, Instant};
 
-use zeroize::Zeroizing;
-
-use super::file::Secret;
 use super::index::Index;
-use super::store::{default_key_file, load, read_key_file, resolve_key};
+use super::store::load;
 use super::{WatchlistError, now};
 use crate::engine::cosine::Similarity;
 use floor::Floor;
 
 pub mod floor;
 
-/// Where the key of a list comes from.
-#[derive(Debug)]
-pub enum Key {
-    /// A key file, read again on every load: `faceveil rekey` replaces it while a matcher runs.
-    File(PathBuf),
-    /// A key or passphrase given once (`FACEVEIL_KEY`, a passphrase), or no encryption.
-    Fixed(Secret),
-}
-
-impl Key {
-    /// The key of `list` as [`resolve_key`] finds it (the key file named, else `FACEVEIL_KEY`, else
-    /// `<list>.key`), checked now: a key file is remembered by its path, to be read on every load.
-    pub fn resolve(explicit: Option<&Path>, list: &Path) -> Result<Key, WatchlistError> {
-        let secret = resolve_key(explicit, list)?;
-        if let Some(f) = explicit {
-            return Ok(Key::File(f.to_path_buf()));
-        }
-        // resolve_key's rule: a non-empty FACEVEIL_KEY wins over the default key file.
-        let from_env = std::env::var("FACEVEIL_KEY")
-            .map(Zeroizing::new)
-            .is_ok_and(|k| !k.trim().is_empty());
-        Ok(if from_env {
-            Key::Fixed(secret)
-        } else {
-            Key::File(default_key_file(list))
-        })
-    }
-
-    /// The key file, when the key comes from one.
-    pub fn file(&self) -> Option<&Path> {
-        match self {
-            Key::File(p) => Some(p),
-            Key::Fixed(_) => None,
-        }
-    }
-}
+pub use super::store::Key;
 
 /// Everything needed to read a list and index it for one embedder model.
 #[derive(Debug)]
@@ -134,10 +96,7 @@ impl Source {
     /// (blocking: decryption, and Argon2 for a passphrase).
     pub fn load(&self) -> Result<Loaded, WatchlistError> {
         let stamp = self.stamp();
-        let list = match &self.key {
-            Key::File(f) => load(&self.path, &Secret::Key(read_key_file(f)?))?,
-            Key::Fixed(secret) => load(&self.path, secret)?,
-        };
+        let list = self.key.with_secret(|secret| load(&self.path, secret))?;
         if list.model_id != self.model_id {
             return Err(WatchlistError::ModelMismatch {
                 path: self.path.clone(),

@@ -100,7 +100,7 @@ impl Floor {
             reason: e.to_string(),
         })?;
         bytes.push(b'\n');
-        write_atomic(&self.file, &bytes, 0o600)?;
+        write_atomic(&self.file, &bytes)?;
         Ok(after)
     }
 }

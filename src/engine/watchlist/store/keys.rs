@@ -270,21 +270,76 @@ pub fn read_key_file(path: &Path) -> Result<[u8; 32], WatchlistError> {
     read_key_file_checked(path).map(|(key, _)| key)
 }
 
-/// The key of `list`: the key file named explicitly, else `FACEVEIL_KEY` (hex) when set, else the
-/// default key file `<list>.key`; and the key file's warning (readable by every user), for the
-/// caller to show or post.
+/// Where the key of a list comes from.
+#[derive(Debug)]
+pub enum Key {
+    /// A key file, read again on every load: `faceveil rekey` replaces it while a matcher runs.
+    File(PathBuf),
+    /// A key or passphrase given once (`FACEVEIL_KEY`, a passphrase), or no encryption.
+    Fixed(Secret),
+}
+
+impl Key {
+    /// The one rule for where the key of `list` is: the key file named explicitly, else
+    /// `FACEVEIL_KEY` (hex) when set, else the default key file `<list>.key`. Nothing is read yet
+    /// but `FACEVEIL_KEY`.
+    pub fn locate(explicit: Option<&Path>, list: &Path) -> Result<Key, WatchlistError> {
+        Ok(
+            match (explicit, std::env::var("FACEVEIL_KEY").map(Zeroizing::new)) {
+                (Some(f), _) => Key::File(f.to_path_buf()),
+                (None, Ok(k)) if !k.trim().is_empty() => {
+                    Key::Fixed(Secret::Key(parse_key(&k, "FACEVEIL_KEY")?))
+                }
+                _ => Key::File(default_key_file(list)),
+            },
+        )
+    }
+
+    /// [`Key::locate`], and the key file checked and read now (refused when others can write it):
+    /// for a matcher that reads the file again on every load. Returns the file's warning (readable
+    /// by every user) for the caller to show or post.
+    pub fn resolve(
+        explicit: Option<&Path>,
+        list: &Path,
+    ) -> Result<(Key, Option<String>), WatchlistError> {
+        let key = Key::locate(explicit, list)?;
+        let warning = match &key {
+            Key::File(f) => read_key_file_checked(f)?.1,
+            Key::Fixed(_) => None,
+        };
+        Ok((key, warning))
+    }
+
+    /// Calls `f` with the secret: a key file is read (and checked) now, for this call only.
+    pub fn with_secret<T>(
+        &self,
+        f: impl FnOnce(&Secret) -> Result<T, WatchlistError>,
+    ) -> Result<T, WatchlistError> {
+        match self {
+            Key::File(p) => f(&Secret::Key(read_key_file(p)?)),
+            Key::Fixed(s) => f(s),
+        }
+    }
+
+    /// The key file, when the key comes from one.
+    pub fn file(&self) -> Option<&Path> {
+        match self {
+            Key::File(p) => Some(p),
+            Key::Fixed(_) => None,
+        }
+    }
+}
+
+/// The key of `list` (see [`Key::locate`]) read now, and the key file's warning (readable by
+/// every user), for the caller to show or post.
 pub fn resolve_key_checked(
     explicit: Option<&Path>,
     list: &Path,
 ) -> Result<(Secret, Option<String>), WatchlistError> {
-    let file = match (explicit, std::env::var("FACEVEIL_KEY").map(Zeroizing::new)) {
-        (Some(f), _) => f.to_path_buf(),
-        (None, Ok(k)) if !k.trim().is_empty() => {
-            return Ok((Secret::Key(parse_key(&k, "FACEVEIL_KEY")?), None));
-        }
-        _ => default_key_file(list),
-    };
-    read_key_file_checked(&file).map(|(k, w)| (Secret::Key(k), w))
+    match Key::locate(explicit, list)? {
+        Key::File(f) => read_key_file_checked(&f).map(|(k, w)| (Secret::Key(k), w)),
+        Key::Fixed(s) => Ok((s, None)),
+    }
 }
 
 /// [`resolve_key_checked`] without the warning.
