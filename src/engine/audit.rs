@@ -488,7 +488,9 @@ pub fn check_tail(path: &Path, recorded: Option<Head>, by: &str) -> Result<Head,
 mod segment;
 mod verify;
 
-pub use segment::{Appended, append_anchored, head_file, read_head_file, start_new};
+pub use segment::{
+    Appended, append_anchored, head_file, read_head_file, renamed_to, segment_detail, start_new,
+};
 pub use verify::{Anchor, Problem, Verified, check, verify};
 
 #[cfg(test)]

@@ -73,6 +73,10 @@ struct Global {
     /// Audit log that every change of the list is appended to [default: <list>.audit]
     #[arg(long, global = true, env = "FACEVEIL_AUDIT_LOG")]
     audit_log: Option<PathBuf>,
+    /// Start a new audit log (the old file is kept, renamed aside) instead of refusing to write
+    /// after a gap
+    #[arg(long, global = true)]
+    new_audit_log: bool,
 }
 
 #[derive(Subcommand)]

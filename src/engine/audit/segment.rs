@@ -136,3 +136,20 @@ pub fn append_anchored(
         head_file_error: write_head_file(log, head).err(),
     })
 }
+
+/// Where [`segment_detail`] says the old log went.
+const RENAMED: &str = "; the old log was renamed to ";
+
+/// The detail of a new log's first line: `what` (the gap, the head recorded) and where the old
+/// log went, last (so that [`renamed_to`] reads it back whatever the path holds).
+pub fn segment_detail(what: &str, aside: Option<&Path>) -> String {
+    match aside {
+        Some(p) => format!("{what}{RENAMED}{}", p.display()),
+        None => format!("{what}; there was no old log"),
+    }
+}
+
+/// The old log a new log's first line names (see [`segment_detail`]).
+pub fn renamed_to(detail: &str) -> Option<PathBuf> {
+    detail.rfind(RENAMED).map(|i| PathBuf::from(&detail[i + RENAMED.len()..]))
+}

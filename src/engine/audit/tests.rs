@@ -9,6 +9,7 @@ fn checked(p: &Path, recorded: Option<Head>) -> (Verified, Vec<Entry>) {
         .map(|head| Anchor {
             by: "the watch list".into(),
             head,
+            segment: None,
         })
         .into_iter()
         .collect();

@@ -70,6 +70,9 @@ impl std::fmt::Display for Problem {
 pub struct Anchor {
     pub by: String,
     pub head: Head,
+    /// The hash of the first line of the log the head was in (`None`: this log, whatever it is).
+    /// An anchor of another first line belongs to an earlier segment, renamed aside.
+    pub segment: Option<[u8; 32]>,
 }
 
 /// The most problems kept (a log of garbage has one per line).
@@ -86,6 +89,8 @@ pub struct Verified {
     /// The first [`MAX_PROBLEMS`] problems, and how many there were.
     pub problems: Vec<Problem>,
     pub n_problems: u64,
+    /// The anchors of other segments (other first lines): not checked here.
+    pub other_segments: Vec<Anchor>,
 }
 
 impl Verified {
@@ -148,6 +153,8 @@ pub fn check(
     let mut max_seq = 0;
     let mut raw = Vec::new();
     let mut line = 0u64;
+    let of_this = |a: &&Anchor, first: Option<[u8; 32]>| a.segment.is_none() || a.segment == first;
+    let mut applicable: Vec<&Anchor> = anchors.iter().filter(|a| of_this(a, None)).collect();
     while let Some((whole, fits)) = read_line(&mut r, &mut raw)? {
         line += 1;
         let Some(e) = (whole && fits).then(|| parse_entry(&raw)).flatten() else {
@@ -156,6 +163,9 @@ pub fn check(
             continue;
         };
         let hash = line_hash(&raw);
+        if line == 1 {
+            applicable = anchors.iter().filter(|a| of_this(a, Some(hash))).collect();
+        }
         let (want_seq, want_prev) = prev.map_or((1, GENESIS), |(s, h)| (s + 1, h));
         if e.seq < want_seq && prev.is_some() {
             if e.seq + 1 == want_seq {
@@ -179,7 +189,7 @@ pub fn check(
                 v.problem(Problem::Edited { line, seq: e.seq });
             }
         }
-        for a in anchors {
+        for a in &applicable {
             if e.seq == a.head.seq && hash != a.head.hash {
                 v.problem(Problem::Rewritten {
                     line,
@@ -197,7 +207,13 @@ pub fn check(
             v.first = Some((e, hash));
         }
     }
-    for a in anchors {
+    let first = v.first.as_ref().map(|f| f.1);
+    v.other_segments = anchors
+        .iter()
+        .filter(|a| !of_this(a, first))
+        .cloned()
+        .collect();
+    for a in applicable {
         if max_seq < a.head.seq {
             v.problem(Problem::Truncated {
                 have: max_seq,
