@@ -20,18 +20,19 @@ use crate::shared::{
     BY_LIST, Fail, audit_fail, audit_log, event, metric, open_for_model, record_locked,
 };
 
-/// Refuses a run that could not be recorded: the list (its directory, for the lock and the atomic
-/// write) and the audit log must be writable, and the log must continue from the list's head.
-fn can_record(g: &Global, list: &gstfaceveil::engine::watchlist::Watchlist) -> Result<(), Fail> {
-    let refuse = |why: String| {
-        Fail(
-            3,
-            format!(
-                "identify is audited (one entry per run, and the list records the log's new \
-                 head), and {why}: run it as a user who may change the list"
-            ),
-        )
-    };
+fn refuse(why: String) -> Fail {
+    Fail(
+        3,
+        format!(
+            "identify is audited (one entry per run, and the list records the log's new head), \
+             and {why}: run it as a user who may change the list"
+        ),
+    )
+}
+
+/// Refuses a run that could not be recorded, before anything is searched: the list and its
+/// directory (for the lock and the atomic write) must be writable by this user.
+fn can_write_list(g: &Global) -> Result<(), Fail> {
     let real = real_path(&g.list)?;
     let dir = real.parent().unwrap_or(std::path::Path::new("/"));
     for p in [real.as_path(), dir] {
@@ -46,6 +47,11 @@ fn can_record(g: &Global, list: &gstfaceveil::engine::watchlist::Watchlist) -> R
             )));
         }
     }
+    Ok(())
+}
+
+/// The audit log must be writable and continue from the list's head.
+fn can_record(g: &Global, list: &gstfaceveil::engine::watchlist::Watchlist) -> Result<(), Fail> {
     audit::check_tail(&audit_log(g), list.audit, BY_LIST).map_err(|e| match e {
         audit::AuditError::Gap { .. } => audit_fail(e),
         e => refuse(e.to_string()),
@@ -70,6 +76,7 @@ pub(crate) struct IdentifyArgs {
 }
 
 pub(crate) fn cmd_identify(g: &Global, a: IdentifyArgs) -> Result<(), Fail> {
+    can_write_list(g)?;
     let (list, _, spec) = open_for_model(g)?;
     can_record(g, &list)?;
     let (mut frames, mut matched, mut labels) = (0u64, 0u64, std::collections::BTreeSet::new());
