@@ -434,3 +434,115 @@ fn audit_verify_refuses_a_fifo_at_once_and_streams_a_large_log() {
     assert!(rss_kb < 64 * 1024, "audit verify of a 100 MB log used {rss_kb} kB");
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// The deployment of docs/NVR.md: the list and key root:faceveil 0640, `faceveil-nvr` run as the
+/// service user with `audit-log` in its own directory; root runs the CLI.
+#[test]
+fn the_services_matches_log_is_anchored_across_gaps_and_restarts() {
+    require_runtime();
+    let Some((uid, gid)) = common::faceveil_service_user() else {
+        return;
+    };
+    use std::os::unix::fs::{PermissionsExt, chown};
+    let d = scratch("audit-service");
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let lib = d.join("lib");
+    std::fs::create_dir(&lib).unwrap();
+    let list = obama_list(&lib);
+    for f in [list.clone(), lib.join("w.fvl.key")] {
+        chown(&f, Some(0), Some(gid)).unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o640)).unwrap();
+    }
+    let logs = d.join("log");
+    std::fs::create_dir(&logs).unwrap();
+    chown(&logs, Some(uid), Some(gid)).unwrap();
+    let log = logs.join("matches.audit");
+    let clip = common::clip(&d, &[("obama2.jpg", 20)]);
+    // One run of the service, as the service user, to the end of the clip: its standard error.
+    let service = || {
+        let out = Command::new("setpriv")
+            .args([
+                &format!("--reuid={uid}"),
+                &format!("--regid={gid}"),
+                "--clear-groups",
+            ])
+            .arg(env!("CARGO_BIN_EXE_faceveil-nvr"))
+            .arg("--watchlist")
+            .arg(&list)
+            .arg("--audit-log")
+            .arg(&log)
+            .arg(format!("door={}", clip.display()))
+            .env("HOME", &logs)
+            .env("GST_REGISTRY", logs.join("registry.bin"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "faceveil-nvr: {text}");
+        text
+    };
+    service();
+    let first = entries(&log);
+    assert!(
+        first.iter().any(|e| e["action"] == "match" && e["label"] == "obama"),
+        "{first:?}"
+    );
+    let head_file = logs.join("matches.audit.head");
+    assert!(head_file.exists(), "no .head beside the log");
+    assert!(cli_ok(&list, &["audit", "verify", log.to_str().unwrap()]).contains("unbroken"));
+
+    // Restarted on an untouched log: it goes on after its .head, no new segment.
+    let stderr = service();
+    assert!(!stderr.contains("Gap"), "{stderr}");
+    let first = entries(&log);
+    assert!(first.len() >= 2 && kept_aside(&log).is_empty(), "{first:?}");
+
+    // The log cut to its first line (the service user can): the restarted service notices it
+    // from its .head, says so, keeps the cut log aside and records its match in a new segment.
+    let text = std::fs::read_to_string(&log).unwrap();
+    std::fs::write(&log, format!("{}\n", text.lines().next().unwrap())).unwrap();
+    let stderr = service();
+    assert!(stderr.contains("Gap in the audit log"), "{stderr}");
+    let aside = kept_aside(&log);
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    let seg = entries(&log);
+    assert_eq!(seg[0]["action"], "new-segment");
+    let detail = seg[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!("recorded entry {}", first.len()))
+            && detail.contains("the log ends at entry 1")
+            && detail.contains(&aside[0].display().to_string()),
+        "{detail}"
+    );
+    assert!(seg[1..].iter().any(|e| e["action"] == "match"), "{seg:?}");
+    assert!(cli_ok(&list, &["audit", "verify", log.to_str().unwrap()]).contains("unbroken"));
+
+    // Root anchors the log in the list's own log, where the service cannot change it.
+    let out = cli_ok(&list, &["audit", "anchor", log.to_str().unwrap()]);
+    assert!(out.contains(&format!("anchored {}", log.display())), "{out}");
+    let list_log = entries(&lib.join("w.fvl.audit"));
+    assert_eq!(list_log.last().unwrap()["action"], "anchor");
+    assert!(cli_ok(&list, &["audit", "verify"]).contains("unbroken"));
+
+    // The service user rewrites the log and its .head alike, cutting the anchored match: the
+    // chain and the .head agree, the anchor does not.
+    let line = seg[0].to_string();
+    let raw = std::fs::read_to_string(&log).unwrap();
+    let first_line = raw.lines().next().unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(first_line).unwrap(),
+        serde_json::from_str::<serde_json::Value>(&line).unwrap()
+    );
+    std::fs::write(&log, format!("{first_line}\n")).unwrap();
+    let hash = gstfaceveil::engine::audit::hex(&gstfaceveil::engine::audit::line_hash(
+        first_line.as_bytes(),
+    ));
+    std::fs::write(&head_file, format!("entry 1 sha256 {hash}\n")).unwrap();
+    let (code, out) = cli(&list, &["audit", "verify", log.to_str().unwrap()]);
+    assert_eq!(code, 11, "{out}");
+    assert!(
+        out.contains("the log ends at entry 1, the anchor of")
+            && out.contains(&format!("recorded entry {}", seg.len())),
+        "{out}"
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}

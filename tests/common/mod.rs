@@ -544,3 +544,36 @@ pub fn push_frames(middle: &str, frames: Vec<Vec<u8>>) -> (Vec<gst::Buffer>, gst
     fail_on_bus_error(&pipeline, &bus);
     (out, pipeline)
 }
+
+/// The service's system user `faceveil` as dist/faceveil-nvr.service.in makes it (created when
+/// missing; another test may create it at the same time): its uid and gid. `None` (with the reason
+/// printed) when not root.
+pub fn faceveil_service_user() -> Option<(u32, u32)> {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: creating the service user and running as it needs root");
+        return None;
+    }
+    let id = |flag: &str| -> Option<u32> {
+        let out = std::process::Command::new("id")
+            .args([flag, "faceveil"])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    };
+    if id("-u").is_none() {
+        // Exit 9: created meanwhile by another test.
+        let status = std::process::Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                "faceveil",
+            ])
+            .status()
+            .unwrap();
+        assert!(matches!(status.code(), Some(0 | 9)), "useradd: {status}");
+    }
+    Some((id("-u").unwrap(), id("-g").unwrap()))
+}
