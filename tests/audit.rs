@@ -244,7 +244,11 @@ fn a_log_cut_short_or_deleted_is_refused_until_a_new_log_is_started_deliberately
             && out.contains("--new-audit-log"),
         "{out}"
     );
-    assert_eq!(std::fs::read(&list).unwrap(), before, "the list was written");
+    assert_eq!(
+        std::fs::read(&list).unwrap(),
+        before,
+        "the list was written"
+    );
     assert_eq!(entries(&audit).len(), 1, "the log was written");
 
     // Deleted: refused too, and not created.
@@ -284,7 +288,10 @@ fn a_log_cut_short_or_deleted_is_refused_until_a_new_log_is_started_deliberately
         "{detail}"
     );
     let verified = cli_ok(&list, &["audit", "verify"]);
-    assert!(verified.contains("the watch list recorded entry 2"), "{verified}");
+    assert!(
+        verified.contains("the watch list recorded entry 2"),
+        "{verified}"
+    );
     // And the next write goes on after it.
     cli_ok(&list, &["rekey"]);
     assert_eq!(entries(&audit).len(), 3);
@@ -299,14 +306,22 @@ fn identify_is_audited_with_the_people_it_found() {
     let audit = d.join("w.fvl.audit");
     let generation = |l: &Path| {
         let v = cli_ok(l, &["verify"]);
-        v.split("generation ").nth(1).map(|s| s.chars().take_while(char::is_ascii_digit).collect::<String>())
+        v.split("generation ").nth(1).map(|s| {
+            s.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+        })
     };
     let g0 = generation(&list);
     let obama2 = photo("obama2.jpg");
     let biden = photo("biden.jpg");
     let out = cli_ok(
         &list,
-        &["identify", obama2.to_str().unwrap(), biden.to_str().unwrap()],
+        &[
+            "identify",
+            obama2.to_str().unwrap(),
+            biden.to_str().unwrap(),
+        ],
     );
     assert!(out.contains("→ match"), "{out}");
     let last = entries(&audit).pop().unwrap();
@@ -319,7 +334,11 @@ fn identify_is_audited_with_the_people_it_found() {
     );
     // Only listed people: biden.jpg's face is named by its file, never as a label.
     assert!(!detail.contains("matched: obama, "), "{detail}");
-    assert_ne!(generation(&list), g0, "the list did not record the new head");
+    assert_ne!(
+        generation(&list),
+        g0,
+        "the list did not record the new head"
+    );
     assert!(cli_ok(&list, &["audit", "verify"]).contains("an unbroken chain"));
 
     // A list this user cannot write: refused before searching, saying why.
@@ -328,7 +347,10 @@ fn identify_is_audited_with_the_people_it_found() {
     if unsafe { libc::geteuid() } != 0 {
         let (code, out) = cli(&list, &["identify", obama2.to_str().unwrap()]);
         assert_eq!(code, 3, "{out}");
-        assert!(out.contains("identify is audited") && out.contains("not writable"), "{out}");
+        assert!(
+            out.contains("identify is audited") && out.contains("not writable"),
+            "{out}"
+        );
         assert!(!out.contains("→"), "it searched: {out}");
         assert_eq!(entries(&audit).len(), lines);
     }
@@ -349,7 +371,10 @@ fn audit_verify_refuses_a_fifo_at_once_and_streams_a_large_log() {
     // SAFETY: a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
     let list = d.join("w.fvl");
-    for args in [["audit", "verify", fifo.to_str().unwrap()], ["audit", "show", fifo.to_str().unwrap()]] {
+    for args in [
+        ["audit", "verify", fifo.to_str().unwrap()],
+        ["audit", "show", fifo.to_str().unwrap()],
+    ] {
         let t = std::time::Instant::now();
         let out = Command::new("timeout")
             .arg("10")
@@ -360,7 +385,11 @@ fn audit_verify_refuses_a_fifo_at_once_and_streams_a_large_log() {
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stderr).to_string();
-        assert!(t.elapsed() < std::time::Duration::from_secs(1), "{args:?} took {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(1),
+            "{args:?} took {:?}",
+            t.elapsed()
+        );
         assert_eq!(out.status.code(), Some(3), "{args:?}: {text}");
         assert!(text.contains("not a regular file"), "{text}");
     }
@@ -431,7 +460,10 @@ fn audit_verify_refuses_a_fifo_at_once_and_streams_a_large_log() {
         "{stdout}"
     );
     assert!(rss_kb > 0, "no memory reading");
-    assert!(rss_kb < 64 * 1024, "audit verify of a 100 MB log used {rss_kb} kB");
+    assert!(
+        rss_kb < 64 * 1024,
+        "audit verify of a 100 MB log used {rss_kb} kB"
+    );
     std::fs::remove_dir_all(&d).unwrap();
 }
 
@@ -483,7 +515,9 @@ fn the_services_matches_log_is_anchored_across_gaps_and_restarts() {
     service();
     let first = entries(&log);
     assert!(
-        first.iter().any(|e| e["action"] == "match" && e["label"] == "obama"),
+        first
+            .iter()
+            .any(|e| e["action"] == "match" && e["label"] == "obama"),
         "{first:?}"
     );
     let head_file = logs.join("matches.audit.head");
@@ -518,7 +552,10 @@ fn the_services_matches_log_is_anchored_across_gaps_and_restarts() {
 
     // Root anchors the log in the list's own log, where the service cannot change it.
     let out = cli_ok(&list, &["audit", "anchor", log.to_str().unwrap()]);
-    assert!(out.contains(&format!("anchored {}", log.display())), "{out}");
+    assert!(
+        out.contains(&format!("anchored {}", log.display())),
+        "{out}"
+    );
     let list_log = entries(&lib.join("w.fvl.audit"));
     assert_eq!(list_log.last().unwrap()["action"], "anchor");
     assert!(cli_ok(&list, &["audit", "verify"]).contains("unbroken"));

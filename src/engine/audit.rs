@@ -125,6 +125,15 @@ impl std::fmt::Display for Found {
     }
 }
 
+/// A log that does not continue from the head `by` recorded.
+#[derive(Debug)]
+pub struct Gap {
+    pub path: PathBuf,
+    pub by: String,
+    pub recorded: Head,
+    pub found: Found,
+}
+
 #[derive(Debug)]
 pub enum AuditError {
     Io {
@@ -136,13 +145,8 @@ pub enum AuditError {
         path: PathBuf,
         reason: String,
     },
-    /// The log does not continue from the head `by` recorded: nothing was written.
-    Gap {
-        path: PathBuf,
-        by: String,
-        recorded: Head,
-        found: Found,
-    },
+    /// The log does not continue from the head a writer recorded: nothing was written.
+    Gap(Box<Gap>),
     /// Not a regular file (a FIFO, device or directory).
     NotAFile {
         path: PathBuf,
@@ -158,17 +162,14 @@ impl std::fmt::Display for AuditError {
                 "audit log {}: {reason}; check it with 'faceveil audit verify'",
                 path.display()
             ),
-            AuditError::Gap {
-                path,
-                by,
-                recorded,
-                found,
-            } => write!(
+            AuditError::Gap(g) => write!(
                 f,
-                "audit log {}: a gap: {by} recorded entry {} ({}), {found}",
-                path.display(),
-                recorded.seq,
-                hex(&recorded.hash)
+                "audit log {}: a gap: {} recorded entry {} ({}), {}",
+                g.path.display(),
+                g.by,
+                g.recorded.seq,
+                hex(&g.recorded.hash),
+                g.found
             ),
             AuditError::NotAFile { path } => write!(
                 f,
@@ -314,7 +315,10 @@ impl<'a> Backwards<'a> {
                 return Ok(Some(std::mem::take(&mut self.buf)));
             }
             if self.buf.len() > MAX_LINE {
-                return Err(damaged(path, "a line near its end is too long to be an entry"));
+                return Err(damaged(
+                    path,
+                    "a line near its end is too long to be an entry",
+                ));
             }
             let take = self.pos.min(16 * 1024);
             self.pos -= take;
@@ -404,7 +408,11 @@ fn tail(
             return Ok(Err(differs));
         }
         if e.seq == r.seq {
-            return Ok(if hash == r.hash { Ok(head) } else { Err(differs) });
+            return Ok(if hash == r.hash {
+                Ok(head)
+            } else {
+                Err(differs)
+            });
         }
         (want_seq, want_hash) = (e.seq - 1, unhex(&e.prev));
     }
@@ -463,11 +471,13 @@ pub fn append_after(
     events: &[Event],
     now: i64,
 ) -> Result<Head, AuditError> {
-    let gap = |found| AuditError::Gap {
-        path: path.to_path_buf(),
-        by: by.to_string(),
-        recorded: recorded.unwrap_or_default(),
-        found,
+    let gap = |found| {
+        AuditError::Gap(Box::new(Gap {
+            path: path.to_path_buf(),
+            by: by.to_string(),
+            recorded: recorded.unwrap_or_default(),
+            found,
+        }))
     };
     let expects_lines = recorded.is_some_and(|r| r.seq > 0);
     let mut file = match open_locked(path, !expects_lines) {

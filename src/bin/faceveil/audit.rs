@@ -68,7 +68,11 @@ fn real(p: &Path) -> PathBuf {
 
 /// The detail of an `anchor` entry: `entry N sha256 HEX segment HEX of PATH`.
 fn anchor_detail(head: Head, segment: &[u8; 32], log: &Path) -> String {
-    format!("{head} segment {} of {}", audit::hex(segment), log.display())
+    format!(
+        "{head} segment {} of {}",
+        audit::hex(segment),
+        log.display()
+    )
 }
 
 /// Reads back [`anchor_detail`]: the head, its segment and the log.
@@ -112,7 +116,10 @@ fn anchors_in_list_log(
             && path == target
         {
             anchors.push(Anchor {
-                by: format!("the anchor of {} (entry {} of the list's log)", e.time, e.seq),
+                by: format!(
+                    "the anchor of {} (entry {} of the list's log)",
+                    e.time, e.seq
+                ),
                 head,
                 segment: Some(segment),
             });
@@ -206,7 +213,11 @@ fn verify_log(g: &Global, log: &Path, problems: &mut Vec<String>) -> Result<Veri
         Err(Fail(_, why)) => eprintln!(
             "faceveil: the watch list does not open ({why}): the chain is checked, lines cut off \
              the end are not{}",
-            if is_list_log { "" } else { " (but for the .head file)" }
+            if is_list_log {
+                ""
+            } else {
+                " (but for the .head file)"
+            }
         ),
     }
     if let Some(head) = audit::read_head_file(log).map_err(audit_io)? {

@@ -8,9 +8,9 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use gstfaceveil::engine::audit;
 use gstfaceveil::engine::matcher::{self, Decision, decide};
 use gstfaceveil::engine::watchlist::index::Index;
-use gstfaceveil::engine::audit;
 use gstfaceveil::engine::watchlist::now;
 use gstfaceveil::engine::watchlist::store::real_path;
 
@@ -53,7 +53,7 @@ fn can_write_list(g: &Global) -> Result<(), Fail> {
 /// The audit log must be writable and continue from the list's head.
 fn can_record(g: &Global, list: &gstfaceveil::engine::watchlist::Watchlist) -> Result<(), Fail> {
     audit::check_tail(&audit_log(g), list.audit, BY_LIST).map_err(|e| match e {
-        audit::AuditError::Gap { .. } => audit_fail(e),
+        audit::AuditError::Gap(_) => audit_fail(e),
         e => refuse(e.to_string()),
     })?;
     Ok(())

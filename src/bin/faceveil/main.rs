@@ -6,7 +6,7 @@
 //! truncated, oversized or non-regular list file, 5 tampered list, 6 wrong or missing key (or altered
 //! key check), 7 newer format or other embedder model, 8 unusable input (no face, several faces,
 //! unreadable file), 9 no such identity, 10 timed out waiting for the lock, 11 the audit log fails
-//! verification.
+//! verification or does not continue from the head the list recorded.
 //!
 //! One module per subcommand group: `list` (init, list, remove, verify, rekey, purge-expired),
 //! `enroll`, `identify`, `audit`; `faces` reads photos and videos, `shared` holds the error, key,

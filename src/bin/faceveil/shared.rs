@@ -93,7 +93,7 @@ pub(crate) const BY_LIST: &str = "the watch list";
 /// An audit-log error as the CLI reports it: a gap (exit 11) with what to do about it.
 pub(crate) fn audit_fail(e: audit::AuditError) -> Fail {
     match e {
-        audit::AuditError::Gap { .. } => Fail(
+        audit::AuditError::Gap(_) => Fail(
             11,
             format!(
                 "{e}; refusing to write after a gap (nothing was changed). Find out who cut or \
@@ -127,7 +127,11 @@ pub(crate) fn record(
             let what = format!(
                 "started with --new-audit-log; {BY_LIST} recorded {recorded}; found: {found}"
             );
-            event("new-audit-log", None, Some(audit::segment_detail(&what, aside)))
+            event(
+                "new-audit-log",
+                None,
+                Some(audit::segment_detail(&what, aside)),
+            )
         };
         let (head, aside) =
             audit::start_new(&log, first, events, now()).map_err(|e| Fail(3, e.to_string()))?;

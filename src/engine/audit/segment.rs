@@ -84,11 +84,9 @@ pub fn read_head_file(log: &Path) -> Result<Option<Head>, AuditError> {
 
 fn write_head_file(log: &Path, head: Head) -> Result<(), AuditError> {
     let path = head_file(log);
-    store::write_atomic(&path, format!("{head}\n").as_bytes(), 0o600).map_err(|e| {
-        AuditError::Io {
-            path,
-            reason: e.to_string(),
-        }
+    store::write_atomic(&path, format!("{head}\n").as_bytes(), 0o600).map_err(|e| AuditError::Io {
+        path,
+        reason: e.to_string(),
     })
 }
 
@@ -123,7 +121,7 @@ pub fn append_anchored(
     };
     let (head, new_segment) = match append_after(log, recorded, by, events, now) {
         Ok(h) => (h, None),
-        Err(gap @ AuditError::Gap { .. }) => {
+        Err(gap @ AuditError::Gap(_)) => {
             let (h, aside) = start_new(log, |aside, _| first(&gap, aside), events, now)?;
             (h, Some((gap, aside)))
         }
@@ -151,5 +149,7 @@ pub fn segment_detail(what: &str, aside: Option<&Path>) -> String {
 
 /// The old log a new log's first line names (see [`segment_detail`]).
 pub fn renamed_to(detail: &str) -> Option<PathBuf> {
-    detail.rfind(RENAMED).map(|i| PathBuf::from(&detail[i + RENAMED.len()..]))
+    detail
+        .rfind(RENAMED)
+        .map(|i| PathBuf::from(&detail[i + RENAMED.len()..]))
 }

@@ -116,11 +116,14 @@ fn each_kind_of_change_is_found_and_named() {
     let l = orig[..4].to_vec();
     write_lines(&p, &l);
     assert!(checked(&p, None).0.problems.is_empty());
-    assert_eq!(check_with(l), vec![Problem::Truncated {
+    assert_eq!(
+        check_with(l),
+        vec![Problem::Truncated {
             have: 4,
             want: 6,
             by: "the watch list".into()
-        }]);
+        }]
+    );
     // rewritten: line 5 edited and every later link recomputed (hashes are not secret)
     let mut l = orig[..4].to_vec();
     let mut prev = line_hash(l[3].as_bytes());
@@ -139,11 +142,14 @@ fn each_kind_of_change_is_found_and_named() {
         prev = line_hash(s.as_bytes());
         l.push(s);
     }
-    assert_eq!(check_with(l), vec![Problem::Rewritten {
+    assert_eq!(
+        check_with(l),
+        vec![Problem::Rewritten {
             line: 6,
             seq: 6,
             by: "the watch list".into()
-        }]);
+        }]
+    );
     // an incomplete last line
     std::fs::write(&p, format!("{}\n{}", orig[0], &orig[1][..10])).unwrap();
     assert_eq!(
@@ -188,7 +194,7 @@ fn an_anchored_append_refuses_a_log_cut_short_deleted_or_rewritten() {
     let whole = std::fs::read(&p).unwrap();
     let by = "the watch list";
     let gap = |r: Result<Head, AuditError>| match r {
-        Err(AuditError::Gap { found, .. }) => found,
+        Err(AuditError::Gap(g)) => g.found,
         other => panic!("not a gap: {other:?}"),
     };
     // Untouched: appended after the recorded head.
@@ -202,7 +208,10 @@ fn an_anchored_append_refuses_a_log_cut_short_deleted_or_rewritten() {
     let first_line = whole.split_inclusive(|&b| b == b'\n').next().unwrap();
     std::fs::write(&p, first_line).unwrap();
     let found = gap(append_after(&p, Some(later), by, &[ev("x", None)], 0));
-    assert!(matches!(found, Found::EndsAt(Head { seq: 1, .. })), "{found:?}");
+    assert!(
+        matches!(found, Found::EndsAt(Head { seq: 1, .. })),
+        "{found:?}"
+    );
     assert_eq!(std::fs::read(&p).unwrap(), first_line);
     // Emptied, deleted.
     std::fs::write(&p, "").unwrap();
@@ -254,7 +263,11 @@ fn a_new_log_keeps_the_old_one_aside_and_names_its_head() {
     .unwrap();
     let aside = aside.unwrap();
     assert_eq!(std::fs::read(&aside).unwrap(), old);
-    assert!(aside.to_string_lossy().ends_with("a.log.2023-11-14T221320Z"));
+    assert!(
+        aside
+            .to_string_lossy()
+            .ends_with("a.log.2023-11-14T221320Z")
+    );
     let (v, entries) = checked(&p, Some(new_head));
     assert!(v.problems.is_empty(), "{:?}", v.problems);
     assert_eq!(entries.len(), 2);
@@ -287,7 +300,13 @@ fn the_element_starts_a_new_segment_after_a_gap_and_keeps_the_match() {
     let (v, entries) = checked(&p, Some(c.head));
     assert!(v.problems.is_empty(), "{:?}", v.problems);
     assert_eq!(entries[0].action, "new-segment");
-    assert!(entries[0].detail.as_deref().unwrap().contains("ends at entry 1"));
+    assert!(
+        entries[0]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("ends at entry 1")
+    );
     assert_eq!(entries[1].label.as_deref(), Some("after"));
     // After a restart (no head in memory) the `.head` file is the anchor.
     HEADS.lock().unwrap().clear();
