@@ -104,8 +104,8 @@ pub struct Appended {
 pub(super) static HEADS: LazyLock<Mutex<HashMap<PathBuf, Head>>> = LazyLock::new(Default::default);
 
 /// Appends `events` for a writer without a list (the veilmatch element): anchored to the head this
-/// process last wrote to the log, else to `<log>.head`. After a gap the events are not dropped nor
-/// written after it: a new segment is started ([`start_new`]) whose first line is
+/// process last wrote to the log, else to `<log>.head`. After a gap (or with a damaged log end or
+/// `.head`) the events are not dropped nor written after it: a new segment is started ([`start_new`]) whose first line is
 /// `first(gap, renamed-to)`. The new head goes to memory and to `<log>.head`.
 pub fn append_anchored(
     log: &Path,
@@ -115,13 +115,15 @@ pub fn append_anchored(
 ) -> Result<Appended, AuditError> {
     let key = store::real_path(log).unwrap_or_else(|_| log.to_path_buf());
     let mut heads = HEADS.lock().unwrap_or_else(|p| p.into_inner());
-    let (recorded, by) = match heads.get(&key) {
-        Some(h) => (Some(*h), "this process"),
-        None => (read_head_file(log)?, "the log's .head file"),
-    };
-    let (head, new_segment) = match append_after(log, recorded, by, events, now) {
+    let attempt = match heads.get(&key) {
+        Some(h) => Ok((Some(*h), "this process")),
+        None => read_head_file(log).map(|h| (h, "the log's .head file")),
+    }
+    .and_then(|(recorded, by)| append_after(log, recorded, by, events, now));
+    let (head, new_segment) = match attempt {
         Ok(h) => (h, None),
-        Err(gap @ AuditError::Gap(_)) => {
+        // A gap, a damaged end or an unreadable `.head`: nothing to append after.
+        Err(gap @ (AuditError::Gap(_) | AuditError::Damaged { .. })) => {
             let (h, aside) = start_new(log, |aside, _| first(&gap, aside), events, now)?;
             (h, Some((gap, aside)))
         }

@@ -308,6 +308,12 @@ fn the_element_starts_a_new_segment_after_a_gap_and_keeps_the_match() {
             .contains("ends at entry 1")
     );
     assert_eq!(entries[1].label.as_deref(), Some("after"));
+    // A damaged `.head` (or log end): a new segment too, the match kept.
+    std::fs::write(head_file(&p), "garbage\n").unwrap();
+    HEADS.lock().unwrap().clear();
+    let e = append_anchored(&p, &[ev("match", Some("kept"))], 0, first).unwrap();
+    assert!(e.new_segment.is_some());
+    assert_eq!(read_head_file(&p).unwrap(), Some(e.head));
     // After a restart (no head in memory) the `.head` file is the anchor.
     HEADS.lock().unwrap().clear();
     std::fs::remove_file(&p).unwrap();
