@@ -569,6 +569,7 @@ fn the_services_matches_log_is_anchored_across_gaps_and_restarts() {
         serde_json::from_str::<serde_json::Value>(first_line).unwrap(),
         serde_json::from_str::<serde_json::Value>(&line).unwrap()
     );
+    let saved_head = std::fs::read(&head_file).unwrap();
     std::fs::write(&log, format!("{first_line}\n")).unwrap();
     let hash = gstfaceveil::engine::audit::hex(&gstfaceveil::engine::audit::line_hash(
         first_line.as_bytes(),
@@ -581,5 +582,32 @@ fn the_services_matches_log_is_anchored_across_gaps_and_restarts() {
             && out.contains(&format!("recorded entry {}", seg.len())),
         "{out}"
     );
+
+    // Restored, then another gap that leaves the anchored entries in place (a .head ahead of the
+    // log): they are looked for in the old file that the new segment's first line names, and a
+    // missing old file is a problem. (The anchor wrote the
+    // list as root: the deployment's group and mode are set again, in case that write did not
+    // keep them — which is the "files" part of issue 22, tested there.)
+    for f in [list.clone(), lib.join("w.fvl.key")] {
+        chown(&f, Some(0), Some(gid)).unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o640)).unwrap();
+    }
+    std::fs::write(&log, &raw).unwrap();
+    std::fs::write(&head_file, saved_head).unwrap();
+    cli_ok(&list, &["audit", "verify", log.to_str().unwrap()]);
+    std::fs::write(&head_file, format!("entry 99 sha256 {hash}\n")).unwrap();
+    assert!(service().contains("Gap in the audit log"));
+    let aside = kept_aside(&log);
+    assert_eq!(aside.len(), 2, "{aside:?}");
+    let out = cli_ok(&list, &["audit", "verify", log.to_str().unwrap()]);
+    assert!(out.contains("unbroken"), "{out}");
+    let newest = aside
+        .iter()
+        .find(|p| std::fs::read_to_string(p).unwrap() == raw)
+        .unwrap();
+    std::fs::remove_file(newest).unwrap();
+    let (code, out) = cli(&list, &["audit", "verify", log.to_str().unwrap()]);
+    assert_eq!(code, 11, "{out}");
+    assert!(out.contains("the earlier segment it names"), "{out}");
     std::fs::remove_dir_all(&d).unwrap();
 }
