@@ -354,8 +354,40 @@ fn identify_is_audited_with_the_people_it_found() {
         assert!(!out.contains("→"), "it searched: {out}");
         assert_eq!(entries(&audit).len(), lines);
     }
-    // A gap in the log: refused as any writer.
+    // The deployment: the service user reads the list (group faceveil, 0640) but may not change
+    // it, so it may not search footage with it either.
     std::fs::set_permissions(&list, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    if let Some((uid, gid)) = common::faceveil_service_user() {
+        use std::os::unix::fs::{PermissionsExt, chown};
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        for f in [list.clone(), d.join("w.fvl.key")] {
+            chown(&f, Some(0), Some(gid)).unwrap();
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o640)).unwrap();
+        }
+        let out = Command::new("setpriv")
+            .args([
+                &format!("--reuid={uid}"),
+                &format!("--regid={gid}"),
+                "--clear-groups",
+            ])
+            .arg(env!("CARGO_BIN_EXE_faceveil"))
+            .arg("--list")
+            .arg(&list)
+            .arg("identify")
+            .arg(&obama2)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{text}");
+        assert!(
+            text.contains("identify is audited") && text.contains("not writable"),
+            "{text}"
+        );
+        assert!(!text.contains("→"), "it searched: {text}");
+        assert_eq!(entries(&audit).len(), lines);
+    }
+    // A gap in the log: refused as any writer.
     std::fs::remove_file(&audit).unwrap();
     let (code, out) = cli(&list, &["identify", obama2.to_str().unwrap()]);
     assert_eq!(code, 11, "{out}");
