@@ -1,14 +1,16 @@
 // SPDX-License-Identifier: MIT
 //! The audit log and retention, through the CLI and the pipelines as users run them: every change
 //! and every match is a line of one hash-chained log, written by several processes at once; edits
-//! and cut-off lines are found and named; `init --default-expiry` applies to enrolments.
+//! and cut-off lines are found and named; `init --default-expiry` applies to enrolments. Writers
+//! refuse to write after a gap (the CLI) or start a new segment (the service); a matches log is
+//! anchored in the list's log; `identify` is audited; verify streams the log.
 
 mod common;
 
 use std::path::Path;
 use std::process::Command;
 
-use common::{cli, cli_ok, photo, require_runtime, scratch};
+use common::{cli, cli_ok, obama_list, photo, require_runtime, scratch};
 
 /// A pipeline process (gst-launch-1.0) that sees obama2 for `frames` frames and appends its match
 /// to `audit`.
@@ -187,5 +189,454 @@ fn audit_verify_names_an_edit_and_lines_cut_off_the_end() {
 
     std::fs::write(&audit, &good).unwrap();
     assert!(cli_ok(&list, &["audit", "verify"]).contains("4 entries"));
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+fn entries(log: &Path) -> Vec<serde_json::Value> {
+    json_lines(&std::fs::read_to_string(log).unwrap())
+}
+
+/// The files beside `log` that start with its name and a dot and a digit: the logs kept aside.
+fn kept_aside(log: &Path) -> Vec<std::path::PathBuf> {
+    let name = log.file_name().unwrap().to_string_lossy().to_string() + ".";
+    let mut v: Vec<_> = std::fs::read_dir(log.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy();
+            n.strip_prefix(&name)
+                .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_log_cut_short_or_deleted_is_refused_until_a_new_log_is_started_deliberately() {
+    require_runtime();
+    let d = scratch("audit-gap");
+    let list = obama_list(&d);
+    let audit = d.join("w.fvl.audit");
+    let enroll = |label: &str, extra: &[&str]| {
+        let mut args = extra.to_vec();
+        args.extend(["enroll", "--label", label]);
+        let p = photo("biden.jpg");
+        let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        args.push(p.display().to_string());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        cli(&list, &args)
+    };
+    // Untouched: the next write is fine.
+    cli_ok(&list, &["rekey"]);
+    let good = std::fs::read_to_string(&audit).unwrap();
+    assert_eq!(good.lines().count(), 3);
+
+    // Cut to one line: refused with exit 11, naming the gap and the fix; nothing changes.
+    std::fs::write(&audit, format!("{}\n", good.lines().next().unwrap())).unwrap();
+    let before = std::fs::read(&list).unwrap();
+    let (code, out) = enroll("biden", &[]);
+    assert_eq!(code, 11, "{out}");
+    assert!(
+        out.contains("the watch list recorded entry 3")
+            && out.contains("the log ends at entry 1")
+            && out.contains("--new-audit-log"),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read(&list).unwrap(),
+        before,
+        "the list was written"
+    );
+    assert_eq!(entries(&audit).len(), 1, "the log was written");
+
+    // Deleted: refused too, and not created.
+    std::fs::remove_file(&audit).unwrap();
+    let (code, out) = enroll("biden", &[]);
+    assert_eq!(code, 11, "{out}");
+    assert!(out.contains("the log is missing"), "{out}");
+    assert!(!audit.exists());
+    assert_eq!(std::fs::read(&list).unwrap(), before);
+
+    // Deliberately: a new log, whose first line names the head the list recorded and what was found.
+    std::fs::write(&audit, format!("{}\n", good.lines().next().unwrap())).unwrap();
+    let (code, out) = enroll("biden", &["--new-audit-log"]);
+    assert_eq!(code, 0, "{out}");
+    let aside = kept_aside(&audit);
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(
+        std::fs::read_to_string(&aside[0]).unwrap(),
+        format!("{}\n", good.lines().next().unwrap()),
+        "the old log was not kept as it was"
+    );
+    let new = entries(&audit);
+    assert_eq!(
+        (new[0]["action"].as_str(), new[1]["action"].as_str()),
+        (Some("new-audit-log"), Some("enroll"))
+    );
+    let old_head = serde_json::from_str::<serde_json::Value>(good.lines().nth(2).unwrap()).unwrap();
+    let old_hash = gstfaceveil::engine::audit::hex(&gstfaceveil::engine::audit::line_hash(
+        good.lines().nth(2).unwrap().as_bytes(),
+    ));
+    assert_eq!(old_head["seq"], 3);
+    let detail = new[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!("entry 3 sha256 {old_hash}"))
+            && detail.contains("the old log ended at entry 1")
+            && detail.contains(&aside[0].display().to_string()),
+        "{detail}"
+    );
+    let verified = cli_ok(&list, &["audit", "verify"]);
+    assert!(
+        verified.contains("the watch list recorded entry 2"),
+        "{verified}"
+    );
+    // And the next write goes on after it.
+    cli_ok(&list, &["rekey"]);
+    assert_eq!(entries(&audit).len(), 3);
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn identify_is_audited_with_the_people_it_found() {
+    require_runtime();
+    let d = scratch("audit-identify");
+    let list = obama_list(&d);
+    let audit = d.join("w.fvl.audit");
+    let generation = |l: &Path| {
+        let v = cli_ok(l, &["verify"]);
+        v.split("generation ").nth(1).map(|s| {
+            s.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+        })
+    };
+    let g0 = generation(&list);
+    let obama2 = photo("obama2.jpg");
+    let biden = photo("biden.jpg");
+    let out = cli_ok(
+        &list,
+        &[
+            "identify",
+            obama2.to_str().unwrap(),
+            biden.to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("→ match"), "{out}");
+    let last = entries(&audit).pop().unwrap();
+    assert_eq!(last["action"], "identify");
+    let detail = last["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!("{}, {}", obama2.display(), biden.display()))
+            && detail.contains("2 frame(s), 1 matched face(s); matched: obama"),
+        "{detail}"
+    );
+    // Only listed people: biden.jpg's face is named by its file, never as a label.
+    assert!(!detail.contains("matched: obama, "), "{detail}");
+    assert_ne!(
+        generation(&list),
+        g0,
+        "the list did not record the new head"
+    );
+    assert!(cli_ok(&list, &["audit", "verify"]).contains("an unbroken chain"));
+
+    // A list this user cannot write: refused before searching, saying why.
+    std::fs::set_permissions(&list, std::os::unix::fs::PermissionsExt::from_mode(0o444)).unwrap();
+    let lines = entries(&audit).len();
+    if unsafe { libc::geteuid() } != 0 {
+        let (code, out) = cli(&list, &["identify", obama2.to_str().unwrap()]);
+        assert_eq!(code, 3, "{out}");
+        assert!(
+            out.contains("identify is audited") && out.contains("not writable"),
+            "{out}"
+        );
+        assert!(!out.contains("→"), "it searched: {out}");
+        assert_eq!(entries(&audit).len(), lines);
+    }
+    // The deployment: the service user reads the list (group faceveil, 0640) but may not change
+    // it, so it may not search footage with it either.
+    std::fs::set_permissions(&list, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    if let Some((uid, gid)) = common::faceveil_service_user() {
+        use std::os::unix::fs::{PermissionsExt, chown};
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        for f in [list.clone(), d.join("w.fvl.key")] {
+            chown(&f, Some(0), Some(gid)).unwrap();
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o640)).unwrap();
+        }
+        let out = Command::new("setpriv")
+            .args([
+                &format!("--reuid={uid}"),
+                &format!("--regid={gid}"),
+                "--clear-groups",
+            ])
+            .arg(env!("CARGO_BIN_EXE_faceveil"))
+            .arg("--list")
+            .arg(&list)
+            .arg("identify")
+            .arg(&obama2)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{text}");
+        assert!(
+            text.contains("identify is audited") && text.contains("not writable"),
+            "{text}"
+        );
+        assert!(!text.contains("→"), "it searched: {text}");
+        assert_eq!(entries(&audit).len(), lines);
+    }
+    // A gap in the log: refused as any writer.
+    std::fs::remove_file(&audit).unwrap();
+    let (code, out) = cli(&list, &["identify", obama2.to_str().unwrap()]);
+    assert_eq!(code, 11, "{out}");
+    assert!(!out.contains("→"), "it searched: {out}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn audit_verify_refuses_a_fifo_at_once_and_streams_a_large_log() {
+    let d = scratch("audit-stream");
+    let fifo = d.join("a.fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let list = d.join("w.fvl");
+    for args in [
+        ["audit", "verify", fifo.to_str().unwrap()],
+        ["audit", "show", fifo.to_str().unwrap()],
+    ] {
+        let t = std::time::Instant::now();
+        let out = Command::new("timeout")
+            .arg("10")
+            .arg(env!("CARGO_BIN_EXE_faceveil"))
+            .arg("--list")
+            .arg(&list)
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(1),
+            "{args:?} took {:?}",
+            t.elapsed()
+        );
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {text}");
+        assert!(text.contains("not a regular file"), "{text}");
+    }
+
+    // ~100 MB of valid entries: verified in bounded memory, with the right count.
+    let log = d.join("big.audit");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&log).unwrap());
+    let mut prev = [0u8; 32];
+    let mut n = 0u64;
+    let mut size = 0usize;
+    while size < 100 << 20 {
+        n += 1;
+        let e = gstfaceveil::engine::audit::Entry {
+            seq: n,
+            time: "2026-01-01T00:00:00Z".into(),
+            actor: "camera:door".into(),
+            action: "match".into(),
+            identity: Some(format!("id-{n:016}")),
+            label: Some("someone".into()),
+            detail: Some("score 0.812".into()),
+            prev: gstfaceveil::engine::audit::hex(&prev),
+        };
+        let line = serde_json::to_string(&e).unwrap();
+        prev = gstfaceveil::engine::audit::line_hash(line.as_bytes());
+        std::io::Write::write_all(&mut f, line.as_bytes()).unwrap();
+        std::io::Write::write_all(&mut f, b"\n").unwrap();
+        size += line.len() + 1;
+    }
+    drop(f);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_faceveil"))
+        .arg("--list")
+        .arg(&list)
+        .args(["audit", "verify"])
+        .arg(&log)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let read = |mut r: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            r.read_to_string(&mut s).unwrap();
+            s
+        })
+    };
+    let so = read(Box::new(child.stdout.take().unwrap()));
+    let se = read(Box::new(child.stderr.take().unwrap()));
+    // The child's own peak resident memory (VmHWM), read until it exits.
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut rss_kb = 0u64;
+    let status = loop {
+        if let Some(hwm) = std::fs::read_to_string(&status_file).ok().and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        }) {
+            rss_kb = rss_kb.max(hwm);
+        }
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let (stdout, stderr) = (so.join().unwrap(), se.join().unwrap());
+    assert!(status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!("has {n} entries, an unbroken chain")),
+        "{stdout}"
+    );
+    assert!(rss_kb > 0, "no memory reading");
+    assert!(
+        rss_kb < 64 * 1024,
+        "audit verify of a 100 MB log used {rss_kb} kB"
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// The deployment of docs/NVR.md: the list and key root:faceveil 0640, `faceveil-nvr` run as the
+/// service user with `audit-log` in its own directory; root runs the CLI.
+#[test]
+fn the_services_matches_log_is_anchored_across_gaps_and_restarts() {
+    require_runtime();
+    let Some((uid, gid)) = common::faceveil_service_user() else {
+        return;
+    };
+    use std::os::unix::fs::{PermissionsExt, chown};
+    let d = scratch("audit-service");
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let lib = d.join("lib");
+    std::fs::create_dir(&lib).unwrap();
+    let list = obama_list(&lib);
+    for f in [list.clone(), lib.join("w.fvl.key")] {
+        chown(&f, Some(0), Some(gid)).unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o640)).unwrap();
+    }
+    let logs = d.join("log");
+    std::fs::create_dir(&logs).unwrap();
+    chown(&logs, Some(uid), Some(gid)).unwrap();
+    let log = logs.join("matches.audit");
+    let clip = common::clip(&d, &[("obama2.jpg", 20)]);
+    // One run of the service, as the service user, to the end of the clip: its standard error.
+    let service = || {
+        let out = Command::new("setpriv")
+            .args([
+                &format!("--reuid={uid}"),
+                &format!("--regid={gid}"),
+                "--clear-groups",
+            ])
+            .arg(env!("CARGO_BIN_EXE_faceveil-nvr"))
+            .arg("--watchlist")
+            .arg(&list)
+            .arg("--audit-log")
+            .arg(&log)
+            .arg(format!("door={}", clip.display()))
+            .env("HOME", &logs)
+            .env("GST_REGISTRY", logs.join("registry.bin"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "faceveil-nvr: {text}");
+        text
+    };
+    service();
+    let first = entries(&log);
+    assert!(
+        first
+            .iter()
+            .any(|e| e["action"] == "match" && e["label"] == "obama"),
+        "{first:?}"
+    );
+    let head_file = logs.join("matches.audit.head");
+    assert!(head_file.exists(), "no .head beside the log");
+    assert!(cli_ok(&list, &["audit", "verify", log.to_str().unwrap()]).contains("unbroken"));
+
+    // Restarted on an untouched log: it goes on after its .head, no new segment.
+    let stderr = service();
+    assert!(!stderr.contains("Gap"), "{stderr}");
+    let first = entries(&log);
+    assert!(first.len() >= 2 && kept_aside(&log).is_empty(), "{first:?}");
+
+    // The log cut to its first line (the service user can): the restarted service notices it
+    // from its .head, says so, keeps the cut log aside and records its match in a new segment.
+    let text = std::fs::read_to_string(&log).unwrap();
+    std::fs::write(&log, format!("{}\n", text.lines().next().unwrap())).unwrap();
+    let stderr = service();
+    assert!(stderr.contains("Gap in the audit log"), "{stderr}");
+    let aside = kept_aside(&log);
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    let seg = entries(&log);
+    assert_eq!(seg[0]["action"], "new-segment");
+    let detail = seg[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!("recorded entry {}", first.len()))
+            && detail.contains("the log ends at entry 1")
+            && detail.contains(&aside[0].display().to_string()),
+        "{detail}"
+    );
+    assert!(seg[1..].iter().any(|e| e["action"] == "match"), "{seg:?}");
+    assert!(cli_ok(&list, &["audit", "verify", log.to_str().unwrap()]).contains("unbroken"));
+
+    // Root anchors the log in the list's own log, where the service cannot change it.
+    let out = cli_ok(&list, &["audit", "anchor", log.to_str().unwrap()]);
+    assert!(
+        out.contains(&format!("anchored {}", log.display())),
+        "{out}"
+    );
+    let list_log = entries(&lib.join("w.fvl.audit"));
+    assert_eq!(list_log.last().unwrap()["action"], "anchor");
+    assert!(cli_ok(&list, &["audit", "verify"]).contains("unbroken"));
+
+    // The service user rewrites the log and its .head alike, cutting the anchored match: the
+    // chain and the .head agree, the anchor does not.
+    let line = seg[0].to_string();
+    let raw = std::fs::read_to_string(&log).unwrap();
+    let first_line = raw.lines().next().unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(first_line).unwrap(),
+        serde_json::from_str::<serde_json::Value>(&line).unwrap()
+    );
+    let saved_head = std::fs::read(&head_file).unwrap();
+    std::fs::write(&log, format!("{first_line}\n")).unwrap();
+    let hash = gstfaceveil::engine::audit::hex(&gstfaceveil::engine::audit::line_hash(
+        first_line.as_bytes(),
+    ));
+    std::fs::write(&head_file, format!("entry 1 sha256 {hash}\n")).unwrap();
+    let (code, out) = cli(&list, &["audit", "verify", log.to_str().unwrap()]);
+    assert_eq!(code, 11, "{out}");
+    assert!(
+        out.contains("the log ends at entry 1, the anchor of")
+            && out.contains(&format!("recorded entry {}", seg.len())),
+        "{out}"
+    );
+
+    // Restored, then another gap that leaves the anchored entries in place (a .head ahead of the
+    // log): they are looked for in the old file that the new segment's first line names, and a
+    // missing old file is a problem. The anchor wrote the list as root: it kept the
+    // deployment's group and mode, so the service still reads it.
+    let mode = std::fs::metadata(&list).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640, "root's anchor changed the list's mode");
+    std::fs::write(&log, &raw).unwrap();
+    std::fs::write(&head_file, saved_head).unwrap();
+    cli_ok(&list, &["audit", "verify", log.to_str().unwrap()]);
+    std::fs::write(&head_file, format!("entry 99 sha256 {hash}\n")).unwrap();
+    assert!(service().contains("Gap in the audit log"));
+    let aside = kept_aside(&log);
+    assert_eq!(aside.len(), 2, "{aside:?}");
+    let out = cli_ok(&list, &["audit", "verify", log.to_str().unwrap()]);
+    assert!(out.contains("unbroken"), "{out}");
+    let newest = aside
+        .iter()
+        .find(|p| std::fs::read_to_string(p).unwrap() == raw)
+        .unwrap();
+    std::fs::remove_file(newest).unwrap();
+    let (code, out) = cli(&list, &["audit", "verify", log.to_str().unwrap()]);
+    assert_eq!(code, 11, "{out}");
+    assert!(out.contains("the earlier segment it names"), "{out}");
     std::fs::remove_dir_all(&d).unwrap();
 }

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use common::{BlinkingCamera, RtspCamera, cli_ok, free_port, photo, require_runtime, scratch};
 
 /// The service's system user (and group), as `faceveil` in docs/NVR.md.
-const USER: &str = "faceveil-test";
+use common::SERVICE_USER as USER;
 /// How soon what root does must show in the service's alerts.
 const WITHIN: Duration = Duration::from_secs(5);
 /// Each face shows this long, then a blank frame for `OFF`: one visit every 5 s.
@@ -39,26 +39,6 @@ fn run(program: &str, args: &[&str]) {
         "{program} {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// The system user of the docs, created if missing (its group has its name).
-fn ensure_user() {
-    let exists = Command::new("id")
-        .args(["-u", USER])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !exists {
-        run(
-            "useradd",
-            &[
-                "--system",
-                "--no-create-home",
-                "--shell",
-                "/usr/sbin/nologin",
-                USER,
-            ],
-        );
-    }
 }
 
 /// The lines the service wrote, each with when it came: (time, from standard error, line).
@@ -211,7 +191,7 @@ impl Deployment {
 
 /// The set-up of docs/NVR.md ("As a systemd service"), with `cameras` as (name, port).
 fn deploy(d: &Path, cameras: &[(&str, u16)]) -> Deployment {
-    ensure_user();
+    common::faceveil_service_user().expect("root");
     // Every path component the service user must traverse.
     std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
     let (lib, etc) = (d.join("var-lib-faceveil"), d.join("etc-faceveil"));

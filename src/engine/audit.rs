@@ -5,26 +5,60 @@
 //! line) at each write, which also catches lines cut off the end, and a chain rewritten from some
 //! line on (the hashes are not secret; the list's head is authenticated with the list's key).
 //!
+//! Writers are anchored: [`append_after`] first checks that the log still ends at (or, when other
+//! writers share it, continues from) the head the writer recorded, reading only the log's tail, and
+//! refuses to write after a gap; [`start_new`] begins a new log deliberately, keeping the old file
+//! beside it. Writers without a list (the veilmatch element) go through [`append_anchored`], which
+//! keeps their head in memory and in `<log>.head` and starts a new segment after a gap.
+//!
 //! Appends from several processes (the CLI, pipelines) are serialised by an exclusive lock on the
 //! log file and written with one `write` of whole lines, then synced. Lines hold ids, labels, names
-//! and times, never descriptors or images. GStreamer-free.
+//! and times, never descriptors or images. Logs are read as streams of lines of at most
+//! [`MAX_LINE`] bytes, never whole. GStreamer-free.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::watchlist::store::{self, OpenError};
+
 /// The hash before the first line.
 pub const GENESIS: [u8; 32] = [0; 32];
+
+/// The longest line read back: a longer one is a broken line (and is not held in memory).
+pub const MAX_LINE: usize = 64 * 1024;
 
 /// The last line of a log: its sequence number and the SHA-256 of its bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Head {
     pub seq: u64,
     pub hash: [u8; 32],
+}
+
+impl std::fmt::Display for Head {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "entry {} sha256 {}", self.seq, hex(&self.hash))
+    }
+}
+
+impl Head {
+    /// Parses what [`Display`](std::fmt::Display) writes: `entry <seq> sha256 <64 hex digits>`.
+    pub fn parse(s: &str) -> Option<Head> {
+        let mut w = s.split_whitespace();
+        let (Some("entry"), Some(seq), Some("sha256"), Some(h), None) =
+            (w.next(), w.next(), w.next(), w.next(), w.next())
+        else {
+            return None;
+        };
+        Some(Head {
+            seq: seq.parse().ok()?,
+            hash: unhex(h)?,
+        })
+    }
 }
 
 /// One line.
@@ -35,7 +69,8 @@ pub struct Entry {
     pub time: String,
     /// The user (CLI) or `camera:<camera-id>` (the veilmatch element).
     pub actor: String,
-    /// init, enroll, remove, rekey, purge-expired, match.
+    /// init, enroll, remove, rekey, purge-expired, identify, anchor, new-audit-log, new-segment,
+    /// match.
     pub action: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
@@ -58,6 +93,47 @@ pub struct Event {
     pub detail: Option<String>,
 }
 
+/// What a writer found where it expected the head it recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Found {
+    /// No log file.
+    Missing,
+    /// An empty log.
+    Empty,
+    /// The log ends before the recorded entry.
+    EndsAt(Head),
+    /// The log ends at `tail`, but its entry `seq` is not the recorded one (or the lines after it
+    /// do not chain to it): the log was rewritten.
+    Differs { tail: Head, seq: u64 },
+    /// The log's end cannot be read as entries.
+    Damaged(String),
+}
+
+impl std::fmt::Display for Found {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Found::Missing => write!(f, "the log is missing"),
+            Found::Empty => write!(f, "the log is empty"),
+            Found::EndsAt(h) => write!(f, "the log ends at entry {}", h.seq),
+            Found::Differs { tail, seq } => write!(
+                f,
+                "the log ends at entry {}, but its entry {seq} is not the recorded one",
+                tail.seq
+            ),
+            Found::Damaged(why) => write!(f, "{why}"),
+        }
+    }
+}
+
+/// A log that does not continue from the head `by` recorded.
+#[derive(Debug)]
+pub struct Gap {
+    pub path: PathBuf,
+    pub by: String,
+    pub recorded: Head,
+    pub found: Found,
+}
+
 #[derive(Debug)]
 pub enum AuditError {
     Io {
@@ -68,6 +144,12 @@ pub enum AuditError {
     Damaged {
         path: PathBuf,
         reason: String,
+    },
+    /// The log does not continue from the head a writer recorded: nothing was written.
+    Gap(Box<Gap>),
+    /// Not a regular file (a FIFO, device or directory).
+    NotAFile {
+        path: PathBuf,
     },
 }
 
@@ -80,14 +162,54 @@ impl std::fmt::Display for AuditError {
                 "audit log {}: {reason}; check it with 'faceveil audit verify'",
                 path.display()
             ),
+            AuditError::Gap(g) => write!(
+                f,
+                "audit log {}: a gap: {} recorded entry {} ({}), {}",
+                g.path.display(),
+                g.by,
+                g.recorded.seq,
+                hex(&g.recorded.hash),
+                g.found
+            ),
+            AuditError::NotAFile { path } => write!(
+                f,
+                "audit log {}: not a regular file (a FIFO, device or directory); refused",
+                path.display()
+            ),
         }
     }
 }
 
 impl std::error::Error for AuditError {}
 
-fn hex(h: &[u8]) -> String {
+fn io_err(path: &Path) -> impl Fn(std::io::Error) -> AuditError + '_ {
+    move |e| AuditError::Io {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+fn damaged(path: &Path, reason: &str) -> AuditError {
+    AuditError::Damaged {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+pub fn hex(h: &[u8]) -> String {
     h.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// 64 hex digits as 32 bytes.
+pub fn unhex(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 || !s.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
 }
 
 /// SHA-256 of a line (without its newline).
@@ -102,23 +224,208 @@ pub fn utc(t: i64) -> String {
         .to_string()
 }
 
-/// Appends `events` (in order) at time `now` (unix seconds); returns the new head. Several
-/// processes may append at once: each append is whole and the chain stays valid.
-pub fn append(path: &Path, events: &[Event], now: i64) -> Result<Head, AuditError> {
-    let io = |e: std::io::Error| AuditError::Io {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
+/// Opens a log for reading: a regular file (a FIFO does not block the open).
+pub fn open_log(path: &Path) -> Result<File, AuditError> {
+    store::open_regular(path)
+        .map(|(f, _)| f)
+        .map_err(|e| match e {
+            OpenError::NotAFile => AuditError::NotAFile {
+                path: path.to_path_buf(),
+            },
+            OpenError::Io(e) => io_err(path)(e),
+        })
+}
+
+/// Opens the log for appending (created with mode 0600 when `create`) and locks it. The file
+/// locked is the one the path names once the lock is held: a writer that waited while another
+/// renamed the log aside opens the new one.
+fn open_locked(path: &Path, create: bool) -> Result<File, AuditError> {
+    let io = io_err(path);
+    for _ in 0..100 {
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(create)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+            .open(path)
+            .map_err(&io)?;
+        let meta = file.metadata().map_err(&io)?;
+        if !meta.is_file() {
+            return Err(AuditError::NotAFile {
+                path: path.to_path_buf(),
+            });
+        }
+        file.lock().map_err(&io)?;
+        match std::fs::symlink_metadata(path) {
+            Ok(now) if now.dev() == meta.dev() && now.ino() == meta.ino() => return Ok(file),
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => continue,
+            Err(e) => return Err(io(e)),
+        }
+    }
+    Err(io(std::io::Error::other("the log keeps being replaced")))
+}
+
+/// The log's lines from the last to the first, each at most [`MAX_LINE`] bytes, read from the
+/// end in blocks.
+struct Backwards<'a> {
+    file: &'a mut File,
+    /// Where the bytes not yet read start.
+    pos: u64,
+    /// Read bytes before the lines already returned.
+    buf: Vec<u8>,
+    done: bool,
+}
+
+impl<'a> Backwards<'a> {
+    /// `Ok(None)` for an empty file; an error when the last line has no newline.
+    fn new(file: &'a mut File, path: &Path) -> Result<Option<Self>, AuditError> {
+        let io = io_err(path);
+        let len = file.seek(SeekFrom::End(0)).map_err(&io)?;
+        if len == 0 {
+            return Ok(None);
+        }
+        let mut last = [0u8];
+        file.seek(SeekFrom::Start(len - 1)).map_err(&io)?;
+        file.read_exact(&mut last).map_err(&io)?;
+        if last[0] != b'\n' {
+            return Err(damaged(path, "its last line is incomplete"));
+        }
+        Ok(Some(Backwards {
+            file,
+            pos: len - 1,
+            buf: Vec::new(),
+            done: false,
+        }))
+    }
+
+    fn next(&mut self, path: &Path) -> Result<Option<Vec<u8>>, AuditError> {
+        loop {
+            if let Some(i) = self.buf.iter().rposition(|&b| b == b'\n') {
+                let line = self.buf.split_off(i + 1);
+                self.buf.truncate(i);
+                return Ok(Some(line));
+            }
+            if self.pos == 0 {
+                if self.done {
+                    return Ok(None);
+                }
+                self.done = true;
+                return Ok(Some(std::mem::take(&mut self.buf)));
+            }
+            if self.buf.len() > MAX_LINE {
+                return Err(damaged(
+                    path,
+                    "a line near its end is too long to be an entry",
+                ));
+            }
+            let take = self.pos.min(16 * 1024);
+            self.pos -= take;
+            let mut block = vec![0u8; take as usize];
+            self.file
+                .seek(SeekFrom::Start(self.pos))
+                .and_then(|_| self.file.read_exact(&mut block))
+                .map_err(io_err(path))?;
+            block.extend_from_slice(&self.buf);
+            self.buf = block;
+        }
+    }
+}
+
+fn parse_entry(line: &[u8]) -> Option<Entry> {
+    serde_json::from_slice(line).ok()
+}
+
+/// The tail of the log open in `file` against the head a writer recorded (`None`: no check): the
+/// log's head, or what was found instead. The recorded entry must be the last line, or (when other
+/// writers share the log) lines chained to it may follow: the lines are read from the end back to
+/// the recorded entry, no further.
+fn tail(
+    file: &mut File,
+    path: &Path,
+    recorded: Option<Head>,
+) -> Result<Result<Head, Found>, AuditError> {
+    let genesis = Head {
+        seq: 0,
+        hash: GENESIS,
     };
-    let mut file = OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(io)?;
-    file.lock().map_err(io)?;
-    let mut head = last(&mut file, path)?;
+    let rev = match Backwards::new(file, path) {
+        Ok(r) => r,
+        Err(AuditError::Damaged { reason, .. }) if recorded.is_some() => {
+            return Ok(Err(Found::Damaged(reason)));
+        }
+        Err(e) => return Err(e),
+    };
+    let Some(mut rev) = rev else {
+        return Ok(if recorded.is_some_and(|r| r.seq > 0) {
+            Err(Found::Empty)
+        } else {
+            Ok(genesis)
+        });
+    };
+    let not_entry = "its last line is not an entry";
+    let line = rev.next(path)?.unwrap_or_default();
+    let Some(e) = parse_entry(&line) else {
+        return match recorded {
+            Some(_) => Ok(Err(Found::Damaged(not_entry.into()))),
+            None => Err(damaged(path, not_entry)),
+        };
+    };
+    let head = Head {
+        seq: e.seq,
+        hash: line_hash(&line),
+    };
+    let Some(r) = recorded else {
+        return Ok(Ok(head));
+    };
+    if head == r {
+        return Ok(Ok(head));
+    }
+    if head.seq < r.seq {
+        return Ok(Err(Found::EndsAt(head)));
+    }
+    let differs = Found::Differs {
+        tail: head,
+        seq: r.seq,
+    };
+    if head.seq == r.seq {
+        return Ok(Err(differs));
+    }
+    // Later lines by other writers: walk back along their links to the recorded entry.
+    let (mut want_seq, mut want_hash) = (e.seq - 1, unhex(&e.prev));
+    loop {
+        let line = match rev.next(path) {
+            Ok(Some(l)) => l,
+            Ok(None) | Err(AuditError::Damaged { .. }) => return Ok(Err(differs)),
+            Err(e) => return Err(e),
+        };
+        let Some(e) = parse_entry(&line) else {
+            return Ok(Err(differs));
+        };
+        let hash = line_hash(&line);
+        if e.seq != want_seq || Some(hash) != want_hash {
+            return Ok(Err(differs));
+        }
+        if e.seq == r.seq {
+            return Ok(if hash == r.hash {
+                Ok(head)
+            } else {
+                Err(differs)
+            });
+        }
+        (want_seq, want_hash) = (e.seq - 1, unhex(&e.prev));
+    }
+}
+
+/// Writes `events` after `head` in the locked `file`; returns the new head.
+fn write_after(
+    file: &mut File,
+    path: &Path,
+    mut head: Head,
+    events: &[Event],
+    now: i64,
+) -> Result<Head, AuditError> {
     let mut out = Vec::new();
     for e in events {
         let entry = Entry {
@@ -131,7 +438,10 @@ pub fn append(path: &Path, events: &[Event], now: i64) -> Result<Head, AuditErro
             detail: e.detail.clone(),
             prev: hex(&head.hash),
         };
-        let line = serde_json::to_vec(&entry).expect("an entry serialises");
+        let line = serde_json::to_vec(&entry).map_err(|e| AuditError::Io {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
         head = Head {
             seq: entry.seq,
             hash: line_hash(&line),
@@ -139,372 +449,64 @@ pub fn append(path: &Path, events: &[Event], now: i64) -> Result<Head, AuditErro
         out.extend_from_slice(&line);
         out.push(b'\n');
     }
-    file.write_all(&out).map_err(io)?;
-    file.sync_data().map_err(io)?;
+    // A write cut short (a full disk) is cut back to where the log ended: no partial line is left
+    // to break the chain, and the error says what happened.
+    let end = file.metadata().map_err(io_err(path))?.len();
+    if let Err(e) = file.write_all(&out).and_then(|()| file.sync_data()) {
+        let _ = file.set_len(end).and_then(|()| file.sync_data());
+        return Err(io_err(path)(e));
+    }
     Ok(head)
 }
 
-/// The head of the log open in `file` (read from its end): the genesis for an empty log.
-fn last(file: &mut File, path: &Path) -> Result<Head, AuditError> {
-    let io = |e: std::io::Error| AuditError::Io {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
+/// Appends `events` (in order) at time `now` (unix seconds), unchecked; returns the new head.
+/// Several processes may append at once: each append is whole and the chain stays valid.
+pub fn append(path: &Path, events: &[Event], now: i64) -> Result<Head, AuditError> {
+    append_after(path, None, "", events, now)
+}
+
+/// Appends `events` after the head `recorded` (`by`, e.g. "the watch list", recorded it): the log
+/// must end at that entry, or continue from it along the chain. A log that does not (cut short,
+/// deleted, rewritten) is a [`AuditError::Gap`] and nothing is written. `None`: nothing recorded;
+/// the log may be absent, empty or anything whole.
+pub fn append_after(
+    path: &Path,
+    recorded: Option<Head>,
+    by: &str,
+    events: &[Event],
+    now: i64,
+) -> Result<Head, AuditError> {
+    let gap = |found| {
+        AuditError::Gap(Box::new(Gap {
+            path: path.to_path_buf(),
+            by: by.to_string(),
+            recorded: recorded.unwrap_or_default(),
+            found,
+        }))
     };
-    let damaged = |reason: &str| AuditError::Damaged {
-        path: path.to_path_buf(),
-        reason: reason.into(),
+    let expects_lines = recorded.is_some_and(|r| r.seq > 0);
+    let mut file = match open_locked(path, !expects_lines) {
+        Err(AuditError::Io { .. }) if expects_lines && !path.exists() => {
+            return Err(gap(Found::Missing));
+        }
+        r => r?,
     };
-    let len = file.seek(SeekFrom::End(0)).map_err(io)?;
-    if len == 0 {
-        return Ok(Head {
-            seq: 0,
-            hash: GENESIS,
-        });
-    }
-    // Lines are short; read back until a whole last line is in the buffer.
-    let mut take = 4096u64;
-    loop {
-        let start = len.saturating_sub(take);
-        file.seek(SeekFrom::Start(start)).map_err(io)?;
-        let mut buf = Vec::with_capacity((len - start) as usize);
-        Read::by_ref(file)
-            .take(len - start)
-            .read_to_end(&mut buf)
-            .map_err(io)?;
-        if buf.last() != Some(&b'\n') {
-            return Err(damaged("its last line is incomplete"));
-        }
-        let body = &buf[..buf.len() - 1];
-        match body.iter().rposition(|&b| b == b'\n') {
-            Some(i) => {
-                return head_of(&body[i + 1..])
-                    .ok_or_else(|| damaged("its last line is not an entry"));
-            }
-            None if start == 0 => {
-                return head_of(body).ok_or_else(|| damaged("its last line is not an entry"));
-            }
-            None => take *= 4,
-        }
-    }
+    let head = tail(&mut file, path, recorded)?.map_err(gap)?;
+    write_after(&mut file, path, head, events, now)
 }
 
-fn head_of(line: &[u8]) -> Option<Head> {
-    let e: Entry = serde_json::from_slice(line).ok()?;
-    Some(Head {
-        seq: e.seq,
-        hash: line_hash(line),
-    })
+/// What the writer found before it appended: [`check_tail`] without writing.
+pub fn check_tail(path: &Path, recorded: Option<Head>, by: &str) -> Result<Head, AuditError> {
+    append_after(path, recorded, by, &[], 0)
 }
 
-/// A break in the chain, with the 1-based line number where it shows.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Problem {
-    /// Not a JSON entry (or not a whole line).
-    Unreadable { line: usize },
-    /// Line `line`'s content is not what the next line recorded (it, or that link, was changed).
-    Edited { line: usize, seq: u64 },
-    /// Entries `from..=to` are missing before line `line`.
-    Deleted { line: usize, from: u64, to: u64 },
-    /// Line `line` repeats the sequence number of the line before: a line was put in.
-    Inserted { line: usize, seq: u64 },
-    /// Line `line` comes after a later entry.
-    Reordered { line: usize, seq: u64 },
-    /// The list recorded entry `want` as the head; the log ends at `have`.
-    Truncated { have: u64, want: u64 },
-    /// The list recorded another hash for entry `seq` (on line `line`): the chain was rewritten.
-    Rewritten { line: usize, seq: u64 },
-}
+mod segment;
+mod verify;
 
-impl std::fmt::Display for Problem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Problem::Unreadable { line } => write!(f, "line {line}: not an audit entry"),
-            Problem::Edited { line, seq } => write!(
-                f,
-                "line {line} (entry {seq}) was edited: the next line recorded another content"
-            ),
-            Problem::Deleted { line, from, to } if from == to => {
-                write!(f, "entry {from} was deleted (before line {line})")
-            }
-            Problem::Deleted { line, from, to } => {
-                write!(
-                    f,
-                    "entries {from} to {to} were deleted (before line {line})"
-                )
-            }
-            Problem::Inserted { line, seq } => write!(
-                f,
-                "line {line} was inserted (it repeats entry number {seq})"
-            ),
-            Problem::Reordered { line, seq } => write!(
-                f,
-                "line {line} (entry {seq}) is out of order: lines were reordered"
-            ),
-            Problem::Truncated { have, want } => write!(
-                f,
-                "lines were cut off the end: the log ends at entry {have}, the watch list \
-                 recorded entry {want}"
-            ),
-            Problem::Rewritten { line, seq } => write!(
-                f,
-                "line {line} (entry {seq}) is not the entry the watch list recorded: the log was \
-                 rewritten"
-            ),
-        }
-    }
-}
-
-/// What `verify` read.
-#[derive(Debug)]
-pub struct Verified {
-    pub entries: Vec<Entry>,
-    pub head: Head,
-    pub problems: Vec<Problem>,
-}
-
-/// Reads and checks the whole log; `recorded` is the head a watch list recorded (if known).
-pub fn verify(path: &Path, recorded: Option<Head>) -> Result<Verified, AuditError> {
-    let bytes = std::fs::read(path).map_err(|e| AuditError::Io {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    Ok(check(&bytes, recorded))
-}
-
-/// [`verify`] on the log's bytes.
-pub fn check(bytes: &[u8], recorded: Option<Head>) -> Verified {
-    let mut problems = Vec::new();
-    let mut entries = Vec::new();
-    let mut prev: Option<(u64, [u8; 32])> = None; // the last readable line's (seq, hash)
-    let mut max_seq = 0;
-    let mut lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
-    let complete = bytes.last() == Some(&b'\n');
-    if complete || bytes.is_empty() {
-        lines.pop(); // after the final newline
-    }
-    let n_lines = lines.len();
-    let mut head = Head {
-        seq: 0,
-        hash: GENESIS,
-    };
-    for (i, raw) in lines.into_iter().enumerate() {
-        let line = i + 1;
-        let whole = complete || line < n_lines;
-        let Some(e) = whole
-            .then(|| serde_json::from_slice::<Entry>(raw).ok())
-            .flatten()
-        else {
-            problems.push(Problem::Unreadable { line });
-            prev = None;
-            continue;
-        };
-        let hash = line_hash(raw);
-        let (want_seq, want_prev) = prev.map_or((1, GENESIS), |(s, h)| (s + 1, h));
-        if e.seq < want_seq && prev.is_some() {
-            if e.seq + 1 == want_seq {
-                problems.push(Problem::Inserted { line, seq: e.seq });
-            } else {
-                problems.push(Problem::Reordered { line, seq: e.seq });
-            }
-        } else if e.seq > want_seq {
-            problems.push(Problem::Deleted {
-                line,
-                from: want_seq,
-                to: e.seq - 1,
-            });
-        } else if e.seq == want_seq && e.prev != hex(&want_prev) {
-            if prev.is_some() {
-                problems.push(Problem::Edited {
-                    line: line - 1,
-                    seq: e.seq - 1,
-                });
-            } else {
-                problems.push(Problem::Edited { line, seq: e.seq });
-            }
-        }
-        if let Some(r) = recorded
-            && e.seq == r.seq
-            && hash != r.hash
-        {
-            problems.push(Problem::Rewritten { line, seq: e.seq });
-        }
-        max_seq = max_seq.max(e.seq);
-        prev = Some((e.seq, hash));
-        head = Head { seq: e.seq, hash };
-        entries.push(e);
-    }
-    if let Some(r) = recorded
-        && max_seq < r.seq
-    {
-        problems.push(Problem::Truncated {
-            have: max_seq,
-            want: r.seq,
-        });
-    }
-    Verified {
-        entries,
-        head,
-        problems,
-    }
-}
+pub use segment::{
+    Appended, append_anchored, head_file, read_head_file, renamed_to, segment_detail, start_new,
+};
+pub use verify::{Anchor, Problem, Verified, check, verify};
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ev(action: &str, label: Option<&str>) -> Event {
-        Event {
-            actor: "alice".into(),
-            action: action.into(),
-            identity: label.map(|l| format!("id-{l}")),
-            label: label.map(String::from),
-            detail: None,
-        }
-    }
-
-    fn log_of(n: usize) -> (PathBuf, Head) {
-        let d = std::env::temp_dir().join(format!(
-            "fw-audit-{}-{n}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        let p = d.join("a.log");
-        let mut head = Head::default();
-        for i in 0..n {
-            head = append(
-                &p,
-                &[ev("enroll", Some(&format!("p{i}")))],
-                1_700_000_000 + i as i64,
-            )
-            .unwrap();
-        }
-        (p, head)
-    }
-
-    fn lines(p: &Path) -> Vec<String> {
-        std::fs::read_to_string(p)
-            .unwrap()
-            .lines()
-            .map(String::from)
-            .collect()
-    }
-
-    fn write_lines(p: &Path, l: &[String]) {
-        std::fs::write(p, l.iter().map(|s| format!("{s}\n")).collect::<String>()).unwrap();
-    }
-
-    #[test]
-    fn a_fresh_chain_verifies_and_its_head_is_the_last_line() {
-        let (p, head) = log_of(5);
-        let v = verify(&p, Some(head)).unwrap();
-        assert!(v.problems.is_empty(), "{:?}", v.problems);
-        assert_eq!(v.head, head);
-        assert_eq!(v.entries.len(), 5);
-        assert_eq!(v.entries[0].prev, hex(&GENESIS));
-        assert_eq!(v.entries[4].label.as_deref(), Some("p4"));
-        assert_eq!(v.entries[0].time, "2023-11-14T22:13:20Z");
-    }
-
-    #[test]
-    fn each_kind_of_change_is_found_and_named() {
-        let (p, head) = log_of(6);
-        let orig = lines(&p);
-        let check_with = |l: Vec<String>| {
-            write_lines(&p, &l);
-            verify(&p, Some(head)).unwrap().problems
-        };
-        // edited: line 3's label changed
-        let mut l = orig.clone();
-        l[2] = l[2].replace("p2", "px");
-        assert_eq!(check_with(l), vec![Problem::Edited { line: 3, seq: 3 }]);
-        // deleted: line 4 gone
-        let mut l = orig.clone();
-        l.remove(3);
-        assert_eq!(
-            check_with(l),
-            vec![Problem::Deleted {
-                line: 4,
-                from: 4,
-                to: 4
-            }]
-        );
-        // inserted: a copy of line 2 put after it
-        let mut l = orig.clone();
-        l.insert(2, orig[1].clone());
-        let got = check_with(l);
-        assert!(
-            got.contains(&Problem::Inserted { line: 3, seq: 2 }),
-            "{got:?}"
-        );
-        // reordered: lines 2 and 4 swapped
-        let mut l = orig.clone();
-        l.swap(1, 3);
-        let got = check_with(l);
-        assert!(
-            got.iter().any(|p| matches!(p, Problem::Reordered { .. })),
-            "{got:?}"
-        );
-        // truncated: the last two lines cut off — only the recorded head shows it
-        let l = orig[..4].to_vec();
-        write_lines(&p, &l);
-        assert!(verify(&p, None).unwrap().problems.is_empty());
-        assert_eq!(check_with(l), vec![Problem::Truncated { have: 4, want: 6 }]);
-        // rewritten: line 5 edited and every later link recomputed (hashes are not secret)
-        let mut l = orig[..4].to_vec();
-        let mut prev = line_hash(l[3].as_bytes());
-        for (seq, label) in [(5u64, "evil"), (6, "p5")] {
-            let e = Entry {
-                seq,
-                time: utc(1),
-                actor: "mallory".into(),
-                action: "enroll".into(),
-                identity: None,
-                label: Some(label.into()),
-                detail: None,
-                prev: hex(&prev),
-            };
-            let s = serde_json::to_string(&e).unwrap();
-            prev = line_hash(s.as_bytes());
-            l.push(s);
-        }
-        assert_eq!(check_with(l), vec![Problem::Rewritten { line: 6, seq: 6 }]);
-        // an incomplete last line
-        std::fs::write(&p, format!("{}\n{}", orig[0], &orig[1][..10])).unwrap();
-        assert_eq!(
-            verify(&p, None).unwrap().problems,
-            vec![Problem::Unreadable { line: 2 }]
-        );
-        assert!(matches!(
-            append(&p, &[ev("init", None)], 0),
-            Err(AuditError::Damaged { .. })
-        ));
-    }
-
-    #[test]
-    fn concurrent_writers_keep_one_valid_chain() {
-        let (p, _) = log_of(0);
-        let threads: Vec<_> = (0..4)
-            .map(|t| {
-                let p = p.clone();
-                std::thread::spawn(move || {
-                    for i in 0..25 {
-                        append(
-                            &p,
-                            &[ev("match", Some(&format!("t{t}-{i}"))), ev("match", None)],
-                            0,
-                        )
-                        .unwrap();
-                    }
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        let v = verify(&p, None).unwrap();
-        assert!(v.problems.is_empty(), "{:?}", v.problems);
-        assert_eq!(v.head.seq, 200);
-    }
-}
+mod tests;

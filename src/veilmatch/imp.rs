@@ -261,8 +261,7 @@ impl ObjectImpl for VeilMatch {
                 glib::ParamSpecString::builder("audit-log")
                     .nick("Audit log")
                     .blurb(
-                        "Hash-chained audit log (the faceveil CLI's) that each reported match is \
-                         appended to (unset: matches are not logged)",
+                        "Hash-chained audit log that each reported match is appended to, anchored by <log>.head (unset: matches are not logged)",
                     )
                     .mutable_playing()
                     .build(),

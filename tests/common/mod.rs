@@ -631,3 +631,40 @@ impl Drop for BlinkingCamera {
         }
     }
 }
+
+/// The test stand-in for the service's system user `faceveil` of docs/NVR.md (a test never
+/// touches a real deployment's account): a system user with a group of the same name.
+pub const SERVICE_USER: &str = "faceveil-test";
+
+/// [`SERVICE_USER`], made as NVR.md makes `faceveil` when it is missing (another test may make it
+/// at the same time): its uid and gid. `None` (with the reason printed) when not root.
+pub fn faceveil_service_user() -> Option<(u32, u32)> {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: creating the service user and running as it needs root");
+        return None;
+    }
+    let id = |flag: &str| -> Option<u32> {
+        let out = std::process::Command::new("id")
+            .args([flag, SERVICE_USER])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    };
+    if id("-u").is_none() {
+        // Exit 9: made meanwhile by another test. Debian's useradd makes the group of the name.
+        let status = std::process::Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                "--user-group",
+                SERVICE_USER,
+            ])
+            .status()
+            .unwrap();
+        assert!(matches!(status.code(), Some(0 | 9)), "useradd: {status}");
+    }
+    Some((id("-u").unwrap(), id("-g").unwrap()))
+}

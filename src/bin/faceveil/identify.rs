@@ -1,17 +1,63 @@
 // SPDX-License-Identifier: MIT
 //! `faceveil identify`: for each face of photos or videos, the best identity on the list and the
-//! decision the element would take.
+//! decision the element would take. Each run is audited (it searches footage against the whole
+//! list): one `identify` entry with the files, the numbers of frames and of matched faces and the
+//! labels that matched, recorded like a change, so a user who cannot write the list and its audit
+//! log is refused before anything is searched.
 
 use std::path::PathBuf;
 
 use clap::Args;
+use gstfaceveil::engine::audit;
 use gstfaceveil::engine::matcher::{self, Decision, decide};
 use gstfaceveil::engine::watchlist::index::Index;
 use gstfaceveil::engine::watchlist::now;
+use gstfaceveil::engine::watchlist::store::real_path;
 
 use crate::Global;
 use crate::faces::read_faces;
-use crate::shared::{Fail, metric, open_for_model};
+use crate::shared::{
+    BY_LIST, Fail, audit_fail, audit_log, event, metric, open_for_model, record_locked,
+};
+
+fn refuse(why: String) -> Fail {
+    Fail(
+        3,
+        format!(
+            "identify is audited (one entry per run, and the list records the log's new head), \
+             and {why}: run it as a user who may change the list"
+        ),
+    )
+}
+
+/// Refuses a run that could not be recorded, before anything is searched: the list and its
+/// directory (for the lock and the atomic write) must be writable by this user.
+fn can_write_list(g: &Global) -> Result<(), Fail> {
+    let real = real_path(&g.list)?;
+    let dir = real.parent().unwrap_or(std::path::Path::new("/"));
+    for p in [real.as_path(), dir] {
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes())
+            .map_err(|_| Fail(2, format!("{}: a NUL in the path", p.display())))?;
+        // SAFETY: a valid NUL-terminated path.
+        if unsafe { libc::access(c.as_ptr(), libc::W_OK) } != 0 {
+            return Err(refuse(format!(
+                "{} is not writable by this user ({})",
+                p.display(),
+                std::io::Error::last_os_error()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The audit log must be writable and continue from the list's head.
+fn can_record(g: &Global, list: &gstfaceveil::engine::watchlist::Watchlist) -> Result<(), Fail> {
+    audit::check_tail(&audit_log(g), list.audit, BY_LIST).map_err(|e| match e {
+        audit::AuditError::Gap(_) => audit_fail(e),
+        e => refuse(e.to_string()),
+    })?;
+    Ok(())
+}
 
 #[derive(Args)]
 pub(crate) struct IdentifyArgs {
@@ -30,7 +76,10 @@ pub(crate) struct IdentifyArgs {
 }
 
 pub(crate) fn cmd_identify(g: &Global, a: IdentifyArgs) -> Result<(), Fail> {
+    can_write_list(g)?;
     let (list, _, spec) = open_for_model(g)?;
+    can_record(g, &list)?;
+    let (mut frames, mut matched, mut labels) = (0u64, 0u64, std::collections::BTreeSet::new());
     let (sim, colour, gray) = metric(&spec)?;
     // 0 means the calibrated threshold, as for the element.
     let (colour, gray) = (
@@ -40,6 +89,7 @@ pub(crate) fn cmd_identify(g: &Global, a: IdentifyArgs) -> Result<(), Fail> {
     let index = Index::build(&list, &sim, now());
     for path in &a.files {
         for faces in read_faces(path, g.model.as_deref())? {
+            frames += 1;
             for (i, f) in faces.iter().enumerate() {
                 let threshold = if f.grayscale { gray } else { colour };
                 let hit = f
@@ -56,6 +106,10 @@ pub(crate) fn cmd_identify(g: &Global, a: IdentifyArgs) -> Result<(), Fail> {
                     },
                 };
                 let best = hit.as_ref().map(|h| &index.entries()[h.identity]);
+                if let (Some(e), "match") = (best, decision) {
+                    matched += 1;
+                    labels.insert(e.label.clone());
+                }
                 if a.json {
                     let v = serde_json::json!({
                         "file": path.display().to_string(), "frame": f.frame, "face": i,
@@ -90,5 +144,16 @@ pub(crate) fn cmd_identify(g: &Global, a: IdentifyArgs) -> Result<(), Fail> {
             }
         }
     }
-    Ok(())
+    let files: Vec<String> = a.files.iter().map(|f| f.display().to_string()).collect();
+    let labels: Vec<String> = labels.into_iter().collect();
+    let detail = format!(
+        "{}: {frames} frame(s), {matched} matched face(s){}",
+        files.join(", "),
+        if labels.is_empty() {
+            String::new()
+        } else {
+            format!("; matched: {}", labels.join(", "))
+        }
+    );
+    record_locked(g, |_| vec![event("identify", None, Some(detail))])
 }

@@ -6,7 +6,7 @@
 //! truncated, oversized or non-regular list file, 5 tampered list, 6 wrong or missing key (or altered
 //! key check), 7 newer format or other embedder model, 8 unusable input (no face, several faces,
 //! unreadable file), 9 no such identity, 10 timed out waiting for the lock, 11 the audit log fails
-//! verification.
+//! verification or does not continue from the head the list recorded.
 //!
 //! One module per subcommand group: `list` (init, list, remove, verify, rekey, purge-expired),
 //! `enroll`, `identify`, `audit`, `restore`; `faces` reads photos and videos, `shared` holds the error, key,
@@ -74,6 +74,10 @@ struct Global {
     /// Audit log that every change of the list is appended to [default: <list>.audit]
     #[arg(long, global = true, env = "FACEVEIL_AUDIT_LOG")]
     audit_log: Option<PathBuf>,
+    /// Start a new audit log (the old file is kept, renamed aside) instead of refusing to write
+    /// after a gap
+    #[arg(long, global = true)]
+    new_audit_log: bool,
 }
 
 #[derive(Subcommand)]

@@ -2,7 +2,7 @@
 //! What the subcommands share: the exit-code error, the list's key, passphrase, lock and audit
 //! log as the global options give them, the embedder model and its metric, times as printed.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
 use gstfaceveil::engine::audit;
@@ -11,7 +11,7 @@ use gstfaceveil::engine::embedder::{model_id, similarity_for};
 use gstfaceveil::engine::manifest::{ModelSpec, Task};
 use gstfaceveil::engine::watchlist::file::Secret;
 use gstfaceveil::engine::watchlist::store::{
-    Wait, default_key_file, load, real_path, resolve_key_checked,
+    Lock, Wait, default_key_file, load, real_path, resolve_key_checked, save,
 };
 use gstfaceveil::engine::watchlist::{Watchlist, WatchlistError, now};
 
@@ -87,16 +87,82 @@ pub(crate) fn event(
     }
 }
 
+/// Who recorded the head a watch list holds, in messages.
+pub(crate) const BY_LIST: &str = "the watch list";
+
+/// An audit-log error as the CLI reports it: a gap (exit 11) with what to do about it.
+pub(crate) fn audit_fail(e: audit::AuditError) -> Fail {
+    match e {
+        audit::AuditError::Gap(_) => Fail(
+            11,
+            format!(
+                "{e}; refusing to write after a gap (nothing was changed). Find out who cut or \
+                 replaced the log, restore it from a backup ('faceveil audit verify' checks it), \
+                 or start a new log deliberately with --new-audit-log (the old file is kept \
+                 beside it)"
+            ),
+        ),
+        e => Fail(3, e.to_string()),
+    }
+}
+
 /// Appends `events` to the audit log and records its new head in `list` (which the caller then
-/// writes). Done before the list is written: a failed write leaves a line too many, never one too
-/// few.
+/// writes). The log must continue from the head the list recorded (else exit 11, nothing written);
+/// with --new-audit-log a new log is started instead, the old one kept aside. Done before the list
+/// is written: a failed write leaves a line too many, never one too few.
 pub(crate) fn record(
     g: &Global,
     list: &mut Watchlist,
     events: &[audit::Event],
 ) -> Result<(), Fail> {
-    let head = audit::append(&audit_log(g), events, now()).map_err(|e| Fail(3, e.to_string()))?;
+    let log = audit_log(g);
+    let recorded = list.audit;
+    let head = if g.new_audit_log {
+        let first = |aside: Option<&Path>, found: Result<audit::Head, audit::Found>| {
+            let found = match found {
+                Ok(h) => format!("the old log ended at {h}"),
+                Err(f) => f.to_string(),
+            };
+            let recorded = recorded.map_or("no head".into(), |h| h.to_string());
+            let what = format!(
+                "started with --new-audit-log; {BY_LIST} recorded {recorded}; found: {found}"
+            );
+            event(
+                "new-audit-log",
+                None,
+                Some(audit::segment_detail(&what, aside)),
+            )
+        };
+        let (head, aside) =
+            audit::start_new(&log, first, events, now()).map_err(|e| Fail(3, e.to_string()))?;
+        if let Some(aside) = aside {
+            eprintln!(
+                "faceveil: a new audit log {}; the old one is now {}",
+                log.display(),
+                aside.display()
+            );
+        }
+        head
+    } else {
+        audit::append_after(&log, recorded, BY_LIST, events, now()).map_err(audit_fail)?
+    };
     list.audit = Some(head);
+    Ok(())
+}
+
+/// Under the list's lock: loads the list, appends the events `what` makes of it to the audit log
+/// and writes the list with its new head (for commands that change nothing else: identify, audit
+/// anchor).
+pub(crate) fn record_locked(
+    g: &Global,
+    what: impl FnOnce(&Watchlist) -> Vec<audit::Event>,
+) -> Result<(), Fail> {
+    let lock = Lock::acquire(&g.list, &wait(g))?;
+    let s = secret(g)?;
+    let mut list = load(lock.list(), &s)?;
+    let events = what(&list);
+    record(g, &mut list, &events)?;
+    save(lock.list(), &mut list, &s)?;
     Ok(())
 }
 

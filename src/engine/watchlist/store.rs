@@ -270,20 +270,38 @@ pub fn max_list_bytes() -> u64 {
     available.map_or(FORMAT_MAX, |kib| FORMAT_MAX.min(kib * 1024 / 2))
 }
 
-/// Reads a list file: a regular file (checked on the open file, without blocking on a FIFO) of at
-/// most [`max_list_bytes`]. The bytes are wiped when dropped.
-pub fn read_list_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, WatchlistError> {
-    let mut f = OpenOptions::new()
+/// Why [`open_regular`] failed.
+#[derive(Debug)]
+pub enum OpenError {
+    Io(std::io::Error),
+    /// A FIFO, device, socket or directory.
+    NotAFile,
+}
+
+/// Opens `path` for reading if it is a regular file, checked on the open file (`O_NONBLOCK`: a
+/// FIFO without a writer does not block the open), and returns it with its metadata.
+pub fn open_regular(path: &Path) -> Result<(File, std::fs::Metadata), OpenError> {
+    let f = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)
-        .map_err(io(path))?;
-    let meta = f.metadata().map_err(io(path))?;
+        .map_err(OpenError::Io)?;
+    let meta = f.metadata().map_err(OpenError::Io)?;
     if !meta.is_file() {
-        return Err(WatchlistError::NotAFile {
-            path: path.to_path_buf(),
-        });
+        return Err(OpenError::NotAFile);
     }
+    Ok((f, meta))
+}
+
+/// Reads a list file: a regular file (checked on the open file, without blocking on a FIFO) of at
+/// most [`max_list_bytes`]. The bytes are wiped when dropped.
+pub fn read_list_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, WatchlistError> {
+    let (mut f, meta) = open_regular(path).map_err(|e| match e {
+        OpenError::NotAFile => WatchlistError::NotAFile {
+            path: path.to_path_buf(),
+        },
+        OpenError::Io(e) => io(path)(e),
+    })?;
     let limit = max_list_bytes();
     if meta.len() > limit {
         return Err(WatchlistError::TooLarge {

@@ -20,18 +20,47 @@ const SNAPSHOT_SIDE: usize = 128;
 const SNAPSHOT_QUALITY: u8 = 80;
 
 impl VeilMatch {
-    /// Appends the frame's matches to the audit log; a failure is a warning (the video goes on).
+    /// Appends the frame's matches to the audit log, anchored to the head this process last wrote
+    /// (else the log's `.head` file). After a gap (the log cut, deleted or rewritten) a new
+    /// segment is started, the old file kept aside, and a warning names the gap: the matches are
+    /// never dropped nor written after it. A failure is a warning (the video goes on).
     pub(super) fn audit(&self, log: &std::path::Path, camera: &str, events: &[(usize, Event)]) {
         let lines = match_step::audit_lines(camera, events.iter().map(|(_, ev)| ev));
         if lines.is_empty() {
             return;
         }
-        if let Err(e) = audit::append(log, &lines, now()) {
-            gst::element_imp_warning!(
+        let first = |gap: &audit::AuditError, aside: Option<&std::path::Path>| audit::Event {
+            actor: format!("camera:{camera}"),
+            action: "new-segment".into(),
+            detail: Some(audit::segment_detail(&gap.to_string(), aside)),
+            ..Default::default()
+        };
+        match audit::append_anchored(log, &lines, now(), first) {
+            Ok(done) => {
+                if let Some((gap, aside)) = done.new_segment {
+                    gst::element_imp_warning!(
+                        self,
+                        gst::ResourceError::Write,
+                        ("Gap in the audit log: started a new segment"),
+                        [
+                            "{gap}; the old log was kept as {}",
+                            aside.map_or("(none)".into(), |p| p.display().to_string())
+                        ]
+                    );
+                }
+                if let Some(e) = done.head_file_error {
+                    gst::element_imp_warning!(
+                        self,
+                        gst::ResourceError::Write,
+                        ("Audit log head not saved: {e}")
+                    );
+                }
+            }
+            Err(e) => gst::element_imp_warning!(
                 self,
                 gst::ResourceError::Write,
                 ("Match not recorded in the audit log: {e}")
-            );
+            ),
         }
     }
 

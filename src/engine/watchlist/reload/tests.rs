@@ -6,8 +6,8 @@ use std::time::SystemTime;
 
 use super::*;
 use crate::engine::watchlist::file::Secret;
-use crate::engine::watchlist::store::{load, save};
 use crate::engine::watchlist::store::write_key_file;
+use crate::engine::watchlist::store::{load, save};
 use crate::engine::watchlist::{Identity, Watchlist};
 
 fn list(labels: &[&str]) -> Watchlist {
