@@ -389,6 +389,62 @@ fn a_rekeyed_list_is_read_with_the_new_key_file() {
     assert_eq!(labels(&out), [Some("carol".to_string())]);
 }
 
+/// A key file every user can read is used with a warning naming it and the fix; one that its
+/// group or others can write (and so swap) is refused: the element does not start.
+#[test]
+fn a_key_file_others_can_read_warns_and_one_they_can_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    common::init();
+    let dir = common::scratch("harness-key-modes");
+    let model = fake_model(&dir);
+    let list = dir.join("w.fvl");
+    write_list(&list, &fake_model_id(&model), &[("alice", ALICE)], KEY);
+    let key = dir.join("w.key");
+    write_key_file(&key, &KEY, false).unwrap();
+    let start = |mode: u32| {
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).unwrap();
+        let element = gst::ElementFactory::make("veilmatch")
+            .property("watchlist", list.to_str().unwrap())
+            .property("key-file", key.to_str().unwrap())
+            .property("model", model.to_str().unwrap())
+            .build()
+            .unwrap();
+        let bus = gst::Bus::new();
+        element.set_bus(Some(&bus));
+        let started = element.set_state(gst::State::Paused).is_ok();
+        let _ = element.set_state(gst::State::Null);
+        let said: Vec<(bool, String)> = std::iter::from_fn(|| bus.pop())
+            .filter_map(|msg| match msg.view() {
+                gst::MessageView::Warning(w) => Some((false, w.error().to_string())),
+                gst::MessageView::Error(e) => Some((true, e.error().to_string())),
+                _ => None,
+            })
+            .collect();
+        (started, said)
+    };
+    let key_name = key.display().to_string();
+    let (started, said) = start(0o640);
+    assert!(started && said.is_empty(), "{said:?}");
+    let (started, said) = start(0o644);
+    assert!(started, "{said:?}");
+    assert!(
+        said.iter().any(|(error, m)| !error
+            && m.contains(&key_name)
+            && m.contains("readable by every user")
+            && m.contains("chmod 0640")),
+        "{said:?}"
+    );
+    for mode in [0o660, 0o646] {
+        let (started, said) = start(mode);
+        assert!(!started, "mode {mode:o} started");
+        assert!(
+            said.iter()
+                .any(|(error, m)| *error && m.contains(&key_name) && m.contains("can write it")),
+            "{mode:o}: {said:?}"
+        );
+    }
+}
+
 /// With `state-dir`, the highest generation used outlives the element: a new one (a restart, a
 /// camera reconnected) refuses an older copy of the list; without it, any list is accepted.
 #[test]
