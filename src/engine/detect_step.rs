@@ -3,11 +3,14 @@
 //! (`engine::scene`), ask the schedule whether the model runs (every `interval` frames, or the
 //! adaptive schedule of `engine::track`), leave the run out when the frame is late or the shared
 //! model busy, run it over the whole frame or over regions around the tracks, and hand the
-//! detections to the tracker (hysteresis, track ids), or let the tracker carry the faces. The
-//! element maps the frame, measures lateness and the model's queue, and calls [`DetectStep::process`].
+//! detections to the tracker (hysteresis, track ids), or let the tracker carry the faces. On a live
+//! source it also says what a redactor must cover besides the faces found (`engine::cover`): a
+//! frame late enough to go without a run must not let a face out in the clear. The element maps
+//! the frame, measures lateness and the model's queue, and calls [`DetectStep::process`].
 
 use std::time::{Duration, Instant};
 
+use crate::engine::cover::{ChangeGrid, Cover};
 use crate::engine::decode::{Detection, Rect};
 use crate::engine::detector::{DetectParams, Detector, Region, StageTimes};
 use crate::engine::frame::FrameView;
@@ -117,6 +120,10 @@ pub struct FrameOut {
     /// frame, the others carried by the tracker.
     pub faces: Vec<(u64, Detection)>,
     pub detected: usize,
+    /// On a live source (`late` or `wait` given), what a redactor must cover besides the faces
+    /// found on this frame; `None` when the source is not live (every frame is then analysed as
+    /// the schedule says, nothing is late).
+    pub cover: Option<Cover>,
 }
 
 /// A decision, for the element's debug log. Carries no face data.
@@ -152,6 +159,11 @@ pub struct Counts {
     pub inference_ns: u64,
     pub stages: StageTimes,
     pub track_ns: u64,
+    /// Live frames whose cover is the whole frame, and carried boxes grown for cover.
+    pub cover_whole: u64,
+    pub cover_grown: u64,
+    /// Unseen areas (changed since the last full-frame run, looked at by no run) to be covered.
+    pub cover_unseen: u64,
 }
 
 #[derive(Debug)]
@@ -165,6 +177,10 @@ pub struct DetectStep<M = Detector> {
     last_full: Option<u64>,
     /// Tells a new scene from motion: the tracks of before are then forgotten.
     cut: SceneCut,
+    /// The picture at the last full-frame run, for the cover of live frames.
+    grid: ChangeGrid,
+    /// The regions the model ran over on this frame (none when it ran over the whole frame).
+    seen: Vec<Rect>,
     counts: Counts,
 }
 
@@ -176,6 +192,8 @@ impl<M: Model> DetectStep<M> {
             last_run: None,
             last_full: None,
             cut: SceneCut::default(),
+            grid: ChangeGrid::default(),
+            seen: Vec::new(),
             counts: Counts::default(),
         }
     }
@@ -194,6 +212,7 @@ impl<M: Model> DetectStep<M> {
         self.last_run = None;
         self.last_full = None;
         self.cut.reset();
+        self.grid.reset();
     }
 
     /// The frame size changed: boxes carried from the old size would be wrong on the new one.
@@ -201,6 +220,7 @@ impl<M: Model> DetectStep<M> {
         self.tracker.reset();
         self.last_full = None;
         self.cut.reset();
+        self.grid.reset();
     }
 
     /// One frame: the schedule's decision, the model run if any, the tracker's faces. `log` hears
@@ -229,6 +249,7 @@ impl<M: Model> DetectStep<M> {
             self.tracker.reset();
             self.last_run = None;
             self.last_full = None;
+            self.grid.reset();
         }
         let plan = match config.interval {
             0 => {
@@ -252,6 +273,7 @@ impl<M: Model> DetectStep<M> {
             self.counts.skipped += 1;
             log(frame_no, Note::Skipped { late, wait });
         }
+        self.seen.clear();
         let (faces, detected) = match plan.filter(|_| run) {
             Some(plan) => {
                 self.last_run = Some(frame_no);
@@ -264,20 +286,52 @@ impl<M: Model> DetectStep<M> {
                 (carried, 0)
             }
         };
+        let live = late.is_some() || wait.is_some();
+        let cover = live.then(|| self.cover(frame_no, view, &faces[detected..]));
         self.counts.frames += 1;
         Ok(FrameOut {
             number: frame_no,
             ran: run,
             faces,
             detected,
+            cover,
         })
+    }
+
+    /// What a live frame needs covered besides the faces found on it: nothing after a full-frame
+    /// run; otherwise the carried faces' boxes grown by their uncertainty, and what changed since
+    /// the last full-frame run where no run looked (the whole frame where that is unbounded).
+    fn cover(
+        &mut self,
+        frame_no: u64,
+        view: &FrameView<'_>,
+        carried: &[(u64, Detection)],
+    ) -> Cover {
+        if self.last_full == Some(frame_no) {
+            self.grid.full_run(view);
+            return Cover {
+                full: true,
+                ..Cover::default()
+            };
+        }
+        let grown = carried
+            .iter()
+            .filter_map(|(id, _)| self.tracker.carried_cover(*id, frame_no))
+            .collect();
+        let cover = self.grid.cover(view, &self.seen, grown);
+        self.counts.cover_whole += cover.whole as u64;
+        self.counts.cover_grown += cover.grown.len() as u64;
+        self.counts.cover_unseen += cover.unseen.len() as u64;
+        cover
     }
 
     /// Whether a run the schedule asks for is left out. On a live source (`late` or `wait` given),
     /// a frame that arrives more than `max_lateness` past the source's latency is skipped, and so
     /// is one while the model is busy with other cameras' frames for longer than this camera's
     /// patience: waiting would make its video late (a fair share: whoever finds the queue short
-    /// gets a run). Never once the last run is [`MAX_SKIPS_IN_A_ROW`] frames past due.
+    /// gets a run). Never once the last run is [`MAX_SKIPS_IN_A_ROW`] frames past due, nor while
+    /// no full-frame run happened since the start, a flush, a cut or a change of size (nothing
+    /// else would ever bound where the faces are).
     fn skips(
         &self,
         frame_no: u64,
@@ -298,6 +352,7 @@ impl<M: Model> DetectStep<M> {
         let max_late = config.max_lateness;
         let patience = max_late * (1 + (since / AGING) as u32);
         !overdue
+            && self.last_full.is_some()
             && !max_late.is_zero()
             && (late.is_some_and(|l| l > max_late) || wait.is_some_and(|w| w > patience))
     }
@@ -331,8 +386,8 @@ impl<M: Model> DetectStep<M> {
             Some(r) => {
                 self.counts.region_frames += 1;
                 self.counts.regions += r.len() as u64;
-                let rects: Vec<_> = r.iter().map(|r| r.rect).collect();
-                self.tracker.update_regions(frame_no, dets, &rects)
+                self.seen.extend(r.iter().map(|r| r.rect));
+                self.tracker.update_regions(frame_no, dets, &self.seen)
             }
             None => {
                 self.last_full = Some(frame_no);

@@ -7,6 +7,7 @@ pub mod align;
 pub mod audit;
 pub mod batch;
 pub mod cosine;
+pub mod cover;
 pub mod decode;
 pub mod detect_step;
 pub mod detector;
