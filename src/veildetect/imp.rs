@@ -133,6 +133,9 @@ impl element::Stats for Stats {
             .field("model-time-us", us(c.stages.model_ns))
             .field("decode-time-us", us(c.stages.decode_ns))
             .field("track-time-us", us(c.track_ns))
+            .field("cover-whole", c.cover_whole)
+            .field("cover-grown", c.cover_grown)
+            .field("cover-unseen", c.cover_unseen)
             .build()
     }
 }
@@ -265,8 +268,8 @@ impl ObjectImpl for VeilDetect {
                     .build(),
                 crate::props::stats(
                     "frames, inferences, region-inferences, regions, scene-cuts, skipped, faces, \
-                     and inference-, tensor-, wait-, model-, decode- and track-time-us \
-                     (see docs/METADATA.md)",
+                     inference-, tensor-, wait-, model-, decode- and track-time-us, and \
+                     cover-whole, cover-grown, cover-unseen (see docs/METADATA.md)",
                 ),
             ]
         });
@@ -335,7 +338,7 @@ impl element::Filter for VeilDetect {
             })?;
         }
         let late = self.lateness(buf);
-        let (out, faces) = self.base.with_frame_state(|state, input| {
+        let (out, faces, cover) = self.base.with_frame_state(|state, input| {
             // Late past the source's own latency, and the shared model's queue: only a live
             // source can be late.
             let (late, wait) = match state.live {
@@ -367,7 +370,16 @@ impl element::Filter for VeilDetect {
                 })
                 .collect();
             state.faces += faces.len() as u64;
-            Ok((out, faces))
+            let clamp = |r: &Vec<_>| -> Vec<_> {
+                r.iter().filter_map(|r| meta::clamp_rect(r, w, h)).collect()
+            };
+            let cover = out.cover.as_ref().map(|c| meta::FrameCover {
+                full: c.full,
+                whole: c.whole,
+                grown: clamp(&c.grown),
+                unseen: clamp(&c.unseen),
+            });
+            Ok((out, faces, cover))
         })?;
 
         gst::trace!(
@@ -385,6 +397,9 @@ impl element::Filter for VeilDetect {
                 faces: faces.len() as u32,
             },
         );
+        if let Some(cover) = &cover {
+            meta::set_frame_cover(buf, cover);
+        }
         for f in &faces {
             meta::add_face(buf, f);
         }

@@ -1,0 +1,159 @@
+// SPDX-License-Identifier: MIT
+//! `veilbin redact=…` on a live 1080p camera that the machine cannot keep up with (a slow consumer
+//! downstream): the detector leaves out model runs to stay live, and still no face leaves in the
+//! clear. A face enters at frame 10 and crosses the frame at 30 px a frame; a second `veildetect`
+//! after the redaction, on every frame, must find no face on any frame (the positive control: the
+//! same pipeline without redaction, where it does find it).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Sprite, require_runtime, scratch};
+use gst::prelude::*;
+
+const W: usize = 1920;
+const H: usize = 1080;
+const FRAMES: usize = 60;
+/// The frame the face enters on.
+const ENTERS: usize = 10;
+
+/// Frame `n`: grey, with the face from frame [`ENTERS`] on, 30 px further right each frame.
+fn live_frame(sprite: &Sprite, n: usize) -> Vec<u8> {
+    let stride = W * 3;
+    let mut frame = vec![90u8; stride * H];
+    if n >= ENTERS {
+        let (x0, y0) = (100 + 30 * (n - ENTERS), 400);
+        for y in 0..sprite.h {
+            let dst = (y0 + y) * stride + x0 * 3;
+            frame[dst..dst + sprite.w * 3]
+                .copy_from_slice(&sprite.rgb[y * sprite.w * 3..(y + 1) * sprite.w * 3]);
+        }
+    }
+    frame
+}
+
+/// What one live run gave: the faces the checking detector found on each frame that came out, and
+/// the stats of the bin's detector and redactor.
+struct LiveRun {
+    found: Vec<usize>,
+    detect: gst::Structure,
+    redact: gst::Structure,
+}
+
+/// Pushes [`FRAMES`] frames in real time (25 fps, timestamped on arrival, as a camera) through
+/// `appsrc is-live=true ! <bin> ! identity sleep-time=40 ms ! veildetect name=check` (the check
+/// on every frame, never skipping) and collects its faces per frame from its messages.
+fn live_run(bin: &str, sprite: &Sprite) -> LiveRun {
+    let pipeline = common::launch(&format!(
+        "appsrc name=src is-live=true format=time do-timestamp=true max-bytes=0 \
+         caps=video/x-raw,format=RGB,width={W},height={H},framerate=25/1 \
+         ! {bin} ! identity sleep-time=40000 \
+         ! veildetect name=check interval=1 max-lateness=0 post-messages=true \
+         ! fakesink sync=false"
+    ));
+    let src = common::child::<gst_app::AppSrc>(&pipeline, "src");
+    let bus = pipeline.bus().unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let frames: Vec<Vec<u8>> = (0..FRAMES).map(|n| live_frame(sprite, n)).collect();
+    let pusher = std::thread::spawn(move || {
+        let start = Instant::now();
+        for (n, frame) in frames.into_iter().enumerate() {
+            let due = start + Duration::from_millis(40 * n as u64);
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            src.push_buffer(gst::Buffer::from_mut_slice(frame)).unwrap();
+        }
+        src.end_of_stream().unwrap();
+    });
+    let deadline = Instant::now() + common::PIPELINE_TIMEOUT;
+    let mut found = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Some(msg) = bus.timed_pop(gst::ClockTime::from_nseconds(left.as_nanos() as u64)) else {
+            pipeline.set_state(gst::State::Null).unwrap();
+            panic!("{bin}: no EOS within {:?}", common::PIPELINE_TIMEOUT);
+        };
+        match msg.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => {
+                pipeline.set_state(gst::State::Null).unwrap();
+                panic!("{bin}: {} {:?}", e.error(), e.debug());
+            }
+            gst::MessageView::Element(e) => {
+                let from_check = msg.src().is_some_and(|s| s.name() == "check");
+                if let Some(s) = e.structure()
+                    && from_check
+                    && s.name() == "veildetect"
+                {
+                    found.push(s.get::<gst::List>("faces").unwrap().len());
+                }
+            }
+            _ => {}
+        }
+    }
+    pusher.join().unwrap();
+    let stats = |name: &str| {
+        pipeline
+            .by_name(name)
+            .unwrap_or_else(|| panic!("no {name}"))
+            .property::<gst::Structure>("stats")
+    };
+    let run = LiveRun {
+        found,
+        detect: stats("detect"),
+        redact: stats("redact"),
+    };
+    pipeline.set_state(gst::State::Null).unwrap();
+    eprintln!(
+        "{bin}: faces found after it per frame {:?}\n  {}\n  {}",
+        run.found, run.detect, run.redact
+    );
+    run
+}
+
+/// The check finds no face on any frame that came out, all frames came out, and the detector in
+/// the bin was overloaded (it left out model runs).
+fn assert_no_face_leaves(run: &LiveRun, what: &str) {
+    assert_eq!(run.found.len(), FRAMES, "{what}: frames lost");
+    let clear: Vec<usize> = (0..FRAMES).filter(|&n| run.found[n] > 0).collect();
+    assert!(
+        clear.is_empty(),
+        "{what}: a face in the clear on frames {clear:?}"
+    );
+    let skipped = run.detect.get::<u64>("skipped").unwrap();
+    assert!(skipped > 0, "{what}: the detector kept up: {}", run.detect);
+}
+
+#[test]
+fn on_an_overloaded_live_camera_no_face_leaves_in_the_clear() {
+    require_runtime();
+    let d = scratch("redact-live");
+    let list = common::obama_list(&d);
+    let bin = |redact: &str| format!("veilbin watchlist=\"{}\" {redact}", list.display());
+    // biden is not on the list: redact=unmatched must redact him as redact=all does.
+    let sprite = common::sprite("biden.jpg", 200, 300);
+    // Positive control: without redaction the check finds the face once it is in view, never
+    // before.
+    let plain = live_run(&bin(""), &sprite);
+    assert_eq!(plain.found.len(), FRAMES);
+    assert!(
+        plain.found[..ENTERS].iter().all(|&n| n == 0),
+        "{:?}",
+        plain.found
+    );
+    let seen = plain.found[ENTERS..].iter().filter(|&&n| n > 0).count();
+    assert!(
+        seen * 10 >= (FRAMES - ENTERS) * 9,
+        "the check finds the face on {seen} of {} frames",
+        FRAMES - ENTERS
+    );
+    for redact in ["redact=all", "redact=unmatched"] {
+        let run = live_run(&bin(redact), &sprite);
+        assert_no_face_leaves(&run, redact);
+        // The frames left without a full-frame run were covered, not passed on.
+        let r = &run.redact;
+        let covered = r.get::<u64>("whole").unwrap() + r.get::<u64>("unseen").unwrap();
+        assert!(covered > 0, "{redact}: {r}");
+    }
+    std::fs::remove_dir_all(&d).unwrap();
+}
