@@ -61,7 +61,7 @@ pub struct FrameCover {
     pub whole: bool,
     /// Carried faces' boxes grown by their uncertainty.
     pub grown: Vec<(u32, u32, u32, u32)>,
-    /// Areas changed since the last full-frame run where no run looked.
+    /// Areas changed since the last full-frame run, outside the faces found on this frame.
     pub unseen: Vec<(u32, u32, u32, u32)>,
 }
 

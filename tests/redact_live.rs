@@ -157,3 +157,96 @@ fn on_an_overloaded_live_camera_no_face_leaves_in_the_clear() {
     }
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// CPU seconds (user + system) this process has used so far.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // the fields after the command's closing parenthesis; utime and stime are the 12th and 13th
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
+}
+
+/// The measurement of bench/redact_live.sh (BENCHMARKS.md): `BENCH_CLIP` (a 1080p30 H.264 clip)
+/// through `veilbin redact=all`, live (mixed onto a live `videotestsrc` by `compositor`, as a
+/// camera) with a consumer that takes `BENCH_SLOW_US` per frame, or not live (`BENCH_LIVE=0`).
+/// Prints one JSON line: frames out, wall time, CPU per frame, the detector's runs and skips and
+/// the redactor's whole / grown / unseen counts.
+#[test]
+#[ignore = "a benchmark: bench/redact_live.sh runs it on a release build"]
+fn bench_live_cover() {
+    require_runtime();
+    let clip = std::env::var("BENCH_CLIP").expect("BENCH_CLIP");
+    let slow: u64 = std::env::var("BENCH_SLOW_US").map_or(0, |v| v.parse().unwrap());
+    let live = std::env::var("BENCH_LIVE").map_or(true, |v| v != "0");
+    let frames: u64 = std::env::var("BENCH_FRAMES").map_or(300, |v| v.parse().unwrap());
+    let d = scratch("redact-live-bench");
+    let list = common::obama_list(&d);
+    let caps = "video/x-raw,format=I420,width=1920,height=1080,framerate=30/1";
+    let decode = format!("filesrc location=\"{clip}\" ! qtdemux ! h264parse ! avdec_h264");
+    let input = if live {
+        format!(
+            "videotestsrc is-live=true pattern=black num-buffers={frames} ! {caps} \
+             ! compositor name=c ! {caps}"
+        )
+    } else {
+        decode.clone()
+    };
+    let tail = if live {
+        format!(" {decode} ! c.")
+    } else {
+        String::new()
+    };
+    let desc = format!(
+        "{input} ! veilbin watchlist=\"{}\" redact=all ! identity sleep-time={slow} \
+         ! fakesink name=sink sync=false{tail}",
+        list.display()
+    );
+    let (t0, c0) = (Instant::now(), cpu_seconds());
+    let pipeline = common::launch(&desc);
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let c = count.clone();
+    pipeline
+        .by_name("sink")
+        .unwrap()
+        .static_pad("sink")
+        .unwrap()
+        .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            gst::PadProbeReturn::Ok
+        });
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let bus = pipeline.bus().unwrap();
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(300)) {
+        match msg.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => panic!("{} {:?}", e.error(), e.debug()),
+            _ => {}
+        }
+    }
+    let (wall, cpu) = (t0.elapsed().as_secs_f64(), cpu_seconds() - c0);
+    let stats = |name: &str| {
+        pipeline
+            .by_name(name)
+            .unwrap()
+            .property::<gst::Structure>("stats")
+    };
+    let (det, red) = (stats("detect"), stats("redact"));
+    pipeline.set_state(gst::State::Null).unwrap();
+    let n = count.load(std::sync::atomic::Ordering::Relaxed);
+    let get = |s: &gst::Structure, f: &str| s.get::<u64>(f).unwrap_or(0);
+    println!(
+        "{{\"live\":{live},\"slow_us\":{slow},\"frames\":{n},\"wall_s\":{wall:.2},\"fps\":{:.1},\
+         \"cpu_ms_per_frame\":{:.1},\"inferences\":{},\"skipped\":{},\"whole\":{},\"grown\":{},\
+         \"unseen\":{},\"boxes\":{}}}",
+        n as f64 / wall,
+        1000.0 * cpu / n.max(1) as f64,
+        get(&det, "inferences"),
+        get(&det, "skipped"),
+        get(&red, "whole"),
+        get(&red, "grown"),
+        get(&red, "unseen"),
+        get(&red, "redacted"),
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -8,8 +8,9 @@
 //! changes the picture. So the grey level of a dense grid of points (240 columns, one point every
 //! 8 pixels on a 1080p frame: smaller than any face the model finds at its default size) is kept
 //! from the last full-frame run, and on a frame without one every point that changed by more than
-//! [`CHANGED`] levels, outside the regions a model run looked at on this frame, is *unseen*: the
-//! changed points, grown by [`GROW`] points, are gathered into boxes. Where that cannot be bounded
+//! [`CHANGED`] levels, outside the faces a region run found on this frame, is *unseen*: the
+//! changed points, grown by [`GROW`] points, are gathered into boxes. (Not the whole of a region
+//! run's regions: a face cut by a region's side may go unfound there.) Where that cannot be bounded
 //! (no full-frame run since the start, a flush, a cut or a change of size; or the unseen boxes
 //! cover more than [`WHOLE_SHARE`] of the frame) the whole frame is to be covered.
 
@@ -36,7 +37,8 @@ pub struct Cover {
     /// Boxes of faces carried by the tracker (not found on this frame), grown by how far the face
     /// may be off its carried box.
     pub grown: Vec<Rect>,
-    /// Parts of the frame that changed since the last full-frame run where no run looked.
+    /// Parts of the frame that changed since the last full-frame run, outside the faces found on
+    /// this frame.
     pub unseen: Vec<Rect>,
 }
 
@@ -87,8 +89,8 @@ impl ChangeGrid {
         std::mem::swap(&mut self.reference, &mut self.current);
     }
 
-    /// A frame without a full-frame run: what it needs covered, `seen` being the regions a model
-    /// run looked at on it and `grown` the carried faces' boxes.
+    /// A frame without a full-frame run: what it needs covered, `seen` being the boxes of the
+    /// faces a model run found on it and `grown` the carried faces' boxes.
     pub fn cover(&mut self, frame: &FrameView<'_>, seen: &[Rect], grown: Vec<Rect>) -> Cover {
         let (w, h) = (frame.width(), frame.height());
         if !self.has_reference(w, h) {
@@ -246,12 +248,12 @@ mod tests {
         assert!(contains(&c.unseen[0], 301.0, 117.0, 20.0, 20.0), "{c:?}");
         // and is small: the rest of the frame is left alone
         assert!(c.unseen[0].area() < 50.0 * 50.0, "{c:?}");
-        // where a region run looked, it is seen
+        // where a region run found a face, it is seen
         let seen = Rect {
-            x: 280.0,
-            y: 100.0,
-            w: 80.0,
-            h: 80.0,
+            x: 300.0,
+            y: 116.0,
+            w: 22.0,
+            h: 22.0,
         };
         let c = g.cover(&view(&frame(Some((301, 117)), 20)), &[seen], Vec::new());
         assert!(c.unseen.is_empty(), "{c:?}");

@@ -179,8 +179,6 @@ pub struct DetectStep<M = Detector> {
     cut: SceneCut,
     /// The picture at the last full-frame run, for the cover of live frames.
     grid: ChangeGrid,
-    /// The regions the model ran over on this frame (none when it ran over the whole frame).
-    seen: Vec<Rect>,
     counts: Counts,
 }
 
@@ -193,7 +191,6 @@ impl<M: Model> DetectStep<M> {
             last_full: None,
             cut: SceneCut::default(),
             grid: ChangeGrid::default(),
-            seen: Vec::new(),
             counts: Counts::default(),
         }
     }
@@ -273,7 +270,6 @@ impl<M: Model> DetectStep<M> {
             self.counts.skipped += 1;
             log(frame_no, Note::Skipped { late, wait });
         }
-        self.seen.clear();
         let (faces, detected) = match plan.filter(|_| run) {
             Some(plan) => {
                 self.last_run = Some(frame_no);
@@ -287,7 +283,7 @@ impl<M: Model> DetectStep<M> {
             }
         };
         let live = late.is_some() || wait.is_some();
-        let cover = live.then(|| self.cover(frame_no, view, &faces[detected..]));
+        let cover = live.then(|| self.cover(frame_no, view, &faces, detected));
         self.counts.frames += 1;
         Ok(FrameOut {
             number: frame_no,
@@ -300,12 +296,14 @@ impl<M: Model> DetectStep<M> {
 
     /// What a live frame needs covered besides the faces found on it: nothing after a full-frame
     /// run; otherwise the carried faces' boxes grown by their uncertainty, and what changed since
-    /// the last full-frame run where no run looked (the whole frame where that is unbounded).
+    /// the last full-frame run outside the faces found on this frame (the whole frame where that
+    /// is unbounded). `faces`: the frame's, the first `detected` found by the model.
     fn cover(
         &mut self,
         frame_no: u64,
         view: &FrameView<'_>,
-        carried: &[(u64, Detection)],
+        faces: &[(u64, Detection)],
+        detected: usize,
     ) -> Cover {
         if self.last_full == Some(frame_no) {
             self.grid.full_run(view);
@@ -314,11 +312,13 @@ impl<M: Model> DetectStep<M> {
                 ..Cover::default()
             };
         }
+        let (found, carried) = faces.split_at(detected);
         let grown = carried
             .iter()
             .filter_map(|(id, _)| self.tracker.carried_cover(*id, frame_no))
             .collect();
-        let cover = self.grid.cover(view, &self.seen, grown);
+        let found: Vec<Rect> = found.iter().map(|(_, d)| d.rect).collect();
+        let cover = self.grid.cover(view, &found, grown);
         self.counts.cover_whole += cover.whole as u64;
         self.counts.cover_grown += cover.grown.len() as u64;
         self.counts.cover_unseen += cover.unseen.len() as u64;
@@ -386,8 +386,8 @@ impl<M: Model> DetectStep<M> {
             Some(r) => {
                 self.counts.region_frames += 1;
                 self.counts.regions += r.len() as u64;
-                self.seen.extend(r.iter().map(|r| r.rect));
-                self.tracker.update_regions(frame_no, dets, &self.seen)
+                let rects: Vec<_> = r.iter().map(|r| r.rect).collect();
+                self.tracker.update_regions(frame_no, dets, &rects)
             }
             None => {
                 self.last_full = Some(frame_no);

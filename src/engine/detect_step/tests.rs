@@ -413,3 +413,43 @@ fn a_live_frame_that_changed_mostly_since_the_full_run_is_covered_whole() {
     assert!(out.cover.unwrap().whole);
     assert_eq!(step.counts().cover_whole, 1);
 }
+
+#[test]
+fn on_a_region_run_the_faces_found_are_seen_a_face_that_enters_elsewhere_is_not() {
+    let mut step = DetectStep::new(Fake::default());
+    let cfg = config(0);
+    let a = face(100.0, 100.0, 0.9);
+    step.model.faces = vec![a.clone()];
+    assert!(
+        frame(&mut step, &with_faces(&[a.clone()]), &cfg, ms(0), ms(0))
+            .0
+            .ran
+    );
+    // The next frame: a region run around the new track finds it moved; another face enters.
+    let (a2, b) = (face(110.0, 100.0, 0.9), face(400.0, 300.0, 0.9));
+    step.model.faces = vec![a2.clone(), b.clone()];
+    let (out, _) = frame(
+        &mut step,
+        &with_faces(&[a2.clone(), b.clone()]),
+        &cfg,
+        ms(0),
+        ms(0),
+    );
+    assert!(out.ran && matches!(step.model.runs.last(), Some(Some(_))));
+    assert_eq!(out.detected, 1);
+    let cover = out.cover.unwrap();
+    assert!(
+        !cover.full && !cover.whole && cover.grown.is_empty(),
+        "{cover:?}"
+    );
+    assert!(cover.unseen.iter().any(|u| inside(&b.rect, u)), "{cover:?}");
+    let centre = |r: &Rect| (r.x + r.w / 2.0, r.y + r.h / 2.0);
+    let (cx, cy) = centre(&a2.rect);
+    assert!(
+        !cover
+            .unseen
+            .iter()
+            .any(|u| u.x <= cx && cx <= u.x + u.w && u.y <= cy && cy <= u.y + u.h),
+        "the face found on this frame is covered: {cover:?}"
+    );
+}
