@@ -74,7 +74,7 @@ fn rects_of(a: &gst::Array) -> Option<Vec<(u32, u32, u32, u32)>> {
         .iter()
         .map(|v| v.get::<u32>().ok())
         .collect::<Option<_>>()?;
-    (v.len() % 4 == 0).then(|| {
+    v.len().is_multiple_of(4).then(|| {
         v.chunks_exact(4)
             .map(|c| (c[0], c[1], c[2], c[3]))
             .collect()

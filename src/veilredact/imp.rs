@@ -347,9 +347,8 @@ impl element::Filter for VeilRedact {
             if boxes.is_empty() && areas.is_empty() {
                 return Ok(());
             }
-            let margins = std::iter::repeat(settings.margin)
-                .take(boxes.len())
-                .chain(std::iter::repeat(0.0));
+            let margins =
+                std::iter::repeat_n(settings.margin, boxes.len()).chain(std::iter::repeat(0.0));
             input
                 .with_planes_mut(buf, |planes| {
                     for ((x, y, bw, bh), margin) in boxes.into_iter().chain(areas).zip(margins) {

@@ -362,13 +362,25 @@ fn a_live_frame_without_a_full_run_says_what_to_cover() {
     let cfg = config(1);
     // Not live: no cover (the schedule decides, nothing is late).
     assert_eq!(
-        frame(&mut step, &with_faces(&[a.clone()]), &cfg, None, None)
-            .0
-            .cover,
+        frame(
+            &mut step,
+            &with_faces(std::slice::from_ref(&a)),
+            &cfg,
+            None,
+            None
+        )
+        .0
+        .cover,
         None
     );
     step.flush();
-    let (out, _) = frame(&mut step, &with_faces(&[a.clone()]), &cfg, ms(0), ms(0));
+    let (out, _) = frame(
+        &mut step,
+        &with_faces(std::slice::from_ref(&a)),
+        &cfg,
+        ms(0),
+        ms(0),
+    );
     assert_eq!(
         out.cover,
         Some(Cover {
@@ -421,9 +433,15 @@ fn on_a_region_run_the_faces_found_are_seen_a_face_that_enters_elsewhere_is_not(
     let a = face(100.0, 100.0, 0.9);
     step.model.faces = vec![a.clone()];
     assert!(
-        frame(&mut step, &with_faces(&[a.clone()]), &cfg, ms(0), ms(0))
-            .0
-            .ran
+        frame(
+            &mut step,
+            &with_faces(std::slice::from_ref(&a)),
+            &cfg,
+            ms(0),
+            ms(0)
+        )
+        .0
+        .ran
     );
     // The next frame: a region run around the new track finds it moved; another face enters.
     let (a2, b) = (face(110.0, 100.0, 0.9), face(400.0, 300.0, 0.9));
