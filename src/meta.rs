@@ -51,6 +51,11 @@ pub fn set_frame_info(buf: &mut gst::BufferRef, info: &FrameInfo) {
     }
 }
 
+/// Name of the custom downstream query `veildetect` sends on each live frame: a `veilredact`
+/// downstream that redacts (mode not `none`) answers it, and the detector then computes the
+/// frame's cover ([`FrameCover`]); unanswered, it spares that cost.
+pub const COVER_QUERY: &str = "faceveil-cover";
+
 /// What a live frame needs redacted besides its faces (`veildetect` on a live source; see
 /// `engine::cover`), in frame pixels.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

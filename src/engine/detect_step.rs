@@ -101,12 +101,14 @@ pub struct Config {
 
 /// The frame and how it arrives: `late`, how far past the source's latency it reaches the
 /// element, and `wait`, how long the shared model is busy before a run could start (both `None`
-/// when the source is not live: nothing is then late).
+/// when the source is not live: nothing is then late); `cover`, a redactor downstream wants the
+/// cover of live frames (without one, only whether the frame had a full-frame run is said).
 #[derive(Clone, Copy)]
 pub struct FrameIn<'a, 'b> {
     pub view: &'a FrameView<'b>,
     pub late: Option<Duration>,
     pub wait: Option<Duration>,
+    pub cover: bool,
 }
 
 /// What the frame gets.
@@ -228,7 +230,12 @@ impl<M: Model> DetectStep<M> {
         config: &Config,
         mut log: impl FnMut(u64, Note<'_>),
     ) -> Result<FrameOut, RuntimeError> {
-        let FrameIn { view, late, wait } = *frame;
+        let FrameIn {
+            view,
+            late,
+            wait,
+            cover,
+        } = *frame;
         let frame_no = self.counts.frames;
         let (w, h) = (view.width(), view.height());
         // Another scene: the faces of before are not on this frame, whoever stands where they
@@ -283,7 +290,21 @@ impl<M: Model> DetectStep<M> {
             }
         };
         let live = late.is_some() || wait.is_some();
-        let cover = live.then(|| self.cover(frame_no, view, &faces, detected));
+        let cover = match (live, cover) {
+            (false, _) => None,
+            (true, true) => Some(self.cover(frame_no, view, &faces, detected)),
+            // Nobody redacts: no grid sampled; a redactor that comes later starts from the next
+            // full-frame run, and meanwhile (if it reads these) covers the frames whole.
+            (true, false) => {
+                self.grid.reset();
+                let full = self.last_full == Some(frame_no);
+                Some(Cover {
+                    full,
+                    whole: !full,
+                    ..Cover::default()
+                })
+            }
+        };
         self.counts.frames += 1;
         Ok(FrameOut {
             number: frame_no,

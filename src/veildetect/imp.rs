@@ -338,6 +338,10 @@ impl element::Filter for VeilDetect {
             })?;
         }
         let late = self.lateness(buf);
+        let live = self
+            .base
+            .peek(|s| s.is_some_and(|s| matches!(s.live, Some(Some(_)))));
+        let cover_wanted = live && self.cover_wanted();
         let (out, faces, cover) = self.base.with_frame_state(|state, input| {
             // Late past the source's own latency, and the shared model's queue: only a live
             // source can be late.
@@ -352,7 +356,12 @@ impl element::Filter for VeilDetect {
             let step = &mut state.step;
             let out = input
                 .with_frame(buf, |view| {
-                    let frame = FrameIn { view, late, wait };
+                    let frame = FrameIn {
+                        view,
+                        late,
+                        wait,
+                        cover: cover_wanted,
+                    };
                     step.process(&frame, &config, |n, note| log_note(self, n, note))
                 })
                 .map_err(|m| element::fail(self, m))?
@@ -453,6 +462,16 @@ impl VeilDetect {
         }
         let (live, min, _) = q.result();
         live.then_some(min)
+    }
+
+    /// Whether a redactor downstream wants the cover of live frames (it answers
+    /// [`meta::COVER_QUERY`]); asked on every live frame, so that a redactor whose mode changes
+    /// is heard at once.
+    fn cover_wanted(&self) -> bool {
+        let mut q = gst::query::Custom::new(gst::Structure::new_empty(meta::COVER_QUERY));
+        self.obj()
+            .static_pad("src")
+            .is_some_and(|pad| pad.peer_query(&mut q))
     }
 
     /// How late `buf` reaches this element: the clock's running time now minus the buffer's.

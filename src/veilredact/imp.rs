@@ -216,6 +216,30 @@ impl ObjectImpl for VeilRedact {
         PROPS.as_ref()
     }
 
+    fn constructed(&self) {
+        self.parent_constructed();
+        // Answers veildetect's cover query while this element redacts (see meta::COVER_QUERY);
+        // otherwise lets it on downstream, to another redactor.
+        let weak = self.obj().downgrade();
+        if let Some(pad) = self.obj().static_pad("sink") {
+            pad.add_probe(gst::PadProbeType::QUERY_DOWNSTREAM, move |_, info| {
+                let Some(gst::PadProbeData::Query(q)) = &info.data else {
+                    return gst::PadProbeReturn::Ok;
+                };
+                let asked = q.type_() == gst::QueryType::Custom
+                    && q.structure().is_some_and(|s| s.name() == meta::COVER_QUERY);
+                let redacts = weak
+                    .upgrade()
+                    .is_some_and(|o| o.imp().base.live(|s| s.mode) != Whose::None);
+                if asked && redacts {
+                    gst::PadProbeReturn::Handled
+                } else {
+                    gst::PadProbeReturn::Ok
+                }
+            });
+        }
+    }
+
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         self.base.set_property(self, *CAT, value, pspec);
         if pspec.name() == "mode" {

@@ -15,6 +15,8 @@ const H: usize = 480;
 struct Fake {
     faces: Vec<Detection>,
     runs: Vec<Option<Vec<Rect>>>,
+    /// Not the model's: whether the frames say a redactor wants the cover (the tests' switch).
+    cover: bool,
 }
 
 fn inside(r: &Rect, region: &Rect) -> bool {
@@ -132,6 +134,7 @@ fn frame(
                 view: &view,
                 late,
                 wait,
+                cover: step.model.cover,
             },
             config,
             |_, note| match note {
@@ -357,6 +360,7 @@ fn a_live_camera_runs_on_its_first_frame_however_late_and_after_a_flush() {
 #[test]
 fn a_live_frame_without_a_full_run_says_what_to_cover() {
     let mut step = DetectStep::new(Fake::default());
+    step.model.cover = true;
     let a = face(100.0, 100.0, 0.9);
     step.model.faces = vec![a.clone()];
     let cfg = config(1);
@@ -414,6 +418,7 @@ fn a_live_frame_without_a_full_run_says_what_to_cover() {
 #[test]
 fn a_live_frame_that_changed_mostly_since_the_full_run_is_covered_whole() {
     let mut step = DetectStep::new(Fake::default());
+    step.model.cover = true;
     let cfg = config(1);
     assert!(frame(&mut step, &scene(60), &cfg, ms(0), ms(0)).0.ran);
     // Three quarters of the picture a little brighter (a light switched on): no cut, but an
@@ -429,6 +434,7 @@ fn a_live_frame_that_changed_mostly_since_the_full_run_is_covered_whole() {
 #[test]
 fn on_a_region_run_the_faces_found_are_seen_a_face_that_enters_elsewhere_is_not() {
     let mut step = DetectStep::new(Fake::default());
+    step.model.cover = true;
     let cfg = config(0);
     let a = face(100.0, 100.0, 0.9);
     step.model.faces = vec![a.clone()];
@@ -470,4 +476,39 @@ fn on_a_region_run_the_faces_found_are_seen_a_face_that_enters_elsewhere_is_not(
             .any(|u| u.x <= cx && cx <= u.x + u.w && u.y <= cy && cy <= u.y + u.h),
         "the face found on this frame is covered: {cover:?}"
     );
+}
+
+#[test]
+fn without_a_redactor_downstream_a_live_frame_only_says_whether_it_had_a_full_run() {
+    let mut step = DetectStep::new(Fake::default());
+    let a = face(100.0, 100.0, 0.9);
+    step.model.faces = vec![a.clone()];
+    let (px, cfg) = (with_faces(std::slice::from_ref(&a)), config(1));
+    let (out, _) = frame(&mut step, &px, &cfg, ms(0), ms(0));
+    assert_eq!(out.cover.map(|c| (c.full, c.whole)), Some((true, false)));
+    let (out, _) = frame(&mut step, &px, &cfg, ms(500), ms(0));
+    let cover = out.cover.unwrap();
+    assert!(
+        !cover.full && cover.whole && cover.grown.is_empty(),
+        "{cover:?}"
+    );
+    // A redactor comes: whole until the next full-frame run gives the grid its reference.
+    step.model.cover = true;
+    assert!(
+        frame(&mut step, &px, &cfg, ms(500), ms(0))
+            .0
+            .cover
+            .unwrap()
+            .whole
+    );
+    assert!(
+        frame(&mut step, &px, &cfg, ms(0), ms(0))
+            .0
+            .cover
+            .unwrap()
+            .full
+    );
+    let cover = frame(&mut step, &px, &cfg, ms(500), ms(0)).0.cover.unwrap();
+    assert!(!cover.whole && cover.grown.len() == 1, "{cover:?}");
+    assert_eq!(step.counts().cover_whole, 1);
 }
