@@ -332,7 +332,7 @@ fn mode_unmatched_redacts_a_listed_persons_carried_box() {
     let (mut spared, mut carried) = (0, 0);
     for (i, buf) in redacted.iter().enumerate() {
         for f in meta::faces(buf) {
-            if !f.identity.as_ref().is_some_and(|t| t.label == "obama") {
+            if f.identity.as_ref().is_none_or(|t| t.label != "obama") {
                 continue;
             }
             if f.detected {
