@@ -51,6 +51,77 @@ pub fn set_frame_info(buf: &mut gst::BufferRef, info: &FrameInfo) {
     }
 }
 
+/// Name of the custom downstream query `veildetect` sends on each live frame: a `veilredact`
+/// downstream that redacts (mode not `none`) answers it, and the detector then computes the
+/// frame's cover ([`FrameCover`]); unanswered, it spares that cost.
+pub const COVER_QUERY: &str = "faceveil-cover";
+
+/// What a live frame needs redacted besides its faces (`veildetect` on a live source; see
+/// `engine::cover`), in frame pixels.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FrameCover {
+    /// The model ran over the whole frame: nothing more.
+    pub full: bool,
+    /// The whole frame.
+    pub whole: bool,
+    /// Carried faces' boxes grown by their uncertainty.
+    pub grown: Vec<(u32, u32, u32, u32)>,
+    /// Areas changed since the last full-frame run, outside the faces found on this frame.
+    pub unseen: Vec<(u32, u32, u32, u32)>,
+}
+
+fn rects_array(rects: &[(u32, u32, u32, u32)]) -> gst::Array {
+    gst::Array::new(rects.iter().flat_map(|r| [r.0, r.1, r.2, r.3]))
+}
+
+fn rects_of(a: &gst::Array) -> Option<Vec<(u32, u32, u32, u32)>> {
+    let v: Vec<u32> = a
+        .iter()
+        .map(|v| v.get::<u32>().ok())
+        .collect::<Option<_>>()?;
+    v.len().is_multiple_of(4).then(|| {
+        v.chunks_exact(4)
+            .map(|c| (c[0], c[1], c[2], c[3]))
+            .collect()
+    })
+}
+
+/// Adds the cover of a live frame to its frame meta (after [`set_frame_info`]).
+pub fn set_frame_cover(buf: &mut gst::BufferRef, cover: &FrameCover) {
+    if let Ok(mut m) = CustomMeta::from_mut_buffer(buf, FRAME_META) {
+        let s = m.mut_structure();
+        s.set("full", cover.full);
+        s.set("whole", cover.whole);
+        s.set("grown", rects_array(&cover.grown));
+        s.set("unseen", rects_array(&cover.unseen));
+    }
+}
+
+/// The cover of a live frame; `None` when the frame has none (not live, or an older writer). A
+/// cover that cannot be read is the whole frame.
+pub fn frame_cover(buf: &gst::BufferRef) -> Option<FrameCover> {
+    if !CustomMeta::is_registered(FRAME_META) {
+        return None;
+    }
+    let m = CustomMeta::from_buffer(buf, FRAME_META).ok()?;
+    let s = m.structure();
+    if !s.has_field("full") {
+        return None;
+    }
+    let read = || {
+        Some(FrameCover {
+            full: s.get("full").ok()?,
+            whole: s.get("whole").ok()?,
+            grown: rects_of(&s.get("grown").ok()?)?,
+            unseen: rects_of(&s.get("unseen").ok()?)?,
+        })
+    };
+    Some(read().unwrap_or(FrameCover {
+        whole: true,
+        ..FrameCover::default()
+    }))
+}
+
 pub fn frame_info(buf: &gst::BufferRef) -> Option<FrameInfo> {
     if !CustomMeta::is_registered(FRAME_META) {
         return None;
@@ -358,6 +429,16 @@ mod tests {
             faces: 1,
         };
         set_frame_info(buf.get_mut().unwrap(), &fi);
+        assert_eq!(frame_info(&buf), Some(fi));
+        assert_eq!(frame_cover(&buf), None);
+        let cover = FrameCover {
+            full: false,
+            whole: false,
+            grown: vec![(1, 2, 3, 4)],
+            unseen: vec![(5, 6, 7, 8), (9, 10, 11, 12)],
+        };
+        set_frame_cover(buf.get_mut().unwrap(), &cover);
+        assert_eq!(frame_cover(&buf), Some(cover));
         assert_eq!(frame_info(&buf), Some(fi));
         let tag = IdentityTag {
             label: "alice".into(),

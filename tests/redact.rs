@@ -288,3 +288,72 @@ fn the_overlay_changes_only_box_outlines_and_labels() {
     );
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// `mode=unmatched` trusts an identity only on a box the detector found on that frame: with the
+/// detector on one frame in three, the listed person's carried boxes (which could have drifted
+/// onto somebody else) are redacted, the boxes found are spared.
+#[test]
+fn mode_unmatched_redacts_a_listed_persons_carried_box() {
+    require_runtime();
+    let d = scratch("redact-unmatched-carried");
+    let list = common::obama_list(&d);
+    let sprites = [
+        common::sprite("obama2.jpg", 240, 300),
+        common::sprite("biden.jpg", 200, 300),
+    ];
+    let n = 18;
+    let pos = |_: usize, k: usize| [(30, 90), (380, 90)][k];
+    let run = |tail: &str| {
+        let (out, p) = common::push_frames(
+            &format!(
+                "veildetect interval=3 ! veilembed reembed-interval=1 ! veilmatch watchlist=\"{}\" {tail}",
+                list.display()
+            ),
+            common::moving_frames(&sprites, n, pos),
+        );
+        p.set_state(gst::State::Null).unwrap();
+        out
+    };
+    let (plain, redacted) = (run(""), run("! veilredact mode=unmatched"));
+    assert_eq!((plain.len(), redacted.len()), (n, n));
+    let stride = (common::MOVING_W * 3).div_ceil(4) * 4;
+    let changed = |i: usize, r: (u32, u32, u32, u32)| {
+        let (a, b) = (
+            plain[i].map_readable().unwrap(),
+            redacted[i].map_readable().unwrap(),
+        );
+        let (x, y, w, h) = (r.0 as usize, r.1 as usize, r.2 as usize, r.3 as usize);
+        let c = (y..y + h)
+            .flat_map(|yy| (x * 3..(x + w) * 3).map(move |j| yy * stride + j))
+            .filter(|&j| a[j] != b[j])
+            .count();
+        c as f64 / (w * h * 3) as f64
+    };
+    let (mut spared, mut carried) = (0, 0);
+    for (i, buf) in redacted.iter().enumerate() {
+        for f in meta::faces(buf) {
+            if f.identity.as_ref().is_none_or(|t| t.label != "obama") {
+                continue;
+            }
+            if f.detected {
+                assert_eq!(
+                    changed(i, f.rect),
+                    0.0,
+                    "frame {i}: a found listed face touched"
+                );
+                spared += 1;
+            } else {
+                assert!(
+                    changed(i, f.rect) > 0.5,
+                    "frame {i}: the listed person's carried box is not redacted"
+                );
+                carried += 1;
+            }
+        }
+    }
+    assert!(
+        spared > 0 && carried > 0,
+        "spared {spared}, carried {carried}"
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -3,11 +3,14 @@
 //! (`engine::scene`), ask the schedule whether the model runs (every `interval` frames, or the
 //! adaptive schedule of `engine::track`), leave the run out when the frame is late or the shared
 //! model busy, run it over the whole frame or over regions around the tracks, and hand the
-//! detections to the tracker (hysteresis, track ids), or let the tracker carry the faces. The
-//! element maps the frame, measures lateness and the model's queue, and calls [`DetectStep::process`].
+//! detections to the tracker (hysteresis, track ids), or let the tracker carry the faces. On a live
+//! source it also says what a redactor must cover besides the faces found (`engine::cover`): a
+//! frame late enough to go without a run must not let a face out in the clear. The element maps
+//! the frame, measures lateness and the model's queue, and calls [`DetectStep::process`].
 
 use std::time::{Duration, Instant};
 
+use crate::engine::cover::{ChangeGrid, Cover};
 use crate::engine::decode::{Detection, Rect};
 use crate::engine::detector::{DetectParams, Detector, Region, StageTimes};
 use crate::engine::frame::FrameView;
@@ -98,12 +101,14 @@ pub struct Config {
 
 /// The frame and how it arrives: `late`, how far past the source's latency it reaches the
 /// element, and `wait`, how long the shared model is busy before a run could start (both `None`
-/// when the source is not live: nothing is then late).
+/// when the source is not live: nothing is then late); `cover`, a redactor downstream wants the
+/// cover of live frames (without one, only whether the frame had a full-frame run is said).
 #[derive(Clone, Copy)]
 pub struct FrameIn<'a, 'b> {
     pub view: &'a FrameView<'b>,
     pub late: Option<Duration>,
     pub wait: Option<Duration>,
+    pub cover: bool,
 }
 
 /// What the frame gets.
@@ -117,6 +122,10 @@ pub struct FrameOut {
     /// frame, the others carried by the tracker.
     pub faces: Vec<(u64, Detection)>,
     pub detected: usize,
+    /// On a live source (`late` or `wait` given), what a redactor must cover besides the faces
+    /// found on this frame; `None` when the source is not live (every frame is then analysed as
+    /// the schedule says, nothing is late).
+    pub cover: Option<Cover>,
 }
 
 /// A decision, for the element's debug log. Carries no face data.
@@ -152,6 +161,11 @@ pub struct Counts {
     pub inference_ns: u64,
     pub stages: StageTimes,
     pub track_ns: u64,
+    /// Live frames whose cover is the whole frame, and carried boxes grown for cover.
+    pub cover_whole: u64,
+    pub cover_grown: u64,
+    /// Unseen areas (changed since the last full-frame run, looked at by no run) to be covered.
+    pub cover_unseen: u64,
 }
 
 #[derive(Debug)]
@@ -165,6 +179,8 @@ pub struct DetectStep<M = Detector> {
     last_full: Option<u64>,
     /// Tells a new scene from motion: the tracks of before are then forgotten.
     cut: SceneCut,
+    /// The picture at the last full-frame run, for the cover of live frames.
+    grid: ChangeGrid,
     counts: Counts,
 }
 
@@ -176,6 +192,7 @@ impl<M: Model> DetectStep<M> {
             last_run: None,
             last_full: None,
             cut: SceneCut::default(),
+            grid: ChangeGrid::default(),
             counts: Counts::default(),
         }
     }
@@ -194,6 +211,7 @@ impl<M: Model> DetectStep<M> {
         self.last_run = None;
         self.last_full = None;
         self.cut.reset();
+        self.grid.reset();
     }
 
     /// The frame size changed: boxes carried from the old size would be wrong on the new one.
@@ -201,6 +219,7 @@ impl<M: Model> DetectStep<M> {
         self.tracker.reset();
         self.last_full = None;
         self.cut.reset();
+        self.grid.reset();
     }
 
     /// One frame: the schedule's decision, the model run if any, the tracker's faces. `log` hears
@@ -211,7 +230,12 @@ impl<M: Model> DetectStep<M> {
         config: &Config,
         mut log: impl FnMut(u64, Note<'_>),
     ) -> Result<FrameOut, RuntimeError> {
-        let FrameIn { view, late, wait } = *frame;
+        let FrameIn {
+            view,
+            late,
+            wait,
+            cover,
+        } = *frame;
         let frame_no = self.counts.frames;
         let (w, h) = (view.width(), view.height());
         // Another scene: the faces of before are not on this frame, whoever stands where they
@@ -229,6 +253,7 @@ impl<M: Model> DetectStep<M> {
             self.tracker.reset();
             self.last_run = None;
             self.last_full = None;
+            self.grid.reset();
         }
         let plan = match config.interval {
             0 => {
@@ -264,20 +289,70 @@ impl<M: Model> DetectStep<M> {
                 (carried, 0)
             }
         };
+        let live = late.is_some() || wait.is_some();
+        let cover = match (live, cover) {
+            (false, _) => None,
+            (true, true) => Some(self.cover(frame_no, view, &faces, detected)),
+            // Nobody redacts: no grid sampled; a redactor that comes later starts from the next
+            // full-frame run, and meanwhile (if it reads these) covers the frames whole.
+            (true, false) => {
+                self.grid.reset();
+                let full = self.last_full == Some(frame_no);
+                Some(Cover {
+                    full,
+                    whole: !full,
+                    ..Cover::default()
+                })
+            }
+        };
         self.counts.frames += 1;
         Ok(FrameOut {
             number: frame_no,
             ran: run,
             faces,
             detected,
+            cover,
         })
+    }
+
+    /// What a live frame needs covered besides the faces found on it: nothing after a full-frame
+    /// run; otherwise the carried faces' boxes grown by their uncertainty, and what changed since
+    /// the last full-frame run outside the faces found on this frame (the whole frame where that
+    /// is unbounded). `faces`: the frame's, the first `detected` found by the model.
+    fn cover(
+        &mut self,
+        frame_no: u64,
+        view: &FrameView<'_>,
+        faces: &[(u64, Detection)],
+        detected: usize,
+    ) -> Cover {
+        if self.last_full == Some(frame_no) {
+            self.grid.full_run(view);
+            return Cover {
+                full: true,
+                ..Cover::default()
+            };
+        }
+        let (found, carried) = faces.split_at(detected);
+        let grown = carried
+            .iter()
+            .filter_map(|(id, _)| self.tracker.carried_cover(*id, frame_no))
+            .collect();
+        let found: Vec<Rect> = found.iter().map(|(_, d)| d.rect).collect();
+        let cover = self.grid.cover(view, &found, grown);
+        self.counts.cover_whole += cover.whole as u64;
+        self.counts.cover_grown += cover.grown.len() as u64;
+        self.counts.cover_unseen += cover.unseen.len() as u64;
+        cover
     }
 
     /// Whether a run the schedule asks for is left out. On a live source (`late` or `wait` given),
     /// a frame that arrives more than `max_lateness` past the source's latency is skipped, and so
     /// is one while the model is busy with other cameras' frames for longer than this camera's
     /// patience: waiting would make its video late (a fair share: whoever finds the queue short
-    /// gets a run). Never once the last run is [`MAX_SKIPS_IN_A_ROW`] frames past due.
+    /// gets a run). Never once the last run is [`MAX_SKIPS_IN_A_ROW`] frames past due, nor while
+    /// no full-frame run happened since the start, a flush, a cut or a change of size (nothing
+    /// else would ever bound where the faces are).
     fn skips(
         &self,
         frame_no: u64,
@@ -298,6 +373,7 @@ impl<M: Model> DetectStep<M> {
         let max_late = config.max_lateness;
         let patience = max_late * (1 + (since / AGING) as u32);
         !overdue
+            && self.last_full.is_some()
             && !max_late.is_zero()
             && (late.is_some_and(|l| l > max_late) || wait.is_some_and(|w| w > patience))
     }

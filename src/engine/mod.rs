@@ -8,6 +8,7 @@ pub mod audit;
 pub mod backlog;
 pub mod batch;
 pub mod cosine;
+pub mod cover;
 pub mod decode;
 pub mod detect_step;
 pub mod detector;

@@ -16,6 +16,29 @@ pub enum Method {
     Fill,
 }
 
+/// Whose faces are redacted (`veilredact`'s mode, less `none`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whose {
+    All,
+    /// Everyone the matcher has not identified.
+    Unmatched,
+    /// Only those it identified.
+    Matched,
+}
+
+/// Whether a face is redacted: `identified`, its track carries a watch-list identity; `detected`,
+/// the detector's model found it on this frame (false: a box the tracker carried). `unmatched`
+/// spares a face only when its identity goes with a box found on this frame: a carried box may
+/// have drifted onto somebody else, and the identity of a track is only as good as the last
+/// detection that continued it.
+pub fn redacts(whose: Whose, identified: bool, detected: bool) -> bool {
+    match whose {
+        Whose::All => true,
+        Whose::Unmatched => !(identified && detected),
+        Whose::Matched => identified,
+    }
+}
+
 /// A box in frame pixels: `x0..x1` × `y0..y1`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PixelBox {
@@ -228,6 +251,16 @@ mod tests {
             kind: PlaneKind::Rgb,
             sub: 1,
         }
+    }
+
+    #[test]
+    fn unmatched_spares_an_identity_only_on_a_box_found_on_this_frame() {
+        assert!(!redacts(Whose::Unmatched, true, true));
+        assert!(redacts(Whose::Unmatched, true, false), "a carried box");
+        assert!(redacts(Whose::Unmatched, false, true));
+        assert!(redacts(Whose::All, true, true));
+        assert!(redacts(Whose::Matched, true, false));
+        assert!(!redacts(Whose::Matched, false, true));
     }
 
     #[test]

@@ -21,6 +21,8 @@
 //! - On a skipped frame, the tracks seen at the last detector run are reported at their predicted
 //!   position (box and landmarks shifted by velocity × frames since, and scaled about the centre by
 //!   the track's growth per frame, compounded).
+//! - [`Tracker::carried_cover`]: where a carried face may be, for fail-closed redaction on a live
+//!   source (`engine::cover`).
 //! - [`Tracker::plan`] is the adaptive schedule (`interval=0`): the detector runs on every frame
 //!   while a track is new, uncertain, near the frame's edge or moving or changing size fast enough
 //!   that its carried box could drift off the face; while no face is in view, every
@@ -466,6 +468,29 @@ impl Tracker {
             regions.extend(self.candidates.iter().map(|r| grown(r, s.margin)));
         }
         why.map(|(_, reason)| Plan::Regions(reason, regions))
+    }
+
+    /// Where the carried face of track `id` may be on `frame`, for a redactor that must cover it:
+    /// its box at its last detection and its predicted box, together, grown on every side by its
+    /// prediction error per frame (never under the initial guess) times the frames since that
+    /// detection. `None` for a track that is not carried.
+    pub fn carried_cover(&self, id: u64, frame: u64) -> Option<Rect> {
+        let t = self.tracks.iter().find(|t| t.id == id && t.missed == 0)?;
+        let dt = frame.saturating_sub(t.frame) as f32;
+        let (a, b) = (t.face.rect, t.predicted(frame).rect);
+        let size = a.w.max(a.h).max(b.w.max(b.h));
+        let m = dt * t.drift.max(INITIAL_DRIFT) * size;
+        let (x0, y0) = (a.x.min(b.x) - m, a.y.min(b.y) - m);
+        let (x1, y1) = (
+            (a.x + a.w).max(b.x + b.w) + m,
+            (a.y + a.h).max(b.y + b.h) + m,
+        );
+        Some(Rect {
+            x: x0,
+            y: y0,
+            w: x1 - x0,
+            h: y1 - y0,
+        })
     }
 
     /// A frame the detector skipped: the faces seen at the last detector run, moved to this frame.

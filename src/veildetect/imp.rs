@@ -133,6 +133,9 @@ impl element::Stats for Stats {
             .field("model-time-us", us(c.stages.model_ns))
             .field("decode-time-us", us(c.stages.decode_ns))
             .field("track-time-us", us(c.track_ns))
+            .field("cover-whole", c.cover_whole)
+            .field("cover-grown", c.cover_grown)
+            .field("cover-unseen", c.cover_unseen)
             .build()
     }
 }
@@ -265,8 +268,8 @@ impl ObjectImpl for VeilDetect {
                     .build(),
                 crate::props::stats(
                     "frames, inferences, region-inferences, regions, scene-cuts, skipped, faces, \
-                     and inference-, tensor-, wait-, model-, decode- and track-time-us \
-                     (see docs/METADATA.md)",
+                     inference-, tensor-, wait-, model-, decode- and track-time-us, and \
+                     cover-whole, cover-grown, cover-unseen (see docs/METADATA.md)",
                 ),
             ]
         });
@@ -335,7 +338,11 @@ impl element::Filter for VeilDetect {
             })?;
         }
         let late = self.lateness(buf);
-        let (out, faces) = self.base.with_frame_state(|state, input| {
+        let live = self
+            .base
+            .peek(|s| s.is_some_and(|s| matches!(s.live, Some(Some(_)))));
+        let cover_wanted = live && self.cover_wanted();
+        let (out, faces, cover) = self.base.with_frame_state(|state, input| {
             // Late past the source's own latency, and the shared model's queue: only a live
             // source can be late.
             let (late, wait) = match state.live {
@@ -349,7 +356,12 @@ impl element::Filter for VeilDetect {
             let step = &mut state.step;
             let out = input
                 .with_frame(buf, |view| {
-                    let frame = FrameIn { view, late, wait };
+                    let frame = FrameIn {
+                        view,
+                        late,
+                        wait,
+                        cover: cover_wanted,
+                    };
                     step.process(&frame, &config, |n, note| log_note(self, n, note))
                 })
                 .map_err(|m| element::fail(self, m))?
@@ -367,7 +379,16 @@ impl element::Filter for VeilDetect {
                 })
                 .collect();
             state.faces += faces.len() as u64;
-            Ok((out, faces))
+            let clamp = |r: &Vec<_>| -> Vec<_> {
+                r.iter().filter_map(|r| meta::clamp_rect(r, w, h)).collect()
+            };
+            let cover = out.cover.as_ref().map(|c| meta::FrameCover {
+                full: c.full,
+                whole: c.whole,
+                grown: clamp(&c.grown),
+                unseen: clamp(&c.unseen),
+            });
+            Ok((out, faces, cover))
         })?;
 
         gst::trace!(
@@ -385,6 +406,9 @@ impl element::Filter for VeilDetect {
                 faces: faces.len() as u32,
             },
         );
+        if let Some(cover) = &cover {
+            meta::set_frame_cover(buf, cover);
+        }
         for f in &faces {
             meta::add_face(buf, f);
         }
@@ -438,6 +462,16 @@ impl VeilDetect {
         }
         let (live, min, _) = q.result();
         live.then_some(min)
+    }
+
+    /// Whether a redactor downstream wants the cover of live frames (it answers
+    /// [`meta::COVER_QUERY`]); asked on every live frame, so that a redactor whose mode changes
+    /// is heard at once.
+    fn cover_wanted(&self) -> bool {
+        let mut q = gst::query::Custom::new(gst::Structure::new_empty(meta::COVER_QUERY));
+        self.obj()
+            .static_pad("src")
+            .is_some_and(|pad| pad.peer_query(&mut q))
     }
 
     /// How late `buf` reaches this element: the clock's running time now minus the buffer's.

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-//! veilredact implementation: properties, the choice of boxes (mode, held boxes of lost tracks)
-//! and the frame's planes. The pixel work is `engine::redact`.
+//! veilredact implementation: properties, the choice of boxes (mode, held boxes of lost tracks,
+//! the cover of a live frame that `veildetect` attaches: whole frame, grown and unseen boxes) and
+//! the frame's planes. The pixel work and the rule of whom a mode spares are `engine::redact`.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -93,6 +94,11 @@ pub struct Stats {
     redacted: u64,
     held: u64,
     spared: u64,
+    /// Live frames redacted whole, carried boxes grown and unseen areas redacted (`veildetect`'s
+    /// cover).
+    whole: u64,
+    grown: u64,
+    unseen: u64,
 }
 
 impl element::Stats for Stats {
@@ -102,6 +108,9 @@ impl element::Stats for Stats {
             .field("redacted", self.redacted)
             .field("held", self.held)
             .field("spared", self.spared)
+            .field("whole", self.whole)
+            .field("grown", self.grown)
+            .field("unseen", self.unseen)
             .build()
     }
 }
@@ -198,11 +207,37 @@ impl ObjectImpl for VeilRedact {
                     .build(),
                 crate::props::stats(
                     "frames, redacted (boxes redacted, held ones included), held (boxes of \
-                     lost tracks redacted), spared (faces left as they are because of mode)",
+                     lost tracks redacted), spared (faces left as they are because of mode), \
+                     whole, grown, unseen (live frames redacted whole, carried boxes grown and \
+                     unseen areas redacted: see docs/PRIVACY.md)",
                 ),
             ]
         });
         PROPS.as_ref()
+    }
+
+    fn constructed(&self) {
+        self.parent_constructed();
+        // Answers veildetect's cover query while this element redacts (see meta::COVER_QUERY);
+        // otherwise lets it on downstream, to another redactor.
+        let weak = self.obj().downgrade();
+        if let Some(pad) = self.obj().static_pad("sink") {
+            pad.add_probe(gst::PadProbeType::QUERY_DOWNSTREAM, move |_, info| {
+                let Some(gst::PadProbeData::Query(q)) = &info.data else {
+                    return gst::PadProbeReturn::Ok;
+                };
+                let asked = q.type_() == gst::QueryType::Custom
+                    && q.structure().is_some_and(|s| s.name() == meta::COVER_QUERY);
+                let redacts = weak
+                    .upgrade()
+                    .is_some_and(|o| o.imp().base.live(|s| s.mode) != Whose::None);
+                if asked && redacts {
+                    gst::PadProbeReturn::Handled
+                } else {
+                    gst::PadProbeReturn::Ok
+                }
+            });
+        }
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
@@ -229,7 +264,8 @@ impl ElementImpl for VeilRedact {
                 "Filter/Effect/Video",
                 "Pixelates, blurs or fills the faces veildetect found (all, those veilmatch did \
                  not identify, or those it did), in place; fails closed: a frame without \
-                 veildetect metadata is an error, boxes of lost tracks stay redacted a while",
+                 veildetect metadata is an error, boxes of lost tracks stay redacted a while, \
+                 on a live source what no model run looked at is redacted too",
                 "faceveil developers",
             )
         });
@@ -269,17 +305,20 @@ impl element::Filter for VeilRedact {
             ));
         }
         let faces = meta::faces(buf);
+        let cover = meta::frame_cover(buf);
+        let whose = match settings.mode {
+            // In passthrough: no frame reaches here.
+            Whose::None => return Ok(gst::FlowSuccess::Ok),
+            Whose::All => redact::Whose::All,
+            Whose::Unmatched => redact::Whose::Unmatched,
+            Whose::Matched => redact::Whose::Matched,
+        };
         self.base.with_frame_state(|state, input| {
             state.stats.frames += 1;
+            let (w, h) = (input.info.width() as usize, input.info.height() as usize);
             let mut boxes = Vec::with_capacity(faces.len());
             for f in &faces {
-                let redact = match settings.mode {
-                    Whose::None => false,
-                    Whose::All => true,
-                    Whose::Unmatched => f.identity.is_none(),
-                    Whose::Matched => f.identity.is_some(),
-                };
-                if redact {
+                if redact::redacts(whose, f.identity.is_some(), f.detected) {
                     state.held.insert(
                         f.track_id,
                         Held {
@@ -309,22 +348,36 @@ impl element::Filter for VeilRedact {
                 true
             });
             state.stats.held += held;
+            // A live frame: what no model run looked at on it (see engine::cover).
+            let mut areas = Vec::new();
+            if let Some(c) = &cover {
+                if c.whole {
+                    state.stats.whole += 1;
+                    gst::log!(
+                        CAT,
+                        imp = self,
+                        "frame redacted whole: nothing bounds its faces"
+                    );
+                    areas.push((0, 0, w as u32, h as u32));
+                    boxes.clear();
+                } else {
+                    state.stats.grown += c.grown.len() as u64;
+                    state.stats.unseen += c.unseen.len() as u64;
+                    boxes.extend(&c.grown);
+                    areas.extend(&c.unseen);
+                }
+            }
             state.stats.redacted += boxes.len() as u64;
-            if boxes.is_empty() {
+            if boxes.is_empty() && areas.is_empty() {
                 return Ok(());
             }
-            let (w, h) = (input.info.width() as usize, input.info.height() as usize);
+            let margins =
+                std::iter::repeat_n(settings.margin, boxes.len()).chain(std::iter::repeat(0.0));
             input
                 .with_planes_mut(buf, |planes| {
-                    for (x, y, bw, bh) in boxes {
+                    for ((x, y, bw, bh), margin) in boxes.into_iter().chain(areas).zip(margins) {
                         let Some(b) = PixelBox::around(
-                            x as f32,
-                            y as f32,
-                            bw as f32,
-                            bh as f32,
-                            settings.margin,
-                            w,
-                            h,
+                            x as f32, y as f32, bw as f32, bh as f32, margin, w, h,
                         ) else {
                             continue;
                         };

@@ -15,6 +15,8 @@ const H: usize = 480;
 struct Fake {
     faces: Vec<Detection>,
     runs: Vec<Option<Vec<Rect>>>,
+    /// Not the model's: whether the frames say a redactor wants the cover (the tests' switch).
+    cover: bool,
 }
 
 fn inside(r: &Rect, region: &Rect) -> bool {
@@ -132,6 +134,7 @@ fn frame(
                 view: &view,
                 late,
                 wait,
+                cover: step.model.cover,
             },
             config,
             |_, note| match note {
@@ -320,4 +323,192 @@ fn a_flush_or_a_new_size_starts_over() {
     assert_eq!(step.model.runs[runs..], [None]);
     assert_eq!(ids(&out), [3]);
     assert_eq!(step.counts().frames, 4);
+}
+
+/// A grey frame with bright squares where `faces` are (80 × 80 at their corners).
+fn with_faces(faces: &[Detection]) -> Vec<u8> {
+    let mut v = scene(60);
+    for f in faces {
+        let (x0, y0) = (f.rect.x as usize, f.rect.y as usize);
+        for y in y0..(y0 + 80).min(H) {
+            for x in x0..(x0 + 80).min(W) {
+                v[(y * W + x) * 3..][..3].copy_from_slice(&[230, 190, 170]);
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn a_live_camera_runs_on_its_first_frame_however_late_and_after_a_flush() {
+    let mut step = DetectStep::new(Fake::default());
+    step.model.faces = vec![face(200.0, 150.0, 0.9)];
+    let (px, cfg) = (scene(60), config(1));
+    // A live camera late from its first frame on: the run is not left out.
+    let (out, heard) = frame(&mut step, &px, &cfg, ms(1000), ms(0));
+    assert!(out.ran && !heard.skipped, "{out:?}");
+    assert!(!frame(&mut step, &px, &cfg, ms(1000), ms(0)).0.ran);
+    step.flush();
+    assert!(frame(&mut step, &px, &cfg, ms(1000), ms(0)).0.ran);
+    step.resized();
+    assert!(frame(&mut step, &px, &cfg, ms(1000), ms(0)).0.ran);
+    // ... and a frame of another scene (a cut) too.
+    let (out, heard) = frame(&mut step, &scene(200), &cfg, ms(1000), ms(0));
+    assert!(heard.cut && out.ran);
+}
+
+#[test]
+fn a_live_frame_without_a_full_run_says_what_to_cover() {
+    let mut step = DetectStep::new(Fake::default());
+    step.model.cover = true;
+    let a = face(100.0, 100.0, 0.9);
+    step.model.faces = vec![a.clone()];
+    let cfg = config(1);
+    // Not live: no cover (the schedule decides, nothing is late).
+    assert_eq!(
+        frame(
+            &mut step,
+            &with_faces(std::slice::from_ref(&a)),
+            &cfg,
+            None,
+            None
+        )
+        .0
+        .cover,
+        None
+    );
+    step.flush();
+    let (out, _) = frame(
+        &mut step,
+        &with_faces(std::slice::from_ref(&a)),
+        &cfg,
+        ms(0),
+        ms(0),
+    );
+    assert_eq!(
+        out.cover,
+        Some(Cover {
+            full: true,
+            ..Cover::default()
+        })
+    );
+    // Late: no run. The carried face gets a grown box; a face that entered where nothing looked
+    // is unseen, and covered.
+    let b = face(400.0, 300.0, 0.9);
+    step.model.faces.push(b.clone());
+    let (out, heard) = frame(
+        &mut step,
+        &with_faces(&[a.clone(), b.clone()]),
+        &cfg,
+        ms(500),
+        ms(0),
+    );
+    assert!(heard.skipped && !out.ran);
+    let cover = out.cover.expect("a live frame's cover");
+    assert!(!cover.full && !cover.whole, "{cover:?}");
+    assert_eq!(cover.grown.len(), 1);
+    assert!(inside(&a.rect, &cover.grown[0]), "{cover:?}");
+    assert_eq!(cover.unseen.len(), 1, "{cover:?}");
+    assert!(inside(&b.rect, &cover.unseen[0]), "{cover:?}");
+    assert!(!inside(&a.rect, &cover.unseen[0]), "{cover:?}");
+    let c = step.counts();
+    assert_eq!((c.cover_whole, c.cover_grown, c.cover_unseen), (0, 1, 1));
+}
+
+#[test]
+fn a_live_frame_that_changed_mostly_since_the_full_run_is_covered_whole() {
+    let mut step = DetectStep::new(Fake::default());
+    step.model.cover = true;
+    let cfg = config(1);
+    assert!(frame(&mut step, &scene(60), &cfg, ms(0), ms(0)).0.ran);
+    // Three quarters of the picture a little brighter (a light switched on): no cut, but an
+    // unseen area over 60 % of the frame.
+    let mut px = scene(60);
+    px[..W * 3 * (H * 3 / 4)].fill(88);
+    let (out, heard) = frame(&mut step, &px, &cfg, ms(500), ms(0));
+    assert!(!out.ran, "{heard:?}");
+    assert!(out.cover.unwrap().whole);
+    assert_eq!(step.counts().cover_whole, 1);
+}
+
+#[test]
+fn on_a_region_run_the_faces_found_are_seen_a_face_that_enters_elsewhere_is_not() {
+    let mut step = DetectStep::new(Fake::default());
+    step.model.cover = true;
+    let cfg = config(0);
+    let a = face(100.0, 100.0, 0.9);
+    step.model.faces = vec![a.clone()];
+    assert!(
+        frame(
+            &mut step,
+            &with_faces(std::slice::from_ref(&a)),
+            &cfg,
+            ms(0),
+            ms(0)
+        )
+        .0
+        .ran
+    );
+    // The next frame: a region run around the new track finds it moved; another face enters.
+    let (a2, b) = (face(110.0, 100.0, 0.9), face(400.0, 300.0, 0.9));
+    step.model.faces = vec![a2.clone(), b.clone()];
+    let (out, _) = frame(
+        &mut step,
+        &with_faces(&[a2.clone(), b.clone()]),
+        &cfg,
+        ms(0),
+        ms(0),
+    );
+    assert!(out.ran && matches!(step.model.runs.last(), Some(Some(_))));
+    assert_eq!(out.detected, 1);
+    let cover = out.cover.unwrap();
+    assert!(
+        !cover.full && !cover.whole && cover.grown.is_empty(),
+        "{cover:?}"
+    );
+    assert!(cover.unseen.iter().any(|u| inside(&b.rect, u)), "{cover:?}");
+    let centre = |r: &Rect| (r.x + r.w / 2.0, r.y + r.h / 2.0);
+    let (cx, cy) = centre(&a2.rect);
+    assert!(
+        !cover
+            .unseen
+            .iter()
+            .any(|u| u.x <= cx && cx <= u.x + u.w && u.y <= cy && cy <= u.y + u.h),
+        "the face found on this frame is covered: {cover:?}"
+    );
+}
+
+#[test]
+fn without_a_redactor_downstream_a_live_frame_only_says_whether_it_had_a_full_run() {
+    let mut step = DetectStep::new(Fake::default());
+    let a = face(100.0, 100.0, 0.9);
+    step.model.faces = vec![a.clone()];
+    let (px, cfg) = (with_faces(std::slice::from_ref(&a)), config(1));
+    let (out, _) = frame(&mut step, &px, &cfg, ms(0), ms(0));
+    assert_eq!(out.cover.map(|c| (c.full, c.whole)), Some((true, false)));
+    let (out, _) = frame(&mut step, &px, &cfg, ms(500), ms(0));
+    let cover = out.cover.unwrap();
+    assert!(
+        !cover.full && cover.whole && cover.grown.is_empty(),
+        "{cover:?}"
+    );
+    // A redactor comes: whole until the next full-frame run gives the grid its reference.
+    step.model.cover = true;
+    assert!(
+        frame(&mut step, &px, &cfg, ms(500), ms(0))
+            .0
+            .cover
+            .unwrap()
+            .whole
+    );
+    assert!(
+        frame(&mut step, &px, &cfg, ms(0), ms(0))
+            .0
+            .cover
+            .unwrap()
+            .full
+    );
+    let cover = frame(&mut step, &px, &cfg, ms(500), ms(0)).0.cover.unwrap();
+    assert!(!cover.whole && cover.grown.len() == 1, "{cover:?}");
+    assert_eq!(step.counts().cover_whole, 1);
 }

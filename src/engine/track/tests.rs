@@ -273,3 +273,21 @@ fn far_apart_faces_do_not_pair() {
     let b = t.update(1, vec![face(300.0, 0.0, 40.0)])[0].0;
     assert_ne!(a, b);
 }
+
+#[test]
+fn a_carried_cover_spans_the_last_box_and_the_prediction_and_grows_with_time() {
+    let mut t = Tracker::new(TrackerConfig::default());
+    let id = t.update(0, vec![face(100.0, 100.0, 40.0)])[0].0;
+    t.update(1, vec![face(120.0, 100.0, 40.0)]);
+    // velocity 10 px a frame (smoothed): predicted at 150 on frame 4
+    let p = t.predict(4)[0].1.rect;
+    let c = t.carried_cover(id, 4).unwrap();
+    assert!(c.x <= 120.0 && c.x + c.w >= p.x + p.w, "{c:?} {p:?}");
+    assert!(c.y < 100.0 && c.y + c.h > 140.0, "{c:?}");
+    let later = t.carried_cover(id, 10).unwrap();
+    assert!(later.h > c.h && later.w > c.w, "{later:?} {c:?}");
+    // on the frame of its detection, the box itself
+    let now = t.carried_cover(id, 1).unwrap();
+    assert_eq!((now.x, now.w), (120.0, 40.0));
+    assert_eq!(t.carried_cover(id + 1, 4), None);
+}
