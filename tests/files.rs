@@ -454,7 +454,10 @@ fn an_audit_append_on_a_full_disk_leaves_no_partial_line() {
     assert!(text.contains("No space left"), "{text}");
     std::fs::remove_file(filler).unwrap();
     let out = cli_ok(&list, &["list"]);
-    assert!(!out.contains(&label), "the list was written after a failed audit line: {out}");
+    assert!(
+        !out.contains(&label),
+        "the list was written after a failed audit line: {out}"
+    );
     let out = cli_ok(&list, &["audit", "verify"]);
     assert!(!out.contains("incomplete"), "{out}");
     cli_ok(&list, &["enroll", "--label", "biden", p.to_str().unwrap()]);

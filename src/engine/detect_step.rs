@@ -334,10 +334,12 @@ impl<M: Model> DetectStep<M> {
             };
         }
         let (found, carried) = faces.split_at(detected);
-        let grown = carried
+        let mut grown: Vec<Rect> = carried
             .iter()
             .filter_map(|(id, _)| self.tracker.carried_cover(*id, frame_no))
             .collect();
+        // Faces the last run missed but the tracker keeps: perhaps still there, so covered too.
+        grown.extend(self.tracker.missed_covers(frame_no));
         let found: Vec<Rect> = found.iter().map(|(_, d)| d.rect).collect();
         let cover = self.grid.cover(view, &found, grown);
         self.counts.cover_whole += cover.whole as u64;

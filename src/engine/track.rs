@@ -71,6 +71,25 @@ struct Track {
 }
 
 impl Track {
+    /// See [`Tracker::carried_cover`].
+    fn cover(&self, frame: u64) -> Rect {
+        let dt = frame.saturating_sub(self.frame) as f32;
+        let (a, b) = (self.face.rect, self.predicted(frame).rect);
+        let size = a.w.max(a.h).max(b.w.max(b.h));
+        let m = dt * self.drift.max(INITIAL_DRIFT) * size;
+        let (x0, y0) = (a.x.min(b.x) - m, a.y.min(b.y) - m);
+        let (x1, y1) = (
+            (a.x + a.w).max(b.x + b.w) + m,
+            (a.y + a.h).max(b.y + b.h) + m,
+        );
+        Rect {
+            x: x0,
+            y: y0,
+            w: x1 - x0,
+            h: y1 - y0,
+        }
+    }
+
     fn predicted(&self, frame: u64) -> Detection {
         let dt = frame.saturating_sub(self.frame) as f32;
         let (dx, dy) = (self.vx * dt, self.vy * dt);
@@ -476,21 +495,17 @@ impl Tracker {
     /// detection. `None` for a track that is not carried.
     pub fn carried_cover(&self, id: u64, frame: u64) -> Option<Rect> {
         let t = self.tracks.iter().find(|t| t.id == id && t.missed == 0)?;
-        let dt = frame.saturating_sub(t.frame) as f32;
-        let (a, b) = (t.face.rect, t.predicted(frame).rect);
-        let size = a.w.max(a.h).max(b.w.max(b.h));
-        let m = dt * t.drift.max(INITIAL_DRIFT) * size;
-        let (x0, y0) = (a.x.min(b.x) - m, a.y.min(b.y) - m);
-        let (x1, y1) = (
-            (a.x + a.w).max(b.x + b.w) + m,
-            (a.y + a.h).max(b.y + b.h) + m,
-        );
-        Some(Rect {
-            x: x0,
-            y: y0,
-            w: x1 - x0,
-            h: y1 - y0,
-        })
+        Some(t.cover(frame))
+    }
+
+    /// The same cover for every track that the last detector run missed but that is kept (a face
+    /// a region run did not find, or one turned away): it is not in the frame's faces, yet it
+    /// may still be there.
+    pub fn missed_covers(&self, frame: u64) -> Vec<Rect> {
+        (self.tracks.iter())
+            .filter(|t| t.missed > 0)
+            .map(|t| t.cover(frame))
+            .collect()
     }
 
     /// A frame the detector skipped: the faces seen at the last detector run, moved to this frame.

@@ -291,3 +291,35 @@ fn a_carried_cover_spans_the_last_box_and_the_prediction_and_grows_with_time() {
     assert_eq!((now.x, now.w), (120.0, 40.0));
     assert_eq!(t.carried_cover(id + 1, 4), None);
 }
+
+#[test]
+fn a_track_a_region_run_missed_is_still_covered_until_it_is_dropped() {
+    let mut t = Tracker::new(TrackerConfig::default());
+    t.update(0, vec![face(100.0, 100.0, 40.0)]);
+    assert!(
+        t.missed_covers(1).is_empty(),
+        "a found face is carried, not missed"
+    );
+    // A region run over the face that finds nothing: the track is kept, unseen, and left out of
+    // the frame's faces; its box is still to be covered.
+    let region = Rect {
+        x: 50.0,
+        y: 50.0,
+        w: 150.0,
+        h: 150.0,
+    };
+    let out = t.update_regions(1, vec![], &[region]);
+    assert!(out.is_empty());
+    let covers = t.missed_covers(1);
+    assert_eq!(covers.len(), 1);
+    let c = covers[0];
+    assert!(
+        c.x <= 100.0 && c.y <= 100.0 && c.x + c.w >= 140.0 && c.y + c.h >= 140.0,
+        "{c:?}"
+    );
+    // Missed by more runs than max_missed: dropped, no longer covered.
+    for f in 2..10 {
+        t.update_regions(f, vec![], &[region]);
+    }
+    assert!(t.missed_covers(10).is_empty());
+}

@@ -80,6 +80,10 @@ pub struct Loaded {
     /// The highest generation of this list used on this machine (the state file's entry, raised to
     /// `generation` unless it was higher; 0 without a state file).
     pub floor: u64,
+    /// The state file could not be updated (a full disk, its lock held): the list is at or above
+    /// the floor read (or the state file could not be read at all), so it is used, and this is
+    /// said loudly.
+    pub floor_error: Option<WatchlistError>,
     stamp: Stamp,
 }
 
@@ -104,14 +108,20 @@ impl Source {
                 expected: self.model_id.clone(),
             });
         }
-        let floor = match &self.floor {
-            Some(f) => f.raise(list.generation)?,
-            None => 0,
+        let (floor, floor_error) = match &self.floor {
+            Some(f) => match f.raise(list.generation) {
+                Ok(held) => (held, None),
+                // Not raised: compare with what it holds, if it can be read. A removal must not
+                // wait for a full state disk; an older list is still refused.
+                Err(e) => (f.get().unwrap_or(0), Some(e)),
+            },
+            None => (0, None),
         };
         Ok(Loaded {
             index: Index::build(&list, &self.similarity, now()),
             generation: list.generation,
             floor,
+            floor_error,
             stamp,
         })
     }
@@ -129,6 +139,9 @@ pub enum Outcome {
     Rollback { held: u64, found: u64 },
     /// The file was deleted: the list in use is now empty (nothing matches) until it is back.
     Deleted,
+    /// The new list is in use (this many identities), but the rollback floor could not be saved
+    /// in the state file: after a restart an older copy would not be refused until it is.
+    ReloadedFloorNotSaved(usize, WatchlistError),
 }
 
 #[derive(Debug)]
@@ -145,6 +158,10 @@ pub struct Reloader {
     /// Reloads that failed, and older lists refused, since open.
     failed: u64,
     refused: u64,
+    /// The list file could not be looked at (stat failed, not by its absence) at the last check.
+    unreachable: bool,
+    /// The last background reload met a wrong key and was not reported yet (see `poll`).
+    wrong_key_deferred: bool,
 }
 
 /// Why a list cannot be opened.
@@ -192,7 +209,12 @@ impl std::error::Error for OpenError {}
 impl Reloader {
     /// Loads the list now; fails when it cannot be used, or is older than its floor.
     pub fn open(source: Source, period: Duration) -> Result<Reloader, OpenError> {
-        let loaded = source.load()?;
+        let mut loaded = source.load()?;
+        // At start the state file must work: a camera that cannot record what it uses refuses
+        // to start, naming the file (a reload only warns, see `apply`).
+        if let Some(e) = loaded.floor_error.take() {
+            return Err(e.into());
+        }
         if loaded.generation < loaded.floor {
             return Err(OpenError::Rollback {
                 state: source
@@ -215,6 +237,8 @@ impl Reloader {
             pending: None,
             failed: 0,
             refused: 0,
+            unreachable: false,
+            wrong_key_deferred: false,
         })
     }
 
@@ -246,6 +270,16 @@ impl Reloader {
             match rx.try_recv() {
                 Ok((before, result)) => {
                     self.pending = None;
+                    // `faceveil rekey` writes the list under the new key, then renames the new key
+                    // file into place: a reload in between meets the new list with the old key.
+                    // It is read once more at the next check (the stamp is not taken) before that
+                    // counts as a failure.
+                    let wrong_key = matches!(result, Err(WatchlistError::WrongKey { .. }));
+                    if wrong_key && !self.wrong_key_deferred && self.source.key.file().is_some() {
+                        self.wrong_key_deferred = true;
+                        return None;
+                    }
+                    self.wrong_key_deferred = false;
                     return Some(self.apply(before, result));
                 }
                 Err(TryRecvError::Empty) => return None,
@@ -258,15 +292,29 @@ impl Reloader {
         self.last_check = Instant::now();
         let now = self.source.stamp();
         if now.is_none() {
-            let gone = matches!(std::fs::metadata(&self.source.path),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound);
-            if gone && self.stamp.is_some() {
-                self.stamp = None;
-                self.index = Index::default();
-                return Some(Outcome::Deleted);
+            match std::fs::metadata(&self.source.path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    if self.stamp.is_some() {
+                        self.stamp = None;
+                        self.index = Index::default();
+                        return Some(Outcome::Deleted);
+                    }
+                }
+                // The file cannot even be looked at (its directory's permissions changed): the
+                // old list stays in use, and that is said once, until it can be looked at again.
+                Err(e) if !self.unreachable => {
+                    self.unreachable = true;
+                    self.failed += 1;
+                    return Some(Outcome::Failed(WatchlistError::Io {
+                        path: self.source.path.clone(),
+                        error: e,
+                    }));
+                }
+                _ => {}
             }
             return None;
         }
+        self.unreachable = false;
         if now == self.stamp {
             return None;
         }
@@ -296,7 +344,13 @@ impl Reloader {
                 self.index = loaded.index;
                 self.generation = loaded.generation;
                 self.stamp = loaded.stamp;
-                Outcome::Reloaded(self.index.len())
+                match loaded.floor_error {
+                    None => Outcome::Reloaded(self.index.len()),
+                    Some(e) => {
+                        self.failed += 1;
+                        Outcome::ReloadedFloorNotSaved(self.index.len(), e)
+                    }
+                }
             }
             Err(e) => {
                 self.stamp = before;

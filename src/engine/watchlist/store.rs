@@ -45,16 +45,25 @@ fn invalid(path: &Path, what: &str) -> WatchlistError {
 }
 
 /// The file a path names once every symlink is followed, also when it does not exist yet (its
-/// directory resolved, or a dangling link followed to where it points).
+/// directory resolved, or a dangling link followed to where it points). A symbolic link (of the
+/// file's own name) owned by a user other than this one or root is not followed: whoever owns it
+/// could point it at any file, and root would write there.
 pub fn real_path(path: &Path) -> Result<PathBuf, WatchlistError> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
     let mut p = std::path::absolute(path).map_err(io(path))?;
     for _ in 0..40 {
-        if let Ok(real) = std::fs::canonicalize(&p) {
-            return Ok(real);
-        }
         match std::fs::symlink_metadata(&p) {
-            // A dangling link: follow it by hand.
             Ok(m) if m.file_type().is_symlink() => {
+                if m.uid() != me && m.uid() != 0 {
+                    return Err(invalid(
+                        &p,
+                        &format!(
+                            "a symbolic link owned by another user (uid {}): not followed, since                              its owner could point it at any file; name the file itself",
+                            m.uid()
+                        ),
+                    ));
+                }
                 let target = std::fs::read_link(&p).map_err(io(&p))?;
                 p = p.parent().unwrap_or(Path::new("/")).join(target);
             }
@@ -98,10 +107,23 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Refuses a directory that users other than its owner can write (sticky or not): they could
-/// remove or replace the list or key written there.
+/// Refuses a directory that users other than its owner can write (sticky or not), or that belongs
+/// to a user other than this one or root: they could remove or replace the list or key written
+/// there.
 pub fn check_dir(dir: &Path) -> Result<(), WatchlistError> {
-    let mode = std::fs::metadata(dir).map_err(io(dir))?.mode() & 0o7777;
+    let meta = std::fs::metadata(dir).map_err(io(dir))?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(invalid(
+            dir,
+            &format!(
+                "the directory belongs to another user (uid {}), who could remove or replace the                  files faceveil writes there: use a directory of this user or of root",
+                meta.uid()
+            ),
+        ));
+    }
+    let mode = meta.mode() & 0o7777;
     if mode & 0o022 == 0 {
         return Ok(());
     }
@@ -251,7 +273,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<Option<String>, Watchli
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
-    sync_dir(&dir)?;
+    // The file is replaced now: a directory that cannot be synced is a warning, not a failure
+    // (a caller must not undo what depends on the new file, such as the key a list is under).
+    if let Err(e) = sync_dir(&dir) {
+        let w = format!(
+            "{} written, but its directory could not be synced: {e}",
+            path.display()
+        );
+        return Ok(Some(
+            carry.warning.map_or(w.clone(), |c| format!("{c}; {w}")),
+        ));
+    }
     Ok(carry.warning)
 }
 

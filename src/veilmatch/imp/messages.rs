@@ -108,6 +108,22 @@ impl VeilMatch {
                     .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
                 true
             }
+            Some(Outcome::ReloadedFloorNotSaved(n, e)) => {
+                let details = gst::Structure::builder("faceveil-floor-not-saved")
+                    .field("watchlist", path())
+                    .field("reason", e.to_string())
+                    .build();
+                gst::element_imp_warning!(
+                    self,
+                    gst::ResourceError::Write,
+                    (
+                        "Watch list {} reloaded ({n} identities), but its generation could not be                          recorded in the state directory: {e}. An older copy put back would be                          accepted after a restart until this is fixed",
+                        path()
+                    ),
+                    details: details
+                );
+                true
+            }
             Some(Outcome::Failed(e)) => {
                 // The details let an application (faceveil-nvr) tell this warning from others.
                 let details = gst::Structure::builder("faceveil-reload-failed")

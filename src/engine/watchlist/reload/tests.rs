@@ -364,3 +364,100 @@ fn the_state_floor_refuses_a_reload_that_memory_alone_would_accept() {
     ));
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn a_list_that_cannot_be_looked_at_is_said_once_and_the_old_one_kept() {
+    let d = dir("unreachable");
+    let sub = d.join("lists");
+    std::fs::create_dir(&sub).unwrap();
+    let p = sub.join("w.fvl");
+    rewrite(&p, &list(&["a", "b"]));
+    let mut r = Reloader::open(source(&p, "m:1"), Duration::ZERO).unwrap();
+    // The directory replaced by a file: looking at the list fails (ENOTDIR), even for root,
+    // and it is not a deletion.
+    std::fs::rename(&sub, d.join("moved")).unwrap();
+    std::fs::write(&sub, b"").unwrap();
+    match r.poll() {
+        Some(Outcome::Failed(e)) => assert!(e.to_string().contains("w.fvl"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(r.poll().is_none(), "said once, not on every check");
+    assert_eq!(r.failures(), (1, 0));
+    assert_eq!(r.index().len(), 2, "the old list stays in use");
+    std::fs::remove_file(&sub).unwrap();
+    std::fs::rename(d.join("moved"), &sub).unwrap();
+    assert!(
+        r.poll().is_none(),
+        "unchanged once it can be looked at again"
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn a_floor_that_cannot_be_saved_lets_a_newer_list_in_loudly_and_still_refuses_an_older() {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root (a lock file of another user)");
+        return;
+    }
+    let d = dir("floor-unsaved");
+    let state = d.join("state");
+    std::fs::create_dir(&state).unwrap();
+    let p = d.join("w.fvl");
+    let mut w = list(&["a", "b"]);
+    rewrite(&p, &w);
+    let old_copy = std::fs::read(&p).unwrap();
+    let mut r = Reloader::open(floored_source(&p, &state), Duration::ZERO).unwrap();
+    w.generation = 1;
+    w.identities.pop();
+    rewrite(&p, &w);
+    assert!(matches!(settle(&mut r), Some(Outcome::Reloaded(1))));
+    // The state file's lock taken over by another user: the floor cannot be raised any more.
+    std::os::unix::fs::lchown(state.join("generations.json.lock"), Some(65534), None).unwrap();
+    w.generation = 2;
+    w.identities.pop();
+    rewrite(&p, &w);
+    match settle(&mut r) {
+        Some(Outcome::ReloadedFloorNotSaved(0, e)) => {
+            assert!(e.to_string().contains("lock"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(r.generation(), 3, "the newer list (a removal) is in use");
+    // A fresh matcher (a restart) still refuses the older copy by what the state file holds.
+    std::fs::write(&p, &old_copy).unwrap();
+    let mut fresh = Reloader::open(source(&p, "m:1"), Duration::ZERO).unwrap();
+    let before = fresh.source().stamp();
+    let loaded = floored_source(&p, &state).load();
+    assert!(matches!(
+        fresh.apply(before, loaded),
+        Outcome::Rollback { held: 2, found: 1 }
+    ));
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn a_rekey_caught_between_list_and_key_is_not_reported_as_a_failure() {
+    // The reload meets the re-encrypted list before the key file is renamed in: it is read once
+    // more at the next check, where the new key is in place; nothing failed.
+    let d = dir("rekey-between");
+    let (p, k) = (d.join("w.fvl"), d.join("w.key"));
+    write_key_file(&k, &[7; 32], false).unwrap();
+    rewrite(&p, &list(&["a"]));
+    let mut r = Reloader::open(keyed_source(&p, &k), Duration::ZERO).unwrap();
+    let mut w = list(&["a", "b"]);
+    save(&p, &mut w, &Secret::Key([9; 32])).unwrap();
+    let mut polls = 0;
+    while r.pending.is_none() || polls == 0 {
+        assert!(r.poll().is_none());
+        polls += 1;
+    }
+    while r.pending.is_some() {
+        assert!(r.poll().is_none(), "the first wrong key is not reported");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    write_key_file(&k, &[9; 32], true).unwrap();
+    assert!(matches!(settle(&mut r), Some(Outcome::Reloaded(2))));
+    assert_eq!(r.failures(), (0, 0));
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -493,3 +493,34 @@ fn leftover_pending_keys_are_swept_unless_the_list_is_under_them() {
     assert!(!left.path().exists());
     std::fs::remove_dir_all(d).unwrap();
 }
+
+#[test]
+fn a_link_or_directory_of_another_user_is_not_written_through() {
+    if !root() {
+        eprintln!("skipped: needs root (files of another user)");
+        return;
+    }
+    let d = dir("others");
+    // A link of the list's name owned by another user, pointing at a file root would replace.
+    let victim = d.join("victim");
+    std::fs::write(&victim, b"keep me").unwrap();
+    let link = d.join("w.fvl");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).unwrap();
+    let e = save(&link, &mut Watchlist::new("m:1"), &key(1)).unwrap_err();
+    assert!(e.to_string().contains("owned by another user"), "{e}");
+    assert!(write_key_file(&link, &[1; 32], true).is_err());
+    assert_eq!(std::fs::read(&victim).unwrap(), b"keep me");
+    // Root's own link is followed.
+    std::os::unix::fs::lchown(&link, Some(0), Some(0)).unwrap();
+    save(&link, &mut Watchlist::new("m:1"), &key(1)).unwrap();
+    assert_ne!(std::fs::read(&victim).unwrap(), b"keep me");
+    // A directory of another user, even 0755: refused.
+    let theirs = d.join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+    let e = save(&theirs.join("w.fvl"), &mut Watchlist::new("m:1"), &key(1)).unwrap_err();
+    assert!(e.to_string().contains("belongs to another user"), "{e}");
+    assert_eq!(std::fs::read_dir(&theirs).unwrap().count(), 0);
+    std::fs::remove_dir_all(d).unwrap();
+}
