@@ -293,13 +293,12 @@ impl Reloader {
         let now = self.source.stamp();
         if now.is_none() {
             match std::fs::metadata(&self.source.path) {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    if self.stamp.is_some() {
-                        self.stamp = None;
-                        self.index = Index::default();
-                        return Some(Outcome::Deleted);
-                    }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.stamp.is_some() => {
+                    self.stamp = None;
+                    self.index = Index::default();
+                    return Some(Outcome::Deleted);
                 }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 // The file cannot even be looked at (its directory's permissions changed): the
                 // old list stays in use, and that is said once, until it can be looked at again.
                 Err(e) if !self.unreachable => {
