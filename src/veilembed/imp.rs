@@ -170,8 +170,9 @@ impl ObjectImpl for VeilEmbed {
                 glib::ParamSpecBoolean::builder("verify-identified")
                     .nick("Verify identified")
                     .blurb(
-                        "Give a fresh descriptor to every detected face whose track veilmatch has \
-                         identified, on every frame (for veilredact mode=unmatched; see docs/PRIVACY.md)",
+                        "Every detected face whose track veilmatch has identified gets a fresh \
+                         descriptor on every frame, so that veilredact mode=unmatched can spare it \
+                         (veilbin redact=unmatched sets it)",
                     )
                     .default_value(DEFAULT_VERIFY_IDENTIFIED)
                     .mutable_playing()
