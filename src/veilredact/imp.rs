@@ -166,7 +166,8 @@ impl ObjectImpl for VeilRedact {
                     .nick("Mode")
                     .blurb(
                         "Whose faces are redacted: all, unmatched (everyone veilmatch has not \
-                         identified), matched, or none (the video passes through untouched)",
+                         identified on this frame's detection: see veilembed verify-identified), \
+                         matched, or none (the video passes through untouched)",
                     )
                     .mutable_playing()
                     .build(),
