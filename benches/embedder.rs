@@ -92,6 +92,7 @@ fn main() {
                 track: i as u64 + 1,
                 landmarks: &f.landmarks,
                 detected: true,
+                verify: false,
             })
             .collect();
         let out = (per_frame.process(

@@ -12,8 +12,9 @@
 //!   `grayscale` (gboolean: the face has no colour on this frame, so its descriptor is matched at
 //!   the grayscale threshold), and when the face has a descriptor: `descriptor` (GBytes, little-endian f32), `dimension`
 //!   (guint), `fresh` (gboolean: computed on this frame, not reused from its track).
-//! - `faceveil-identity` (faceveil): `label` (string), `identity-id` (string), `score` (gdouble),
-//!   on faces whose track is matched to a watch-list identity.
+//! - `faceveil-identity` (veilmatch): `label` (string), `identity-id` (string), `score` (gdouble),
+//!   `verified` (gboolean: this frame's fresh descriptor of the face is a hit for the identity;
+//!   absent: false), on faces whose track is matched to a watch-list identity.
 
 use gst::meta::CustomMeta;
 use gst_video::VideoRegionOfInterestMeta;
@@ -135,6 +136,37 @@ pub fn frame_info(buf: &gst::BufferRef) -> Option<FrameInfo> {
     })
 }
 
+/// Name of the custom downstream query `veilembed` sends on each frame when it verifies identities
+/// (`verify-identified`): a `veilmatch` downstream answers it with the tracks that carry an
+/// identity ([`identified_tracks`]), whose faces then get a fresh descriptor on every frame the
+/// detector finds them.
+pub const IDENTIFIED_QUERY: &str = "faceveil-identified";
+
+/// The query [`IDENTIFIED_QUERY`], unanswered.
+pub fn identified_query() -> gst::query::Custom<gst::Query> {
+    gst::query::Custom::new(gst::Structure::new_empty(IDENTIFIED_QUERY))
+}
+
+/// Whether `q` is [`IDENTIFIED_QUERY`].
+pub fn is_identified_query(q: &gst::QueryRef) -> bool {
+    q.type_() == gst::QueryType::Custom
+        && q.structure().is_some_and(|s| s.name() == IDENTIFIED_QUERY)
+}
+
+/// Answers [`IDENTIFIED_QUERY`] with the tracks that carry an identity.
+pub fn answer_identified(q: &mut gst::QueryRef, tracks: &[u64]) {
+    q.structure_mut()
+        .set("tracks", gst::Array::new(tracks.iter().copied()));
+}
+
+/// The tracks an answered [`IDENTIFIED_QUERY`] names; none when unanswered or unreadable.
+pub fn identified_tracks(q: &gst::QueryRef) -> Vec<u64> {
+    q.structure()
+        .and_then(|s| s.get::<gst::Array>("tracks").ok())
+        .map(|a| a.iter().filter_map(|v| v.get::<u64>().ok()).collect())
+        .unwrap_or_default()
+}
+
 /// `roi_type` of face ROIs.
 pub const ROI_TYPE: &str = "face";
 /// Name of the detector's param structure.
@@ -150,6 +182,8 @@ pub struct IdentityTag {
     pub label: String,
     pub identity_id: String,
     pub score: f32,
+    /// Confirmed on this frame by a fresh descriptor of this face (false: carried by the track).
+    pub verified: bool,
 }
 
 impl IdentityTag {
@@ -158,6 +192,7 @@ impl IdentityTag {
             .field("label", &self.label)
             .field("identity-id", &self.identity_id)
             .field("score", self.score as f64)
+            .field("verified", self.verified)
             .build()
     }
 
@@ -166,6 +201,8 @@ impl IdentityTag {
             label: p.get("label").ok()?,
             identity_id: p.get("identity-id").ok()?,
             score: p.get::<f64>("score").ok()? as f32,
+            // An older writer's tag was never verified.
+            verified: p.get::<bool>("verified").unwrap_or(false),
         })
     }
 }
@@ -444,6 +481,7 @@ mod tests {
             label: "alice".into(),
             identity_id: "id".into(),
             score: 0.75,
+            verified: true,
         };
         assert!(set_identity(buf.get_mut().unwrap(), 0, &tag));
         let got = faces(&buf);
@@ -453,6 +491,27 @@ mod tests {
         assert_eq!(got, vec![want]);
         let s = got[0].message_structure();
         assert_eq!(s.get::<u32>("width").unwrap(), 40);
+    }
+
+    #[test]
+    fn an_identity_without_verified_reads_as_unverified_and_the_query_carries_tracks() {
+        gst::init().unwrap();
+        let old = gst::Structure::builder(IDENTITY_PARAMS)
+            .field("label", "alice")
+            .field("identity-id", "id")
+            .field("score", 0.75f64)
+            .build();
+        assert_eq!(
+            IdentityTag::from_params(&old).map(|t| t.verified),
+            Some(false)
+        );
+        let mut q = identified_query();
+        assert!(is_identified_query(&q));
+        assert!(identified_tracks(&q).is_empty(), "unanswered");
+        answer_identified(&mut q, &[3, 9]);
+        assert_eq!(identified_tracks(&q), [3, 9]);
+        let other = gst::query::Custom::new(gst::Structure::new_empty("faceveil-cover"));
+        assert!(!is_identified_query(&other));
     }
 
     #[test]

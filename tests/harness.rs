@@ -643,6 +643,7 @@ fn checker_frame(n: u64, faces: &[(u64, Rect, bool)]) -> gst::Buffer {
                         label: "alice".into(),
                         identity_id: "a".into(),
                         score: 0.9,
+                        verified: true,
                     },
                 );
             }

@@ -36,12 +36,14 @@ pub struct FrameIn<'a, 'b> {
 
 /// One face of the frame, as the detector left it: `detected` when its model found the face on
 /// this frame (otherwise the landmarks are the tracker's prediction, good for a box and a quality,
-/// not for a fresh descriptor).
+/// not for a fresh descriptor). `verify`: its track carries a watch-list identity that is to be
+/// confirmed on every frame the face is detected (a fresh descriptor whenever it passes the gates).
 #[derive(Clone, Copy, Debug)]
 pub struct FaceIn<'a> {
     pub track: u64,
     pub landmarks: &'a [[f32; 2]],
     pub detected: bool,
+    pub verify: bool,
 }
 
 /// What the frame's face gets.
@@ -144,6 +146,12 @@ impl FrameEmbedder {
         self.counts
     }
 
+    /// Why the face of `f`, on `frame` at this size and quality, gets a fresh descriptor: its
+    /// track's re-embed policy, else the verification of its identity.
+    fn due(&self, f: &FaceIn<'_>, frame: u64, size: f32, quality: f32) -> Option<Reason> {
+        self.cache.due(f.track, frame, size, quality, f.verify)
+    }
+
     /// Forgets every track's descriptor (after a seek).
     pub fn clear(&mut self) {
         self.cache.clear();
@@ -217,10 +225,7 @@ impl FrameEmbedder {
                     let carried = prior.filter(|p| {
                         p.sharpness.is_some()
                             && frame_no.saturating_sub(p.measured) < SHARPNESS_EVERY
-                            && self
-                                .cache
-                                .needs(f.track, frame_no, size, f32::NEG_INFINITY)
-                                .is_none()
+                            && self.due(f, frame_no, size, f32::NEG_INFINITY).is_none()
                     });
                     let mut seen = match carried {
                         Some(p) => Seen { size, ..p },
@@ -230,10 +235,7 @@ impl FrameEmbedder {
                     // Carried sharpness may make the face due (sharper): then it needs its chip.
                     let wants = seen.eligible
                         && detected
-                        && self
-                            .cache
-                            .needs(f.track, frame_no, size, seen.quality)
-                            .is_some();
+                        && self.due(f, frame_no, size, seen.quality).is_some();
                     if carried.is_some() && wants {
                         seen = self.measure(view, f.landmarks, par, n, size, frame_no);
                         seen.judge(front, gates);
@@ -252,7 +254,7 @@ impl FrameEmbedder {
                 ..
             } = seen;
             let reason = if eligible && detected {
-                self.cache.needs(f.track, frame_no, size, quality)
+                self.due(f, frame_no, size, quality)
             } else {
                 None
             };

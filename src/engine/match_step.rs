@@ -54,7 +54,7 @@ pub enum Verdict {
     /// Matched (possibly nothing): by position of the face in the input, what its track is known as
     /// and what to report.
     Matched {
-        tags: Vec<(usize, Matched)>,
+        tags: Vec<(usize, Tag)>,
         events: Vec<(usize, Event)>,
     },
     /// The faces have no descriptors (no `veilembed` before the matcher) and pass unmatched.
@@ -62,6 +62,15 @@ pub enum Verdict {
     NoDescriptors { first: bool },
     /// A fresh descriptor from another embedder model than the list's: the stream cannot go on.
     ModelMismatch(ModelMismatch),
+}
+
+/// What a face's track is known as on this frame.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tag {
+    pub identity: Matched,
+    /// This frame's fresh descriptor of the face is a hit for the identity (see
+    /// `Matcher::verified`): only then may redaction spare the face.
+    pub verified: bool,
 }
 
 /// The list was made for one embedder model, the descriptors come from another.
@@ -138,6 +147,14 @@ impl FrameMatcher {
     /// The watch list, to apply a reload made outside (`Reloader::apply`).
     pub fn list_mut(&mut self) -> &mut Reloader {
         &mut self.list
+    }
+
+    /// The tracks that carry an identity after the last frame (what `veilembed` verifies on the
+    /// next one, when asked to).
+    pub fn identified(&self) -> Vec<u64> {
+        let mut v: Vec<u64> = self.matcher.identified().collect();
+        v.sort_unstable();
+        v
     }
 
     /// Forgets every track (a flush; alert times stay).
@@ -221,7 +238,14 @@ impl FrameMatcher {
                 events.push((i, ev));
             }
             if let Some(m) = who {
-                tags.push((i, m.clone()));
+                let verified = self.matcher.verified(f.track, frame);
+                tags.push((
+                    i,
+                    Tag {
+                        identity: m.clone(),
+                        verified,
+                    },
+                ));
             }
         }
         self.matcher.prune(frame, TRACK_MAX_AGE);
@@ -354,14 +378,16 @@ mod tests {
             panic!("{:?}", out.verdict)
         };
         assert_eq!(tags.len(), 1);
-        assert_eq!((tags[0].0, tags[0].1.label.as_str()), (1, "ann"));
+        assert_eq!((tags[0].0, tags[0].1.identity.label.as_str()), (1, "ann"));
+        assert!(tags[0].1.verified, "matched on this frame's descriptor");
+        assert_eq!(m.identified(), [7]);
         assert!(matches!(&events[..], [(1, Event::Match(x))] if x.identity_id == "id-ann"));
         assert_eq!(log, [(0, 7, false), (1, 9, false), (1, 7, true)]);
-        // A reused descriptor is no evidence (not searched) but keeps the tag.
+        // A reused descriptor is no evidence (not searched) but keeps the tag, unverified.
         let out = run(&mut m, &[face(7, MODEL, &ann, false)], &mut log);
         assert!(
             matches!(out.verdict, Verdict::Matched { ref tags, ref events }
-            if tags.len() == 1 && events.is_empty())
+            if tags.len() == 1 && !tags[0].1.verified && events.is_empty())
         );
         let c = m.counts();
         assert_eq!((c.frames, c.searches), (3, 3));
@@ -371,6 +397,22 @@ mod tests {
         let out = run(&mut m, &[face(7, MODEL, &ann, false)], &mut log);
         assert!(matches!(out.verdict, Verdict::Matched { ref tags, .. } if tags.is_empty()));
         assert_eq!(m.list().index().len(), 2);
+    }
+
+    #[test]
+    fn a_stranger_in_a_listed_persons_track_loses_the_tag_at_its_first_fresh_descriptor() {
+        let mut m = matcher("swap", config());
+        let mut log = Vec::new();
+        let ann = [0.9, 0.1];
+        for _ in 0..2 {
+            run(&mut m, &[face(7, MODEL, &ann, true)], &mut log);
+        }
+        assert_eq!(m.identified(), [7]);
+        // someone else's fresh descriptor in ann's track: no tag on this very frame
+        let out = run(&mut m, &[face(7, MODEL, &[-0.2, -1.0], true)], &mut log);
+        assert!(matches!(out.verdict, Verdict::Matched { ref tags, .. } if tags.is_empty()));
+        assert!(m.identified().is_empty());
+        assert_eq!(log.last(), Some(&(2, 7, false)));
     }
 
     #[test]

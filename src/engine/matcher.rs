@@ -14,6 +14,8 @@
 //! - A fresh descriptor that differs from the track's previous one by more than same-person
 //!   variation (similarity under `threshold - 0.15`) means someone else now fills the track (a cut
 //!   in the video, a tracker swap): the track starts over as a new subject.
+//! - A matched track is *verified* on a frame when that frame's fresh descriptor is a hit for its
+//!   identity ([`Matcher::verified`]): redaction that spares listed people trusts only that.
 //! - With `report_unknown`, a subject (a track, or its new subject after a change) with `min_hits`
 //!   fresh descriptors and no match is reported once.
 
@@ -154,6 +156,8 @@ struct TrackState {
     matched: Option<Matched>,
     unknown_reported: bool,
     last_seen: u64,
+    /// The last frame whose fresh descriptor was a hit for the identity the track is matched to.
+    verified: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -219,6 +223,10 @@ impl Matcher {
             // Count towards "unknown" afresh: one poor descriptor of a known person is no stranger.
             t.fresh = 0;
         }
+        let hit_id = hit.as_ref().map(|h| h.identity_id.clone());
+        if t.matched.is_some() && t.matched.as_ref().map(|m| &m.identity_id) == hit_id.as_ref() {
+            t.verified = Some(frame);
+        }
         if let Some(cand) = hit {
             t.hits.push((frame, cand));
         }
@@ -250,6 +258,10 @@ impl Matcher {
                 .is_some_and(|m| m.identity_id == best.identity_id)
             {
                 return None;
+            }
+            // Matched on this frame: verified only when this frame's descriptor is one of the hits.
+            if hit_id.as_ref() == Some(&best.identity_id) {
+                t.verified = Some(frame);
             }
             let m = Matched {
                 identity_id: best.identity_id,
@@ -283,6 +295,22 @@ impl Matcher {
     /// What the track is known as.
     pub fn identity(&self, track: u64) -> Option<&Matched> {
         self.tracks.get(&track)?.matched.as_ref()
+    }
+
+    /// Whether the track's identity was confirmed on `frame` by a fresh descriptor of that frame
+    /// (a hit for it); false for a track without an identity.
+    pub fn verified(&self, track: u64, frame: u64) -> bool {
+        self.tracks
+            .get(&track)
+            .is_some_and(|t| t.matched.is_some() && t.verified == Some(frame))
+    }
+
+    /// The tracks that carry an identity now.
+    pub fn identified(&self) -> impl Iterator<Item = u64> + '_ {
+        self.tracks
+            .iter()
+            .filter(|(_, t)| t.matched.is_some())
+            .map(|(k, _)| *k)
     }
 
     /// Forgets tracks not seen for `max_age` frames.
@@ -438,6 +466,30 @@ mod tests {
         assert!(
             matches!(m.observe(1, 7, cand("b", 0.9), 0.0), Some(Event::Match(x)) if x.identity_id == "b")
         );
+    }
+
+    #[test]
+    fn a_track_is_verified_only_on_frames_whose_fresh_descriptor_hits_its_identity() {
+        let mut m = Matcher::new(cfg());
+        m.observe(1, 0, cand("a", 0.8), 0.0);
+        assert!(!m.verified(1, 0), "not matched yet");
+        m.observe(1, 1, cand("a", 0.8), 0.0);
+        assert!(m.verified(1, 1), "matched on this frame's hit");
+        assert_eq!(m.identified().collect::<Vec<_>>(), [1]);
+        // a reused descriptor keeps the identity, unverified
+        m.observe(1, 2, None, 0.0);
+        assert!(m.identity(1).is_some() && !m.verified(1, 2));
+        m.observe(1, 3, cand("a", 0.9), 0.0);
+        assert!(m.verified(1, 3));
+        // an ambiguous or weak descriptor of the same identity is no hit: not verified, dropped
+        m.observe(1, 4, cand("a", 0.5), 0.0);
+        assert!(!m.verified(1, 4) && m.identity(1).is_none());
+        assert_eq!(m.identified().count(), 0);
+        // someone else's hit in the track is not a verification of anything until it matches
+        m.observe(1, 5, cand("b", 0.9), 0.0);
+        assert!(!m.verified(1, 5));
+        m.observe(1, 6, cand("b", 0.9), 0.0);
+        assert!(m.verified(1, 6) && m.identity(1).unwrap().identity_id == "b");
     }
 
     #[test]

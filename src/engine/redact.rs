@@ -26,16 +26,40 @@ pub enum Whose {
     Matched,
 }
 
-/// Whether a face is redacted: `identified`, its track carries a watch-list identity; `detected`,
-/// the detector's model found it on this frame (false: a box the tracker carried). `unmatched`
-/// spares a face only when its identity goes with a box found on this frame: a carried box may
-/// have drifted onto somebody else, and the identity of a track is only as good as the last
-/// detection that continued it.
-pub fn redacts(whose: Whose, identified: bool, detected: bool) -> bool {
+/// What the matcher says about a face on this frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Known {
+    /// Its track carries no identity.
+    No,
+    /// Its track carries an identity decided on earlier descriptors: the face on this frame may be
+    /// somebody else (a tracker swap, a face replaced by another at the same place).
+    Unverified,
+    /// This frame's fresh descriptor of the face is a hit for its track's identity.
+    Verified,
+}
+
+impl Known {
+    /// From a face's identity tag: whether it has one, and whether it was verified on this frame.
+    pub fn of(identified: bool, verified: bool) -> Known {
+        match (identified, verified) {
+            (false, _) => Known::No,
+            (true, false) => Known::Unverified,
+            (true, true) => Known::Verified,
+        }
+    }
+}
+
+/// Whether a face is redacted: `known`, what the matcher says of it; `detected`, the detector's
+/// model found it on this frame (false: a box the tracker carried). In doubt each mode redacts:
+/// `unmatched` spares a face only when its identity was verified on this frame's detection of it
+/// (a carried box may have drifted onto somebody else, and an identity decided on an earlier
+/// descriptor may have passed to a bystander who took the track); `matched` redacts every face
+/// whose track carries an identity, verified or not.
+pub fn redacts(whose: Whose, known: Known, detected: bool) -> bool {
     match whose {
         Whose::All => true,
-        Whose::Unmatched => !(identified && detected),
-        Whose::Matched => identified,
+        Whose::Unmatched => !(known == Known::Verified && detected),
+        Whose::Matched => known != Known::No,
     }
 }
 
@@ -254,13 +278,22 @@ mod tests {
     }
 
     #[test]
-    fn unmatched_spares_an_identity_only_on_a_box_found_on_this_frame() {
-        assert!(!redacts(Whose::Unmatched, true, true));
-        assert!(redacts(Whose::Unmatched, true, false), "a carried box");
-        assert!(redacts(Whose::Unmatched, false, true));
-        assert!(redacts(Whose::All, true, true));
-        assert!(redacts(Whose::Matched, true, false));
-        assert!(!redacts(Whose::Matched, false, true));
+    fn unmatched_spares_only_an_identity_verified_on_a_box_found_on_this_frame() {
+        let (no, unverified, verified) = (Known::No, Known::Unverified, Known::Verified);
+        assert_eq!(Known::of(false, true), no);
+        assert_eq!(Known::of(true, false), unverified);
+        assert_eq!(Known::of(true, true), verified);
+        assert!(!redacts(Whose::Unmatched, verified, true));
+        assert!(redacts(Whose::Unmatched, verified, false), "a carried box");
+        assert!(
+            redacts(Whose::Unmatched, unverified, true),
+            "an identity decided on an earlier descriptor"
+        );
+        assert!(redacts(Whose::Unmatched, no, true));
+        assert!(redacts(Whose::All, verified, true));
+        assert!(redacts(Whose::Matched, verified, false));
+        assert!(redacts(Whose::Matched, unverified, true), "in doubt");
+        assert!(!redacts(Whose::Matched, no, true));
     }
 
     #[test]

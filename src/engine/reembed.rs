@@ -10,6 +10,10 @@
 //!   or ≤ 1/`grow` of it (a much smaller face may be someone else after a cut);
 //! - its quality improved clearly: ≥ the descriptor's quality + `quality_gain`.
 //!
+//! Besides, `engine::embed_step` gives a fresh descriptor ([`Reason::Verify`]) to every detected
+//! face whose track carries a watch-list identity when asked to verify identities (for redaction
+//! that spares listed people only on the frames their identity is confirmed).
+//!
 //! Tracks not seen for `max_age` frames are forgotten.
 
 use std::collections::HashMap;
@@ -52,6 +56,8 @@ pub enum Reason {
     Shrank,
     /// Its quality rose by `quality_gain` since.
     Sharper,
+    /// Its track carries an identity, verified on every frame the face is detected.
+    Verify,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -105,6 +111,20 @@ impl DescriptorCache {
         } else {
             None
         }
+    }
+
+    /// [`needs`](Self::needs), or [`Reason::Verify`] when the track's identity is to be verified
+    /// (`verify`) and nothing else makes the face due.
+    pub fn due(
+        &self,
+        track: u64,
+        frame: u64,
+        size: f32,
+        quality: f32,
+        verify: bool,
+    ) -> Option<Reason> {
+        self.needs(track, frame, size, quality)
+            .or(verify.then_some(Reason::Verify))
     }
 
     /// Marks the track as seen (keeps its entry alive) and returns its descriptor, if any.
@@ -163,6 +183,19 @@ mod tests {
         assert_eq!(c.needs(1, 100, 30.0, 0.5), Some(Reason::Shrank));
         assert_eq!(c.needs(1, 100, 40.0, 0.66), Some(Reason::Sharper));
         assert_eq!(c.needs(2, 100, 40.0, 0.5), Some(Reason::New), "other track");
+    }
+
+    #[test]
+    fn a_track_to_verify_is_due_on_every_frame() {
+        let mut c = DescriptorCache::new(Policy::default());
+        c.store(1, 0, 40.0, 0.5, vec![1.0]);
+        assert_eq!(c.due(1, 1, 40.0, 0.5, false), None);
+        assert_eq!(c.due(1, 1, 40.0, 0.5, true), Some(Reason::Verify));
+        c.store(1, 1, 40.0, 0.5, vec![1.0]);
+        assert_eq!(c.due(1, 2, 40.0, 0.5, true), Some(Reason::Verify));
+        // the policy's own reasons come first
+        assert_eq!(c.due(1, 2, 60.0, 0.5, true), Some(Reason::Grew));
+        assert_eq!(c.due(2, 2, 40.0, 0.5, true), Some(Reason::New));
     }
 
     #[test]

@@ -124,6 +124,9 @@ impl VeilBin {
             );
             children.get(child).set_property_from_value(prop, &value);
         }
+        for (child, prop, value) in proxy::implied(PROXIED[i].name, v) {
+            children.get(child).set_property_from_value(prop, &value);
+        }
     }
 
     /// Makes the children, links them between the ghost pads and gives them the settings. A

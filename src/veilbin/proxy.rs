@@ -234,6 +234,22 @@ pub const PROXIED: &[Proxied] = &[
     },
 ];
 
+/// What a bin property sets on the children besides [`PROXIED`]'s: `redact=unmatched` has
+/// `veilembed` verify identified faces on every frame they are detected (`verify-identified`), so
+/// that the redactor can spare a listed person there and nowhere else. Not for `matched`: there a
+/// fresh descriptor that misses (a listed person turning away) would drop the identity and leave
+/// the face unredacted, while an unverified identity is redacted anyway.
+pub fn implied(name: &str, v: &Setting) -> Vec<(Child, &'static str, glib::Value)> {
+    match (name, v) {
+        ("redact", Setting::Whose(w)) => vec![(
+            Embed,
+            "verify-identified",
+            (*w == Whose::Unmatched).to_value(),
+        )],
+        _ => Vec::new(),
+    }
+}
+
 /// The bin's specs, in the order of [`PROXIED`]. From the children's classes, not instances: this
 /// runs in class_init, possibly inside the registry scanner, where making elements is not possible.
 pub fn specs() -> &'static [glib::ParamSpec] {
@@ -428,6 +444,28 @@ mod tests {
         assert_eq!(interval.default_value().get::<u32>(), Ok(0));
         let redact = &specs()[index("redact").unwrap()];
         assert_eq!(redact.default_value().get::<Whose>(), Ok(Whose::None));
+    }
+
+    #[test]
+    fn redact_unmatched_and_only_it_verifies_identities() {
+        init();
+        let verify = |w| {
+            let v = implied("redact", &Setting::Whose(w));
+            assert!(
+                v.iter()
+                    .all(|(c, p, _)| (*c, *p) == (Embed, "verify-identified"))
+            );
+            assert_eq!(
+                child_spec(Embed, "verify-identified").value_type(),
+                bool::static_type()
+            );
+            v.iter().any(|(_, _, x)| x.get::<bool>() == Ok(true))
+        };
+        assert!(verify(Whose::Unmatched));
+        for w in [Whose::None, Whose::All, Whose::Matched] {
+            assert!(!verify(w), "{w:?}");
+        }
+        assert!(implied("redact-method", &Setting::Method(Method::Blur)).is_empty());
     }
 
     #[test]

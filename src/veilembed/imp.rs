@@ -29,6 +29,7 @@ const DEFAULT_REEMBED_INTERVAL: u32 = 10;
 const DEFAULT_MIN_EYE_DISTANCE: u32 = 16;
 const DEFAULT_MIN_QUALITY: f32 = 0.15;
 const DEFAULT_MAX_BATCH: u32 = 8;
+const DEFAULT_VERIFY_IDENTIFIED: bool = false;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -38,6 +39,7 @@ pub struct Settings {
     min_eye_distance: u32,
     min_quality: f32,
     max_batch: u32,
+    verify_identified: bool,
 }
 
 impl Default for Settings {
@@ -49,6 +51,7 @@ impl Default for Settings {
             min_eye_distance: DEFAULT_MIN_EYE_DISTANCE,
             min_quality: DEFAULT_MIN_QUALITY,
             max_batch: DEFAULT_MAX_BATCH,
+            verify_identified: DEFAULT_VERIFY_IDENTIFIED,
         }
     }
 }
@@ -60,6 +63,7 @@ crate::props::settings_properties!(Settings {
     "min-eye-distance" => min_eye_distance,
     "min-quality" => min_quality,
     "max-batch" => max_batch,
+    "verify-identified" => verify_identified,
 });
 
 impl Settings {
@@ -163,6 +167,16 @@ impl ObjectImpl for VeilEmbed {
                     .default_value(DEFAULT_MAX_BATCH)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecBoolean::builder("verify-identified")
+                    .nick("Verify identified")
+                    .blurb(
+                        "Every detected face whose track veilmatch has identified gets a fresh \
+                         descriptor on every frame, so that veilredact mode=unmatched can spare it \
+                         (veilbin redact=unmatched sets it)",
+                    )
+                    .default_value(DEFAULT_VERIFY_IDENTIFIED)
+                    .mutable_playing()
+                    .build(),
                 crate::props::stats(
                     "frames, faces, descriptors (computed), inferences \
                          (batched model runs), reused (descriptors carried from the track), gated \
@@ -232,7 +246,7 @@ impl element::Filter for VeilEmbed {
     }
 
     fn process(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let gates = self.base.live(Settings::gates);
+        let (gates, verify) = self.base.live(|s| (s.gates(), s.verify_identified));
         let Some(_) = meta::frame_info(buf) else {
             let warn = self.base.with_state(|state| {
                 state.frames += 1;
@@ -248,6 +262,12 @@ impl element::Filter for VeilEmbed {
             return Ok(gst::FlowSuccess::Ok);
         };
         let faces = meta::faces(buf);
+        // The tracks veilmatch has identified up to the frame before (none without a veilmatch).
+        let identified = if verify && !faces.is_empty() {
+            self.identified_tracks()
+        } else {
+            Vec::new()
+        };
         let (model_id, out) = self.base.with_frame_state(|state, input| {
             let frame_no = state.frames;
             state.frames += 1;
@@ -257,6 +277,7 @@ impl element::Filter for VeilEmbed {
                     track: f.track_id,
                     landmarks: &f.landmarks,
                     detected: f.detected,
+                    verify: identified.contains(&f.track_id),
                 })
                 .collect();
             let embedder = &mut state.embedder;
@@ -290,6 +311,22 @@ impl element::Filter for VeilEmbed {
             meta::set_embedding(buf, f.index, &e);
         }
         Ok(gst::FlowSuccess::Ok)
+    }
+}
+
+impl VeilEmbed {
+    /// Asks downstream which tracks carry an identity (answered by a `veilmatch`).
+    fn identified_tracks(&self) -> Vec<u64> {
+        let mut q = meta::identified_query();
+        let answered = self
+            .obj()
+            .static_pad("src")
+            .is_some_and(|pad| pad.peer_query(&mut q));
+        if answered {
+            meta::identified_tracks(&q)
+        } else {
+            Vec::new()
+        }
     }
 }
 

@@ -305,6 +305,28 @@ impl ObjectImpl for VeilMatch {
         SIGNALS.as_ref()
     }
 
+    fn constructed(&self) {
+        self.parent_constructed();
+        // Answers veilembed's query for the tracks that carry an identity (meta::IDENTIFIED_QUERY),
+        // so that it verifies them on every frame they are detected.
+        let weak = self.obj().downgrade();
+        if let Some(pad) = self.obj().static_pad("sink") {
+            pad.add_probe(gst::PadProbeType::QUERY_DOWNSTREAM, move |_, info| {
+                let Some(q) = info.query_mut().filter(|q| meta::is_identified_query(q)) else {
+                    return gst::PadProbeReturn::Ok;
+                };
+                let Some(tracks) = weak
+                    .upgrade()
+                    .and_then(|o| o.imp().base.peek(|st| st.map(|s| s.matcher.identified())))
+                else {
+                    return gst::PadProbeReturn::Ok;
+                };
+                meta::answer_identified(q, &tracks);
+                gst::PadProbeReturn::Handled
+            });
+        }
+    }
+
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         self.base.set_property(self, *CAT, value, pspec);
     }
@@ -460,11 +482,12 @@ impl element::Filter for VeilMatch {
                 return Err(element::fail(self, e));
             }
         };
-        for (i, m) in tags {
+        for (i, t) in tags {
             let tag = IdentityTag {
-                label: m.label,
-                identity_id: m.identity_id,
-                score: m.score,
+                label: t.identity.label,
+                identity_id: t.identity.identity_id,
+                score: t.identity.score,
+                verified: t.verified,
             };
             meta::set_identity(buf, faces[i].index, &tag);
         }

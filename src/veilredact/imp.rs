@@ -166,7 +166,8 @@ impl ObjectImpl for VeilRedact {
                     .nick("Mode")
                     .blurb(
                         "Whose faces are redacted: all, unmatched (everyone veilmatch has not \
-                         identified), matched, or none (the video passes through untouched)",
+                         identified on this frame's detection: see veilembed verify-identified), \
+                         matched, or none (the video passes through untouched)",
                     )
                     .mutable_playing()
                     .build(),
@@ -318,7 +319,11 @@ impl element::Filter for VeilRedact {
             let (w, h) = (input.info.width() as usize, input.info.height() as usize);
             let mut boxes = Vec::with_capacity(faces.len());
             for f in &faces {
-                if redact::redacts(whose, f.identity.is_some(), f.detected) {
+                let known = redact::Known::of(
+                    f.identity.is_some(),
+                    f.identity.as_ref().is_some_and(|i| i.verified),
+                );
+                if redact::redacts(whose, known, f.detected) {
                     state.held.insert(
                         f.track_id,
                         Held {
