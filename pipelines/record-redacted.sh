@@ -20,6 +20,13 @@ esac
 # The recording is the redacted video itself, so the analysis is in its path: on a live source the
 # detector skips frames it is late for (the tracker's boxes are redacted meanwhile) instead of
 # holding the video back.
+# unmatched: a listed person is spared only on a frame where the detector found them and a
+# descriptor of that very face confirmed who they are (a box carried between detector runs may
+# have drifted onto, or been taken over by, a bystander). The detector runs on every frame
+# (interval=1) so that they are shown throughout; frames a live camera cannot analyse in time are
+# still covered (docs/PRIVACY.md).
+interval=0
+[ "$mode" = unmatched ] && interval=1
 exec gst-launch-1.0 -m -e "${input[@]}" ! decodebin \
-  ! veilbin watchlist="$list" camera-id=record redact="$mode" \
+  ! veilbin watchlist="$list" camera-id=record redact="$mode" interval="$interval" \
   ! videoconvert ! x264enc tune=zerolatency ! mp4mux ! filesink location="$out"

@@ -66,11 +66,14 @@ pub enum Whose {
     #[enum_value(name = "Every face", nick = "all")]
     All = 0,
     #[enum_value(
-        name = "Every face veilmatch has not identified (everyone not on the list)",
+        name = "Every face but those found on this frame and confirmed as someone on the list by their own descriptor",
         nick = "unmatched"
     )]
     Unmatched = 1,
-    #[enum_value(name = "Only faces veilmatch identified", nick = "matched")]
+    #[enum_value(
+        name = "Every face whose track carries an identity, confirmed or not",
+        nick = "matched"
+    )]
     Matched = 2,
 }
 
