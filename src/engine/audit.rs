@@ -69,8 +69,8 @@ pub struct Entry {
     pub time: String,
     /// The user (CLI) or `camera:<camera-id>` (the veilmatch element).
     pub actor: String,
-    /// init, enroll, remove, rekey, purge-expired, identify, anchor, new-audit-log, new-segment,
-    /// match.
+    /// The CLI's init, enroll, remove, rekey, purge-expired, restore, identify (before the search)
+    /// and identify-end (after it), anchor, new-audit-log; the element's new-segment and match.
     pub action: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
