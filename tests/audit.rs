@@ -499,7 +499,7 @@ fn identify_of_many_files_is_one_short_entry() {
     let detail = start["detail"].as_str().unwrap();
     assert!(detail.len() <= 2200, "{} bytes", detail.len());
     let shown = detail.matches("camera-recording-of").count();
-    assert!(shown >= 1 && shown < 2000, "{detail}");
+    assert!((1..2000).contains(&shown), "{detail}");
     assert!(
         detail.starts_with(&format!("2000 file(s): {}, ", files[0]))
             && detail.ends_with(&format!(", … and {} more", 2000 - shown)),
