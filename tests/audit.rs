@@ -10,7 +10,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{cli, cli_ok, obama_list, photo, require_runtime, scratch};
+use common::{cli, cli_ok, generation, obama_list, photo, require_runtime, scratch};
 
 /// A pipeline process (gst-launch-1.0) that sees obama2 for `frames` frames and appends its match
 /// to `audit`.
@@ -304,14 +304,6 @@ fn identify_is_audited_with_the_people_it_found() {
     let d = scratch("audit-identify");
     let list = obama_list(&d);
     let audit = d.join("w.fvl.audit");
-    let generation = |l: &Path| {
-        let v = cli_ok(l, &["verify"]);
-        v.split("generation ").nth(1).map(|s| {
-            s.chars()
-                .take_while(char::is_ascii_digit)
-                .collect::<String>()
-        })
-    };
     let g0 = generation(&list);
     let obama2 = photo("obama2.jpg");
     let biden = photo("biden.jpg");
@@ -324,13 +316,23 @@ fn identify_is_audited_with_the_people_it_found() {
         ],
     );
     assert!(out.contains("→ match"), "{out}");
-    let last = entries(&audit).pop().unwrap();
-    assert_eq!(last["action"], "identify");
-    let detail = last["detail"].as_str().unwrap();
-    assert!(
-        detail.contains(&format!("{}, {}", obama2.display(), biden.display()))
-            && detail.contains("2 frame(s), 1 matched face(s); matched: obama"),
-        "{detail}"
+    // Two entries: the files searched, before the search; what was found, after it.
+    let mut e = entries(&audit);
+    let (end, start) = (e.pop().unwrap(), e.pop().unwrap());
+    assert_eq!(start["action"], "identify");
+    let files = start["detail"].as_str().unwrap();
+    assert_eq!(
+        files,
+        format!("2 file(s): {}, {}", obama2.display(), biden.display())
+    );
+    assert_eq!(end["action"], "identify-end");
+    let detail = end["detail"].as_str().unwrap();
+    assert_eq!(
+        detail,
+        format!(
+            "of entry {}: 2 frame(s), 1 matched face(s); matched: obama",
+            start["seq"]
+        )
     );
     // Only listed people: biden.jpg's face is named by its file, never as a label.
     assert!(!detail.contains("matched: obama, "), "{detail}");
@@ -392,6 +394,118 @@ fn identify_is_audited_with_the_people_it_found() {
     let (code, out) = cli(&list, &["identify", obama2.to_str().unwrap()]);
     assert_eq!(code, 11, "{out}");
     assert!(!out.contains("→"), "it searched: {out}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// A run that is killed while it searches has already left its entry (the files), and the list
+/// records it; a run that stops on an unreadable file says so, with what it found before.
+#[test]
+fn identify_is_recorded_before_it_searches() {
+    require_runtime();
+    let d = scratch("audit-identify-first");
+    let list = obama_list(&d);
+    let audit = d.join("w.fvl.audit");
+    let obama2 = photo("obama2.jpg");
+    let before = entries(&audit).len();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_faceveil"))
+        .arg("--list")
+        .arg(&list)
+        .arg("identify")
+        .args(std::iter::repeat_n(&obama2, 40))
+        .env_remove("FACEVEIL_KEY")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while entries(&audit).len() == before
+        && child.try_wait().unwrap().is_none()
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let new = entries(&audit).split_off(before);
+    assert_eq!(new.len(), 1, "{new:?}");
+    assert_eq!(new[0]["action"], "identify");
+    let detail = new[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("40 file(s): ") && detail.contains(&obama2.display().to_string()),
+        "{detail}"
+    );
+    assert!(
+        !detail.contains("frame(s)"),
+        "written after the search: {detail}"
+    );
+    // The list recorded it: the log verifies, and the next run continues from it.
+    assert!(cli_ok(&list, &["audit", "verify"]).contains("an unbroken chain"));
+
+    let missing = d.join("no-such-recording.mp4");
+    let (code, out) = cli(
+        &list,
+        &[
+            "identify",
+            obama2.to_str().unwrap(),
+            missing.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 8, "{out}");
+    let mut e = entries(&audit);
+    let (end, start) = (e.pop().unwrap(), e.pop().unwrap());
+    assert_eq!(start["action"], "identify");
+    assert_eq!(
+        start["detail"],
+        format!("2 file(s): {}, {}", obama2.display(), missing.display())
+    );
+    assert_eq!(end["action"], "identify-end");
+    let detail = end["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with(&format!(
+            "of entry {}: 1 frame(s), 1 matched face(s); matched: obama; stopped: ",
+            start["seq"]
+        )) && detail.contains("no-such-recording.mp4"),
+        "{detail}"
+    );
+    assert!(cli_ok(&list, &["audit", "verify"]).contains("an unbroken chain"));
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// Thousands of files make one entry of bounded length (the first names, then how many more), which
+/// `audit verify` reads like any other.
+#[test]
+fn identify_of_many_files_is_one_short_entry() {
+    require_runtime();
+    let d = scratch("audit-identify-many");
+    let list = obama_list(&d);
+    let audit = d.join("w.fvl.audit");
+    let files: Vec<String> = (0..2000)
+        .map(|i| {
+            d.join(format!("camera-recording-of-the-front-door-{i:05}.mp4"))
+                .display()
+                .to_string()
+        })
+        .collect();
+    let mut args = vec!["identify"];
+    args.extend(files.iter().map(String::as_str));
+    let (code, out) = cli(&list, &args);
+    assert_eq!(code, 8, "{out}");
+    let e = entries(&audit);
+    let start = e
+        .iter()
+        .rev()
+        .find(|e| e["action"] == "identify")
+        .expect("no identify entry");
+    let detail = start["detail"].as_str().unwrap();
+    assert!(detail.len() <= 2200, "{} bytes", detail.len());
+    let shown = detail.matches("camera-recording-of").count();
+    assert!((1..2000).contains(&shown), "{detail}");
+    assert!(
+        detail.starts_with(&format!("2000 file(s): {}, ", files[0]))
+            && detail.ends_with(&format!(", … and {} more", 2000 - shown)),
+        "{detail}"
+    );
+    assert!(cli_ok(&list, &["audit", "verify"]).contains("an unbroken chain"));
     std::fs::remove_dir_all(&d).unwrap();
 }
 

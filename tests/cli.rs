@@ -6,7 +6,7 @@ mod common;
 
 use std::process::{Command, Stdio};
 
-use common::{cli, cli_ok, photo, require_runtime, scratch};
+use common::{cli, cli_ok, generation, photo, require_runtime, scratch};
 
 /// `list --json`'s line for `label`.
 fn entry(list: &std::path::Path, label: &str) -> serde_json::Value {
@@ -143,4 +143,99 @@ fn a_closed_pipe_is_no_panic() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_ne!(out.status.code(), Some(101), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// The generation a matcher on this machine used for `list`, as the service's state directory
+/// `state` records it.
+fn record_in_state(state: &std::path::Path, list: &std::path::Path, used: u64) {
+    use gstfaceveil::engine::watchlist::reload::floor::Floor;
+    std::fs::create_dir_all(state).unwrap();
+    Floor::new(state, list).unwrap().set(used).unwrap();
+}
+
+/// `init --force` over a list writes a generation above the old list's (and above the one the
+/// state directory records), so that a running matcher takes the new list instead of refusing it
+/// as an older copy; so does `init` after the list was deleted.
+#[test]
+fn init_over_a_list_is_a_newer_generation() {
+    require_runtime();
+    let d = scratch("cli-init-force");
+    let list = d.join("w.fvl");
+    cli_ok(&list, &["init"]);
+    let photo = photo("obama.jpg");
+    cli_ok(
+        &list,
+        &["enroll", "--label", "obama", photo.to_str().unwrap()],
+    );
+    cli_ok(&list, &["rekey"]);
+    let used = generation(&list);
+    assert!(used >= 3, "{used}");
+    cli_ok(&list, &["init", "--force"]);
+    assert_eq!(generation(&list), used + 1);
+    assert!(cli_ok(&list, &["list"]).starts_with("0 identities"));
+
+    // The key is lost (the usual reason to start over): the state directory still knows.
+    let state = d.join("state");
+    record_in_state(&state, &list, 40);
+    std::fs::remove_file(d.join("w.fvl.key")).unwrap();
+    let text = cli_ok(
+        &list,
+        &["init", "--force", "--state-dir", state.to_str().unwrap()],
+    );
+    assert!(text.contains("does not open"), "{text}");
+    assert_eq!(generation(&list), 41);
+
+    // The list deleted, then made again: above what the state directory records.
+    std::fs::remove_file(&list).unwrap();
+    std::fs::remove_file(d.join("w.fvl.key")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_faceveil"))
+        .arg("--list")
+        .arg(&list)
+        .arg("init")
+        .env("FACEVEIL_STATE_DIR", &state)
+        .env_remove("FACEVEIL_KEY")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(generation(&list), 41);
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// `restore` goes above the generation the state directory records: the one given, or the one
+/// FACEVEIL_STATE_DIR names (else the service's, /var/lib/faceveil/state, when it exists).
+#[test]
+fn restore_goes_above_the_state_directory() {
+    require_runtime();
+    let d = scratch("cli-restore-state");
+    let list = d.join("w.fvl");
+    cli_ok(&list, &["init"]);
+    let backup = d.join("backup.fvl");
+    std::fs::copy(&list, &backup).unwrap();
+    let state = d.join("state");
+    record_in_state(&state, &list, 20);
+    let text = cli_ok(
+        &list,
+        &[
+            "restore",
+            backup.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ],
+    );
+    assert!(text.contains("as generation 21"), "{text}");
+    record_in_state(&state, &list, 30);
+    let out = Command::new(env!("CARGO_BIN_EXE_faceveil"))
+        .arg("--list")
+        .arg(&list)
+        .arg("restore")
+        .arg(&backup)
+        .env("FACEVEIL_STATE_DIR", &state)
+        .env_remove("FACEVEIL_KEY")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(text.contains("as generation 31"), "{text}");
+    assert_eq!(generation(&list), 31);
+    std::fs::remove_dir_all(&d).unwrap();
 }

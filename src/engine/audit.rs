@@ -69,8 +69,8 @@ pub struct Entry {
     pub time: String,
     /// The user (CLI) or `camera:<camera-id>` (the veilmatch element).
     pub actor: String,
-    /// init, enroll, remove, rekey, purge-expired, identify, anchor, new-audit-log, new-segment,
-    /// match.
+    /// The CLI's init, enroll, remove, rekey, purge-expired, restore, identify (before the search)
+    /// and identify-end (after it), anchor, new-audit-log; the element's new-segment and match.
     pub action: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
@@ -210,6 +210,40 @@ pub fn unhex(s: &str) -> Option<[u8; 32]> {
         *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
     }
     Some(out)
+}
+
+/// About how many bytes of names an entry's detail holds (see [`capped_list`]): a few dozen
+/// paths.
+pub const NAMES_BUDGET: usize = 2048;
+
+/// `items` joined with ", ", as many as fit in about `budget` bytes (at least the first, cut short
+/// if it alone is longer), then how many were left out: `a, b, … and 3 more`. An entry that names
+/// thousands of files stays a short line, far under [`MAX_LINE`].
+pub fn capped_list<S: AsRef<str>>(items: &[S], budget: usize) -> String {
+    let mut out = String::new();
+    let mut shown = 0;
+    for item in items.iter().map(AsRef::as_ref) {
+        let sep = if shown == 0 { "" } else { ", " };
+        if out.len() + sep.len() + item.len() > budget {
+            if shown == 0 {
+                let mut end = budget.min(item.len());
+                while !item.is_char_boundary(end) {
+                    end -= 1;
+                }
+                out.push_str(&item[..end]);
+                out.push('…');
+                shown = 1;
+            }
+            break;
+        }
+        out.push_str(sep);
+        out.push_str(item);
+        shown += 1;
+    }
+    if shown < items.len() {
+        out.push_str(&format!(", … and {} more", items.len() - shown));
+    }
+    out
 }
 
 /// SHA-256 of a line (without its newline).
@@ -442,6 +476,18 @@ fn write_after(
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
+        // What verify could not read back is not written (nothing is, of these events).
+        if line.len() > MAX_LINE {
+            return Err(AuditError::Io {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "a {} entry of {} bytes, longer than an entry may be ({MAX_LINE}); nothing \
+                     written",
+                    entry.action,
+                    line.len()
+                ),
+            });
+        }
         head = Head {
             seq: entry.seq,
             hash: line_hash(&line),

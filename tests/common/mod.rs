@@ -315,6 +315,21 @@ pub fn cli_ok(list: &std::path::Path, args: &[&str]) -> String {
     text
 }
 
+/// The generation `faceveil verify` reports for `list`.
+pub fn generation(list: &std::path::Path) -> u64 {
+    let v = cli_ok(list, &["verify"]);
+    v.split("generation ")
+        .nth(1)
+        .and_then(|s| {
+            s.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no generation in {v}"))
+}
+
 /// `<dir>/w.fvl`, a new list with obama enrolled from obama.jpg.
 pub fn obama_list(dir: &std::path::Path) -> PathBuf {
     let list = dir.join("w.fvl");

@@ -1,14 +1,17 @@
 // SPDX-License-Identifier: MIT
 //! `faceveil identify`: for each face of photos or videos, the best identity on the list and the
 //! decision the element would take. Each run is audited (it searches footage against the whole
-//! list): one `identify` entry with the files, the numbers of frames and of matched faces and the
-//! labels that matched, recorded like a change, so a user who cannot write the list and its audit
-//! log is refused before anything is searched.
+//! list), recorded like a change, so a user who cannot write the list and its audit log is refused
+//! before anything is searched: an `identify` entry with the files before the search (a run killed
+//! mid-search leaves it), an `identify-end` entry after it with the numbers of frames and of matched
+//! faces and the labels that matched (and why it stopped, when a file could not be read).
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use clap::Args;
 use gstfaceveil::engine::audit;
+use gstfaceveil::engine::cosine::Similarity;
 use gstfaceveil::engine::matcher::{self, Decision, decide};
 use gstfaceveil::engine::watchlist::index::Index;
 use gstfaceveil::engine::watchlist::now;
@@ -79,17 +82,74 @@ pub(crate) fn cmd_identify(g: &Global, a: IdentifyArgs) -> Result<(), Fail> {
     can_write_list(g)?;
     let (list, _, spec) = open_for_model(g)?;
     can_record(g, &list)?;
-    let (mut frames, mut matched, mut labels) = (0u64, 0u64, std::collections::BTreeSet::new());
     let (sim, colour, gray) = metric(&spec)?;
     // 0 means the calibrated threshold, as for the element.
-    let (colour, gray) = (
+    let thresholds = (
         matcher::threshold(a.threshold.unwrap_or(0.0), colour),
         matcher::threshold(a.grayscale_threshold.unwrap_or(0.0), gray),
     );
     let index = Index::build(&list, &sim, now());
+    // Recorded before anything is searched: a run killed or crashed mid-search leaves this entry.
+    let files: Vec<String> = a.files.iter().map(|f| f.display().to_string()).collect();
+    let detail = format!(
+        "{} file(s): {}",
+        files.len(),
+        audit::capped_list(&files, audit::NAMES_BUDGET)
+    );
+    let opened = record_locked(g, |_| vec![event("identify", None, Some(detail))])?;
+    let mut found = Found::default();
+    let searched = search(g, &a, &index, &sim, thresholds, &mut found);
+    let labels: Vec<String> = found.labels.into_iter().collect();
+    let mut detail = format!(
+        "of entry {}: {} frame(s), {} matched face(s)",
+        opened.map_or(0, |h| h.seq),
+        found.frames,
+        found.matched
+    );
+    if !labels.is_empty() {
+        detail += &format!(
+            "; matched: {}",
+            audit::capped_list(&labels, audit::NAMES_BUDGET)
+        );
+    }
+    if let Err(Fail(_, why)) = &searched {
+        detail += &format!("; stopped: {}", audit::capped_list(&[why], STOPPED_BUDGET));
+    }
+    let closed = record_locked(g, |_| vec![event("identify-end", None, Some(detail))]);
+    match (searched, closed) {
+        (Err(e), Err(Fail(_, why))) => {
+            eprintln!("faceveil: warning: the end of the run was not recorded: {why}");
+            Err(e)
+        }
+        (Err(e), Ok(_)) => Err(e),
+        (Ok(()), closed) => closed.map(|_| ()),
+    }
+}
+
+/// The bytes of an error an `identify-end` entry holds.
+const STOPPED_BUDGET: usize = 512;
+
+/// What a run found, for its `identify-end` entry: frames, matched faces, the labels matched.
+#[derive(Default)]
+struct Found {
+    frames: u64,
+    matched: u64,
+    labels: BTreeSet<String>,
+}
+
+/// Searches every face of `a.files` in `index` and prints each (as JSON with --json), counting in
+/// `found` as it goes (a file that cannot be read stops the search, the counts so far kept).
+fn search(
+    g: &Global,
+    a: &IdentifyArgs,
+    index: &Index,
+    sim: &Similarity,
+    (colour, gray): (f32, f32),
+    found: &mut Found,
+) -> Result<(), Fail> {
     for path in &a.files {
         for faces in read_faces(path, g.model.as_deref())? {
-            frames += 1;
+            found.frames += 1;
             for (i, f) in faces.iter().enumerate() {
                 let threshold = if f.grayscale { gray } else { colour };
                 let hit = f
@@ -107,8 +167,8 @@ pub(crate) fn cmd_identify(g: &Global, a: IdentifyArgs) -> Result<(), Fail> {
                 };
                 let best = hit.as_ref().map(|h| &index.entries()[h.identity]);
                 if let (Some(e), "match") = (best, decision) {
-                    matched += 1;
-                    labels.insert(e.label.clone());
+                    found.matched += 1;
+                    found.labels.insert(e.label.clone());
                 }
                 if a.json {
                     let v = serde_json::json!({
@@ -144,16 +204,5 @@ pub(crate) fn cmd_identify(g: &Global, a: IdentifyArgs) -> Result<(), Fail> {
             }
         }
     }
-    let files: Vec<String> = a.files.iter().map(|f| f.display().to_string()).collect();
-    let labels: Vec<String> = labels.into_iter().collect();
-    let detail = format!(
-        "{}: {frames} frame(s), {matched} matched face(s){}",
-        files.join(", "),
-        if labels.is_empty() {
-            String::new()
-        } else {
-            format!("; matched: {}", labels.join(", "))
-        }
-    );
-    record_locked(g, |_| vec![event("identify", None, Some(detail))])
+    Ok(())
 }

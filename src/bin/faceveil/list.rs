@@ -11,6 +11,7 @@ use gstfaceveil::engine::watchlist::store::{Lock, load, save, update, write_pend
 use gstfaceveil::engine::watchlist::{Watchlist, now};
 
 use crate::Global;
+use crate::restore::{StateDirArg, generation_in_use};
 use crate::shared::{
     Fail, embedder, event, fmt_time, key_file, new_passphrase, open_for_model, record, secret, wait,
 };
@@ -19,6 +20,7 @@ pub(crate) fn cmd_init(
     g: &Global,
     force: bool,
     default_expiry: Option<String>,
+    state_dir: &StateDirArg,
 ) -> Result<(), Fail> {
     let (_, model) = embedder(g)?;
     let default_expiry = default_expiry
@@ -35,6 +37,16 @@ pub(crate) fn cmd_init(
             format!("{} exists; use --force to replace it", list.display()),
         ));
     }
+    // Above the list it replaces (or the one the state directory records, for a list that was
+    // deleted): a running matcher refuses a lower generation as an older copy.
+    new_list.generation = generation_in_use(
+        &lock,
+        || match g.plaintext {
+            true => Ok(Secret::Plaintext),
+            false => secret(g),
+        },
+        state_dir,
+    )?;
     if !g.plaintext && g.passphrase_env.is_none() {
         // Before the audit line: a key directory that cannot be written to is refused first.
         sweep_pending_keys(&lock, &key_file(g))?;
@@ -80,7 +92,11 @@ pub(crate) fn cmd_init(
             kf.display()
         );
     }
-    println!("created {} for model {model}", g.list.display());
+    println!(
+        "created {} for model {model} (generation {})",
+        g.list.display(),
+        new_list.generation
+    );
     Ok(())
 }
 

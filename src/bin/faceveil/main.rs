@@ -28,6 +28,7 @@ use clap::{Args, Parser, Subcommand};
 use audit::AuditCommand;
 use enroll::EnrollArgs;
 use identify::IdentifyArgs;
+use restore::StateDirArg;
 use shared::Fail;
 
 #[derive(Parser)]
@@ -82,7 +83,8 @@ struct Global {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create a new, empty watch list and its key file (mode 0600)
+    /// Create a new, empty watch list and its key file (mode 0600). Over a list (--force), or
+    /// after one was deleted, it is a generation above the old one, which running matchers take
     Init {
         /// Replace an existing list (and key file)
         #[arg(long)]
@@ -91,6 +93,8 @@ enum Command {
         /// enrolment (e.g. 90d, 12w)
         #[arg(long, value_name = "DURATION")]
         default_expiry: Option<String>,
+        #[command(flatten)]
+        state_dir: StateDirArg,
     },
     /// Add a person from photos or videos (any format decodebin reads)
     Enroll(EnrollArgs),
@@ -133,10 +137,8 @@ enum Command {
     Restore {
         /// The backup (a copy of the list, under the key in use)
         backup: PathBuf,
-        /// The service's state directory (e.g. /var/lib/faceveil/state): also above the
-        /// generation it has used
-        #[arg(long, value_name = "DIR")]
-        state_dir: Option<PathBuf>,
+        #[command(flatten)]
+        state_dir: StateDirArg,
     },
     /// The audit log: check its chain, or show it
     #[command(subcommand)]
@@ -152,7 +154,8 @@ fn run(cli: Cli) -> Result<(), Fail> {
         Command::Init {
             force,
             default_expiry,
-        } => list::cmd_init(g, force, default_expiry),
+            state_dir,
+        } => list::cmd_init(g, force, default_expiry, &state_dir),
         Command::Enroll(a) => enroll::cmd_enroll(g, a),
         Command::Identify(a) => identify::cmd_identify(g, a),
         Command::List { json } => list::cmd_list(g, json),
@@ -165,9 +168,7 @@ fn run(cli: Cli) -> Result<(), Fail> {
         Command::Verify => list::cmd_verify(g),
         Command::Rekey { new_passphrase_env } => list::cmd_rekey(g, new_passphrase_env),
         Command::PurgeExpired => list::cmd_purge_expired(g),
-        Command::Restore { backup, state_dir } => {
-            restore::cmd_restore(g, &backup, state_dir.as_deref())
-        }
+        Command::Restore { backup, state_dir } => restore::cmd_restore(g, &backup, &state_dir),
         Command::Audit(a) => audit::cmd_audit(g, a),
         Command::Completions { shell } => {
             use clap::CommandFactory;

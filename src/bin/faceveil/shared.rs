@@ -152,18 +152,18 @@ pub(crate) fn record(
 
 /// Under the list's lock: loads the list, appends the events `what` makes of it to the audit log
 /// and writes the list with its new head (for commands that change nothing else: identify, audit
-/// anchor).
+/// anchor). Returns that head.
 pub(crate) fn record_locked(
     g: &Global,
     what: impl FnOnce(&Watchlist) -> Vec<audit::Event>,
-) -> Result<(), Fail> {
+) -> Result<Option<audit::Head>, Fail> {
     let lock = Lock::acquire(&g.list, &wait(g))?;
     let s = secret(g)?;
     let mut list = load(lock.list(), &s)?;
     let events = what(&list);
     record(g, &mut list, &events)?;
     save(lock.list(), &mut list, &s)?;
-    Ok(())
+    Ok(list.audit)
 }
 
 fn passphrase(var: &str) -> Result<String, Fail> {

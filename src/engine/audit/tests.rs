@@ -346,3 +346,44 @@ fn verify_streams_bounded_lines_and_refuses_a_fifo() {
         Err(AuditError::NotAFile { .. })
     ));
 }
+
+#[test]
+fn an_entry_longer_than_verify_reads_is_not_written() {
+    let (p, head) = log_of(2);
+    let before = std::fs::read(&p).unwrap();
+    let mut big = ev("identify", None);
+    big.detail = Some("x".repeat(MAX_LINE));
+    let r = append_after(&p, Some(head), "test", &[ev("identify", None), big], 0);
+    assert!(
+        matches!(&r, Err(AuditError::Io { reason, .. }) if reason.contains("longer than")),
+        "{r:?}"
+    );
+    assert_eq!(std::fs::read(&p).unwrap(), before, "part of it was written");
+    let mut small = ev("identify", None);
+    small.detail = Some("x".repeat(MAX_LINE - 400));
+    append_after(&p, Some(head), "test", &[small], 0).unwrap();
+    assert!(checked(&p, None).0.problems.is_empty());
+}
+
+#[test]
+fn a_capped_list_names_the_first_and_counts_the_rest() {
+    let few = ["a.mp4", "b.mp4"];
+    assert_eq!(capped_list(&few, 100), "a.mp4, b.mp4");
+    let many: Vec<String> = (0..1000)
+        .map(|i| format!("/videos/cam-{i:04}.mp4"))
+        .collect();
+    let s = capped_list(&many, NAMES_BUDGET);
+    let shown = s.matches("/videos/").count();
+    assert!((11..1000).contains(&shown), "{s}");
+    assert!(s.len() <= NAMES_BUDGET + 32, "{} bytes", s.len());
+    assert!(s.starts_with("/videos/cam-0000.mp4, /videos/cam-0001.mp4, "));
+    assert!(
+        s.ends_with(&format!(", … and {} more", 1000 - shown)),
+        "{s}"
+    );
+    // One name longer than the budget: cut at a character boundary, never dropped.
+    let long = ["é".repeat(100), "b".into()];
+    let s = capped_list(&long, 51);
+    assert_eq!(s, format!("{}…, … and 1 more", "é".repeat(25)));
+    assert_eq!(capped_list::<&str>(&[], 10), "");
+}
