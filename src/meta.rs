@@ -405,29 +405,36 @@ pub fn add_face(buf: &mut gst::BufferRef, face: &Face) {
     }
 }
 
+/// A faceveil face ROI (the parts of faceveil's elements), not another producer's.
+fn is_ours(roi: &VideoRegionOfInterestMeta) -> bool {
+    roi.roi_type() == ROI_TYPE
+        && roi
+            .params()
+            .any(|p| [FACE_PARAMS, DESCRIPTOR_PARAMS, IDENTITY_PARAMS].contains(&p.name().as_str()))
+}
+
+/// The buffer has something [`strip_descriptors`] takes off (read only: the buffer need not be
+/// made writable for nothing).
+pub fn carries_descriptors(buf: &gst::BufferRef) -> bool {
+    buf.iter_meta::<VideoRegionOfInterestMeta>().any(|roi| {
+        is_ours(&roi) && (roi.param(DESCRIPTOR_PARAMS).is_some() || Face::from_roi(&roi).is_none())
+    })
+}
+
 /// Takes the embedder's part (descriptor, quality) off every faceveil face on the buffer, keeping
 /// what [`Face::stripped`] keeps; other ROIs are left alone. A face ROI whose parts cannot be read
 /// is taken off whole. Returns whether anything was taken off.
 pub fn strip_descriptors(buf: &mut gst::BufferRef) -> bool {
-    let ours = |roi: &VideoRegionOfInterestMeta| {
-        roi.roi_type() == ROI_TYPE
-            && roi.params().any(|p| {
-                [FACE_PARAMS, DESCRIPTOR_PARAMS, IDENTITY_PARAMS].contains(&p.name().as_str())
-            })
-    };
-    let strip = buf.iter_meta::<VideoRegionOfInterestMeta>().any(|roi| {
-        ours(&roi) && (roi.param(DESCRIPTOR_PARAMS).is_some() || Face::from_roi(&roi).is_none())
-    });
-    if !strip {
+    if !carries_descriptors(buf) {
         return false;
     }
     let kept: Vec<Face> = faces(buf).iter().map(Face::stripped).collect();
     // ROI params cannot be taken off one by one: the ROIs go, the stripped faces come back.
     buf.foreach_meta_mut(|mut m| {
-        let theirs = m
+        let ours = m
             .downcast_ref::<VideoRegionOfInterestMeta>()
-            .is_some_and(|roi| ours(roi));
-        ControlFlow::Continue(if theirs {
+            .is_some_and(|roi| is_ours(roi));
+        ControlFlow::Continue(if ours {
             BufferMetaForeachAction::Remove
         } else {
             BufferMetaForeachAction::Keep
