@@ -131,20 +131,16 @@ impl ObjectImpl for VeilBin {
 /// carries none is passed on as it is (not copied).
 fn strip(info: &mut gst::PadProbeInfo) {
     match &mut info.data {
-        Some(gst::PadProbeData::Buffer(buf)) => {
-            if meta::carries_descriptors(buf) {
-                meta::strip_descriptors(buf.make_mut());
-            }
+        Some(gst::PadProbeData::Buffer(buf)) if meta::carries_descriptors(buf) => {
+            meta::strip_descriptors(buf.make_mut());
         }
-        Some(gst::PadProbeData::BufferList(list)) => {
-            if list.iter().any(meta::carries_descriptors) {
-                list.make_mut().foreach_mut(|mut buf, _| {
-                    if meta::carries_descriptors(&buf) {
-                        meta::strip_descriptors(buf.make_mut());
-                    }
-                    ControlFlow::Continue(Some(buf))
-                });
-            }
+        Some(gst::PadProbeData::BufferList(list)) if list.iter().any(meta::carries_descriptors) => {
+            list.make_mut().foreach_mut(|mut buf, _| {
+                if meta::carries_descriptors(&buf) {
+                    meta::strip_descriptors(buf.make_mut());
+                }
+                ControlFlow::Continue(Some(buf))
+            });
         }
         _ => {}
     }
