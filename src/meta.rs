@@ -15,7 +15,12 @@
 //! - `faceveil-identity` (veilmatch): `label` (string), `identity-id` (string), `score` (gdouble),
 //!   `verified` (gboolean: this frame's fresh descriptor of the face is a hit for the identity;
 //!   absent: false), on faces whose track is matched to a watch-list identity.
+//!
+//! [`strip_descriptors`] takes the embedder's part off (what `veilbin` passes on by default).
 
+use std::ops::ControlFlow;
+
+use gst::buffer::BufferMetaForeachAction;
 use gst::meta::CustomMeta;
 use gst_video::VideoRegionOfInterestMeta;
 
@@ -337,6 +342,17 @@ impl Face {
             .build()
     }
 
+    /// What of this face leaves `veilbin` unless its `keep-descriptors` asks for more: the
+    /// detector's part (box, track id) and, on a face matched to the watch list, the identity;
+    /// not the embedder's (the descriptor, the quality). A face that did not match has no identity
+    /// to keep: `veilmatch` gives none, nor a score or a nearest label.
+    pub fn stripped(&self) -> Face {
+        Face {
+            embedding: None,
+            ..self.clone()
+        }
+    }
+
     /// Reads a face ROI; `None` for ROIs that are not faceveil faces.
     pub fn from_roi(roi: &VideoRegionOfInterestMeta) -> Option<Face> {
         if roi.roi_type() != ROI_TYPE {
@@ -375,11 +391,59 @@ pub fn clamp_rect(r: &Rect, frame_w: u32, frame_h: u32) -> Option<(u32, u32, u32
     (x1 > x0 && y1 > y0).then(|| (x0, y0, x1 - x0, y1 - y0))
 }
 
-/// Attaches a face ROI to a buffer.
+/// Attaches a face ROI to a buffer: the detector's part, and the embedder's and the matcher's
+/// where the face has them.
 pub fn add_face(buf: &mut gst::BufferRef, face: &Face) {
     let mut roi = VideoRegionOfInterestMeta::add(buf, ROI_TYPE, face.rect);
     roi.set_id(face.index as i32);
     roi.add_param(face.params());
+    if let Some(e) = &face.embedding {
+        roi.add_param(e.params());
+    }
+    if let Some(id) = &face.identity {
+        roi.add_param(id.params());
+    }
+}
+
+/// A faceveil face ROI (the parts of faceveil's elements), not another producer's.
+fn is_ours(roi: &VideoRegionOfInterestMeta) -> bool {
+    roi.roi_type() == ROI_TYPE
+        && roi
+            .params()
+            .any(|p| [FACE_PARAMS, DESCRIPTOR_PARAMS, IDENTITY_PARAMS].contains(&p.name().as_str()))
+}
+
+/// The buffer has something [`strip_descriptors`] takes off (read only: the buffer need not be
+/// made writable for nothing).
+pub fn carries_descriptors(buf: &gst::BufferRef) -> bool {
+    buf.iter_meta::<VideoRegionOfInterestMeta>().any(|roi| {
+        is_ours(&roi) && (roi.param(DESCRIPTOR_PARAMS).is_some() || Face::from_roi(&roi).is_none())
+    })
+}
+
+/// Takes the embedder's part (descriptor, quality) off every faceveil face on the buffer, keeping
+/// what [`Face::stripped`] keeps; other ROIs are left alone. A face ROI whose parts cannot be read
+/// is taken off whole. Returns whether anything was taken off.
+pub fn strip_descriptors(buf: &mut gst::BufferRef) -> bool {
+    if !carries_descriptors(buf) {
+        return false;
+    }
+    let kept: Vec<Face> = faces(buf).iter().map(Face::stripped).collect();
+    // ROI params cannot be taken off one by one: the ROIs go, the stripped faces come back.
+    buf.foreach_meta_mut(|mut m| {
+        let ours = m
+            .downcast_ref::<VideoRegionOfInterestMeta>()
+            .is_some_and(|roi| is_ours(roi));
+        ControlFlow::Continue(if ours {
+            BufferMetaForeachAction::Remove
+        } else {
+            BufferMetaForeachAction::Keep
+        })
+    });
+    for f in &kept {
+        add_face(buf, f);
+    }
+    true
 }
 
 /// Adds a param structure to the face ROI with this index; false if there is no such face.
@@ -512,6 +576,98 @@ mod tests {
         assert_eq!(identified_tracks(&q), [3, 9]);
         let other = gst::query::Custom::new(gst::Structure::new_empty("faceveil-cover"));
         assert!(!is_identified_query(&other));
+    }
+
+    /// Every param structure name of every ROI on `buf`, by ROI type.
+    fn params_of(buf: &gst::BufferRef) -> Vec<(String, Vec<String>)> {
+        buf.iter_meta::<VideoRegionOfInterestMeta>()
+            .map(|roi| {
+                (
+                    roi.roi_type().to_string(),
+                    roi.params().map(|p| p.name().to_string()).collect(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn stripping_keeps_boxes_tracks_and_the_matched_label_only() {
+        gst::init().unwrap();
+        let face = |index: u32, track_id: u64, x: u32| Face {
+            index,
+            track_id,
+            rect: (x, 10, 40, 50),
+            score: 0.9,
+            landmarks: vec![[1.0, 2.0]; 5],
+            detected: true,
+            embedding: Some(Embedding {
+                quality: 0.6,
+                model_id: "m:0123".into(),
+                vector: Some(vec![0.5; 4]),
+                fresh: true,
+                grayscale: false,
+            }),
+            identity: None,
+        };
+        let listed = Face {
+            identity: Some(IdentityTag {
+                label: "alice".into(),
+                identity_id: "id-a".into(),
+                score: 0.8,
+                verified: true,
+            }),
+            ..face(0, 3, 0)
+        };
+        let bystander = face(1, 4, 100);
+        let mut buf = gst::Buffer::new();
+        {
+            let b = buf.get_mut().unwrap();
+            set_frame_info(
+                b,
+                &FrameInfo {
+                    frame: 1,
+                    detected: true,
+                    faces: 2,
+                },
+            );
+            add_face(b, &listed);
+            add_face(b, &bystander);
+            VideoRegionOfInterestMeta::add(b, "person", (0, 0, 5, 5));
+            // Another producer's face: not ours to strip.
+            VideoRegionOfInterestMeta::add(b, ROI_TYPE, (9, 9, 5, 5))
+                .add_param(gst::Structure::builder("other-detector").build());
+        }
+        assert_eq!(faces(&buf), [listed.clone(), bystander.clone()]);
+        assert!(strip_descriptors(buf.get_mut().unwrap()));
+
+        let got = faces(&buf);
+        assert_eq!(got.len(), 2);
+        let (a, b) = (&got[0], &got[1]);
+        assert_eq!((a.rect, a.track_id), (listed.rect, 3));
+        assert_eq!(
+            a.identity, listed.identity,
+            "the matched face keeps its identity"
+        );
+        assert_eq!((b.rect, b.track_id), (bystander.rect, 4));
+        assert_eq!(b.identity, None);
+        assert!(got.iter().all(|f| f.embedding.is_none()), "{got:?}");
+        let mut params = params_of(&buf);
+        params.sort();
+        assert_eq!(
+            params,
+            [
+                ("face".into(), vec!["faceveil-face".into()]),
+                (
+                    "face".into(),
+                    vec!["faceveil-face".into(), "faceveil-identity".into()]
+                ),
+                ("face".into(), vec!["other-detector".into()]),
+                ("person".into(), vec![]),
+            ]
+        );
+        assert_eq!(frame_info(&buf).map(|f| f.faces), Some(2));
+        // Nothing left to strip.
+        assert!(!strip_descriptors(buf.get_mut().unwrap()));
     }
 
     #[test]

@@ -2,13 +2,16 @@
 //! `veilbin`'s configuration: each property reaches the children it concerns (set before the
 //! children exist, at NULL → READY, or after), `embedder-model` configures the embedder and the
 //! matcher both (a list enrolled with the INT8 embedder matches), the shared "whose faces" enum
-//! from launch lines, and a missing GStreamer plugin is an element error, not an abort.
+//! from launch lines, a missing GStreamer plugin is an element error, not an abort, and the faces
+//! leave the bin without descriptors unless `keep-descriptors` lets them out.
 
 mod common;
 
 use std::path::PathBuf;
 
 use gst::prelude::*;
+use gst_video::VideoRegionOfInterestMeta;
+use gstfaceveil::meta;
 
 use common::{cli_ok, photo, require_runtime, run_pipeline, scratch};
 
@@ -311,4 +314,91 @@ fn a_missing_videoconvert_is_an_element_error_naming_the_plugin() {
         "{e:?}"
     );
     pipeline.set_state(gst::State::Null).unwrap();
+}
+
+/// obama2 (on the list) beside biden (not), 12 frames through `veilbin watchlist=<list> <props>`.
+fn obama_and_biden_through_veilbin(list: &std::path::Path, props: &str) -> Vec<gst::Buffer> {
+    let sprites = [
+        common::sprite("obama2.jpg", 240, 300),
+        common::sprite("biden.jpg", 200, 300),
+    ];
+    let frames = common::moving_frames(&sprites, 12, |_, k| [(30, 90), (380, 90)][k]);
+    let (out, pipeline) = common::push_frames(
+        &format!(
+            "veilbin watchlist=\"{}\" reembed-interval=1 {props}",
+            list.display()
+        ),
+        frames,
+    );
+    pipeline.set_state(gst::State::Null).unwrap();
+    assert_eq!(out.len(), 12);
+    out
+}
+
+/// The param structures of each faceveil face on `buf`, by track id.
+fn face_params(buf: &gst::BufferRef) -> Vec<(u64, Vec<String>)> {
+    buf.iter_meta::<VideoRegionOfInterestMeta>()
+        .filter_map(|roi| {
+            let f = meta::Face::from_roi(&roi)?;
+            Some((
+                f.track_id,
+                roi.params().map(|p| p.name().to_string()).collect(),
+            ))
+        })
+        .collect()
+}
+
+/// Stripped metadata: nothing of a bystander leaves the bin. By default each face comes out with
+/// its box and track id, the listed person's with the label, and no face with a descriptor;
+/// the bystander has no identity, label or score of the list. With `keep-descriptors=true` the
+/// descriptors come out too.
+#[test]
+fn the_faces_leave_the_bin_stripped_of_descriptors_unless_asked() {
+    require_runtime();
+    let d = scratch("bin-strip");
+    let list = common::obama_list(&d);
+
+    let out = obama_and_biden_through_veilbin(&list, "");
+    for (n, buf) in out.iter().enumerate() {
+        for (track, params) in face_params(buf) {
+            assert!(
+                params
+                    .iter()
+                    .all(|p| p == meta::FACE_PARAMS || p == meta::IDENTITY_PARAMS),
+                "frame {n}, track {track}: {params:?}"
+            );
+        }
+    }
+    let last = meta::faces(&out[11]);
+    assert_eq!(last.len(), 2, "{last:?}");
+    let obama = last
+        .iter()
+        .find(|f| f.identity.is_some())
+        .expect("obama identified by the last frame");
+    assert_eq!(obama.identity.as_ref().unwrap().label, "obama");
+    let biden = last
+        .iter()
+        .find(|f| f.identity.is_none())
+        .expect("biden not identified");
+    assert!(biden.track_id >= 1 && biden.track_id != obama.track_id);
+    assert!(biden.rect.0 >= 380 && biden.rect.2 > 0, "{:?}", biden.rect);
+    assert!(last.iter().all(|f| f.embedding.is_none()), "{last:?}");
+
+    // The positive control: asked for, the descriptors leave the bin; the rest is as without.
+    let out = obama_and_biden_through_veilbin(&list, "keep-descriptors=true");
+    let last = meta::faces(&out[11]);
+    assert_eq!(last.len(), 2, "{last:?}");
+    for f in &last {
+        let e = f.embedding.as_ref().expect("the embedder's part");
+        assert_eq!(e.vector.as_ref().map(Vec::len), Some(128), "{f:?}");
+    }
+    let labels: Vec<_> = last
+        .iter()
+        .map(|f| f.identity.as_ref().map(|i| i.label.as_str()))
+        .collect();
+    assert!(
+        labels.contains(&Some("obama")) && labels.contains(&None),
+        "{labels:?}"
+    );
+    std::fs::remove_dir_all(&d).unwrap();
 }

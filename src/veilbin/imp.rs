@@ -8,14 +8,21 @@
 //!
 //! The children are made in the NULL → READY transition (a missing GStreamer plugin is an element
 //! error there); properties set before are kept in `Settings` and applied to them then.
+//!
+//! What leaves the bin: the video, and on each frame the faces with their boxes and track ids, a
+//! matched face's identity, not the descriptors (`meta::strip_descriptors` in a probe on the src
+//! pad, unless `keep-descriptors`). Inside the bin the elements see all of it.
 
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{LazyLock, Mutex};
 
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
-use super::proxy::{self, CAMERA_ID, Child, PROXIED, Setting, Settings};
+use super::proxy::{self, CAMERA_ID, Child, KEEP_DESCRIPTORS, PROXIED, Setting, Settings};
+use crate::meta;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -50,6 +57,9 @@ pub struct VeilBin {
     settings: Mutex<Settings>,
     /// Made at the first NULL → READY, kept after.
     children: Mutex<Option<Children>>,
+    /// `keep-descriptors`, for the src pad's probe: read on every buffer in the streaming thread,
+    /// without the settings' lock (which is held while the children's properties are set).
+    keep_descriptors: AtomicBool,
 }
 
 #[glib::object_subclass]
@@ -71,6 +81,10 @@ impl ObjectImpl for VeilBin {
         let v = Setting::from_value(value);
         let mut settings = self.settings.lock().unwrap();
         settings.set(i, v.clone());
+        if pspec.name() == KEEP_DESCRIPTORS {
+            self.keep_descriptors
+                .store(v == Setting::Bool(true), Ordering::Relaxed);
+        }
         gst::debug!(CAT, imp = self, "set {} to {v:?}", pspec.name());
         if let Some(children) = &*self.children.lock().unwrap() {
             self.apply(children, i, &v);
@@ -94,8 +108,41 @@ impl ObjectImpl for VeilBin {
             let pad = gst::GhostPad::builder_from_template(&templ)
                 .name(name)
                 .build();
+            if name == "src" {
+                let bin = obj.downgrade();
+                pad.add_probe(
+                    gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+                    move |_, info| {
+                        let keep =
+                            |b: super::VeilBin| b.imp().keep_descriptors.load(Ordering::Relaxed);
+                        if !bin.upgrade().is_some_and(keep) {
+                            strip(info);
+                        }
+                        gst::PadProbeReturn::Ok
+                    },
+                );
+            }
             obj.add_pad(&pad).expect("a new pad name");
         }
+    }
+}
+
+/// Takes the descriptors off the faces of the buffer (or buffers) leaving the bin; a buffer that
+/// carries none is passed on as it is (not copied).
+fn strip(info: &mut gst::PadProbeInfo) {
+    match &mut info.data {
+        Some(gst::PadProbeData::Buffer(buf)) if meta::carries_descriptors(buf) => {
+            meta::strip_descriptors(buf.make_mut());
+        }
+        Some(gst::PadProbeData::BufferList(list)) if list.iter().any(meta::carries_descriptors) => {
+            list.make_mut().foreach_mut(|mut buf, _| {
+                if meta::carries_descriptors(&buf) {
+                    meta::strip_descriptors(buf.make_mut());
+                }
+                ControlFlow::Continue(Some(buf))
+            });
+        }
+        _ => {}
     }
 }
 

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 //! veilbin's properties: one table of what each bin property sets on which children, the specs
 //! derived from the children's classes, and the typed values the bin keeps for them (set before
-//! the children exist, applied when they are made).
+//! the children exist, applied when they are made). A property that sets no child is the bin's
+//! own (`keep-descriptors`).
 
 use std::sync::LazyLock;
 
@@ -47,7 +48,8 @@ impl Child {
 pub struct Proxied {
     pub name: &'static str,
     /// The children's properties it sets; the first one's spec gives the type, range, nick, flags
-    /// and (unless `default`) the default.
+    /// and (unless `default`) the default. None: a property of the bin itself, of `default`'s type
+    /// (boolean), settable while playing.
     pub to: &'static [(Child, &'static str)],
     pub blurb: &'static str,
     pub default: Option<Setting>,
@@ -62,6 +64,9 @@ const DEFAULT_REDACT: Whose = Whose::None;
 
 /// The bin property whose unset value is the bin's own name (see `camera_id`).
 pub const CAMERA_ID: &str = "camera-id";
+/// The bin's own property that lets the descriptors out with the video (`meta::strip_descriptors`
+/// otherwise).
+pub const KEEP_DESCRIPTORS: &str = "keep-descriptors";
 
 use Child::{Detect, Embed, Match, Redact};
 
@@ -232,6 +237,14 @@ pub const PROXIED: &[Proxied] = &[
         blurb: "Fraction of the face box's size added on every side before redacting",
         default: None,
     },
+    Proxied {
+        name: KEEP_DESCRIPTORS,
+        to: &[],
+        blurb: "Pass the faces' descriptors and quality on with the video (off, the default: each \
+                face leaves the bin with its box and track id, and a matched face with its \
+                identity)",
+        default: Some(Setting::Bool(false)),
+    },
 ];
 
 /// What a bin property sets on the children besides [`PROXIED`]'s: `redact=unmatched` has
@@ -321,9 +334,27 @@ fn checked<'a, T: glib::value::FromValue<'a>>(v: &'a glib::Value) -> T {
         .unwrap_or_else(|_| unreachable!("GObject checks the value's type"))
 }
 
+/// The spec of the bin's own property `p` (no `to`): a boolean, settable while playing.
+fn own_spec(p: &Proxied) -> glib::ParamSpec {
+    let Some(Setting::Bool(default)) = p.default else {
+        unreachable!("{}: the bin's own properties are booleans", p.name)
+    };
+    // "keep-descriptors" → "Keep descriptors"
+    let words = p.name.replace('-', " ");
+    let nick = words[..1].to_uppercase() + &words[1..];
+    glib::ParamSpecBoolean::builder(p.name)
+        .nick(&nick)
+        .blurb(p.blurb)
+        .default_value(default)
+        .mutable_playing()
+        .build()
+}
+
 /// The bin's spec for `p`: the child's under the bin's name, with the bin's blurb and default.
 fn spec(p: &Proxied) -> glib::ParamSpec {
-    let (child, prop) = p.to[0];
+    let Some(&(child, prop)) = p.to.first() else {
+        return own_spec(p);
+    };
     let c = child_spec(child, prop);
     let (name, nick, blurb, flags) = (p.name, c.nick(), p.blurb, c.flags());
     let default = p
@@ -411,7 +442,15 @@ mod tests {
     fn every_entry_names_a_child_property_of_the_same_type() {
         init();
         for p in PROXIED {
-            let first = child_spec(p.to[0].0, p.to[0].1).value_type();
+            let Some(&(c, prop)) = p.to.first() else {
+                assert!(
+                    matches!(p.default, Some(Setting::Bool(_))),
+                    "{}: the bin's own property has no boolean default",
+                    p.name
+                );
+                continue;
+            };
+            let first = child_spec(c, prop).value_type();
             for &(child, prop) in p.to {
                 assert_eq!(child_spec(child, prop).value_type(), first, "{}", p.name);
             }
@@ -425,8 +464,11 @@ mod tests {
     fn the_bin_keeps_the_childrens_ranges_and_defaults_but_its_own() {
         init();
         for (p, s) in PROXIED.iter().zip(specs()) {
-            let c = child_spec(p.to[0].0, p.to[0].1);
             assert_eq!(s.name(), p.name);
+            let Some(&(c, prop)) = p.to.first() else {
+                continue;
+            };
+            let c = child_spec(c, prop);
             assert_eq!(s.flags(), c.flags(), "{}", p.name);
             let want = p
                 .default
@@ -444,6 +486,11 @@ mod tests {
         assert_eq!(interval.default_value().get::<u32>(), Ok(0));
         let redact = &specs()[index("redact").unwrap()];
         assert_eq!(redact.default_value().get::<Whose>(), Ok(Whose::None));
+        // Descriptors stay in the bin unless asked for; the choice may change while playing.
+        let keep = &specs()[index(KEEP_DESCRIPTORS).unwrap()];
+        assert_eq!(keep.default_value().get::<bool>(), Ok(false));
+        assert!(keep.flags().contains(gst::PARAM_FLAG_MUTABLE_PLAYING));
+        assert_eq!(keep.nick(), "Keep descriptors");
     }
 
     #[test]

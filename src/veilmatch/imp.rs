@@ -505,7 +505,8 @@ impl element::Filter for VeilMatch {
         for (i, ev) in events {
             self.post_event(
                 buf,
-                &faces[i],
+                &faces,
+                i,
                 &ev,
                 &camera,
                 threshold,

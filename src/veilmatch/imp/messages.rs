@@ -64,17 +64,28 @@ impl VeilMatch {
         }
     }
 
-    /// A small JPEG of `face` from the frame in `buf`, if its format can be read.
-    fn snapshot(&self, buf: &gst::BufferRef, face: &Face) -> Option<gst::Sample> {
+    /// A small JPEG of face `i` of `faces` from the frame in `buf`, if its format can be read; the
+    /// other faces are blanked where they fall into it.
+    fn snapshot(&self, buf: &gst::BufferRef, faces: &[Face], i: usize) -> Option<gst::Sample> {
         let caps = self.obj().static_pad("sink")?.current_caps()?;
         let info = gst_video::VideoInfo::from_caps(&caps).ok()?;
         let input = crate::video::Input::new(&info)?;
         let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buf, &info).ok()?;
         let view = crate::video::frame_view(&frame, input.format, input.matrix).ok()?;
-        let (x, y, w, h) = face.rect;
+        let rect = |f: &Face| {
+            let (x, y, w, h) = f.rect;
+            (x as f32, y as f32, w as f32, h as f32)
+        };
+        let others: Vec<snapshot::Rect> = faces
+            .iter()
+            .enumerate()
+            .filter(|&(k, _)| k != i)
+            .map(|(_, f)| rect(f))
+            .collect();
         let jpeg = snapshot::jpeg(
             &view,
-            (x as f32, y as f32, w as f32, h as f32),
+            rect(&faces[i]),
+            &others,
             0.2,
             SNAPSHOT_SIDE,
             SNAPSHOT_QUALITY,
@@ -180,7 +191,8 @@ impl VeilMatch {
     pub(super) fn post_event(
         &self,
         buf: &gst::BufferRef,
-        face: &Face,
+        faces: &[Face],
+        i: usize,
         ev: &Event,
         camera: &str,
         threshold: f32,
@@ -190,6 +202,7 @@ impl VeilMatch {
         snapshot: bool,
     ) {
         let obj = self.obj();
+        let face = &faces[i];
         let (x, y, w, h) = face.rect;
         let utc = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
         let name = match ev {
@@ -205,7 +218,7 @@ impl VeilMatch {
                 .field("threshold", threshold as f64)
                 .field("margin", m.margin as f64);
             // Only for matches, only when asked.
-            if snapshot && let Some(jpeg) = self.snapshot(buf, face) {
+            if snapshot && let Some(jpeg) = self.snapshot(buf, faces, i) {
                 b = b.field("snapshot", jpeg);
             }
         }
