@@ -185,8 +185,9 @@ pub fn fatal(e: &rustls::Error, trusts: &str, host: &str) -> Option<String> {
             | AlertDescription::AccessDenied
             | AlertDescription::HandshakeFailure),
         ) => Some(format!(
-            "the broker ended the TLS handshake ({a:?}): it requires a client certificate it \
-             trusts (--client-cert, --client-key) or accepts none of this client's settings"
+            "the broker ended the TLS handshake ({a:?}): it wants a client certificate that it \
+             trusts (--client-cert, --client-key), or it accepts none of this client's TLS \
+             settings"
         )),
         _ => None,
     }
