@@ -2,7 +2,8 @@
 //! The MQTT bridge against a real mosquitto on 127.0.0.1 (Debian package, installed by
 //! scripts/setup.sh): events from the `nvr` example arrive on `faceveil/<camera>/match`, and the
 //! bridge delivers again after the broker restarts. Over TLS with a password file and a client
-//! certificate, all made at test time (`openssl`, `mosquitto_passwd`): events arrive; a wrong
+//! certificate, all made at test time (`openssl`, `mosquitto_passwd`): events arrive (with
+//! `--ca-file`, and with the system's trust store as `SSL_CERT_FILE` names it); a wrong
 //! password, a CA that did not sign the broker's certificate and a host the certificate does not
 //! name end the bridge with a clear error; plain TCP to another machine is refused before any
 //! connection.
@@ -389,8 +390,14 @@ struct Bridge {
 
 impl Bridge {
     fn start(args: &[&str]) -> Bridge {
+        Bridge::start_env(args, &[])
+    }
+
+    /// [`Bridge::start`] with these environment variables.
+    fn start_env(args: &[&str], env: &[(&str, &Path)]) -> Bridge {
         let mut child = Command::new(env!("CARGO_BIN_EXE_faceveil-mqtt"))
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -489,6 +496,37 @@ fn tls_bridge_with_a_password_file_and_a_client_certificate_delivers_events() {
             "connected to {broker} (TLS, verified against the CA of --ca-file {}",
             ca.display()
         )),
+        "{stderr}"
+    );
+
+    // without --ca-file: the system's trust store, here the test CA alone (SSL_CERT_FILE, and an
+    // SSL_CERT_DIR without certificates)
+    let tls_broker = format!("127.0.0.1:{tls_port}");
+    let empty = d.join("no-certs");
+    std::fs::create_dir(&empty).unwrap();
+    let mut bridge = Bridge::start_env(
+        &[
+            "--broker",
+            &tls_broker,
+            "--tls",
+            "--username",
+            USER,
+            "--password-file",
+            pw.to_str().unwrap(),
+            "--client-id",
+            "tls-bridge-system-store",
+        ],
+        &[("SSL_CERT_FILE", &ca), ("SSL_CERT_DIR", &empty)],
+    );
+    bridge.send(EVENT);
+    let (_, payload) = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the event, the broker verified with the system's trust store");
+    assert_eq!(payload, EVENT);
+    let (status, stderr) = bridge.finish();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("verified against the system's trust store (1 CA certificate)"),
         "{stderr}"
     );
 

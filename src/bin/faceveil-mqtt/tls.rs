@@ -97,9 +97,10 @@ pub fn config(ca: Option<&Path>, client: Option<(&Path, &Path)>) -> Result<Tls, 
         None => {
             let roots = system_roots()?;
             let n = roots.len();
+            let s = if n == 1 { "" } else { "s" };
             (
                 roots,
-                format!("the system's trust store ({n} CA certificates)"),
+                format!("the system's trust store ({n} CA certificate{s})"),
             )
         }
     };
