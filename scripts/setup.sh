@@ -65,6 +65,8 @@ DEB_PACKAGES=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav libgstrtspserver-1.0-dev gstreamer1.0-rtsp
   meson ninja-build mosquitto systemd
+  openssl             # tests/mqtt.rs makes its test CA and certificates with it
+  ca-certificates     # the system's trust store, faceveil-mqtt --tls without --ca-file
   fonts-dejavu-core   # the label font of veiloverlay
 )
 

@@ -1,18 +1,24 @@
 // SPDX-License-Identifier: MIT
 //! The MQTT bridge against a real mosquitto on 127.0.0.1 (Debian package, installed by
 //! scripts/setup.sh): events from the `nvr` example arrive on `faceveil/<camera>/match`, and the
-//! bridge delivers again after the broker restarts.
+//! bridge delivers again after the broker restarts. Over TLS with a password file and a client
+//! certificate, all made at test time (`openssl`, `mosquitto_passwd`): events arrive (with
+//! `--ca-file`, and with the system's trust store as `SSL_CERT_FILE` names it); a wrong
+//! password, a CA that did not sign the broker's certificate and a host the certificate does not
+//! name end the bridge with a clear error; plain TCP to another machine is refused before any
+//! connection.
 
 mod common;
 
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use common::{free_port, obama_list, require_runtime, scratch};
-use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+use rumqttc::{Client, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
 
 fn mosquitto_bin() -> PathBuf {
     for p in ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"] {
@@ -27,19 +33,35 @@ struct Broker(Child);
 
 impl Broker {
     fn start(port: u16) -> Broker {
-        let child = Command::new(mosquitto_bin())
-            .args(["-p", &port.to_string()])
+        Broker::spawn(&["-p", &port.to_string()], &[port])
+    }
+
+    /// mosquitto with the configuration file `config`, once it listens on every one of `ports`.
+    fn start_with(config: &Path, ports: &[u16]) -> Broker {
+        Broker::spawn(&["-c", config.to_str().unwrap()], ports)
+    }
+
+    fn spawn(args: &[&str], ports: &[u16]) -> Broker {
+        let mut child = Command::new(mosquitto_bin())
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
         let t = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                t.elapsed() < Duration::from_secs(10),
-                "mosquitto did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
+        for &port in ports {
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(
+                    child.try_wait().unwrap().is_none(),
+                    "mosquitto exited ({:?})",
+                    args
+                );
+                assert!(
+                    t.elapsed() < Duration::from_secs(10),
+                    "mosquitto did not start"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
         Broker(child)
     }
@@ -54,7 +76,11 @@ impl Drop for Broker {
 
 /// Subscribes to `faceveil/+/match` and forwards (topic, payload) of what arrives.
 fn subscribe(port: u16, id: &str) -> mpsc::Receiver<(String, String)> {
-    let mut o = MqttOptions::new(id, "127.0.0.1", port);
+    subscribe_with(MqttOptions::new(id, "127.0.0.1", port))
+}
+
+/// [`subscribe`] with these options (TLS, a login).
+fn subscribe_with(mut o: MqttOptions) -> mpsc::Receiver<(String, String)> {
     o.set_keep_alive(Duration::from_secs(5));
     let (client, mut connection) = Client::new(o, 10);
     let (tx, rx) = mpsc::channel();
@@ -168,5 +194,453 @@ fn bridge_publishes_nvr_events_and_survives_a_broker_restart() {
     );
     drop(stdin);
     assert!(bridge.wait().unwrap().success());
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+/// Runs `openssl` in `dir`.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl is not installed: run scripts/setup.sh (Debian package openssl)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The extensions of the test certificates (no dependence on the system's openssl.cnf).
+const OPENSSL_CNF: &str = "\
+[req]
+distinguished_name = dn
+[dn]
+[ca]
+basicConstraints = critical, CA:true
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[server]
+basicConstraints = critical, CA:false
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+[client]
+basicConstraints = critical, CA:false
+keyUsage = critical, digitalSignature
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+";
+
+/// Test certificates, made in `dir`: a CA (`ca.pem`) that signed the broker's certificate (for
+/// the IP address 127.0.0.1 only) and a client certificate (`client.pem`, `client.key`), and
+/// another CA (`other-ca.pem`) that signed neither.
+fn make_pki(dir: &Path) {
+    std::fs::write(dir.join("openssl.cnf"), OPENSSL_CNF).unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    for (name, cn) in [("ca", "faceveil test CA"), ("other-ca", "another CA")] {
+        let (key, pem, subj) = (
+            format!("{name}.key"),
+            format!("{name}.pem"),
+            format!("/CN={cn}"),
+        );
+        let mut args = vec![
+            "req",
+            "-x509",
+            "-config",
+            "openssl.cnf",
+            "-extensions",
+            "ca",
+        ];
+        args.extend(ec);
+        args.extend(["-keyout", &key, "-out", &pem, "-days", "2", "-subj", &subj]);
+        openssl(dir, &args);
+    }
+    for (name, serial) in [("server", "2"), ("client", "3")] {
+        let (key, csr, pem, subj) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+            format!("/CN=faceveil test {name}"),
+        );
+        let mut args = vec!["req", "-new", "-config", "openssl.cnf"];
+        args.extend(ec);
+        args.extend(["-keyout", &key, "-out", &csr, "-subj", &subj]);
+        openssl(dir, &args);
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-set_serial",
+                serial,
+                "-days",
+                "2",
+                "-extfile",
+                "openssl.cnf",
+                "-extensions",
+                name,
+                "-out",
+                &pem,
+            ],
+        );
+    }
+    std::fs::set_permissions(
+        dir.join("client.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+}
+
+const USER: &str = "faceveil";
+const PASSWORD: &str = "correct horse battery staple";
+
+/// mosquitto with two TLS listeners on 127.0.0.1 (`tls_port`: server certificate only;
+/// `mtls_port`: a client certificate signed by the test CA required too), logins from a password
+/// file made with `mosquitto_passwd`, no anonymous clients.
+fn tls_broker(dir: &Path, tls_port: u16, mtls_port: u16) -> Broker {
+    make_pki(dir);
+    let passwd = dir.join("passwd");
+    let out = Command::new("mosquitto_passwd")
+        .args(["-c", "-b"])
+        .arg(&passwd)
+        .args([USER, PASSWORD])
+        .output()
+        .expect("mosquitto_passwd (Debian package mosquitto)");
+    assert!(out.status.success(), "{out:?}");
+    // mosquitto started as root drops to `user`: keep it the user that wrote the files.
+    let me = Command::new("id").arg("-un").output().unwrap();
+    let me = String::from_utf8(me.stdout).unwrap();
+    let d = dir.display();
+    let tls = format!("cafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server.key\n");
+    let config = dir.join("mosquitto.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "user {}\nper_listener_settings false\nallow_anonymous false\npassword_file {}\n\
+             listener {tls_port} 127.0.0.1\n{tls}\
+             listener {mtls_port} 127.0.0.1\n{tls}require_certificate true\n",
+            me.trim(),
+            passwd.display()
+        ),
+    )
+    .unwrap();
+    Broker::start_with(&config, &[tls_port, mtls_port])
+}
+
+/// A subscriber over TLS (trusting the test CA) with the test login.
+fn subscribe_tls(dir: &Path, port: u16, id: &str) -> mpsc::Receiver<(String, String)> {
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = std::fs::read(dir.join("ca.pem")).unwrap();
+    for cert in pem_certs(&ca) {
+        roots.add(cert).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let mut o = MqttOptions::new(id, "127.0.0.1", port);
+    o.set_credentials(USER, PASSWORD);
+    o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+        Arc::new(config),
+    )));
+    subscribe_with(o)
+}
+
+/// The certificates of a PEM text.
+fn pem_certs(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// A password file of `password`, mode 0600.
+fn password_file(dir: &Path, name: &str, password: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, format!("{password}\n")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    p
+}
+
+/// A bridge started with `args`, its standard input open, its standard error collected.
+struct Bridge {
+    child: Child,
+    stdin: Option<std::process::ChildStdin>,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl Bridge {
+    fn start(args: &[&str]) -> Bridge {
+        Bridge::start_env(args, &[])
+    }
+
+    /// [`Bridge::start`] with these environment variables.
+    fn start_env(args: &[&str], env: &[(&str, &Path)]) -> Bridge {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_faceveil-mqtt"))
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = child.stderr.take().unwrap();
+        let (tx, stderr) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = err.read_to_string(&mut text);
+            let _ = tx.send(text);
+        });
+        let stdin = child.stdin.take();
+        Bridge {
+            child,
+            stdin,
+            stderr,
+        }
+    }
+
+    fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().unwrap();
+        stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Its exit status and standard error, once it has exited by itself within `within` (standard
+    /// input stays open); a bridge still running then is killed and the test fails.
+    fn exited(mut self, within: Duration) -> (ExitStatus, String) {
+        let t = Instant::now();
+        let status = loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                break st;
+            }
+            if t.elapsed() > within {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "the bridge did not exit: {}",
+                    self.stderr.recv().unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        drop(self.stdin.take());
+        (status, self.stderr.recv().unwrap())
+    }
+
+    /// Ends standard input; its exit status and standard error.
+    fn finish(mut self) -> (ExitStatus, String) {
+        drop(self.stdin.take());
+        self.exited(Duration::from_secs(20))
+    }
+}
+
+const EVENT: &str = r#"{"event":"faceveil-match","camera-id":"gate","label":"obama","frame":7}"#;
+
+#[test]
+fn tls_bridge_with_a_password_file_and_a_client_certificate_delivers_events() {
+    let d = scratch("mqtt-tls");
+    let (tls_port, mtls_port) = (free_port(), free_port());
+    let _broker = tls_broker(&d, tls_port, mtls_port);
+    let rx = subscribe_tls(&d, tls_port, "tls-sub");
+    let pw = password_file(&d, "pw", PASSWORD);
+    let (ca, cert, key) = (d.join("ca.pem"), d.join("client.pem"), d.join("client.key"));
+    let broker = format!("127.0.0.1:{mtls_port}");
+    let mut bridge = Bridge::start(&[
+        "--broker",
+        &broker,
+        "--tls",
+        "--ca-file",
+        ca.to_str().unwrap(),
+        "--client-cert",
+        cert.to_str().unwrap(),
+        "--client-key",
+        key.to_str().unwrap(),
+        "--username",
+        USER,
+        "--password-file",
+        pw.to_str().unwrap(),
+        "--client-id",
+        "tls-bridge",
+    ]);
+    // the password is in no argument of the running bridge
+    let argv = std::fs::read(format!("/proc/{}/cmdline", bridge.child.id())).unwrap();
+    assert!(!String::from_utf8_lossy(&argv).contains(PASSWORD));
+    bridge.send(EVENT);
+    let (topic, payload) = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the event over TLS");
+    assert_eq!(topic, "faceveil/gate/match");
+    assert_eq!(payload, EVENT);
+    let (status, stderr) = bridge.finish();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "connected to {broker} (TLS, verified against the CA of --ca-file {}",
+            ca.display()
+        )),
+        "{stderr}"
+    );
+
+    // without --ca-file: the system's trust store, here the test CA alone (SSL_CERT_FILE, and an
+    // SSL_CERT_DIR without certificates)
+    let tls_broker = format!("127.0.0.1:{tls_port}");
+    let empty = d.join("no-certs");
+    std::fs::create_dir(&empty).unwrap();
+    let mut bridge = Bridge::start_env(
+        &[
+            "--broker",
+            &tls_broker,
+            "--tls",
+            "--username",
+            USER,
+            "--password-file",
+            pw.to_str().unwrap(),
+            "--client-id",
+            "tls-bridge-system-store",
+        ],
+        &[("SSL_CERT_FILE", &ca), ("SSL_CERT_DIR", &empty)],
+    );
+    bridge.send(EVENT);
+    let (_, payload) = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the event, the broker verified with the system's trust store");
+    assert_eq!(payload, EVENT);
+    let (status, stderr) = bridge.finish();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("verified against the system's trust store (1 CA certificate)"),
+        "{stderr}"
+    );
+
+    // the listener that requires a client certificate, without one
+    let mut bridge = Bridge::start(&[
+        "--broker",
+        &broker,
+        "--tls",
+        "--ca-file",
+        ca.to_str().unwrap(),
+        "--username",
+        USER,
+        "--password-file",
+        pw.to_str().unwrap(),
+        "--client-id",
+        "tls-bridge-no-cert",
+    ]);
+    bridge.send(EVENT);
+    let (status, stderr) = bridge.exited(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--client-cert"), "{stderr}");
+    assert!(rx.recv_timeout(Duration::from_secs(2)).is_err());
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn a_wrong_password_or_an_unknown_ca_ends_the_bridge_with_the_reason() {
+    let d = scratch("mqtt-tls-refused");
+    let (tls_port, mtls_port) = (free_port(), free_port());
+    let _broker = tls_broker(&d, tls_port, mtls_port);
+    let rx = subscribe_tls(&d, tls_port, "refused-sub");
+    let good = password_file(&d, "good", PASSWORD);
+    let wrong = password_file(&d, "wrong", "tr0ub4dor&3");
+    let run = |broker: String, ca: &str, pw: &Path| {
+        let ca = d.join(ca);
+        let mut bridge = Bridge::start(&[
+            "--broker",
+            &broker,
+            "--tls",
+            "--ca-file",
+            ca.to_str().unwrap(),
+            "--username",
+            USER,
+            "--password-file",
+            pw.to_str().unwrap(),
+        ]);
+        bridge.send(EVENT);
+        bridge.exited(Duration::from_secs(20))
+    };
+
+    let (status, stderr) = run(format!("127.0.0.1:{tls_port}"), "ca.pem", &wrong);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the broker refused the login") && stderr.contains("--password-file"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("tr0ub4dor"), "{stderr}");
+
+    let (status, stderr) = run(format!("127.0.0.1:{tls_port}"), "other-ca.pem", &good);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    let other = d.join("other-ca.pem");
+    assert!(
+        stderr.contains(&format!(
+            "the broker's certificate did not verify against the CA of --ca-file {}",
+            other.display()
+        )) && stderr.contains("not signed by that CA"),
+        "{stderr}"
+    );
+
+    // the certificate names 127.0.0.1, not localhost
+    let (status, stderr) = run(format!("localhost:{tls_port}"), "ca.pem", &good);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("does not name localhost"), "{stderr}");
+
+    assert!(
+        rx.recv_timeout(Duration::from_secs(2)).is_err(),
+        "no event may arrive"
+    );
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn plain_tcp_to_another_machine_and_unsafe_password_files_are_refused_before_connecting() {
+    let d = scratch("mqtt-refuse");
+    // 192.0.2.0/24 is for documentation (RFC 5737): nothing answers there, and nothing is tried
+    let (status, stderr) =
+        Bridge::start(&["--broker", "192.0.2.1:1883"]).exited(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("refusing plain TCP to 192.0.2.1")
+            && stderr.contains("--tls")
+            && stderr.contains("--insecure-plaintext"),
+        "{stderr}"
+    );
+    // a password file other users can write
+    let pw = password_file(&d, "pw", PASSWORD);
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o622)).unwrap();
+    let (status, stderr) = Bridge::start(&[
+        "--broker",
+        "127.0.0.1:1",
+        "--username",
+        USER,
+        "--password-file",
+        pw.to_str().unwrap(),
+    ])
+    .exited(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--password-file") && stderr.contains("chmod 0600"),
+        "{stderr}"
+    );
+    // no --password on the command line at all
+    let (status, stderr) =
+        Bridge::start(&["--username", USER, "--password", PASSWORD]).exited(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(2), "{stderr}");
     std::fs::remove_dir_all(d).unwrap();
 }

@@ -23,6 +23,7 @@ pub mod redact;
 pub mod reembed;
 pub mod runtime;
 pub mod scene;
+pub mod secret_file;
 pub mod snapshot;
 pub mod track;
 pub mod watchlist;

@@ -3,12 +3,14 @@
 //! can read), resolving a list's key, and the pending key of a rekey, written under an
 //! unpredictable name and checked to be the key file after its rename.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
+
+use crate::engine::secret_file::read_secret_file;
 
 use super::super::WatchlistError;
 use super::super::file::{HEADER_LEN, Secret, is_under_key};
@@ -223,45 +225,19 @@ pub fn parse_key(text: &str, source: &str) -> Result<[u8; 32], WatchlistError> {
     Ok(key)
 }
 
-/// Reads a key file: a regular file that neither its group nor other users can write (they could
-/// swap the key). Returns the key and a warning when every user can read it.
+/// Reads a key file under [`read_secret_file`]'s rule: a regular file that neither its group nor
+/// other users can write (they could swap the key). Returns the key and a warning when every user
+/// can read it.
 pub fn read_key_file_checked(path: &Path) -> Result<([u8; 32], Option<String>), WatchlistError> {
-    let bad = |reason: String| WatchlistError::BadKey {
-        source: path.display().to_string(),
-        reason,
-    };
-    let f = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| {
-            bad(if e.kind() == std::io::ErrorKind::NotFound {
+    let (text, warning) =
+        read_secret_file(path, "key file", 4096).map_err(|e| WatchlistError::BadKey {
+            source: path.display().to_string(),
+            reason: if e.kind() == std::io::ErrorKind::NotFound {
                 "no such key file (made by 'faceveil init'; or set FACEVEIL_KEY)".into()
             } else {
                 e.to_string()
-            })
+            },
         })?;
-    let meta = f.metadata().map_err(|e| bad(e.to_string()))?;
-    if !meta.is_file() {
-        return Err(bad("not a regular file".into()));
-    }
-    let (mode, p) = (meta.mode() & 0o7777, path.display());
-    if mode & 0o022 != 0 {
-        return Err(bad(format!(
-            "its group or other users can write it (mode {mode:04o}) and so swap the key: \
-             chmod 0640 {p} (its group reads it) or chmod 0600 {p}"
-        )));
-    }
-    let warning = (mode & 0o004 != 0).then(|| {
-        format!(
-            "key file {p} is readable by every user (mode {mode:04o}): chmod 0640 {p} or chmod \
-             0600 {p}"
-        )
-    });
-    let mut text = Zeroizing::new(String::new());
-    f.take(4096)
-        .read_to_string(&mut text)
-        .map_err(|e| bad(e.to_string()))?;
     Ok((parse_key(&text, &path.display().to_string())?, warning))
 }
 
