@@ -69,8 +69,8 @@ pub struct Entry {
     pub time: String,
     /// The user (CLI) or `camera:<camera-id>` (the veilmatch element).
     pub actor: String,
-    /// init, enroll, remove, rekey, purge-expired, identify, anchor, new-audit-log, new-segment,
-    /// match.
+    /// init, enroll, edit, suspend, resume, export, remove, rekey, purge-expired, identify,
+    /// anchor, restore, new-audit-log, new-segment, match.
     pub action: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
@@ -501,11 +501,13 @@ pub fn check_tail(path: &Path, recorded: Option<Head>, by: &str) -> Result<Head,
 }
 
 mod segment;
+mod subject;
 mod verify;
 
 pub use segment::{
     Appended, append_anchored, head_file, read_head_file, renamed_to, segment_detail, start_new,
 };
+pub use subject::{MATCHED, Subject, entries_about, segments};
 pub use verify::{Anchor, Problem, Verified, check, verify};
 
 #[cfg(test)]
