@@ -152,7 +152,7 @@ pub(crate) fn cmd_identify(g: &Global, a: IdentifyArgs) -> Result<(), Fail> {
         if labels.is_empty() {
             String::new()
         } else {
-            format!("; matched: {}", labels.join(", "))
+            format!("{}{}", audit::MATCHED, labels.join(", "))
         }
     );
     record_locked(g, |_| vec![event("identify", None, Some(detail))])
