@@ -394,6 +394,8 @@ fn a_suspended_person_does_not_match_until_resumed() {
     let (decision, best) = identify(&list);
     assert_ne!(decision, "match");
     assert!(best.is_null(), "a suspended person was searched: {best}");
+    let text = cli_ok(&list, &["identify", photo("obama2.jpg").to_str().unwrap()]);
+    assert!(text.contains("expired or suspended"), "{text}");
     let before = audit_lines(&list).len();
     assert!(cli_ok(&list, &["suspend", "--identity", &id]).contains("already suspended"));
     assert_eq!(

@@ -132,7 +132,8 @@ pub(crate) fn cmd_identify(g: &Global, a: IdentifyArgs) -> Result<(), Fail> {
                             "no descriptor (quality {:.2}, too small or too poor)",
                             f.quality
                         ),
-                        _ => "the list is empty".into(),
+                        _ if list.identities.is_empty() => "the list is empty".into(),
+                        _ => "nobody on the list can match (expired or suspended)".into(),
                     };
                     println!(
                         "{} frame {} face {i} at {x},{y} {w}x{h}{}: {what} → {decision} at {threshold:.2}",
