@@ -59,6 +59,7 @@ fn main() {
                 added_by: "bench".into(),
                 added_at: 0,
                 expires_at: None,
+                suspended: false,
                 descriptors: vec![Descriptor {
                     model_id: model.into(),
                     vector: (0..dim).map(|_| rng.next_f32()).collect(),

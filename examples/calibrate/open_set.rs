@@ -39,6 +39,7 @@ fn scored(
             added_by: "calibrate".into(),
             added_at: 0,
             expires_at: None,
+            suspended: false,
             descriptors: people[p][..e]
                 .iter()
                 .map(|v| Descriptor {

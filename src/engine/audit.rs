@@ -69,8 +69,9 @@ pub struct Entry {
     pub time: String,
     /// The user (CLI) or `camera:<camera-id>` (the veilmatch element).
     pub actor: String,
-    /// The CLI's init, enroll, remove, rekey, purge-expired, restore, identify (before the search)
-    /// and identify-end (after it), anchor, new-audit-log; the element's new-segment and match.
+    /// The CLI's init, enroll, edit, suspend, resume, export, remove, rekey, purge-expired,
+    /// restore, identify (before the search) and identify-end (after it), anchor, new-audit-log;
+    /// the element's new-segment and match.
     pub action: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
@@ -547,11 +548,13 @@ pub fn check_tail(path: &Path, recorded: Option<Head>, by: &str) -> Result<Head,
 }
 
 mod segment;
+mod subject;
 mod verify;
 
 pub use segment::{
     Appended, append_anchored, head_file, read_head_file, renamed_to, segment_detail, start_new,
 };
+pub use subject::{MATCHED, Subject, entries_about, segments};
 pub use verify::{Anchor, Problem, Verified, check, verify};
 
 #[cfg(test)]

@@ -461,6 +461,7 @@ pub fn write_list(path: &Path, model_id: &str, people: &[(&str, u64)], key: [u8;
             added_by: "harness".into(),
             added_at: 0,
             expires_at: None,
+            suspended: false,
             descriptors: vec![Descriptor {
                 model_id: model_id.into(),
                 vector: unit(*seed),

@@ -49,7 +49,7 @@ const MAX_EXPIRY_S: i64 = 100 * 366 * 86_400;
 
 /// `--expires`: an RFC 3339 time (from 1970; a past one makes the identity expired at once) or a
 /// duration from now, at most 100 years ahead.
-fn parse_expiry(s: &str) -> Result<i64, Fail> {
+pub(crate) fn parse_expiry(s: &str) -> Result<i64, Fail> {
     let bad = |why: &str| Fail(2, format!("--expires {s}: {why}"));
     let t = if let Ok(t) = humantime::parse_rfc3339_weak(s) {
         t.duration_since(UNIX_EPOCH)
@@ -286,6 +286,7 @@ pub(crate) fn cmd_enroll(g: &Global, a: EnrollArgs) -> Result<(), Fail> {
                         added_by: who,
                         added_at: now(),
                         expires_at,
+                        suspended: false,
                         descriptors: descs,
                     });
                     id

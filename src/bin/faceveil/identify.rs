@@ -98,7 +98,8 @@ pub(crate) fn cmd_identify(g: &Global, a: IdentifyArgs) -> Result<(), Fail> {
     );
     let opened = record_locked(g, |_| vec![event("identify", None, Some(detail))])?;
     let mut found = Found::default();
-    let searched = search(g, &a, &index, &sim, thresholds, &mut found);
+    let list_empty = list.identities.is_empty();
+    let searched = search(g, &a, (&index, list_empty), &sim, thresholds, &mut found);
     let labels: Vec<String> = found.labels.into_iter().collect();
     let mut detail = format!(
         "of entry {}: {} frame(s), {} matched face(s)",
@@ -108,7 +109,8 @@ pub(crate) fn cmd_identify(g: &Global, a: IdentifyArgs) -> Result<(), Fail> {
     );
     if !labels.is_empty() {
         detail += &format!(
-            "; matched: {}",
+            "{}{}",
+            audit::MATCHED,
             audit::capped_list(&labels, audit::NAMES_BUDGET)
         );
     }
@@ -137,12 +139,12 @@ struct Found {
     labels: BTreeSet<String>,
 }
 
-/// Searches every face of `a.files` in `index` and prints each (as JSON with --json), counting in
+/// Searches every face of `a.files` in `index` (of a list that is empty, or not) and prints each (as JSON with --json), counting in
 /// `found` as it goes (a file that cannot be read stops the search, the counts so far kept).
 fn search(
     g: &Global,
     a: &IdentifyArgs,
-    index: &Index,
+    (index, list_empty): (&Index, bool),
     sim: &Similarity,
     (colour, gray): (f32, f32),
     found: &mut Found,
@@ -192,7 +194,8 @@ fn search(
                             "no descriptor (quality {:.2}, too small or too poor)",
                             f.quality
                         ),
-                        _ => "the list is empty".into(),
+                        _ if list_empty => "the list is empty".into(),
+                        _ => "nobody on the list can match (expired or suspended)".into(),
                     };
                     println!(
                         "{} frame {} face {i} at {x},{y} {w}x{h}{}: {what} → {decision} at {threshold:.2}",

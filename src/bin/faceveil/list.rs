@@ -113,18 +113,20 @@ pub(crate) fn cmd_list(g: &Global, json: bool) -> Result<(), Fail> {
             let v = serde_json::json!({
                 "id": i.id, "label": i.label, "note": i.note, "added_by": i.added_by,
                 "added_at": fmt_time(i.added_at), "expires_at": expires,
-                "expired": i.expired(now()), "descriptors": i.descriptors.len(),
+                "expired": i.expired(now()), "suspended": i.suspended,
+                "descriptors": i.descriptors.len(),
             });
             println!("{v}");
         } else {
             println!(
-                "{}  {}  descriptors={}  added={} by {}  expires={}{}",
+                "{}  {}  descriptors={}  added={} by {}  expires={}{}{}",
                 i.id,
                 i.label,
                 i.descriptors.len(),
                 fmt_time(i.added_at),
                 i.added_by,
                 expires.unwrap_or_else(|| "never".into()),
+                if i.suspended { "  suspended" } else { "" },
                 i.note
                     .as_ref()
                     .map(|n| format!("  note={n}"))

@@ -9,11 +9,14 @@
 //! verification or does not continue from the head the list recorded.
 //!
 //! One module per subcommand group: `list` (init, list, remove, verify, rekey, purge-expired),
-//! `enroll`, `identify`, `audit`, `restore`; `faces` reads photos and videos, `shared` holds the error, key,
-//! passphrase, lock and audit-log handling the others use.
+//! `enroll`, `edit` (edit, suspend, resume), `export`, `identify`, `audit`, `restore`; `faces`
+//! reads photos and videos, `shared` holds the error, key, passphrase, lock and audit-log handling
+//! the others use.
 
 mod audit;
+mod edit;
 mod enroll;
+mod export;
 mod faces;
 mod identify;
 mod list;
@@ -26,7 +29,9 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use audit::AuditCommand;
+use edit::EditArgs;
 use enroll::EnrollArgs;
+use export::ExportArgs;
 use identify::IdentifyArgs;
 use restore::StateDirArg;
 use shared::Fail;
@@ -101,6 +106,24 @@ enum Command {
     /// For each face in photos or videos: the best identity on the list, its score, the margin to
     /// the second best, and whether the faceveil element would count it as a match
     Identify(IdentifyArgs),
+    /// Change a person's label, note or expiry, without a photo (audited)
+    Edit(EditArgs),
+    /// Stop alerts for a person: they stay on the list but never match until resumed (audited)
+    Suspend {
+        /// The person: their identity id, or their label
+        #[arg(long, value_name = "ID|LABEL")]
+        identity: String,
+    },
+    /// Restart alerts for a suspended person (audited)
+    Resume {
+        /// The person: their identity id, or their label
+        #[arg(long, value_name = "ID|LABEL")]
+        identity: String,
+    },
+    /// Everything held about one person, as one JSON document (an access request): their entry
+    /// (never descriptor values), the audit entries about them, their matches in events files.
+    /// Audited
+    Export(ExportArgs),
     /// Show who is on the list (labels, ids, counts, dates; never descriptors)
     List {
         /// One JSON object per line
@@ -158,6 +181,10 @@ fn run(cli: Cli) -> Result<(), Fail> {
         } => list::cmd_init(g, force, default_expiry, &state_dir),
         Command::Enroll(a) => enroll::cmd_enroll(g, a),
         Command::Identify(a) => identify::cmd_identify(g, a),
+        Command::Edit(a) => edit::cmd_edit(g, a),
+        Command::Suspend { identity } => edit::cmd_suspend(g, &identity, true),
+        Command::Resume { identity } => edit::cmd_suspend(g, &identity, false),
+        Command::Export(a) => export::cmd_export(g, a),
         Command::List { json } => list::cmd_list(g, json),
         Command::Remove {
             label,

@@ -87,6 +87,36 @@ pub(crate) fn event(
     }
 }
 
+/// The identity `which` names in `list`: its id, else its label. A label that several identities
+/// carry is refused (exit 2, naming their ids); none is exit 9.
+pub(crate) fn find_identity(g: &Global, list: &Watchlist, which: &str) -> Result<usize, Fail> {
+    if let Some(i) = list.identities.iter().position(|i| i.id == which) {
+        return Ok(i);
+    }
+    let labelled: Vec<usize> = (0..list.identities.len())
+        .filter(|&i| list.identities[i].label == which)
+        .collect();
+    match labelled[..] {
+        [i] => Ok(i),
+        [] => Err(Fail(
+            9,
+            format!("no identity {which} in {}", g.list.display()),
+        )),
+        _ => Err(Fail(
+            2,
+            format!(
+                "{} identities are labelled {which}: give one of their ids ({})",
+                labelled.len(),
+                labelled
+                    .iter()
+                    .map(|&i| list.identities[i].id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )),
+    }
+}
+
 /// Who recorded the head a watch list holds, in messages.
 pub(crate) const BY_LIST: &str = "the watch list";
 
@@ -157,13 +187,33 @@ pub(crate) fn record_locked(
     g: &Global,
     what: impl FnOnce(&Watchlist) -> Vec<audit::Event>,
 ) -> Result<Option<audit::Head>, Fail> {
+    change_locked_head(g, |list| Ok(((), what(list)))).map(|((), head)| head)
+}
+
+/// Under the list's lock: loads the list and lets `change` change it; the events it returns are
+/// appended to the audit log and the list is written with its new head. No events: nothing was
+/// changed, nothing is written. Returns `change`'s value.
+pub(crate) fn change_locked<T>(
+    g: &Global,
+    change: impl FnOnce(&mut Watchlist) -> Result<(T, Vec<audit::Event>), Fail>,
+) -> Result<T, Fail> {
+    change_locked_head(g, change).map(|(out, _)| out)
+}
+
+/// [`change_locked`], also returning the audit head the list records afterwards.
+fn change_locked_head<T>(
+    g: &Global,
+    change: impl FnOnce(&mut Watchlist) -> Result<(T, Vec<audit::Event>), Fail>,
+) -> Result<(T, Option<audit::Head>), Fail> {
     let lock = Lock::acquire(&g.list, &wait(g))?;
     let s = secret(g)?;
     let mut list = load(lock.list(), &s)?;
-    let events = what(&list);
-    record(g, &mut list, &events)?;
-    save(lock.list(), &mut list, &s)?;
-    Ok(list.audit)
+    let (out, events) = change(&mut list)?;
+    if !events.is_empty() {
+        record(g, &mut list, &events)?;
+        crate::list::warn(save(lock.list(), &mut list, &s)?);
+    }
+    Ok((out, list.audit))
 }
 
 fn passphrase(var: &str) -> Result<String, Fail> {

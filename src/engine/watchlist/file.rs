@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-//! The watch-list file format (version 3; versions 1 and 2 are still read), documented in docs/WATCHLIST.md.
+//! The watch-list file format (version 4; versions 1 to 3 are still read), documented in docs/WATCHLIST.md.
 //!
 //! ```text
 //! 0   magic       8 bytes  "FWATCHL\0"
@@ -18,7 +18,8 @@
 //! ```
 //! The content is the [`Watchlist`] encoded with postcard. Version 2 added `generation` and
 //! `written_at` (inside the authenticated content; a version 1 file reads as generation 0),
-//! version 3 `default_expiry` and `audit` (the audit log's head).
+//! version 3 `default_expiry` and `audit` (the audit log's head), version 4 an identity's
+//! `suspended`.
 //!
 //! Keys, passphrases and decrypted bytes are wiped from memory when dropped.
 
@@ -30,19 +31,50 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, Zeroizing};
 
-use super::{Identity, Watchlist, WatchlistError};
+use super::{Descriptor, Identity, Watchlist, WatchlistError};
 
 /// The first version's magic (and the key check's domain string below): format constants that
 /// stay whatever the project is called, so that every list ever written opens.
 pub const MAGIC: &[u8; 8] = b"FWATCHL\0";
-pub const VERSION: u16 = 3;
+pub const VERSION: u16 = 4;
+
+/// An identity of a version 1 to 3 file (before `suspended`).
+#[derive(Deserialize)]
+struct IdentityV3 {
+    id: String,
+    label: String,
+    note: Option<String>,
+    added_by: String,
+    added_at: i64,
+    expires_at: Option<i64>,
+    descriptors: Vec<Descriptor>,
+}
+
+impl From<IdentityV3> for Identity {
+    fn from(i: IdentityV3) -> Identity {
+        Identity {
+            id: i.id,
+            label: i.label,
+            note: i.note,
+            added_by: i.added_by,
+            added_at: i.added_at,
+            expires_at: i.expires_at,
+            descriptors: i.descriptors,
+            suspended: false,
+        }
+    }
+}
+
+fn upgrade(identities: Vec<IdentityV3>) -> Vec<Identity> {
+    identities.into_iter().map(Identity::from).collect()
+}
 
 /// The content of a version 1 file.
 #[derive(Deserialize)]
 struct WatchlistV1 {
     model_id: String,
     created_at: i64,
-    identities: Vec<Identity>,
+    identities: Vec<IdentityV3>,
 }
 
 /// The content of a version 2 file.
@@ -50,9 +82,21 @@ struct WatchlistV1 {
 struct WatchlistV2 {
     model_id: String,
     created_at: i64,
-    identities: Vec<Identity>,
+    identities: Vec<IdentityV3>,
     generation: u64,
     written_at: i64,
+}
+
+/// The content of a version 3 file.
+#[derive(Deserialize)]
+struct WatchlistV3 {
+    model_id: String,
+    created_at: i64,
+    identities: Vec<IdentityV3>,
+    generation: u64,
+    written_at: i64,
+    default_expiry: Option<u64>,
+    audit: Option<crate::engine::audit::Head>,
 }
 pub const HEADER_LEN: usize = 80;
 const TAG_LEN: usize = 16;
@@ -334,7 +378,7 @@ pub fn decode(bytes: &[u8], secret: &Secret, path: &Path) -> Result<Watchlist, W
         1 => {
             let v1: WatchlistV1 = postcard::from_bytes(&content).map_err(corrupt)?;
             Watchlist {
-                identities: v1.identities,
+                identities: upgrade(v1.identities),
                 ..Watchlist::new(&v1.model_id)
             }
             .created(v1.created_at)
@@ -342,12 +386,24 @@ pub fn decode(bytes: &[u8], secret: &Secret, path: &Path) -> Result<Watchlist, W
         2 => {
             let v2: WatchlistV2 = postcard::from_bytes(&content).map_err(corrupt)?;
             Watchlist {
-                identities: v2.identities,
+                identities: upgrade(v2.identities),
                 generation: v2.generation,
                 written_at: v2.written_at,
                 ..Watchlist::new(&v2.model_id)
             }
             .created(v2.created_at)
+        }
+        3 => {
+            let v3: WatchlistV3 = postcard::from_bytes(&content).map_err(corrupt)?;
+            Watchlist {
+                identities: upgrade(v3.identities),
+                generation: v3.generation,
+                written_at: v3.written_at,
+                default_expiry: v3.default_expiry,
+                audit: v3.audit,
+                ..Watchlist::new(&v3.model_id)
+            }
+            .created(v3.created_at)
         }
         _ => postcard::from_bytes(&content).map_err(corrupt)?,
     };
@@ -358,7 +414,6 @@ pub fn decode(bytes: &[u8], secret: &Secret, path: &Path) -> Result<Watchlist, W
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Descriptor, Identity};
     use super::*;
 
     fn sample() -> Watchlist {
@@ -370,6 +425,7 @@ mod tests {
             added_by: "ops".into(),
             added_at: 100,
             expires_at: None,
+            suspended: false,
             descriptors: vec![Descriptor {
                 model_id: w.model_id.clone(),
                 vector: vec![0.5; 128],
@@ -460,10 +516,10 @@ mod tests {
             Err(WatchlistError::WrongKey { .. })
         ));
         let mut future = good.clone();
-        future[8] = 4;
+        future[8] = 5;
         assert!(matches!(
             dec(&future, &key),
-            Err(WatchlistError::FutureVersion { version: 4, .. })
+            Err(WatchlistError::FutureVersion { version: 5, .. })
         ));
         assert!(matches!(
             dec(b"hello world, not a list", &key),
@@ -518,19 +574,56 @@ mod tests {
         }
     }
 
+    /// An identity as versions 1 to 3 wrote it (no `suspended`).
+    #[derive(serde::Serialize)]
+    struct OldIdentity<'a> {
+        id: &'a str,
+        label: &'a str,
+        note: &'a Option<String>,
+        added_by: &'a str,
+        added_at: i64,
+        expires_at: Option<i64>,
+        descriptors: &'a [Descriptor],
+    }
+
+    fn old_identities(w: &Watchlist) -> Vec<OldIdentity<'_>> {
+        (w.identities.iter())
+            .map(|i| OldIdentity {
+                id: &i.id,
+                label: &i.label,
+                note: &i.note,
+                added_by: &i.added_by,
+                added_at: i.added_at,
+                expires_at: i.expires_at,
+                descriptors: &i.descriptors,
+            })
+            .collect()
+    }
+
+    /// [`sample`] with a second identity (an old file's identities must not run into each other).
+    fn sample2() -> Watchlist {
+        let mut w = sample();
+        let mut bob = w.identities[0].clone();
+        (bob.id, bob.label, bob.note, bob.expires_at) =
+            ("id-2".into(), "bob".into(), None, Some(9));
+        bob.descriptors[0].vector = vec![-0.25; 128];
+        w.identities.push(bob);
+        w
+    }
+
     #[test]
     fn older_versions_still_read() {
         #[derive(serde::Serialize)]
         struct V1<'a> {
             model_id: &'a str,
             created_at: i64,
-            identities: &'a [Identity],
+            identities: Vec<OldIdentity<'a>>,
         }
-        let w = sample();
+        let w = sample2();
         let content = postcard::to_stdvec(&V1 {
             model_id: &w.model_id,
             created_at: w.created_at,
-            identities: &w.identities,
+            identities: old_identities(&w),
         })
         .unwrap();
         let key = Secret::Key([3u8; 32]);
@@ -544,14 +637,14 @@ mod tests {
         struct V2<'a> {
             model_id: &'a str,
             created_at: i64,
-            identities: &'a [Identity],
+            identities: Vec<OldIdentity<'a>>,
             generation: u64,
             written_at: i64,
         }
         let content = postcard::to_stdvec(&V2 {
             model_id: &w.model_id,
             created_at: w.created_at,
-            identities: &w.identities,
+            identities: old_identities(&w),
             generation: 7,
             written_at: 1234,
         })
@@ -562,15 +655,45 @@ mod tests {
             (7, 1234, w.created_at)
         );
         assert_eq!((v2.default_expiry, v2.audit), (None, None));
-        // and version 3 keeps retention and the audit head
-        let mut w3 = sample();
+        assert_eq!(v2.identities, w.identities);
+        // a version 3 file keeps retention and the audit head; its people are not suspended
+        let mut w3 = sample2();
         w3.generation = 7;
         w3.default_expiry = Some(86400 * 30);
         w3.audit = Some(crate::engine::audit::Head {
             seq: 12,
             hash: [9; 32],
         });
-        let new = encode(&w3, &key).unwrap();
-        assert_eq!(decode(&new, &key, Path::new("new.fvl")).unwrap(), w3);
+        #[derive(serde::Serialize)]
+        struct V3<'a> {
+            model_id: &'a str,
+            created_at: i64,
+            identities: Vec<OldIdentity<'a>>,
+            generation: u64,
+            written_at: i64,
+            default_expiry: Option<u64>,
+            audit: Option<crate::engine::audit::Head>,
+        }
+        let content = postcard::to_stdvec(&V3 {
+            model_id: &w3.model_id,
+            created_at: w3.created_at,
+            identities: old_identities(&w3),
+            generation: w3.generation,
+            written_at: w3.written_at,
+            default_expiry: w3.default_expiry,
+            audit: w3.audit,
+        })
+        .unwrap();
+        let v3 = decode(&seal(3, &content, &key).unwrap(), &key, Path::new("v3.fvl")).unwrap();
+        assert_eq!(v3, w3);
+        assert!(v3.identities.iter().all(|i| !i.suspended));
+        // and version 4 keeps who is suspended
+        let mut w4 = w3.clone();
+        w4.identities[1].suspended = true;
+        let new = encode(&w4, &key).unwrap();
+        assert_eq!(u16::from_le_bytes([new[8], new[9]]), 4);
+        let read = decode(&new, &key, Path::new("new.fvl")).unwrap();
+        assert_eq!(read, w4);
+        assert!(!read.identities[0].suspended && read.identities[1].suspended);
     }
 }

@@ -3,7 +3,7 @@
 //! and L2-normalised) into one contiguous row-major f32 matrix, rows of an identity next to each
 //! other. An identity scores the max over its rows of the f32 [`dot`] with the query; the answer is
 //! the best identity (the first in index order on a tie) and its margin over the best other one.
-//! Expired identities are skipped.
+//! Expired identities are skipped, and suspended ones are not in the index at all.
 //!
 //! A small index is scanned in full ([`Index::search_exact`]). That scan reads 4 × dim bytes per
 //! row and query (512 MB at a million 128-d rows: it runs at memory speed), so from
@@ -312,7 +312,9 @@ fn parallelism() -> usize {
 }
 
 impl Index {
-    /// Builds the index of the identities not expired at `now` (unix seconds).
+    /// Builds the index of the identities active at `now` (unix seconds): not expired, not
+    /// suspended ([`Identity::active`](super::Identity::active)). One that expires later is
+    /// skipped by the searches from then on.
     pub fn build(list: &Watchlist, sim: &Similarity, now: i64) -> Index {
         Index::build_with(list, sim, now, QUANTISE_MIN_ROWS)
     }
@@ -320,7 +322,7 @@ impl Index {
     /// [`Index::build`], with the i8 table from `quantise_min_rows` rows on.
     fn build_with(list: &Watchlist, sim: &Similarity, now: i64, quantise_min_rows: usize) -> Index {
         let mut idx = Index::default();
-        for ident in list.identities.iter().filter(|i| !i.expired(now)) {
+        for ident in list.identities.iter().filter(|i| i.active(now)) {
             let k = idx.entries.len() as u32;
             let mut any = false;
             for d in &ident.descriptors {

@@ -34,11 +34,20 @@ pub struct Identity {
     /// Unix seconds; past it the identity never matches and `purge-expired` removes it.
     pub expires_at: Option<i64>,
     pub descriptors: Vec<Descriptor>,
+    /// Alerts stopped (`faceveil suspend`): kept on the list, never matched until resumed. Format
+    /// version 4 (older files read as not suspended).
+    pub suspended: bool,
 }
 
 impl Identity {
     pub fn expired(&self, now: i64) -> bool {
         self.expires_at.is_some_and(|t| t <= now)
+    }
+
+    /// Whether the identity may match at `now`: neither expired nor suspended. The one rule of
+    /// who is searched ([`index::Index::build`]).
+    pub fn active(&self, now: i64) -> bool {
+        !self.suspended && !self.expired(now)
     }
 
     /// A test identity: one descriptor `vector` of `model_id`, added at 0 by "test", no expiry.
@@ -55,6 +64,7 @@ impl Identity {
                 model_id: model_id.into(),
                 vector,
             }],
+            suspended: false,
         }
     }
 }
@@ -332,9 +342,17 @@ mod tests {
                 model_id: "m:1".into(),
                 vector: vec![1.0],
             }],
+            suspended: false,
         });
         assert!(w.check_models().is_ok());
         assert!(w.identities[0].expired(10) && !w.identities[0].expired(9));
+        assert!(w.identities[0].active(9) && !w.identities[0].active(10));
+        w.identities[0].suspended = true;
+        assert!(
+            !w.identities[0].active(9),
+            "a suspended identity is not active"
+        );
+        assert!(!w.identities[0].expired(9), "suspended is not expired");
         w.identities[0].descriptors.push(Descriptor {
             model_id: "m:2".into(),
             vector: vec![1.0],

@@ -13,6 +13,7 @@ fn ident(label: &str, vecs: &[[f32; 3]], expires_at: Option<i64>) -> Identity {
         added_by: "t".into(),
         added_at: 0,
         expires_at,
+        suspended: false,
         descriptors: vecs
             .iter()
             .map(|v| Descriptor {
@@ -57,6 +58,27 @@ fn expired_at_build_time_is_left_out() {
     let idx = Index::build(&list(), &Similarity::cosine(), 100);
     assert_eq!(idx.len(), 2);
     assert!(idx.entries().iter().all(|e| e.label != "old"));
+}
+
+#[test]
+fn suspended_is_left_out_until_resumed() {
+    let sim = Similarity::cosine();
+    let q = sim.prepare(&[0.0, 0.1, 1.0]);
+    let mut w = list();
+    let b = w.identities.iter_mut().find(|i| i.label == "b").unwrap();
+    b.suspended = true;
+    let idx = Index::build(&w, &sim, 0);
+    assert!(idx.entries().iter().all(|e| e.label != "b"));
+    let hit = idx.search(&q, 0).unwrap();
+    assert_ne!(idx.entries()[hit.identity].label, "b");
+    w.identities[1].suspended = false;
+    let idx = Index::build(&w, &sim, 0);
+    let hit = idx.search(&q, 0).unwrap();
+    assert_eq!(
+        idx.entries()[hit.identity].label,
+        "b",
+        "resumed, it matches"
+    );
 }
 
 #[test]
@@ -140,6 +162,7 @@ fn random_list(rng: &mut Rng, n: usize, dim: usize) -> Watchlist {
             added_by: "t".into(),
             added_at: 0,
             expires_at,
+            suspended: false,
             descriptors,
         });
     }

@@ -89,6 +89,7 @@ fn concurrent_updates_all_land() {
                             added_by: "t".into(),
                             added_at: 0,
                             expires_at: None,
+                            suspended: false,
                             descriptors: vec![],
                         });
                         std::thread::sleep(std::time::Duration::from_millis(5));
