@@ -11,10 +11,13 @@
 //! started; the others keep running); an invalid one is refused with a message and the running
 //! configuration stays. The watch lists reload by themselves when their files change.
 //!
+//! Health (health.rs, metrics.rs): every `health-interval` seconds one `faceveil-health` line per
+//! camera joins the events; with `metrics`, Prometheus text is served on a loopback address.
+//!
 //! Exit codes: 0 stopped by a signal or every camera ended; 2 usage; 3 invalid configuration (the
 //! message names the key and the line); 4 a camera cannot start (watch list, key, model or
-//! pipeline, named with the camera), or the events file cannot be opened. Nothing is started unless
-//! every camera can be.
+//! pipeline, named with the camera), or the events file cannot be opened, or the metrics address
+//! cannot be bound. Nothing is started unless every camera can be.
 
 mod config;
 mod events;
