@@ -6,8 +6,10 @@
 //! faceveil-nvr --config /etc/faceveil/nvr.toml | faceveil-mqtt --broker 127.0.0.1:1883
 //! ```
 //!
-//! Topics: `<prefix>/<camera-id>/match` and `<prefix>/<camera-id>/unknown`; payload: the event's
-//! JSON object unchanged (docs/EVENTS.md); QoS 1 (at least once), not retained. When the broker
+//! Topics: `<prefix>/<camera-id>/match`, `<prefix>/<camera-id>/unknown` and
+//! `<prefix>/<camera-id>/health` (the runner's periodic `faceveil-health` line); payload: the
+//! event's JSON object unchanged (docs/EVENTS.md); QoS 1 (at least once), not retained. Other
+//! lines are skipped. When the broker
 //! goes away the bridge keeps reading, holds events in order, reconnects every second and delivers
 //! them when the broker is back. It exits when standard input ends.
 
@@ -85,6 +87,7 @@ fn main() -> std::process::ExitCode {
         let kind = match event["event"].as_str() {
             Some("faceveil-match") => "match",
             Some("faceveil-unknown") => "unknown",
+            Some("faceveil-health") => "health",
             _ => continue,
         };
         let camera = event["camera-id"]
