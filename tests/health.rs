@@ -171,22 +171,39 @@ fn health_is_watched_through_json_lines_and_prometheus_text() {
     let ended = health_lines(&events, odd).pop().expect("a health line");
     assert_eq!(ended["state"], "stopped", "{ended}");
 
-    // A list that cannot be reloaded: counted in both within seconds.
+    // A list that cannot be reloaded: counted in both within seconds, and stale until it
+    // reloads.
+    assert_eq!(
+        sample(&second, "faceveil_watchlist_stale", "door"),
+        Some(0.0)
+    );
+    let good = std::fs::read(&list).unwrap();
     std::fs::write(&list, b"not a watch list").unwrap();
     let written = Instant::now();
     assert!(
         wait_until(Duration::from_secs(10), || {
-            scrape(metrics)
-                .is_some_and(|t| sample(&t, "faceveil_reload_failures_total", "door") >= Some(1.0))
-                && health_lines(&events, "door")
-                    .last()
-                    .is_some_and(|l| l["failed-reloads"].as_u64() >= Some(1))
+            scrape(metrics).is_some_and(|t| {
+                sample(&t, "faceveil_reload_failures_total", "door") >= Some(1.0)
+                    && sample(&t, "faceveil_watchlist_stale", "door") == Some(1.0)
+            }) && health_lines(&events, "door")
+                .last()
+                .is_some_and(|l| l["failed-reloads"].as_u64() >= Some(1) && l["list-stale"] == true)
         }),
         "{:?}\n{}",
         scrape(metrics),
         said()
     );
     eprintln!("reload failure shown after {:?}", written.elapsed());
+    std::fs::write(&list, &good).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            scrape(metrics)
+                .is_some_and(|t| sample(&t, "faceveil_watchlist_stale", "door") == Some(0.0))
+        }),
+        "{:?}\n{}",
+        scrape(metrics),
+        said()
+    );
 
     // The camera stops: down within seconds (the connection drops, or the stall timeout).
     drop(camera);

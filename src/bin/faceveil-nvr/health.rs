@@ -62,6 +62,9 @@ pub struct Snapshot {
     pub generation: Option<u64>,
     pub failed_reloads: u64,
     pub refused_rollbacks: u64,
+    /// The list file changed but did not replace the list in use (a failed reload or a refused
+    /// rollback), and neither a later reload nor a new pipeline has opened it since.
+    pub stale: bool,
     /// Pipelines started after the first one.
     pub reconnects: u64,
 }
@@ -100,6 +103,7 @@ impl Snapshot {
             "list-generation": self.generation,
             "failed-reloads": self.failed_reloads,
             "refused-rollbacks": self.refused_rollbacks,
+            "list-stale": self.stale,
             "reconnects": self.reconnects,
         })
     }
@@ -168,6 +172,13 @@ const FAMILIES: &[Family] = &[
         kind: "gauge",
         help: "Write generation of the watch list in use",
         value: |s| s.generation.map(Value::Count),
+    },
+    Family {
+        name: "faceveil_watchlist_stale",
+        kind: "gauge",
+        help: "1 while the watch list file changed but the camera kept the list it had (a failed \
+               reload or a refused rollback)",
+        value: |s| Some(Value::Count(s.stale as u64)),
     },
     Family {
         name: "faceveil_reload_failures_total",
@@ -284,6 +295,8 @@ struct Inner {
     generation: Option<u64>,
     failed_reloads: u64,
     refused_rollbacks: u64,
+    /// Since when the list in use is not the file's (ms since the epoch; 0: it is).
+    stale_ms: u64,
 }
 
 /// One camera's health, shared by its thread and the reports.
@@ -327,11 +340,20 @@ impl CameraHealth {
     }
 
     pub fn reload_failed(&self) {
-        self.lock().failed_reloads += 1;
+        let mut h = self.lock();
+        h.failed_reloads += 1;
+        h.stale_ms = millis(SystemTime::now());
     }
 
     pub fn rollback_refused(&self) {
-        self.lock().refused_rollbacks += 1;
+        let mut h = self.lock();
+        h.refused_rollbacks += 1;
+        h.stale_ms = millis(SystemTime::now());
+    }
+
+    /// A changed list is in use.
+    pub fn reloaded(&self) {
+        self.lock().stale_ms = 0;
     }
 
     /// The pipeline stopped: its last counters are kept.
@@ -355,9 +377,10 @@ impl CameraHealth {
     pub fn snapshot(&self) -> Snapshot {
         let h = self.lock();
         let last_frame_ms = self.last_frame_ms.load(Ordering::Relaxed);
+        let streaming = h.active && last_frame_ms >= h.started_ms;
         let state = if h.stopped {
             State::Stopped
-        } else if h.active && last_frame_ms >= h.started_ms {
+        } else if streaming {
             State::Running
         } else if h.pipelines > 1 || (h.pipelines == 1 && !h.active) {
             State::Reconnecting
@@ -378,6 +401,8 @@ impl CameraHealth {
             generation: h.watch.as_ref().and_then(generation_of).or(h.generation),
             failed_reloads: h.failed_reloads,
             refused_rollbacks: h.refused_rollbacks,
+            // A pipeline started after the failure opened the list afresh.
+            stale: h.stale_ms > 0 && !(streaming && h.started_ms > h.stale_ms),
             reconnects: h.pipelines.saturating_sub(1),
         }
     }
@@ -444,6 +469,7 @@ mod tests {
             generation: Some(7),
             failed_reloads: 2,
             refused_rollbacks: 0,
+            stale: true,
             reconnects: 1,
         }
     }
@@ -464,6 +490,7 @@ mod tests {
         );
         assert_eq!(v["list-generation"], 7);
         assert_eq!(v["failed-reloads"], 2);
+        assert_eq!(v["list-stale"], true);
     }
 
     #[test]
@@ -494,6 +521,7 @@ mod tests {
         ));
         assert!(sample("faceveil_watchlist_generation{camera=\"door\"} 7"));
         assert!(sample("faceveil_reload_failures_total{camera=\"door\"} 2"));
+        assert!(sample("faceveil_watchlist_stale{camera=\"door\"} 1"));
         // Unknown values have no sample, rather than a made-up one.
         assert_eq!(text.matches("faceveil_watchlist_generation{").count(), 1);
         assert_eq!(

@@ -331,6 +331,7 @@ fn run_camera(c: &Camera, events: &Events, stop: &AtomicBool, health: &Arc<Camer
                         let n = s.get::<u32>("identities").unwrap_or_default();
                         let list = s.get::<String>("watchlist").unwrap_or_default();
                         eprintln!("[{name}] watch list {list} reloaded: {n} identities");
+                        health.reloaded();
                     }
                     _ => {}
                 },
@@ -341,8 +342,11 @@ fn run_camera(c: &Camera, events: &Events, stop: &AtomicBool, health: &Arc<Camer
                         health.reload_failed();
                     }
                     d => {
-                        if d.is_some_and(|d| d.name() == "faceveil-rollback-refused") {
-                            health.rollback_refused();
+                        match d.map(|d| d.name().as_str()) {
+                            Some("faceveil-rollback-refused") => health.rollback_refused(),
+                            // Reloaded, its generation not recorded: the new list is in use.
+                            Some("faceveil-floor-not-saved") => health.reloaded(),
+                            _ => {}
                         }
                         eprintln!("[{name}] warning: {}", w.error())
                     }
