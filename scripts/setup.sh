@@ -65,6 +65,7 @@ DEB_PACKAGES=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav libgstrtspserver-1.0-dev gstreamer1.0-rtsp
   meson ninja-build mosquitto systemd
+  prometheus          # promtool, which checks faceveil-nvr's metrics (tests/health.rs)
   fonts-dejavu-core   # the label font of veiloverlay
 )
 
@@ -113,6 +114,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -q >/dev/null || die "apt-get update failed: is the Debian mirror reachable?"
   apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null \
     || die "apt-get install failed for: ${missing[*]}"
+  # Only promtool is needed from package prometheus: the server that the package enables and
+  # starts (port 9090, open to other machines) is stopped and disabled when this script installed it.
+  if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
+    systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+  fi
 else
   say "Debian packages present"
 fi

@@ -140,6 +140,16 @@ fn health_is_watched_through_json_lines_and_prometheus_text() {
     std::thread::sleep(Duration::from_secs(2));
     let second = scrape(metrics).unwrap();
     assert!(frames(&second) > frames(&first), "{first}\n{second}");
+    // NVR.md's table lists every metric served, with its type.
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/NVR.md")).unwrap();
+    for l in second.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+        let (name, kind) = l.split_once(' ').unwrap();
+        assert!(
+            doc.contains(&format!("| `{name}` | {kind} |")),
+            "{name} ({kind}) is not in NVR.md"
+        );
+    }
     let analysed = sample(&second, "faceveil_frames_analysed_total", "door").unwrap();
     assert!(analysed > 0.0 && analysed <= frames(&second), "{second}");
     assert!(sample(&second, "faceveil_watchlist_generation", "door").unwrap() >= 1.0);
@@ -249,5 +259,52 @@ fn a_metrics_address_off_the_loopback_is_refused() {
         err.contains("--metrics") && err.contains("not a loopback address"),
         "{err}"
     );
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// The scrape configuration and the alert rules that NVR.md gives pass promtool, and the rules use
+/// only metrics the runner serves.
+#[test]
+fn the_prometheus_examples_in_nvr_md_are_valid() {
+    let d = scratch("health-docs");
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/NVR.md")).unwrap();
+    let blocks: Vec<&str> = doc
+        .split("```yaml\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .collect();
+    let find = |start: &str| {
+        *blocks
+            .iter()
+            .find(|b| b.starts_with(start))
+            .unwrap_or_else(|| panic!("no yaml block starting with {start} in NVR.md"))
+    };
+    for (what, start) in [("config", "scrape_configs:"), ("rules", "groups:")] {
+        let file = d.join(format!("{what}.yml"));
+        std::fs::write(&file, find(start)).unwrap();
+        let out = Command::new(promtool())
+            .args(["check", what])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "promtool check {what}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Every faceveil_ metric in the rules is in NVR.md's table of the metrics served.
+    let rules = find("groups:");
+    for name in rules
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("faceveil_"))
+    {
+        assert!(
+            doc.contains(&format!("| `{name}` |")),
+            "{name} is not served"
+        );
+    }
     std::fs::remove_dir_all(&d).unwrap();
 }
