@@ -83,8 +83,14 @@ pub fn serve(addr: SocketAddr, registry: Arc<Registry>) -> Result<SocketAddr, St
     std::thread::Builder::new()
         .name("metrics".into())
         .spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let _ = respond(stream, &registry);
+            for stream in listener.incoming() {
+                match stream {
+                    Ok(s) => {
+                        let _ = respond(s, &registry);
+                    }
+                    // Out of file descriptors, say: try again a little later.
+                    Err(_) => std::thread::sleep(Duration::from_millis(100)),
+                }
             }
         })
         .map_err(|e| e.to_string())?;
