@@ -67,6 +67,7 @@ DEB_PACKAGES=(
   meson ninja-build mosquitto systemd
   openssl             # tests/mqtt.rs makes its test CA and certificates with it
   ca-certificates     # the system's trust store, faceveil-mqtt --tls without --ca-file
+  prometheus          # promtool, which checks faceveil-nvr's metrics (tests/health.rs)
   fonts-dejavu-core   # the label font of veiloverlay
 )
 
@@ -115,6 +116,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -q >/dev/null || die "apt-get update failed: is the Debian mirror reachable?"
   apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null \
     || die "apt-get install failed for: ${missing[*]}"
+  # Only promtool is needed from package prometheus: the server that the package enables and
+  # starts (port 9090, open to other machines) is stopped and disabled when this script installed it.
+  if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
+    systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+  fi
 else
   say "Debian packages present"
 fi

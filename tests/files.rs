@@ -507,6 +507,8 @@ fn nvr_events_that_meet_a_full_disk_are_written_when_there_is_room() {
             .arg(&list)
             .arg("--out")
             .arg(&events)
+            // the match is the first line to meet the full disk
+            .args(["--health-interval", "0"])
             .arg(format!("door={}", RtspCamera::url(port)))
             .stderr(Stdio::piped())
             .spawn()

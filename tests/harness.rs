@@ -445,6 +445,30 @@ fn a_key_file_others_can_read_warns_and_one_they_can_write_is_refused() {
     }
 }
 
+/// `stats` says which generation of the list is in use: a newer list written and reloaded raises
+/// it, a list that does not open leaves it.
+#[test]
+fn stats_say_the_generation_in_use() {
+    let m = matcher("generation", &[]);
+    let generation = |m: &Matcher| {
+        m.element()
+            .property::<gst::Structure>("stats")
+            .get::<u64>("generation")
+            .unwrap()
+    };
+    let first = load(&m.list, &Secret::Key(KEY)).unwrap();
+    assert_eq!(generation(&m), first.generation);
+    let mut newer = first;
+    newer.identities.pop();
+    save(&m.list, &mut newer, &Secret::Key(KEY)).unwrap();
+    assert!(m.element().emit_by_name::<bool>("reload", &[]));
+    assert_eq!(generation(&m), newer.generation);
+    assert!(newer.generation > 0);
+    std::fs::write(&m.list, b"not a watch list").unwrap();
+    assert!(!m.element().emit_by_name::<bool>("reload", &[]));
+    assert_eq!(generation(&m), newer.generation);
+}
+
 /// With `state-dir`, the highest generation used outlives the element: a new one (a restart, a
 /// camera reconnected) refuses an older copy of the list; without it, any list is accepted.
 #[test]

@@ -74,13 +74,13 @@ impl Drop for Broker {
     }
 }
 
-/// Subscribes to `faceveil/+/match` and forwards (topic, payload) of what arrives.
-fn subscribe(port: u16, id: &str) -> mpsc::Receiver<(String, String)> {
-    subscribe_with(MqttOptions::new(id, "127.0.0.1", port))
+/// Subscribes to `topic` and forwards (topic, payload) of what arrives.
+fn subscribe(port: u16, id: &str, topic: &'static str) -> mpsc::Receiver<(String, String)> {
+    subscribe_with(MqttOptions::new(id, "127.0.0.1", port), topic)
 }
 
 /// [`subscribe`] with these options (TLS, a login).
-fn subscribe_with(mut o: MqttOptions) -> mpsc::Receiver<(String, String)> {
+fn subscribe_with(mut o: MqttOptions, topic: &'static str) -> mpsc::Receiver<(String, String)> {
     o.set_keep_alive(Duration::from_secs(5));
     let (client, mut connection) = Client::new(o, 10);
     let (tx, rx) = mpsc::channel();
@@ -90,9 +90,7 @@ fn subscribe_with(mut o: MqttOptions) -> mpsc::Receiver<(String, String)> {
         for event in connection.iter() {
             match event {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    client
-                        .subscribe("faceveil/+/match", QoS::AtLeastOnce)
-                        .unwrap();
+                    client.subscribe(topic, QoS::AtLeastOnce).unwrap();
                 }
                 Ok(Event::Incoming(Packet::SubAck(_))) => {
                     let _ = ready_tx.send(());
@@ -127,7 +125,7 @@ fn bridge_publishes_nvr_events_and_survives_a_broker_restart() {
     let video = common::clip(&d, &[("obama2.jpg", 20)]);
     let port = free_port();
     let broker = Broker::start(port);
-    let rx = subscribe(port, "test-sub-1");
+    let rx = subscribe(port, "test-sub-1", "faceveil/+/match");
 
     // nvr on a clip of the enrolled person, its JSON lines piped into the bridge
     let mut nvr = Command::new(env!("CARGO_BIN_EXE_faceveil-nvr"))
@@ -182,12 +180,24 @@ fn bridge_publishes_nvr_events_and_survives_a_broker_restart() {
     drop(broker);
     std::thread::sleep(Duration::from_secs(2));
     let _broker = Broker::start(port);
-    let rx = subscribe(port, "test-sub-2");
+    let rx = subscribe(port, "test-sub-2", "faceveil/#");
     stdin.write_all(event(2).as_bytes()).unwrap();
     let (_, payload) = rx
         .recv_timeout(Duration::from_secs(30))
         .expect("event 2 after the broker restarted");
     assert!(payload.contains("\"frame\":2"), "{payload}");
+    // the runner's health line goes to its camera's health topic; a line of no known event and a
+    // line that is not JSON go nowhere
+    let health = "{\"event\":\"faceveil-health\",\"camera-id\":\"gate\",\"state\":\"running\"}\n";
+    stdin
+        .write_all(
+            format!("{{\"event\":\"other\",\"camera-id\":\"gate\"}}\nnot json\n{health}")
+                .as_bytes(),
+        )
+        .unwrap();
+    let (topic, payload) = rx.recv_timeout(Duration::from_secs(20)).expect("health");
+    assert_eq!(topic, "faceveil/gate/health");
+    assert_eq!(payload, health.trim_end());
     assert!(
         bridge.try_wait().unwrap().is_none(),
         "the bridge must keep running"
@@ -362,7 +372,7 @@ fn subscribe_tls(dir: &Path, port: u16, id: &str) -> mpsc::Receiver<(String, Str
     o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
         Arc::new(config),
     )));
-    subscribe_with(o)
+    subscribe_with(o, "faceveil/+/match")
 }
 
 /// The certificates of a PEM text.

@@ -133,8 +133,12 @@ fn nvr_reconnects_after_the_camera_drops() {
         wait_lines(&out, 2, Duration::from_secs(120)),
         "no match after the camera came back"
     );
-    let line = std::fs::read_to_string(&out).unwrap();
-    let first: serde_json::Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+    let text = std::fs::read_to_string(&out).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("\"event\":\"faceveil-match\""))
+        .unwrap();
+    let first: serde_json::Value = serde_json::from_str(line).unwrap();
     assert_eq!(first["label"], "obama");
     assert_eq!(first["camera-id"], "door");
     // clean shutdown on Ctrl-C

@@ -114,11 +114,15 @@ impl Settings {
 }
 
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Stats(Counts);
+pub struct Stats {
+    counts: Counts,
+    /// The write generation of the list in use.
+    generation: u64,
+}
 
 impl element::Stats for Stats {
     fn structure(&self) -> gst::Structure {
-        let c = &self.0;
+        let c = &self.counts;
         gst::Structure::builder("veilmatch-stats")
             .field("frames", c.frames)
             .field("searches", c.searches)
@@ -126,6 +130,7 @@ impl element::Stats for Stats {
             .field("match-time-us", c.match_ns / 1000)
             .field("failed-reloads", c.failed_reloads)
             .field("refused-rollbacks", c.refused_rollbacks)
+            .field("generation", self.generation)
             .build()
     }
 }
@@ -143,7 +148,10 @@ impl element::Running for State {
     }
 
     fn stats(&self) -> Stats {
-        Stats(self.matcher.counts())
+        Stats {
+            counts: self.matcher.counts(),
+            generation: self.matcher.list().generation(),
+        }
     }
 }
 
@@ -277,7 +285,8 @@ impl ObjectImpl for VeilMatch {
                 crate::props::stats(
                     "frames, searches (fresh descriptors looked up in the list), \
                      search-time-us, match-time-us (all of the per-frame matching), \
-                     failed-reloads, refused-rollbacks",
+                     failed-reloads, refused-rollbacks, generation (the write generation of \
+                     the list in use)",
                 ),
                 glib::ParamSpecUInt::builder("identities")
                     .nick("Identities")

@@ -8,8 +8,10 @@
 //!     --ca-file ca.pem --username faceveil --password-file /etc/faceveil/mqtt.password
 //! ```
 //!
-//! Topics: `<prefix>/<camera-id>/match` and `<prefix>/<camera-id>/unknown`; payload: the event's
-//! JSON object unchanged (docs/EVENTS.md); QoS 1 (at least once), not retained. When the broker
+//! Topics: `<prefix>/<camera-id>/match`, `<prefix>/<camera-id>/unknown` and
+//! `<prefix>/<camera-id>/health` (the runner's periodic `faceveil-health` line); payload: the
+//! event's JSON object unchanged (docs/EVENTS.md); QoS 1 (at least once), not retained. Other
+//! lines are skipped. When the broker
 //! goes away the bridge keeps reading, holds events in order, reconnects every second and delivers
 //! them when the broker is back. It exits when standard input ends.
 //!
@@ -267,6 +269,7 @@ fn main() -> ExitCode {
         let kind = match event["event"].as_str() {
             Some("faceveil-match") => "match",
             Some("faceveil-unknown") => "unknown",
+            Some("faceveil-health") => "health",
             _ => continue,
         };
         let camera = event["camera-id"]

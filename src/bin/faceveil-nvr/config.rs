@@ -36,6 +36,9 @@ pub struct Camera {
 /// Default of `stall-timeout`.
 pub const DEFAULT_STALL_TIMEOUT: u32 = 10;
 
+/// Default of `health-interval` (seconds).
+pub const DEFAULT_HEALTH_INTERVAL: u32 = 30;
+
 /// Default of `state-dir`: the first of `$STATE_DIRECTORY` (which systemd sets from the unit's
 /// `StateDirectory=`), when set.
 pub fn state_directory() -> Option<PathBuf> {
@@ -48,6 +51,10 @@ pub fn state_directory() -> Option<PathBuf> {
 pub struct Config {
     /// Where events go: `None` = standard output, else a file (appended).
     pub events: Option<PathBuf>,
+    /// Seconds between two `faceveil-health` lines on the events output (0: none).
+    pub health_interval: u32,
+    /// Where Prometheus text is served (`GET /metrics`), checked by `metrics::parse_address`.
+    pub metrics: Option<std::net::SocketAddr>,
     pub cameras: Vec<Camera>,
 }
 
@@ -85,6 +92,9 @@ struct Common {
 struct Output {
     /// `-` or unset: standard output.
     events: Option<String>,
+    health_interval: Option<u32>,
+    metrics: Option<Spanned<String>>,
+    metrics_allow_remote: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -269,7 +279,22 @@ impl Config {
             None | Some("-") => None,
             Some(p) => Some(resolve(base, p)),
         };
-        Ok(Config { events, cameras })
+        let metrics = match &file.output.metrics {
+            None => None,
+            Some(m) => Some(
+                crate::metrics::parse_address(
+                    m.get_ref(),
+                    file.output.metrics_allow_remote.unwrap_or(false),
+                )
+                .map_err(|e| at(m.span(), "metrics", &e))?,
+            ),
+        };
+        Ok(Config {
+            events,
+            health_interval: (file.output.health_interval).unwrap_or(DEFAULT_HEALTH_INTERVAL),
+            metrics,
+            cameras,
+        })
     }
 
     /// Reads and parses a configuration file.
@@ -291,6 +316,8 @@ mod tests {
     const GOOD: &str = r#"
 [output]
 events = "events.jsonl"
+health-interval = 5
+metrics = "127.0.0.1:9750"
 
 [defaults]
 watchlist = "/var/lib/faceveil/watchlist.fvl"
@@ -315,6 +342,8 @@ state-dir = "state"
     fn defaults_apply_and_cameras_override() {
         let c = parse(GOOD).unwrap();
         assert_eq!(c.events, Some(PathBuf::from("/etc/faceveil/events.jsonl")));
+        assert_eq!(c.health_interval, 5);
+        assert_eq!(c.metrics, Some("127.0.0.1:9750".parse().unwrap()));
         let [door, lobby] = &c.cameras[..] else {
             panic!("{c:?}")
         };
@@ -336,25 +365,36 @@ state-dir = "state"
     }
 
     #[test]
+    fn health_lines_by_default_metrics_only_when_asked() {
+        let c =
+            parse("[defaults]\nwatchlist = \"w.fvl\"\n[[camera]]\nname = \"a\"\nurl = \"a.mp4\"\n")
+                .unwrap();
+        assert_eq!(
+            (c.health_interval, c.metrics),
+            (DEFAULT_HEALTH_INTERVAL, None)
+        );
+    }
+
+    #[test]
     fn errors_name_the_key_and_the_line() {
         let unknown = GOOD.replace("threshold = 0.7", "treshold = 0.7");
         let e = parse(&unknown).unwrap_err().0;
-        assert!(e.contains("line 13") && e.contains("treshold"), "{e}");
+        assert!(e.contains("line 15") && e.contains("treshold"), "{e}");
 
         let twice = GOOD.replace("name = \"lobby\"", "name = \"door\"");
         let e = parse(&twice).unwrap_err().0;
         assert!(
-            e.contains("line 16") && e.contains("name") && e.contains("twice"),
+            e.contains("line 18") && e.contains("name") && e.contains("twice"),
             "{e}"
         );
 
         let range = GOOD.replace("threshold = 0.7", "threshold = 7");
         let e = parse(&range).unwrap_err().0;
-        assert!(e.contains("line 13") && e.contains("threshold"), "{e}");
+        assert!(e.contains("line 15") && e.contains("threshold"), "{e}");
 
         let typed = GOOD.replace("min-hits = 3", "min-hits = \"three\"");
         let e = parse(&typed).unwrap_err().0;
-        assert!(e.contains("line 8") && e.contains("min-hits"), "{e}");
+        assert!(e.contains("line 10") && e.contains("min-hits"), "{e}");
 
         let no_list = GOOD.replace("watchlist = \"/var/lib/faceveil/watchlist.fvl\"\n", "");
         let e = parse(&no_list).unwrap_err().0;
@@ -363,6 +403,19 @@ state-dir = "state"
         let no_url = GOOD.replace("url = \"clips/lobby.mp4\"\n", "");
         let e = parse(&no_url).unwrap_err().0;
         assert!(e.contains("'lobby'") && e.contains("url is missing"), "{e}");
+
+        let public = GOOD.replace("127.0.0.1:9750", "0.0.0.0:9750");
+        let e = parse(&public).unwrap_err().0;
+        assert!(
+            e.contains("line 5") && e.contains("metrics") && e.contains("loopback"),
+            "{e}"
+        );
+        let allowed = public.replace("[defaults]", "metrics-allow-remote = true\n[defaults]");
+        assert!(parse(&allowed).is_ok());
+        let e = parse(&GOOD.replace("127.0.0.1:9750", "localhost"))
+            .unwrap_err()
+            .0;
+        assert!(e.contains("line 5") && e.contains("metrics"), "{e}");
 
         let e = parse("[output]\n").unwrap_err().0;
         assert!(e.contains("no [[camera]]"), "{e}");

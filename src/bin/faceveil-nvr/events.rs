@@ -161,7 +161,20 @@ pub(crate) fn reopen_events(path: &Option<PathBuf>, events: &Events) {
 /// Appends one event line. An event that cannot be written (disk full) waits in memory with the
 /// ones before it (see [`EventsOut`]); a thread retries them every second until they are written.
 pub(crate) fn write_event(events: &Events, camera: &str, line: &str) {
+    write_line(events, camera, line, false);
+}
+
+/// Appends a status line (`faceveil-health`) unless events wait for the output: a periodic line
+/// never pushes an event out of the ones that wait (at most one status line waits among them).
+pub(crate) fn write_status(events: &Events, camera: &str, line: &str) {
+    write_line(events, camera, line, true);
+}
+
+fn write_line(events: &Events, camera: &str, line: &str, unless_waiting: bool) {
     let mut w = events.lock().unwrap_or_else(|e| e.into_inner());
+    if unless_waiting && w.backlog.waiting() > 0 {
+        return;
+    }
     w.write(Some(camera), Some(line.to_string()));
     if w.backlog.waiting() == 0 || w.retrying {
         return;

@@ -11,13 +11,18 @@
 //! started; the others keep running); an invalid one is refused with a message and the running
 //! configuration stays. The watch lists reload by themselves when their files change.
 //!
+//! Health (health.rs, metrics.rs): every `health-interval` seconds one `faceveil-health` line per
+//! camera joins the events; with `metrics`, Prometheus text is served on a loopback address.
+//!
 //! Exit codes: 0 stopped by a signal or every camera ended; 2 usage; 3 invalid configuration (the
 //! message names the key and the line); 4 a camera cannot start (watch list, key, model or
-//! pipeline, named with the camera), or the events file cannot be opened. Nothing is started unless
-//! every camera can be.
+//! pipeline, named with the camera), or the events file cannot be opened, or the metrics address
+//! cannot be bound. Nothing is started unless every camera can be.
 
 mod config;
 mod events;
+mod health;
+mod metrics;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -37,6 +42,7 @@ use gstfaceveil::engine::watchlist::store::{load, resolve_key_checked};
 
 use config::{Camera, Config, ConfigError};
 use events::{Events, open_events, reopen_events, write_event};
+use health::{CameraHealth, Registry};
 
 #[derive(Parser)]
 #[command(
@@ -74,6 +80,15 @@ struct Cli {
     /// Seconds without a frame after which a live camera is reconnected (0 = never)
     #[arg(long, value_name = "SECONDS", default_value_t = config::DEFAULT_STALL_TIMEOUT, requires = "watchlist")]
     stall_timeout: u32,
+    /// Seconds between two faceveil-health lines per camera on the events output (0 = none)
+    #[arg(long, value_name = "SECONDS", default_value_t = config::DEFAULT_HEALTH_INTERVAL, requires = "watchlist")]
+    health_interval: u32,
+    /// Serve Prometheus metrics at http://ADDR/metrics (a loopback address such as 127.0.0.1:9750)
+    #[arg(long, value_name = "ADDR", requires = "watchlist")]
+    metrics: Option<String>,
+    /// Allow a --metrics address that is not on the loopback (reachable from other machines)
+    #[arg(long, requires = "metrics")]
+    metrics_allow_remote: bool,
     /// Cameras: [NAME=]URL, URL an rtsp://, file:// or other URI, or a path (names default to cam0, cam1, …)
     #[arg(value_name = "[NAME=]URL", required_unless_present = "config")]
     cameras: Vec<String>,
@@ -107,8 +122,17 @@ fn config_from_args(cli: &Cli) -> Result<Config, ConfigError> {
             state_dir: cli.state_dir.clone().or_else(config::state_directory),
         });
     }
+    let metrics = match &cli.metrics {
+        Some(m) => Some(
+            metrics::parse_address(m, cli.metrics_allow_remote)
+                .map_err(|e| ConfigError(format!("--metrics: {e}")))?,
+        ),
+        None => None,
+    };
     Ok(Config {
         events: cli.out.clone(),
+        health_interval: cli.health_interval,
+        metrics,
         cameras,
     })
 }
@@ -244,7 +268,7 @@ fn to_json(s: &gst::StructureRef) -> serde_json::Value {
 }
 
 /// Runs one camera until it ends (file) or until `stop` (RTSP: restarted after each drop).
-fn run_camera(c: &Camera, events: &Events, stop: &AtomicBool) {
+fn run_camera(c: &Camera, events: &Events, stop: &AtomicBool, health: &Arc<CameraHealth>) {
     let name = &c.name;
     let live = c.uri.starts_with("rtsp://");
     let mut backoff = Duration::from_millis(500);
@@ -261,14 +285,16 @@ fn run_camera(c: &Camera, events: &Events, stop: &AtomicBool) {
         // The watchdog: when the last frame reached the sink (ms since `started`).
         let last_frame = Arc::new(std::sync::atomic::AtomicU64::new(0));
         if let Some(pad) = pipeline.by_name("sink").and_then(|s| s.static_pad("sink")) {
-            let last = last_frame.clone();
+            let (last, health) = (last_frame.clone(), health.clone());
             pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
                 last.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+                health.frame();
                 gst::PadProbeReturn::Ok
             });
         }
         let stall = Duration::from_secs(c.stall_timeout as u64);
         let _ = pipeline.set_state(gst::State::Playing);
+        health.begin(&pipeline);
         let mut ended_with_error = false;
         loop {
             let since_frame =
@@ -297,11 +323,15 @@ fn run_camera(c: &Camera, events: &Events, stop: &AtomicBool) {
                 gst::MessageView::Element(e) => match e.structure() {
                     Some(s) if s.name() == "faceveil-match" || s.name() == "faceveil-unknown" => {
                         write_event(events, name, &to_json(s).to_string());
+                        if s.name() == "faceveil-match" {
+                            health.matched();
+                        }
                     }
                     Some(s) if s.name() == "faceveil-reloaded" => {
                         let n = s.get::<u32>("identities").unwrap_or_default();
                         let list = s.get::<String>("watchlist").unwrap_or_default();
                         eprintln!("[{name}] watch list {list} reloaded: {n} identities");
+                        health.reloaded();
                     }
                     _ => {}
                 },
@@ -309,8 +339,17 @@ fn run_camera(c: &Camera, events: &Events, stop: &AtomicBool) {
                     Some(d) if d.name() == "faceveil-reload-failed" => {
                         let reason = d.get::<String>("reason").unwrap_or_default();
                         eprintln!("[{name}] watch list reload failed: {reason} (old list kept)");
+                        health.reload_failed();
                     }
-                    _ => eprintln!("[{name}] warning: {}", w.error()),
+                    d => {
+                        match d.map(|d| d.name().as_str()) {
+                            Some("faceveil-rollback-refused") => health.rollback_refused(),
+                            // Reloaded, its generation not recorded: the new list is in use.
+                            Some("faceveil-floor-not-saved") => health.reloaded(),
+                            _ => {}
+                        }
+                        eprintln!("[{name}] warning: {}", w.error())
+                    }
                 },
                 gst::MessageView::Error(e) => {
                     eprintln!("[{name}] error: {} ({:?})", e.error(), e.debug());
@@ -325,6 +364,7 @@ fn run_camera(c: &Camera, events: &Events, stop: &AtomicBool) {
             }
         }
         let _ = pipeline.set_state(gst::State::Null);
+        health.end();
         if !live || stop.load(Ordering::SeqCst) {
             if ended_with_error && !live {
                 eprintln!("[{name}] stopped");
@@ -351,10 +391,14 @@ struct Running {
     thread: JoinHandle<()>,
 }
 
-fn start(camera: Camera, events: &Events) -> Running {
+fn start(camera: Camera, events: &Events, registry: &Registry) -> Running {
     let stop = Arc::new(AtomicBool::new(false));
     let (c, ev, st) = (camera.clone(), events.clone(), stop.clone());
-    let thread = std::thread::spawn(move || run_camera(&c, &ev, &st));
+    let health = registry.camera(&camera.name);
+    let thread = std::thread::spawn(move || {
+        run_camera(&c, &ev, &st, &health);
+        health.stopped();
+    });
     Running {
         camera,
         stop,
@@ -372,7 +416,12 @@ fn stop_all(cams: Vec<Running>) {
 }
 
 /// Applies a new, checked configuration: cameras that are unchanged keep running.
-fn apply(running: Vec<Running>, new: &Config, events: &Events) -> Vec<Running> {
+fn apply(
+    running: Vec<Running>,
+    new: &Config,
+    events: &Events,
+    registry: &Registry,
+) -> Vec<Running> {
     let (keep, gone): (Vec<Running>, Vec<Running>) = running
         .into_iter()
         .partition(|r| new.cameras.contains(&r.camera));
@@ -382,10 +431,11 @@ fn apply(running: Vec<Running>, new: &Config, events: &Events) -> Vec<Running> {
     let mut started = 0;
     for c in &new.cameras {
         if !out.iter().any(|r| &r.camera == c) {
-            out.push(start(c.clone(), events));
+            out.push(start(c.clone(), events, registry));
             started += 1;
         }
     }
+    registry.retain(|name| new.cameras.iter().any(|c| c.name == name));
     eprintln!(
         "faceveil-nvr: configuration reloaded: {} cameras ({started} started, {stopped} stopped, {} unchanged)",
         out.len(),
@@ -432,6 +482,17 @@ fn main() -> ExitCode {
         }
     };
 
+    let registry = Arc::new(Registry::default());
+    if let Some(addr) = config.metrics {
+        match metrics::serve(addr, registry.clone()) {
+            Ok(bound) => eprintln!("faceveil-nvr: metrics at http://{bound}/metrics"),
+            Err(e) => {
+                eprintln!("faceveil-nvr: {e}; nothing started");
+                return ExitCode::from(4);
+            }
+        }
+    }
+
     let stop = Arc::new(AtomicBool::new(false));
     let reload = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -444,11 +505,17 @@ fn main() -> ExitCode {
     let mut running: Vec<Running> = current
         .cameras
         .iter()
-        .map(|c| start(c.clone(), &events))
+        .map(|c| start(c.clone(), &events, &registry))
         .collect();
     eprintln!("faceveil-nvr: {} cameras running", running.len());
+    let mut reported = Instant::now();
     loop {
         std::thread::sleep(Duration::from_millis(100));
+        let every = Duration::from_secs(current.health_interval.into());
+        if !every.is_zero() && reported.elapsed() >= every {
+            health::report(&registry, &events);
+            reported = Instant::now();
+        }
         if stop.load(Ordering::SeqCst) {
             stop_all(running);
             return ExitCode::SUCCESS;
@@ -481,8 +548,18 @@ fn main() -> ExitCode {
                             }
                         }
                     }
-                    running = apply(running, &new, &events);
-                    current = new;
+                    if new.metrics != current.metrics {
+                        eprintln!(
+                            "faceveil-nvr: the metrics address takes effect at the next start; \
+                             still serving {}",
+                            current.metrics.map_or("none".into(), |a| a.to_string())
+                        );
+                    }
+                    running = apply(running, &new, &events, &registry);
+                    current = Config {
+                        metrics: current.metrics,
+                        ..new
+                    };
                 }
             }
         }
