@@ -3,7 +3,8 @@
 //! and every match is a line of one hash-chained log, written by several processes at once; edits
 //! and cut-off lines are found and named; `init --default-expiry` applies to enrolments. Writers
 //! refuse to write after a gap (the CLI) or start a new segment (the service); a matches log is
-//! anchored in the list's log; `identify` is audited; verify streams the log.
+//! anchored in the list's log; `identify` is audited; verify streams the log. Trial mode logs
+//! matches flagged `trial-match` and posts none; `audit show --trial` sums them up.
 
 mod common;
 
@@ -752,5 +753,107 @@ fn the_services_matches_log_is_anchored_across_gaps_and_restarts() {
     let (code, out) = cli(&list, &["audit", "verify", log.to_str().unwrap()]);
     assert_eq!(code, 11, "{out}");
     assert!(out.contains("the earlier segment it names"), "{out}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// Trial mode: the same veilbin on the same frames with `trial=true` posts no `faceveil-match`
+/// but logs each match it decides as a `trial-match` entry of the chain; `audit show --trial`
+/// counts them per person and camera. Positive control: `trial=false` posts the match and logs it
+/// as `match`, as many as the trial logged.
+#[test]
+fn trial_mode_posts_no_alert_and_logs_the_match() {
+    require_runtime();
+    let d = scratch("audit-trial");
+    let list = obama_list(&d);
+    let log = d.join("matches.audit");
+    let watch = |props: &str| {
+        common::run_pipeline(&format!(
+            "{} ! veilbin watchlist=\"{}\" camera-id=door reembed-interval=1 {props} ! fakesink",
+            common::photo_src("obama2.jpg", "imagefreeze num-buffers=20"),
+            list.display(),
+        ))
+    };
+    let alerts = |run: &common::Run| {
+        run.element_messages
+            .iter()
+            .filter(|s| s.name() == "faceveil-match")
+            .count()
+    };
+    let audit = format!("audit-log=\"{}\"", log.display());
+    let count = |action: &str| {
+        entries(&log)
+            .iter()
+            .filter(|e| e["action"] == action)
+            .count()
+    };
+
+    let trial = watch(&format!("{audit} trial=true"));
+    assert_eq!(alerts(&trial), 0, "{:?}", trial.element_messages);
+    assert!(
+        !trial
+            .warnings
+            .iter()
+            .any(|w| w.contains("Trial") || w.contains("audit")),
+        "{:?}",
+        trial.warnings
+    );
+    let trials = count("trial-match");
+    assert!(trials >= 1, "no trial match logged: {:?}", entries(&log));
+    assert_eq!(count("match"), 0);
+    let e = entries(&log)
+        .into_iter()
+        .find(|e| e["action"] == "trial-match")
+        .unwrap();
+    assert_eq!(
+        (&e["actor"], &e["label"]),
+        (&"camera:door".into(), &"obama".into())
+    );
+    assert!(e["detail"].as_str().unwrap().starts_with("score 0."), "{e}");
+
+    let live = watch(&format!("{audit} trial=false"));
+    assert_eq!(alerts(&live), trials, "the same decisions, now posted");
+    assert_eq!((count("match"), count("trial-match")), (trials, trials));
+
+    // The chain holds both kinds of entry: it verifies as any other.
+    let logs = log.to_str().unwrap();
+    assert!(cli_ok(&list, &["audit", "verify", logs]).contains("unbroken"));
+    let table = cli_ok(&list, &["audit", "show", "--trial", logs]);
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("obama"))
+        .unwrap_or_else(|| panic!("{table}"));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        cols[..3],
+        ["obama", "door", trials.to_string().as_str()],
+        "{table}"
+    );
+    let rows = json_lines(&cli_ok(
+        &list,
+        &["audit", "show", "--trial", "--json", logs],
+    ));
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        (&rows[0]["label"], &rows[0]["camera"], &rows[0]["count"]),
+        (&"obama".into(), &"door".into(), &(trials as u64).into()),
+        "live matches are not counted as trial ones"
+    );
+    // The filters apply: nothing of another person.
+    let other = cli_ok(
+        &list,
+        &["audit", "show", "--trial", "--identity", "biden", logs],
+    );
+    assert!(other.starts_with("no trial matches"), "{other}");
+
+    // Trial mode without an audit log would keep nothing: a warning says so.
+    let bare = watch("trial=true");
+    assert!(
+        bare.warnings
+            .iter()
+            .any(|w| w.contains("Trial mode without an audit-log")),
+        "{:?}",
+        bare.warnings
+    );
+    assert_eq!(alerts(&bare), 0);
     std::fs::remove_dir_all(&d).unwrap();
 }

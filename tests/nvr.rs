@@ -284,3 +284,69 @@ fn an_older_list_is_refused_after_a_reconnect_and_a_restart() {
     );
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// A camera in trial mode (`trial = true` in the configuration) beside a live one, both on the same
+/// clip of a listed person: the live camera's match is an event and a `match` entry of the
+/// matches log, the trial camera's only a `trial-match` entry, never an event.
+#[test]
+fn a_camera_in_trial_mode_writes_no_event_and_logs_its_matches() {
+    require_runtime();
+    let d = scratch("nvr-trial");
+    obama_list(&d);
+    common::clip(&d, &[("obama2.jpg", 20)]);
+    let config = d.join("nvr.toml");
+    std::fs::write(
+        &config,
+        "[output]\nevents = \"events.jsonl\"\n\n[defaults]\nwatchlist = \"w.fvl\"\n\
+         audit-log = \"matches.audit\"\n\n[[camera]]\nname = \"door\"\nurl = \"clip.mp4\"\n\
+         trial = true\n\n[[camera]]\nname = \"lobby\"\nurl = \"clip.mp4\"\n",
+    )
+    .unwrap();
+    let mut nvr = Command::new(env!("CARGO_BIN_EXE_faceveil-nvr"))
+        .arg("--config")
+        .arg(&config)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Both cameras are files: the runner exits when they end.
+    let ended = wait_until(Duration::from_secs(120), || {
+        nvr.try_wait().unwrap().is_some()
+    });
+    let _ = nvr.kill();
+    let out = nvr.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(ended && out.status.success(), "{stderr}");
+    let lines = |p: &str| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(d.join(p))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let events = lines("events.jsonl");
+    let camera_of = |e: &serde_json::Value| e["camera-id"].as_str().unwrap_or_default().to_string();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "faceveil-match" && camera_of(e) == "lobby"),
+        "no live match: {events:?} {stderr}"
+    );
+    assert!(
+        events.iter().all(|e| camera_of(e) != "door"),
+        "an event of the trial camera: {events:?}"
+    );
+    let log = lines("matches.audit");
+    let by = |action: &str, camera: &str| {
+        log.iter()
+            .filter(|e| e["action"] == action && e["actor"] == format!("camera:{camera}"))
+            .count()
+    };
+    assert!(by("trial-match", "door") >= 1, "{log:?}");
+    assert_eq!(
+        (by("match", "door"), by("trial-match", "lobby")),
+        (0, 0),
+        "{log:?}"
+    );
+    assert!(by("match", "lobby") >= 1, "{log:?}");
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
-//! The audit log: one JSON line per change of a watch list and per reported match, each holding the
-//! SHA-256 of the line before it, so that an edited, deleted, inserted or reordered line breaks the
-//! chain where it happened. The watch list records the head (sequence number and hash of the last
-//! line) at each write, which also catches lines cut off the end, and a chain rewritten from some
-//! line on (the hashes are not secret; the list's head is authenticated with the list's key).
+//! The audit log: one JSON line per change of a watch list and per match (reported, or decided in
+//! trial mode), each holding the SHA-256 of the line before it, so that an edited, deleted,
+//! inserted or reordered line breaks the chain where it happened. The watch list records the head
+//! (sequence number and hash of the last line) at each write, which also catches lines cut off the
+//! end, and a chain rewritten from some line on (the hashes are not secret; the list's head is
+//! authenticated with the list's key).
 //!
 //! Writers are anchored: [`append_after`] first checks that the log still ends at (or, when other
 //! writers share it, continues from) the head the writer recorded, reading only the log's tail, and
@@ -71,7 +72,8 @@ pub struct Entry {
     pub actor: String,
     /// The CLI's init, enroll, edit, suspend, resume, export, remove, rekey, purge-expired,
     /// restore, identify (before the search) and identify-end (after it), anchor, new-audit-log;
-    /// the element's new-segment and match.
+    /// the element's new-segment, match (a reported match) and trial-match (a match decided in
+    /// trial mode, not reported).
     pub action: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
@@ -549,12 +551,14 @@ pub fn check_tail(path: &Path, recorded: Option<Head>, by: &str) -> Result<Head,
 
 mod segment;
 mod subject;
+mod trial;
 mod verify;
 
 pub use segment::{
     Appended, append_anchored, head_file, read_head_file, renamed_to, segment_detail, start_new,
 };
 pub use subject::{MATCHED, Subject, entries_about, segments};
+pub use trial::{MATCH, TRIAL_MATCH, TrialRow, TrialSummary, parse_score, score_detail};
 pub use verify::{Anchor, Problem, Verified, check, verify};
 
 #[cfg(test)]

@@ -108,6 +108,8 @@ pub struct Counts {
     pub failed_reloads: u64,
     /// Older lists refused (rollbacks).
     pub refused_rollbacks: u64,
+    /// Matches decided in trial mode: logged, not reported.
+    pub trial_matches: u64,
 }
 
 #[derive(Debug)]
@@ -254,21 +256,57 @@ impl FrameMatcher {
     }
 }
 
-/// The audit-log lines for a frame's events, reported by `camera`: one per match (label, id and
-/// score; never a descriptor or an image), none for unknown faces.
+/// What becomes of a frame's events.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// The events to post as messages, by position of the face in the input.
+    pub post: Vec<(usize, Event)>,
+    /// The audit-log lines: one per match, posted or not.
+    pub audit: Vec<audit::Event>,
+}
+
+impl FrameMatcher {
+    /// What to do with the frame's `events` on `camera`: post them and log their matches, or, in
+    /// `trial` mode, log the matches as trial matches (and count them) but post none of them
+    /// (unknown faces are posted either way: they are no alert on a listed person).
+    pub fn report(&mut self, camera: &str, events: Vec<(usize, Event)>, trial: bool) -> Report {
+        let audit = audit_lines(camera, events.iter().map(|(_, ev)| ev), trial);
+        if !trial {
+            return Report {
+                post: events,
+                audit,
+            };
+        }
+        self.counts.trial_matches += audit.len() as u64;
+        let post = events
+            .into_iter()
+            .filter(|(_, ev)| matches!(ev, Event::Unknown))
+            .collect();
+        Report { post, audit }
+    }
+}
+
+/// The audit-log lines for a frame's events, by `camera`: one per match (label, id and score;
+/// never a descriptor or an image), a `trial-match` in `trial` mode; none for unknown faces.
 pub fn audit_lines<'a>(
     camera: &str,
     events: impl IntoIterator<Item = &'a Event>,
+    trial: bool,
 ) -> Vec<audit::Event> {
     events
         .into_iter()
         .filter_map(|ev| match ev {
             Event::Match(m) => Some(audit::Event {
                 actor: format!("camera:{camera}"),
-                action: "match".into(),
+                action: if trial {
+                    audit::TRIAL_MATCH
+                } else {
+                    audit::MATCH
+                }
+                .into(),
                 identity: Some(m.identity_id.clone()),
                 label: Some(m.label.clone()),
-                detail: Some(format!("score {:.3}", m.score)),
+                detail: Some(audit::score_detail(m.score)),
             }),
             Event::Unknown => None,
         })
@@ -515,7 +553,7 @@ mod tests {
                 margin: 0.3,
             }),
         ];
-        let lines = audit_lines("door", &ev);
+        let lines = audit_lines("door", &ev, false);
         assert_eq!(lines.len(), 1);
         let l = &lines[0];
         assert_eq!(
@@ -526,5 +564,73 @@ mod tests {
             (l.identity.as_deref(), l.label.as_deref()),
             (Some("id-ann"), Some("ann"))
         );
+        let trial = audit_lines("door", &ev, true);
+        assert_eq!(trial.len(), 1);
+        assert_eq!(trial[0].action, "trial-match");
+        assert_eq!(
+            audit::Event {
+                action: "match".into(),
+                ..trial[0].clone()
+            },
+            lines[0],
+            "the same entry but for its action"
+        );
+    }
+
+    #[test]
+    fn trial_mode_decides_alike_logs_the_match_flagged_and_posts_none() {
+        // The same frames through a live and a trial matcher (a stranger beside ann, who stays
+        // unknown): the same tags and events.
+        let frames = |name: &str| {
+            let mut out = Vec::new();
+            let mut log = Vec::new();
+            let mut m = matcher(name, config());
+            for _ in 0..3 {
+                let o = run(
+                    &mut m,
+                    &[
+                        face(7, MODEL, &[0.9, 0.1], true),
+                        face(9, MODEL, &[-1.0, -1.0], true),
+                    ],
+                    &mut log,
+                );
+                let Verdict::Matched { tags, events } = o.verdict else {
+                    panic!("{:?}", o.verdict)
+                };
+                out.push((tags, events));
+            }
+            (m, out)
+        };
+        let (mut live, live_frames) = frames("live");
+        let (mut trial, trial_frames) = frames("trial");
+        assert_eq!(live_frames, trial_frames);
+        let events: Vec<(usize, Event)> = live_frames.into_iter().flat_map(|(_, e)| e).collect();
+        assert!(
+            events.iter().any(|(_, e)| matches!(e, Event::Match(_)))
+                && events.iter().any(|(_, e)| matches!(e, Event::Unknown)),
+            "{events:?}"
+        );
+
+        let posted = live.report("door", events.clone(), false);
+        assert_eq!(posted.post, events);
+        assert_eq!(posted.audit.len(), 1);
+        assert_eq!(posted.audit[0].action, "match");
+        assert_eq!(live.counts().trial_matches, 0);
+
+        let held = trial.report("door", events, true);
+        assert!(
+            held.post.iter().all(|(_, e)| matches!(e, Event::Unknown)) && held.post.len() == 1,
+            "only the unknown face is posted: {:?}",
+            held.post
+        );
+        assert_eq!(held.audit.len(), 1);
+        assert_eq!(
+            (
+                held.audit[0].action.as_str(),
+                held.audit[0].label.as_deref()
+            ),
+            ("trial-match", Some("ann"))
+        );
+        assert_eq!(trial.counts().trial_matches, 1);
     }
 }

@@ -158,6 +158,13 @@ pub const PROXIED: &[Proxied] = &[
         default: None,
     },
     Proxied {
+        name: "trial",
+        to: &[(Match, "trial")],
+        blurb: "Decide and log matches (flagged trial-match in audit-log) but post no \
+                faceveil-match message",
+        default: None,
+    },
+    Proxied {
         name: "interval",
         to: &[(Detect, "interval")],
         blurb: "Run the detector on one frame in N, the tracker carrying faces in between (0, the \

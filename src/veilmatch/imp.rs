@@ -38,6 +38,7 @@ const DEFAULT_COOLDOWN: u32 = 60;
 const DEFAULT_REPORT_UNKNOWN: bool = false;
 const DEFAULT_ALLOW_PLAINTEXT: bool = false;
 const DEFAULT_ATTACH_SNAPSHOT: bool = false;
+const DEFAULT_TRIAL: bool = false;
 /// How often the watch-list file is checked for changes.
 const WATCH_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -57,6 +58,7 @@ pub struct Settings {
     report_unknown: bool,
     audit_log: Option<PathBuf>,
     attach_snapshot: bool,
+    trial: bool,
 }
 
 impl Default for Settings {
@@ -76,6 +78,7 @@ impl Default for Settings {
             report_unknown: DEFAULT_REPORT_UNKNOWN,
             audit_log: None,
             attach_snapshot: DEFAULT_ATTACH_SNAPSHOT,
+            trial: DEFAULT_TRIAL,
         }
     }
 }
@@ -95,6 +98,7 @@ crate::props::settings_properties!(Settings {
     "report-unknown" => report_unknown,
     "audit-log" => audit_log,
     "attach-snapshot" => attach_snapshot,
+    "trial" => trial,
 });
 
 impl Settings {
@@ -131,6 +135,7 @@ impl element::Stats for Stats {
             .field("failed-reloads", c.failed_reloads)
             .field("refused-rollbacks", c.refused_rollbacks)
             .field("generation", self.generation)
+            .field("trial-matches", c.trial_matches)
             .build()
     }
 }
@@ -282,11 +287,21 @@ impl ObjectImpl for VeilMatch {
                     .default_value(DEFAULT_ATTACH_SNAPSHOT)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecBoolean::builder("trial")
+                    .nick("Trial")
+                    .blurb(
+                        "Decide and log matches (flagged trial-match in audit-log) but post no \
+                         faceveil-match message",
+                    )
+                    .default_value(DEFAULT_TRIAL)
+                    .mutable_playing()
+                    .build(),
                 crate::props::stats(
                     "frames, searches (fresh descriptors looked up in the list), \
                      search-time-us, match-time-us (all of the per-frame matching), \
                      failed-reloads, refused-rollbacks, generation (the write generation of \
-                     the list in use)",
+                     the list in use), trial-matches (matches decided in trial mode, not \
+                     posted)",
                 ),
                 glib::ParamSpecUInt::builder("identities")
                     .nick("Identities")
@@ -438,6 +453,14 @@ impl element::Filter for VeilMatch {
             path.display(),
             list.index().len()
         );
+        if s.trial && s.audit_log.is_none() {
+            gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Settings,
+                ("Trial mode without an audit-log: matches are neither posted nor recorded, \
+                     only counted (stats: trial-matches)")
+            );
+        }
         Ok(State {
             matcher: FrameMatcher::new(list, s.config(), calibrated),
         })
@@ -504,14 +527,17 @@ impl element::Filter for VeilMatch {
             return Ok(gst::FlowSuccess::Ok);
         }
         let camera = self.camera_id();
-        let model_id = self
+        let (audit_log, snapshot, trial) = self
             .base
-            .peek(|st| st.map(|s| s.matcher.list().source().model_id.clone()));
-        let (audit_log, snapshot) = self.base.live(|s| (s.audit_log.clone(), s.attach_snapshot));
+            .live(|s| (s.audit_log.clone(), s.attach_snapshot, s.trial));
+        let (report, model_id) = self.base.with_state(|st| {
+            let model_id = st.matcher.list().source().model_id.clone();
+            Ok((st.matcher.report(&camera, events, trial), model_id))
+        })?;
         if let Some(log) = audit_log {
-            self.audit(&log, &camera, &events);
+            self.audit(&log, &camera, &report.audit);
         }
-        for (i, ev) in events {
+        for (i, ev) in report.post {
             self.post_event(
                 buf,
                 &faces,
@@ -520,7 +546,7 @@ impl element::Filter for VeilMatch {
                 &camera,
                 threshold,
                 frame,
-                model_id.as_deref().unwrap_or_default(),
+                &model_id,
                 (running, stream),
                 snapshot,
             );

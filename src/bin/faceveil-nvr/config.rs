@@ -31,6 +31,9 @@ pub struct Camera {
     /// Where the highest generation of each list used is kept (veilmatch `state-dir`); `None`:
     /// in memory only.
     pub state_dir: Option<PathBuf>,
+    /// Trial mode (veilmatch `trial`): matches are decided and written to `audit_log` as
+    /// `trial-match` entries, never reported (no event).
+    pub trial: bool,
 }
 
 /// Default of `stall-timeout`.
@@ -85,6 +88,7 @@ struct Common {
     audit_log: Option<Spanned<String>>,
     stall_timeout: Option<u32>,
     state_dir: Option<Spanned<String>>,
+    trial: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -249,12 +253,27 @@ impl Config {
             {
                 return Err(at(v.span(), "min-hits", "must be at least 1"));
             }
+            let trial = c.common.trial.as_ref().or(file.defaults.trial.as_ref());
+            let audit_log = get(&c.common.audit_log, &file.defaults.audit_log);
+            if let Some(t) = trial
+                && *t.get_ref()
+                && audit_log.is_none()
+            {
+                return Err(at(
+                    t.span(),
+                    "trial",
+                    &format!(
+                        "camera '{name}' is in trial mode but has no audit-log: trial matches \
+                         are recorded only there"
+                    ),
+                ));
+            }
             cameras.push(Camera {
                 name,
                 uri,
                 watchlist,
                 key_file: get(&c.common.key_file, &file.defaults.key_file),
-                audit_log: get(&c.common.audit_log, &file.defaults.audit_log),
+                audit_log,
                 threshold: threshold.map_or(0.0, |t| *t.get_ref()),
                 min_hits: (c.common.min_hits.as_ref())
                     .or(file.defaults.min_hits.as_ref())
@@ -273,6 +292,7 @@ impl Config {
                     .unwrap_or(DEFAULT_STALL_TIMEOUT),
                 state_dir: get(&c.common.state_dir, &file.defaults.state_dir)
                     .or_else(state_directory),
+                trial: trial.is_some_and(|t| *t.get_ref()),
             });
         }
         let events = match file.output.events.as_deref() {
@@ -362,6 +382,41 @@ state-dir = "state"
             lobby.state_dir.as_deref(),
             Some(Path::new("/etc/faceveil/state"))
         );
+        assert!(!door.trial && !lobby.trial, "live unless asked");
+    }
+
+    #[test]
+    fn trial_mode_is_per_camera_with_a_default_and_needs_an_audit_log() {
+        let with_log = GOOD.replace(
+            "min-hits = 3\n",
+            "min-hits = 3\naudit-log = \"/var/log/faceveil/matches.audit\"\n",
+        );
+        let one = with_log.replace("threshold = 0.7\n", "threshold = 0.7\ntrial = true\n");
+        let c = parse(&one).unwrap();
+        assert_eq!(
+            c.cameras.iter().map(|c| c.trial).collect::<Vec<_>>(),
+            [true, false]
+        );
+        // [defaults] trial = true, the lobby goes live on its own
+        let all = with_log
+            .replace("min-hits = 3\n", "min-hits = 3\ntrial = true\n")
+            .replace("stall-timeout = 0\n", "stall-timeout = 0\ntrial = false\n");
+        let c = parse(&all).unwrap();
+        assert_eq!(
+            c.cameras.iter().map(|c| c.trial).collect::<Vec<_>>(),
+            [true, false]
+        );
+        // without an audit log the trial would be recorded nowhere: refused, with the line
+        let no_log = GOOD.replace("threshold = 0.7\n", "threshold = 0.7\ntrial = true\n");
+        let e = parse(&no_log).unwrap_err().0;
+        let line = 1 + no_log.lines().position(|l| l == "trial = true").unwrap();
+        assert!(
+            e.contains(&format!("line {line}:")) && e.contains("trial") && e.contains("audit-log"),
+            "{e}"
+        );
+        let typed = one.replace("trial = true", "trial = \"yes\"");
+        let e = parse(&typed).unwrap_err().0;
+        assert!(e.contains("trial"), "{e}");
     }
 
     #[test]

@@ -73,6 +73,10 @@ struct Cli {
     /// Append each match to this hash-chained audit log (e.g. the list's, <watchlist>.audit)
     #[arg(long, requires = "watchlist")]
     audit_log: Option<PathBuf>,
+    /// Trial mode: decide matches and write them to --audit-log as trial-match entries, but
+    /// report none (no events); see 'faceveil audit show --trial'
+    #[arg(long, requires = "audit_log")]
+    trial: bool,
     /// Directory where the highest generation of each watch list used is kept, so that an older
     /// list put back is refused after a restart too [default: $STATE_DIRECTORY, else in memory]
     #[arg(long, value_name = "DIR", requires = "watchlist")]
@@ -120,6 +124,7 @@ fn config_from_args(cli: &Cli) -> Result<Config, ConfigError> {
             audit_log: cli.audit_log.clone(),
             stall_timeout: cli.stall_timeout,
             state_dir: cli.state_dir.clone().or_else(config::state_directory),
+            trial: cli.trial,
         });
     }
     let metrics = match &cli.metrics {
@@ -171,6 +176,7 @@ fn build_pipeline(c: &Camera) -> Result<gst::Pipeline, String> {
     bin.set_property("cooldown", c.cooldown);
     bin.set_property("interval", c.interval);
     bin.set_property("report-unknown", c.report_unknown);
+    bin.set_property("trial", c.trial);
     let sink = make("fakesink", "sink")?;
     sink.set_property("sync", false);
     let pipeline = gst::Pipeline::with_name(&c.name);

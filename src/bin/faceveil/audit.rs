@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use clap::Subcommand;
-use gstfaceveil::engine::audit::{self, Anchor, Entry, Head, Verified};
+use gstfaceveil::engine::audit::{self, Anchor, Entry, Head, TrialSummary, Verified};
 use gstfaceveil::engine::watchlist::now;
 use gstfaceveil::engine::watchlist::store::{load, real_path};
 
@@ -34,9 +34,13 @@ pub(crate) enum AuditCommand {
         /// Only entries before this time (RFC 3339) or this long ago
         #[arg(long)]
         until: Option<String>,
-        /// The entries as they are stored (JSON lines)
+        /// The entries as they are stored (JSON lines); with --trial, the summary's rows
         #[arg(long)]
         json: bool,
+        /// A summary of the trial matches (cameras in trial mode) per person and camera: how many,
+        /// first and last time, lowest and highest score
+        #[arg(long)]
+        trial: bool,
     },
     /// Verify another log (e.g. the service's matches log) and record its head in the list's audit
     /// log, where the service cannot change it; 'audit verify LOG' then checks every anchored head
@@ -305,14 +309,29 @@ pub(crate) fn cmd_audit(g: &Global, a: AuditCommand) -> Result<(), Fail> {
             since,
             until,
             json,
+            trial,
         } => {
             let log = log.unwrap_or_else(|| audit_log(g));
-            let (since, until) = (
-                since.as_deref().map(parse_when).transpose()?,
-                until.as_deref().map(parse_when).transpose()?,
-            );
-            let v = audit::verify(&log, &[], |e| show(e, &identity, since, until, json))
-                .map_err(audit_io)?;
+            let filter = Filter {
+                identity,
+                since: since.as_deref().map(parse_when).transpose()?,
+                until: until.as_deref().map(parse_when).transpose()?,
+            };
+            let mut summary = TrialSummary::default();
+            let v = audit::verify(&log, &[], |e| {
+                if !filter.keeps(e) {
+                    return;
+                }
+                if trial {
+                    summary.add(e);
+                } else {
+                    show(e, json);
+                }
+            })
+            .map_err(audit_io)?;
+            if trial {
+                show_trial(&summary, &log, json);
+            }
             if v.n_problems > 0 {
                 eprintln!(
                     "warning: the audit log has {} problem(s): run 'faceveil audit verify'",
@@ -324,20 +343,81 @@ pub(crate) fn cmd_audit(g: &Global, a: AuditCommand) -> Result<(), Fail> {
     }
 }
 
-/// Prints `e` if the filters keep it.
-fn show(e: &Entry, identity: &Option<String>, since: Option<i64>, until: Option<i64>, json: bool) {
-    let t = humantime::parse_rfc3339_weak(&e.time)
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs() as i64);
-    let wanted = identity
-        .as_ref()
-        .is_none_or(|w| e.identity.as_ref() == Some(w) || e.label.as_ref() == Some(w))
-        && since.is_none_or(|s| t >= s)
-        && until.is_none_or(|u| t < u);
-    if !wanted {
+/// `audit show`'s filters.
+struct Filter {
+    /// An identity id or label.
+    identity: Option<String>,
+    since: Option<i64>,
+    until: Option<i64>,
+}
+
+impl Filter {
+    fn keeps(&self, e: &Entry) -> bool {
+        let t = humantime::parse_rfc3339_weak(&e.time)
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs() as i64);
+        self.identity
+            .as_ref()
+            .is_none_or(|w| e.identity.as_ref() == Some(w) || e.label.as_ref() == Some(w))
+            && self.since.is_none_or(|s| t >= s)
+            && self.until.is_none_or(|u| t < u)
+    }
+}
+
+/// The trial summary: a table (or JSON lines), a row per person and camera.
+fn show_trial(summary: &TrialSummary, log: &Path, json: bool) {
+    let rows = summary.rows();
+    if json {
+        for r in rows {
+            if let Ok(s) = serde_json::to_string(r) {
+                println!("{s}");
+            }
+        }
         return;
     }
+    if rows.is_empty() {
+        println!("no trial matches in {}", log.display());
+        return;
+    }
+    let width = |f: fn(&audit::TrialRow) -> usize, title: &str| {
+        rows.iter()
+            .map(|r| f(r))
+            .max()
+            .unwrap_or(0)
+            .max(title.len())
+    };
+    let (lw, cw) = (
+        width(|r| r.label.chars().count(), "LABEL"),
+        width(|r| r.camera.chars().count(), "CAMERA"),
+    );
+    println!(
+        "{:<lw$}  {:<cw$}  {:>7}  {:<20}  {:<20}  SCORES",
+        "LABEL", "CAMERA", "MATCHES", "FIRST", "LAST"
+    );
+    for r in &rows {
+        let scores = match (r.min_score, r.max_score) {
+            (Some(a), Some(b)) => format!("{a:.3}-{b:.3}"),
+            _ => "-".into(),
+        };
+        println!(
+            "{:<lw$}  {:<cw$}  {:>7}  {:<20}  {:<20}  {scores}",
+            r.label, r.camera, r.count, r.first, r.last
+        );
+    }
+    println!(
+        "{} trial match(es) of {} person(s) in {}",
+        summary.total(),
+        rows.iter()
+            .map(|r| &r.identity)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        log.display()
+    );
+}
+
+/// Prints `e`.
+fn show(e: &Entry, json: bool) {
     if json {
         if let Ok(s) = serde_json::to_string(e) {
             println!("{s}");

@@ -12,7 +12,7 @@ use super::{CAT, VeilMatch};
 use crate::engine::matcher::Event;
 use crate::engine::watchlist::now;
 use crate::engine::watchlist::reload::Outcome;
-use crate::engine::{audit, match_step, snapshot};
+use crate::engine::{audit, snapshot};
 use crate::meta::Face;
 
 /// Longest side of an attached snapshot, pixels.
@@ -20,12 +20,11 @@ const SNAPSHOT_SIDE: usize = 128;
 const SNAPSHOT_QUALITY: u8 = 80;
 
 impl VeilMatch {
-    /// Appends the frame's matches to the audit log, anchored to the head this process last wrote
-    /// (else the log's `.head` file). After a gap (the log cut, deleted or rewritten) a new
+    /// Appends the frame's match `lines` to the audit log, anchored to the head this process last
+    /// wrote (else the log's `.head` file). After a gap (the log cut, deleted or rewritten) a new
     /// segment is started, the old file kept aside, and a warning names the gap: the matches are
     /// never dropped nor written after it. A failure is a warning (the video goes on).
-    pub(super) fn audit(&self, log: &std::path::Path, camera: &str, events: &[(usize, Event)]) {
-        let lines = match_step::audit_lines(camera, events.iter().map(|(_, ev)| ev));
+    pub(super) fn audit(&self, log: &std::path::Path, camera: &str, lines: &[audit::Event]) {
         if lines.is_empty() {
             return;
         }
@@ -35,7 +34,7 @@ impl VeilMatch {
             detail: Some(audit::segment_detail(&gap.to_string(), aside)),
             ..Default::default()
         };
-        match audit::append_anchored(log, &lines, now(), first) {
+        match audit::append_anchored(log, lines, now(), first) {
             Ok(done) => {
                 if let Some((gap, aside)) = done.new_segment {
                     gst::element_imp_warning!(
