@@ -318,19 +318,10 @@ fn a_missing_videoconvert_is_an_element_error_naming_the_plugin() {
 
 /// obama2 (on the list) beside biden (not), 12 frames through `veilbin watchlist=<list> <props>`.
 fn obama_and_biden_through_veilbin(list: &std::path::Path, props: &str) -> Vec<gst::Buffer> {
-    let sprites = [
-        common::sprite("obama2.jpg", 240, 300),
-        common::sprite("biden.jpg", 200, 300),
-    ];
-    let frames = common::moving_frames(&sprites, 12, |_, k| [(30, 90), (380, 90)][k]);
-    let (out, pipeline) = common::push_frames(
-        &format!(
-            "veilbin watchlist=\"{}\" reembed-interval=1 {props}",
-            list.display()
-        ),
-        frames,
-    );
-    pipeline.set_state(gst::State::Null).unwrap();
+    let out = common::obama_and_biden_through(&format!(
+        "veilbin watchlist=\"{}\" reembed-interval=1 {props}",
+        list.display()
+    ));
     assert_eq!(out.len(), 12);
     out
 }

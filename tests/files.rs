@@ -15,11 +15,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{
-    RtspCamera, cli, cli_ok, fake_model, fake_model_id, free_port, obama_list, photo,
-    require_runtime, scratch, write_list,
+    RtspCamera, cli, cli_ok, fake_model, fake_model_id, free_port, matches_in, obama_list, photo,
+    require_runtime, scratch, wait_until, write_list,
 };
 use gstfaceveil::engine::watchlist::file::Secret;
 use gstfaceveil::engine::watchlist::store::{load, read_key_file, write_key_file};
@@ -464,25 +464,6 @@ fn an_audit_append_on_a_full_disk_leaves_no_partial_line() {
     cli_ok(&list, &["audit", "verify"]);
     drop(fs);
     std::fs::remove_dir_all(&d).unwrap();
-}
-
-fn matches_in(path: &Path) -> usize {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.contains("\"event\":\"faceveil-match\""))
-        .count()
-}
-
-fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let t = Instant::now();
-    while t.elapsed() < timeout {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    done()
 }
 
 /// `faceveil-nvr` writing its events to a full disk: the match that cannot be written waits in

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{RtspCamera, free_port, obama_list, require_runtime, scratch};
+use common::{RtspCamera, free_port, obama_list, require_runtime, scratch, wait_until};
 
 fn promtool() -> PathBuf {
     for p in ["/usr/bin/promtool", "/usr/local/bin/promtool"] {
@@ -72,17 +72,6 @@ fn health_lines(events: &Path, camera: &str) -> Vec<serde_json::Value> {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["event"] == "faceveil-health" && v["camera-id"] == camera)
         .collect()
-}
-
-fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let t = Instant::now();
-    while t.elapsed() < timeout {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    done()
 }
 
 struct Killed(std::process::Child);

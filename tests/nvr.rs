@@ -10,26 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{RtspCamera, free_port, obama_list, require_runtime, scratch};
-
-fn matches_in(path: &Path) -> usize {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.contains("\"event\":\"faceveil-match\""))
-        .count()
-}
-
-fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let t = Instant::now();
-    while t.elapsed() < timeout {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    done()
-}
+use common::{RtspCamera, free_port, matches_in, obama_list, require_runtime, scratch, wait_until};
 
 /// The events file as logrotate (without `copytruncate`) treats it: renamed, then SIGHUP. The
 /// runner, started under umask 077, creates the file 0640 (its group, the operators', reads it),

@@ -84,20 +84,10 @@ fn a_redacted_face_no_longer_gives_its_persons_descriptor() {
 /// Two faces side by side, obama2 (on the list) and biden, for 12 frames; the frames after
 /// `veildetect ! veilembed ! veilmatch ! <tail>`.
 fn obama_and_biden(list: &Path, tail: &str) -> Vec<gst::Buffer> {
-    let sprites = [
-        common::sprite("obama2.jpg", 240, 300),
-        common::sprite("biden.jpg", 200, 300),
-    ];
-    let frames = common::moving_frames(&sprites, 12, |_, k| [(30, 90), (380, 90)][k]);
-    let (out, pipeline) = common::push_frames(
-        &format!(
-            "veildetect ! veilembed reembed-interval=1 ! veilmatch watchlist=\"{}\" {tail}",
-            list.display()
-        ),
-        frames,
-    );
-    pipeline.set_state(gst::State::Null).unwrap();
-    out
+    common::obama_and_biden_through(&format!(
+        "veildetect ! veilembed reembed-interval=1 ! veilmatch watchlist=\"{}\" {tail}",
+        list.display()
+    ))
 }
 
 #[test]

@@ -684,3 +684,37 @@ pub fn faceveil_service_user() -> Option<(u32, u32)> {
     }
     Some((id("-u").unwrap(), id("-g").unwrap()))
 }
+
+/// Polls `done` every 200 ms until it holds or `timeout` has passed; whether it held at the end.
+pub fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let t = std::time::Instant::now();
+    while t.elapsed() < timeout {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    done()
+}
+
+/// The `faceveil-match` lines of an events file (none while it does not exist).
+pub fn matches_in(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("\"event\":\"faceveil-match\""))
+        .count()
+}
+
+/// obama2 (on the list) beside biden (not) moving a little, 12 frames of 640x480 pushed through
+/// `middle` (a pipeline description between appsrc and appsink).
+pub fn obama_and_biden_through(middle: &str) -> Vec<gst::Buffer> {
+    let sprites = [
+        sprite("obama2.jpg", 240, 300),
+        sprite("biden.jpg", 200, 300),
+    ];
+    let frames = moving_frames(&sprites, 12, |_, k| [(30, 90), (380, 90)][k]);
+    let (out, pipeline) = push_frames(middle, frames);
+    pipeline.set_state(gst::State::Null).unwrap();
+    out
+}
