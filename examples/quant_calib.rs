@@ -157,7 +157,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         models
             .iter()
-            .map(|m| Embedder::new(ModelSpec::resolve(Some(m), Task::Embedder)?, 0).map_err(Into::into))
+            .map(|m| {
+                Embedder::new(ModelSpec::resolve(Some(m), Task::Embedder)?, 0).map_err(Into::into)
+            })
             .collect::<Result<Vec<_>, Box<dyn std::error::Error>>>()?
     };
     let params = DetectParams::default();
@@ -218,7 +220,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             gstfaceveil::engine::frame::Layout::Nhwc => [n, size, size, 3],
         };
         let name = &emb.spec().manifest.model.name;
-        write_npy(&out.join(format!("chips-{name}.npy")), "<f4", &shape, &bytes)?;
+        write_npy(
+            &out.join(format!("chips-{name}.npy")),
+            "<f4",
+            &shape,
+            &bytes,
+        )?;
         eprintln!("{n} chips for {name} written to {}", out.display());
     }
     eprintln!("{} photos written to {}", photos.len(), out.display());
