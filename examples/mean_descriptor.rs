@@ -5,22 +5,29 @@
 //! scripts/setup.sh runs it on the background set to make the file the embedder manifest's
 //! `mean-file` names.
 //!
-//! usage: cargo run --release --example mean_descriptor -- OUT.f32 PHOTO...
+//! usage: cargo run --release --example mean_descriptor -- [--embedder MODEL.onnx] OUT.f32 PHOTO...
+//!
+//! `--embedder`: another embedder than the elements' default (veilembed's `model`).
 
 use gstfaceveil::engine::manifest::{ModelSpec, Task};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     gst::init()?;
     gstfaceveil::plugin_register_static()?;
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut embedder = String::new();
+    if args.first().is_some_and(|a| a == "--embedder") && args.len() > 1 {
+        embedder = format!(" model=\"{}\"", args[1]);
+        args.drain(..2);
+    }
     let [out, photos @ ..] = args.as_slice() else {
-        return Err("usage: mean_descriptor OUT.f32 PHOTO...".into());
+        return Err("usage: mean_descriptor [--embedder MODEL.onnx] OUT.f32 PHOTO...".into());
     };
     // The FP32 detector, whatever the default: setup.sh makes this file before the INT8 models,
     // and the mean is the FP32 embedder's on its own model's faces.
     let detector = ModelSpec::find(Task::Detector.fp32_file())?;
     let chain = format!(
-        "veildetect model=\"{}\" ! veilembed min-quality=0 min-eye-distance=0",
+        "veildetect model=\"{}\" ! veilembed{embedder} min-quality=0 min-eye-distance=0",
         detector.display()
     );
     let mut all = Vec::new();

@@ -4,12 +4,14 @@
 //!
 //! - `photoN.npy`: each photo decoded to RGB (uint8, [height, width, 3]); the script stretches it to
 //!   the detector's tensor sizes itself, by the detector manifest;
-//! - `chips.npy`: the embedder's input for every face of every photo and of simple variants of it
-//!   (scale 0.5 and 0.75, rotation ±8°, brighter, darker, JPEG quality 40), float32
-//!   [N, 3, size, size] as the elements make it: the default detector finds the faces and
-//!   `Embedder::chip` aligns and warps them from the frame.
+//! - `chips-<name>.npy`, for each embedder (`name` from its manifest): its input for every face of
+//!   every photo and of simple variants of it (scale 0.5 and 0.75, rotation ±8°, brighter, darker,
+//!   JPEG quality 40), float32 [N, 3, size, size] as the elements make it: the FP32 detector finds
+//!   the faces and `Embedder::chip_sharpness` aligns and warps them from the frame.
 //!
-//! usage: cargo run --release --example quant_calib -- OUT_DIR PHOTO...
+//! usage: cargo run --release --example quant_calib -- OUT_DIR [--embedder MODEL.onnx]... PHOTO...
+//!
+//! Without `--embedder`, the FP32 default embedder (`dlib_resnet.onnx` of `FACEVEIL_MODEL_DIR`).
 
 use gst_video::prelude::*;
 use gstfaceveil::engine::detector::{DetectParams, Detector};
@@ -122,14 +124,25 @@ fn write_npy(
     std::fs::write(path, out)
 }
 
+const USAGE: &str = "usage: quant_calib OUT_DIR [--embedder MODEL.onnx]... PHOTO...";
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     gst::init()?;
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [out, photos @ ..] = args.as_slice() else {
-        return Err("usage: quant_calib OUT_DIR PHOTO...".into());
+    let [out, rest @ ..] = args.as_slice() else {
+        return Err(USAGE.into());
     };
+    let (mut models, mut photos) = (Vec::new(), Vec::new());
+    let mut it = rest.iter();
+    while let Some(a) = it.next() {
+        if a == "--embedder" {
+            models.push(std::path::PathBuf::from(it.next().ok_or(USAGE)?));
+        } else {
+            photos.push(a.clone());
+        }
+    }
     if photos.is_empty() {
-        return Err("usage: quant_calib OUT_DIR PHOTO...".into());
+        return Err(USAGE.into());
     }
     let out = std::path::Path::new(out);
     std::fs::create_dir_all(out)?;
@@ -139,11 +152,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let fp32 = |t: Task| ModelSpec::resolve(Some(&dir.join(t.fp32_file())), t);
     let mut det = Detector::new(fp32(Task::Detector)?, 0, 0)?;
-    let emb = Embedder::new(fp32(Task::Embedder)?, 0)?;
+    let embedders = if models.is_empty() {
+        vec![Embedder::new(fp32(Task::Embedder)?, 0)?]
+    } else {
+        models
+            .iter()
+            .map(|m| {
+                Embedder::new(ModelSpec::resolve(Some(m), Task::Embedder)?, 0).map_err(Into::into)
+            })
+            .collect::<Result<Vec<_>, Box<dyn std::error::Error>>>()?
+    };
     let params = DetectParams::default();
-    let len = emb.chip_len();
-    let size = emb.chip_spec().width;
-    let mut chips: Vec<f32> = Vec::new();
+    let mut chips: Vec<Vec<f32>> = vec![Vec::new(); embedders.len()];
     for (i, photo) in photos.iter().enumerate() {
         let path = std::path::Path::new(photo);
         let original = decode(path, "")?;
@@ -167,34 +187,47 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let view = frame.as_ref().unwrap_or(&original).view();
             let faces = det.detect(&view, &params)?;
             for f in &faces {
-                let start = chips.len();
-                chips.resize(start + len, 0.0);
-                if emb
-                    .chip_sharpness(&view, &f.landmarks, 1.0, &mut chips[start..])
-                    .is_some()
-                {
+                let mut ok = true;
+                let starts: Vec<usize> = chips.iter().map(Vec::len).collect();
+                for (emb, chips) in embedders.iter().zip(&mut chips) {
+                    let start = chips.len();
+                    chips.resize(start + emb.chip_len(), 0.0);
+                    ok &= emb
+                        .chip_sharpness(&view, &f.landmarks, 1.0, &mut chips[start..])
+                        .is_some();
+                }
+                if ok {
                     n += 1;
                 } else {
-                    chips.truncate(start);
+                    // The same faces for every embedder.
+                    for (chips, start) in chips.iter_mut().zip(starts) {
+                        chips.truncate(start);
+                    }
                 }
             }
         }
-        eprintln!("{photo}: {n} chips from {} versions", VARIANTS.len());
+        eprintln!("{photo}: {n} faces from {} versions", VARIANTS.len());
     }
-    let n = chips.len() / len;
-    if n == 0 {
-        return Err("no faces found".into());
+    for (emb, chips) in embedders.iter().zip(&chips) {
+        let (len, size) = (emb.chip_len(), emb.chip_spec().width);
+        let n = chips.len() / len;
+        if n == 0 {
+            return Err("no faces found".into());
+        }
+        let bytes: Vec<u8> = chips.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let shape = match emb.chip_spec().layout {
+            gstfaceveil::engine::frame::Layout::Nchw => [n, 3, size, size],
+            gstfaceveil::engine::frame::Layout::Nhwc => [n, size, size, 3],
+        };
+        let name = &emb.spec().manifest.model.name;
+        write_npy(
+            &out.join(format!("chips-{name}.npy")),
+            "<f4",
+            &shape,
+            &bytes,
+        )?;
+        eprintln!("{n} chips for {name} written to {}", out.display());
     }
-    let bytes: Vec<u8> = chips.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let shape = match emb.chip_spec().layout {
-        gstfaceveil::engine::frame::Layout::Nchw => [n, 3, size, size],
-        gstfaceveil::engine::frame::Layout::Nhwc => [n, size, size, 3],
-    };
-    write_npy(&out.join("chips.npy"), "<f4", &shape, &bytes)?;
-    eprintln!(
-        "{n} chips and {} photos written to {}",
-        photos.len(),
-        out.display()
-    );
+    eprintln!("{} photos written to {}", photos.len(), out.display());
     Ok(())
 }

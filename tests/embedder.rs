@@ -158,6 +158,78 @@ fn same_person_above_threshold_others_below() {
     }
 }
 
+/// Descriptors of obama, obama2, obama3 and biden through `veildetect ! veilembed model=<model>`.
+fn four_descriptors(model: &std::path::Path, id_prefix: &str) -> Vec<Vec<f32>> {
+    let props = format!("model=\"{}\"", model.display());
+    ["obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg"]
+        .iter()
+        .map(|p| {
+            let faces = embed_photo(p, "video/x-raw,format=I420", &props);
+            let e = faces[0].embedding.as_ref().expect("embedded");
+            assert!(e.model_id.starts_with(id_prefix), "{}", e.model_id);
+            e.vector
+                .clone()
+                .unwrap_or_else(|| panic!("{p}: no descriptor"))
+        })
+        .collect()
+}
+
+/// The lowest same-person score (obama's three photos) minus the highest obama/biden score.
+fn obama_margin(d: &[Vec<f32>], sim: &Similarity) -> f32 {
+    let same = [(0, 1), (0, 2), (1, 2)].map(|(a, b)| sim.score(&d[a], &d[b]));
+    let other = [0, 1, 2].map(|a| sim.score(&d[a], &d[3]));
+    same.iter().cloned().fold(f32::MAX, f32::min) - other.iter().cloned().fold(f32::MIN, f32::max)
+}
+
+/// SFace (models/sface.onnx, the second embedder) through the real elements: 112x112 chips on the
+/// ArcFace template, from its manifest. Obama's photos score far above Obama against Biden, and
+/// a wrong template (the chip turned upside down) loses that margin,
+/// so the alignment is what makes it.
+#[test]
+fn sface_through_the_elements_tells_obama_from_biden() {
+    require_runtime();
+    let model = gstfaceveil::engine::manifest::ModelSpec::find("sface.onnx")
+        .expect("models/sface.onnx (run scripts/setup.sh)");
+    let spec = gstfaceveil::engine::manifest::ModelSpec::load(&model).unwrap();
+    let e = spec.manifest.embedder.as_ref().unwrap();
+    assert_eq!((e.chip_size, e.dimension), (112, 128));
+    let sim = similarity_for(&spec).unwrap();
+    let d = four_descriptors(&model, "sface:");
+    assert!(d.iter().all(|v| v.len() == 128));
+    let margin = obama_margin(&d, &sim);
+    assert!(margin > SFACE_MARGIN, "margin {margin}");
+
+    // Negative control: the same model and photos with the template turned upside down.
+    let dir = common::scratch("sface-wrong-template");
+    std::os::unix::fs::symlink(&model, dir.join("sface.onnx")).unwrap();
+    let text = std::fs::read_to_string(&spec.manifest_path).unwrap();
+    let start = text.find("template = [").expect("template in the manifest");
+    let end = start + text[start..].find("\n]").expect("template's end") + 2;
+    // Turned by 180° about the chip's centre (pixel centres 0..=111): still a similarity.
+    let side = (e.chip_size - 1) as f32;
+    let turned: Vec<String> = (e.template.iter())
+        .map(|p| format!("[{}, {}]", side - p[0], side - p[1]))
+        .collect();
+    let turned = format!(
+        "{}template = [{}]{}",
+        &text[..start],
+        turned.join(", "),
+        &text[end..]
+    );
+    std::fs::write(dir.join("sface.toml"), turned).unwrap();
+    let wrong = four_descriptors(&dir.join("sface.onnx"), "sface:");
+    let wrong_margin = obama_margin(&wrong, &sim);
+    assert!(
+        wrong_margin < margin - SFACE_MARGIN / 2.0,
+        "upside-down chips: margin {wrong_margin}, aligned {margin}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The least the aligned SFace margin must be: measured 0.42 aligned, 0.02 with the chips upside
+/// down.
+const SFACE_MARGIN: f32 = 0.3;
+
 #[test]
 fn formats_give_the_same_descriptor() {
     let base = descriptor("obama.jpg", "video/x-raw,format=RGB");

@@ -19,6 +19,7 @@
 //! `CALIBRATE_DETECTOR=models/centerface.onnx` takes the faces from another detector.
 
 mod open_set;
+mod separation;
 
 use gstfaceveil::engine::cosine::Similarity;
 use gstfaceveil::engine::embedder::similarity_for;
@@ -42,6 +43,9 @@ const AUGMENTATIONS: [(&str, &str); 10] = [
         "videoscale ! video/x-raw,width=W75 ! jpegenc quality=40 ! jpegdec ! videoconvert",
     ),
 ];
+
+/// Marks the start of a report's hand-written tail, which a rerun keeps.
+const KEEP: &str = "<!-- Written by hand: scripts/calibrate.sh keeps what follows. -->";
 
 struct Sample {
     identity: String,
@@ -231,7 +235,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 1 - (1 - p)^20 (each identity a chance of a false match).
     let one = &settings[0]; // K = 1, E = 1
     let predict = |p: f64, n: i32| 100.0 * (1.0 - (1.0 - p / 100.0).powi(n));
-    let threshold_gray = (50..=99)
+    let threshold_gray = (20..=99)
         .map(|k| k as f32 / 100.0)
         .find(|t| predict(one.rates(*t, 0.0).false_alarm(), 20) <= 1.0)
         .unwrap_or(0.99);
@@ -250,13 +254,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut md = String::new();
     md.push_str("# Embedder calibration\n\n");
     md.push_str("Made by `bash scripts/calibrate.sh` (examples/calibrate/); rerun it after changing the detector,\n");
-    md.push_str(
-        "the alignment or the embedder, and copy the threshold into `models/dlib_resnet.toml`.\n\n",
-    );
+    let manifest_name = spec
+        .manifest_path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
     md.push_str(&format!(
-        "Model `{}`; scores are the cosine of L2-normalised descriptors after subtracting the mean\n\
-         descriptor of the background set (face-api demo sample1..3.jpg, 9 faces, never used by the tests).\n\n",
-        gstfaceveil::engine::embedder::model_id(&spec)?
+        "the alignment or the embedder, and copy the threshold into `models/{manifest_name}`.\n\n",
+    ));
+    let has_mean = spec
+        .manifest
+        .embedder
+        .as_ref()
+        .is_some_and(|e| e.mean_file.is_some());
+    md.push_str(&format!(
+        "Model `{}`; scores are the cosine of L2-normalised descriptors{}\n\n",
+        gstfaceveil::engine::embedder::model_id(&spec)?,
+        if has_mean {
+            " after subtracting the mean\n\
+             descriptor of the background set (face-api demo sample1..3.jpg, 9 faces, never used by the tests)."
+        } else {
+            " (the manifest names no mean\n\
+             descriptor: \"centred\" below is the plain cosine)."
+        }
     ));
     md.push_str(&format!(
         "Faces: {} of {} identities, through the real elements. Single-face photos (obama ×3, biden,\n\
@@ -286,6 +306,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     md.push_str(&format!(
         "| impostor | plain cosine | {} |\n\n",
         stats(&mut i_plain)
+    ));
+    md.push_str(&separation_section(
+        &samples, &people, &centred, &plain, has_mean,
     ));
     md.push_str("## Error rates (centred scores)\n\nFalse match rate = impostor pairs scoring ≥ threshold; false non-match rate = genuine pairs\nscoring below it.\n\n| threshold | false match rate | false non-match rate |\n|---|---|---|\n");
     // The threshold the manifest states now, too (it differs from the rule's once the models change).
@@ -359,10 +382,78 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ));
     print!("{md}");
     if let Some(out) = rest.first() {
+        // A report's hand-written part (the comparison of embedders) survives a rerun.
+        if let Some(kept) = std::fs::read_to_string(out)
+            .ok()
+            .and_then(|old| old.find(KEEP).map(|i| old[i..].to_string()))
+        {
+            md.push('\n');
+            md.push_str(&kept);
+        }
         std::fs::write(out, &md)?;
         eprintln!("wrote {out}");
     }
     Ok(())
+}
+
+/// Genuine and impostor scores of the ORL faces (every pair of photos).
+fn orl_pairs(people: &open_set::People, sim: &Similarity) -> (Vec<f32>, Vec<f32>) {
+    let all: Vec<(usize, Vec<f32>)> = people
+        .iter()
+        .enumerate()
+        .flat_map(|(p, photos)| photos.iter().map(move |v| (p, sim.prepare(v))))
+        .collect();
+    let (mut g, mut i) = (Vec::new(), Vec::new());
+    for a in 0..all.len() {
+        for b in a + 1..all.len() {
+            let s = gstfaceveil::engine::cosine::dot(&all[a].1, &all[b].1);
+            if all[a].0 == all[b].0 {
+                g.push(s);
+            } else {
+                i.push(s);
+            }
+        }
+    }
+    (g, i)
+}
+
+/// d′ and the false-match rate at fixed false-non-match rates, per set of faces and scoring.
+fn separation_section(
+    samples: &[Sample],
+    people: &open_set::People,
+    centred: &Similarity,
+    plain: &Similarity,
+    has_mean: bool,
+) -> String {
+    let mut md = String::from(
+        "## Separation: d′ and false matches at fixed false non-matches\n\n\
+         Threshold-free, to compare embedders: d′ = |μg − μi| / sqrt((σg² + σi²) / 2) over the pair\n\
+         scores, and the false-match rate (FMR) at the highest threshold whose false-non-match rate\n\
+         (FNMR) is at most the column's (the FNMR reached and the threshold in brackets). Colour: every\n\
+         pair of the faces above (genuine pairs mostly augmentations of one photo); colour, different\n\
+         photos: genuine pairs of different photos only (obama ×3), against every impostor pair;\n\
+         grayscale: ORL s1..s20, every pair of its photos.\n\n",
+    );
+    md.push_str(&separation::header());
+    let mut scorings = vec![(if has_mean { "centred" } else { "cosine" }, centred)];
+    if has_mean {
+        scorings.push(("plain cosine", plain));
+    }
+    for (name, sim) in scorings {
+        let (g, i) = pairs(samples, sim);
+        md.push_str(&separation::row("colour", name, &g, &i));
+        let (different, _) = genuine_colour_split(samples, sim);
+        md.push_str(&separation::row(
+            "colour, different photos",
+            name,
+            &different,
+            &i,
+        ));
+        let (g, i) = orl_pairs(people, sim);
+        md.push_str(&separation::row("grayscale (ORL)", name, &g, &i));
+    }
+    md.push('\n');
+    md
 }
 
 /// Genuine colour pairs of different photos, and of the same photo (augmented): scores.
@@ -399,23 +490,7 @@ fn open_set_report(
 ) -> String {
     let mut md = String::new();
     // Pair distributions of the grayscale set.
-    let mut g = Vec::new();
-    let mut i = Vec::new();
-    let all: Vec<(usize, Vec<f32>)> = people
-        .iter()
-        .enumerate()
-        .flat_map(|(p, photos)| photos.iter().map(move |v| (p, sim.prepare(v))))
-        .collect();
-    for a in 0..all.len() {
-        for b in a + 1..all.len() {
-            let s = gstfaceveil::engine::cosine::dot(&all[a].1, &all[b].1);
-            if all[a].0 == all[b].0 {
-                g.push(s);
-            } else {
-                i.push(s);
-            }
-        }
-    }
+    let (g, i) = orl_pairs(people, sim);
     let over =
         |v: &[f32], t: f32| 100.0 * v.iter().filter(|s| **s >= t).count() as f32 / v.len() as f32;
     let under =
@@ -541,7 +616,7 @@ fn open_set_report(
          impostor pairs). Grayscale faces (veilembed's `grayscale`: no colour in the face) are decided\n\
          at the lowest threshold, in steps of 0.01, whose predicted stranger false-alarm rate for a\n\
          list of 20 people enrolled from one photo each is at most 1 %: **{threshold_gray:.2}**\n\
-         (`threshold-gray` in `models/dlib_resnet.toml`; the element's `grayscale-threshold`).\n\n\
+         (`threshold-gray` in the manifest; the element's `grayscale-threshold`).\n\n\
          Against the target (≤ 1 % stranger false alarms at a list of 20, ≥ 95 % right-person matches):\n\
          grayscale, 20 people from 1 photo: predicted false alarms {:.2} %, right person {:.1} %, wrong\n\
          person {:.2} %; from 3 photos: predicted {:.2} %, right person {:.1} %. Colour: {:.2} % false\n\
