@@ -813,6 +813,38 @@ fn trial_mode_posts_no_alert_and_logs_the_match() {
     let live = watch(&format!("{audit} trial=false"));
     assert_eq!(alerts(&live), trials, "the same decisions, now posted");
     assert_eq!((count("match"), count("trial-match")), (trials, trials));
+    // The match entry explains the match as its message does (docs/WATCHLIST.md), no more.
+    let m = live
+        .element_messages
+        .iter()
+        .find(|s| s.name() == "faceveil-match")
+        .unwrap();
+    let e = entries(&log)
+        .into_iter()
+        .find(|e| e["action"] == "match")
+        .unwrap();
+    let hits: Vec<String> = m
+        .get::<gst::ArrayRef>("hit-scores")
+        .unwrap()
+        .iter()
+        .map(|v| format!("{:.3}", v.get::<f64>().unwrap()))
+        .collect();
+    let field = |f: &str| m.get::<f64>(f).unwrap();
+    let expected = format!(
+        "score {:.3}; reference {} of {}; hits {}; quality {:.2}{}; threshold {:.3}",
+        field("score"),
+        m.get::<u32>("reference").unwrap() + 1,
+        m.get::<u32>("references").unwrap(),
+        hits.join(", "),
+        field("quality"),
+        if m.get::<bool>("grayscale").unwrap() {
+            "; grayscale"
+        } else {
+            ""
+        },
+        field("threshold"),
+    );
+    assert_eq!(e["detail"], expected.as_str(), "{m}");
 
     // The chain holds both kinds of entry: it verifies as any other.
     let logs = log.to_str().unwrap();

@@ -191,6 +191,37 @@ fn matches_after_min_hits_and_tags_the_track() {
     assert_eq!(s.get::<u64>("track-id").unwrap(), 1);
     assert!(s.get::<f64>("score").unwrap() > 0.9);
     assert!(!s.has_field("descriptor"), "no descriptor in messages");
+    // What the match rests on: the two fresh descriptors (frames 0 and 2; frame 1 reused its
+    // track's), each a hit at the colour threshold, from alice's one descriptor.
+    let (colour, _) = calibrated(&m);
+    let threshold = s.get::<f64>("threshold").unwrap();
+    assert!((threshold - colour as f64).abs() < 1e-6, "{s}");
+    assert!(!s.get::<bool>("grayscale").unwrap());
+    assert_eq!(
+        (
+            s.get::<u32>("reference").unwrap(),
+            s.get::<u32>("references").unwrap()
+        ),
+        (0, 1)
+    );
+    assert!((s.get::<f64>("quality").unwrap() - 0.8).abs() < 1e-6, "{s}");
+    assert_eq!(u64s(s, "hit-frames"), [0, 2]);
+    let scores = f64s(s, "hit-scores");
+    assert_eq!(scores.len(), 2);
+    assert!(scores.iter().all(|x| *x >= threshold), "{s}");
+    let best = scores.iter().cloned().fold(f64::MIN, f64::max);
+    assert_eq!(
+        best,
+        s.get::<f64>("score").unwrap(),
+        "score is the best hit's"
+    );
+    assert_eq!(f64s(s, "hit-thresholds"), [threshold, threshold]);
+    assert!(
+        f64s(s, "hit-qualities")
+            .iter()
+            .all(|q| (q - 0.8).abs() < 1e-6)
+    );
+    assert_eq!(bools(s, "hit-grayscale"), [false, false]);
     // Later frames of the track keep the tag without a new alert.
     let out = m.push(300, &[(1, Some(near(ALICE, 11, 0.2)), false)]);
     assert_eq!(labels(&out), [Some("alice".to_string())]);
@@ -215,6 +246,22 @@ fn a_stranger_is_never_tagged_and_reported_only_when_asked() {
     let unknown = m.messages("faceveil-unknown");
     assert_eq!(unknown.len(), 1, "once per track: {unknown:?}");
     assert!(!unknown[0].has_field("label") && !unknown[0].has_field("score"));
+    // nothing of a match's explanation about someone not on the list
+    for f in [
+        "threshold",
+        "margin",
+        "reference",
+        "references",
+        "quality",
+        "grayscale",
+        "hit-frames",
+        "hit-scores",
+        "hit-thresholds",
+        "hit-qualities",
+        "hit-grayscale",
+    ] {
+        assert!(!unknown[0].has_field(f), "{f} in {}", unknown[0]);
+    }
 }
 
 #[test]
@@ -260,6 +307,76 @@ fn min_hits_and_threshold_change_while_playing() {
     assert_eq!(msgs.len(), 1);
     assert_eq!(msgs[0].get::<String>("label").unwrap(), "bob");
     assert!((msgs[0].get::<f64>("threshold").unwrap() - 0.66).abs() < 1e-6);
+}
+
+/// The calibrated thresholds of the matcher's model (colour, grayscale).
+fn calibrated(m: &Matcher) -> (f32, f32) {
+    let spec = gstfaceveil::engine::manifest::ModelSpec::resolve(
+        Some(&m.dir.join("fake.onnx")),
+        gstfaceveil::engine::manifest::Task::Embedder,
+    )
+    .unwrap();
+    let e = spec.manifest.embedder.unwrap();
+    (e.match_threshold(), e.match_threshold_gray())
+}
+
+/// A field of a message that is an array, as `T`s.
+fn array<T: for<'a> glib::value::FromValue<'a> + 'static>(
+    s: &gst::StructureRef,
+    f: &str,
+) -> Vec<T> {
+    s.get::<gst::ArrayRef>(f)
+        .unwrap_or_else(|e| panic!("{f}: {e} in {s}"))
+        .iter()
+        .map(|v| v.get::<T>().unwrap())
+        .collect()
+}
+
+fn f64s(s: &gst::StructureRef, f: &str) -> Vec<f64> {
+    array(s, f)
+}
+
+fn u64s(s: &gst::StructureRef, f: &str) -> Vec<u64> {
+    array(s, f)
+}
+
+fn bools(s: &gst::StructureRef, f: &str) -> Vec<bool> {
+    array(s, f)
+}
+
+#[test]
+fn a_grayscale_match_reports_the_grayscale_threshold() {
+    let mut m = matcher("grayscale-report", &[]);
+    let (colour, gray) = calibrated(&m);
+    assert!(
+        gray > colour,
+        "the manifest's grayscale threshold is its own"
+    );
+    let a = |n| Some(near(ALICE, n, 0.2));
+    m.push_domain(0, &[(1, a(1), true)], true);
+    m.push_domain(100, &[(1, a(2), true)], true);
+    let msgs = m.messages("faceveil-match");
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    let s = &msgs[0];
+    assert!(
+        (s.get::<f64>("threshold").unwrap() - gray as f64).abs() < 1e-6,
+        "a grayscale match is decided at the grayscale threshold ({gray}), not the colour one \
+         ({colour}): {s}"
+    );
+    assert!(s.get::<bool>("grayscale").unwrap(), "{s}");
+    assert_eq!(bools(s, "hit-grayscale"), [true, true]);
+    assert!(
+        f64s(s, "hit-thresholds")
+            .iter()
+            .all(|t| (t - gray as f64).abs() < 1e-6)
+    );
+    // the grayscale-threshold property, when set, is the one reported
+    m.element().set_property("grayscale-threshold", 0.7f32);
+    m.push_domain(200, &[(2, Some(near(BOB, 3, 0.2)), true)], true);
+    m.push_domain(300, &[(2, Some(near(BOB, 4, 0.2)), true)], true);
+    let msgs = m.messages("faceveil-match");
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    assert!((msgs[0].get::<f64>("threshold").unwrap() - 0.7).abs() < 1e-6);
 }
 
 #[test]

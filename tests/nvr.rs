@@ -316,6 +316,37 @@ fn a_camera_in_trial_mode_writes_no_event_and_logs_its_matches() {
         events.iter().all(|e| camera_of(e) != "door"),
         "an event of the trial camera: {events:?}"
     );
+    // The event line carries the match's explanation, its hits as JSON arrays.
+    let m = events
+        .iter()
+        .find(|e| e["event"] == "faceveil-match")
+        .unwrap();
+    let threshold = m["threshold"].as_f64().unwrap();
+    assert_eq!(m["grayscale"], false, "{m}");
+    assert!(
+        m["reference"].as_u64().unwrap() < m["references"].as_u64().unwrap(),
+        "{m}"
+    );
+    assert!(m["quality"].as_f64().is_some_and(|q| q > 0.0), "{m}");
+    let each = |f: &str| {
+        m[f].as_array()
+            .unwrap_or_else(|| panic!("{f}: {m}"))
+            .clone()
+    };
+    let scores = each("hit-scores");
+    assert!(scores.len() >= 2, "{m}");
+    assert!(
+        scores.iter().all(|s| s.as_f64().unwrap() >= threshold),
+        "{m}"
+    );
+    for f in [
+        "hit-frames",
+        "hit-thresholds",
+        "hit-qualities",
+        "hit-grayscale",
+    ] {
+        assert_eq!(each(f).len(), scores.len(), "{f}: {m}");
+    }
     let log = lines("matches.audit");
     let by = |action: &str, camera: &str| {
         log.iter()
@@ -329,5 +360,24 @@ fn a_camera_in_trial_mode_writes_no_event_and_logs_its_matches() {
         "{log:?}"
     );
     assert!(by("match", "lobby") >= 1, "{log:?}");
+    // live and trial entries hold the same explanation
+    let matches = log
+        .iter()
+        .filter(|e| e["action"] == "match" || e["action"] == "trial-match");
+    for e in matches {
+        let detail = e["detail"].as_str().unwrap_or_default();
+        assert!(
+            [
+                "score ",
+                "; reference ",
+                "; hits ",
+                "; quality ",
+                "; threshold "
+            ]
+            .iter()
+            .all(|part| detail.contains(part)),
+            "{e}"
+        );
+    }
     std::fs::remove_dir_all(&d).unwrap();
 }

@@ -7,7 +7,8 @@ mod common;
 use std::process::Command;
 
 use common::{
-    cli, cli_ok, obama_list, photo, require_runtime, run_pipeline, scratch, watch_segments,
+    cli, cli_ok, obama_list, photo, photo_src, require_runtime, run_pipeline, scratch,
+    watch_segments,
 };
 use gst::prelude::*;
 
@@ -66,6 +67,30 @@ fn matches_only_the_enrolled_person() {
         ] {
             assert!(m.has_field(f), "{f} missing in {m}");
         }
+        // what the match rests on: a colour face, decided at the colour threshold, min-hits (2)
+        // hits or more, each at least its threshold, from obama's one descriptor
+        let (colour, _) = thresholds();
+        let threshold = m.get::<f64>("threshold").unwrap();
+        assert!((threshold - colour).abs() < 1e-6, "{m}");
+        assert!(!m.get::<bool>("grayscale").unwrap(), "{m}");
+        let (reference, references) = (
+            m.get::<u32>("reference").unwrap(),
+            m.get::<u32>("references").unwrap(),
+        );
+        assert!(reference < references && references == 1, "{m}");
+        let quality = m.get::<f64>("quality").unwrap();
+        assert!(quality > 0.0 && quality <= 1.0, "{m}");
+        let scores = array::<f64>(m, "hit-scores");
+        assert!(scores.len() >= 2, "{m}");
+        assert!(scores.iter().all(|s| *s >= threshold), "{m}");
+        assert!(scores.contains(&m.get::<f64>("score").unwrap()), "{m}");
+        let frames = array::<u64>(m, "hit-frames");
+        assert_eq!(frames.len(), scores.len());
+        assert!(frames.windows(2).all(|w| w[0] < w[1]), "{m}");
+        assert!(
+            *frames.last().unwrap() <= m.get::<u64>("frame").unwrap(),
+            "{m}"
+        );
         // no descriptor, no image, no key in a message
         let text = m.to_string();
         assert!(!text.contains("descriptor") && !text.contains(key_list.trim()));
@@ -102,6 +127,58 @@ fn matches_only_the_enrolled_person() {
         .collect();
     assert!(unknown.contains(&2) && unknown.contains(&3), "{unknown:?}");
     assert!(unknown.iter().all(|s| *s >= 2), "{unknown:?}");
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+/// The embedder manifest's calibrated thresholds, colour and grayscale.
+fn thresholds() -> (f64, f64) {
+    let e = common::embedder_spec().manifest.embedder.unwrap();
+    (e.match_threshold() as f64, e.match_threshold_gray() as f64)
+}
+
+/// A field of a message that is an array, as `T`s.
+fn array<T: for<'a> gst::glib::value::FromValue<'a> + 'static>(
+    s: &gst::StructureRef,
+    f: &str,
+) -> Vec<T> {
+    s.get::<gst::ArrayRef>(f)
+        .unwrap_or_else(|e| panic!("{f}: {e} in {s}"))
+        .iter()
+        .map(|v| v.get::<T>().unwrap())
+        .collect()
+}
+
+/// obama2.jpg in black and white: a grayscale face, matched at the grayscale threshold, and the
+/// message says so (it once reported the colour threshold).
+#[test]
+fn a_grayscale_match_reports_the_grayscale_threshold() {
+    let d = scratch("gray-match");
+    let list = obama_list(&d);
+    require_runtime();
+    let run = run_pipeline(&format!(
+        "{} ! veildetect ! veilembed reembed-interval=1 ! veilmatch watchlist=\"{}\" ! appsink name=sink",
+        photo_src(
+            "obama2.jpg",
+            "video/x-raw,format=GRAY8 ! videoconvert ! video/x-raw,format=I420 ! imagefreeze num-buffers=10"
+        ),
+        list.display()
+    ));
+    let matches = messages(&run, "faceveil-match");
+    assert_eq!(matches.len(), 1, "{:?}", run.element_messages);
+    let m = matches[0];
+    let (colour, gray) = thresholds();
+    assert!(
+        (m.get::<f64>("threshold").unwrap() - gray).abs() < 1e-6,
+        "the grayscale threshold {gray}, not the colour one {colour}: {m}"
+    );
+    assert!(m.get::<bool>("grayscale").unwrap(), "{m}");
+    assert!(array::<bool>(m, "hit-grayscale").iter().all(|g| *g), "{m}");
+    assert!(
+        array::<f64>(m, "hit-thresholds")
+            .iter()
+            .all(|t| (t - gray).abs() < 1e-6),
+        "{m}"
+    );
     std::fs::remove_dir_all(d).unwrap();
 }
 

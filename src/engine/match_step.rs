@@ -34,6 +34,8 @@ pub struct DescriptorIn<'a> {
     /// Computed on this frame (only fresh descriptors are evidence).
     pub fresh: bool,
     pub grayscale: bool,
+    /// The face's quality on this frame (the embedder's score, 0..1).
+    pub quality: f32,
 }
 
 /// What one frame amounts to.
@@ -43,7 +45,8 @@ pub struct FrameOut {
     pub frame: u64,
     /// What a reload of the watch list did on this frame, if one finished.
     pub reload: Option<Outcome>,
-    /// The colour threshold in force: the setting, or the calibrated one when it is 0.
+    /// The colour threshold in force: the setting, or the calibrated one when it is 0. A match
+    /// carries the threshold each of its hits was decided at (colour or grayscale).
     pub threshold: f32,
     pub verdict: Verdict,
 }
@@ -221,7 +224,7 @@ impl FrameMatcher {
                         self.list.index(),
                         &source.similarity,
                         d.vector.unwrap_or(&[]),
-                        d.grayscale,
+                        (d.grayscale, d.quality),
                         unix,
                     );
                     self.counts.searches += 1;
@@ -286,8 +289,9 @@ impl FrameMatcher {
     }
 }
 
-/// The audit-log lines for a frame's events, by `camera`: one per match (label, id and score;
-/// never a descriptor or an image), a `trial-match` in `trial` mode; none for unknown faces.
+/// The audit-log lines for a frame's events, by `camera`: one per match (label, id and the
+/// match's explanation, [`match_detail`]; never a descriptor or an image), a `trial-match` in
+/// `trial` mode; none for unknown faces.
 pub fn audit_lines<'a>(
     camera: &str,
     events: impl IntoIterator<Item = &'a Event>,
@@ -306,11 +310,50 @@ pub fn audit_lines<'a>(
                 .into(),
                 identity: Some(m.identity_id.clone()),
                 label: Some(m.label.clone()),
-                detail: Some(audit::score_detail(m.score)),
+                detail: Some(match_detail(m)),
             }),
             Event::Unknown => None,
         })
         .collect()
+}
+
+/// A match's explanation, as its audit entry's detail: the score (first, as
+/// [`audit::score_detail`] writes it), then what its best hit was (the descriptor of the identity
+/// that scored it, 1 of n; the face's quality; grayscale or not; its threshold) and every hit's
+/// score, oldest first. When the hits mixed colour and grayscale faces each hit says which, and
+/// the other mode's threshold follows in brackets:
+///
+/// `score 0.873; reference 2 of 3; hits 0.812, 0.873; quality 0.62; grayscale; threshold 0.790`
+pub fn match_detail(m: &Matched) -> String {
+    use std::fmt::Write;
+    let mut s = audit::score_detail(m.score);
+    let Some(best) = m.best() else {
+        return s;
+    };
+    let mode = |gray: bool| if gray { "grayscale" } else { "colour" };
+    let other = m.hits.iter().find(|h| h.grayscale != best.grayscale);
+    let hits: Vec<String> = m
+        .hits
+        .iter()
+        .map(|h| match other {
+            Some(_) => format!("{:.3} {}", h.score, mode(h.grayscale)),
+            None => format!("{:.3}", h.score),
+        })
+        .collect();
+    let _ = write!(
+        s,
+        "; reference {} of {}; hits {}; quality {:.2}{}; threshold {:.3}",
+        best.reference + 1,
+        best.references,
+        hits.join(", "),
+        best.quality,
+        if best.grayscale { "; grayscale" } else { "" },
+        best.threshold
+    );
+    if let Some(o) = other {
+        let _ = write!(s, " ({} {:.3})", mode(o.grayscale), o.threshold);
+    }
+    s
 }
 
 #[cfg(test)]
@@ -329,18 +372,29 @@ mod tests {
 
     /// A list with "ann" ([1, 0]) and "bob" ([0, 1]) in a file of its own, and its matcher.
     fn matcher(name: &str, config: Config) -> FrameMatcher {
+        matcher_of(
+            name,
+            config,
+            &[("ann", &[[1.0, 0.0]]), ("bob", &[[0.0, 1.0]])],
+        )
+    }
+
+    /// A list of `people` (label, descriptors) in a file of its own, and its matcher (calibrated
+    /// thresholds 0.6 in colour, 0.8 in grayscale).
+    fn matcher_of(name: &str, config: Config, people: &[(&str, &[[f32; 2]])]) -> FrameMatcher {
         let dir = std::env::temp_dir().join(format!("fv-match-step-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("list.fvl");
         let mut list = Watchlist::new(MODEL);
-        for (label, v) in [("ann", [1.0, 0.0]), ("bob", [0.0, 1.0])] {
-            list.identities.push(Identity::for_test(
-                &format!("id-{label}"),
-                label,
-                MODEL,
-                v.to_vec(),
-            ));
+        for (label, vs) in people {
+            let mut who = Identity::for_test(&format!("id-{label}"), label, MODEL, vs[0].to_vec());
+            for v in &vs[1..] {
+                let mut d = who.descriptors[0].clone();
+                d.vector = v.to_vec();
+                who.descriptors.push(d);
+            }
+            list.identities.push(who);
         }
         let secret = Secret::Key([3; 32]);
         save(&path, &mut list, &secret).unwrap();
@@ -376,8 +430,18 @@ mod tests {
                 vector: Some(vector),
                 fresh,
                 grayscale: false,
+                quality: 0.5,
             }),
         }
+    }
+
+    /// [`face`], fresh, of a grayscale face.
+    fn gray<'a>(track: u64, vector: &'a [f32]) -> FaceIn<'a> {
+        let mut f = face(track, MODEL, vector, true);
+        if let Some(d) = &mut f.descriptor {
+            d.grayscale = true;
+        }
+        f
     }
 
     fn run(m: &mut FrameMatcher, faces: &[FaceIn], log: &mut Vec<(u64, u64, bool)>) -> FrameOut {
@@ -551,6 +615,7 @@ mod tests {
                 label: "ann".into(),
                 score: 0.81234,
                 margin: 0.3,
+                hits: Vec::new(),
             }),
         ];
         let lines = audit_lines("door", &ev, false);
@@ -574,6 +639,84 @@ mod tests {
             },
             lines[0],
             "the same entry but for its action"
+        );
+    }
+
+    #[test]
+    fn a_grayscale_match_explains_itself_with_the_grayscale_threshold() {
+        // ann enrolled twice; the faces are closest to her second descriptor
+        let mut m = matcher_of(
+            "explain",
+            config(),
+            &[("ann", &[[1.0, 0.0], [0.6, 0.8]]), ("bob", &[[0.0, 1.0]])],
+        );
+        let mut log = Vec::new();
+        run(&mut m, &[gray(5, &[0.6, 0.8])], &mut log);
+        let out = run(&mut m, &[gray(5, &[0.8, 0.6])], &mut log);
+        assert_eq!(out.threshold, 0.6, "the colour threshold in force");
+        let Verdict::Matched { events, .. } = out.verdict else {
+            panic!("{:?}", out.verdict)
+        };
+        let [(0, Event::Match(x))] = &events[..] else {
+            panic!("{events:?}")
+        };
+        assert_eq!(x.hits.len(), 2);
+        for (h, frame) in x.hits.iter().zip(0..) {
+            assert_eq!(h.frame, frame);
+            assert!(
+                h.grayscale && h.threshold == 0.8 && h.quality == 0.5,
+                "{h:?}"
+            );
+            assert!(h.score >= h.threshold);
+            assert_eq!((h.reference, h.references), (1, 2));
+        }
+        let best = x.best().unwrap();
+        assert_eq!((best.frame, best.score), (0, x.score));
+        let lines = audit_lines(
+            "door",
+            &events.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>(),
+            false,
+        );
+        assert_eq!(
+            lines[0].detail.as_deref(),
+            Some(
+                format!(
+                    "score {:.3}; reference 2 of 2; hits {:.3}, {:.3}; quality 0.50; grayscale; \
+                     threshold 0.800",
+                    x.score, x.hits[0].score, x.hits[1].score
+                )
+                .as_str()
+            )
+        );
+        assert_eq!(
+            audit::parse_score(lines[0].detail.as_deref().unwrap()),
+            Some((x.score * 1000.0).round() / 1000.0)
+        );
+    }
+
+    #[test]
+    fn hits_of_both_modes_each_say_theirs() {
+        let hit = |frame, score, grayscale, threshold| crate::engine::matcher::Hit {
+            frame,
+            score,
+            margin: 0.2,
+            reference: 0,
+            references: 1,
+            quality: 0.61,
+            grayscale,
+            threshold,
+        };
+        let m = Matched {
+            identity_id: "id-ann".into(),
+            label: "ann".into(),
+            score: 0.9,
+            margin: 0.2,
+            hits: vec![hit(3, 0.7, false, 0.6), hit(4, 0.9, true, 0.8)],
+        };
+        assert_eq!(
+            match_detail(&m),
+            "score 0.900; reference 1 of 1; hits 0.700 colour, 0.900 grayscale; quality 0.61; \
+             grayscale; threshold 0.800 (colour 0.600)"
         );
     }
 

@@ -49,18 +49,20 @@ pub struct Fresh {
     pub descriptor: Vec<f32>,
     /// Of a grayscale face: decided at `threshold_gray`.
     pub grayscale: bool,
+    /// The face's quality on this frame, as the embedder scored it (0..1).
+    pub quality: f32,
     /// The best identity, if the list has any.
     pub candidate: Option<Candidate>,
 }
 
 impl Fresh {
-    /// A raw descriptor from the embedder, prepared with the list's similarity and searched in
-    /// the list as of `now` (unix seconds).
+    /// A raw descriptor from the embedder, of a face of `quality`, prepared with the list's
+    /// similarity and searched in the list as of `now` (unix seconds).
     pub fn search(
         index: &Index,
         similarity: &Similarity,
         descriptor: &[f32],
-        grayscale: bool,
+        (grayscale, quality): (bool, f32),
         now: i64,
     ) -> Fresh {
         let descriptor = similarity.prepare(descriptor);
@@ -71,11 +73,14 @@ impl Fresh {
                 label: entry.label.clone(),
                 score: h.score,
                 margin: h.margin,
+                reference: h.reference,
+                references: h.references,
             }
         });
         Fresh {
             descriptor,
             grayscale,
+            quality,
             candidate,
         }
     }
@@ -128,6 +133,28 @@ pub struct Candidate {
     pub label: String,
     pub score: f32,
     pub margin: f32,
+    /// Which of the identity's descriptors on the list scored `score` (from 0), of how many.
+    pub reference: u32,
+    pub references: u32,
+}
+
+/// One hit that made a match: a fresh descriptor of the track whose best identity was the matched
+/// one, decided a match at `threshold`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Hit {
+    /// The frame it was computed on, in the matcher's count.
+    pub frame: u64,
+    pub score: f32,
+    pub margin: f32,
+    /// Which of the identity's descriptors scored it (from 0), of how many.
+    pub reference: u32,
+    pub references: u32,
+    /// The face's quality on that frame.
+    pub quality: f32,
+    /// The face was grayscale on that frame: decided at the grayscale threshold.
+    pub grayscale: bool,
+    /// The threshold it was decided at (colour or grayscale).
+    pub threshold: f32,
 }
 
 /// What a track is known as.
@@ -138,6 +165,20 @@ pub struct Matched {
     /// Best score among the hits that made the match.
     pub score: f32,
     pub margin: f32,
+    /// The hits that made the match, oldest first: those for the identity within the hit window
+    /// when the track became matched (at least `min_hits`).
+    pub hits: Vec<Hit>,
+}
+
+impl Matched {
+    /// The hit that scored `score` (the first of equals); `None` only for a `Matched` made by hand
+    /// without hits.
+    pub fn best(&self) -> Option<&Hit> {
+        self.hits.iter().fold(None, |b: Option<&Hit>, h| match b {
+            Some(b) if h.score <= b.score => Some(b),
+            _ => Some(h),
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -148,8 +189,8 @@ pub enum Event {
 
 #[derive(Debug, Default)]
 struct TrackState {
-    /// Recent hits: frame and candidate.
-    hits: Vec<(u64, Candidate)>,
+    /// Recent hits: the candidate and how it was found.
+    hits: Vec<(Candidate, Hit)>,
     /// The previous fresh descriptor (prepared).
     last: Option<Vec<f32>>,
     fresh: u32,
@@ -211,6 +252,7 @@ impl Matcher {
         }
         t.last = Some(fresh.descriptor);
         t.fresh += 1;
+        let (grayscale, quality) = (fresh.grayscale, fresh.quality);
         let hit = fresh
             .candidate
             .filter(|x| decide(x.score, x.margin, threshold, c.min_margin) == Decision::Match);
@@ -218,7 +260,7 @@ impl Matcher {
             && hit.as_ref().is_none_or(|h| h.identity_id != m.identity_id)
         {
             let gone = m.identity_id.clone();
-            t.hits.retain(|(_, h)| h.identity_id != gone);
+            t.hits.retain(|(h, _)| h.identity_id != gone);
             t.matched = None;
             // Count towards "unknown" afresh: one poor descriptor of a known person is no stranger.
             t.fresh = 0;
@@ -228,14 +270,24 @@ impl Matcher {
             t.verified = Some(frame);
         }
         if let Some(cand) = hit {
-            t.hits.push((frame, cand));
+            let seen = Hit {
+                frame,
+                score: cand.score,
+                margin: cand.margin,
+                reference: cand.reference,
+                references: cand.references,
+                quality,
+                grayscale,
+                threshold,
+            };
+            t.hits.push((cand, seen));
         }
         t.hits
-            .retain(|(f, _)| frame.saturating_sub(*f) < c.hit_window.max(1));
+            .retain(|(_, h)| frame.saturating_sub(h.frame) < c.hit_window.max(1));
 
         // The identity with the most hits in the window (ties: the higher best score), if enough.
         let mut tally: HashMap<&str, (u32, &Candidate)> = HashMap::new();
-        for (_, cand) in &t.hits {
+        for (cand, _) in &t.hits {
             let e = tally.entry(cand.identity_id.as_str()).or_insert((0, cand));
             e.0 += 1;
             if cand.score > e.1.score {
@@ -263,11 +315,18 @@ impl Matcher {
             if hit_id.as_ref() == Some(&best.identity_id) {
                 t.verified = Some(frame);
             }
+            let hits = t
+                .hits
+                .iter()
+                .filter(|(h, _)| h.identity_id == best.identity_id)
+                .map(|(_, seen)| *seen)
+                .collect();
             let m = Matched {
                 identity_id: best.identity_id,
                 label: best.label,
                 score: best.score,
                 margin: best.margin,
+                hits,
             };
             t.matched = Some(m.clone());
             let cooled = self
@@ -346,11 +405,14 @@ mod tests {
         Some(Fresh {
             descriptor: vec![1.0, 0.0],
             grayscale: false,
+            quality: 0.5,
             candidate: Some(Candidate {
                 identity_id: id.into(),
                 label: format!("label-{id}"),
                 score,
                 margin: 0.3,
+                reference: 0,
+                references: 1,
             }),
         })
     }
@@ -359,6 +421,7 @@ mod tests {
         Some(Fresh {
             descriptor: vec![1.0, 0.0],
             grayscale: false,
+            quality: 0.5,
             candidate: None,
         })
     }
@@ -384,6 +447,71 @@ mod tests {
         ));
         assert_eq!(decide(0.7, 0.05, 0.6, 0.1), Decision::Ambiguous);
         assert_eq!(decide(0.5, 0.5, 0.6, 0.0), Decision::NoMatch);
+    }
+
+    #[test]
+    fn a_match_carries_its_hits_and_the_threshold_each_was_decided_at() {
+        let mut m = Matcher::new(Config {
+            min_hits: 3,
+            ..cfg()
+        });
+        let seen = |score, reference, grayscale, quality| {
+            cand("a", score).map(|f| Fresh {
+                grayscale,
+                quality,
+                candidate: f.candidate.map(|c| Candidate {
+                    reference,
+                    references: 3,
+                    ..c
+                }),
+                ..f
+            })
+        };
+        assert_eq!(m.observe(1, 0, seen(0.7, 1, false, 0.4), 0.0), None);
+        // another identity's hit, a reused descriptor and a grayscale miss (0.75 < 0.8) are no
+        // hits of "a"
+        assert_eq!(m.observe(1, 1, cand("b", 0.9), 0.0), None);
+        assert_eq!(m.observe(1, 2, None, 0.0), None);
+        assert_eq!(m.observe(1, 3, seen(0.75, 0, true, 0.6), 0.0), None);
+        assert_eq!(m.observe(1, 4, seen(0.85, 2, true, 0.7), 0.0), None);
+        let Some(Event::Match(x)) = m.observe(1, 5, seen(0.65, 1, false, 0.3), 0.0) else {
+            panic!("no match")
+        };
+        let got: Vec<(u64, f32, u32, f32, bool, f32)> = x
+            .hits
+            .iter()
+            .map(|h| {
+                (
+                    h.frame,
+                    h.score,
+                    h.reference,
+                    h.quality,
+                    h.grayscale,
+                    h.threshold,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0, 0.7, 1, 0.4, false, 0.6),
+                (4, 0.85, 2, 0.7, true, 0.8),
+                (5, 0.65, 1, 0.3, false, 0.6),
+            ]
+        );
+        assert!(
+            x.hits
+                .iter()
+                .all(|h| h.references == 3 && h.score >= h.threshold)
+        );
+        // the best hit is the one the match's score reports
+        let best = x.best().unwrap();
+        assert_eq!((best.frame, best.score, x.score), (4, 0.85, 0.85));
+        assert_eq!(
+            m.identity(1),
+            Some(&x),
+            "the track is known by the same match"
+        );
     }
 
     #[test]
@@ -503,6 +631,7 @@ mod tests {
             Some(Fresh {
                 descriptor: vec![0.0, 1.0],
                 grayscale: false,
+                quality: 0.5,
                 candidate: None,
             })
         };

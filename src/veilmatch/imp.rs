@@ -479,6 +479,7 @@ impl element::Filter for VeilMatch {
                     vector: e.vector.as_deref(),
                     fresh: e.fresh,
                     grayscale: e.grayscale,
+                    quality: e.quality,
                 }),
             })
             .collect();
@@ -496,7 +497,7 @@ impl element::Filter for VeilMatch {
             Ok(state.matcher.process(&face_in, config, clock, now(), log))
         })?;
         self.post_reload(out.reload);
-        let (frame, threshold) = (out.frame, out.threshold);
+        let frame = out.frame;
         let (tags, events) = match out.verdict {
             Verdict::Matched { tags, events } => (tags, events),
             Verdict::NoDescriptors { first } => {
@@ -544,7 +545,6 @@ impl element::Filter for VeilMatch {
                 i,
                 &ev,
                 &camera,
-                threshold,
                 frame,
                 &model_id,
                 (running, stream),

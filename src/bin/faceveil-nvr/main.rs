@@ -243,34 +243,43 @@ fn preflight(config: &Config) -> Result<(), String> {
     Ok(())
 }
 
-/// A GStreamer structure as a JSON object (strings, numbers, booleans; unset times as null).
+/// A GStreamer structure as a JSON object (strings, numbers, booleans, arrays and lists of them as
+/// JSON arrays; unset times as null).
 fn to_json(s: &gst::StructureRef) -> serde_json::Value {
     let mut m = serde_json::Map::new();
     m.insert("event".into(), s.name().as_str().into());
     for (k, v) in s.iter() {
-        let j = if let Ok(x) = v.get::<String>() {
-            x.into()
-        } else if let Ok(x) = v.get::<u64>() {
-            if x == u64::MAX {
-                serde_json::Value::Null
-            } else {
-                x.into()
-            }
-        } else if let Ok(x) = v.get::<u32>() {
-            x.into()
-        } else if let Ok(x) = v.get::<f64>() {
-            x.into()
-        } else if let Ok(x) = v.get::<bool>() {
-            x.into()
-        } else {
-            v.serialize()
-                .map(|s| s.to_string())
-                .unwrap_or_default()
-                .into()
-        };
-        m.insert(k.to_string(), j);
+        m.insert(k.to_string(), value_json(v));
     }
     serde_json::Value::Object(m)
+}
+
+/// One field's value as JSON; a type without a JSON form as its GStreamer serialisation (a string).
+fn value_json(v: &gst::glib::Value) -> serde_json::Value {
+    if let Ok(x) = v.get::<String>() {
+        x.into()
+    } else if let Ok(x) = v.get::<u64>() {
+        if x == u64::MAX {
+            serde_json::Value::Null
+        } else {
+            x.into()
+        }
+    } else if let Ok(x) = v.get::<u32>() {
+        x.into()
+    } else if let Ok(x) = v.get::<f64>() {
+        x.into()
+    } else if let Ok(x) = v.get::<bool>() {
+        x.into()
+    } else if let Ok(a) = v.get::<gst::ArrayRef>() {
+        a.iter().map(|x| value_json(x)).collect()
+    } else if let Ok(l) = v.get::<gst::ListRef>() {
+        l.iter().map(|x| value_json(x)).collect()
+    } else {
+        v.serialize()
+            .map(|s| s.to_string())
+            .unwrap_or_default()
+            .into()
+    }
 }
 
 /// Runs one camera until it ends (file) or until `stop` (RTSP: restarted after each drop).
@@ -574,5 +583,37 @@ fn main() -> ExitCode {
             stop_all(running);
             return ExitCode::SUCCESS;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arrays_of_a_message_are_json_arrays() {
+        gst::init().unwrap();
+        let s = gst::Structure::builder("faceveil-match")
+            .field("score", 0.9f64)
+            .field("reference", 1u32)
+            .field("grayscale", true)
+            .field("hit-frames", gst::Array::new([3u64, 7]))
+            .field("hit-scores", gst::Array::new([0.7f64, 0.9]))
+            .field("hit-grayscale", gst::List::new([false, true]))
+            .field("running-time", gst::ClockTime::NONE)
+            .build();
+        assert_eq!(
+            to_json(&s),
+            serde_json::json!({
+                "event": "faceveil-match",
+                "score": 0.9,
+                "reference": 1,
+                "grayscale": true,
+                "hit-frames": [3, 7],
+                "hit-scores": [0.7, 0.9],
+                "hit-grayscale": [false, true],
+                "running-time": null,
+            })
+        );
     }
 }

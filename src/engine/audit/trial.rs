@@ -14,14 +14,17 @@ pub const MATCH: &str = "match";
 /// The action of a match decided in trial mode: logged, not reported.
 pub const TRIAL_MATCH: &str = "trial-match";
 
-/// A match entry's detail: its score.
+/// The start of a match entry's detail: its score. What the match rests on follows, after `; `
+/// (`engine::match_step::match_detail`).
 pub fn score_detail(score: f32) -> String {
     format!("score {score:.3}")
 }
 
-/// The score in a match entry's detail ([`score_detail`]).
+/// The score in a match entry's detail ([`score_detail`], alone or followed by the rest of the
+/// explanation).
 pub fn parse_score(detail: &str) -> Option<f32> {
-    detail.strip_prefix("score ")?.trim().parse().ok()
+    let first = detail.split(';').next()?;
+    first.strip_prefix("score ")?.trim().parse().ok()
 }
 
 /// One person on one camera.
@@ -185,6 +188,11 @@ mod tests {
     #[test]
     fn scores_round_trip_and_a_bad_detail_has_none() {
         assert_eq!(parse_score(&score_detail(0.81234)), Some(0.812));
+        let explained = format!(
+            "{}; reference 1 of 2; hits 0.700, 0.812",
+            score_detail(0.81234)
+        );
+        assert_eq!(parse_score(&explained), Some(0.812));
         assert_eq!(parse_score("3 descriptors"), None);
         let mut s = TrialSummary::default();
         let mut e = entry(

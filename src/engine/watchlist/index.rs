@@ -76,6 +76,11 @@ pub struct Hit {
     pub score: f32,
     /// Score minus the best score of any other identity (the whole score when there is none).
     pub margin: f32,
+    /// Which of the identity's descriptors in the index scored `score`: its position among them
+    /// (in enrolment order, from 0; the first on a tie).
+    pub reference: u32,
+    /// How many descriptors of the identity the index holds.
+    pub references: u32,
 }
 
 /// How a search went: for tests and benchmarks.
@@ -192,7 +197,8 @@ impl QueryCode {
 /// The best identity and the best score of any other one, fed live identities in index order;
 /// the full scan and the rescoring after the pre-filter both rank with it.
 struct Ranking {
-    best: Option<(usize, f32)>,
+    /// Identity, its score, and which of how many of its rows scored it.
+    best: Option<(usize, f32, (u32, u32))>,
     second: f32,
 }
 
@@ -204,29 +210,33 @@ impl Ranking {
         }
     }
 
-    fn offer(&mut self, who: usize, score: f32) {
+    /// Identity `who` scored `score` with its row `reference` of `references`.
+    fn offer(&mut self, who: usize, (score, reference, references): (f32, u32, u32)) {
         match self.best {
-            Some((_, b)) if score <= b => self.second = self.second.max(score),
+            Some((_, b, _)) if score <= b => self.second = self.second.max(score),
             _ => {
-                if let Some((_, b)) = self.best {
+                if let Some((_, b, _)) = self.best {
                     self.second = self.second.max(b);
                 }
-                self.best = Some((who, score));
+                self.best = Some((who, score, (reference, references)));
             }
         }
     }
 
     fn hit(self) -> Option<Hit> {
         let second = self.second;
-        self.best.map(|(identity, score)| Hit {
-            identity,
-            score,
-            margin: if second.is_finite() {
-                score - second
-            } else {
-                score
-            },
-        })
+        self.best
+            .map(|(identity, score, (reference, references))| Hit {
+                identity,
+                score,
+                margin: if second.is_finite() {
+                    score - second
+                } else {
+                    score
+                },
+                reference,
+                references,
+            })
     }
 }
 
@@ -457,11 +467,18 @@ impl Index {
         (rank.hit(), stats)
     }
 
-    /// An identity's score: the max over its rows of the f32 [`dot`] with the query.
-    fn score(&self, rows: Range<usize>, query: &[f32]) -> f32 {
-        self.rows[rows.start * self.dim..rows.end * self.dim]
+    /// An identity's score: the max over its rows of the f32 [`dot`] with the query; with the
+    /// position of the first row that scored it among the rows, and their number.
+    fn score(&self, rows: Range<usize>, query: &[f32]) -> (f32, u32, u32) {
+        let n = rows.len() as u32;
+        let (best, at) = self.rows[rows.start * self.dim..rows.end * self.dim]
             .chunks_exact(self.dim)
-            .fold(f32::NEG_INFINITY, |m, row| m.max(dot(row, query)))
+            .enumerate()
+            .fold((f32::NEG_INFINITY, 0), |(m, at), (k, row)| {
+                let d = dot(row, query);
+                if d > m { (d, k as u32) } else { (m, at) }
+            });
+        (best, at, n)
     }
 
     /// The rows of the identity that owns `row`.

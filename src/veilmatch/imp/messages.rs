@@ -5,11 +5,12 @@
 
 use std::time::SystemTime;
 
+use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
 use super::{CAT, VeilMatch};
-use crate::engine::matcher::Event;
+use crate::engine::matcher::{Event, Hit};
 use crate::engine::watchlist::now;
 use crate::engine::watchlist::reload::Outcome;
 use crate::engine::{audit, snapshot};
@@ -194,7 +195,6 @@ impl VeilMatch {
         i: usize,
         ev: &Event,
         camera: &str,
-        threshold: f32,
         frame: u64,
         model_id: &str,
         (running, stream): (Option<gst::ClockTime>, Option<gst::ClockTime>),
@@ -213,9 +213,31 @@ impl VeilMatch {
             b = b
                 .field("label", &m.label)
                 .field("identity-id", &m.identity_id)
-                .field("score", m.score as f64)
-                .field("threshold", threshold as f64)
-                .field("margin", m.margin as f64);
+                .field("score", m.score as f64);
+            // What the match rests on (docs/EVENTS.md): its best hit (the one `score` reports),
+            // then every hit. The matcher's matches always have hits.
+            if let Some(best) = m.best() {
+                let each =
+                    |f: fn(&Hit) -> glib::SendValue| gst::Array::from_values(m.hits.iter().map(f));
+                b = b
+                    .field("threshold", best.threshold as f64)
+                    .field("margin", m.margin as f64)
+                    .field("reference", best.reference)
+                    .field("references", best.references)
+                    .field("quality", best.quality as f64)
+                    .field("grayscale", best.grayscale)
+                    .field("hit-frames", each(|h| h.frame.to_send_value()))
+                    .field("hit-scores", each(|h| (h.score as f64).to_send_value()))
+                    .field(
+                        "hit-thresholds",
+                        each(|h| (h.threshold as f64).to_send_value()),
+                    )
+                    .field(
+                        "hit-qualities",
+                        each(|h| (h.quality as f64).to_send_value()),
+                    )
+                    .field("hit-grayscale", each(|h| h.grayscale.to_send_value()));
+            }
             // Only for matches, only when asked.
             if snapshot && let Some(jpeg) = self.snapshot(buf, faces, i) {
                 b = b.field("snapshot", jpeg);

@@ -54,6 +54,25 @@ fn best_identity_over_all_its_descriptors_with_margin() {
 }
 
 #[test]
+fn a_hit_names_the_descriptor_of_the_identity_that_scored_it() {
+    let sim = Similarity::cosine();
+    let idx = Index::build(&list(), &sim, 60);
+    // "a" holds [1, 0, 0] then [0, 1, 0]: each query is closest to one of them
+    for (q, reference) in [([0.9, 0.1, 0.0], 0), ([0.1, 0.9, 0.0], 1)] {
+        let hit = idx.search(&sim.prepare(&q), 60).unwrap();
+        assert_eq!(idx.entries()[hit.identity].label, "a");
+        assert_eq!((hit.reference, hit.references), (reference, 2), "{q:?}");
+        assert_eq!(
+            bits(&Some(hit)),
+            bits(&idx.search_exact(&sim.prepare(&q), 60))
+        );
+    }
+    let hit = idx.search(&sim.prepare(&[0.0, 0.1, 0.9]), 60).unwrap();
+    assert_eq!(idx.entries()[hit.identity].label, "b");
+    assert_eq!((hit.reference, hit.references), (0, 1));
+}
+
+#[test]
 fn expired_at_build_time_is_left_out() {
     let idx = Index::build(&list(), &Similarity::cosine(), 100);
     assert_eq!(idx.len(), 2);
@@ -169,9 +188,19 @@ fn random_list(rng: &mut Rng, n: usize, dim: usize) -> Watchlist {
     w
 }
 
-fn bits(h: &Option<Hit>) -> Option<(usize, u32, u32)> {
-    h.as_ref()
-        .map(|h| (h.identity, h.score.to_bits(), h.margin.to_bits()))
+/// A hit as bits, with the descriptor that made it.
+type Bits = (usize, u32, u32, u32, u32);
+
+fn bits(h: &Option<Hit>) -> Option<Bits> {
+    h.as_ref().map(|h| {
+        (
+            h.identity,
+            h.score.to_bits(),
+            h.margin.to_bits(),
+            h.reference,
+            h.references,
+        )
+    })
 }
 
 /// Queries against `list`: random vectors, copies of enrolled descriptors (expired ones too),
