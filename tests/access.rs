@@ -21,7 +21,7 @@ const KEY: [u8; 32] = [0x5c; 32];
 /// each with one 128-d descriptor, and its key file beside it.
 fn list_of(dir: &Path, people: &[(&str, &str, Option<i64>)]) -> std::path::PathBuf {
     let path = dir.join("w.fvl");
-    let mut list = Watchlist::new("fake:0011223344556677");
+    let mut list = Watchlist::new();
     for (id, label, expires_at) in people {
         list.identities.push(Identity {
             id: id.to_string(),
@@ -31,7 +31,7 @@ fn list_of(dir: &Path, people: &[(&str, &str, Option<i64>)]) -> std::path::PathB
             added_at: now(),
             expires_at: *expires_at,
             descriptors: vec![Descriptor {
-                model_id: list.model_id.clone(),
+                model_id: "fake:0011223344556677".into(),
                 vector: vec![0.125; 128],
             }],
             suspended: false,
