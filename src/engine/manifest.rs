@@ -97,8 +97,9 @@ impl Task {
             // IoU >= 0.96, landmarks within the FP32 ones' own spread (docs/MODELS.md), the model
             // 1.6x faster.
             Task::Detector => "centerface-int8.onnx",
-            // FP32: a watch list holds one model's descriptors, so an INT8 default embedder would
-            // leave every list enrolled with FP32 unusable. A `model` property away.
+            // FP32: lists made before format 5 hold only its descriptors, so another default would
+            // leave them unusable until everyone is enrolled with it too (docs/MODELS.md). A
+            // `model` property away.
             Task::Embedder => self.fp32_file(),
         }
     }
