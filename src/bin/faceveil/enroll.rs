@@ -286,9 +286,14 @@ pub(crate) fn cmd_enroll(g: &Global, a: EnrollArgs) -> Result<(), Fail> {
                     fmt_time(t)
                 );
             }
+            // The models by name only: an audit line stays short however many are installed.
+            let by_name: Vec<String> = (counts.iter())
+                .map(|(m, n)| format!("{} {n}", m.split_once(':').map_or(*m, |(name, _)| name)))
+                .collect();
             let detail = format!(
-                "{}, expires {}",
-                per_model(&counts),
+                "{} descriptor(s) ({}), expires {}",
+                counts.iter().map(|c| c.1).sum::<usize>(),
+                by_name.join(", "),
                 expires_at.map_or("never".into(), fmt_time)
             );
             let id = match list.identities.iter_mut().find(|i| i.label == label) {
