@@ -50,7 +50,7 @@ fn main() {
     std::fs::create_dir_all(&dir).unwrap();
     for n in sizes {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ n as u64);
-        let mut list = Watchlist::new(model);
+        let mut list = Watchlist::new();
         list.identities = (0..n)
             .map(|i| Identity {
                 id: format!("{i:032x}"),
@@ -74,7 +74,7 @@ fn main() {
         let t = Instant::now();
         let loaded = load(&path, &secret).unwrap();
         let t_decode = t.elapsed().as_secs_f64();
-        let index = Index::build(&loaded, &sim, now());
+        let index = Index::build(&loaded, model, &sim, now());
         let t_load = t.elapsed().as_secs_f64();
 
         let mut queries: Vec<(Option<usize>, Vec<f32>)> = Vec::new();

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 //! `veilbin`'s configuration: each property reaches the children it concerns (set before the
 //! children exist, at NULL → READY, or after), `embedder-model` configures the embedder and the
-//! matcher both (a list enrolled with the INT8 embedder matches), the shared "whose faces" enum
+//! matcher both (a list enrolled under two models matches under either; one without the bin's
+//! model is an error naming the command that adds it), the shared "whose faces" enum
 //! from launch lines, a missing GStreamer plugin is an element error, not an abort, and the faces
 //! leave the bin without descriptors unless `keep-descriptors` lets them out.
 
@@ -30,10 +31,20 @@ fn child(bin: &gst::Bin, name: &str) -> gst::Element {
         .unwrap_or_else(|| panic!("{} has no child {name}", bin.name()))
 }
 
-fn int8_embedder() -> PathBuf {
-    let m = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/dlib_resnet-int8.onnx");
+fn embedder(file: &str) -> PathBuf {
+    let m = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("models")
+        .join(file);
     assert!(m.is_file(), "{} missing: run scripts/setup.sh", m.display());
     m
+}
+
+fn fp32_embedder() -> PathBuf {
+    embedder("dlib_resnet.onnx")
+}
+
+fn int8_embedder() -> PathBuf {
+    embedder("dlib_resnet-int8.onnx")
 }
 
 /// 10 frames of obama2.jpg through `veilbin watchlist=<list> <props>`, as a pipeline description.
@@ -46,51 +57,172 @@ fn obama2_through_veilbin(list: &std::path::Path, props: &str) -> String {
     )
 }
 
-/// docs/MODELS.md: a list enrolled with `faceveil --model <dir>/dlib_resnet-int8.onnx` is used
-/// with `veilbin embedder-model=<dir>/dlib_resnet-int8.onnx`. The matcher checks the list against
-/// the same model the embedder runs; without the property both use the FP32 default, and the list
-/// is refused.
-#[test]
-fn a_list_enrolled_with_the_int8_embedder_matches_through_embedder_model() {
-    require_runtime();
-    let d = scratch("bin-int8");
-    let list = d.join("w.fvl");
-    let m = int8_embedder();
-    let m = m.to_str().unwrap();
-    cli_ok(&list, &["--model", m, "init"]);
-    let obama = photo("obama.jpg");
-    cli_ok(
-        &list,
-        &[
-            "--model",
-            m,
-            "enroll",
-            "--label",
-            "obama",
-            obama.to_str().unwrap(),
-        ],
-    );
-
-    let run = run_pipeline(&obama2_through_veilbin(
-        &list,
-        &format!("embedder-model=\"{m}\""),
-    ));
-    let matches: Vec<_> = run
-        .element_messages
+/// The `faceveil-match` messages of a run: their labels and model ids.
+fn matched(run: &common::Run) -> Vec<(String, String)> {
+    run.element_messages
         .iter()
         .filter(|s| s.name() == "faceveil-match")
-        .collect();
-    assert!(!matches.is_empty(), "obama not matched");
-    for s in matches {
-        assert_eq!(s.get::<String>("label").unwrap(), "obama");
-        let id = s.get::<String>("model-id").unwrap();
-        assert!(id.starts_with("dlib_resnet-int8:"), "{id}");
-    }
+        .map(|s| {
+            (
+                s.get::<String>("label").unwrap(),
+                s.get::<String>("model-id").unwrap(),
+            )
+        })
+        .collect()
+}
 
-    // The list is the INT8 model's: with the default (FP32) embedder the bin refuses it.
+/// Enrolls `label` from `photo` into `list` with the embedder models `models` (each a
+/// `--model`).
+fn enroll(list: &std::path::Path, label: &str, photo_name: &str, models: &[&str]) -> String {
+    let p = photo(photo_name);
+    let mut args: Vec<&str> = Vec::new();
+    for m in models {
+        args.extend(["--model", m]);
+    }
+    args.extend(["enroll", "--label", label, p.to_str().unwrap()]);
+    cli_ok(list, &args)
+}
+
+/// docs/WATCHLIST.md: a list keeps one set of descriptors per embedder model. Enrolled under the
+/// FP32 and INT8 models, it matches obama through `veilbin` with either (`embedder-model` sets the
+/// embedder and the matcher both), each match naming the model it was made under; `list` and
+/// `verify` show both models.
+#[test]
+fn a_list_enrolled_under_two_models_matches_under_either() {
+    require_runtime();
+    let d = scratch("bin-two-models");
+    let list = d.join("w.fvl");
+    let (fp32, int8) = (fp32_embedder(), int8_embedder());
+    let models = [fp32.to_str().unwrap(), int8.to_str().unwrap()];
+    cli_ok(&list, &["init"]);
+    let out = enroll(&list, "obama", "obama.jpg", &models);
+    assert!(
+        out.contains("1 descriptor(s) of dlib_resnet:") && out.contains("1 of dlib_resnet-int8:"),
+        "{out}"
+    );
+    enroll(&list, "biden", "biden.jpg", &models);
+    let shown = cli_ok(&list, &["list"]);
+    for line in shown
+        .lines()
+        .filter(|l| l.contains("obama") || l.contains("biden"))
+    {
+        assert!(
+            line.contains("descriptors=2  models=dlib_resnet:")
+                && line.contains(",dlib_resnet-int8:"),
+            "{line}"
+        );
+    }
+    let verified = cli_ok(&list, &["verify"]);
+    assert!(
+        verified.contains("models dlib_resnet-int8:")
+            && verified.contains("(2 identities), dlib_resnet:"),
+        "{verified}"
+    );
+
+    for (props, model) in [
+        (String::new(), "dlib_resnet:"),
+        (
+            format!("embedder-model=\"{}\"", models[1]),
+            "dlib_resnet-int8:",
+        ),
+    ] {
+        let run = run_pipeline(&obama2_through_veilbin(&list, &props));
+        let got = matched(&run);
+        assert!(!got.is_empty(), "obama not matched under {model}");
+        for (label, id) in got {
+            assert_eq!(label, "obama");
+            assert!(id.starts_with(model), "{id} under {model}");
+        }
+        assert!(
+            !run.warnings.iter().any(|w| w.contains("no descriptors")),
+            "everyone has {model}: {:?}",
+            run.warnings
+        );
+    }
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// A list without descriptors of the bin's model is an error that names the models the list has
+/// and the command that adds the missing one; that command (the model given by its installed
+/// name) makes the list match under it. Someone left without the model is a warning that counts
+/// them, at start.
+#[test]
+fn a_list_without_the_bins_model_is_an_error_naming_the_enroll_command() {
+    require_runtime();
+    let d = scratch("bin-model-missing");
+    let list = d.join("w.fvl");
+    let (fp32, int8) = (fp32_embedder(), int8_embedder());
+    let int8_model = format!("embedder-model=\"{}\"", int8.display());
+    cli_ok(&list, &["init"]);
+    // INT8 only: the default (FP32) bin refuses it
+    enroll(&list, "obama", "obama.jpg", &[int8.to_str().unwrap()]);
     let run = common::run_failing(&obama2_through_veilbin(&list, ""));
-    let error = run.error.expect("the FP32 default accepted an INT8 list");
-    assert!(error.contains("dlib_resnet-int8"), "{error}");
+    let error = run
+        .error
+        .expect("the FP32 default accepted an INT8-only list");
+    assert!(
+        error.contains("no descriptors of embedder model dlib_resnet:")
+            && error.contains("it covers dlib_resnet-int8:")
+            && error.contains("'faceveil enroll --model dlib_resnet.onnx --label LABEL PHOTO…'"),
+        "{error}"
+    );
+    // the CLI says the same (exit 7)
+    let (code, text) = common::cli(&list, &["verify"]);
+    assert_eq!(code, 7, "{text}");
+    assert!(
+        text.contains("faceveil enroll --model dlib_resnet.onnx"),
+        "{text}"
+    );
+
+    // FP32 only, under INT8: the same error, the other way round
+    cli_ok(&list, &["init", "--force"]);
+    enroll(&list, "obama", "obama.jpg", &[fp32.to_str().unwrap()]);
+    let run = common::run_failing(&obama2_through_veilbin(&list, &int8_model));
+    let error = run.error.expect("the INT8 bin accepted an FP32-only list");
+    assert!(
+        error.contains("no descriptors of embedder model dlib_resnet-int8:")
+            && error
+                .contains("'faceveil enroll --model dlib_resnet-int8.onnx --label LABEL PHOTO…'"),
+        "{error}"
+    );
+    // biden has FP32 only too; the named command, run for obama, adds INT8 to him
+    enroll(&list, "biden", "biden.jpg", &[fp32.to_str().unwrap()]);
+    let out = enroll(&list, "obama", "obama.jpg", &["dlib_resnet-int8.onnx"]);
+    assert!(
+        out.contains("1 descriptor(s) of dlib_resnet-int8:"),
+        "{out}"
+    );
+    let json = cli_ok(&list, &["list", "--json"]);
+    let obama: serde_json::Value = json
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .find(|v: &serde_json::Value| v["label"] == "obama")
+        .unwrap();
+    assert_eq!(obama["descriptors"], 2, "{obama}");
+    assert_eq!(obama["models"].as_object().unwrap().len(), 2, "{obama}");
+    // under INT8 obama matches, and biden, who cannot, is counted in a warning
+    let run = run_pipeline(&obama2_through_veilbin(&list, &int8_model));
+    let got = matched(&run);
+    assert!(!got.is_empty(), "obama not matched under INT8");
+    assert!(
+        got.iter()
+            .all(|(l, id)| l == "obama" && id.starts_with("dlib_resnet-int8:"))
+    );
+    assert!(
+        run.warnings
+            .iter()
+            .any(|w| w.contains("1 of 2 people on watch list")
+                && w.contains("no descriptors of embedder model dlib_resnet-int8:")),
+        "{:?}",
+        run.warnings
+    );
+    // and the CLI warns the same way
+    let (code, text) = common::cli(&list, &["--model", "dlib_resnet-int8.onnx", "verify"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("warning: 1 of 2 people on the list have no descriptors"),
+        "{text}"
+    );
     std::fs::remove_dir_all(&d).unwrap();
 }
 

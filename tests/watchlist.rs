@@ -396,19 +396,17 @@ fn every_bad_file_is_a_distinct_clear_error() {
     );
     assert_eq!(c, 6, "{text}");
     assert!(text.contains("wrong key"), "{text}");
-    // a list made for another embedder model
-    gstfaceveil::engine::watchlist::store::save(
+    // a list with descriptors of another embedder model only
+    common::write_list(
         &bad,
-        &mut gstfaceveil::engine::watchlist::Watchlist::new("other_model:0123456789abcdef"),
-        &gstfaceveil::engine::watchlist::file::Secret::Key(
-            gstfaceveil::engine::watchlist::store::read_key_file(&d.join("bad.fvl.key")).unwrap(),
-        ),
-    )
-    .unwrap();
+        "other_model:0123456789abcdef",
+        &[("alice", 1)],
+        gstfaceveil::engine::watchlist::store::read_key_file(&d.join("bad.fvl.key")).unwrap(),
+    );
     let (c, text) = cli(&bad, &["verify"]);
     assert_eq!(c, 7, "{text}");
     assert!(
-        text.contains("other_model") && text.contains("re-enroll"),
+        text.contains("other_model") && text.contains("faceveil enroll --model dlib_resnet.onnx"),
         "{text}"
     );
     // failed writes leave the list as it was
@@ -483,7 +481,11 @@ fn list_never_shows_descriptors_and_the_file_is_encrypted() {
     let json = cli_ok(&list, &["list", "--json"]);
     let v: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
     assert_eq!(v["label"], "obama");
-    assert_eq!(v["descriptors"], 1);
+    // one descriptor of each installed model, the default's among them
+    let models = v["models"].as_object().unwrap();
+    assert!(models.keys().any(|m| m.starts_with("dlib_resnet:")), "{v}");
+    assert!(models.values().all(|n| *n == 1), "{v}");
+    assert_eq!(v["descriptors"], models.len(), "{v}");
     assert!(!json.contains('['), "no vectors in the listing: {json}");
     let bytes = std::fs::read(&list).unwrap();
     assert!(
@@ -526,9 +528,22 @@ fn enroll_from_a_video_takes_the_best_frames() {
         &list,
         &["enroll", "--label", "obama", video.to_str().unwrap()],
     );
-    assert!(out.contains("5 descriptor(s) from 1 file(s)"), "{out}");
-    let json = cli_ok(&list, &["list", "--json"]);
-    assert!(json.contains("\"descriptors\":5"), "{json}");
+    // at most 5 of each installed model; the default's from the 5 best frames
+    assert!(
+        out.contains(": 5 descriptor(s) of ") && !out.contains(", 0 of"),
+        "{out}"
+    );
+    assert!(out.ends_with("from 1 file(s)\n"), "{out}");
+    let json: serde_json::Value =
+        serde_json::from_str(cli_ok(&list, &["list", "--json"]).trim()).unwrap();
+    let models = json["models"].as_object().unwrap();
+    let dlib = models.iter().find(|(m, _)| m.starts_with("dlib_resnet:"));
+    assert_eq!(dlib.map(|(_, n)| n.clone()), Some(5.into()), "{json}");
+    assert_eq!(
+        json["descriptors"],
+        models.values().map(|n| n.as_u64().unwrap()).sum::<u64>(),
+        "{json}"
+    );
     std::fs::remove_dir_all(d).unwrap();
 }
 
@@ -603,4 +618,114 @@ fn a_snapshot_only_for_matches_and_only_when_asked() {
     assert_eq!(matches.len(), 1, "{:?}", plain.element_messages);
     assert!(!matches[0].has_field("snapshot"), "{}", matches[0]);
     std::fs::remove_dir_all(d).unwrap();
+}
+
+/// A list written in format version 4 (one embedder model for the whole list, as faceveil wrote
+/// lists before they held several) still opens: the CLI shows its one model, veilmatch matches
+/// under it, and an enrolment writes it as version 5 with a second model. The file is made here as
+/// version 4 wrote it (plaintext: header ‖ content ‖ sha256(header ‖ content)), from obama's
+/// descriptor.
+#[test]
+fn a_version_4_list_opens_matches_and_gains_a_model() {
+    use gstfaceveil::engine::watchlist::file::Secret;
+    use gstfaceveil::engine::watchlist::store::{load, read_key_file};
+    use sha2::Digest;
+
+    require_runtime();
+    let d = scratch("v4");
+    let now = d.join("now.fvl");
+    cli_ok(&now, &["init"]);
+    cli_ok(
+        &now,
+        &[
+            "--model",
+            "dlib_resnet.onnx",
+            "enroll",
+            "--label",
+            "obama",
+            photo("obama.jpg").to_str().unwrap(),
+        ],
+    );
+    let w = load(
+        &now,
+        &Secret::Key(read_key_file(&d.join("now.fvl.key")).unwrap()),
+    )
+    .unwrap();
+    let model = w.models()[0].to_string();
+    assert!(model.starts_with("dlib_resnet:"), "{model}");
+
+    #[derive(serde::Serialize)]
+    struct V4<'a> {
+        model_id: &'a str,
+        created_at: i64,
+        identities: &'a [gstfaceveil::engine::watchlist::Identity],
+        generation: u64,
+        written_at: i64,
+        default_expiry: Option<u64>,
+        audit: Option<gstfaceveil::engine::audit::Head>,
+    }
+    let content = postcard::to_stdvec(&V4 {
+        model_id: &model,
+        created_at: w.created_at,
+        identities: &w.identities,
+        generation: 3,
+        written_at: w.written_at,
+        default_expiry: None,
+        audit: None,
+    })
+    .unwrap();
+    let mut file = [0u8; 80].to_vec();
+    file[..8].copy_from_slice(b"FWATCHL\0");
+    file[8..10].copy_from_slice(&4u16.to_le_bytes());
+    file[72..80].copy_from_slice(&((content.len() + 32) as u64).to_le_bytes());
+    file.extend_from_slice(&content);
+    let sum = sha2::Sha256::digest(&file);
+    file.extend_from_slice(&sum);
+    let old = d.join("old.fvl");
+    std::fs::write(&old, &file).unwrap();
+
+    let shown = cli_ok(&old, &["--plaintext", "list"]);
+    assert!(
+        shown.contains(&format!("1 identity, model {model} (1 identity)")),
+        "{shown}"
+    );
+    let verified = cli_ok(&old, &["--plaintext", "verify"]);
+    assert!(verified.contains("generation 3"), "{verified}");
+    let run = watch_segments(&[("obama2.jpg", 10)], &old, "allow-plaintext=true");
+    let matched = messages(&run, "faceveil-match");
+    assert!(!matched.is_empty(), "the version 4 list did not match");
+    assert!(
+        matched
+            .iter()
+            .all(|s| s.get::<String>("label").unwrap() == "obama"),
+        "{matched:?}"
+    );
+
+    // obama gains the INT8 model: the list is written as version 5 and covers both
+    let int8 = "dlib_resnet-int8.onnx";
+    let out = cli_ok(
+        &old,
+        &[
+            "--plaintext",
+            "--model",
+            int8,
+            "enroll",
+            "--label",
+            "obama",
+            photo("obama.jpg").to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.contains("1 descriptor(s) of dlib_resnet-int8:"),
+        "{out}"
+    );
+    let bytes = std::fs::read(&old).unwrap();
+    assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), 5);
+    let shown = cli_ok(&old, &["--plaintext", "list"]);
+    assert!(
+        shown.contains("models dlib_resnet-int8:")
+            && shown.contains(&format!("), {model} (1 identity)")),
+        "{shown}"
+    );
+    std::fs::remove_dir_all(&d).unwrap();
 }

@@ -30,7 +30,7 @@ fn scored(
 ) -> Vec<Scored> {
     let n = people.len();
     let enrolled: Vec<usize> = (0..k).map(|i| (first + i) % n).collect();
-    let mut list = Watchlist::new("calibration");
+    let mut list = Watchlist::new();
     for &p in &enrolled {
         list.identities.push(Identity {
             id: format!("s{}", p + 1),
@@ -49,7 +49,7 @@ fn scored(
                 .collect(),
         });
     }
-    let index = Index::build(&list, sim, 0);
+    let index = Index::build(&list, "calibration", sim, 0);
     let search = |v: &[f32]| {
         index
             .search(&sim.prepare(v), 0)

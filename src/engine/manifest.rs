@@ -97,8 +97,9 @@ impl Task {
             // IoU >= 0.96, landmarks within the FP32 ones' own spread (docs/MODELS.md), the model
             // 1.6x faster.
             Task::Detector => "centerface-int8.onnx",
-            // FP32: a watch list holds one model's descriptors, so an INT8 default embedder would
-            // leave every list enrolled with FP32 unusable. A `model` property away.
+            // FP32: lists made before format 5 hold only its descriptors, so another default would
+            // leave them unusable until everyone is enrolled with it too (docs/MODELS.md). A
+            // `model` property away.
             Task::Embedder => self.fp32_file(),
         }
     }
@@ -440,6 +441,50 @@ impl ModelSpec {
         }
         Ok(spec)
     }
+
+    /// The installed models of `task`: in each search dir ([`model_search_dirs`]), in order, every
+    /// manifest (`*.toml`) of that task whose model file is beside it, by file name; a file name
+    /// found in an earlier dir hides the later ones (as [`ModelSpec::find`] picks the first).
+    /// Manifests that cannot be read or parsed are skipped.
+    pub fn installed(task: Task) -> Vec<ModelSpec> {
+        ModelSpec::installed_in(&model_search_dirs(), task)
+    }
+
+    /// [`ModelSpec::installed`] in `dirs`.
+    pub fn installed_in(dirs: &[PathBuf], task: Task) -> Vec<ModelSpec> {
+        let mut found: Vec<ModelSpec> = Vec::new();
+        for dir in dirs {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            let mut manifests: Vec<PathBuf> = entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+                .collect();
+            manifests.sort();
+            for manifest in manifests {
+                let Ok(text) = std::fs::read_to_string(&manifest) else {
+                    continue;
+                };
+                let Ok(m) = Manifest::parse(&text, &manifest) else {
+                    continue;
+                };
+                let seen = found
+                    .iter()
+                    .any(|f| f.model_path.file_name() == Some(m.model.file.as_ref()));
+                if m.model.task != task || seen {
+                    continue;
+                }
+                if let Ok(spec) = ModelSpec::load(&dir.join(&m.model.file))
+                    && spec.manifest_path == manifest
+                {
+                    found.push(spec);
+                }
+            }
+        }
+        found
+    }
 }
 
 #[cfg(test)]
@@ -544,6 +589,45 @@ mod tests {
             let e = parse(&text).unwrap_err().to_string();
             assert!(e.contains(key), "{key}: {e}");
         }
+    }
+
+    #[test]
+    fn installed_models_of_a_task_first_dir_first() {
+        const DLIB: &str = include_str!("../../models/dlib_resnet.toml");
+        let root = std::env::temp_dir().join(format!("fv-installed-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let (a, b) = (root.join("a"), root.join("b"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        let put = |dir: &Path, stem: &str, manifest: &str, model: bool| {
+            let m = (manifest.replace("dlib_resnet", stem))
+                .replace("\"centerface.onnx\"", &format!("\"{stem}.onnx\""));
+            std::fs::write(dir.join(format!("{stem}.toml")), m).unwrap();
+            if model {
+                std::fs::write(dir.join(format!("{stem}.onnx")), b"x").unwrap();
+            }
+        };
+        put(&a, "emb2", DLIB, true);
+        put(&a, "emb1", DLIB, true);
+        put(&a, "nofile", DLIB, false);
+        put(&a, "det", CENTERFACE, true);
+        std::fs::write(a.join("broken.toml"), "not a manifest").unwrap();
+        put(&b, "emb1", DLIB, true);
+        put(&b, "emb3", DLIB, true);
+        let got =
+            ModelSpec::installed_in(&[a.clone(), root.join("none"), b.clone()], Task::Embedder);
+        let names: Vec<PathBuf> = got.iter().map(|s| s.model_path.clone()).collect();
+        assert_eq!(
+            names,
+            [
+                a.join("emb1.onnx"),
+                a.join("emb2.onnx"),
+                b.join("emb3.onnx")
+            ],
+            "sorted per dir; emb1 of b hidden by a's; no model file, another task, a broken manifest: skipped"
+        );
+        assert!(got.iter().all(|s| s.manifest.model.task == Task::Embedder));
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

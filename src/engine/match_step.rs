@@ -63,7 +63,8 @@ pub enum Verdict {
     /// The faces have no descriptors (no `veilembed` before the matcher) and pass unmatched.
     /// `first`: the first such frame since start, to be warned about once.
     NoDescriptors { first: bool },
-    /// A fresh descriptor from another embedder model than the list's: the stream cannot go on.
+    /// A fresh descriptor from another embedder model than the one the list is searched under:
+    /// the stream cannot go on.
     ModelMismatch(ModelMismatch),
 }
 
@@ -76,12 +77,13 @@ pub struct Tag {
     pub verified: bool,
 }
 
-/// The list was made for one embedder model, the descriptors come from another.
+/// The list is searched under one embedder model (the matcher's), the descriptors come from
+/// another.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ModelMismatch {
     pub path: PathBuf,
-    /// The list's model.
-    pub list: String,
+    /// The model whose descriptors of the list are searched.
+    pub matcher: String,
     /// The descriptors' model.
     pub descriptors: String,
 }
@@ -90,9 +92,10 @@ impl fmt::Display for ModelMismatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "Watch list {} is for embedder model {}, but the descriptors come from {}; use the same model in veilembed and veilmatch",
+            "Watch list {} is searched under embedder model {}, but the descriptors come from {}; \
+             use the same model in veilembed and veilmatch",
             self.path.display(),
-            self.list,
+            self.matcher,
             self.descriptors
         )
     }
@@ -215,7 +218,7 @@ impl FrameMatcher {
                     if d.model_id != source.model_id {
                         return out(Verdict::ModelMismatch(ModelMismatch {
                             path: source.path.clone(),
-                            list: source.model_id.clone(),
+                            matcher: source.model_id.clone(),
                             descriptors: d.model_id.to_string(),
                         }));
                     }
@@ -386,7 +389,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("list.fvl");
-        let mut list = Watchlist::new(MODEL);
+        let mut list = Watchlist::new();
         for (label, vs) in people {
             let mut who = Identity::for_test(&format!("id-{label}"), label, MODEL, vs[0].to_vec());
             for v in &vs[1..] {
@@ -559,15 +562,15 @@ mod tests {
             panic!("{:?}", out.verdict)
         };
         assert_eq!(
-            (e.list.as_str(), e.descriptors.as_str()),
+            (e.matcher.as_str(), e.descriptors.as_str()),
             (MODEL, "other:2")
         );
         assert!(Path::new(&e.path).ends_with("list.fvl"));
         assert_eq!(
             e.to_string(),
             format!(
-                "Watch list {} is for embedder model m:1, but the descriptors come from other:2; \
-                 use the same model in veilembed and veilmatch",
+                "Watch list {} is searched under embedder model m:1, but the descriptors come \
+                 from other:2; use the same model in veilembed and veilmatch",
                 e.path.display()
             )
         );

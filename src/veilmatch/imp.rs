@@ -436,6 +436,10 @@ impl element::Filter for VeilMatch {
         };
         let list = Reloader::open(source, WATCH_PERIOD).map_err(|e| open_error(&e))?;
         let path = list.source().path.clone();
+        // People who would silently never alert: said at start (and on each reload while so).
+        if let Some(w) = list.without_model_warning() {
+            gst::element_imp_warning!(self, gst::ResourceError::Settings, ("{w}"));
+        }
         if s.allow_plaintext {
             gst::element_imp_warning!(
                 self,

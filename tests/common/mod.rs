@@ -452,7 +452,7 @@ pub fn near(seed: u64, noise: u64, amount: f32) -> Vec<f32> {
 
 /// A list of `people` (label, seed of their descriptor) under `key`, written as the library does.
 pub fn write_list(path: &Path, model_id: &str, people: &[(&str, u64)], key: [u8; 32]) {
-    let mut list = Watchlist::new(model_id);
+    let mut list = Watchlist::new();
     for (label, seed) in people {
         list.identities.push(Identity {
             id: format!("id-{label}"),

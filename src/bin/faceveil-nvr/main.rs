@@ -200,8 +200,8 @@ fn build_pipeline(c: &Camera) -> Result<gst::Pipeline, String> {
 }
 
 /// Everything that would stop a camera at start, checked before any camera starts: its watch list
-/// opens with its key, was made for the embedder model and is not older than its state directory
-/// says was used, and its pipeline can be built.
+/// opens with its key, has descriptors of the embedder model (or nobody on it) and is not older
+/// than its state directory says was used, and its pipeline can be built.
 fn preflight(config: &Config) -> Result<(), String> {
     let spec = ModelSpec::resolve(None, Task::Embedder).map_err(|e| e.to_string())?;
     let model = model_id(&spec).map_err(|e| e.to_string())?;
@@ -217,13 +217,8 @@ fn preflight(config: &Config) -> Result<(), String> {
                 eprintln!("faceveil-nvr: camera '{}': warning: {w}", c.name);
             }
             let list = load(&c.watchlist, &secret).map_err(|e| fail(e.to_string()))?;
-            if list.model_id != model {
-                return Err(fail(format!(
-                    "watch list {} was made with embedder model {}, but the model in use is {model}",
-                    c.watchlist.display(),
-                    list.model_id
-                )));
-            }
+            list.check_covers(&c.watchlist, &model)
+                .map_err(|e| fail(e.to_string()))?;
             if let Some(dir) = &c.state_dir {
                 let floor = Floor::new(dir, &c.watchlist).map_err(|e| fail(e.to_string()))?;
                 let held = floor.get().map_err(|e| fail(e.to_string()))?;

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
-//! `faceveil enroll`: a person's descriptors from photos or videos, added to the list.
+//! `faceveil enroll`: a person's descriptors from photos or videos, of every installed embedder
+//! model (or of each `--model`), added to the list. The faces are detected once per file and
+//! embedded by each model; a file that gives one model no usable face fails the whole enrolment.
 
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
@@ -7,13 +9,11 @@ use std::time::UNIX_EPOCH;
 use clap::Args;
 use gstfaceveil::engine::watchlist::index::Index;
 use gstfaceveil::engine::watchlist::store::update;
-use gstfaceveil::engine::watchlist::{
-    Descriptor, Identity, Watchlist, WatchlistError, new_id, now,
-};
+use gstfaceveil::engine::watchlist::{Descriptor, Identity, Watchlist, new_id, now};
 
 use crate::Global;
-use crate::faces::{Seen, read_faces};
-use crate::shared::{Fail, embedder, event, fmt_time, metric, record, secret, wait};
+use crate::faces::{Seen, read_faces_models};
+use crate::shared::{Fail, enroll_models, event, fmt_time, metric, record, secret, wait};
 
 #[derive(Args)]
 pub(crate) struct EnrollArgs {
@@ -91,15 +91,16 @@ const MIN_ENROL_QUALITY: f32 = 0.25;
 /// At most this many descriptors are taken from one video.
 const MAX_PER_VIDEO: usize = 5;
 
-/// The descriptors to enroll from one file: a photo gives its one face (refusing none or several,
-/// unless `largest`); a video gives the best-quality frames with one face.
+/// The descriptors to enroll from one file's `frames` (as one model embedded them): a photo gives
+/// its one face (refusing none or several, unless `largest`); a video gives the best-quality frames
+/// with one face. `model`: named in the errors when there are several.
 fn descriptors_of(
     path: &Path,
-    model: Option<&Path>,
+    frames: Vec<Vec<Seen>>,
+    model: Option<&str>,
     largest: bool,
     force: bool,
 ) -> Result<Vec<(Vec<f32>, String)>, Fail> {
-    let frames = read_faces(path, model)?;
     // A reference must be good: a small or poor face enrolled makes a list that misses the person
     // and matches strangers.
     let good = |f: &Seen| -> Result<(), String> {
@@ -122,7 +123,10 @@ fn descriptors_of(
         }
         Ok(())
     };
-    let bad = |m: String| Fail(8, format!("{}: {m}", path.display()));
+    let bad = |m: String| {
+        let with = model.map_or(String::new(), |m| format!(" (embedder model {m})"));
+        Fail(8, format!("{}: {m}{with}", path.display()))
+    };
     let pick = |faces: Vec<Seen>| -> Result<Option<Seen>, String> {
         match faces.len() {
             0 => Ok(None),
@@ -179,28 +183,44 @@ pub(crate) fn cmd_enroll(g: &Global, a: EnrollArgs) -> Result<(), Fail> {
         force,
         files,
     } = a;
-    let (spec, model) = embedder(g)?;
-    let (sim, threshold, _) = metric(&spec)?;
+    let models = enroll_models(g)?;
+    let metrics = (models.iter())
+        .map(|(spec, _)| metric(spec))
+        .collect::<Result<Vec<_>, _>>()?;
     let expires_at = expires.as_deref().map(parse_expiry).transpose()?;
+    let paths: Vec<&Path> = models.iter().map(|(s, _)| s.model_path.as_path()).collect();
+    let several = models.len() > 1;
     let mut descs = Vec::new();
     for f in &files {
-        for (v, m) in descriptors_of(f, g.model.as_deref(), largest, force)? {
-            if m != model {
-                return Err(Fail(
-                    7,
-                    format!(
-                        "{}: descriptor from model {m}, expected {model}",
-                        f.display()
-                    ),
-                ));
+        let by_model = read_faces_models(f, &paths)?;
+        for ((_, model), frames) in models.iter().zip(by_model) {
+            let named = several.then_some(model.as_str());
+            for (v, m) in descriptors_of(f, frames, named, largest, force)? {
+                if m != *model {
+                    return Err(Fail(
+                        7,
+                        format!(
+                            "{}: descriptor from model {m}, expected {model}",
+                            f.display()
+                        ),
+                    ));
+                }
+                descs.push(Descriptor {
+                    model_id: m,
+                    vector: v,
+                });
             }
-            descs.push(Descriptor {
-                model_id: m,
-                vector: v,
-            });
         }
     }
-    let n = descs.len();
+    // How many descriptors of each model, in the order of `models`.
+    let counts: Vec<(&str, usize)> = (models.iter())
+        .map(|(_, m)| {
+            (
+                m.as_str(),
+                descs.iter().filter(|d| d.model_id == *m).count(),
+            )
+        })
+        .collect();
     let who =
         added_by.unwrap_or_else(|| std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
     let (id, warning) = update(
@@ -208,40 +228,42 @@ pub(crate) fn cmd_enroll(g: &Global, a: EnrollArgs) -> Result<(), Fail> {
         &wait(g),
         || secret(g),
         |list: &mut Watchlist, _| -> Result<String, Fail> {
-            if list.model_id != model {
-                return Err(WatchlistError::ModelMismatch {
-                    path: g.list.clone(),
-                    list: list.model_id.clone(),
-                    expected: model.clone(),
-                }
-                .into());
-            }
-            // Two entries that match each other produce wrong-person alerts: say so.
+            // Two entries that match each other produce wrong-person alerts: say so (under the
+            // first model that finds them similar, with its own threshold).
             let others = Watchlist {
                 identities: (list.identities.iter())
                     .filter(|i| i.label != label)
                     .cloned()
                     .collect(),
-                ..Watchlist::new(&model)
+                ..Watchlist::default()
             };
-            let index = Index::build(&others, &sim, now());
-            let mut similar: Vec<(String, f32)> = Vec::new();
-            for d in &descs {
-                if let Some(h) = index.search(&sim.prepare(&d.vector), now())
-                    && h.score >= threshold
-                {
-                    let who = index.entries()[h.identity].label.clone();
-                    match similar.iter_mut().find(|(l, _)| *l == who) {
-                        Some(x) => x.1 = x.1.max(h.score),
-                        None => similar.push((who, h.score)),
+            let mut similar: Vec<(String, f32, f32, &str)> = Vec::new();
+            for ((_, model), (sim, threshold, _)) in models.iter().zip(&metrics) {
+                let threshold = *threshold;
+                let index = Index::build(&others, model, sim, now());
+                for d in descs.iter().filter(|d| d.model_id == *model) {
+                    if let Some(h) = index.search(&sim.prepare(&d.vector), now())
+                        && h.score >= threshold
+                    {
+                        let who = index.entries()[h.identity].label.clone();
+                        match similar.iter_mut().find(|(l, ..)| *l == who) {
+                            Some(x) if x.3 == model => x.1 = x.1.max(h.score),
+                            Some(_) => {}
+                            None => similar.push((who, h.score, threshold, model)),
+                        }
                     }
                 }
             }
-            for (who, score) in &similar {
+            for (who, score, threshold, model) in &similar {
+                let under = if several {
+                    format!(" under {model}")
+                } else {
+                    String::new()
+                };
                 eprintln!(
                     "warning: {label} is similar to {who}, already on the list (score {score:.3} ≥ \
-                     threshold {threshold:.2}): two entries that match each other produce wrong-person \
-                     alerts; if they are the same person, enroll under one label"
+                     threshold {threshold:.2}{under}): two entries that match each other produce \
+                     wrong-person alerts; if they are the same person, enroll under one label"
                 );
             }
             // Retention: what the user chose; else a person already on the list keeps theirs (a
@@ -264,8 +286,14 @@ pub(crate) fn cmd_enroll(g: &Global, a: EnrollArgs) -> Result<(), Fail> {
                     fmt_time(t)
                 );
             }
+            // The models by name only: an audit line stays short however many are installed.
+            let by_name: Vec<String> = (counts.iter())
+                .map(|(m, n)| format!("{} {n}", m.split_once(':').map_or(*m, |(name, _)| name)))
+                .collect();
             let detail = format!(
-                "{n} descriptor(s), expires {}",
+                "{} descriptor(s) ({}), expires {}",
+                counts.iter().map(|c| c.1).sum::<usize>(),
+                by_name.join(", "),
                 expires_at.map_or("never".into(), fmt_time)
             );
             let id = match list.identities.iter_mut().find(|i| i.label == label) {
@@ -302,8 +330,20 @@ pub(crate) fn cmd_enroll(g: &Global, a: EnrollArgs) -> Result<(), Fail> {
     )?;
     crate::list::warn(warning);
     println!(
-        "enrolled {label} ({id}): {n} descriptor(s) from {} file(s)",
+        "enrolled {label} ({id}): {} from {} file(s)",
+        per_model(&counts),
         files.len()
     );
     Ok(())
+}
+
+/// `5 descriptor(s) of dlib_resnet:…, 5 of dlib_resnet-int8:…`.
+fn per_model(counts: &[(&str, usize)]) -> String {
+    (counts.iter().enumerate())
+        .map(|(k, (m, n))| match k {
+            0 => format!("{n} descriptor(s) of {m}"),
+            _ => format!("{n} of {m}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }

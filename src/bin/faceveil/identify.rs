@@ -80,7 +80,7 @@ pub(crate) struct IdentifyArgs {
 
 pub(crate) fn cmd_identify(g: &Global, a: IdentifyArgs) -> Result<(), Fail> {
     can_write_list(g)?;
-    let (list, _, spec) = open_for_model(g)?;
+    let (list, _, spec, model) = open_for_model(g)?;
     can_record(g, &list)?;
     let (sim, colour, gray) = metric(&spec)?;
     // 0 means the calibrated threshold, as for the element.
@@ -88,7 +88,7 @@ pub(crate) fn cmd_identify(g: &Global, a: IdentifyArgs) -> Result<(), Fail> {
         matcher::threshold(a.threshold.unwrap_or(0.0), colour),
         matcher::threshold(a.grayscale_threshold.unwrap_or(0.0), gray),
     );
-    let index = Index::build(&list, &sim, now());
+    let index = Index::build(&list, &model, &sim, now());
     // Recorded before anything is searched: a run killed or crashed mid-search leaves this entry.
     let files: Vec<String> = a.files.iter().map(|f| f.display().to_string()).collect();
     let detail = format!(
@@ -99,7 +99,14 @@ pub(crate) fn cmd_identify(g: &Global, a: IdentifyArgs) -> Result<(), Fail> {
     let opened = record_locked(g, |_| vec![event("identify", None, Some(detail))])?;
     let mut found = Found::default();
     let list_empty = list.identities.is_empty();
-    let searched = search(g, &a, (&index, list_empty), &sim, thresholds, &mut found);
+    let searched = search(
+        &spec.model_path,
+        &a,
+        (&index, list_empty),
+        &sim,
+        thresholds,
+        &mut found,
+    );
     let labels: Vec<String> = found.labels.into_iter().collect();
     let mut detail = format!(
         "of entry {}: {} frame(s), {} matched face(s)",
@@ -139,10 +146,11 @@ struct Found {
     labels: BTreeSet<String>,
 }
 
-/// Searches every face of `a.files` in `index` (of a list that is empty, or not) and prints each (as JSON with --json), counting in
-/// `found` as it goes (a file that cannot be read stops the search, the counts so far kept).
+/// Searches every face of `a.files`, embedded by `model`, in `index` (of a list that is empty, or
+/// not) and prints each (as JSON with --json), counting in `found` as it goes (a file that cannot
+/// be read stops the search, the counts so far kept).
 fn search(
-    g: &Global,
+    model: &std::path::Path,
     a: &IdentifyArgs,
     (index, list_empty): (&Index, bool),
     sim: &Similarity,
@@ -150,7 +158,7 @@ fn search(
     found: &mut Found,
 ) -> Result<(), Fail> {
     for path in &a.files {
-        for faces in read_faces(path, g.model.as_deref())? {
+        for faces in read_faces(path, Some(model))? {
             found.frames += 1;
             for (i, f) in faces.iter().enumerate() {
                 let threshold = if f.grayscale { gray } else { colour };
@@ -195,7 +203,14 @@ fn search(
                             f.quality
                         ),
                         _ if list_empty => "the list is empty".into(),
-                        _ => "nobody on the list can match (expired or suspended)".into(),
+                        _ => format!(
+                            "nobody on the list can match (expired or suspended{})",
+                            if index.without_model() > 0 {
+                                ", or without descriptors of this model"
+                            } else {
+                                ""
+                            }
+                        ),
                     };
                     println!(
                         "{} frame {} face {i} at {x},{y} {w}x{h}{}: {what} → {decision} at {threshold:.2}",

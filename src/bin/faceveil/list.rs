@@ -13,7 +13,7 @@ use gstfaceveil::engine::watchlist::{Watchlist, now};
 use crate::Global;
 use crate::restore::{StateDirArg, generation_in_use};
 use crate::shared::{
-    Fail, embedder, event, fmt_time, key_file, new_passphrase, open_for_model, record, secret, wait,
+    Fail, event, fmt_time, key_file, new_passphrase, open_for_model, record, secret, wait,
 };
 
 pub(crate) fn cmd_init(
@@ -22,11 +22,11 @@ pub(crate) fn cmd_init(
     default_expiry: Option<String>,
     state_dir: &StateDirArg,
 ) -> Result<(), Fail> {
-    let (_, model) = embedder(g)?;
     let default_expiry = default_expiry
         .map(|d| crate::enroll::parse_default_expiry(&d))
         .transpose()?;
-    let mut new_list = Watchlist::new(&model);
+    // Nothing model-specific: the list covers the models its people are enrolled with.
+    let mut new_list = Watchlist::new();
     new_list.default_expiry = default_expiry;
 
     let lock = Lock::acquire(&g.list, &wait(g))?;
@@ -93,7 +93,7 @@ pub(crate) fn cmd_init(
         );
     }
     println!(
-        "created {} for model {model} (generation {})",
+        "created {} (generation {})",
         g.list.display(),
         new_list.generation
     );
@@ -105,7 +105,7 @@ pub(crate) fn cmd_list(g: &Global, json: bool) -> Result<(), Fail> {
     if !json {
         let n = list.identities.len();
         let noun = if n == 1 { "identity" } else { "identities" };
-        println!("{n} {noun}, model {}", list.model_id);
+        println!("{n} {noun}, {}", covers(&list));
     }
     for i in &list.identities {
         let expires = i.expires_at.map(fmt_time);
@@ -115,14 +115,19 @@ pub(crate) fn cmd_list(g: &Global, json: bool) -> Result<(), Fail> {
                 "added_at": fmt_time(i.added_at), "expires_at": expires,
                 "expired": i.expired(now()), "suspended": i.suspended,
                 "descriptors": i.descriptors.len(),
+                "models": (i.models().into_iter())
+                    .map(|(m, n)| (m.to_string(), n.into()))
+                    .collect::<serde_json::Map<_, _>>(),
             });
             println!("{v}");
         } else {
+            let models: Vec<&str> = i.models().into_iter().map(|(m, _)| m).collect();
             println!(
-                "{}  {}  descriptors={}  added={} by {}  expires={}{}{}",
+                "{}  {}  descriptors={}  models={}  added={} by {}  expires={}{}{}",
                 i.id,
                 i.label,
                 i.descriptors.len(),
+                models.join(","),
                 fmt_time(i.added_at),
                 i.added_by,
                 expires.unwrap_or_else(|| "never".into()),
@@ -187,8 +192,31 @@ pub(crate) fn cmd_remove(
     Ok(())
 }
 
+/// The models a list covers, as `list` and `verify` show them: `models A (2 identities), B (1
+/// identity)`, or `no descriptors yet`.
+fn covers(list: &Watchlist) -> String {
+    let models = list.models();
+    if models.is_empty() {
+        return "no descriptors yet".into();
+    }
+    let each: Vec<String> = (models.iter())
+        .map(|m| {
+            let n = list.identities.iter().filter(|i| i.has_model(m)).count();
+            format!(
+                "{m} ({n} {})",
+                if n == 1 { "identity" } else { "identities" }
+            )
+        })
+        .collect();
+    format!(
+        "model{} {}",
+        if models.len() == 1 { "" } else { "s" },
+        each.join(", ")
+    )
+}
+
 pub(crate) fn cmd_verify(g: &Global) -> Result<(), Fail> {
-    let (list, s, _) = open_for_model(g)?;
+    let (list, s, _, model) = open_for_model(g)?;
     let expired = list.identities.iter().filter(|i| i.expired(now())).count();
     let how = match s {
         Secret::Plaintext => {
@@ -212,12 +240,12 @@ pub(crate) fn cmd_verify(g: &Global) -> Result<(), Fail> {
         format!("audit log head: entry {}", h.seq)
     });
     println!(
-        "ok: {} {how}; generation {}, written {written}; {n} {} ({expired} expired), model {}; \
-         {retention}; {head}",
+        "ok: {} {how}; generation {}, written {written}; {n} {} ({expired} expired), {}; model in \
+         use {model}; {retention}; {head}",
         g.list.display(),
         list.generation,
         if n == 1 { "identity" } else { "identities" },
-        list.model_id
+        covers(&list)
     );
     Ok(())
 }

@@ -4,9 +4,9 @@
 //!
 //! Exit codes (docs/WATCHLIST.md): 0 ok, 1 other error, 2 usage or bad value, 3 I/O, 4 corrupt,
 //! truncated, oversized or non-regular list file, 5 tampered list, 6 wrong or missing key (or altered
-//! key check), 7 newer format or other embedder model, 8 unusable input (no face, several faces,
-//! unreadable file), 9 no such identity, 10 timed out waiting for the lock, 11 the audit log fails
-//! verification or does not continue from the head the list recorded.
+//! key check), 7 newer format, or no descriptors of the embedder model in use, 8 unusable input (no
+//! face, several faces, unreadable file), 9 no such identity, 10 timed out waiting for the lock, 11
+//! the audit log fails verification or does not continue from the head the list recorded.
 //!
 //! One module per subcommand group: `list` (init, list, remove, verify, rekey, purge-expired),
 //! `enroll`, `edit` (edit, suspend, resume), `export`, `identify`, `audit`, `restore`; `faces`
@@ -68,9 +68,11 @@ struct Global {
     /// Unencrypted list (not recommended; prints a warning)
     #[arg(long, global = true)]
     plaintext: bool,
-    /// Embedder model [default: dlib_resnet.onnx from $FACEVEIL_MODEL_DIR or the installed data dir]
-    #[arg(long, global = true)]
-    model: Option<PathBuf>,
+    /// Embedder model: a file, or the name of one in the model dirs (dlib_resnet-int8.onnx).
+    /// enroll takes it several times [default: dlib_resnet.onnx from $FACEVEIL_MODEL_DIR or the
+    /// installed data dir; enroll: every embedder model installed there]
+    #[arg(long, global = true, value_name = "MODEL")]
+    model: Vec<PathBuf>,
     /// Seconds a writer waits for another writer's lock before it gives up (exit code 10)
     #[arg(long, global = true, value_name = "SECONDS", default_value_t = 30)]
     wait: u64,
@@ -101,7 +103,9 @@ enum Command {
         #[command(flatten)]
         state_dir: StateDirArg,
     },
-    /// Add a person from photos or videos (any format decodebin reads)
+    /// Add a person from photos or videos (any format decodebin reads), with descriptors of every
+    /// installed embedder model (or of each --model). Enrolling someone already on the list again
+    /// adds to their descriptors: how a list gains a model
     Enroll(EnrollArgs),
     /// For each face in photos or videos: the best identity on the list, its score, the margin to
     /// the second best, and whether the faceveil element would count it as a match
@@ -124,7 +128,8 @@ enum Command {
     /// (never descriptor values), the audit entries about them, their matches in events files.
     /// Audited
     Export(ExportArgs),
-    /// Show who is on the list (labels, ids, counts, dates; never descriptors)
+    /// Show who is on the list (labels, ids, counts, dates, the models of their descriptors; never
+    /// descriptors)
     List {
         /// One JSON object per line
         #[arg(long)]
@@ -145,7 +150,8 @@ enum Command {
         #[arg(long, value_name = "VAR", requires = "rekey")]
         new_passphrase_env: Option<String>,
     },
-    /// Check the list's integrity and that the key opens it; show its generation and last write
+    /// Check the list's integrity and that the key opens it; show its generation, last write and
+    /// the embedder models it covers (and that the one in use, or --model, is among them)
     Verify,
     /// Re-encrypt the list with a new key (written to the key file) or a new passphrase
     Rekey {

@@ -13,7 +13,7 @@ use gstfaceveil::engine::watchlist::file::Secret;
 use gstfaceveil::engine::watchlist::store::{
     Lock, Wait, default_key_file, load, real_path, resolve_key_checked, save,
 };
-use gstfaceveil::engine::watchlist::{Watchlist, WatchlistError, now};
+use gstfaceveil::engine::watchlist::{Watchlist, WatchlistError, model_file, now};
 
 use crate::Global;
 
@@ -274,11 +274,63 @@ pub(crate) fn secret(g: &Global) -> Result<Secret, Fail> {
     Ok(secret)
 }
 
-pub(crate) fn embedder(g: &Global) -> Result<(ModelSpec, String), Fail> {
-    let spec = ModelSpec::resolve(g.model.as_deref(), Task::Embedder)
-        .map_err(|e| Fail(1, e.to_string()))?;
+/// A `--model` as given: a path, or the file name of an installed model (`dlib_resnet-int8.onnx`,
+/// found in the model dirs as the default is).
+fn model_path(p: &Path) -> PathBuf {
+    if !p.exists()
+        && p.components().count() == 1
+        && let Ok(found) = ModelSpec::find(&p.to_string_lossy())
+    {
+        return found;
+    }
+    p.to_path_buf()
+}
+
+/// The embedder model and its id: `model`, else the default.
+fn embedder_at(model: Option<&Path>) -> Result<(ModelSpec, String), Fail> {
+    let spec = ModelSpec::resolve(model, Task::Embedder).map_err(|e| Fail(1, e.to_string()))?;
     let id = model_id(&spec).map_err(|e| Fail(1, e.to_string()))?;
     Ok((spec, id))
+}
+
+/// The embedder model of a command that uses one (all but `enroll`): `--model`, else the default.
+pub(crate) fn embedder(g: &Global) -> Result<(ModelSpec, String), Fail> {
+    match &g.model[..] {
+        [] => embedder_at(None),
+        [m] => embedder_at(Some(&model_path(m))),
+        _ => Err(Fail(
+            2,
+            "--model is given several times: only enroll takes several models".into(),
+        )),
+    }
+}
+
+/// The embedder models `enroll` computes descriptors with: each `--model`, else every installed
+/// one (`ModelSpec::installed`), each once.
+pub(crate) fn enroll_models(g: &Global) -> Result<Vec<(ModelSpec, String)>, Fail> {
+    let mut models = Vec::new();
+    if g.model.is_empty() {
+        for spec in ModelSpec::installed(Task::Embedder) {
+            let id = model_id(&spec).map_err(|e| Fail(1, e.to_string()))?;
+            models.push((spec, id));
+        }
+        if models.is_empty() {
+            // What the default model's lookup says: where it looked.
+            embedder_at(None)?;
+            return Err(Fail(1, "no embedder model installed: give --model".into()));
+        }
+    } else {
+        for m in &g.model {
+            models.push(embedder_at(Some(&model_path(m)))?);
+        }
+    }
+    let mut seen = Vec::new();
+    models.retain(|(_, id)| {
+        let new = !seen.contains(id);
+        seen.push(id.clone());
+        new
+    });
+    Ok(models)
 }
 
 /// 9999-12-31T23:59:59Z, the last second RFC 3339 can write.
@@ -306,18 +358,24 @@ pub(crate) fn metric(spec: &ModelSpec) -> Result<(Similarity, f32, f32), Fail> {
     ))
 }
 
-/// Opens the list and checks that it was made with the embedder model in use.
-pub(crate) fn open_for_model(g: &Global) -> Result<(Watchlist, Secret, ModelSpec), Fail> {
+/// Opens the list and checks that it can be matched under the embedder model in use (someone on
+/// it has descriptors of it, or nobody is on it); warns about the people who lack them. Returns
+/// the list, its secret, the model and its id.
+pub(crate) fn open_for_model(g: &Global) -> Result<(Watchlist, Secret, ModelSpec, String), Fail> {
     let s = secret(g)?;
     let list = load(&g.list, &s)?;
     let (spec, model) = embedder(g)?;
-    if list.model_id != model {
-        return Err(WatchlistError::ModelMismatch {
-            path: g.list.clone(),
-            list: list.model_id,
-            expected: model,
-        }
-        .into());
+    list.check_covers(&g.list, &model)?;
+    let c = list.coverage(&model, now());
+    if c.covered > 0 && c.missing > 0 {
+        eprintln!(
+            "warning: {} of {} people on the list have no descriptors of embedder model {model} \
+             and cannot be matched under it: add them with 'faceveil enroll --model {} --label \
+             LABEL PHOTO…'",
+            c.missing,
+            c.covered + c.missing,
+            model_file(&model)
+        );
     }
-    Ok((list, s, spec))
+    Ok((list, s, spec, model))
 }

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-//! The watch-list file format (version 4; versions 1 to 3 are still read), documented in docs/WATCHLIST.md.
+//! The watch-list file format (version 5; versions 1 to 4 are still read), documented in docs/WATCHLIST.md.
 //!
 //! ```text
 //! 0   magic       8 bytes  "FWATCHL\0"
@@ -19,7 +19,8 @@
 //! The content is the [`Watchlist`] encoded with postcard. Version 2 added `generation` and
 //! `written_at` (inside the authenticated content; a version 1 file reads as generation 0),
 //! version 3 `default_expiry` and `audit` (the audit log's head), version 4 an identity's
-//! `suspended`.
+//! `suspended`. Version 5 dropped the list's one `model_id`: each descriptor names its model, and a
+//! list holds descriptors of several (an older file's descriptors are all of its `model_id`).
 //!
 //! Keys, passphrases and decrypted bytes are wiped from memory when dropped.
 
@@ -36,7 +37,7 @@ use super::{Descriptor, Identity, Watchlist, WatchlistError};
 /// The first version's magic (and the key check's domain string below): format constants that
 /// stay whatever the project is called, so that every list ever written opens.
 pub const MAGIC: &[u8; 8] = b"FWATCHL\0";
-pub const VERSION: u16 = 4;
+pub const VERSION: u16 = 5;
 
 /// An identity of a version 1 to 3 file (before `suspended`).
 #[derive(Deserialize)]
@@ -97,6 +98,31 @@ struct WatchlistV3 {
     written_at: i64,
     default_expiry: Option<u64>,
     audit: Option<crate::engine::audit::Head>,
+}
+
+/// The content of a version 4 file (the last with one model for the whole list).
+#[derive(Deserialize)]
+struct WatchlistV4 {
+    model_id: String,
+    created_at: i64,
+    identities: Vec<Identity>,
+    generation: u64,
+    written_at: i64,
+    default_expiry: Option<u64>,
+    audit: Option<crate::engine::audit::Head>,
+}
+
+/// Checks that every descriptor of a version 1 to 4 file comes from the one model it was for.
+fn one_model(model_id: &str, identities: &[Identity]) -> Result<(), String> {
+    for i in identities {
+        if let Some(d) = i.descriptors.iter().find(|d| d.model_id != model_id) {
+            return Err(format!(
+                "identity {} has a descriptor from model {}, the list is for {model_id}",
+                i.id, d.model_id
+            ));
+        }
+    }
+    Ok(())
 }
 pub const HEADER_LEN: usize = 80;
 const TAG_LEN: usize = 16;
@@ -374,39 +400,58 @@ pub fn decode(bytes: &[u8], secret: &Secret, path: &Path) -> Result<Watchlist, W
         path: p(),
         reason: e.to_string(),
     };
-    let list: Watchlist = match version {
+    // (the model the older formats were for, the list)
+    let (model, list): (Option<String>, Watchlist) = match version {
         1 => {
             let v1: WatchlistV1 = postcard::from_bytes(&content).map_err(corrupt)?;
-            Watchlist {
+            let list = Watchlist {
+                created_at: v1.created_at,
                 identities: upgrade(v1.identities),
-                ..Watchlist::new(&v1.model_id)
-            }
-            .created(v1.created_at)
+                ..Watchlist::default()
+            };
+            (Some(v1.model_id), list)
         }
         2 => {
             let v2: WatchlistV2 = postcard::from_bytes(&content).map_err(corrupt)?;
-            Watchlist {
+            let list = Watchlist {
+                created_at: v2.created_at,
                 identities: upgrade(v2.identities),
                 generation: v2.generation,
                 written_at: v2.written_at,
-                ..Watchlist::new(&v2.model_id)
-            }
-            .created(v2.created_at)
+                ..Watchlist::default()
+            };
+            (Some(v2.model_id), list)
         }
         3 => {
             let v3: WatchlistV3 = postcard::from_bytes(&content).map_err(corrupt)?;
-            Watchlist {
+            let list = Watchlist {
+                created_at: v3.created_at,
                 identities: upgrade(v3.identities),
                 generation: v3.generation,
                 written_at: v3.written_at,
                 default_expiry: v3.default_expiry,
                 audit: v3.audit,
-                ..Watchlist::new(&v3.model_id)
-            }
-            .created(v3.created_at)
+            };
+            (Some(v3.model_id), list)
         }
-        _ => postcard::from_bytes(&content).map_err(corrupt)?,
+        4 => {
+            let v4: WatchlistV4 = postcard::from_bytes(&content).map_err(corrupt)?;
+            let list = Watchlist {
+                created_at: v4.created_at,
+                identities: v4.identities,
+                generation: v4.generation,
+                written_at: v4.written_at,
+                default_expiry: v4.default_expiry,
+                audit: v4.audit,
+            };
+            (Some(v4.model_id), list)
+        }
+        _ => (None, postcard::from_bytes(&content).map_err(corrupt)?),
     };
+    if let Some(model) = model {
+        one_model(&model, &list.identities)
+            .map_err(|reason| WatchlistError::Corrupt { path: p(), reason })?;
+    }
     list.check_models()
         .map_err(|reason| WatchlistError::Corrupt { path: p(), reason })?;
     Ok(list)
@@ -416,8 +461,10 @@ pub fn decode(bytes: &[u8], secret: &Secret, path: &Path) -> Result<Watchlist, W
 mod tests {
     use super::*;
 
+    const MODEL: &str = "dlib_resnet:0011223344556677";
+
     fn sample() -> Watchlist {
-        let mut w = Watchlist::new("dlib_resnet:0011223344556677");
+        let mut w = Watchlist::new();
         w.identities.push(Identity {
             id: "id-1".into(),
             label: "alice".into(),
@@ -427,7 +474,7 @@ mod tests {
             expires_at: None,
             suspended: false,
             descriptors: vec![Descriptor {
-                model_id: w.model_id.clone(),
+                model_id: MODEL.into(),
                 vector: vec![0.5; 128],
             }],
         });
@@ -516,10 +563,10 @@ mod tests {
             Err(WatchlistError::WrongKey { .. })
         ));
         let mut future = good.clone();
-        future[8] = 5;
+        future[8] = 6;
         assert!(matches!(
             dec(&future, &key),
-            Err(WatchlistError::FutureVersion { version: 5, .. })
+            Err(WatchlistError::FutureVersion { version: 6, .. })
         ));
         assert!(matches!(
             dec(b"hello world, not a list", &key),
@@ -621,7 +668,7 @@ mod tests {
         }
         let w = sample2();
         let content = postcard::to_stdvec(&V1 {
-            model_id: &w.model_id,
+            model_id: MODEL,
             created_at: w.created_at,
             identities: old_identities(&w),
         })
@@ -642,7 +689,7 @@ mod tests {
             written_at: i64,
         }
         let content = postcard::to_stdvec(&V2 {
-            model_id: &w.model_id,
+            model_id: MODEL,
             created_at: w.created_at,
             identities: old_identities(&w),
             generation: 7,
@@ -675,7 +722,7 @@ mod tests {
             audit: Option<crate::engine::audit::Head>,
         }
         let content = postcard::to_stdvec(&V3 {
-            model_id: &w3.model_id,
+            model_id: MODEL,
             created_at: w3.created_at,
             identities: old_identities(&w3),
             generation: w3.generation,
@@ -687,13 +734,52 @@ mod tests {
         let v3 = decode(&seal(3, &content, &key).unwrap(), &key, Path::new("v3.fvl")).unwrap();
         assert_eq!(v3, w3);
         assert!(v3.identities.iter().all(|i| !i.suspended));
-        // and version 4 keeps who is suspended
+        // a version 4 file keeps who is suspended
         let mut w4 = w3.clone();
         w4.identities[1].suspended = true;
-        let new = encode(&w4, &key).unwrap();
-        assert_eq!(u16::from_le_bytes([new[8], new[9]]), 4);
-        let read = decode(&new, &key, Path::new("new.fvl")).unwrap();
+        #[derive(serde::Serialize)]
+        struct V4<'a> {
+            model_id: &'a str,
+            created_at: i64,
+            identities: &'a [Identity],
+            generation: u64,
+            written_at: i64,
+            default_expiry: Option<u64>,
+            audit: Option<crate::engine::audit::Head>,
+        }
+        let v4 = |model_id: &str, w: &Watchlist| {
+            let content = postcard::to_stdvec(&V4 {
+                model_id,
+                created_at: w.created_at,
+                identities: &w.identities,
+                generation: w.generation,
+                written_at: w.written_at,
+                default_expiry: w.default_expiry,
+                audit: w.audit,
+            })
+            .unwrap();
+            seal(4, &content, &key).unwrap()
+        };
+        let read = decode(&v4(MODEL, &w4), &key, Path::new("v4.fvl")).unwrap();
         assert_eq!(read, w4);
         assert!(!read.identities[0].suspended && read.identities[1].suspended);
+        assert_eq!(read.models(), [MODEL], "its one model is the one it covers");
+        // a descriptor of another model than an old file's own is damage
+        let e = decode(&v4("other:1", &w4), &key, Path::new("v4.fvl")).unwrap_err();
+        assert!(
+            matches!(&e, WatchlistError::Corrupt { reason, .. } if reason.contains("other:1")),
+            "{e}"
+        );
+        // version 5 holds descriptors of several models
+        let mut w5 = w4.clone();
+        w5.identities[0].descriptors.push(Descriptor {
+            model_id: "sface:0123".into(),
+            vector: vec![0.25; 512],
+        });
+        let new = encode(&w5, &key).unwrap();
+        assert_eq!(u16::from_le_bytes([new[8], new[9]]), 5);
+        let read = decode(&new, &key, Path::new("new.fvl")).unwrap();
+        assert_eq!(read, w5);
+        assert_eq!(read.models(), [MODEL, "sface:0123"]);
     }
 }

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-//! Exact 1:N search over every descriptor of every identity. Descriptors are prepared once (centred
+//! Exact 1:N search over every descriptor of one embedder model of every identity (a list holds
+//! descriptors of several models; an index is for one). Descriptors are prepared once (centred
 //! and L2-normalised) into one contiguous row-major f32 matrix, rows of an identity next to each
 //! other. An identity scores the max over its rows of the f32 [`dot`] with the query; the answer is
 //! the best identity (the first in index order on a tie) and its margin over the best other one.
@@ -101,6 +102,9 @@ pub struct Index {
     entries: Vec<Entry>,
     /// The i8 table, from [`QUANTISE_MIN_ROWS`] rows on.
     codes: Option<Codes>,
+    /// Identities that may match (neither suspended nor expired at build) but have no descriptor
+    /// of the index's model: they can never match under it.
+    without_model: usize,
 }
 
 /// Every row quantised to i8 with its own scale, one record of dim + 8 bytes a row (the codes b,
@@ -322,20 +326,28 @@ fn parallelism() -> usize {
 }
 
 impl Index {
-    /// Builds the index of the identities active at `now` (unix seconds): not expired, not
-    /// suspended ([`Identity::active`](super::Identity::active)). One that expires later is
-    /// skipped by the searches from then on.
-    pub fn build(list: &Watchlist, sim: &Similarity, now: i64) -> Index {
-        Index::build_with(list, sim, now, QUANTISE_MIN_ROWS)
+    /// Builds the index of the descriptors of embedder model `model` of the identities active at
+    /// `now` (unix seconds): not expired, not suspended
+    /// ([`Identity::active`](super::Identity::active)). One that expires later is skipped by the
+    /// searches from then on; one without descriptors of `model` is left out (and counted,
+    /// [`Index::without_model`]).
+    pub fn build(list: &Watchlist, model: &str, sim: &Similarity, now: i64) -> Index {
+        Index::build_with(list, model, sim, now, QUANTISE_MIN_ROWS)
     }
 
     /// [`Index::build`], with the i8 table from `quantise_min_rows` rows on.
-    fn build_with(list: &Watchlist, sim: &Similarity, now: i64, quantise_min_rows: usize) -> Index {
+    fn build_with(
+        list: &Watchlist,
+        model: &str,
+        sim: &Similarity,
+        now: i64,
+        quantise_min_rows: usize,
+    ) -> Index {
         let mut idx = Index::default();
         for ident in list.identities.iter().filter(|i| i.active(now)) {
             let k = idx.entries.len() as u32;
             let mut any = false;
-            for d in &ident.descriptors {
+            for d in ident.descriptors.iter().filter(|d| d.model_id == model) {
                 if idx.dim == 0 {
                     idx.dim = d.vector.len();
                 }
@@ -352,12 +364,20 @@ impl Index {
                     label: ident.label.clone(),
                     expires_at: ident.expires_at,
                 });
+            } else if !ident.has_model(model) {
+                idx.without_model += 1;
             }
         }
         if idx.owner.len() >= quantise_min_rows {
             idx.codes = Codes::new(&idx.rows, idx.dim);
         }
         idx
+    }
+
+    /// The people who may match (neither suspended nor expired when the index was built) but
+    /// have no descriptor of its model: they never match under it.
+    pub fn without_model(&self) -> usize {
+        self.without_model
     }
 
     pub fn entries(&self) -> &[Entry] {

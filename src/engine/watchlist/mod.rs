@@ -50,6 +50,24 @@ impl Identity {
         !self.suspended && !self.expired(now)
     }
 
+    /// Whether the identity has descriptors of `model`.
+    pub fn has_model(&self, model: &str) -> bool {
+        self.descriptors.iter().any(|d| d.model_id == model)
+    }
+
+    /// The embedder models of the identity's descriptors, in the order they were added, each with
+    /// its number of descriptors.
+    pub fn models(&self) -> Vec<(&str, usize)> {
+        let mut m: Vec<(&str, usize)> = Vec::new();
+        for d in &self.descriptors {
+            match m.iter_mut().find(|(id, _)| *id == d.model_id) {
+                Some((_, n)) => *n += 1,
+                None => m.push((&d.model_id, 1)),
+            }
+        }
+        m
+    }
+
     /// A test identity: one descriptor `vector` of `model_id`, added at 0 by "test", no expiry.
     #[cfg(test)]
     pub(crate) fn for_test(id: &str, label: &str, model_id: &str, vector: Vec<f32>) -> Identity {
@@ -69,11 +87,12 @@ impl Identity {
     }
 }
 
-/// The decrypted content of a watch-list file.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The decrypted content of a watch-list file. It holds descriptors of any number of embedder
+/// models, each descriptor naming its own ([`Descriptor::model_id`]): a matcher uses those of its
+/// model ([`index::Index::build`]), and the list covers whichever models its descriptors come from
+/// ([`Watchlist::models`]). Format version 5; older files held one model.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Watchlist {
-    /// The embedder model every descriptor must come from (`name:sha256-prefix`).
-    pub model_id: String,
     /// Unix seconds.
     pub created_at: i64,
     pub identities: Vec<Identity>,
@@ -90,40 +109,84 @@ pub struct Watchlist {
     pub audit: Option<crate::engine::audit::Head>,
 }
 
-impl Watchlist {
-    /// The list with its creation time set (for reading older formats).
-    fn created(mut self, at: i64) -> Self {
-        self.created_at = at;
-        self
-    }
+/// How far a list can be matched under one embedder model: of the people who may match (neither
+/// suspended nor expired), those with descriptors of the model, and those without (who never match
+/// under it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Coverage {
+    pub covered: usize,
+    pub missing: usize,
+}
 
-    pub fn new(model_id: &str) -> Self {
+impl Watchlist {
+    /// An empty list created now: it covers no model until someone is enrolled.
+    pub fn new() -> Self {
         Watchlist {
-            model_id: model_id.to_string(),
             created_at: now(),
-            identities: Vec::new(),
-            generation: 0,
-            written_at: 0,
-            default_expiry: None,
-            audit: None,
+            ..Default::default()
         }
     }
 
-    /// Checks that every descriptor comes from the list's model and has one dimension.
+    /// The embedder models the list's descriptors come from, sorted (none for a list without
+    /// descriptors).
+    pub fn models(&self) -> Vec<&str> {
+        let mut m: Vec<&str> = (self.identities.iter())
+            .flat_map(|i| i.descriptors.iter().map(|d| d.model_id.as_str()))
+            .collect();
+        m.sort_unstable();
+        m.dedup();
+        m
+    }
+
+    /// How many of the people active at `now` have descriptors of `model`, and how many have none
+    /// (what [`index::Index::without_model`] counts too).
+    pub fn coverage(&self, model: &str, now: i64) -> Coverage {
+        let mut c = Coverage::default();
+        for i in self.identities.iter().filter(|i| i.active(now)) {
+            match i.has_model(model) {
+                true => c.covered += 1,
+                false => c.missing += 1,
+            }
+        }
+        c
+    }
+
+    /// Checks that the list, read from `path`, can be matched under `model`: it is empty, or
+    /// someone on it (suspended and expired people too) has descriptors of the model. Else [`WatchlistError::ModelMismatch`], which
+    /// names the models the list covers and the command that adds the missing one.
+    pub fn check_covers(&self, path: &std::path::Path, model: &str) -> Result<(), WatchlistError> {
+        if self.identities.is_empty() || self.identities.iter().any(|i| i.has_model(model)) {
+            return Ok(());
+        }
+        Err(WatchlistError::ModelMismatch {
+            path: path.to_path_buf(),
+            covers: self.models().into_iter().map(String::from).collect(),
+            expected: model.to_string(),
+        })
+    }
+
+    /// Checks that the descriptors of each model all have one dimension, and name their model.
     pub fn check_models(&self) -> Result<(), String> {
-        let mut dim = None;
+        let mut dims: Vec<(&str, usize)> = Vec::new();
         for i in &self.identities {
             for d in &i.descriptors {
-                if d.model_id != self.model_id {
+                if d.model_id.is_empty() {
                     return Err(format!(
-                        "identity {} has a descriptor from model {}, the list is for {}",
-                        i.id, d.model_id, self.model_id
+                        "identity {} has a descriptor without a model",
+                        i.id
                     ));
                 }
-                if *dim.get_or_insert(d.vector.len()) != d.vector.len() {
+                let dim = match dims.iter().find(|(m, _)| *m == d.model_id) {
+                    Some(&(_, n)) => n,
+                    None => {
+                        dims.push((&d.model_id, d.vector.len()));
+                        d.vector.len()
+                    }
+                };
+                if dim != d.vector.len() {
                     return Err(format!(
-                        "identity {} has descriptors of different sizes",
-                        i.id
+                        "identity {} has descriptors of model {} of different sizes",
+                        i.id, d.model_id
                     ));
                 }
             }
@@ -210,10 +273,11 @@ pub enum WatchlistError {
         path: PathBuf,
         reason: String,
     },
-    /// Made with another embedder model than the one in use.
+    /// People on the list, but none with descriptors of the embedder model in use.
     ModelMismatch {
         path: PathBuf,
-        list: String,
+        /// The models the list has descriptors of.
+        covers: Vec<String>,
         expected: String,
     },
     /// A key file or key variable that is not a key.
@@ -281,12 +345,16 @@ impl fmt::Display for WatchlistError {
             Mode { path, reason } => write!(f, "watch list {}: {reason}", path.display()),
             ModelMismatch {
                 path,
-                list,
+                covers,
                 expected,
             } => write!(
                 f,
-                "watch list {} was made with embedder model {list}, but the model in use is {expected}; re-enroll with this model",
-                path.display()
+                "watch list {} has no descriptors of embedder model {expected}, the model in use \
+                 (it covers {}): add them with 'faceveil enroll --model {} --label LABEL PHOTO…' \
+                 for each person (docs/WATCHLIST.md), or use a model it covers",
+                path.display(),
+                covers.join(", "),
+                model_file(expected)
             ),
             BadKey { source, reason } => write!(f, "key {source}: {reason}"),
             Random(e) => write!(f, "no randomness from the system: {e}"),
@@ -295,6 +363,13 @@ impl fmt::Display for WatchlistError {
 }
 
 impl std::error::Error for WatchlistError {}
+
+/// The file name a model id's model is installed under (`dlib_resnet-int8:0123…` →
+/// `dlib_resnet-int8.onnx`): what `faceveil --model` is given.
+pub fn model_file(model_id: &str) -> String {
+    let name = model_id.split_once(':').map_or(model_id, |(n, _)| n);
+    format!("{name}.onnx")
+}
 
 impl WatchlistError {
     /// The CLI's exit code for this error (documented in docs/WATCHLIST.md).
@@ -330,7 +405,7 @@ mod tests {
 
     #[test]
     fn model_check() {
-        let mut w = Watchlist::new("m:1");
+        let mut w = Watchlist::new();
         w.identities.push(Identity {
             id: "x".into(),
             label: "l".into(),
@@ -353,10 +428,92 @@ mod tests {
             "a suspended identity is not active"
         );
         assert!(!w.identities[0].expired(9), "suspended is not expired");
+        // another model, of another size: one list holds both
+        w.identities[0].descriptors.push(Descriptor {
+            model_id: "m:2".into(),
+            vector: vec![1.0, 0.0],
+        });
+        assert!(w.check_models().is_ok());
         w.identities[0].descriptors.push(Descriptor {
             model_id: "m:2".into(),
             vector: vec![1.0],
         });
         assert!(w.check_models().unwrap_err().contains("m:2"));
+        w.identities[0].descriptors.pop();
+        w.identities[0].descriptors.push(Descriptor {
+            model_id: String::new(),
+            vector: vec![1.0],
+        });
+        assert!(w.check_models().unwrap_err().contains("without a model"));
+    }
+
+    #[test]
+    fn models_and_coverage() {
+        let mut w = Watchlist::new();
+        let path = std::path::Path::new("w.fvl");
+        assert!(w.models().is_empty());
+        assert!(
+            w.check_covers(path, "m:1").is_ok(),
+            "an empty list is matched under any model"
+        );
+        w.identities
+            .push(Identity::for_test("a", "alice", "m:2", vec![1.0]));
+        w.identities
+            .push(Identity::for_test("b", "bob", "m:1", vec![1.0, 0.0]));
+        w.identities[1].descriptors.push(Descriptor {
+            model_id: "m:2".into(),
+            vector: vec![0.0],
+        });
+        w.identities[1].descriptors.push(Descriptor {
+            model_id: "m:2".into(),
+            vector: vec![0.5],
+        });
+        assert_eq!(w.models(), ["m:1", "m:2"]);
+        assert_eq!(w.identities[1].models(), [("m:1", 1), ("m:2", 2)]);
+        assert!(w.identities[1].has_model("m:1") && !w.identities[0].has_model("m:1"));
+        assert_eq!(
+            w.coverage("m:1", 0),
+            Coverage {
+                covered: 1,
+                missing: 1
+            }
+        );
+        assert_eq!(w.coverage("m:2", 0).missing, 0);
+        w.identities[0].suspended = true;
+        assert_eq!(
+            w.coverage("m:1", 0),
+            Coverage {
+                covered: 1,
+                missing: 0
+            },
+            "only people who may match count"
+        );
+        w.identities[1].expires_at = Some(5);
+        assert_eq!(w.coverage("m:1", 5), Coverage::default());
+        assert!(
+            w.check_covers(path, "m:1").is_ok(),
+            "the list still has m:1 (a resumed or re-dated person matches)"
+        );
+        assert!(w.check_covers(path, "m:1").is_ok(), "bob has m:1");
+        let e = w.check_covers(path, "m:3").unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, WatchlistError::ModelMismatch { .. }));
+        assert_eq!(e.exit_code(), 7);
+        assert!(
+            text.contains("w.fvl")
+                && text.contains("m:1, m:2")
+                && text.contains("m:3")
+                && text.contains("faceveil enroll --model m.onnx"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn model_file_is_the_name_before_the_hash() {
+        assert_eq!(
+            model_file("dlib_resnet-int8:0011223344556677"),
+            "dlib_resnet-int8.onnx"
+        );
+        assert_eq!(model_file("plain"), "plain.onnx");
     }
 }

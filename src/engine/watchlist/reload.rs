@@ -31,7 +31,7 @@ pub use super::store::Key;
 pub struct Source {
     pub path: PathBuf,
     pub key: Key,
-    /// The embedder model the list must have been made with.
+    /// The embedder model whose descriptors are searched (the list may hold others too).
     pub model_id: String,
     pub similarity: Similarity,
     /// The rollback floor kept across restarts (see [`floor`]); `None`: in memory only.
@@ -97,17 +97,13 @@ impl Source {
     }
 
     /// Reads the key (from its file, every time), then reads, verifies and indexes the list
-    /// (blocking: decryption, and Argon2 for a passphrase).
+    /// (blocking: decryption, and Argon2 for a passphrase). A list with people but no descriptor
+    /// of the model is refused ([`WatchlistError::ModelMismatch`]); the people of a list who lack
+    /// the model's descriptors are counted ([`Index::without_model`]).
     pub fn load(&self) -> Result<Loaded, WatchlistError> {
         let stamp = self.stamp();
         let list = self.key.with_secret(|secret| load(&self.path, secret))?;
-        if list.model_id != self.model_id {
-            return Err(WatchlistError::ModelMismatch {
-                path: self.path.clone(),
-                list: list.model_id,
-                expected: self.model_id.clone(),
-            });
-        }
+        list.check_covers(&self.path, &self.model_id)?;
         let (floor, floor_error) = match &self.floor {
             Some(f) => match f.raise(list.generation) {
                 Ok(held) => (held, None),
@@ -118,7 +114,7 @@ impl Source {
             None => (0, None),
         };
         Ok(Loaded {
-            index: Index::build(&list, &self.similarity, now()),
+            index: Index::build(&list, &self.model_id, &self.similarity, now()),
             generation: list.generation,
             floor,
             floor_error,
@@ -245,6 +241,24 @@ impl Reloader {
     /// The list in use.
     pub fn index(&self) -> &Index {
         &self.index
+    }
+
+    /// The warning owed while people of the list in use cannot be matched under its model (they
+    /// have no descriptors of it, [`Index::without_model`]): how many, and the command that adds
+    /// them. `None` when everyone can be.
+    pub fn without_model_warning(&self) -> Option<String> {
+        let missing = self.index.without_model();
+        (missing > 0).then(|| {
+            format!(
+                "{missing} of {} people on watch list {} have no descriptors of embedder model {} \
+                 and are never matched under it: add them with 'faceveil enroll --model {} \
+                 --label LABEL PHOTO…' for each",
+                missing + self.index.len(),
+                self.source.path.display(),
+                self.source.model_id,
+                super::model_file(&self.source.model_id)
+            )
+        })
     }
 
     /// The generation of the list in use.

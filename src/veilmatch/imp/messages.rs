@@ -106,17 +106,36 @@ impl VeilMatch {
                 .peek(|st| st.map(|s| s.matcher.list().source().path.display().to_string()))
                 .unwrap_or_default()
         };
+        // The people of the new list who cannot be matched under the model, and the warning.
+        let without_model = || {
+            self.base
+                .peek(|st| {
+                    st.map(|s| {
+                        let list = s.matcher.list();
+                        (list.index().without_model(), list.without_model_warning())
+                    })
+                })
+                .unwrap_or_default()
+        };
+        let warn_without_model = |w: Option<String>| {
+            if let Some(w) = w {
+                gst::element_imp_warning!(self, gst::ResourceError::Settings, ("{w}"));
+            }
+        };
         match outcome {
             None => false,
             Some(Outcome::Reloaded(n)) => {
                 gst::info!(CAT, imp = self, "reloaded {}: {n} identities", path());
+                let (missing, warning) = without_model();
                 let s = gst::Structure::builder("faceveil-reloaded")
                     .field("watchlist", path())
                     .field("identities", n as u32)
+                    .field("without-model", missing as u32)
                     .build();
                 let _ = self
                     .obj()
                     .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+                warn_without_model(warning);
                 true
             }
             Some(Outcome::ReloadedFloorNotSaved(n, e)) => {
@@ -133,6 +152,7 @@ impl VeilMatch {
                     ),
                     details: details
                 );
+                warn_without_model(without_model().1);
                 true
             }
             Some(Outcome::Failed(e)) => {

@@ -25,7 +25,7 @@ fn ident(label: &str, vecs: &[[f32; 3]], expires_at: Option<i64>) -> Identity {
 }
 
 fn list() -> Watchlist {
-    let mut w = Watchlist::new("m");
+    let mut w = Watchlist::new();
     w.identities
         .push(ident("a", &[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], None));
     w.identities.push(ident("b", &[[0.0, 0.0, 1.0]], None));
@@ -37,7 +37,7 @@ fn list() -> Watchlist {
 #[test]
 fn best_identity_over_all_its_descriptors_with_margin() {
     let sim = Similarity::cosine();
-    let idx = Index::build(&list(), &sim, 0);
+    let idx = Index::build(&list(), "m", &sim, 0);
     assert_eq!(idx.len(), 3);
     let q = sim.prepare(&[0.8, 0.9, 0.1]);
     let hit = idx.search(&q, 0).unwrap();
@@ -56,7 +56,7 @@ fn best_identity_over_all_its_descriptors_with_margin() {
 #[test]
 fn a_hit_names_the_descriptor_of_the_identity_that_scored_it() {
     let sim = Similarity::cosine();
-    let idx = Index::build(&list(), &sim, 60);
+    let idx = Index::build(&list(), "m", &sim, 60);
     // "a" holds [1, 0, 0] then [0, 1, 0]: each query is closest to one of them
     for (q, reference) in [([0.9, 0.1, 0.0], 0), ([0.1, 0.9, 0.0], 1)] {
         let hit = idx.search(&sim.prepare(&q), 60).unwrap();
@@ -74,7 +74,7 @@ fn a_hit_names_the_descriptor_of_the_identity_that_scored_it() {
 
 #[test]
 fn expired_at_build_time_is_left_out() {
-    let idx = Index::build(&list(), &Similarity::cosine(), 100);
+    let idx = Index::build(&list(), "m", &Similarity::cosine(), 100);
     assert_eq!(idx.len(), 2);
     assert!(idx.entries().iter().all(|e| e.label != "old"));
 }
@@ -86,12 +86,12 @@ fn suspended_is_left_out_until_resumed() {
     let mut w = list();
     let b = w.identities.iter_mut().find(|i| i.label == "b").unwrap();
     b.suspended = true;
-    let idx = Index::build(&w, &sim, 0);
+    let idx = Index::build(&w, "m", &sim, 0);
     assert!(idx.entries().iter().all(|e| e.label != "b"));
     let hit = idx.search(&q, 0).unwrap();
     assert_ne!(idx.entries()[hit.identity].label, "b");
     w.identities[1].suspended = false;
-    let idx = Index::build(&w, &sim, 0);
+    let idx = Index::build(&w, "m", &sim, 0);
     let hit = idx.search(&q, 0).unwrap();
     assert_eq!(
         idx.entries()[hit.identity].label,
@@ -102,23 +102,54 @@ fn suspended_is_left_out_until_resumed() {
 
 #[test]
 fn empty_and_wrong_dimension() {
-    let idx = Index::build(&Watchlist::new("m"), &Similarity::cosine(), 0);
+    let idx = Index::build(&Watchlist::new(), "m", &Similarity::cosine(), 0);
     assert!(idx.search(&[1.0, 0.0, 0.0], 0).is_none());
-    let idx = Index::build(&list(), &Similarity::cosine(), 0);
+    let idx = Index::build(&list(), "m", &Similarity::cosine(), 0);
     assert!(idx.search(&[1.0, 0.0], 0).is_none());
 }
 
 #[test]
 fn single_identity_margin_is_its_score() {
-    let mut w = Watchlist::new("m");
+    let mut w = Watchlist::new();
     w.identities.push(ident("only", &[[1.0, 0.0, 0.0]], None));
     let sim = Similarity::cosine();
-    let hit = Index::build(&w, &sim, 0)
+    let hit = Index::build(&w, "m", &sim, 0)
         .search(&sim.prepare(&[1.0, 0.0, 0.0]), 0)
         .unwrap();
     assert!((hit.score - 1.0).abs() < 1e-6 && (hit.margin - 1.0).abs() < 1e-6);
 }
 
+#[test]
+fn an_index_holds_one_models_descriptors_and_counts_who_has_none() {
+    let sim = Similarity::cosine();
+    let mut w = list();
+    // a 2-d model "n": a has it (pointing where its "m" rows do not), b has only "m"
+    w.identities[0].descriptors.push(Descriptor {
+        model_id: "n".into(),
+        vector: vec![0.0, 1.0],
+    });
+    let n = Index::build(&w, "n", &sim, 0);
+    assert_eq!(n.len(), 1, "only a has descriptors of n");
+    assert_eq!(
+        n.without_model(),
+        2,
+        "b and old (not expired at 0) cannot match under n"
+    );
+    let hit = n.search(&sim.prepare(&[0.0, 1.0]), 0).unwrap();
+    assert_eq!(n.entries()[hit.identity].label, "a");
+    assert!((hit.score - 1.0).abs() < 1e-6);
+    assert!(
+        n.search(&sim.prepare(&[1.0, 0.0, 0.0]), 0).is_none(),
+        "m's rows are not in n's index"
+    );
+    // under m, a's n descriptor is left out (a 2-d row would not even fit)
+    let m = Index::build(&w, "m", &sim, 100);
+    assert_eq!((m.len(), m.without_model()), (2, 0));
+    assert_eq!(Index::build(&w, "n", &sim, 100).without_model(), 1);
+    // suspended people are not counted: they match under no model
+    w.identities[1].suspended = true;
+    assert_eq!(Index::build(&w, "n", &sim, 100).without_model(), 0);
+}
 /// xorshift64*: deterministic test vectors.
 struct Rng(u64);
 
@@ -148,7 +179,7 @@ impl Rng {
 /// (tied scores), some near copies; some expire at time 50 (before the searches at 100), some
 /// at 150, some had expired at build time (0).
 fn random_list(rng: &mut Rng, n: usize, dim: usize) -> Watchlist {
-    let mut w = Watchlist::new("m");
+    let mut w = Watchlist::new();
     let mut all: Vec<Vec<f32>> = Vec::new();
     for i in 0..n {
         let descriptors = (0..1 + rng.below(3))
@@ -231,7 +262,7 @@ fn same_as_full_scan(seed: u64, identities: usize, dim: usize, n_queries: usize)
     let mut rng = Rng(seed);
     let list = random_list(&mut rng, identities, dim);
     let sim = Similarity::centred(rng.vector(dim).iter().map(|x| x * 0.1).collect());
-    let idx = Index::build_with(&list, &sim, 0, 1);
+    let idx = Index::build_with(&list, "m", &sim, 0, 1);
     assert!(idx.prefilter_bytes() == idx.owner.len() * (dim + 8));
     let mut scored = 0;
     for (k, q) in queries(&mut rng, &list, &sim, n_queries).iter().enumerate() {
@@ -274,7 +305,7 @@ fn ties_go_to_the_first_identity_with_a_zero_margin() {
     list.identities[100].descriptors.push(twin.clone());
     list.identities[250].descriptors = vec![twin.clone()];
     let sim = Similarity::cosine();
-    let idx = Index::build_with(&list, &sim, 0, 1);
+    let idx = Index::build_with(&list, "m", &sim, 0, 1);
     let q = sim.prepare(&twin.vector);
     let exact = idx.search_exact(&q, 0).unwrap();
     assert_eq!((exact.identity, exact.margin), (100, 0.0));
@@ -288,7 +319,7 @@ fn degenerate_queries() {
     let mut rng = Rng(11);
     let list = random_list(&mut rng, 200, 128);
     let sim = Similarity::cosine();
-    let idx = Index::build_with(&list, &sim, 0, 1);
+    let idx = Index::build_with(&list, "m", &sim, 0, 1);
     // Zero: every score is 0, nothing can be ruled out.
     let zero = vec![0.0; 128];
     let (hit, stats) = idx.search_threads(&zero, 100, 2);
@@ -341,7 +372,7 @@ fn bounds_hold_when_rounding_errors_line_up() {
 
 #[test]
 fn small_indexes_have_no_prefilter_table() {
-    let idx = Index::build(&list(), &Similarity::cosine(), 0);
+    let idx = Index::build(&list(), "m", &Similarity::cosine(), 0);
     assert_eq!(idx.prefilter_bytes(), 0);
     let (_, stats) = idx.search_with_stats(&[1.0, 0.0, 0.0], 0);
     assert_eq!(

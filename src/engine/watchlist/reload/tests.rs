@@ -11,7 +11,7 @@ use crate::engine::watchlist::store::{load, save};
 use crate::engine::watchlist::{Identity, Watchlist};
 
 fn list(labels: &[&str]) -> Watchlist {
-    let mut w = Watchlist::new("m:1");
+    let mut w = Watchlist::new();
     for (i, l) in labels.iter().enumerate() {
         w.identities.push(Identity::for_test(
             &format!("id{i}"),
@@ -114,7 +114,6 @@ fn another_model_is_refused_at_open_and_on_reload() {
     );
     let mut r = Reloader::open(source(&p, "m:1"), Duration::ZERO).unwrap();
     let mut other = list(&["x", "y"]);
-    other.model_id = "m:2".into();
     for i in &mut other.identities {
         i.descriptors[0].model_id = "m:2".into();
     }
@@ -124,6 +123,50 @@ fn another_model_is_refused_at_open_and_on_reload() {
         Some(Outcome::Failed(WatchlistError::ModelMismatch { .. }))
     ));
     assert_eq!(r.index().len(), 1);
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn a_list_of_two_models_opens_under_either_and_counts_who_lacks_one() {
+    let d = dir("two-models");
+    let p = d.join("w.fvl");
+    // a has m:1 and m:2, b only m:1
+    let mut w = list(&["a", "b"]);
+    w.identities[0]
+        .descriptors
+        .push(crate::engine::watchlist::Descriptor {
+            model_id: "m:2".into(),
+            vector: vec![0.0, 1.0, 0.0],
+        });
+    rewrite(&p, &w);
+    let r1 = Reloader::open(source(&p, "m:1"), Duration::ZERO).unwrap();
+    assert_eq!((r1.index().len(), r1.index().without_model()), (2, 0));
+    assert_eq!(r1.without_model_warning(), None);
+    let mut r2 = Reloader::open(source(&p, "m:2"), Duration::ZERO).unwrap();
+    assert_eq!((r2.index().len(), r2.index().without_model()), (1, 1));
+    assert_eq!(r2.index().entries()[0].label, "a");
+    let text = r2.without_model_warning().unwrap();
+    assert!(
+        text.starts_with("1 of 2 people on watch list ")
+            && text.contains("w.fvl")
+            && text.contains("embedder model m:2")
+            && text.contains("faceveil enroll --model m.onnx"),
+        "{text}"
+    );
+    // b gains m:2: the reload under m:2 has both
+    w.identities[1]
+        .descriptors
+        .push(crate::engine::watchlist::Descriptor {
+            model_id: "m:2".into(),
+            vector: vec![1.0, 0.0, 0.0],
+        });
+    rewrite(&p, &w);
+    assert!(matches!(settle(&mut r2), Some(Outcome::Reloaded(2))));
+    assert_eq!(r2.index().without_model(), 0);
+    assert_eq!(r2.without_model_warning(), None);
+    // an empty list opens under any model
+    rewrite(&p, &Watchlist::new());
+    assert!(Reloader::open(source(&p, "m:3"), Duration::ZERO).is_ok());
     std::fs::remove_dir_all(&d).unwrap();
 }
 

@@ -45,14 +45,14 @@ fn failed_update_leaves_the_file_unchanged() {
     let d = dir("update");
     let p = d.join("w.fvl");
     let s = Secret::Key([5u8; 32]);
-    save(&p, &mut Watchlist::new("m:1"), &s).unwrap();
+    save(&p, &mut Watchlist::new(), &s).unwrap();
     let before = std::fs::read(&p).unwrap();
     let r: Result<((), Option<String>), WatchlistError> = update(
         &p,
         &wait(),
         || Ok(key(5)),
         |w, _| {
-            w.model_id = "changed".into();
+            w.default_expiry = Some(1);
             Err(WatchlistError::Random("refused".into()))
         },
     );
@@ -72,7 +72,7 @@ fn concurrent_updates_all_land() {
     let d = dir("concurrent");
     let p = d.join("w.fvl");
     let s = Secret::Key([6u8; 32]);
-    save(&p, &mut Watchlist::new("m:1"), &s).unwrap();
+    save(&p, &mut Watchlist::new(), &s).unwrap();
     let threads: Vec<_> = (0..8)
         .map(|i| {
             let p = p.clone();
@@ -115,14 +115,14 @@ fn a_symlinked_list_is_written_through_not_replaced() {
     let real = d.join("real.fvl");
     let link = d.join("link.fvl");
     let s = key(7);
-    save(&real, &mut Watchlist::new("m:1"), &s).unwrap();
+    save(&real, &mut Watchlist::new(), &s).unwrap();
     std::os::unix::fs::symlink(&real, &link).unwrap();
     update::<_, WatchlistError>(
         &link,
         &wait(),
         || Ok(key(7)),
         |w, _| {
-            w.model_id = "m:2".into();
+            w.default_expiry = Some(2);
             Ok(())
         },
     )
@@ -134,8 +134,8 @@ fn a_symlinked_list_is_written_through_not_replaced() {
             .is_symlink()
     );
     assert_eq!(
-        load(&real, &s).unwrap().model_id,
-        "m:2",
+        load(&real, &s).unwrap().default_expiry,
+        Some(2),
         "the real list changed"
     );
     assert!(d.join("real.fvl.lock").exists() && !d.join("link.fvl.lock").exists());
@@ -152,7 +152,7 @@ fn planted_temp_names_are_not_written_through_and_stale_temps_are_swept() {
     let d = dir("planted");
     let p = d.join("w.fvl");
     let s = key(8);
-    save(&p, &mut Watchlist::new("m:1"), &s).unwrap();
+    save(&p, &mut Watchlist::new(), &s).unwrap();
     // What an attacker could plant under the old predictable names, and a crashed writer's temp.
     let victim = d.join("victim");
     std::fs::write(&victim, b"untouched").unwrap();
@@ -167,7 +167,7 @@ fn planted_temp_names_are_not_written_through_and_stale_temps_are_swept() {
         &wait(),
         || Ok(key(8)),
         |w, _| {
-            w.model_id = "m:3".into();
+            w.default_expiry = Some(3);
             Ok(())
         },
     )
@@ -211,7 +211,7 @@ fn a_fifo_and_an_oversized_file_are_refused_before_reading() {
 fn a_waiting_writer_names_the_holder_and_gives_up() {
     let d = dir("wait");
     let p = d.join("w.fvl");
-    save(&p, &mut Watchlist::new("m:1"), &key(9)).unwrap();
+    save(&p, &mut Watchlist::new(), &key(9)).unwrap();
     let held = Lock::acquire(&p, &wait()).unwrap();
     let told = std::sync::Mutex::new(None);
     let notify = |_: &Path, pid: Option<u32>| *told.lock().unwrap() = Some(pid);
@@ -265,7 +265,7 @@ fn a_group() -> u32 {
 fn a_rewrite_keeps_the_group_and_a_0640_mode() {
     let d = dir("carry");
     let p = d.join("w.fvl");
-    assert_eq!(save(&p, &mut Watchlist::new("m:1"), &key(1)).unwrap(), None);
+    assert_eq!(save(&p, &mut Watchlist::new(), &key(1)).unwrap(), None);
     assert_eq!(meta(&p).2, 0o600, "a new list is 0600");
     chown(&p, None, a_group());
     chmod(&p, 0o640);
@@ -288,7 +288,7 @@ fn a_rewrite_keeps_the_group_and_a_0640_mode() {
 fn a_rewrite_never_widens_the_mode_and_says_what_it_left_out() {
     let d = dir("widen");
     let p = d.join("w.fvl");
-    save(&p, &mut Watchlist::new("m:1"), &key(1)).unwrap();
+    save(&p, &mut Watchlist::new(), &key(1)).unwrap();
     for (old, new) in [
         (0o666, 0o640),
         (0o604, 0o600),
@@ -296,7 +296,7 @@ fn a_rewrite_never_widens_the_mode_and_says_what_it_left_out() {
         (0o4755, 0o640),
     ] {
         chmod(&p, old);
-        let w = save(&p, &mut Watchlist::new("m:1"), &key(1))
+        let w = save(&p, &mut Watchlist::new(), &key(1))
             .unwrap()
             .expect("a warning");
         assert_eq!(meta(&p).2, new, "{old:o}");
@@ -307,7 +307,7 @@ fn a_rewrite_never_widens_the_mode_and_says_what_it_left_out() {
     }
     // An owner-only mode stays owner-only; read-only for the owner becomes read-write.
     chmod(&p, 0o400);
-    assert_eq!(save(&p, &mut Watchlist::new("m:1"), &key(1)).unwrap(), None);
+    assert_eq!(save(&p, &mut Watchlist::new(), &key(1)).unwrap(), None);
     assert_eq!(meta(&p).2, 0o600);
     std::fs::remove_dir_all(d).unwrap();
 }
@@ -320,9 +320,9 @@ fn root_keeps_the_owner_of_the_file_it_rewrites() {
     }
     let d = dir("owner");
     let p = d.join("w.fvl");
-    save(&p, &mut Watchlist::new("m:1"), &key(1)).unwrap();
+    save(&p, &mut Watchlist::new(), &key(1)).unwrap();
     chown(&p, Some(4243), 4242);
-    save(&p, &mut Watchlist::new("m:1"), &key(1)).unwrap();
+    save(&p, &mut Watchlist::new(), &key(1)).unwrap();
     assert_eq!(meta(&p), (4243, 4242, 0o600));
     std::fs::remove_dir_all(d).unwrap();
 }
@@ -335,7 +335,7 @@ fn nothing_is_written_into_a_directory_others_can_write() {
         std::fs::create_dir(&sub).unwrap();
         chmod(&sub, mode);
         let p = sub.join("w.fvl");
-        let e = save(&p, &mut Watchlist::new("m:1"), &key(1)).unwrap_err();
+        let e = save(&p, &mut Watchlist::new(), &key(1)).unwrap_err();
         let text = e.to_string();
         assert!(
             text.contains(&format!("chmod go-w {}", sub.display()))
@@ -353,7 +353,7 @@ fn nothing_is_written_into_a_directory_others_can_write() {
             "nothing written"
         );
         chmod(&sub, 0o755);
-        save(&p, &mut Watchlist::new("m:1"), &key(1)).unwrap();
+        save(&p, &mut Watchlist::new(), &key(1)).unwrap();
     }
     std::fs::remove_dir_all(d).unwrap();
 }
@@ -462,7 +462,7 @@ fn leftover_pending_keys_are_swept_unless_the_list_is_under_them() {
     let d = dir("sweep");
     let p = d.join("w.fvl");
     let kf = d.join("w.fvl.key");
-    save(&p, &mut Watchlist::new("m:1"), &key(4)).unwrap();
+    save(&p, &mut Watchlist::new(), &key(4)).unwrap();
     write_key_file(&kf, &[1; 32], false).unwrap();
     let stale = write_pending_key(&kf, &[5; 32])
         .unwrap()
@@ -508,19 +508,19 @@ fn a_link_or_directory_of_another_user_is_not_written_through() {
     let link = d.join("w.fvl");
     std::os::unix::fs::symlink(&victim, &link).unwrap();
     std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).unwrap();
-    let e = save(&link, &mut Watchlist::new("m:1"), &key(1)).unwrap_err();
+    let e = save(&link, &mut Watchlist::new(), &key(1)).unwrap_err();
     assert!(e.to_string().contains("owned by another user"), "{e}");
     assert!(write_key_file(&link, &[1; 32], true).is_err());
     assert_eq!(std::fs::read(&victim).unwrap(), b"keep me");
     // Root's own link is followed.
     std::os::unix::fs::lchown(&link, Some(0), Some(0)).unwrap();
-    save(&link, &mut Watchlist::new("m:1"), &key(1)).unwrap();
+    save(&link, &mut Watchlist::new(), &key(1)).unwrap();
     assert_ne!(std::fs::read(&victim).unwrap(), b"keep me");
     // A directory of another user, even 0755: refused.
     let theirs = d.join("theirs");
     std::fs::create_dir(&theirs).unwrap();
     std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
-    let e = save(&theirs.join("w.fvl"), &mut Watchlist::new("m:1"), &key(1)).unwrap_err();
+    let e = save(&theirs.join("w.fvl"), &mut Watchlist::new(), &key(1)).unwrap_err();
     assert!(e.to_string().contains("belongs to another user"), "{e}");
     assert_eq!(std::fs::read_dir(&theirs).unwrap().count(), 0);
     std::fs::remove_dir_all(d).unwrap();
