@@ -136,7 +136,7 @@ pub fn section(faces: &[Faces]) -> String {
             }
         };
         md.push_str(&format!(
-            "- {} at {:.2}: {} per visit ({}); upper bound {} ({}).",
+            "- {} at {:.2}: {} per visit ({});\n  upper bound {} ({}).",
             f.name,
             f.threshold,
             pct(v),
@@ -150,7 +150,7 @@ pub fn section(faces: &[Faces]) -> String {
         ));
         if f.false_matches == 0 {
             md.push_str(&format!(
-                " No pair matched falsely, so the figure is 0 and no interval is narrower than it;\n  \
+                "\n  No pair matched falsely, so the figure is 0 and no interval is narrower than it;\n  \
                  the upper bound falls to {} at N = {TARGET_N} with {} pairs of different people\n  \
                  and still no false match ({} times the {} here).\n",
                 pct(TARGET_UPPER),
@@ -162,8 +162,8 @@ pub fn section(faces: &[Faces]) -> String {
             let (lo, hi) = interval(f.false_matches, f.pairs);
             if hi - lo >= p {
                 md.push_str(&format!(
-                    " The interval is wider than the figure: that needs about {k_narrow} false matches,\n  \
-                     about {} pairs at this p.\n",
+                    "\n  The interval is wider than the figure: that needs about {k_narrow} false matches,\n  \
+                     about {} pairs of different people at this p.\n",
                     (k_narrow as f64 / p).ceil()
                 ));
             } else {
