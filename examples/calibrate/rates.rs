@@ -45,7 +45,7 @@ pub struct Faces<'a> {
 
 /// The section of the report.
 pub fn section(faces: &[Faces]) -> String {
-    let mut md = format!(
+    let mut md = String::from(
         "\n## Stranger false alarms per visit, with 95 % intervals\n\n\
          A stranger's *visit*: one probe (one photo, or one fresh descriptor of a track) compared with\n\
          every person on a list of N; a false alarm when the best of them passes the threshold. The\n\
@@ -54,7 +54,7 @@ pub fn section(faces: &[Faces]) -> String {
          **Per pair** (p: how often a face of one person scores ≥ the threshold against one face of\n\
          another):\n\n\
          | faces | threshold | pairs of different people | false matches | p | 95 % interval | interval narrower than p? |\n\
-         |---|---|---|---|---|---|---|\n"
+         |---|---|---|---|---|---|---|\n",
     );
     for f in faces {
         let p = f.false_matches as f64 / f.pairs.max(1) as f64;
