@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # Recomputes docs/CALIBRATION.md: score distributions and error rates of the embedder on every
 # genuine and impostor pair available (test photos, augmented, and the background photos sample4..6),
-# the grayscale ORL faces s1..s20 and the open-set evaluation (false alarms per list size),
+# the grayscale ORL faces s1..s20, the open-set evaluation (false alarms per list size), stranger
+# false alarms per visit for lists of 10, 100 and 1,000 with exact 95 % intervals (Clopper–Pearson),
 # and the default threshold. Copy the threshold it prints into models/dlib_resnet.toml.
 #   bash scripts/calibrate.sh                      # the default embedder → docs/CALIBRATION.md
 #   bash scripts/calibrate.sh MODEL.onnx [REPORT]  # another embedder (e.g. models/dlib_resnet-int8.onnx);

@@ -12,6 +12,9 @@
 //! Grayscale faces and the open-set evaluation (false alarms per list size) are in `open_set.rs`:
 //! the ORL faces s1..s20 (third_party/orl, never s21..s40).
 //!
+//! Stranger false alarms per visit with exact 95 % intervals (lists of 10, 100, 1,000) are in
+//! `rates.rs`.
+//!
 //! usage: cargo run --release --example calibrate -- PHOTO_DIR BACKGROUND_DIR ORL_DIR [REPORT.md]
 //!
 //! `CALIBRATE_EMBEDDER=models/dlib_resnet-int8.onnx` calibrates another embedder than the default
@@ -19,6 +22,7 @@
 //! `CALIBRATE_DETECTOR=models/centerface.onnx` takes the faces from another detector.
 
 mod open_set;
+mod rates;
 mod separation;
 
 use gstfaceveil::engine::cosine::Similarity;
@@ -380,6 +384,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &genuine_colour_split(&samples, &centred),
         rate(&impostor, &|s| s >= threshold) as f64,
     ));
+    md.push_str(&rates_section(
+        &samples,
+        &people,
+        &strangers,
+        &settings,
+        &centred,
+        &impostor,
+        spec.manifest
+            .embedder
+            .as_ref()
+            .map_or((threshold, threshold_gray), |e| {
+                (e.match_threshold(), e.match_threshold_gray())
+            }),
+    ));
     print!("{md}");
     if let Some(out) = rest.first() {
         // A report's hand-written part (the comparison of embedders) survives a rerun.
@@ -394,6 +412,81 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("wrote {out}");
     }
     Ok(())
+}
+
+/// Stranger false alarms per visit at the manifest's thresholds, with 95 % intervals: colour from
+/// every impostor pair and open-set lists of 10 of the colour identities; grayscale from every
+/// pair of different people among ORL s1..s20 and the grayscale strangers, and lists of 10 of ORL.
+#[allow(clippy::too_many_arguments)]
+fn rates_section(
+    samples: &[Sample],
+    people: &open_set::People,
+    strangers: &[Vec<f32>],
+    settings: &[open_set::Setting],
+    sim: &Similarity,
+    impostor: &[f32],
+    (t_colour, t_gray): (f32, f32),
+) -> String {
+    let over = |v: &[f32], t: f32| v.iter().filter(|s| **s >= t).count() as u64;
+    // Colour lists of 10: the colour identities, each person's photos in the report's order.
+    let mut by_identity: std::collections::BTreeMap<&str, Vec<Vec<f32>>> = Default::default();
+    for s in samples {
+        by_identity
+            .entry(s.identity.as_str())
+            .or_default()
+            .push(s.descriptor.clone());
+    }
+    let colour_people: open_set::People = by_identity.into_values().collect();
+    let colour_10 = open_set::Setting::new(&colour_people, &[], 10, 1, sim).rates(t_colour, 0.0);
+    // Grayscale pairs of different people: ORL against ORL, the strangers against ORL and against
+    // each other (every stranger a different person).
+    let (_, mut gray) = orl_pairs(people, sim);
+    let orl: Vec<Vec<f32>> = people.iter().flatten().map(|v| sim.prepare(v)).collect();
+    let others: Vec<Vec<f32>> = strangers.iter().map(|v| sim.prepare(v)).collect();
+    for (a, s) in others.iter().enumerate() {
+        gray.extend(orl.iter().map(|o| gstfaceveil::engine::cosine::dot(s, o)));
+        gray.extend(
+            others[a + 1..]
+                .iter()
+                .map(|o| gstfaceveil::engine::cosine::dot(s, o)),
+        );
+    }
+    let gray_10 = settings
+        .iter()
+        .find(|s| s.k == 10 && s.e == 1)
+        .map(|s| s.rates(t_gray, 0.0));
+    let colour_how = format!(
+        "{} lists of 10 of the {} colour identities",
+        colour_people.len(),
+        colour_people.len()
+    );
+    let gray_how = format!(
+        "{} lists of 10 of ORL s1..s20, plus the grayscale strangers",
+        people.len()
+    );
+    rates::section(&[
+        rates::Faces {
+            name: "colour",
+            threshold: t_colour,
+            pairs: impostor.len() as u64,
+            false_matches: over(impostor, t_colour),
+            pairs_from: "the impostor pairs above",
+            measured_10: Some((
+                colour_10.strangers as u64,
+                colour_10.false_alarms as u64,
+                &colour_how,
+            )),
+        },
+        rates::Faces {
+            name: "grayscale",
+            threshold: t_gray,
+            pairs: gray.len() as u64,
+            false_matches: over(&gray, t_gray),
+            pairs_from: "ORL s1..s20 and the grayscale strangers",
+            measured_10: gray_10
+                .map(|r| (r.strangers as u64, r.false_alarms as u64, gray_how.as_str())),
+        },
+    ])
 }
 
 /// Genuine and impostor scores of the ORL faces (every pair of photos).

@@ -25,5 +25,6 @@ pub mod runtime;
 pub mod scene;
 pub mod secret_file;
 pub mod snapshot;
+pub mod stats;
 pub mod track;
 pub mod watchlist;
