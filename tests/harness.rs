@@ -12,7 +12,7 @@ use gst::glib;
 use gst::prelude::*;
 use gst_check::Harness;
 
-use common::{fake_model, fake_model_id, near, unit, write_list};
+use common::{array, fake_model, fake_model_id, near, unit, write_list};
 use gstfaceveil::engine::watchlist::file::Secret;
 use gstfaceveil::engine::watchlist::store::{load, save, write_key_file};
 use gstfaceveil::meta::{self, Embedding, Face, FrameInfo};
@@ -318,18 +318,6 @@ fn calibrated(m: &Matcher) -> (f32, f32) {
     .unwrap();
     let e = spec.manifest.embedder.unwrap();
     (e.match_threshold(), e.match_threshold_gray())
-}
-
-/// A field of a message that is an array, as `T`s.
-fn array<T: for<'a> glib::value::FromValue<'a> + 'static>(
-    s: &gst::StructureRef,
-    f: &str,
-) -> Vec<T> {
-    s.get::<gst::ArrayRef>(f)
-        .unwrap_or_else(|e| panic!("{f}: {e} in {s}"))
-        .iter()
-        .map(|v| v.get::<T>().unwrap())
-        .collect()
 }
 
 fn f64s(s: &gst::StructureRef, f: &str) -> Vec<f64> {

@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 
 use common::{
-    cli, cli_ok, obama_list, photo, photo_src, require_runtime, run_pipeline, scratch,
+    array, cli, cli_ok, obama_list, photo, photo_src, require_runtime, run_pipeline, scratch,
     watch_segments,
 };
 use gst::prelude::*;
@@ -134,18 +134,6 @@ fn matches_only_the_enrolled_person() {
 fn thresholds() -> (f64, f64) {
     let e = common::embedder_spec().manifest.embedder.unwrap();
     (e.match_threshold() as f64, e.match_threshold_gray() as f64)
-}
-
-/// A field of a message that is an array, as `T`s.
-fn array<T: for<'a> gst::glib::value::FromValue<'a> + 'static>(
-    s: &gst::StructureRef,
-    f: &str,
-) -> Vec<T> {
-    s.get::<gst::ArrayRef>(f)
-        .unwrap_or_else(|e| panic!("{f}: {e} in {s}"))
-        .iter()
-        .map(|v| v.get::<T>().unwrap())
-        .collect()
 }
 
 /// obama2.jpg in black and white: a grayscale face, matched at the grayscale threshold, and the

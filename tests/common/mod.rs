@@ -718,3 +718,15 @@ pub fn obama_and_biden_through(middle: &str) -> Vec<gst::Buffer> {
     pipeline.set_state(gst::State::Null).unwrap();
     out
 }
+
+/// A field of a message that is an array, as `T`s.
+pub fn array<T: for<'a> gst::glib::value::FromValue<'a> + 'static>(
+    s: &gst::StructureRef,
+    f: &str,
+) -> Vec<T> {
+    s.get::<gst::ArrayRef>(f)
+        .unwrap_or_else(|e| panic!("{f}: {e} in {s}"))
+        .iter()
+        .map(|v| v.get::<T>().unwrap())
+        .collect()
+}
