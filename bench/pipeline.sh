@@ -20,6 +20,9 @@
 #   bash bench/pipeline.sh [RUNS]             the whole matrix: 1080p, 720p, 480p × 0, 1, 3, 8 faces
 #   RES="1080" FACES="3" bash bench/pipeline.sh 3     one cell
 #   bash bench/pipeline.sh --smoke            a few frames of one small clip (scripts/test.sh)
+#   EMB=dlib_resnet.onnx RES=1080 FACES=3 bash bench/pipeline.sh 3   another embedder for both sides
+# EMB (a file name in models/) is the embedder both sides use: veilbin's `embedder-model` and the
+# peer's --emb; unset, ours runs its default and the peer the same model file.
 export ORT_DISABLE_TELEMETRY=1   # no ONNX Runtime telemetry (see README, Privacy)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -31,6 +34,10 @@ RES=${RES:-1080 720 480}
 FACES=${FACES:-0 1 3 8}
 SECS=${SECS:-10}
 PEER=${PEER:-$ROOT/../shared/peer/peer.py}
+EMB_DEFAULT=sface.onnx   # the embedder veilbin loads when embedder-model is unset (src/engine/manifest.rs)
+EMB=${EMB:-$EMB_DEFAULT}
+EMB_PROPS=""
+[ "$EMB" = "$EMB_DEFAULT" ] || EMB_PROPS="embedder-model=$ROOT/models/$EMB"
 if [ "$SMOKE" = 1 ]; then RUNS=1 RES=480 FACES=1 SECS=1; fi
 if [ ! -f "$PEER" ]; then
   # The smoke run (scripts/test.sh) keeps our side working without the peer; a measurement needs it.
@@ -74,12 +81,12 @@ clip_for() {  # clip_for HEIGHT FACES -> path (made once, cached in bench/out/pi
 results=$tmp/results.jsonl
 ours() {  # ours CLIP H F NAME PROPS
   local line
-  line=$(target/release/examples/stages --clip "$1" --watchlist "$list" --props "$5")
+  line=$(target/release/examples/stages --clip "$1" --watchlist "$list" --props "$5${EMB_PROPS:+ $EMB_PROPS}")
   echo "{\"impl\":\"faceveil\",\"setting\":\"$4\",\"res\":$2,\"faces_in_clip\":$3,${line#\{}" >> "$results"
 }
 recall() {  # recall CLIP H F NAME PROPS [REFERENCE_MODEL]
   local line
-  line=$(target/release/examples/recall --clip "$1" --truth "${1%.mp4}.json" --watchlist "$list" --props "$5" \
+  line=$(target/release/examples/recall --clip "$1" --truth "${1%.mp4}.json" --watchlist "$list" --props "$5${EMB_PROPS:+ $EMB_PROPS}" \
       ${6:+--reference-model "$6"})
   echo "{\"kind\":\"recall\",\"setting\":\"$4\",\"res\":$2,\"faces_in_clip\":$3,${line#\{}" >> "$recalls"
 }
@@ -87,7 +94,7 @@ recalls=$tmp/recall.jsonl
 : > "$recalls"
 peer() {  # peer CLIP H F MODE VARIANT
   local line rss
-  line=$( { /usr/bin/time -f "%M" "$PY" "$PEER" --det models/centerface.onnx --emb models/dlib_resnet.onnx \
+  line=$( { /usr/bin/time -f "%M" "$PY" "$PEER" --det models/centerface.onnx --emb "models/$EMB" \
       --clip "$1" --mode "$4" --variant "$5" --threads 2 2> "$tmp/time"; } )
   rss=$(tail -1 "$tmp/time")
   # the peer's own fields first, ours after them (they win where the names are the same)

@@ -11,7 +11,7 @@
 //!
 //! usage: cargo run --release --example quant_calib -- OUT_DIR [--embedder MODEL.onnx]... PHOTO...
 //!
-//! Without `--embedder`, the FP32 default embedder (`dlib_resnet.onnx` of `FACEVEIL_MODEL_DIR`).
+//! Without `--embedder`, the FP32 default embedder (`sface.onnx` of `FACEVEIL_MODEL_DIR`).
 
 use gst_video::prelude::*;
 use gstfaceveil::engine::detector::{DetectParams, Detector};

@@ -296,7 +296,7 @@ else
   say "computing the mean descriptor of the background set (builds the plugin once)"
   command -v cargo >/dev/null || die "cargo is needed to compute the mean descriptor (install the Rust toolchain)"
   (cd "$ROOT" && ORT_DYLIB_PATH="$ORT_SO" FACEVEIL_MODEL_DIR="$MODELS" \
-     cargo run --quiet --locked --release --example mean_descriptor -- "$MEAN_OUT" "$BG"/sample{1,2,3}.jpg) \
+     cargo run --quiet --locked --release --example mean_descriptor -- --embedder "$DLIB_OUT" "$MEAN_OUT" "$BG"/sample{1,2,3}.jpg) \
     || die "examples/mean_descriptor failed"
   mean_stamp > "$MEAN_STAMP"
 fi

@@ -20,6 +20,12 @@ fn variant(dir: &Path, name: &str, chain: &str, out: &str) -> PathBuf {
     path
 }
 
+/// The default embedder's calibrated thresholds (colour, grayscale), from its manifest.
+fn default_thresholds() -> (f32, f32) {
+    let e = common::embedder_spec().manifest.embedder.unwrap();
+    (e.match_threshold(), e.match_threshold_gray())
+}
+
 fn identify(list: &Path, files: &[&Path]) -> Vec<serde_json::Value> {
     let mut args = vec!["identify", "--json"];
     let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
@@ -46,7 +52,11 @@ fn identify_names_the_enrolled_person_and_no_one_else() {
     assert_eq!(obama["grayscale"], false);
     // The text form says the same.
     let text = cli_ok(&list, &["identify", photo("biden.jpg").to_str().unwrap()]);
-    assert!(text.contains("→ no-match at 0.66"), "{text}");
+    let (colour, _) = default_thresholds();
+    assert!(
+        text.contains(&format!("→ no-match at {colour:.2}")),
+        "{text}"
+    );
     std::fs::remove_dir_all(&d).unwrap();
 }
 
@@ -161,13 +171,18 @@ fn grayscale_faces_take_the_grayscale_path() {
     let file = variant(&d, "obama2.jpg", "video/x-raw,format=GRAY8", "gray.png");
     let out = identify(&list, &[&file, &photo("obama2.jpg")]);
     assert_eq!(out[0]["grayscale"], true);
+    let (colour, gray) = default_thresholds();
+    assert_ne!(
+        colour, gray,
+        "the default embedder has a grayscale threshold of its own"
+    );
     assert!(
-        (out[0]["threshold"].as_f64().unwrap() - 0.79).abs() < 1e-6,
+        (out[0]["threshold"].as_f64().unwrap() - gray as f64).abs() < 1e-6,
         "{}",
         out[0]
     );
     assert!(
-        (out[1]["threshold"].as_f64().unwrap() - 0.66).abs() < 1e-6,
+        (out[1]["threshold"].as_f64().unwrap() - colour as f64).abs() < 1e-6,
         "{}",
         out[1]
     );

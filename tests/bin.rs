@@ -40,11 +40,11 @@ fn embedder(file: &str) -> PathBuf {
 }
 
 fn fp32_embedder() -> PathBuf {
-    embedder("dlib_resnet.onnx")
+    embedder("sface.onnx")
 }
 
 fn int8_embedder() -> PathBuf {
-    embedder("dlib_resnet-int8.onnx")
+    embedder("sface-int8.onnx")
 }
 
 /// 10 frames of obama2.jpg through `veilbin watchlist=<list> <props>`, as a pipeline description.
@@ -97,7 +97,7 @@ fn a_list_enrolled_under_two_models_matches_under_either() {
     cli_ok(&list, &["init"]);
     let out = enroll(&list, "obama", "obama.jpg", &models);
     assert!(
-        out.contains("1 descriptor(s) of dlib_resnet:") && out.contains("1 of dlib_resnet-int8:"),
+        out.contains("1 descriptor(s) of sface:") && out.contains("1 of sface-int8:"),
         "{out}"
     );
     enroll(&list, "biden", "biden.jpg", &models);
@@ -107,24 +107,19 @@ fn a_list_enrolled_under_two_models_matches_under_either() {
         .filter(|l| l.contains("obama") || l.contains("biden"))
     {
         assert!(
-            line.contains("descriptors=2  models=dlib_resnet:")
-                && line.contains(",dlib_resnet-int8:"),
+            line.contains("descriptors=2  models=sface:") && line.contains(",sface-int8:"),
             "{line}"
         );
     }
     let verified = cli_ok(&list, &["verify"]);
     assert!(
-        verified.contains("models dlib_resnet-int8:")
-            && verified.contains("(2 identities), dlib_resnet:"),
+        verified.contains("models sface-int8:") && verified.contains("(2 identities), sface:"),
         "{verified}"
     );
 
     for (props, model) in [
-        (String::new(), "dlib_resnet:"),
-        (
-            format!("embedder-model=\"{}\"", models[1]),
-            "dlib_resnet-int8:",
-        ),
+        (String::new(), "sface:"),
+        (format!("embedder-model=\"{}\"", models[1]), "sface-int8:"),
     ] {
         let run = run_pipeline(&obama2_through_veilbin(&list, &props));
         let got = matched(&run);
@@ -161,16 +156,16 @@ fn a_list_without_the_bins_model_is_an_error_naming_the_enroll_command() {
         .error
         .expect("the FP32 default accepted an INT8-only list");
     assert!(
-        error.contains("no descriptors of embedder model dlib_resnet:")
-            && error.contains("it covers dlib_resnet-int8:")
-            && error.contains("'faceveil enroll --model dlib_resnet.onnx --label LABEL PHOTO…'"),
+        error.contains("no descriptors of embedder model sface:")
+            && error.contains("it covers sface-int8:")
+            && error.contains("'faceveil enroll --model sface.onnx --label LABEL PHOTO…'"),
         "{error}"
     );
     // the CLI says the same (exit 7)
     let (code, text) = common::cli(&list, &["verify"]);
     assert_eq!(code, 7, "{text}");
     assert!(
-        text.contains("faceveil enroll --model dlib_resnet.onnx"),
+        text.contains("faceveil enroll --model sface.onnx"),
         "{text}"
     );
 
@@ -180,18 +175,14 @@ fn a_list_without_the_bins_model_is_an_error_naming_the_enroll_command() {
     let run = common::run_failing(&obama2_through_veilbin(&list, &int8_model));
     let error = run.error.expect("the INT8 bin accepted an FP32-only list");
     assert!(
-        error.contains("no descriptors of embedder model dlib_resnet-int8:")
-            && error
-                .contains("'faceveil enroll --model dlib_resnet-int8.onnx --label LABEL PHOTO…'"),
+        error.contains("no descriptors of embedder model sface-int8:")
+            && error.contains("'faceveil enroll --model sface-int8.onnx --label LABEL PHOTO…'"),
         "{error}"
     );
     // biden has FP32 only too; the named command, run for obama, adds INT8 to him
     enroll(&list, "biden", "biden.jpg", &[fp32.to_str().unwrap()]);
-    let out = enroll(&list, "obama", "obama.jpg", &["dlib_resnet-int8.onnx"]);
-    assert!(
-        out.contains("1 descriptor(s) of dlib_resnet-int8:"),
-        "{out}"
-    );
+    let out = enroll(&list, "obama", "obama.jpg", &["sface-int8.onnx"]);
+    assert!(out.contains("1 descriptor(s) of sface-int8:"), "{out}");
     let json = cli_ok(&list, &["list", "--json"]);
     let obama: serde_json::Value = json
         .lines()
@@ -206,18 +197,18 @@ fn a_list_without_the_bins_model_is_an_error_naming_the_enroll_command() {
     assert!(!got.is_empty(), "obama not matched under INT8");
     assert!(
         got.iter()
-            .all(|(l, id)| l == "obama" && id.starts_with("dlib_resnet-int8:"))
+            .all(|(l, id)| l == "obama" && id.starts_with("sface-int8:"))
     );
     assert!(
         run.warnings
             .iter()
             .any(|w| w.contains("1 of 2 people on watch list")
-                && w.contains("no descriptors of embedder model dlib_resnet-int8:")),
+                && w.contains("no descriptors of embedder model sface-int8:")),
         "{:?}",
         run.warnings
     );
     // and the CLI warns the same way
-    let (code, text) = common::cli(&list, &["--model", "dlib_resnet-int8.onnx", "verify"]);
+    let (code, text) = common::cli(&list, &["--model", "sface-int8.onnx", "verify"]);
     assert_eq!(code, 0, "{text}");
     assert!(
         text.contains("warning: 1 of 2 people on the list have no descriptors"),

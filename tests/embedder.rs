@@ -70,7 +70,14 @@ fn converted_model_matches_faceapi() {
         .unwrap(),
     )
     .unwrap();
-    let mut emb = Embedder::new(embedder_spec(), 2).unwrap();
+    // face-api's descriptors are dlib's: the dlib model, whatever the default embedder.
+    let dlib = gstfaceveil::engine::manifest::ModelSpec::find("dlib_resnet.onnx").unwrap();
+    let dlib = gstfaceveil::engine::manifest::ModelSpec::resolve(
+        Some(&dlib),
+        gstfaceveil::engine::manifest::Task::Embedder,
+    )
+    .unwrap();
+    let mut emb = Embedder::new(dlib, 2).unwrap();
     let mut batch = Vec::new();
     let mut want = Vec::new();
     for c in reference["chips"].as_array().unwrap() {
@@ -268,9 +275,7 @@ fn descriptor_metadata_is_complete() {
     let e = faces[0].embedding.as_ref().unwrap();
     assert_eq!(e.vector.as_ref().unwrap().len(), 128);
     assert!(e.fresh);
-    assert!(
-        e.model_id.starts_with("dlib_resnet:") && e.model_id.len() == "dlib_resnet:".len() + 16
-    );
+    assert!(e.model_id.starts_with("sface:") && e.model_id.len() == "sface:".len() + 16);
     assert!(e.quality > 0.2 && e.quality <= 1.0, "{}", e.quality);
 }
 

@@ -47,11 +47,7 @@ fn matches_only_the_enrolled_person() {
         assert!(segment_of(m) <= 1, "match outside the obama segments: {m}");
         assert!(m.get::<f64>("score").unwrap() >= m.get::<f64>("threshold").unwrap());
         assert_eq!(m.get::<String>("camera-id").unwrap(), "fw");
-        assert!(
-            m.get::<String>("model-id")
-                .unwrap()
-                .starts_with("dlib_resnet:")
-        );
+        assert!(m.get::<String>("model-id").unwrap().starts_with("sface:"));
         for f in [
             "identity-id",
             "margin",
@@ -394,7 +390,7 @@ fn every_bad_file_is_a_distinct_clear_error() {
     let (c, text) = cli(&bad, &["verify"]);
     assert_eq!(c, 7, "{text}");
     assert!(
-        text.contains("other_model") && text.contains("faceveil enroll --model dlib_resnet.onnx"),
+        text.contains("other_model") && text.contains("faceveil enroll --model sface.onnx"),
         "{text}"
     );
     // failed writes leave the list as it was
@@ -677,43 +673,52 @@ fn a_version_4_list_opens_matches_and_gains_a_model() {
         shown.contains(&format!("1 identity, model {model} (1 identity)")),
         "{shown}"
     );
-    let verified = cli_ok(&old, &["--plaintext", "verify"]);
-    assert!(verified.contains("generation 3"), "{verified}");
-    let run = watch_segments(&[("obama2.jpg", 10)], &old, "allow-plaintext=true");
-    let matched = messages(&run, "faceveil-match");
-    assert!(!matched.is_empty(), "the version 4 list did not match");
+    // Under the default embedder (SFace) the dlib-only list is a clear error naming the fix ...
+    let (code, text) = common::cli(&old, &["--plaintext", "verify"]);
+    assert_eq!(code, 7, "{text}");
     assert!(
-        matched
-            .iter()
-            .all(|s| s.get::<String>("label").unwrap() == "obama"),
-        "{matched:?}"
+        text.contains("faceveil enroll --model sface.onnx"),
+        "{text}"
     );
+    // ... and it is intact under its own model.
+    let verified = cli_ok(
+        &old,
+        &["--plaintext", "--model", "dlib_resnet.onnx", "verify"],
+    );
+    assert!(verified.contains("generation 3"), "{verified}");
 
-    // obama gains the INT8 model: the list is written as version 5 and covers both
-    let int8 = "dlib_resnet-int8.onnx";
+    // obama gains the default model: the list is written as version 5, covers both, and matches
     let out = cli_ok(
         &old,
         &[
             "--plaintext",
             "--model",
-            int8,
+            "sface.onnx",
             "enroll",
             "--label",
             "obama",
             photo("obama.jpg").to_str().unwrap(),
         ],
     );
-    assert!(
-        out.contains("1 descriptor(s) of dlib_resnet-int8:"),
-        "{out}"
-    );
+    assert!(out.contains("1 descriptor(s) of sface:"), "{out}");
     let bytes = std::fs::read(&old).unwrap();
     assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), 5);
     let shown = cli_ok(&old, &["--plaintext", "list"]);
     assert!(
-        shown.contains("models dlib_resnet-int8:")
-            && shown.contains(&format!("), {model} (1 identity)")),
+        shown.contains(&format!("{model} (1 identity)")) && shown.contains("sface:"),
         "{shown}"
+    );
+    let run = watch_segments(&[("obama2.jpg", 10)], &old, "allow-plaintext=true");
+    let matched = messages(&run, "faceveil-match");
+    assert!(
+        !matched.is_empty(),
+        "the upgraded version 4 list did not match"
+    );
+    assert!(
+        matched
+            .iter()
+            .all(|s| s.get::<String>("label").unwrap() == "obama"),
+        "{matched:?}"
     );
     std::fs::remove_dir_all(&d).unwrap();
 }

@@ -97,9 +97,11 @@ impl Task {
             // IoU >= 0.96, landmarks within the FP32 ones' own spread (docs/MODELS.md), the model
             // 1.6x faster.
             Task::Detector => "centerface-int8.onnx",
-            // FP32: lists made before format 5 hold only its descriptors, so another default would
-            // leave them unusable until everyone is enrolled with it too (docs/MODELS.md). A
-            // `model` property away.
+            // SFace, FP32: d′ 6.4 against dlib's 3.9 on grayscale ORL and 7.4 against 4.9 on the
+            // colour pairs (docs/CALIBRATION.md); its INT8 version saves only 10–20 % of its time
+            // (BENCHMARKS.md). Lists made before format 5 hold only dlib_resnet descriptors: they
+            // need `faceveil enroll --model sface.onnx` for each person, or `model` set to
+            // dlib_resnet.onnx (docs/MODELS.md).
             Task::Embedder => self.fp32_file(),
         }
     }
@@ -108,7 +110,7 @@ impl Task {
     pub fn fp32_file(self) -> &'static str {
         match self {
             Task::Detector => "centerface.onnx",
-            Task::Embedder => "dlib_resnet.onnx",
+            Task::Embedder => "sface.onnx",
         }
     }
 }
@@ -188,7 +190,7 @@ pub struct EmbedderSection {
 }
 
 impl EmbedderSection {
-    /// The calibrated match threshold: the manifest's, else that of the default embedder.
+    /// The calibrated match threshold: the manifest's, else 0.66 (dlib_resnet's, the first embedder).
     pub fn match_threshold(&self) -> f32 {
         self.threshold.unwrap_or(0.66)
     }

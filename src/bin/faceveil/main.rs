@@ -69,7 +69,7 @@ struct Global {
     #[arg(long, global = true)]
     plaintext: bool,
     /// Embedder model: a file, or the name of one in the model dirs (dlib_resnet-int8.onnx).
-    /// enroll takes it several times [default: dlib_resnet.onnx from $FACEVEIL_MODEL_DIR or the
+    /// enroll takes it several times [default: sface.onnx from $FACEVEIL_MODEL_DIR or the
     /// installed data dir; enroll: every embedder model installed there]
     #[arg(long, global = true, value_name = "MODEL")]
     model: Vec<PathBuf>,
