@@ -642,11 +642,23 @@ fn a_version_4_list_opens_matches_and_gains_a_model() {
     let model = w.models()[0].to_string();
     assert!(model.starts_with("dlib_resnet:"), "{model}");
 
+    /// An identity as version 4 wrote it (no role).
+    #[derive(serde::Serialize)]
+    struct V4Identity<'a> {
+        id: &'a str,
+        label: &'a str,
+        note: &'a Option<String>,
+        added_by: &'a str,
+        added_at: i64,
+        expires_at: Option<i64>,
+        descriptors: &'a [gstfaceveil::engine::watchlist::Descriptor],
+        suspended: bool,
+    }
     #[derive(serde::Serialize)]
     struct V4<'a> {
         model_id: &'a str,
         created_at: i64,
-        identities: &'a [gstfaceveil::engine::watchlist::Identity],
+        identities: Vec<V4Identity<'a>>,
         generation: u64,
         written_at: i64,
         default_expiry: Option<u64>,
@@ -655,7 +667,18 @@ fn a_version_4_list_opens_matches_and_gains_a_model() {
     let content = postcard::to_stdvec(&V4 {
         model_id: &model,
         created_at: w.created_at,
-        identities: &w.identities,
+        identities: (w.identities.iter())
+            .map(|i| V4Identity {
+                id: &i.id,
+                label: &i.label,
+                note: &i.note,
+                added_by: &i.added_by,
+                added_at: i.added_at,
+                expires_at: i.expires_at,
+                descriptors: &i.descriptors,
+                suspended: i.suspended,
+            })
+            .collect(),
         generation: 3,
         written_at: w.written_at,
         default_expiry: None,

@@ -11,7 +11,7 @@ use gstfaceveil::engine::embedder::model_id;
 use gstfaceveil::engine::manifest::{ModelSpec, Task};
 use gstfaceveil::engine::watchlist::file::Secret;
 use gstfaceveil::engine::watchlist::store::save;
-use gstfaceveil::engine::watchlist::{Descriptor, Identity, Watchlist};
+use gstfaceveil::engine::watchlist::{Descriptor, Identity, Role, Watchlist};
 
 pub fn init() {
     static INIT: Once = Once::new();
@@ -462,6 +462,7 @@ pub fn write_list(path: &Path, model_id: &str, people: &[(&str, u64)], key: [u8;
             added_at: 0,
             expires_at: None,
             suspended: false,
+            role: Role::Listed,
             descriptors: vec![Descriptor {
                 model_id: model_id.into(),
                 vector: unit(*seed),
