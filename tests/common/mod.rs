@@ -49,6 +49,18 @@ pub struct Run {
     pub error: Option<String>,
     /// The state change to PLAYING failed.
     pub start_failed: bool,
+    /// The `stats` of each element that has them, by element name, read at the end of the run.
+    pub stats: Vec<(String, gst::Structure)>,
+}
+
+impl Run {
+    /// The `stats` of the element named `name` at the end of the run.
+    pub fn stats(&self, name: &str) -> &gst::Structure {
+        (self.stats.iter())
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| s)
+            .unwrap_or_else(|| panic!("no stats of an element {name}"))
+    }
 }
 
 /// How long a test pipeline may take to reach EOS (or an error) before the test fails as hung.
@@ -135,6 +147,14 @@ fn run_to_end(desc: &str) -> Run {
                 }
             }
             _ => {}
+        }
+    }
+    for e in pipeline.iterate_recurse().into_iter().flatten() {
+        if e.find_property("stats")
+            .is_some_and(|p| p.value_type() == gst::Structure::static_type())
+        {
+            run.stats
+                .push((e.name().to_string(), e.property::<gst::Structure>("stats")));
         }
     }
     pipeline.set_state(gst::State::Null).unwrap();
