@@ -17,7 +17,7 @@ use gstfaceveil::engine::cosine::Similarity;
 use gstfaceveil::engine::watchlist::file::Secret;
 use gstfaceveil::engine::watchlist::index::{Hit, Index};
 use gstfaceveil::engine::watchlist::store::{load, save};
-use gstfaceveil::engine::watchlist::{Descriptor, Identity, Watchlist, now};
+use gstfaceveil::engine::watchlist::{Descriptor, Identity, Role, Watchlist, now};
 
 /// xorshift64*: a fast deterministic generator, enough for test vectors.
 struct Rng(u64);
@@ -60,6 +60,7 @@ fn main() {
                 added_at: 0,
                 expires_at: None,
                 suspended: false,
+                role: Role::Listed,
                 descriptors: vec![Descriptor {
                     model_id: model.into(),
                     vector: (0..dim).map(|_| rng.next_f32()).collect(),

@@ -13,7 +13,7 @@ use std::process::Command;
 use common::{cli, cli_ok, obama_list, photo, require_runtime, scratch};
 use gstfaceveil::engine::watchlist::file::Secret;
 use gstfaceveil::engine::watchlist::store::{save, write_key_file};
-use gstfaceveil::engine::watchlist::{Descriptor, Identity, Watchlist, now};
+use gstfaceveil::engine::watchlist::{Descriptor, Identity, Role, Watchlist, now};
 
 const KEY: [u8; 32] = [0x5c; 32];
 
@@ -35,6 +35,7 @@ fn list_of(dir: &Path, people: &[(&str, &str, Option<i64>)]) -> std::path::PathB
                 vector: vec![0.125; 128],
             }],
             suspended: false,
+            role: Role::Listed,
         });
     }
     save(&path, &mut list, &Secret::Key(KEY)).unwrap();

@@ -243,3 +243,184 @@ fn restore_goes_above_the_state_directory() {
     assert_eq!(generation(&list), 31);
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// The format version in a list file's header.
+fn version(list: &std::path::Path) -> u16 {
+    let b = std::fs::read(list).unwrap();
+    u16::from_le_bytes([b[8], b[9]])
+}
+
+/// Known people (issue 23): `enroll --known` adds one (audited as such), `list` and `export` show
+/// the role, `identify` names the known person a face is closest to and never matches them,
+/// `edit --role` changes it, they expire, and `remove` takes them off. A list that holds one is
+/// format version 6 (older readers refuse it); without one it stays version 5, and a version 5
+/// list opens.
+#[test]
+fn a_known_person_is_enrolled_shown_identified_exported_and_removed() {
+    require_runtime();
+    let d = scratch("cli-known");
+    let list = d.join("w.fvl");
+    // one model: quicker than every installed one
+    fn with<'a>(args: &[&'a str]) -> Vec<&'a str> {
+        [&["--model", "dlib_resnet.onnx"][..], args].concat()
+    }
+    let (obama, biden, obama2) = (photo("obama.jpg"), photo("biden.jpg"), photo("obama2.jpg"));
+    let (obama, biden, obama2) = (
+        obama.to_str().unwrap(),
+        biden.to_str().unwrap(),
+        obama2.to_str().unwrap(),
+    );
+    cli_ok(&list, &["init"]);
+    cli_ok(&list, &with(&["enroll", "--label", "obama", obama]));
+    assert_eq!(version(&list), 5, "a list of listed people only");
+    let out = cli_ok(
+        &list,
+        &with(&["enroll", "--known", "--label", "biden", biden]),
+    );
+    assert!(
+        out.contains("enrolled biden (") && out.contains("a known person (never alerted on)"),
+        "{out}"
+    );
+    assert_eq!(version(&list), 6, "a list with a known person on it");
+
+    // list: the role, in text and JSON; the header counts the known people
+    let shown = cli_ok(&list, &["list"]);
+    assert!(
+        shown.starts_with("2 identities (1 known person), "),
+        "{shown}"
+    );
+    let biden_line = shown.lines().find(|l| l.contains("  biden  ")).unwrap();
+    assert!(biden_line.ends_with("  known"), "{biden_line}");
+    let obama_line = shown.lines().find(|l| l.contains("  obama  ")).unwrap();
+    assert!(!obama_line.ends_with("  known"), "{obama_line}");
+    assert_eq!(entry(&list, "biden")["role"], "known");
+    assert_eq!(entry(&list, "obama")["role"], "listed");
+    let id = entry(&list, "biden")["id"].as_str().unwrap().to_string();
+    assert!(cli_ok(&list, &["verify"]).contains("(0 expired, 1 known person)"));
+
+    // identify: biden's face is closest to the known biden, never a match for obama; obama's
+    // is a match
+    let json = |out: String| -> Vec<serde_json::Value> {
+        (out.lines())
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    let faces = json(cli_ok(&list, &with(&["identify", "--json", biden, obama2])));
+    assert_eq!(faces.len(), 2, "{faces:?}");
+    assert_eq!(faces[0]["best"], "obama");
+    assert_eq!(faces[0]["known"], "biden");
+    assert_eq!(faces[0]["known-identity-id"], id.as_str());
+    assert!(
+        faces[0]["known-score"].as_f64().unwrap() > 0.9,
+        "{}",
+        faces[0]
+    );
+    assert_eq!(
+        faces[0]["decision"], "no-match",
+        "0.44 to obama: under 0.66"
+    );
+    assert_eq!(faces[1]["decision"], "match");
+    assert!(
+        faces[1]["known"].is_null(),
+        "obama's face is not near biden"
+    );
+    // at a threshold that biden passes for obama, the known person holds it back
+    let text = cli_ok(&list, &with(&["identify", "--threshold", "0.3", biden]));
+    assert!(
+        text.contains("best obama (score ") && text.contains(", known person biden (score "),
+        "{text}"
+    );
+    assert!(text.contains("→ known at 0.30"), "{text}");
+    let held = cli_ok(&list, &["audit", "show", "--json"]);
+    assert!(
+        held.contains("0 matched face(s), 1 held back for a known person"),
+        "{held}"
+    );
+    // a margin outside 0..1 (or not a number) is refused
+    for bad in ["1.5", "-0.1", "nan"] {
+        let (code, text) = cli(&list, &with(&["identify", "--known-margin", bad, biden]));
+        assert_eq!(code, 2, "{bad}: {text}");
+    }
+
+    // the role is kept: enrolling biden without --known is refused; edit --role changes it
+    let (code, text) = cli(&list, &with(&["enroll", "--label", "biden", biden]));
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains("biden is on the list as a known person") && text.contains("--role listed"),
+        "{text}"
+    );
+    cli_ok(&list, &["edit", "--identity", "biden", "--role", "listed"]);
+    assert_eq!(entry(&list, "biden")["role"], "listed");
+    assert_eq!(version(&list), 5, "nobody known any more");
+    cli_ok(&list, &["edit", "--identity", &id, "--role", "known"]);
+    assert_eq!(version(&list), 6);
+
+    // suspend and resume say what a known person's entry does
+    let out = cli_ok(&list, &["suspend", "--identity", "biden"]);
+    assert!(out.contains("no faces held back for them"), "{out}");
+    let out = cli_ok(&list, &["resume", "--identity", "biden"]);
+    assert!(out.contains("faces held back for them again"), "{out}");
+
+    // export: the entry with its role, and the audit lines about them
+    let doc: serde_json::Value =
+        serde_json::from_str(&cli_ok(&list, &["export", "--identity", "biden"])).unwrap();
+    assert_eq!(doc["identity"]["role"], "known");
+    let actions: Vec<&str> = (doc["audit"].as_array().unwrap().iter())
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "enroll-known",
+            "edit",
+            "edit",
+            "suspend",
+            "resume",
+            "export"
+        ],
+        "{doc}"
+    );
+    let enrolled = &doc["audit"][0];
+    assert!(
+        enrolled["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("known person (never alerted on): 1 descriptor(s)"),
+        "{enrolled}"
+    );
+
+    // expiry: an expired known person is purged like anyone
+    cli_ok(
+        &list,
+        &[
+            "edit",
+            "--identity",
+            "biden",
+            "--expires",
+            "2000-01-01T00:00:00Z",
+        ],
+    );
+    let faces = json(cli_ok(&list, &with(&["identify", "--json", biden])));
+    assert!(faces[0]["known"].is_null(), "expired: {}", faces[0]);
+    let out = cli_ok(&list, &["purge-expired"]);
+    assert!(out.contains("purged 1 expired identity"), "{out}");
+    assert_eq!(version(&list), 5);
+
+    // remove: enrolled again as known, then removed
+    cli_ok(
+        &list,
+        &with(&["enroll", "--known", "--label", "biden", biden]),
+    );
+    assert_eq!(version(&list), 6);
+    assert!(cli_ok(&list, &["remove", "--label", "biden"]).contains("removed 1 identity"));
+    assert_eq!(version(&list), 5);
+    let shown = cli_ok(&list, &["list"]);
+    assert!(
+        shown.starts_with("1 identity, ") && !shown.contains("biden"),
+        "{shown}"
+    );
+    // the whole history verifies
+    let verified = cli_ok(&list, &["audit", "verify"]);
+    assert!(!verified.contains("problem"), "{verified}");
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -309,6 +309,86 @@ fn min_hits_and_threshold_change_while_playing() {
     assert!((msgs[0].get::<f64>("threshold").unwrap() - 0.66).abs() < 1e-6);
 }
 
+/// `a` × alice + `b` × bob: a face that scores about `a` for alice and `b` for bob (their
+/// descriptors are nearly orthogonal), normalised.
+fn between(a: f32, b: f32) -> Vec<f32> {
+    let v: Vec<f32> = (unit(ALICE).iter().zip(unit(BOB)))
+        .map(|(x, y)| a * x + b * y)
+        .collect();
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.into_iter().map(|x| x / n).collect()
+}
+
+/// Bob made a known person: a face that scores as high for him as for alice, within
+/// `known-margin`, is held back (no tag, no message, counted in stats as known-held); one that
+/// scores clearly higher for alice matches her. The margin is a property that changes while
+/// playing, and refuses NaN and values out of 0..1.
+#[test]
+fn a_known_person_holds_back_faces_as_close_to_them_and_is_never_named() {
+    let mut m = matcher("known", &[("min-hits", 2u32.to_value())]);
+    let mut list = load(&m.list, &Secret::Key(KEY)).unwrap();
+    let bob = list
+        .identities
+        .iter_mut()
+        .find(|i| i.label == "bob")
+        .unwrap();
+    bob.role = gstfaceveil::engine::watchlist::Role::Known;
+    save(&m.list, &mut list, &Secret::Key(KEY)).unwrap();
+    assert!(m.element().emit_by_name::<bool>("reload", &[]));
+    m.messages("faceveil-reloaded");
+    let held = |m: &Matcher| {
+        m.element()
+            .property::<gst::Structure>("stats")
+            .get::<u64>("known-held")
+            .unwrap()
+    };
+    let margin = |m: &Matcher| m.element().property::<f32>("known-margin");
+    assert_eq!(margin(&m), 0.05, "the default");
+    assert_eq!(held(&m), 0);
+    // about 0.70 for alice and 0.72 for bob: over the threshold (0.66), but bob is closer
+    let mut t = 0;
+    let mut frame = |m: &mut Matcher, track, v: Vec<f32>| {
+        t += 100;
+        labels(&m.push(t, &[(track, Some(v), true)]))
+    };
+    for _ in 0..3 {
+        assert_eq!(frame(&mut m, 1, between(0.7, 0.72)), [None]);
+    }
+    assert_eq!(held(&m), 3);
+    // about 0.76 for alice, 0.65 for bob: she leads by more than 0.05, unless the margin is 0.2
+    m.element().set_property("known-margin", 0.2f32);
+    for _ in 0..3 {
+        assert_eq!(frame(&mut m, 2, between(0.75, 0.65)), [None]);
+    }
+    assert_eq!(held(&m), 6);
+    assert!(m.messages("faceveil-match").is_empty());
+    m.element().set_property("known-margin", 0.05f32);
+    frame(&mut m, 3, between(0.75, 0.65));
+    assert_eq!(
+        frame(&mut m, 3, between(0.75, 0.65)),
+        [Some("alice".to_string())]
+    );
+    let msgs = m.messages("faceveil-match");
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(msgs[0].get::<String>("label").unwrap(), "alice");
+    assert_eq!(held(&m), 6, "matches are not held");
+    // bob's own face: never a match, never his name anywhere
+    for _ in 0..3 {
+        assert_eq!(frame(&mut m, 4, near(BOB, 9, 0.2)), [None]);
+    }
+    let stats = m.element().property::<gst::Structure>("stats");
+    for s in m.messages("faceveil-match").iter().chain([&stats]) {
+        assert!(!s.to_string().contains("bob"), "{s}");
+    }
+    // NaN and values out of range are refused (as gst-launch-1.0 would set them): the default
+    // stays
+    for bad in ["nan", "-0.1", "1.5"] {
+        let e = gst::parse::launch(&format!("veilmatch known-margin={bad}"));
+        let e = e.unwrap_or_else(|err| panic!("{bad}: {err}"));
+        assert_eq!(e.property::<f32>("known-margin"), 0.05, "{bad} refused");
+    }
+}
+
 /// The calibrated thresholds of the matcher's model (colour, grayscale).
 fn calibrated(m: &Matcher) -> (f32, f32) {
     let spec = gstfaceveil::engine::manifest::ModelSpec::resolve(

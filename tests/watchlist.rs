@@ -638,11 +638,23 @@ fn a_version_4_list_opens_matches_and_gains_a_model() {
     let model = w.models()[0].to_string();
     assert!(model.starts_with("dlib_resnet:"), "{model}");
 
+    /// An identity as version 4 wrote it (no role).
+    #[derive(serde::Serialize)]
+    struct V4Identity<'a> {
+        id: &'a str,
+        label: &'a str,
+        note: &'a Option<String>,
+        added_by: &'a str,
+        added_at: i64,
+        expires_at: Option<i64>,
+        descriptors: &'a [gstfaceveil::engine::watchlist::Descriptor],
+        suspended: bool,
+    }
     #[derive(serde::Serialize)]
     struct V4<'a> {
         model_id: &'a str,
         created_at: i64,
-        identities: &'a [gstfaceveil::engine::watchlist::Identity],
+        identities: Vec<V4Identity<'a>>,
         generation: u64,
         written_at: i64,
         default_expiry: Option<u64>,
@@ -651,7 +663,18 @@ fn a_version_4_list_opens_matches_and_gains_a_model() {
     let content = postcard::to_stdvec(&V4 {
         model_id: &model,
         created_at: w.created_at,
-        identities: &w.identities,
+        identities: (w.identities.iter())
+            .map(|i| V4Identity {
+                id: &i.id,
+                label: &i.label,
+                note: &i.note,
+                added_by: &i.added_by,
+                added_at: i.added_at,
+                expires_at: i.expires_at,
+                descriptors: &i.descriptors,
+                suspended: i.suspended,
+            })
+            .collect(),
         generation: 3,
         written_at: w.written_at,
         default_expiry: None,
@@ -720,5 +743,137 @@ fn a_version_4_list_opens_matches_and_gains_a_model() {
             .all(|s| s.get::<String>("label").unwrap() == "obama"),
         "{matched:?}"
     );
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// The faces of frames `from..` tagged with `label`.
+fn tagged_from(run: &common::Run, from: usize, label: &str) -> usize {
+    run.buffers[from..]
+        .iter()
+        .filter(|b| {
+            gstfaceveil::meta::faces(b)
+                .iter()
+                .any(|f| f.identity.as_ref().is_some_and(|i| i.label == label))
+        })
+        .count()
+}
+
+/// Known people (issue 23): obama listed, biden known. A clip of obama then biden: obama alerts,
+/// biden never does and is never tagged, and biden (label or id) is in no message, no warning and
+/// no line the element logs, at any level.
+#[test]
+fn a_known_person_is_never_alerted_on_and_a_listed_one_is() {
+    use std::sync::{Arc, Mutex};
+    let d = scratch("known");
+    let list = obama_list(&d);
+    cli_ok(
+        &list,
+        &[
+            "enroll",
+            "--known",
+            "--label",
+            "biden",
+            photo("biden.jpg").to_str().unwrap(),
+        ],
+    );
+    let shown = cli_ok(&list, &["list", "--json"]);
+    let biden_id = (shown.lines())
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["label"] == "biden")
+        .map(|v| v["id"].as_str().unwrap().to_string())
+        .unwrap();
+
+    // everything veilmatch logs, at every level, while the clip runs
+    common::init();
+    let logged = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink = logged.clone();
+    let hook = gst::log::add_log_function(move |cat, _, _, _, _, _, msg| {
+        if cat.name() == "veilmatch" {
+            let text = msg.get().map(|m| m.to_string()).unwrap_or_default();
+            sink.lock().unwrap().push(text);
+        }
+    });
+    gst::log::set_threshold_for_name("veilmatch", gst::DebugLevel::Memdump);
+    let run = watch_segments(
+        &[("obama2.jpg", 10), ("biden.jpg", 10)],
+        &list,
+        "cooldown=0",
+    );
+    gst::log::unset_threshold_for_name("veilmatch");
+    gst::log::remove_log_function(hook);
+
+    let matches = messages(&run, "faceveil-match");
+    assert!(
+        !matches.is_empty(),
+        "obama did not alert: {:?}",
+        run.element_messages
+    );
+    for m in &matches {
+        assert_eq!(m.get::<String>("label").unwrap(), "obama");
+        assert_eq!(segment_of(m), 0, "an alert outside obama's segment: {m}");
+    }
+    assert!(tagged_from(&run, 0, "obama") >= 5);
+    // after the cut to biden, the obama tag lasts until the track's next fresh descriptor at most
+    assert_eq!(tagged_from(&run, 12, "obama"), 0);
+    assert_eq!(tagged_from(&run, 0, "biden"), 0);
+    let logged = logged.lock().unwrap();
+    assert!(
+        logged.iter().any(|l| l.contains("not matched")),
+        "the element's log was not captured: {logged:?}"
+    );
+    let said = (run.element_messages.iter().map(|s| s.to_string()))
+        .chain(run.warnings.iter().cloned())
+        .chain(run.stats.iter().map(|(_, s)| s.to_string()))
+        .chain(logged.iter().cloned());
+    for text in said {
+        assert!(
+            !text.contains("biden") && !text.contains(&biden_id),
+            "the known person named: {text}"
+        );
+    }
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// What known people are for: at a threshold low enough (0.3) that biden (about 0.44 to obama)
+/// alerts as obama, enrolling biden as a known person stops that alert; obama still alerts, and
+/// the element counts the faces it held back.
+#[test]
+fn a_look_alike_enrolled_as_known_stops_the_false_alert() {
+    let d = scratch("known-look-alike");
+    let list = obama_list(&d);
+    let low = "cooldown=0 threshold=0.3";
+    let before = watch_segments(&[("biden.jpg", 10)], &list, low);
+    let false_alerts = messages(&before, "faceveil-match");
+    assert!(
+        false_alerts
+            .iter()
+            .any(|m| m.get::<String>("label").unwrap() == "obama"),
+        "at 0.3 biden should alert as obama without the known entry: {:?}",
+        before.element_messages
+    );
+    assert!(tagged_from(&before, 0, "obama") >= 5);
+    assert_eq!(before.stats("fw").get::<u64>("known-held").unwrap(), 0);
+
+    cli_ok(
+        &list,
+        &[
+            "enroll",
+            "--known",
+            "--label",
+            "biden",
+            photo("biden.jpg").to_str().unwrap(),
+        ],
+    );
+    let after = watch_segments(&[("obama2.jpg", 10), ("biden.jpg", 10)], &list, low);
+    let matches = messages(&after, "faceveil-match");
+    assert!(!matches.is_empty(), "obama did not alert");
+    for m in &matches {
+        assert_eq!(m.get::<String>("label").unwrap(), "obama");
+        assert_eq!(segment_of(m), 0, "biden alerted as obama: {m}");
+    }
+    assert!(tagged_from(&after, 0, "obama") >= 5);
+    assert_eq!(tagged_from(&after, 12, "obama"), 0, "biden tagged as obama");
+    let held = after.stats("fw").get::<u64>("known-held").unwrap();
+    assert!(held >= 3, "{}", after.stats("fw"));
     std::fs::remove_dir_all(&d).unwrap();
 }

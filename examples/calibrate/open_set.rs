@@ -6,9 +6,9 @@
 //! further strangers.
 
 use gstfaceveil::engine::cosine::Similarity;
-use gstfaceveil::engine::matcher::{Decision, decide};
+use gstfaceveil::engine::matcher::{Decision, KNOWN_MARGIN, decide};
 use gstfaceveil::engine::watchlist::index::{Hit, Index};
-use gstfaceveil::engine::watchlist::{Descriptor, Identity, Watchlist};
+use gstfaceveil::engine::watchlist::{Descriptor, Identity, Role, Watchlist};
 
 /// Photos of each person, in order (photo 0 first).
 pub type People = Vec<Vec<Vec<f32>>>;
@@ -40,6 +40,7 @@ fn scored(
             added_at: 0,
             expires_at: None,
             suspended: false,
+            role: Role::Listed,
             descriptors: people[p][..e]
                 .iter()
                 .map(|v| Descriptor {
@@ -123,7 +124,14 @@ impl Setting {
         let mut r = Rates::default();
         for s in &self.probes {
             let said = s.hit.as_ref().and_then(|(who, h)| {
-                match decide(h.score, h.margin, threshold, min_margin) {
+                match decide(
+                    h.score,
+                    h.margin,
+                    h.known.map(|k| k.score),
+                    threshold,
+                    min_margin,
+                    KNOWN_MARGIN,
+                ) {
                     Decision::Match => Some(*who),
                     _ => None,
                 }

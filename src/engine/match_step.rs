@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::engine::audit;
-use crate::engine::matcher::{Config, Event, Fresh, Matched, Matcher};
+use crate::engine::matcher::{Config, Decision, Event, Fresh, Matched, Matcher};
 use crate::engine::watchlist::reload::{Outcome, Reloader};
 
 /// Tracks unseen for this many frames are forgotten.
@@ -116,6 +116,9 @@ pub struct Counts {
     pub refused_rollbacks: u64,
     /// Matches decided in trial mode: logged, not reported.
     pub trial_matches: u64,
+    /// Fresh descriptors that would have been a hit for a listed identity but that a known person
+    /// scored as high (within the known margin): held back ([`Decision::Known`]).
+    pub known_held: u64,
 }
 
 #[derive(Debug)]
@@ -232,6 +235,9 @@ impl FrameMatcher {
                     );
                     self.counts.searches += 1;
                     self.counts.search_ns += t.elapsed().as_nanos() as u64;
+                    if found.decision(&config) == Some(Decision::Known) {
+                        self.counts.known_held += 1;
+                    }
                     Some(found)
                 }
                 _ => None,
@@ -418,6 +424,7 @@ mod tests {
             threshold: 0.0,
             threshold_gray: 0.0,
             min_margin: 0.0,
+            known_margin: crate::engine::matcher::KNOWN_MARGIN,
             min_hits: 2,
             hit_window: 30,
             cooldown: 60.0,

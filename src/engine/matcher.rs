@@ -3,7 +3,9 @@
 //! alert, when to call a track unknown.
 //!
 //! - Only fresh descriptors count (a descriptor reused from the track is not new evidence).
-//! - A fresh descriptor whose best identity scores ≥ `threshold` is a hit for that identity.
+//! - A fresh descriptor whose best listed identity scores ≥ `threshold` is a hit for that identity,
+//!   unless it is too close to another listed one (`min_margin`) or to a known person
+//!   (`known_margin`): see [`decide`]. Known people are never a hit.
 //! - A track is matched to an identity once it has `min_hits` hits for it within the last
 //!   `hit_window` frames; from then on its faces carry the identity.
 //! - An alert (`faceveil-match`) goes out when a track becomes matched, unless the same identity was
@@ -31,12 +33,18 @@ pub struct Config {
     pub threshold_gray: f32,
     /// Lead over the second-best identity a hit needs (see [`decide`]).
     pub min_margin: f32,
+    /// Lead over the best known person a hit needs (see [`decide`]).
+    pub known_margin: f32,
     pub min_hits: u32,
     pub hit_window: u64,
     /// Seconds.
     pub cooldown: f64,
     pub report_unknown: bool,
 }
+
+/// The lead over the best known person a hit needs by default (`veilmatch known-margin`,
+/// `faceveil identify --known-margin`).
+pub const KNOWN_MARGIN: f32 = 0.05;
 
 /// How far below the match threshold a track's consecutive fresh descriptors may fall before the
 /// track is taken to hold someone else.
@@ -75,6 +83,7 @@ impl Fresh {
                 margin: h.margin,
                 reference: h.reference,
                 references: h.references,
+                known: h.known.map(|k| k.score),
             }
         });
         Fresh {
@@ -83,6 +92,16 @@ impl Fresh {
             quality,
             candidate,
         }
+    }
+
+    /// What the descriptor amounts to under `config` ([`decide`], at the threshold of its kind of
+    /// face); `None` when the list has no listed identity to compare it with.
+    pub fn decision(&self, config: &Config) -> Option<Decision> {
+        let threshold = match self.grayscale {
+            true => config.threshold_gray,
+            false => config.threshold,
+        };
+        (self.candidate.as_ref()).map(|c| c.decide(threshold, config))
     }
 }
 
@@ -95,16 +114,30 @@ pub enum Decision {
     NoMatch,
     /// At or over the threshold, but too close to another identity to tell them apart.
     Ambiguous,
+    /// At or over the threshold and clear of the other listed identities, but a known person
+    /// scores as high, or within the known margin: held back, never an alert.
+    Known,
 }
 
 /// The rule every matching path shares (the element, `faceveil identify`, the calibration): a
-/// descriptor is a hit for its best identity when `score >= threshold` and `margin >= min_margin`
-/// (margin: score minus the best score of any other identity).
-pub fn decide(score: f32, margin: f32, threshold: f32, min_margin: f32) -> Decision {
+/// descriptor is a hit for its best listed identity when `score >= threshold`,
+/// `margin >= min_margin` (margin: score minus the best score of any other listed identity) and,
+/// when the list has known people, `score - known >= known_margin` (`known`: the best known
+/// person's score).
+pub fn decide(
+    score: f32,
+    margin: f32,
+    known: Option<f32>,
+    threshold: f32,
+    min_margin: f32,
+    known_margin: f32,
+) -> Decision {
     if score < threshold {
         Decision::NoMatch
     } else if margin < min_margin {
         Decision::Ambiguous
+    } else if known.is_some_and(|k| score - k < known_margin) {
+        Decision::Known
     } else {
         Decision::Match
     }
@@ -136,6 +169,23 @@ pub struct Candidate {
     /// Which of the identity's descriptors on the list scored `score` (from 0), of how many.
     pub reference: u32,
     pub references: u32,
+    /// The best known person's score, if the list has known people (never shown: only
+    /// [`decide`] reads it).
+    pub known: Option<f32>,
+}
+
+impl Candidate {
+    /// [`decide`] for this candidate at `threshold`, with `config`'s margins.
+    pub fn decide(&self, threshold: f32, config: &Config) -> Decision {
+        decide(
+            self.score,
+            self.margin,
+            self.known,
+            threshold,
+            config.min_margin,
+            config.known_margin,
+        )
+    }
 }
 
 /// One hit that made a match: a fresh descriptor of the track whose best identity was the matched
@@ -255,7 +305,7 @@ impl Matcher {
         let (grayscale, quality) = (fresh.grayscale, fresh.quality);
         let hit = fresh
             .candidate
-            .filter(|x| decide(x.score, x.margin, threshold, c.min_margin) == Decision::Match);
+            .filter(|x| x.decide(threshold, &c) == Decision::Match);
         if let Some(m) = &t.matched
             && hit.as_ref().is_none_or(|h| h.identity_id != m.identity_id)
         {
@@ -393,6 +443,7 @@ mod tests {
             threshold: 0.6,
             threshold_gray: 0.8,
             min_margin: 0.0,
+            known_margin: KNOWN_MARGIN,
             min_hits: 2,
             hit_window: 30,
             cooldown: 10.0,
@@ -413,6 +464,7 @@ mod tests {
                 margin: 0.3,
                 reference: 0,
                 references: 1,
+                known: None,
             }),
         })
     }
@@ -445,8 +497,84 @@ mod tests {
             m.observe(2, 1, cand("a", 0.7), 0.0),
             Some(Event::Match(_))
         ));
-        assert_eq!(decide(0.7, 0.05, 0.6, 0.1), Decision::Ambiguous);
-        assert_eq!(decide(0.5, 0.5, 0.6, 0.0), Decision::NoMatch);
+        assert_eq!(decide(0.7, 0.05, None, 0.6, 0.1, 0.05), Decision::Ambiguous);
+        assert_eq!(decide(0.5, 0.5, None, 0.6, 0.0, 0.05), Decision::NoMatch);
+    }
+
+    #[test]
+    fn a_known_person_as_close_as_the_listed_one_holds_the_hit_back() {
+        // closer to the known person, or not ahead of them by the known margin: held back
+        assert_eq!(decide(0.8, 0.3, Some(0.9), 0.6, 0.0, 0.05), Decision::Known);
+        assert_eq!(
+            decide(0.8, 0.3, Some(0.76), 0.6, 0.0, 0.05),
+            Decision::Known
+        );
+        // ahead by the margin, or no known person on the list: a hit
+        assert_eq!(
+            decide(0.8, 0.3, Some(0.74), 0.6, 0.0, 0.05),
+            Decision::Match
+        );
+        assert_eq!(decide(0.8, 0.3, None, 0.6, 0.0, 0.05), Decision::Match);
+        // a margin of 0: held back only when the known person scores higher
+        assert_eq!(decide(0.8, 0.3, Some(0.8), 0.6, 0.0, 0.0), Decision::Match);
+        assert_eq!(decide(0.8, 0.3, Some(0.81), 0.6, 0.0, 0.0), Decision::Known);
+        // under the threshold, or too close to another listed identity, says so first
+        assert_eq!(
+            decide(0.5, 0.5, Some(0.9), 0.6, 0.0, 0.05),
+            Decision::NoMatch
+        );
+        assert_eq!(
+            decide(0.7, 0.01, Some(0.9), 0.6, 0.1, 0.05),
+            Decision::Ambiguous
+        );
+
+        // along a track: a listed person's face that a known person scores as high as never
+        // matches, never alerts, never tags the track (and counts towards unknown, as no hit)
+        let near_known = |score, known| {
+            cand("a", score).map(|f| Fresh {
+                candidate: f.candidate.map(|c| Candidate {
+                    known: Some(known),
+                    ..c
+                }),
+                ..f
+            })
+        };
+        let mut m = Matcher::new(Config {
+            report_unknown: false,
+            ..cfg()
+        });
+        for frame in 0..5 {
+            let f = near_known(0.8, 0.78);
+            assert_eq!(f.as_ref().unwrap().decision(&cfg()), Some(Decision::Known));
+            assert_eq!(m.observe(1, frame, f, 0.0), None);
+            assert!(m.identity(1).is_none());
+        }
+        // the listed person, well ahead of the known one: matched as usual
+        m.observe(2, 10, near_known(0.8, 0.5), 0.0);
+        assert!(matches!(
+            m.observe(2, 11, near_known(0.8, 0.5), 0.0),
+            Some(Event::Match(x)) if x.identity_id == "a"
+        ));
+        // a grayscale face is decided at its own threshold, the known margin alike
+        let gray = |score, known| {
+            near_known(score, known).map(|f| Fresh {
+                grayscale: true,
+                ..f
+            })
+        };
+        assert_eq!(
+            gray(0.85, 0.82).unwrap().decision(&cfg()),
+            Some(Decision::Known)
+        );
+        assert_eq!(
+            gray(0.75, 0.5).unwrap().decision(&cfg()),
+            Some(Decision::NoMatch)
+        );
+        assert_eq!(
+            near_known(0.75, 0.5).unwrap().decision(&cfg()),
+            Some(Decision::Match)
+        );
+        assert_eq!(nobody().unwrap().decision(&cfg()), None);
     }
 
     #[test]

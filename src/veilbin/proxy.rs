@@ -114,6 +114,13 @@ pub const PROXIED: &[Proxied] = &[
         default: None,
     },
     Proxied {
+        name: "known-margin",
+        to: &[(Match, "known-margin")],
+        blurb: "How far a listed person's score must lead the best known person's (enrolled with \
+                'faceveil enroll --known', never alerted on) for a hit",
+        default: None,
+    },
+    Proxied {
         name: "min-hits",
         to: &[(Match, "min-hits")],
         blurb: "Fresh descriptors of a track that must match the same identity within hit-window \

@@ -15,7 +15,7 @@ use crate::element;
 use crate::engine::embedder::{model_id, similarity_for};
 use crate::engine::manifest::Task;
 use crate::engine::match_step::{Counts, DescriptorIn, FaceIn, FrameMatcher, Verdict};
-use crate::engine::matcher::Config;
+use crate::engine::matcher::{Config, KNOWN_MARGIN};
 use crate::engine::watchlist::reload::floor::Floor;
 use crate::engine::watchlist::reload::{Key, OpenError, Reloader, Source};
 use crate::engine::watchlist::{WatchlistError, file::Secret, now};
@@ -51,6 +51,7 @@ pub struct Settings {
     model: Option<PathBuf>,
     threshold: f32,
     threshold_gray: f32,
+    known_margin: f32,
     min_hits: u32,
     hit_window: u32,
     cooldown: u32,
@@ -71,6 +72,7 @@ impl Default for Settings {
             model: None,
             threshold: DEFAULT_THRESHOLD,
             threshold_gray: DEFAULT_THRESHOLD,
+            known_margin: KNOWN_MARGIN,
             min_hits: DEFAULT_MIN_HITS,
             hit_window: DEFAULT_HIT_WINDOW,
             cooldown: DEFAULT_COOLDOWN,
@@ -91,6 +93,7 @@ crate::props::settings_properties!(Settings {
     "model" => model,
     "threshold" => threshold,
     "grayscale-threshold" => threshold_gray,
+    "known-margin" => known_margin,
     "min-hits" => min_hits,
     "hit-window" => hit_window,
     "cooldown" => cooldown,
@@ -109,6 +112,7 @@ impl Settings {
             threshold: self.threshold,
             threshold_gray: self.threshold_gray,
             min_margin: 0.0,
+            known_margin: self.known_margin,
             min_hits: self.min_hits,
             hit_window: self.hit_window as u64,
             cooldown: self.cooldown as f64,
@@ -136,6 +140,7 @@ impl element::Stats for Stats {
             .field("refused-rollbacks", c.refused_rollbacks)
             .field("generation", self.generation)
             .field("trial-matches", c.trial_matches)
+            .field("known-held", c.known_held)
             .build()
     }
 }
@@ -240,6 +245,19 @@ impl ObjectImpl for VeilMatch {
                     .default_value(DEFAULT_THRESHOLD)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecFloat::builder("known-margin")
+                    .nick("Known margin")
+                    .blurb(
+                        "How far a listed person's score must lead the best known person's \
+                         (people enrolled with 'faceveil enroll --known', never alerted on) for a \
+                         descriptor to count as a hit; a face that a known person scores as high, \
+                         or within this margin, is held back",
+                    )
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(KNOWN_MARGIN)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecUInt::builder("min-hits")
                     .nick("Minimum hits")
                     .blurb("Fresh descriptors of a track that must match the same identity within hit-window frames before it is reported")
@@ -301,11 +319,12 @@ impl ObjectImpl for VeilMatch {
                      search-time-us, match-time-us (all of the per-frame matching), \
                      failed-reloads, refused-rollbacks, generation (the write generation of \
                      the list in use), trial-matches (matches decided in trial mode, not \
-                     posted)",
+                     posted), known-held (fresh descriptors held back because a known person \
+                     scored as high as the listed one, within known-margin)",
                 ),
                 glib::ParamSpecUInt::builder("identities")
                     .nick("Identities")
-                    .blurb("Identities in the list in use (not expired)")
+                    .blurb("Identities in the list in use (not expired; known people too)")
                     .read_only()
                     .build(),
             ]

@@ -11,7 +11,7 @@ use gstfaceveil::engine::embedder::model_id;
 use gstfaceveil::engine::manifest::{ModelSpec, Task};
 use gstfaceveil::engine::watchlist::file::Secret;
 use gstfaceveil::engine::watchlist::store::save;
-use gstfaceveil::engine::watchlist::{Descriptor, Identity, Watchlist};
+use gstfaceveil::engine::watchlist::{Descriptor, Identity, Role, Watchlist};
 
 pub fn init() {
     static INIT: Once = Once::new();
@@ -49,6 +49,18 @@ pub struct Run {
     pub error: Option<String>,
     /// The state change to PLAYING failed.
     pub start_failed: bool,
+    /// The `stats` of each element that has them, by element name, read at the end of the run.
+    pub stats: Vec<(String, gst::Structure)>,
+}
+
+impl Run {
+    /// The `stats` of the element named `name` at the end of the run.
+    pub fn stats(&self, name: &str) -> &gst::Structure {
+        (self.stats.iter())
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| s)
+            .unwrap_or_else(|| panic!("no stats of an element {name}"))
+    }
 }
 
 /// How long a test pipeline may take to reach EOS (or an error) before the test fails as hung.
@@ -135,6 +147,14 @@ fn run_to_end(desc: &str) -> Run {
                 }
             }
             _ => {}
+        }
+    }
+    for e in pipeline.iterate_recurse().into_iter().flatten() {
+        if e.find_property("stats")
+            .is_some_and(|p| p.value_type() == gst::Structure::static_type())
+        {
+            run.stats
+                .push((e.name().to_string(), e.property::<gst::Structure>("stats")));
         }
     }
     pipeline.set_state(gst::State::Null).unwrap();
@@ -462,6 +482,7 @@ pub fn write_list(path: &Path, model_id: &str, people: &[(&str, u64)], key: [u8;
             added_at: 0,
             expires_at: None,
             suspended: false,
+            role: Role::Listed,
             descriptors: vec![Descriptor {
                 model_id: model_id.into(),
                 vector: unit(*seed),

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
-//! `edit`, `suspend` and `resume`: change a person's label, note or expiry, and stop or restart
-//! their alerts, without a photo. Each change is one audited write of the list, like `enroll`'s.
+//! `edit`, `suspend` and `resume`: change a person's label, note, expiry or role, and stop or
+//! restart their alerts, without a photo. Each change is one audited write of the list, like `enroll`'s.
 
 use clap::Args;
-use gstfaceveil::engine::watchlist::now;
+use gstfaceveil::engine::watchlist::{Role, now};
 
 use crate::Global;
 use crate::enroll::parse_expiry;
@@ -35,6 +35,9 @@ pub(crate) struct EditArgs {
     /// bring back one who has expired)
     #[arg(long)]
     extend: bool,
+    /// New role: listed (looked for: alerts), or known (never alerted on; see enroll --known)
+    #[arg(long, group = "change", value_parser = ["listed", "known"])]
+    role: Option<String>,
 }
 
 /// Whether expiry `new` keeps a person longer than `old` (`None`: never expires).
@@ -59,7 +62,12 @@ pub(crate) fn cmd_edit(g: &Global, a: EditArgs) -> Result<(), Fail> {
         expires,
         no_expiry,
         extend,
+        role,
     } = a;
+    let role = role.map(|r| match r.as_str() {
+        "known" => Role::Known,
+        _ => Role::Listed,
+    });
     let expires = match (expires.as_deref().map(parse_expiry).transpose()?, no_expiry) {
         (Some(t), _) => Some(Some(t)),
         (None, true) => Some(None),
@@ -132,6 +140,12 @@ pub(crate) fn cmd_edit(g: &Global, a: EditArgs) -> Result<(), Fail> {
             changes.push(format!("label {} → {l}", i.label));
             i.label = l;
         }
+        if let Some(r) = role
+            && r != i.role
+        {
+            changes.push(format!("role {} → {}", i.role.name(), r.name()));
+            i.role = r;
+        }
         if changes.is_empty() {
             return Ok((None, Vec::new()));
         }
@@ -149,31 +163,37 @@ pub(crate) fn cmd_edit(g: &Global, a: EditArgs) -> Result<(), Fail> {
 /// `suspend` (`on`) or `resume` (not `on`) the person `which`.
 pub(crate) fn cmd_suspend(g: &Global, which: &str, on: bool) -> Result<(), Fail> {
     let action = if on { "suspend" } else { "resume" };
-    let (id, label, changed, expired) = change_locked(g, |list| {
+    let (id, label, changed, expired, known) = change_locked(g, |list| {
         let k = find_identity(g, list, which)?;
         let i = &mut list.identities[k];
-        let (id, label, expired) = (i.id.clone(), i.label.clone(), i.expired(now()));
+        let (id, label, expired, known) =
+            (i.id.clone(), i.label.clone(), i.expired(now()), i.known());
         if i.suspended == on {
-            return Ok(((id, label, false, expired), Vec::new()));
+            return Ok(((id, label, false, expired, known), Vec::new()));
         }
         i.suspended = on;
         // Resumed but expired: still no alerts; the log says so.
         let detail = (!on && expired).then(|| "still expired: no alerts".to_string());
         let e = event(action, Some((&id, &label)), detail);
-        Ok(((id, label, true, expired), vec![e]))
+        Ok(((id, label, true, expired, known), vec![e]))
     })?;
+    // What the person's entry does: a listed person raises alerts, a known one holds them back.
+    let effect = match known {
+        true => "faces held back for them",
+        false => "alerts for them",
+    };
     match (changed, on) {
         (false, true) => println!("{label} ({id}) is already suspended"),
         (false, false) => println!("{label} ({id}) is not suspended"),
         (true, true) => println!(
-            "suspended {label} ({id}): no alerts for them until 'faceveil resume' (running \
-             matchers take the list within about a second)"
+            "suspended {label} ({id}): no {effect} until 'faceveil resume' (running matchers take \
+             the list within about a second)"
         ),
         (true, false) if expired => println!(
-            "resumed {label} ({id}), but they have expired: still no alerts ('edit --expires … \
+            "resumed {label} ({id}), but they have expired: still no {effect} ('edit --expires … \
              --extend' keeps them longer)"
         ),
-        (true, false) => println!("resumed {label} ({id}): alerts for them again"),
+        (true, false) => println!("resumed {label} ({id}): {effect} again"),
     }
     Ok(())
 }

@@ -9,7 +9,7 @@ use std::time::UNIX_EPOCH;
 use clap::Args;
 use gstfaceveil::engine::watchlist::index::Index;
 use gstfaceveil::engine::watchlist::store::update;
-use gstfaceveil::engine::watchlist::{Descriptor, Identity, Watchlist, new_id, now};
+use gstfaceveil::engine::watchlist::{Descriptor, Identity, Role, Watchlist, new_id, now};
 
 use crate::Global;
 use crate::faces::{Seen, read_faces_models};
@@ -33,6 +33,11 @@ pub(crate) struct EnrollArgs {
     /// Who adds them [default: $USER]
     #[arg(long)]
     added_by: Option<String>,
+    /// A known person, never alerted on (the household, staff, a look-alike of someone listed):
+    /// a face that scores as high for them as for the best listed person, within the matcher's
+    /// known margin, is no alert
+    #[arg(long)]
+    known: bool,
     /// Take the largest face of a photo with several faces instead of refusing it
     #[arg(long)]
     largest: bool,
@@ -179,10 +184,12 @@ pub(crate) fn cmd_enroll(g: &Global, a: EnrollArgs) -> Result<(), Fail> {
         expires,
         no_expiry,
         added_by,
+        known,
         largest,
         force,
         files,
     } = a;
+    let role = if known { Role::Known } else { Role::Listed };
     let models = enroll_models(g)?;
     let metrics = (models.iter())
         .map(|(spec, _)| metric(spec))
@@ -228,8 +235,31 @@ pub(crate) fn cmd_enroll(g: &Global, a: EnrollArgs) -> Result<(), Fail> {
         &wait(g),
         || secret(g),
         |list: &mut Watchlist, _| -> Result<String, Fail> {
-            // Two entries that match each other produce wrong-person alerts: say so (under the
-            // first model that finds them similar, with its own threshold).
+            // Someone already on the list under this label is added to, in their own role: a
+            // change of role is an edit of its own.
+            if let Some(e) = list.identities.iter().find(|i| i.label == label)
+                && e.role != role
+            {
+                return Err(Fail(
+                    2,
+                    format!(
+                        "{label} is on the list as a {} person; enroll them{} to add to their \
+                         descriptors, or change their role with 'faceveil edit --identity {label} \
+                         --role {}'",
+                        e.role.name(),
+                        if e.known() {
+                            " with --known"
+                        } else {
+                            " without --known"
+                        },
+                        role.name()
+                    ),
+                ));
+            }
+            // Two entries that match each other produce wrong-person alerts, or (a listed person
+            // like a known one) alerts held back: say so (under the first model that finds them
+            // similar, with its own threshold). A known person like a listed one is what known
+            // people are for.
             let others = Watchlist {
                 identities: (list.identities.iter())
                     .filter(|i| i.label != label)
@@ -237,34 +267,61 @@ pub(crate) fn cmd_enroll(g: &Global, a: EnrollArgs) -> Result<(), Fail> {
                     .collect(),
                 ..Watchlist::default()
             };
-            let mut similar: Vec<(String, f32, f32, &str)> = Vec::new();
+            let mut similar: Vec<(String, Role, f32, f32, &str)> = Vec::new();
             for ((_, model), (sim, threshold, _)) in models.iter().zip(&metrics) {
                 let threshold = *threshold;
                 let index = Index::build(&others, model, sim, now());
                 for d in descs.iter().filter(|d| d.model_id == *model) {
-                    if let Some(h) = index.search(&sim.prepare(&d.vector), now())
-                        && h.score >= threshold
-                    {
-                        let who = index.entries()[h.identity].label.clone();
-                        match similar.iter_mut().find(|(l, ..)| *l == who) {
-                            Some(x) if x.3 == model => x.1 = x.1.max(h.score),
+                    let Some(h) = index.search(&sim.prepare(&d.vector), now()) else {
+                        continue;
+                    };
+                    let known = (h.known)
+                        .filter(|_| role == Role::Listed)
+                        .map(|k| (k.identity, k.score));
+                    for (at, score) in [(h.identity, h.score)].into_iter().chain(known) {
+                        if score < threshold {
+                            continue;
+                        }
+                        let e = &index.entries()[at];
+                        match similar.iter_mut().find(|(l, ..)| *l == e.label) {
+                            Some(x) if x.4 == model => x.2 = x.2.max(score),
                             Some(_) => {}
-                            None => similar.push((who, h.score, threshold, model)),
+                            None => {
+                                similar.push((e.label.clone(), e.role, score, threshold, model))
+                            }
                         }
                     }
                 }
             }
-            for (who, score, threshold, model) in &similar {
+            for (who, their_role, score, threshold, model) in &similar {
                 let under = if several {
                     format!(" under {model}")
                 } else {
                     String::new()
                 };
-                eprintln!(
-                    "warning: {label} is similar to {who}, already on the list (score {score:.3} ≥ \
-                     threshold {threshold:.2}{under}): two entries that match each other produce \
-                     wrong-person alerts; if they are the same person, enroll under one label"
+                let what = format!(
+                    "{label} is similar to {who}, already on the list{} (score {score:.3} ≥ \
+                     threshold {threshold:.2}{under})",
+                    if *their_role == Role::Known {
+                        " as a known person"
+                    } else {
+                        ""
+                    }
                 );
+                match (role, their_role) {
+                    (Role::Known, _) => eprintln!(
+                        "note: {what}: faces that score as high for {label}, within the matcher's \
+                         known margin, are not alerted on as {who}"
+                    ),
+                    (Role::Listed, Role::Known) => eprintln!(
+                        "warning: {what}: faces of {label} that score as high for {who}, within \
+                         the matcher's known margin, are held back and never alerted on"
+                    ),
+                    (Role::Listed, Role::Listed) => eprintln!(
+                        "warning: {what}: two entries that match each other produce wrong-person \
+                         alerts; if they are the same person, enroll under one label"
+                    ),
+                }
             }
             // Retention: what the user chose; else a person already on the list keeps theirs (a
             // new photo neither extends it nor revives an expired entry), a new one gets the
@@ -291,7 +348,12 @@ pub(crate) fn cmd_enroll(g: &Global, a: EnrollArgs) -> Result<(), Fail> {
                 .map(|(m, n)| format!("{} {n}", m.split_once(':').map_or(*m, |(name, _)| name)))
                 .collect();
             let detail = format!(
-                "{} descriptor(s) ({}), expires {}",
+                "{}{} descriptor(s) ({}), expires {}",
+                if known {
+                    "known person (never alerted on): "
+                } else {
+                    ""
+                },
                 counts.iter().map(|c| c.1).sum::<usize>(),
                 by_name.join(", "),
                 expires_at.map_or("never".into(), fmt_time)
@@ -315,6 +377,7 @@ pub(crate) fn cmd_enroll(g: &Global, a: EnrollArgs) -> Result<(), Fail> {
                         added_at: now(),
                         expires_at,
                         suspended: false,
+                        role,
                         descriptors: descs,
                     });
                     id
@@ -323,14 +386,23 @@ pub(crate) fn cmd_enroll(g: &Global, a: EnrollArgs) -> Result<(), Fail> {
             record(
                 g,
                 list,
-                &[event("enroll", Some((&id, &label)), Some(detail))],
+                &[event(
+                    if known { "enroll-known" } else { "enroll" },
+                    Some((&id, &label)),
+                    Some(detail),
+                )],
             )?;
             Ok(id)
         },
     )?;
     crate::list::warn(warning);
     println!(
-        "enrolled {label} ({id}): {} from {} file(s)",
+        "enrolled {label} ({id}){}: {} from {} file(s)",
+        if known {
+            ", a known person (never alerted on)"
+        } else {
+            ""
+        },
         per_model(&counts),
         files.len()
     );

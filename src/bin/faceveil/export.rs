@@ -41,7 +41,7 @@ fn entry_json(i: &Identity) -> serde_json::Value {
     serde_json::json!({
         "id": i.id, "label": i.label, "note": i.note, "added_by": i.added_by,
         "added_at": fmt_time(i.added_at), "expires_at": i.expires_at.map(fmt_time),
-        "expired": i.expired(now()), "suspended": i.suspended,
+        "expired": i.expired(now()), "suspended": i.suspended, "role": i.role.name(),
         "descriptors": { "count": i.descriptors.len(), "models": models },
     })
 }

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
-//! `faceveil identify`: for each face of photos or videos, the best identity on the list and the
-//! decision the element would take. Each run is audited (it searches footage against the whole
+//! `faceveil identify`: for each face of photos or videos, the best identity on the list, the known
+//! person closest to it when they hold it back, and the decision the element would take. Each run is audited (it searches footage against the whole
 //! list), recorded like a change, so a user who cannot write the list and its audit log is refused
 //! before anything is searched: an `identify` entry with the files before the search (a run killed
-//! mid-search leaves it), an `identify-end` entry after it with the numbers of frames and of matched
-//! faces and the labels that matched (and why it stopped, when a file could not be read).
+//! mid-search leaves it), an `identify-end` entry after it with the numbers of frames, of matched
+//! faces and of faces held back for a known person (never their labels) and the labels that
+//! matched (and why it stopped, when a file could not be read).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -12,7 +13,7 @@ use std::path::PathBuf;
 use clap::Args;
 use gstfaceveil::engine::audit;
 use gstfaceveil::engine::cosine::Similarity;
-use gstfaceveil::engine::matcher::{self, Decision, decide};
+use gstfaceveil::engine::matcher::{self, Decision, KNOWN_MARGIN, decide};
 use gstfaceveil::engine::watchlist::index::Index;
 use gstfaceveil::engine::watchlist::now;
 use gstfaceveil::engine::watchlist::store::real_path;
@@ -73,9 +74,22 @@ pub(crate) struct IdentifyArgs {
     /// Threshold for grayscale faces [default, or 0: the embedder's calibrated one, as the element]
     #[arg(long)]
     grayscale_threshold: Option<f32>,
+    /// How far a listed person's score must lead the best known person's for a match, 0 to 1 (as
+    /// veilmatch's known-margin)
+    #[arg(long, default_value_t = KNOWN_MARGIN, value_parser = known_margin)]
+    known_margin: f32,
     /// Photos or video files
     #[arg(required = true)]
     files: Vec<PathBuf>,
+}
+
+/// `--known-margin`: a number from 0 to 1 (what veilmatch's property takes).
+fn known_margin(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(m) if (0.0..=1.0).contains(&m) => Ok(m),
+        Ok(_) => Err("must be from 0 to 1".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 pub(crate) fn cmd_identify(g: &Global, a: IdentifyArgs) -> Result<(), Fail> {
@@ -114,6 +128,9 @@ pub(crate) fn cmd_identify(g: &Global, a: IdentifyArgs) -> Result<(), Fail> {
         found.frames,
         found.matched
     );
+    if found.held > 0 {
+        detail += &format!(", {} held back for a known person", found.held);
+    }
     if !labels.is_empty() {
         detail += &format!(
             "{}{}",
@@ -138,11 +155,13 @@ pub(crate) fn cmd_identify(g: &Global, a: IdentifyArgs) -> Result<(), Fail> {
 /// The bytes of an error an `identify-end` entry holds.
 const STOPPED_BUDGET: usize = 512;
 
-/// What a run found, for its `identify-end` entry: frames, matched faces, the labels matched.
+/// What a run found, for its `identify-end` entry: frames, matched faces, faces held back for a
+/// known person, the labels matched.
 #[derive(Default)]
 struct Found {
     frames: u64,
     matched: u64,
+    held: u64,
     labels: BTreeSet<String>,
 }
 
@@ -166,13 +185,18 @@ fn search(
                     .vector
                     .as_ref()
                     .and_then(|v| index.search(&sim.prepare(v), now()));
-                let decision = match (&f.vector, &hit) {
+                let decided = hit.as_ref().map(|h| {
+                    let known = h.known.map(|k| k.score);
+                    decide(h.score, h.margin, known, threshold, 0.0, a.known_margin)
+                });
+                let decision = match (&f.vector, decided) {
                     (None, _) => "no-descriptor",
                     (Some(_), None) => "no-match",
-                    (Some(_), Some(h)) => match decide(h.score, h.margin, threshold, 0.0) {
+                    (Some(_), Some(d)) => match d {
                         Decision::Match => "match",
                         Decision::NoMatch => "no-match",
                         Decision::Ambiguous => "ambiguous",
+                        Decision::Known => "known",
                     },
                 };
                 let best = hit.as_ref().map(|h| &index.entries()[h.identity]);
@@ -180,6 +204,14 @@ fn search(
                     found.matched += 1;
                     found.labels.insert(e.label.clone());
                 }
+                found.held += (decided == Some(Decision::Known)) as u64;
+                // The known person, when they hold the face back or are closer to it than the
+                // best listed identity.
+                let known = hit.as_ref().and_then(|h| {
+                    (h.known)
+                        .filter(|k| decided == Some(Decision::Known) || k.score > h.score)
+                        .map(|k| (&index.entries()[k.identity], k.score))
+                });
                 if a.json {
                     let v = serde_json::json!({
                         "file": path.display().to_string(), "frame": f.frame, "face": i,
@@ -188,6 +220,9 @@ fn search(
                         "best": best.map(|e| &e.label), "identity-id": best.map(|e| &e.id),
                         "score": hit.as_ref().map(|h| h.score),
                         "margin": hit.as_ref().map(|h| h.margin),
+                        "known": known.map(|k| &k.0.label),
+                        "known-identity-id": known.map(|k| &k.0.id),
+                        "known-score": known.map(|k| k.1),
                         "threshold": threshold, "decision": decision,
                     });
                     println!("{v}");
@@ -195,14 +230,23 @@ fn search(
                     let (x, y, w, h) = f.rect;
                     let what = match (&best, &hit) {
                         (Some(e), Some(h)) => format!(
-                            "best {} (score {:.3}, margin {:.3})",
-                            e.label, h.score, h.margin
+                            "best {} (score {:.3}, margin {:.3}){}",
+                            e.label,
+                            h.score,
+                            h.margin,
+                            known.map_or(String::new(), |(k, score)| format!(
+                                ", known person {} (score {score:.3})",
+                                k.label
+                            ))
                         ),
                         _ if f.vector.is_none() => format!(
                             "no descriptor (quality {:.2}, too small or too poor)",
                             f.quality
                         ),
                         _ if list_empty => "the list is empty".into(),
+                        _ if index.listed() == 0 && !index.is_empty() => {
+                            "only known people on the list are searched: nobody to alert on".into()
+                        }
                         _ => format!(
                             "nobody on the list can match (expired or suspended{})",
                             if index.without_model() > 0 {

@@ -105,7 +105,8 @@ pub(crate) fn cmd_list(g: &Global, json: bool) -> Result<(), Fail> {
     if !json {
         let n = list.identities.len();
         let noun = if n == 1 { "identity" } else { "identities" };
-        println!("{n} {noun}, {}", covers(&list));
+        let known = known_people(&list).map_or(String::new(), |k| format!(" ({k})"));
+        println!("{n} {noun}{known}, {}", covers(&list));
     }
     for i in &list.identities {
         let expires = i.expires_at.map(fmt_time);
@@ -114,6 +115,7 @@ pub(crate) fn cmd_list(g: &Global, json: bool) -> Result<(), Fail> {
                 "id": i.id, "label": i.label, "note": i.note, "added_by": i.added_by,
                 "added_at": fmt_time(i.added_at), "expires_at": expires,
                 "expired": i.expired(now()), "suspended": i.suspended,
+                "role": i.role.name(),
                 "descriptors": i.descriptors.len(),
                 "models": (i.models().into_iter())
                     .map(|(m, n)| (m.to_string(), n.into()))
@@ -123,7 +125,7 @@ pub(crate) fn cmd_list(g: &Global, json: bool) -> Result<(), Fail> {
         } else {
             let models: Vec<&str> = i.models().into_iter().map(|(m, _)| m).collect();
             println!(
-                "{}  {}  descriptors={}  models={}  added={} by {}  expires={}{}{}",
+                "{}  {}  descriptors={}  models={}  added={} by {}  expires={}{}{}{}",
                 i.id,
                 i.label,
                 i.descriptors.len(),
@@ -132,6 +134,7 @@ pub(crate) fn cmd_list(g: &Global, json: bool) -> Result<(), Fail> {
                 i.added_by,
                 expires.unwrap_or_else(|| "never".into()),
                 if i.suspended { "  suspended" } else { "" },
+                if i.known() { "  known" } else { "" },
                 i.note
                     .as_ref()
                     .map(|n| format!("  note={n}"))
@@ -192,6 +195,16 @@ pub(crate) fn cmd_remove(
     Ok(())
 }
 
+/// How many people on `list` are known people, as `list` and `verify` show it (`1 known person`),
+/// or `None` when there are none.
+fn known_people(list: &Watchlist) -> Option<String> {
+    match list.identities.iter().filter(|i| i.known()).count() {
+        0 => None,
+        1 => Some("1 known person".into()),
+        k => Some(format!("{k} known people")),
+    }
+}
+
 /// The models a list covers, as `list` and `verify` show them: `models A (2 identities), B (1
 /// identity)`, or `no descriptors yet`.
 fn covers(list: &Watchlist) -> String {
@@ -240,11 +253,12 @@ pub(crate) fn cmd_verify(g: &Global) -> Result<(), Fail> {
         format!("audit log head: entry {}", h.seq)
     });
     println!(
-        "ok: {} {how}; generation {}, written {written}; {n} {} ({expired} expired), {}; model in \
-         use {model}; {retention}; {head}",
+        "ok: {} {how}; generation {}, written {written}; {n} {} ({expired} expired{}), {}; model \
+         in use {model}; {retention}; {head}",
         g.list.display(),
         list.generation,
         if n == 1 { "identity" } else { "identities" },
+        known_people(&list).map_or(String::new(), |k| format!(", {k}")),
         covers(&list)
     );
     Ok(())

@@ -104,15 +104,18 @@ enum Command {
         state_dir: StateDirArg,
     },
     /// Add a person from photos or videos (any format decodebin reads), with descriptors of every
-    /// installed embedder model (or of each --model). Enrolling someone already on the list again
-    /// adds to their descriptors: how a list gains a model
+    /// installed embedder model (or of each --model); with --known, a known person who is never
+    /// alerted on. Enrolling someone already on the list again adds to their descriptors: how a
+    /// list gains a model
     Enroll(EnrollArgs),
     /// For each face in photos or videos: the best identity on the list, its score, the margin to
-    /// the second best, and whether the faceveil element would count it as a match
+    /// the second best, the known person it is closest to when they hold it back, and whether the
+    /// faceveil element would count it as a match
     Identify(IdentifyArgs),
-    /// Change a person's label, note or expiry, without a photo (audited)
+    /// Change a person's label, note, expiry or role (listed or known), without a photo (audited)
     Edit(EditArgs),
-    /// Stop alerts for a person: they stay on the list but never match until resumed (audited)
+    /// Stop alerts for a person: they stay on the list but never match until resumed (a known
+    /// person: faces are no longer held back for them) (audited)
     Suspend {
         /// The person: their identity id, or their label
         #[arg(long, value_name = "ID|LABEL")]

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-//! The watch-list file format (version 5; versions 1 to 4 are still read), documented in docs/WATCHLIST.md.
+//! The watch-list file format (versions 5 and 6; versions 1 to 4 are still read), documented in
+//! docs/WATCHLIST.md.
 //!
 //! ```text
 //! 0   magic       8 bytes  "FWATCHL\0"
@@ -21,6 +22,10 @@
 //! version 3 `default_expiry` and `audit` (the audit log's head), version 4 an identity's
 //! `suspended`. Version 5 dropped the list's one `model_id`: each descriptor names its model, and a
 //! list holds descriptors of several (an older file's descriptors are all of its `model_id`).
+//! Version 6 added an identity's `role` (listed or known). A list with a known person on it is
+//! written as version 6, so that an older reader refuses it instead of alerting on the people
+//! it must never alert on; a list without one is still written as version 5, which older
+//! readers open.
 //!
 //! Keys, passphrases and decrypted bytes are wiped from memory when dropped.
 
@@ -28,16 +33,19 @@ use std::path::Path;
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, Zeroizing};
 
-use super::{Descriptor, Identity, Watchlist, WatchlistError};
+use super::{Descriptor, Identity, Role, Watchlist, WatchlistError};
 
 /// The first version's magic (and the key check's domain string below): format constants that
 /// stay whatever the project is called, so that every list ever written opens.
 pub const MAGIC: &[u8; 8] = b"FWATCHL\0";
-pub const VERSION: u16 = 5;
+/// The newest version read and written (lists with a known person on them).
+pub const VERSION: u16 = 6;
+/// The version of lists without a known person on them.
+const VERSION_LISTED_ONLY: u16 = 5;
 
 /// An identity of a version 1 to 3 file (before `suspended`).
 #[derive(Deserialize)]
@@ -62,12 +70,77 @@ impl From<IdentityV3> for Identity {
             expires_at: i.expires_at,
             descriptors: i.descriptors,
             suspended: false,
+            role: Role::Listed,
         }
     }
 }
 
-fn upgrade(identities: Vec<IdentityV3>) -> Vec<Identity> {
-    identities.into_iter().map(Identity::from).collect()
+/// An identity of a version 4 or 5 file (before `role`: everyone listed).
+#[derive(Deserialize)]
+struct IdentityV5 {
+    id: String,
+    label: String,
+    note: Option<String>,
+    added_by: String,
+    added_at: i64,
+    expires_at: Option<i64>,
+    descriptors: Vec<Descriptor>,
+    suspended: bool,
+}
+
+impl From<IdentityV5> for Identity {
+    fn from(i: IdentityV5) -> Identity {
+        Identity {
+            id: i.id,
+            label: i.label,
+            note: i.note,
+            added_by: i.added_by,
+            added_at: i.added_at,
+            expires_at: i.expires_at,
+            descriptors: i.descriptors,
+            suspended: i.suspended,
+            role: Role::Listed,
+        }
+    }
+}
+
+/// An identity as version 5 writes it: [`IdentityV5`], borrowed from an [`Identity`].
+#[derive(Serialize)]
+struct IdentityV5Out<'a> {
+    id: &'a str,
+    label: &'a str,
+    note: &'a Option<String>,
+    added_by: &'a str,
+    added_at: i64,
+    expires_at: Option<i64>,
+    descriptors: &'a [Descriptor],
+    suspended: bool,
+}
+
+/// The content of a version 5 file as it is written (of a list without a known person).
+#[derive(Serialize)]
+struct WatchlistV5Out<'a> {
+    created_at: i64,
+    identities: Vec<IdentityV5Out<'a>>,
+    generation: u64,
+    written_at: i64,
+    default_expiry: Option<u64>,
+    audit: Option<crate::engine::audit::Head>,
+}
+
+/// The content of a version 5 file as it is read.
+#[derive(Deserialize)]
+struct WatchlistV5 {
+    created_at: i64,
+    identities: Vec<IdentityV5>,
+    generation: u64,
+    written_at: i64,
+    default_expiry: Option<u64>,
+    audit: Option<crate::engine::audit::Head>,
+}
+
+fn upgrade<I: Into<Identity>>(identities: Vec<I>) -> Vec<Identity> {
+    identities.into_iter().map(Into::into).collect()
 }
 
 /// The content of a version 1 file.
@@ -105,7 +178,7 @@ struct WatchlistV3 {
 struct WatchlistV4 {
     model_id: String,
     created_at: i64,
-    identities: Vec<Identity>,
+    identities: Vec<IdentityV5>,
     generation: u64,
     written_at: i64,
     default_expiry: Option<u64>,
@@ -209,16 +282,38 @@ fn derive(pass: &str, salt: &[u8], m: u32, t: u32, p: u32) -> Result<Zeroizing<[
     Ok(key)
 }
 
-/// Encodes and (unless plaintext) encrypts a list. Every call uses a fresh nonce (and salt).
+/// Encodes and (unless plaintext) encrypts a list: as version 6 when a known person is on it,
+/// else as version 5 (see the module notes). Every call uses a fresh nonce (and salt).
 pub fn encode(list: &Watchlist, secret: &Secret) -> Result<Vec<u8>, WatchlistError> {
-    let content =
-        Zeroizing::new(
-            postcard::to_stdvec(list).map_err(|e| WatchlistError::Corrupt {
-                path: Default::default(),
-                reason: format!("cannot encode: {e}"),
-            })?,
-        );
-    seal(VERSION, &content, secret)
+    let cannot = |e: postcard::Error| WatchlistError::Corrupt {
+        path: Default::default(),
+        reason: format!("cannot encode: {e}"),
+    };
+    if list.has_known() {
+        let content = Zeroizing::new(postcard::to_stdvec(list).map_err(cannot)?);
+        return seal(VERSION, &content, secret);
+    }
+    let v5 = WatchlistV5Out {
+        created_at: list.created_at,
+        identities: (list.identities.iter())
+            .map(|i| IdentityV5Out {
+                id: &i.id,
+                label: &i.label,
+                note: &i.note,
+                added_by: &i.added_by,
+                added_at: i.added_at,
+                expires_at: i.expires_at,
+                descriptors: &i.descriptors,
+                suspended: i.suspended,
+            })
+            .collect(),
+        generation: list.generation,
+        written_at: list.written_at,
+        default_expiry: list.default_expiry,
+        audit: list.audit,
+    };
+    let content = Zeroizing::new(postcard::to_stdvec(&v5).map_err(cannot)?);
+    seal(VERSION_LISTED_ONLY, &content, secret)
 }
 
 /// The file for encoded `content` under format `version`.
@@ -438,13 +533,25 @@ pub fn decode(bytes: &[u8], secret: &Secret, path: &Path) -> Result<Watchlist, W
             let v4: WatchlistV4 = postcard::from_bytes(&content).map_err(corrupt)?;
             let list = Watchlist {
                 created_at: v4.created_at,
-                identities: v4.identities,
+                identities: upgrade(v4.identities),
                 generation: v4.generation,
                 written_at: v4.written_at,
                 default_expiry: v4.default_expiry,
                 audit: v4.audit,
             };
             (Some(v4.model_id), list)
+        }
+        5 => {
+            let v5: WatchlistV5 = postcard::from_bytes(&content).map_err(corrupt)?;
+            let list = Watchlist {
+                created_at: v5.created_at,
+                identities: upgrade(v5.identities),
+                generation: v5.generation,
+                written_at: v5.written_at,
+                default_expiry: v5.default_expiry,
+                audit: v5.audit,
+            };
+            (None, list)
         }
         _ => (None, postcard::from_bytes(&content).map_err(corrupt)?),
     };
@@ -473,6 +580,7 @@ mod tests {
             added_at: 100,
             expires_at: None,
             suspended: false,
+            role: Role::Listed,
             descriptors: vec![Descriptor {
                 model_id: MODEL.into(),
                 vector: vec![0.5; 128],
@@ -563,10 +671,10 @@ mod tests {
             Err(WatchlistError::WrongKey { .. })
         ));
         let mut future = good.clone();
-        future[8] = 6;
+        future[8] = 7;
         assert!(matches!(
             dec(&future, &key),
-            Err(WatchlistError::FutureVersion { version: 6, .. })
+            Err(WatchlistError::FutureVersion { version: 7, .. })
         ));
         assert!(matches!(
             dec(b"hello world, not a list", &key),
@@ -741,7 +849,7 @@ mod tests {
         struct V4<'a> {
             model_id: &'a str,
             created_at: i64,
-            identities: &'a [Identity],
+            identities: Vec<IdentityV5Out<'a>>,
             generation: u64,
             written_at: i64,
             default_expiry: Option<u64>,
@@ -751,7 +859,18 @@ mod tests {
             let content = postcard::to_stdvec(&V4 {
                 model_id,
                 created_at: w.created_at,
-                identities: &w.identities,
+                identities: (w.identities.iter())
+                    .map(|i| IdentityV5Out {
+                        id: &i.id,
+                        label: &i.label,
+                        note: &i.note,
+                        added_by: &i.added_by,
+                        added_at: i.added_at,
+                        expires_at: i.expires_at,
+                        descriptors: &i.descriptors,
+                        suspended: i.suspended,
+                    })
+                    .collect(),
                 generation: w.generation,
                 written_at: w.written_at,
                 default_expiry: w.default_expiry,
@@ -781,5 +900,38 @@ mod tests {
         let read = decode(&new, &key, Path::new("new.fvl")).unwrap();
         assert_eq!(read, w5);
         assert_eq!(read.models(), [MODEL, "sface:0123"]);
+        assert!(read.identities.iter().all(|i| i.role == Role::Listed));
+    }
+
+    fn version(file: &[u8]) -> u16 {
+        u16::from_le_bytes([file[8], file[9]])
+    }
+
+    #[test]
+    fn a_list_with_a_known_person_is_version_6_and_older_readers_refuse_it() {
+        let key = Secret::Key([5u8; 32]);
+        let mut w = sample2();
+        w.identities[1].role = Role::Known;
+        let file = encode(&w, &key).unwrap();
+        assert_eq!(version(&file), 6);
+        let read = dec(&file, &key).unwrap();
+        assert_eq!(read, w);
+        assert_eq!(
+            (read.identities[0].role, read.identities[1].role),
+            (Role::Listed, Role::Known)
+        );
+        // Readers of versions up to 5 refuse a file of a higher version as newer (as this one
+        // does 7, each_failure_is_distinct): never read as a list where the known person is
+        // listed.
+        // the known person gone (or listed again): version 5 again, which older readers open
+        w.identities[1].role = Role::Listed;
+        let file = encode(&w, &key).unwrap();
+        assert_eq!(version(&file), 5);
+        assert_eq!(dec(&file, &key).unwrap(), w);
+        // every mode
+        w.identities[0].role = Role::Known;
+        let plain = encode(&w, &Secret::Plaintext).unwrap();
+        assert_eq!(version(&plain), 6);
+        assert_eq!(dec(&plain, &Secret::Plaintext).unwrap(), w);
     }
 }

@@ -3,8 +3,11 @@
 //! descriptors of several models; an index is for one). Descriptors are prepared once (centred
 //! and L2-normalised) into one contiguous row-major f32 matrix, rows of an identity next to each
 //! other. An identity scores the max over its rows of the f32 [`dot`] with the query; the answer is
-//! the best identity (the first in index order on a tie) and its margin over the best other one.
-//! Expired identities are skipped, and suspended ones are not in the index at all.
+//! the best listed identity (the first in index order on a tie) and its margin over the best other
+//! listed one, beside the best known person ([`Role::Known`](super::Role::Known), never a match:
+//! see [`crate::engine::matcher::decide`]) and their score. Listed identities come first in the
+//! index, known people after them, so that each role's rows are one range. Expired identities are
+//! skipped, and suspended ones are not in the index at all.
 //!
 //! A small index is scanned in full ([`Index::search_exact`]). That scan reads 4 × dim bytes per
 //! row and query (512 MB at a million 128-d rows: it runs at memory speed), so from
@@ -24,15 +27,19 @@
 //!    a relative 10⁻³ for the f32 arithmetic of the bound itself (which needs ~10⁻⁴), this gives
 //!    each row a lower and an upper bound on the very f32 score the full scan computes, and each
 //!    identity the max of its rows' bounds. T is the second largest lower bound over distinct
-//!    identities not expired.
-//! 2. Rescoring: every identity with a row whose upper bound reaches T, and only those, is scored
-//!    with the f32 [`dot`] over all its rows, in index order, by the same code as the full scan.
+//!    listed identities not expired. Over the known people's rows, T_k is the largest lower bound
+//!    of a known person not expired.
+//! 2. Rescoring: every listed identity with a row whose upper bound reaches T, and every known
+//!    person with one that reaches T_k, and only those, is scored with the f32 [`dot`] over all its
+//!    rows, in index order, by the same code as the full scan.
 //!
-//! Why that is exact: an identity whose upper bound is below T scores less than two other live
-//! identities (the two whose lower bounds reach T), so it is neither the best nor the runner-up and
-//! plays no part in the tie rule (it is strictly below the best). Leaving it out changes neither
-//! the best identity nor the best score of the others, and the scores kept are the very same f32
-//! numbers, so [`Index::search`] returns the same [`Hit`], bit for bit, as [`Index::search_exact`].
+//! Why that is exact: a listed identity whose upper bound is below T scores less than two other
+//! live listed identities (the two whose lower bounds reach T), so it is neither the best nor the
+//! runner-up and plays no part in the tie rule (it is strictly below the best). A known person
+//! whose upper bound is below T_k scores less than the known person whose lower bound is T_k, so
+//! is not the best known one either. Leaving them out changes neither the best identities nor the
+//! best score of the others, and the scores kept are the very same f32 numbers, so
+//! [`Index::search`] returns the same [`Hit`], bit for bit, as [`Index::search_exact`].
 //! Queries or rows the bound does not cover (not finite, or of a magnitude far outside a prepared
 //! descriptor's) take the full scan.
 
@@ -41,7 +48,7 @@ use std::sync::OnceLock;
 
 use crate::engine::cosine::{Similarity, dot};
 
-use super::Watchlist;
+use super::{Role, Watchlist};
 
 /// Rows from which [`Index::build`] adds the i8 table and searches pre-filter on it.
 pub const QUANTISE_MIN_ROWS: usize = 16_384;
@@ -68,20 +75,35 @@ pub struct Entry {
     pub id: String,
     pub label: String,
     pub expires_at: Option<i64>,
+    pub role: Role,
 }
 
+/// What a search found: the best listed identity (the only ones a match can be for), and the best
+/// known person.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Hit {
-    /// Index into [`Index::entries`].
+    /// Index into [`Index::entries`]: a listed identity.
     pub identity: usize,
     pub score: f32,
-    /// Score minus the best score of any other identity (the whole score when there is none).
+    /// Score minus the best score of any other listed identity (the whole score when there is
+    /// none).
     pub margin: f32,
     /// Which of the identity's descriptors in the index scored `score`: its position among them
     /// (in enrolment order, from 0; the first on a tie).
     pub reference: u32,
     /// How many descriptors of the identity the index holds.
     pub references: u32,
+    /// The known person who scored best (the first in index order on a tie), if the index holds
+    /// one not expired.
+    pub known: Option<Known>,
+}
+
+/// The known person closest to a query.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Known {
+    /// Index into [`Index::entries`]: a known person.
+    pub identity: usize,
+    pub score: f32,
 }
 
 /// How a search went: for tests and benchmarks.
@@ -100,6 +122,10 @@ pub struct Index {
     /// Identity of each row.
     owner: Vec<u32>,
     entries: Vec<Entry>,
+    /// The listed identities are `entries[..listed]`, their rows `rows[..listed_rows]` (by row);
+    /// the known people follow.
+    listed: usize,
+    listed_rows: usize,
     /// The i8 table, from [`QUANTISE_MIN_ROWS`] rows on.
     codes: Option<Codes>,
     /// Identities that may match (neither suspended nor expired at build) but have no descriptor
@@ -227,7 +253,9 @@ impl Ranking {
         }
     }
 
-    fn hit(self) -> Option<Hit> {
+    /// The hit of the listed identities ranked by `self`, with the best of the known people
+    /// ranked by `known`.
+    fn hit(self, known: Ranking) -> Option<Hit> {
         let second = self.second;
         self.best
             .map(|(identity, score, (reference, references))| Hit {
@@ -240,25 +268,39 @@ impl Ranking {
                 },
                 reference,
                 references,
+                known: known
+                    .best
+                    .map(|(identity, score, _)| Known { identity, score }),
             })
     }
 }
 
 /// The two best lower bounds of distinct live identities seen so far, best first; the second one is
-/// T for the rows seen so far (it only grows).
+/// T for the listed identities' rows seen so far, the first T_k for the known people's (each only
+/// grows).
 #[derive(Clone, Copy)]
 struct Top([(f32, u32); 2]);
+
+/// Which of a [`Top`]'s bounds is the floor of a role's rows: the second best for listed
+/// identities (T), the best for known people (T_k).
+fn rank_of(role: Role) -> usize {
+    match role {
+        Role::Listed => 1,
+        Role::Known => 0,
+    }
+}
 
 impl Top {
     /// None seen: identity `u32::MAX`, bound −∞.
     const NONE: Top = Top([(f32::NEG_INFINITY, u32::MAX); 2]);
 
-    fn floor(&self) -> f32 {
-        self.0[1].0
+    /// The `k`th best lower bound (from 0).
+    fn floor(&self, k: usize) -> f32 {
+        self.0[k].0
     }
 
-    /// Takes in a lower bound `lo` above the current T of identity `who` (skipped when expired by
-    /// `now`).
+    /// Takes in a lower bound `lo` of identity `who` above the current second best (skipped when
+    /// expired by `now`).
     #[inline(never)]
     fn raise(&mut self, lo: f32, who: u32, index: &Index, now: i64) {
         let top = &mut self.0;
@@ -279,27 +321,35 @@ impl Top {
     }
 }
 
-/// What a pre-filter pass over some rows leaves: their [`Top`], and the rows whose upper bound
-/// reached T as it stood then, in row order.
+/// What a pre-filter pass over some rows of one role leaves: their [`Top`], and the rows whose
+/// upper bound reached the floor (T or T_k) as it stood then, in row order.
 struct Scan {
     top: Top,
+    /// Which of `top`'s bounds is the floor ([`rank_of`]).
+    k: usize,
     candidates: Vec<(usize, f32)>,
     limit: usize,
 }
 
 impl Scan {
-    fn new() -> Scan {
+    /// A pass whose floor is its [`Top`]'s `k`th best bound ([`rank_of`]).
+    fn new(k: usize) -> Scan {
         Scan {
             top: Top::NONE,
+            k,
             candidates: Vec::with_capacity(CANDIDATES),
             limit: CANDIDATES,
         }
     }
 
-    /// Keeps `row` when its upper bound `up` reaches the current T.
+    fn floor(&self) -> f32 {
+        self.top.floor(self.k)
+    }
+
+    /// Keeps `row` when its upper bound `up` reaches the current floor.
     #[inline(always)]
     fn keep(&mut self, row: usize, up: f32) {
-        if up >= self.top.floor() {
+        if up >= self.floor() {
             self.candidates.push((row, up));
             if self.candidates.len() >= self.limit {
                 self.prune();
@@ -307,11 +357,11 @@ impl Scan {
         }
     }
 
-    /// Drops the rows below the current T (they pile up while T is still low).
+    /// Drops the rows below the current floor (they pile up while it is still low).
     #[cold]
     #[inline(never)]
     fn prune(&mut self) {
-        let floor = self.top.floor();
+        let floor = self.floor();
         self.candidates.retain(|&(_, u)| u >= floor);
         if self.candidates.len() * 2 > self.limit {
             self.limit *= 2;
@@ -328,9 +378,9 @@ fn parallelism() -> usize {
 impl Index {
     /// Builds the index of the descriptors of embedder model `model` of the identities active at
     /// `now` (unix seconds): not expired, not suspended
-    /// ([`Identity::active`](super::Identity::active)). One that expires later is skipped by the
-    /// searches from then on; one without descriptors of `model` is left out (and counted,
-    /// [`Index::without_model`]).
+    /// ([`Identity::active`](super::Identity::active)), the listed ones first, then the known
+    /// people. One that expires later is skipped by the searches from then on; one without
+    /// descriptors of `model` is left out (and counted, [`Index::without_model`]).
     pub fn build(list: &Watchlist, model: &str, sim: &Similarity, now: i64) -> Index {
         Index::build_with(list, model, sim, now, QUANTISE_MIN_ROWS)
     }
@@ -344,28 +394,34 @@ impl Index {
         quantise_min_rows: usize,
     ) -> Index {
         let mut idx = Index::default();
-        for ident in list.identities.iter().filter(|i| i.active(now)) {
-            let k = idx.entries.len() as u32;
-            let mut any = false;
-            for d in ident.descriptors.iter().filter(|d| d.model_id == model) {
-                if idx.dim == 0 {
-                    idx.dim = d.vector.len();
-                }
-                if d.vector.len() != idx.dim {
-                    continue;
-                }
-                idx.rows.extend(sim.prepare(&d.vector));
-                idx.owner.push(k);
-                any = true;
+        for role in [Role::Listed, Role::Known] {
+            if role == Role::Known {
+                (idx.listed, idx.listed_rows) = (idx.entries.len(), idx.owner.len());
             }
-            if any {
-                idx.entries.push(Entry {
-                    id: ident.id.clone(),
-                    label: ident.label.clone(),
-                    expires_at: ident.expires_at,
-                });
-            } else if !ident.has_model(model) {
-                idx.without_model += 1;
+            for ident in (list.identities.iter()).filter(|i| i.role == role && i.active(now)) {
+                let k = idx.entries.len() as u32;
+                let mut any = false;
+                for d in ident.descriptors.iter().filter(|d| d.model_id == model) {
+                    if idx.dim == 0 {
+                        idx.dim = d.vector.len();
+                    }
+                    if d.vector.len() != idx.dim {
+                        continue;
+                    }
+                    idx.rows.extend(sim.prepare(&d.vector));
+                    idx.owner.push(k);
+                    any = true;
+                }
+                if any {
+                    idx.entries.push(Entry {
+                        id: ident.id.clone(),
+                        label: ident.label.clone(),
+                        expires_at: ident.expires_at,
+                        role,
+                    });
+                } else if !ident.has_model(model) {
+                    idx.without_model += 1;
+                }
             }
         }
         if idx.owner.len() >= quantise_min_rows {
@@ -392,13 +448,19 @@ impl Index {
         self.entries.is_empty()
     }
 
+    /// How many of [`Index::entries`] are listed identities (the first ones; known people follow).
+    pub fn listed(&self) -> usize {
+        self.listed
+    }
+
     /// Bytes the i8 pre-filter table takes (rows × (dim + 8); 0 below [`QUANTISE_MIN_ROWS`] rows).
     pub fn prefilter_bytes(&self) -> usize {
         self.codes.as_ref().map_or(0, |c| c.data.len())
     }
 
-    /// The best identity for a prepared query (see [`Similarity::prepare`]), skipping identities
-    /// that expired by `now`. `None` for an empty index or a query of another dimension. The same
+    /// The best listed identity for a prepared query (see [`Similarity::prepare`]), with the best
+    /// known person, skipping identities that expired by `now`. `None` for an index without a
+    /// listed identity or a query of another dimension. The same
     /// answer as [`Index::search_exact`], bit for bit, pre-filtered when the index is large (see
     /// the module notes).
     pub fn search(&self, query: &[f32], now: i64) -> Option<Hit> {
@@ -433,21 +495,36 @@ impl Index {
         let Some((codes, code)) = self.codes.as_ref().zip(QueryCode::new(query)) else {
             return self.scan_exact(query, now);
         };
-        let scans = self.prefilter(codes, &code, now, threads);
-        // T over all the rows: the second best of the passes' best two (distinct identities, as
-        // the passes split at identity boundaries).
-        let mut top = Top::NONE;
-        for &(lo, who) in scans.iter().flat_map(|s| &s.top.0) {
-            if who != u32::MAX && lo > top.floor() {
-                top.raise(lo, who, self, now);
-            }
-        }
-        let t = top.floor();
-        let mut rank = Ranking::new();
+        let listed_rows = 0..self.listed_rows;
+        let known_rows = self.listed_rows..self.owner.len();
+        let scans = [
+            self.prefilter(codes, &code, listed_rows, now, threads, Role::Listed),
+            self.prefilter(codes, &code, known_rows, now, threads, Role::Known),
+        ];
         let mut stats = SearchStats {
             prefiltered: true,
             rows_scored: 0,
         };
+        let [listed, known] = scans.map(|scans| self.rescore(&scans, query, now, &mut stats));
+        (listed.hit(known), stats)
+    }
+
+    /// The rescoring step after the pre-filter passes over the rows of one role: every identity
+    /// with a candidate row that reaches the role's floor over all the passes, scored and ranked.
+    fn rescore(&self, scans: &[Scan], query: &[f32], now: i64, stats: &mut SearchStats) -> Ranking {
+        let mut rank = Ranking::new();
+        let Some(k) = scans.first().map(|s| s.k) else {
+            return rank;
+        };
+        // The floor over all the rows: of the passes' best two (distinct identities, as the
+        // passes split at identity boundaries).
+        let mut top = Top::NONE;
+        for &(lo, who) in scans.iter().flat_map(|s| &s.top.0) {
+            if who != u32::MAX && lo > top.floor(1) {
+                top.raise(lo, who, self, now);
+            }
+        }
+        let t = top.floor(k);
         let mut last = u32::MAX;
         for &(row, _) in scans
             .iter()
@@ -466,7 +543,7 @@ impl Index {
             stats.rows_scored += rows.len();
             rank.offer(who as usize, self.score(rows, query));
         }
-        (rank.hit(), stats)
+        rank
     }
 
     fn scan_exact(&self, query: &[f32], now: i64) -> (Option<Hit>, SearchStats) {
@@ -474,17 +551,21 @@ impl Index {
         if self.dim == 0 || query.len() != self.dim {
             return (None, stats);
         }
-        let mut rank = Ranking::new();
+        let (mut listed, mut known) = (Ranking::new(), Ranking::new());
         let mut start = 0;
         for run in self.owner.chunk_by(|a, b| a == b) {
             let rows = start..start + run.len();
             start = rows.end;
             if !self.expired(run[0], now) {
                 stats.rows_scored += rows.len();
+                let rank = match (run[0] as usize) < self.listed {
+                    true => &mut listed,
+                    false => &mut known,
+                };
                 rank.offer(run[0] as usize, self.score(rows, query));
             }
         }
-        (rank.hit(), stats)
+        (listed.hit(known), stats)
     }
 
     /// An identity's score: the max over its rows of the f32 [`dot`] with the query; with the
@@ -521,17 +602,30 @@ impl Index {
             .is_some_and(|t| t <= now)
     }
 
-    /// The pre-filter pass over all rows, on `threads` threads (ranges split at identity
-    /// boundaries), in row order.
-    fn prefilter(&self, codes: &Codes, code: &QueryCode, now: i64, threads: usize) -> Vec<Scan> {
-        let n = self.owner.len();
-        if threads <= 1 {
-            return vec![self.scan(codes, code, 0..n, now)];
+    /// The pre-filter pass over `rows`, the rows of the identities of one `role`, on `threads`
+    /// threads (ranges split at identity boundaries; one thread for fewer than
+    /// [`PARALLEL_MIN_ROWS`] rows of known people), in row order. None for no rows.
+    fn prefilter(
+        &self,
+        codes: &Codes,
+        code: &QueryCode,
+        rows: Range<usize>,
+        now: i64,
+        threads: usize,
+        role: Role,
+    ) -> Vec<Scan> {
+        let k = rank_of(role);
+        let (first, n) = (rows.start, rows.end);
+        if rows.is_empty() {
+            return Vec::new();
         }
-        let mut bounds = vec![0];
-        for k in 1..threads {
-            let mut at = (n * k / threads).max(bounds[k - 1]);
-            while at > 0 && at < n && self.owner[at] == self.owner[at - 1] {
+        if threads <= 1 || (role == Role::Known && rows.len() < PARALLEL_MIN_ROWS) {
+            return vec![self.scan(codes, code, rows, now, k)];
+        }
+        let mut bounds = vec![first];
+        for t in 1..threads {
+            let mut at = (first + rows.len() * t / threads).max(bounds[t - 1]);
+            while at > first && at < n && self.owner[at] == self.owner[at - 1] {
                 at += 1;
             }
             bounds.push(at);
@@ -542,10 +636,10 @@ impl Index {
                 .windows(2)
                 .map(|w| {
                     let rows = w[0]..w[1];
-                    s.spawn(move || self.scan(codes, code, rows, now))
+                    s.spawn(move || self.scan(codes, code, rows, now, k))
                 })
                 .collect();
-            let mut scans = vec![self.scan(codes, code, bounds[0]..bounds[1], now)];
+            let mut scans = vec![self.scan(codes, code, bounds[0]..bounds[1], now, k)];
             scans.extend(
                 others
                     .into_iter()
@@ -555,33 +649,55 @@ impl Index {
         })
     }
 
-    /// The pre-filter pass over `rows`, with AVX2 where the CPU has it.
-    fn scan(&self, codes: &Codes, code: &QueryCode, rows: Range<usize>, now: i64) -> Scan {
+    /// The pre-filter pass over `rows`, with AVX2 where the CPU has it; its floor is the `k`th
+    /// best bound ([`Scan::new`]).
+    fn scan(
+        &self,
+        codes: &Codes,
+        code: &QueryCode,
+        rows: Range<usize>,
+        now: i64,
+        k: usize,
+    ) -> Scan {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU has AVX2 (checked just above). The same code, compiled for 256-bit
             // vectors: the integer dot products are exact and the f32 bounds are computed one row
             // at a time without FMA, so the result is the same bit for bit (and the bounds hold
             // whatever the order of the additions).
-            return unsafe { scan_avx2(self, codes, code, rows, now) };
+            return unsafe { scan_avx2(self, codes, code, rows, now, k) };
         }
-        scan_body(self, codes, code, rows, now)
+        scan_body(self, codes, code, rows, now, k)
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn scan_avx2(index: &Index, codes: &Codes, code: &QueryCode, rows: Range<usize>, now: i64) -> Scan {
-    scan_body(index, codes, code, rows, now)
+fn scan_avx2(
+    index: &Index,
+    codes: &Codes,
+    code: &QueryCode,
+    rows: Range<usize>,
+    now: i64,
+    k: usize,
+) -> Scan {
+    scan_body(index, codes, code, rows, now, k)
 }
 
 /// The pre-filter pass over `rows`: each row's bounds from its i8 dot product with the query.
 #[inline(always)]
-fn scan_body(index: &Index, codes: &Codes, code: &QueryCode, rows: Range<usize>, now: i64) -> Scan {
+fn scan_body(
+    index: &Index,
+    codes: &Codes,
+    code: &QueryCode,
+    rows: Range<usize>,
+    now: i64,
+    k: usize,
+) -> Scan {
     // The common dimension gets a loop of known length, fully unrolled.
     match index.dim {
-        128 => scan_rows::<128>(index, codes, code, rows, now),
-        _ => scan_rows::<0>(index, codes, code, rows, now),
+        128 => scan_rows::<128>(index, codes, code, rows, now, k),
+        _ => scan_rows::<0>(index, codes, code, rows, now, k),
     }
 }
 
@@ -593,15 +709,16 @@ fn scan_rows<const D: usize>(
     code: &QueryCode,
     rows: Range<usize>,
     now: i64,
+    k: usize,
 ) -> Scan {
     let dim = if D > 0 { D } else { index.dim };
     let stride = dim + 8;
-    let mut scan = Scan::new();
+    let mut scan = Scan::new(k);
     let records = codes.data[rows.start * stride..rows.end * stride].chunks_exact(stride);
     for (row, record) in rows.zip(records) {
         let (lo, up) = code.bounds::<D>(record);
         scan.keep(row, up);
-        if lo > scan.top.floor() {
+        if lo > scan.top.floor(1) {
             scan.top.raise(lo, index.owner[row], index, now);
         }
     }

@@ -37,6 +37,31 @@ pub struct Identity {
     /// Alerts stopped (`faceveil suspend`): kept on the list, never matched until resumed. Format
     /// version 4 (older files read as not suspended).
     pub suspended: bool,
+    /// Listed (looked for) or known (never alerted on). Format version 6 (older files read as
+    /// everyone listed).
+    pub role: Role,
+}
+
+/// What a person is on the list for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    /// Looked for: a face that matches them is an alert.
+    #[default]
+    Listed,
+    /// Known and never alerted on (the household, staff, a look-alike of someone listed): a face
+    /// that scores as close to them as to the best listed person, within the matcher's known
+    /// margin, is no alert ([`crate::engine::matcher::decide`]).
+    Known,
+}
+
+impl Role {
+    /// As `faceveil list` and the docs name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Listed => "listed",
+            Role::Known => "known",
+        }
+    }
 }
 
 impl Identity {
@@ -48,6 +73,10 @@ impl Identity {
     /// who is searched ([`index::Index::build`]).
     pub fn active(&self, now: i64) -> bool {
         !self.suspended && !self.expired(now)
+    }
+
+    pub fn known(&self) -> bool {
+        self.role == Role::Known
     }
 
     /// Whether the identity has descriptors of `model`.
@@ -83,6 +112,7 @@ impl Identity {
                 vector,
             }],
             suspended: false,
+            role: Role::Listed,
         }
     }
 }
@@ -136,6 +166,12 @@ impl Watchlist {
         m.sort_unstable();
         m.dedup();
         m
+    }
+
+    /// Whether anyone on the list is a known person (a list that holds one is written in format
+    /// version 6, which older readers refuse rather than alert on them).
+    pub fn has_known(&self) -> bool {
+        self.identities.iter().any(Identity::known)
     }
 
     /// How many of the people active at `now` have descriptors of `model`, and how many have none
@@ -418,6 +454,7 @@ mod tests {
                 vector: vec![1.0],
             }],
             suspended: false,
+            role: Role::Listed,
         });
         assert!(w.check_models().is_ok());
         assert!(w.identities[0].expired(10) && !w.identities[0].expired(9));

@@ -2,7 +2,7 @@
 //! Unit tests of `engine::watchlist::index`: best identity and margin, expiry, and the prefiltered
 //! search against the full scan.
 
-use super::super::{Descriptor, Identity};
+use super::super::{Descriptor, Identity, Role};
 use super::*;
 
 fn ident(label: &str, vecs: &[[f32; 3]], expires_at: Option<i64>) -> Identity {
@@ -14,6 +14,7 @@ fn ident(label: &str, vecs: &[[f32; 3]], expires_at: Option<i64>) -> Identity {
         added_at: 0,
         expires_at,
         suspended: false,
+        role: Role::Listed,
         descriptors: vecs
             .iter()
             .map(|v| Descriptor {
@@ -100,6 +101,76 @@ fn suspended_is_left_out_until_resumed() {
     );
 }
 
+/// `list()` with "k" ([0, 0.6, 0.8]), a known person, and "gone", a known person who expires at
+/// 50.
+fn with_known() -> Watchlist {
+    let mut w = list();
+    for (label, v, expires) in [
+        ("k", [0.0, 0.6, 0.8], None),
+        ("gone", [0.0, 0.0, 1.0], Some(50)),
+    ] {
+        let mut i = ident(label, &[v], expires);
+        i.role = Role::Known;
+        w.identities.insert(0, i);
+    }
+    w
+}
+
+#[test]
+fn known_people_are_searched_apart_and_never_the_hit() {
+    let sim = Similarity::cosine();
+    let w = with_known();
+    let idx = Index::build(&w, "m", &sim, 60);
+    // listed first (in list order), then the known people; "old" and "gone" expired
+    let order: Vec<(&str, Role)> = (idx.entries().iter())
+        .map(|e| (e.label.as_str(), e.role))
+        .collect();
+    assert_eq!(
+        order,
+        [("a", Role::Listed), ("b", Role::Listed), ("k", Role::Known)]
+    );
+    assert_eq!((idx.len(), idx.listed()), (3, 2));
+    // the query is k's own descriptor: k scores 1, yet the hit is the best listed identity, with
+    // its margin over the other listed one only
+    let q = sim.prepare(&[0.0, 0.6, 0.8]);
+    let hit = idx.search(&q, 60).unwrap();
+    assert_eq!(idx.entries()[hit.identity].label, "b");
+    assert!((hit.score - 0.8).abs() < 1e-6 && (hit.margin - 0.2).abs() < 1e-6);
+    let known = hit.known.unwrap();
+    assert_eq!(idx.entries()[known.identity].label, "k");
+    assert!((known.score - 1.0).abs() < 1e-6);
+    assert_eq!(bits(&Some(hit)), bits(&idx.search_exact(&q, 60)));
+    // an expired known person is skipped like anyone: at 0, "gone" (1.0 to [0, 0, 1]) is the
+    // best known one, after 50 it is not
+    let idx = Index::build(&w, "m", &sim, 0);
+    let q = sim.prepare(&[0.0, 0.0, 1.0]);
+    let best_known = |now| {
+        let k = idx.search(&q, now).unwrap().known.unwrap();
+        idx.entries()[k.identity].label.clone()
+    };
+    assert_eq!((best_known(0), best_known(60)), ("gone".into(), "k".into()));
+    // no known person not expired: none beside the hit
+    let mut only_gone = w.clone();
+    only_gone.identities.retain(|i| i.label != "k");
+    let idx = Index::build(&only_gone, "m", &sim, 0);
+    assert_eq!(idx.search(&q, 60).unwrap().known, None);
+    // a suspended known person is not in the index
+    let mut w2 = w.clone();
+    w2.identities
+        .iter_mut()
+        .for_each(|i| i.suspended = i.known());
+    let idx = Index::build(&w2, "m", &sim, 0);
+    assert!(idx.entries().iter().all(|e| e.role == Role::Listed));
+    assert_eq!(idx.search(&q, 0).unwrap().known, None);
+    // known people only: nobody to be a hit for
+    let mut known_only = w.clone();
+    known_only.identities.retain(Identity::known);
+    let idx = Index::build(&known_only, "m", &sim, 0);
+    assert_eq!((idx.len(), idx.listed()), (2, 0));
+    assert_eq!(idx.search(&q, 0), None);
+    assert_eq!(idx.search_exact(&q, 0), None);
+}
+
 #[test]
 fn empty_and_wrong_dimension() {
     let idx = Index::build(&Watchlist::new(), "m", &Similarity::cosine(), 0);
@@ -177,8 +248,9 @@ impl Rng {
 
 /// `n` identities of 1 to 3 descriptors: random, some exact copies of earlier descriptors
 /// (tied scores), some near copies; some expire at time 50 (before the searches at 100), some
-/// at 150, some had expired at build time (0).
-fn random_list(rng: &mut Rng, n: usize, dim: usize) -> Watchlist {
+/// at 150, some had expired at build time (0). With `known_every` k > 0, every kth is a known
+/// person.
+fn random_list(rng: &mut Rng, n: usize, dim: usize, known_every: usize) -> Watchlist {
     let mut w = Watchlist::new();
     let mut all: Vec<Vec<f32>> = Vec::new();
     for i in 0..n {
@@ -213,14 +285,18 @@ fn random_list(rng: &mut Rng, n: usize, dim: usize) -> Watchlist {
             added_at: 0,
             expires_at,
             suspended: false,
+            role: match known_every > 0 && i % known_every == known_every / 2 {
+                true => Role::Known,
+                false => Role::Listed,
+            },
             descriptors,
         });
     }
     w
 }
 
-/// A hit as bits, with the descriptor that made it.
-type Bits = (usize, u32, u32, u32, u32);
+/// A hit as bits, with the descriptor that made it and the best known person.
+type Bits = (usize, u32, u32, u32, u32, Option<(usize, u32)>);
 
 fn bits(h: &Option<Hit>) -> Option<Bits> {
     h.as_ref().map(|h| {
@@ -230,6 +306,7 @@ fn bits(h: &Option<Hit>) -> Option<Bits> {
             h.margin.to_bits(),
             h.reference,
             h.references,
+            h.known.map(|k| (k.identity, k.score.to_bits())),
         )
     })
 }
@@ -258,9 +335,16 @@ fn queries(rng: &mut Rng, list: &Watchlist, sim: &Similarity, n: usize) -> Vec<V
 
 /// The pre-filtered search against the full scan on random lists; returns the rows and the rows
 /// scored in f32 per query, on average.
-fn same_as_full_scan(seed: u64, identities: usize, dim: usize, n_queries: usize) -> (usize, f64) {
+/// Every `known_every`th identity is a known person (none for 0).
+fn same_as_full_scan(
+    seed: u64,
+    identities: usize,
+    dim: usize,
+    n_queries: usize,
+    known_every: usize,
+) -> (usize, f64) {
     let mut rng = Rng(seed);
-    let list = random_list(&mut rng, identities, dim);
+    let list = random_list(&mut rng, identities, dim, known_every);
     let sim = Similarity::centred(rng.vector(dim).iter().map(|x| x * 0.1).collect());
     let idx = Index::build_with(&list, "m", &sim, 0, 1);
     assert!(idx.prefilter_bytes() == idx.owner.len() * (dim + 8));
@@ -268,6 +352,11 @@ fn same_as_full_scan(seed: u64, identities: usize, dim: usize, n_queries: usize)
     for (k, q) in queries(&mut rng, &list, &sim, n_queries).iter().enumerate() {
         let exact = idx.search_exact(q, 100);
         assert!(exact.is_some());
+        assert_eq!(
+            exact.as_ref().unwrap().known.is_some(),
+            known_every > 0,
+            "a known person beside the listed hit, when there are known people"
+        );
         for threads in [1, 2, 3] {
             let (hit, stats) = idx.search_threads(q, 100, threads);
             assert_eq!(bits(&hit), bits(&exact), "query {k}, {threads} threads");
@@ -283,21 +372,28 @@ fn same_as_full_scan(seed: u64, identities: usize, dim: usize, n_queries: usize)
 
 #[test]
 fn prefiltered_search_equals_the_full_scan_bit_for_bit() {
-    let (rows, scored) = same_as_full_scan(0x5eed, 1500, 128, 150);
+    let (rows, scored) = same_as_full_scan(0x5eed, 1500, 128, 150, 0);
     assert!(rows > 2500);
     assert!(
         scored < rows as f64 * 0.02,
         "{scored} of {rows} rows scored"
     );
     // Another dimension: the general (not unrolled) dot product, with a tail.
-    let (rows, scored) = same_as_full_scan(0xd1a, 400, 37, 60);
+    let (rows, scored) = same_as_full_scan(0xd1a, 400, 37, 60, 0);
     assert!(scored < rows as f64 * 0.2, "{scored} of {rows} rows scored");
+    // Known people among them (one in 7, one in 2): their best is exact too, and found as cheaply.
+    let (rows, scored) = same_as_full_scan(0x5eed, 1500, 128, 150, 7);
+    assert!(
+        scored < rows as f64 * 0.03,
+        "{scored} of {rows} rows scored"
+    );
+    same_as_full_scan(0xd1a, 400, 37, 60, 2);
 }
 
 #[test]
 fn ties_go_to_the_first_identity_with_a_zero_margin() {
     let mut rng = Rng(7);
-    let mut list = random_list(&mut rng, 300, 128);
+    let mut list = random_list(&mut rng, 300, 128, 0);
     for i in &mut list.identities {
         i.expires_at = None;
     }
@@ -317,7 +413,7 @@ fn ties_go_to_the_first_identity_with_a_zero_margin() {
 #[test]
 fn degenerate_queries() {
     let mut rng = Rng(11);
-    let list = random_list(&mut rng, 200, 128);
+    let list = random_list(&mut rng, 200, 128, 5);
     let sim = Similarity::cosine();
     let idx = Index::build_with(&list, "m", &sim, 0, 1);
     // Zero: every score is 0, nothing can be ruled out.

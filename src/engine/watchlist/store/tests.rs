@@ -90,6 +90,7 @@ fn concurrent_updates_all_land() {
                             added_at: 0,
                             expires_at: None,
                             suspended: false,
+                            role: super::super::Role::Listed,
                             descriptors: vec![],
                         });
                         std::thread::sleep(std::time::Duration::from_millis(5));
