@@ -11,7 +11,18 @@
 //! Topics: `<prefix>/<camera-id>/match`, `<prefix>/<camera-id>/unknown` and
 //! `<prefix>/<camera-id>/health` (the runner's periodic `faceveil-health` line); payload: the
 //! event's JSON object unchanged (docs/EVENTS.md); QoS 1 (at least once), not retained. Other
-//! lines are skipped. When the broker
+//! lines are skipped. A camera id that holds `/`, `+`, `#` or a control character, is empty or is
+//! longer than 64 bytes is made safe first (`homeassistant::topic_level`).
+//!
+//! With `--homeassistant`, each camera is announced to Home Assistant by MQTT discovery (retained
+//! configs under `homeassistant/`): a device with a "Watch-list alert" binary sensor
+//! (`<prefix>/<camera>/alert`, `ON` at a match, `OFF` by the bridge `--homeassistant-off-delay`
+//! seconds after the last) and a "Last identified" sensor (`<prefix>/<camera>/last-identified`,
+//! the label of the last match: a listed person's), available while the bridge is
+//! (`<prefix>/bridge/<client-id>/availability`, `offline` by its last will).
+//! `--homeassistant-remove` clears them. See docs/NVR.md.
+//!
+//! When the broker
 //! goes away the bridge keeps reading, holds events in order, reconnects every second and delivers
 //! them when the broker is back. It exits when standard input ends.
 //!
