@@ -6,7 +6,9 @@
 //! `--ca-file`, and with the system's trust store as `SSL_CERT_FILE` names it); a wrong
 //! password, a CA that did not sign the broker's certificate and a host the certificate does not
 //! name end the bridge with a clear error; plain TCP to another machine is refused before any
-//! connection.
+//! connection. Home Assistant discovery: the retained configs against the schema, a real match
+//! that turns the alert on and sets the label, the alert off after the delay, the last will,
+//! hostile camera ids, the configs back after a broker restart, and their removal.
 
 mod common;
 
