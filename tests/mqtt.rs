@@ -6,7 +6,9 @@
 //! `--ca-file`, and with the system's trust store as `SSL_CERT_FILE` names it); a wrong
 //! password, a CA that did not sign the broker's certificate and a host the certificate does not
 //! name end the bridge with a clear error; plain TCP to another machine is refused before any
-//! connection.
+//! connection. Home Assistant discovery: the retained configs against the schema, a real match
+//! that turns the alert on and sets the label, the alert off after the delay, the last will,
+//! hostile camera ids, the configs back after a broker restart, and their removal.
 
 mod common;
 
@@ -653,4 +655,328 @@ fn plain_tcp_to_another_machine_and_unsafe_password_files_are_refused_before_con
         Bridge::start(&["--username", USER, "--password", PASSWORD]).exited(Duration::from_secs(5));
     assert_eq!(status.code(), Some(2), "{stderr}");
     std::fs::remove_dir_all(d).unwrap();
+}
+
+/// What `rx` delivers until `done` says so (that message included); the test fails when nothing
+/// satisfies `done` within `within`.
+fn until(
+    rx: &mpsc::Receiver<(String, String)>,
+    within: Duration,
+    mut done: impl FnMut(&str, &str) -> bool,
+) -> Vec<(String, String)> {
+    let t = Instant::now();
+    let mut got = Vec::new();
+    loop {
+        let left = within.saturating_sub(t.elapsed());
+        match rx.recv_timeout(left) {
+            Ok((topic, payload)) => {
+                let end = done(&topic, &payload);
+                got.push((topic, payload));
+                if end {
+                    return got;
+                }
+            }
+            Err(_) => panic!("not within {within:?}; got {got:#?}"),
+        }
+    }
+}
+
+/// The retained messages a new subscriber to `filter` gets (all of them arrive at once: the
+/// subscription ends after a second without one).
+fn retained(port: u16, id: &str, filter: &'static str) -> Vec<(String, String)> {
+    let rx = subscribe(port, id, filter);
+    let mut got = Vec::new();
+    while let Ok(m) = rx.recv_timeout(Duration::from_secs(1)) {
+        got.push(m);
+    }
+    got
+}
+
+/// Keys of Home Assistant's MQTT discovery schemas (binary sensor, sensor) that the bridge may
+/// write, unabbreviated; any other key is a mistake.
+const HA_COMMON_KEYS: &[&str] = &[
+    "name",
+    "unique_id",
+    "state_topic",
+    "availability_topic",
+    "payload_available",
+    "payload_not_available",
+    "device",
+    "origin",
+    "icon",
+    "qos",
+];
+const HA_BINARY_SENSOR_KEYS: &[&str] = &["payload_on", "payload_off", "off_delay"];
+
+/// Checks a discovery message against Home Assistant's schema: the topic
+/// `homeassistant/<component>/<node_id>/<object_id>/config` (ids of `[a-zA-Z0-9_-]`), the
+/// payload's keys and their types; returns (component, node id, payload).
+fn check_config(topic: &str, payload: &str) -> (String, String, serde_json::Value) {
+    let levels: Vec<&str> = topic.split('/').collect();
+    let ["homeassistant", component, node, object, "config"] = levels[..] else {
+        panic!("not a discovery topic: {topic}");
+    };
+    let id_ok = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    };
+    assert!(id_ok(node) && id_ok(object), "{topic}");
+    let v: serde_json::Value = serde_json::from_str(payload).expect(payload);
+    let extra: &[&str] = match component {
+        "binary_sensor" => HA_BINARY_SENSOR_KEYS,
+        "sensor" => &[],
+        other => panic!("unexpected component {other}"),
+    };
+    for key in v.as_object().unwrap().keys() {
+        assert!(
+            HA_COMMON_KEYS.contains(&key.as_str()) || extra.contains(&key.as_str()),
+            "{topic}: key {key} is not in Home Assistant's {component} schema"
+        );
+    }
+    for key in ["name", "unique_id", "state_topic", "availability_topic"] {
+        assert!(v[key].is_string(), "{topic}: {key}: {v}");
+    }
+    let state = v["state_topic"].as_str().unwrap();
+    assert!(!state.contains(['+', '#', '\0']), "{state}");
+    assert_eq!(v["payload_available"], "online");
+    assert_eq!(v["payload_not_available"], "offline");
+    let ids = v["device"]["identifiers"].as_array().unwrap();
+    assert!(!ids.is_empty() && ids.iter().all(|i| i.is_string()), "{v}");
+    for key in ["name", "manufacturer", "model", "sw_version"] {
+        assert!(v["device"][key].is_string(), "device {key}: {v}");
+    }
+    assert_eq!(v["origin"]["name"], "faceveil");
+    if component == "binary_sensor" {
+        assert_eq!(v["payload_on"], "ON");
+        assert_eq!(v["payload_off"], "OFF");
+        assert!(v["off_delay"].is_u64(), "{v}");
+    }
+    (component.to_string(), node.to_string(), v)
+}
+
+#[test]
+fn home_assistant_discovery_alert_label_availability_and_removal() {
+    require_runtime();
+    let d = scratch("mqtt-ha");
+    let list = obama_list(&d);
+    let video = common::clip(&d, &[("obama2.jpg", 20)]);
+    let port = free_port();
+    let mut broker = Broker::start(port);
+    let rx = subscribe(port, "ha-watch", "#");
+    let broker_addr = format!("127.0.0.1:{port}");
+    let mut bridge = Bridge::start(&[
+        "--broker",
+        &broker_addr,
+        "--client-id",
+        "ha-bridge",
+        "--homeassistant",
+        "--homeassistant-off-delay",
+        "3",
+        "--camera",
+        "porch",
+    ]);
+
+    // at connection: online, then the listed camera's device, its alert off
+    let got = until(&rx, Duration::from_secs(20), |t, p| {
+        t == "faceveil/porch/alert" && p == "OFF"
+    });
+    let availability = "faceveil/bridge/ha-bridge/availability";
+    assert_eq!(got[0], (availability.to_string(), "online".to_string()));
+    // retained: a new subscriber gets both configs, which follow the schema
+    let configs = retained(port, "ha-late-1", "homeassistant/#");
+    assert_eq!(configs.len(), 2, "{configs:#?}");
+    for (topic, payload) in &configs {
+        let (component, node, v) = check_config(topic, payload);
+        assert_eq!(node, "faceveil_porch");
+        assert_eq!(v["availability_topic"], availability);
+        assert_eq!(v["device"]["identifiers"][0], "faceveil_porch");
+        match component.as_str() {
+            "binary_sensor" => {
+                assert_eq!(
+                    topic,
+                    "homeassistant/binary_sensor/faceveil_porch/alert/config"
+                );
+                assert_eq!(v["state_topic"], "faceveil/porch/alert");
+                assert_eq!(v["off_delay"], 3);
+            }
+            _ => {
+                assert_eq!(
+                    topic,
+                    "homeassistant/sensor/faceveil_porch/last_identified/config"
+                );
+                assert_eq!(v["state_topic"], "faceveil/porch/last-identified");
+            }
+        }
+    }
+
+    // a real match from faceveil-nvr on camera "gate": its device appears, the alert turns on,
+    // the sensor shows the label; the alert turns off by itself 3 s after the match
+    let mut nvr = Command::new(env!("CARGO_BIN_EXE_faceveil-nvr"))
+        .arg("--watchlist")
+        .arg(&list)
+        .arg(format!("gate={}", video.display()))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let nvr_out = std::io::BufReader::new(nvr.stdout.take().unwrap());
+    let mut on_at = None;
+    let mut lines = std::io::BufRead::lines(nvr_out);
+    let got = loop {
+        let line = lines.next().expect("a match from faceveil-nvr").unwrap();
+        let is_match = line.contains("\"faceveil-match\"");
+        bridge.send(&line);
+        if is_match {
+            break until(&rx, Duration::from_secs(20), |t, p| {
+                if t == "faceveil/gate/alert" && p == "ON" {
+                    on_at = Some(Instant::now());
+                }
+                t == "faceveil/gate/last-identified"
+            });
+        }
+    };
+    let on_at = on_at.expect("the alert on");
+    let topics: Vec<&str> = got.iter().map(|(t, _)| t.as_str()).collect();
+    let i = |t: &str| topics.iter().position(|x| *x == t).expect(t);
+    // the configs came before the states
+    assert!(i("homeassistant/binary_sensor/faceveil_gate/alert/config") < i("faceveil/gate/alert"));
+    assert!(i("faceveil/gate/match") < i("faceveil/gate/last-identified"));
+    assert_eq!(got.last().unwrap().1, "obama");
+    // the rest of the clip, then an unknown face's event that claims a label: no alert, no label
+    for line in lines {
+        bridge.send(&line.unwrap());
+    }
+    assert!(nvr.wait().unwrap().success());
+    bridge.send(r#"{"event":"faceveil-unknown","camera-id":"gate","label":"stranger"}"#);
+    let got = until(&rx, Duration::from_secs(10), |t, p| {
+        t == "faceveil/gate/alert" && p == "OFF"
+    });
+    let off_after = on_at.elapsed();
+    assert!(
+        off_after >= Duration::from_millis(2500) && off_after < Duration::from_secs(6),
+        "off {off_after:?} after on, expected 3 s"
+    );
+    assert!(
+        got.iter()
+            .all(|(t, p)| !p.contains("stranger") || t == "faceveil/gate/unknown"),
+        "{got:#?}"
+    );
+    assert!(!got.iter().any(|(t, p)| t.ends_with("/alert") && p == "ON"));
+
+    // hostile camera ids: safe topics and ids, and the bridge stays connected
+    let long = "x".repeat(5000);
+    for cam in ["a/b+c#d", "nul\u{0}cam", &long] {
+        bridge.send(
+            &serde_json::json!({"event": "faceveil-health", "camera-id": cam, "state": "running"})
+                .to_string(),
+        );
+    }
+    bridge.send(EVENT); // camera "gate"
+    until(&rx, Duration::from_secs(10), |t, _| {
+        t == "faceveil/gate/match"
+    });
+    let configs = retained(port, "ha-late-2", "homeassistant/#");
+    assert_eq!(configs.len(), 2 * 5, "{configs:#?}");
+    let mut nodes = std::collections::BTreeSet::new();
+    for (topic, payload) in &configs {
+        let (_, node, v) = check_config(topic, payload);
+        assert!(node.len() <= 60, "{node}");
+        assert!(v["device"]["name"].as_str().unwrap().chars().count() <= 80);
+        nodes.insert(node);
+    }
+    assert_eq!(nodes.len(), 5, "{nodes:?}");
+    assert!(nodes.iter().any(|n| n.starts_with("faceveil_a_b_c_d_")));
+
+    // a broker restarted without persistence has lost the retained configs: the bridge
+    // announces its cameras again when it reconnects
+    drop(rx);
+    drop(broker);
+    std::thread::sleep(Duration::from_secs(1));
+    broker = Broker::start(port);
+    let rx = subscribe(port, "ha-watch-2", "#");
+    until(&rx, Duration::from_secs(20), |t, p| {
+        t == availability && p == "online"
+    });
+    // (a second for the rest of the announcement)
+    std::thread::sleep(Duration::from_secs(1));
+    let configs = retained(port, "ha-late-3", "homeassistant/#");
+    assert_eq!(configs.len(), 2 * 5, "{configs:#?}");
+    assert!(
+        retained(port, "ha-late-4", "faceveil/gate/last-identified")
+            == [(
+                "faceveil/gate/last-identified".to_string(),
+                "obama".to_string()
+            )]
+    );
+
+    // killed: the broker says offline for it (its last will), retained
+    bridge.child.kill().unwrap();
+    bridge.child.wait().unwrap();
+    until(&rx, Duration::from_secs(10), |t, p| {
+        t == availability && p == "offline"
+    });
+    assert_eq!(
+        retained(port, "ha-late-5", "faceveil/bridge/+/availability"),
+        [(availability.to_string(), "offline".to_string())]
+    );
+
+    // removal of one camera: its configs and states go, the others stay
+    let remove = |extra: &[&str]| {
+        let mut args = vec!["--broker", broker_addr.as_str(), "--homeassistant-remove"];
+        args.extend(extra);
+        let (status, stderr) = Bridge::start(&args).exited(Duration::from_secs(30));
+        assert!(status.success(), "{stderr}");
+        stderr
+    };
+    let stderr = remove(&["--camera", "gate", "--camera", "garage"]);
+    assert!(
+        stderr.contains("removed the Home Assistant entities of 1 camera(s)")
+            && stderr.contains("camera \"garage\" has no entities"),
+        "{stderr}"
+    );
+    let configs = retained(port, "ha-late-6", "homeassistant/#");
+    assert_eq!(configs.len(), 2 * 4, "{configs:#?}");
+    assert!(!configs.iter().any(|(t, _)| t.contains("faceveil_gate/")));
+    let states = retained(port, "ha-late-7", "faceveil/#");
+    assert!(
+        !states.iter().any(|(t, _)| t.starts_with("faceveil/gate/")),
+        "{states:#?}"
+    );
+    assert!(states.iter().any(|(t, _)| t == availability));
+
+    // removal of every camera: nothing of faceveil's is left retained
+    let stderr = remove(&[]);
+    assert!(stderr.contains("of 4 camera(s)"), "{stderr}");
+    assert_eq!(retained(port, "ha-late-8", "#"), []);
+    let stderr = remove(&[]);
+    assert!(stderr.contains("nothing removed"), "{stderr}");
+    drop(broker);
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn home_assistant_options_are_checked() {
+    for (args, want) in [
+        (
+            &["--camera", "porch"][..],
+            "--camera: only with --homeassistant",
+        ),
+        (
+            &["--homeassistant", "--camera", ""][..],
+            "an empty camera id",
+        ),
+        (
+            &["--homeassistant", "--homeassistant-prefix", "home/+"][..],
+            "--homeassistant-prefix \"home/+\"",
+        ),
+        (&["--prefix", ""][..], "--prefix \"\""),
+        (
+            &["--homeassistant", "--homeassistant-off-delay", "0"][..],
+            "0",
+        ),
+    ] {
+        let (status, stderr) = Bridge::start(args).exited(Duration::from_secs(5));
+        assert_eq!(status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
+    }
 }

@@ -11,7 +11,18 @@
 //! Topics: `<prefix>/<camera-id>/match`, `<prefix>/<camera-id>/unknown` and
 //! `<prefix>/<camera-id>/health` (the runner's periodic `faceveil-health` line); payload: the
 //! event's JSON object unchanged (docs/EVENTS.md); QoS 1 (at least once), not retained. Other
-//! lines are skipped. When the broker
+//! lines are skipped. A camera id that holds `/`, `+`, `#` or a control character, is empty or is
+//! longer than 64 bytes is made safe first (`homeassistant::topic_level`).
+//!
+//! With `--homeassistant`, each camera is announced to Home Assistant by MQTT discovery (retained
+//! configs under `homeassistant/`): a device with a "Watch-list alert" binary sensor
+//! (`<prefix>/<camera>/alert`, `ON` at a match, `OFF` by the bridge `--homeassistant-off-delay`
+//! seconds after the last) and a "Last identified" sensor (`<prefix>/<camera>/last-identified`,
+//! the label of the last match: a listed person's), available while the bridge is
+//! (`<prefix>/bridge/<client-id>/availability`, `offline` by its last will).
+//! `--homeassistant-remove` clears them. See docs/NVR.md.
+//!
+//! When the broker
 //! goes away the bridge keeps reading, holds events in order, reconnects every second and delivers
 //! them when the broker is back. It exits when standard input ends.
 //!
@@ -20,19 +31,23 @@
 //! refuses the login, and a TLS handshake that fails on a certificate, end the bridge (exit 1):
 //! retrying would fail the same way. Errors of the command line and of the files it names exit 2.
 
+mod homeassistant;
 mod tls;
 
 use std::io::BufRead;
 use std::net::{IpAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use gstfaceveil::engine::secret_file::read_secret_file;
+use homeassistant::{Announcer, Discovery};
 use rumqttc::{
-    Client, ConnectReturnCode, ConnectionError, Event, MqttOptions, Packet, QoS, TlsConfiguration,
-    Transport,
+    Client, ConnectReturnCode, ConnectionError, Event, LastWill, MqttOptions, Packet, QoS,
+    RecvTimeoutError, SubscribeFilter, TlsConfiguration, Transport,
 };
 
 #[derive(Parser)]
@@ -77,6 +92,36 @@ struct Cli {
     /// the people matched, and the password travel unencrypted
     #[arg(long, conflicts_with = "tls")]
     insecure_plaintext: bool,
+    /// Announce each camera to Home Assistant (MQTT discovery, retained configs): a device with a
+    /// "Watch-list alert" binary sensor and a "Last identified" sensor (labels of listed people);
+    /// the bridge's availability through its last will
+    #[arg(long)]
+    homeassistant: bool,
+    /// Home Assistant's discovery prefix
+    #[arg(long, value_name = "P", default_value = "homeassistant")]
+    homeassistant_prefix: String,
+    /// Seconds the alert stays on after a camera's last match (1-86400)
+    #[arg(long, value_name = "S", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..=86400))]
+    homeassistant_off_delay: u32,
+    /// A camera to announce at connection, before its first event (repeat it); with
+    /// --homeassistant-remove, the cameras whose entities to remove
+    #[arg(long = "camera", value_name = "ID")]
+    cameras: Vec<String>,
+    /// Remove faceveil's Home Assistant entities from the broker (their retained configs and
+    /// states: of the --camera named, else of every camera), then exit; stop the bridge first
+    #[arg(long)]
+    homeassistant_remove: bool,
+}
+
+/// A first topic level (`--prefix`, `--homeassistant-prefix`): not empty, no wildcard, no NUL.
+fn check_prefix(option: &str, p: &str) -> Result<(), String> {
+    if p.is_empty() || p.contains(['+', '#', '\0']) || p.starts_with('/') || p.ends_with('/') {
+        return Err(format!(
+            "{option} {p:?}: must be a topic without '+', '#', NUL or a '/' at either end"
+        ));
+    }
+    Ok(())
 }
 
 /// `HOST:PORT`, with an IPv6 address in brackets: the host (without them) and the port.
@@ -151,6 +196,20 @@ fn main() -> ExitCode {
         eprintln!("faceveil-mqtt: {msg}");
         ExitCode::from(2)
     };
+    for (option, p) in [
+        ("--prefix", &cli.prefix),
+        ("--homeassistant-prefix", &cli.homeassistant_prefix),
+    ] {
+        if let Err(e) = check_prefix(option, p) {
+            return usage(e);
+        }
+    }
+    if !cli.cameras.is_empty() && !cli.homeassistant && !cli.homeassistant_remove {
+        return usage("--camera: only with --homeassistant or --homeassistant-remove".into());
+    }
+    if cli.cameras.iter().any(String::is_empty) {
+        return usage("--camera: an empty camera id".into());
+    }
     let Some((host, port)) = split_broker(&cli.broker) else {
         return usage(format!(
             "--broker {}: expected HOST:PORT ([ADDRESS]:PORT for IPv6)",
@@ -189,10 +248,26 @@ fn main() -> ExitCode {
     } else {
         host.clone()
     };
-    let mut options = MqttOptions::new(cli.client_id, connect_host, port);
+    // A removal runs beside a bridge's session, never in it (the broker would end the bridge's).
+    let client_id = if cli.homeassistant_remove {
+        format!("{}-remove", cli.client_id)
+    } else {
+        cli.client_id.clone()
+    };
+    let mut options = MqttOptions::new(client_id, connect_host, port);
     options.set_keep_alive(Duration::from_secs(5));
     // Keep unacknowledged QoS 1 events across reconnections.
-    options.set_clean_session(false);
+    options.set_clean_session(cli.homeassistant_remove);
+    let availability = homeassistant::availability_topic(&cli.prefix, &cli.client_id);
+    if cli.homeassistant && !cli.homeassistant_remove {
+        // The broker says `offline` (retained) for a bridge that goes without a word.
+        options.set_last_will(LastWill::new(
+            &availability,
+            homeassistant::OFFLINE,
+            QoS::AtLeastOnce,
+            true,
+        ));
+    }
     if let (Some(user), Some(file)) = (&cli.username, &cli.password_file) {
         match read_password(file) {
             Ok(password) => {
@@ -214,11 +289,104 @@ fn main() -> ExitCode {
             Err(e) => return usage(e),
         }
     }
+    let link = Link {
+        broker: cli.broker.clone(),
+        host,
+        trusts,
+    };
+    if cli.homeassistant_remove {
+        return remove(options, &link, &cli);
+    }
+    let ha = cli.homeassistant.then(|| {
+        Announcer::new(
+            Discovery {
+                ha_prefix: cli.homeassistant_prefix.clone(),
+                prefix: cli.prefix.clone(),
+                availability,
+                off_delay: cli.homeassistant_off_delay,
+            },
+            &cli.cameras,
+        )
+    });
+    bridge(options, link, cli.prefix, ha)
+}
+
+/// The broker as the messages name it, and what its TLS trusts.
+struct Link {
+    broker: String,
+    host: String,
+    trusts: String,
+}
+
+impl Link {
+    fn connected(&self) {
+        eprintln!(
+            "faceveil-mqtt: connected to {}{}",
+            self.broker,
+            if self.trusts.is_empty() {
+                String::new()
+            } else {
+                format!(" (TLS, verified against {})", self.trusts)
+            }
+        );
+    }
+
+    /// A failed poll: the bridge ends on what retrying cannot cure, and otherwise says what went
+    /// wrong (`up`: the connection was up; `last_error`: the failure said last) and waits a second
+    /// before the next poll reconnects.
+    fn failed(&self, e: &ConnectionError, up: bool, last_error: &mut String) {
+        if let Some(why) = fatal(e, &self.trusts, &self.host) {
+            eprintln!("faceveil-mqtt: {}: {why}", self.broker);
+            std::process::exit(1);
+        }
+        let text = e.to_string();
+        if up {
+            eprintln!("faceveil-mqtt: connection lost ({text}); reconnecting");
+        } else if text != *last_error {
+            eprintln!(
+                "faceveil-mqtt: cannot connect to {} ({text}); retrying every second",
+                self.broker
+            );
+        }
+        *last_error = text;
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// What the bridge's loop waits for.
+enum Input {
+    /// A line of standard input.
+    Line(String),
+    /// The connection came up (see the count of connections).
+    Wake,
+    /// Standard input ended.
+    End,
+}
+
+/// Publishes `payload` to `topic`, QoS 1; a failure is said on standard error.
+fn publish(client: &Client, topic: &str, retain: bool, payload: impl Into<Vec<u8>>) {
+    if let Err(e) = client.publish(topic, QoS::AtLeastOnce, retain, payload) {
+        eprintln!("faceveil-mqtt: {topic}: {e}");
+    }
+}
+
+fn publish_retained(client: &Client, messages: Vec<homeassistant::Retained>) {
+    for m in messages {
+        publish(client, &m.topic, true, m.payload);
+    }
+}
+
+/// The bridge: standard input's events to the broker until standard input ends, and with `ha`
+/// the Home Assistant entities of the cameras.
+fn bridge(options: MqttOptions, link: Link, prefix: String, mut ha: Option<Announcer>) -> ExitCode {
     let (client, mut connection) = Client::new(options, 1000);
+    // Bounded: a broker that is away long enough holds standard input back, as before.
+    let (tx, rx) = mpsc::sync_channel::<Input>(64);
+    let connects = Arc::new(AtomicU64::new(0));
 
     // The connection must be polled for anything to be sent; a failed poll is a lost connection,
     // and the next poll reconnects.
-    let broker = cli.broker;
+    let (wake, count) = (tx.clone(), Arc::clone(&connects));
     std::thread::spawn(move || {
         let mut up = false;
         let mut last_error = String::new();
@@ -227,64 +395,214 @@ fn main() -> ExitCode {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     up = true;
                     last_error.clear();
-                    eprintln!(
-                        "faceveil-mqtt: connected to {broker}{}",
-                        if trusts.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" (TLS, verified against {trusts})")
-                        }
-                    );
+                    link.connected();
+                    count.fetch_add(1, Ordering::SeqCst);
+                    // Full: the loop is busy, and sees the count after its next message.
+                    let _ = wake.try_send(Input::Wake);
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    if let Some(why) = fatal(&e, &trusts, &host) {
-                        eprintln!("faceveil-mqtt: {broker}: {why}");
-                        std::process::exit(1);
-                    }
-                    let text = e.to_string();
-                    if up {
-                        eprintln!("faceveil-mqtt: connection lost ({text}); reconnecting");
-                    } else if text != last_error {
-                        eprintln!(
-                            "faceveil-mqtt: cannot connect to {broker} ({text}); retrying every \
-                             second"
-                        );
-                    }
+                    link.failed(&e, up, &mut last_error);
                     up = false;
-                    last_error = text;
-                    std::thread::sleep(Duration::from_secs(1));
                 }
             }
         }
     });
-
-    let prefix = cli.prefix;
-    for line in std::io::stdin().lock().lines() {
-        let Ok(line) = line else { break };
-        let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
-            eprintln!("faceveil-mqtt: not a JSON event, skipped: {line}");
-            continue;
-        };
-        let kind = match event["event"].as_str() {
-            Some("faceveil-match") => "match",
-            Some("faceveil-unknown") => "unknown",
-            Some("faceveil-health") => "health",
-            _ => continue,
-        };
-        let camera = event["camera-id"]
-            .as_str()
-            .unwrap_or("unknown-camera")
-            .replace(['/', '+', '#'], "_");
-        let topic = format!("{prefix}/{camera}/{kind}");
-        if let Err(e) = client.publish(&topic, QoS::AtLeastOnce, false, line.into_bytes()) {
-            eprintln!("faceveil-mqtt: {topic}: {e}");
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if tx.send(Input::Line(line)).is_err() {
+                return;
+            }
         }
+        let _ = tx.send(Input::End);
+    });
+
+    let mut seen_connects = 0;
+    loop {
+        let wait = ha
+            .as_ref()
+            .and_then(Announcer::next_off)
+            .map_or(Duration::from_secs(3600), |t| {
+                t.saturating_duration_since(Instant::now())
+            });
+        let input = rx.recv_timeout(wait);
+        if let Some(ha) = &mut ha {
+            let n = connects.load(Ordering::SeqCst);
+            if n != seen_connects {
+                seen_connects = n;
+                publish_retained(&client, ha.connected());
+            }
+        }
+        match input {
+            Ok(Input::Line(line)) => forward(&client, &prefix, ha.as_mut(), line),
+            Ok(Input::Wake) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Ok(Input::End) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        if let Some(ha) = &mut ha {
+            publish_retained(&client, ha.expire(Instant::now()));
+        }
+    }
+    if let Some(ha) = &mut ha {
+        publish_retained(&client, ha.close());
     }
     // Standard input ended: give the last events a moment to be acknowledged.
     std::thread::sleep(Duration::from_secs(2));
     let _ = client.disconnect();
     ExitCode::SUCCESS
+}
+
+/// One line of standard input: a `faceveil-match`, `faceveil-unknown` or `faceveil-health` event
+/// to `<prefix>/<camera>/match|unknown|health`; with `ha`, its camera announced first and a
+/// match's alert and label. Other lines are skipped.
+fn forward(client: &Client, prefix: &str, mut ha: Option<&mut Announcer>, line: String) {
+    let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
+        eprintln!("faceveil-mqtt: not a JSON event, skipped: {line}");
+        return;
+    };
+    let kind = match event["event"].as_str() {
+        Some("faceveil-match") => "match",
+        Some("faceveil-unknown") => "unknown",
+        Some("faceveil-health") => "health",
+        _ => return,
+    };
+    let camera = event["camera-id"].as_str().unwrap_or("unknown-camera");
+    if let Some(ha) = &mut ha {
+        match ha.seen(camera) {
+            Ok(configs) => publish_retained(client, configs),
+            Err(warning) => eprintln!("faceveil-mqtt: warning: {warning}"),
+        }
+    }
+    let topic = format!("{prefix}/{}/{kind}", homeassistant::topic_level(camera));
+    publish(client, &topic, false, line.into_bytes());
+    if let (Some(ha), "match") = (ha, kind) {
+        // Only a match names someone, a person on the list: an unknown's event has no label.
+        let label = event["label"].as_str();
+        publish_retained(client, ha.matched(camera, label, Instant::now()));
+    }
+}
+
+/// How long a removal waits for the broker, and for retained configs once subscribed.
+const REMOVE_CONNECT: Duration = Duration::from_secs(15);
+const REMOVE_QUIET: Duration = Duration::from_secs(1);
+const REMOVE_LIMIT: Duration = Duration::from_secs(60);
+
+/// `--homeassistant-remove`: finds faceveil's retained discovery configs under the discovery
+/// prefix, clears them and their retained states (an empty retained message each), waits for the
+/// broker to acknowledge every one, and exits.
+fn remove(options: MqttOptions, link: &Link, cli: &Cli) -> ExitCode {
+    let (client, mut connection) = Client::new(options, 10_000);
+    let start = Instant::now();
+    let mut up = false;
+    let mut last_error = String::new();
+    let mut found: Vec<(String, String)> = Vec::new();
+    // Since when retained configs have been arriving, once subscribed.
+    let mut quiet_since: Option<Instant> = None;
+    // The topics cleared, once published, and the acknowledgements awaited.
+    let mut clearing: Option<homeassistant::Removal> = None;
+    let mut acks = 0usize;
+    loop {
+        if start.elapsed() > REMOVE_LIMIT {
+            eprintln!(
+                "faceveil-mqtt: the broker {} did not acknowledge the removal within {} s",
+                link.broker,
+                REMOVE_LIMIT.as_secs()
+            );
+            return ExitCode::from(1);
+        }
+        if !up && clearing.is_none() && start.elapsed() > REMOVE_CONNECT {
+            eprintln!(
+                "faceveil-mqtt: cannot remove the Home Assistant entities: no connection to {} \
+                 within {} s",
+                link.broker,
+                REMOVE_CONNECT.as_secs()
+            );
+            return ExitCode::from(1);
+        }
+        match connection.recv_timeout(Duration::from_millis(100)) {
+            Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
+                up = true;
+                link.connected();
+                let filters = homeassistant::config_filters(&cli.homeassistant_prefix);
+                if let Err(e) = client.subscribe_many(
+                    filters
+                        .into_iter()
+                        .map(|f| SubscribeFilter::new(f, QoS::AtLeastOnce)),
+                ) {
+                    eprintln!("faceveil-mqtt: subscribe: {e}");
+                    return ExitCode::from(1);
+                }
+            }
+            Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => quiet_since = Some(Instant::now()),
+            Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
+                if clearing.is_none() && !p.payload.is_empty() {
+                    found.push((
+                        p.topic.clone(),
+                        String::from_utf8_lossy(&p.payload).into_owned(),
+                    ));
+                    quiet_since = quiet_since.map(|_| Instant::now());
+                }
+            }
+            Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => {
+                acks += 1;
+                if let Some(r) = clearing.as_ref().filter(|r| acks >= r.topics.len()) {
+                    let cameras: Vec<&str> = r
+                        .nodes
+                        .iter()
+                        .map(|n| n.strip_prefix("faceveil_").unwrap_or(n))
+                        .collect();
+                    eprintln!(
+                        "faceveil-mqtt: removed the Home Assistant entities of {} camera(s) \
+                         under {}/: {} ({} retained topics cleared)",
+                        cameras.len(),
+                        cli.homeassistant_prefix,
+                        cameras.join(", "),
+                        r.topics.len()
+                    );
+                    let _ = client.disconnect();
+                    return ExitCode::SUCCESS;
+                }
+            }
+            Ok(Ok(_)) | Err(RecvTimeoutError::Timeout) => {}
+            Ok(Err(e)) => {
+                link.failed(&e, up, &mut last_error);
+                up = false;
+                // A new session: subscribe again, collect again (a clearing under way goes on:
+                // QoS 1 publishes are sent again).
+                if clearing.is_none() {
+                    found.clear();
+                    quiet_since = None;
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => return ExitCode::from(1),
+        }
+        if clearing.is_none() && quiet_since.is_some_and(|t| t.elapsed() >= REMOVE_QUIET) {
+            let r = homeassistant::removals(
+                &cli.homeassistant_prefix,
+                &cli.prefix,
+                &found,
+                &cli.cameras,
+            );
+            for camera in &r.missing {
+                eprintln!(
+                    "faceveil-mqtt: camera {camera:?} has no entities under {}/",
+                    cli.homeassistant_prefix
+                );
+            }
+            if r.topics.is_empty() {
+                eprintln!(
+                    "faceveil-mqtt: no faceveil entities under {}/: nothing removed",
+                    cli.homeassistant_prefix
+                );
+                let _ = client.disconnect();
+                return ExitCode::SUCCESS;
+            }
+            for topic in &r.topics {
+                publish(&client, topic, true, Vec::new());
+            }
+            clearing = Some(r);
+        }
+    }
 }
 
 #[cfg(test)]
