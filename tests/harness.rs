@@ -223,7 +223,7 @@ fn matches_after_min_hits_and_tags_the_track() {
     );
     assert_eq!(bools(s, "hit-grayscale"), [false, false]);
     // The match was decided on the aggregate of the track's two fresh descriptors.
-    assert_eq!(s.get::<u32>("aggregate-descriptors").unwrap(), 2, "{s}");
+    assert_eq!(s.get::<u32>("aggregate-count").unwrap(), 2, "{s}");
     assert_eq!(s.get::<f64>("aggregate-threshold").unwrap(), threshold);
     assert!(s.get::<f64>("aggregate-score").unwrap() >= threshold, "{s}");
     assert!(!s.get::<bool>("aggregate-grayscale").unwrap());
@@ -265,7 +265,7 @@ fn a_stranger_is_never_tagged_and_reported_only_when_asked() {
         "hit-qualities",
         "hit-grayscale",
         "aggregate-score",
-        "aggregate-descriptors",
+        "aggregate-count",
     ] {
         assert!(!unknown[0].has_field(f), "{f} in {}", unknown[0]);
     }

@@ -264,7 +264,7 @@ impl VeilMatch {
                     .field("aggregate-score", a.score as f64)
                     .field("aggregate-threshold", a.threshold as f64)
                     .field("aggregate-margin", a.margin as f64)
-                    .field("aggregate-descriptors", a.descriptors)
+                    .field("aggregate-count", a.descriptors)
                     .field("aggregate-grayscale", a.grayscale);
             }
             // Only for matches, only when asked.
