@@ -195,10 +195,10 @@ pub struct Matched {
     /// Best score among the hits that made the match.
     pub score: f32,
     pub margin: f32,
-    /// The hits that made the match, oldest first: the fresh descriptors of the subject within the
-    /// hit window that were hits for the identity on their own (at least one: this frame's).
+    /// The hits that made the match, oldest first: those for the identity within the hit window
+    /// when the track became matched (at least `min_hits`).
     pub hits: Vec<Hit>,
-    /// The aggregate the match was decided on (`None` only for a `Matched` made by hand).
+    /// The track's aggregate, which had to agree (`None` only for a `Matched` made by hand).
     pub aggregate: Option<Aggregate>,
 }
 
