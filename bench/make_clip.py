@@ -92,13 +92,14 @@ def iou(a, b):
 SOURCES = ["obama.jpg", "obama2.jpg", "biden.jpg", "astronaut.png", "t1.jpg"]
 
 
-def make_sprites(sess):
-    """Head crops with a feathered elliptical alpha, and their face box from CenterFace on the sprite."""
+def make_sprites(sess, sources=SOURCES):
+    """Head crops with a feathered elliptical alpha, and their face box from CenterFace on the sprite.
+    sources: photos, in tests/photos unless a path says otherwise."""
     sprites = []
-    for name in SOURCES:
+    for name in sources:
         img = cv2.imread(os.path.join(PHOTOS, name), cv2.IMREAD_COLOR)
         if img is None:
-            sys.exit(f"make_clip.py: cannot read tests/photos/{name} (run scripts/setup.sh)")
+            sys.exit(f"make_clip.py: cannot read {os.path.join(PHOTOS, name)} (run scripts/setup.sh)")
         boxes, scores = detect(sess, img, longest=max(img.shape[:2]))
         for i in np.argsort(-scores):
             x0, y0, x1, y1 = boxes[i]
@@ -224,6 +225,9 @@ def main():
     ap.add_argument("--faces", type=int, default=3, help="face slots: about this many faces in view (0, 1, 3, 8)")
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--truth", required=True, help="ground-truth JSON to write")
+    ap.add_argument("--sources", default="",
+                    help="comma-separated photos to take the faces from (default: " + ", ".join(SOURCES)
+                    + "; relative to tests/photos)")
     ap.add_argument("--png", default="", help="also write frames F,G,... as PNG: DIR:F,G (for a look)")
     args = ap.parse_args()
     w, h = args.width, args.height
@@ -235,7 +239,7 @@ def main():
     rng_bg, rng_motion, rng_grain = (np.random.default_rng([args.seed, k]) for k in range(3))
 
     sess = session()
-    sprites = make_sprites(sess)
+    sprites = make_sprites(sess, [s for s in args.sources.split(",") if s] or SOURCES)
     if args.faces and not sprites:
         sys.exit("make_clip.py: no usable face sprites")
     m = int(0.04 * w)  # pan margin

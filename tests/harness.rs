@@ -222,6 +222,11 @@ fn matches_after_min_hits_and_tags_the_track() {
             .all(|q| (q - 0.8).abs() < 1e-6)
     );
     assert_eq!(bools(s, "hit-grayscale"), [false, false]);
+    // The match was decided on the aggregate of the track's two fresh descriptors.
+    assert_eq!(s.get::<u32>("aggregate-count").unwrap(), 2, "{s}");
+    assert_eq!(s.get::<f64>("aggregate-threshold").unwrap(), threshold);
+    assert!(s.get::<f64>("aggregate-score").unwrap() >= threshold, "{s}");
+    assert!(!s.get::<bool>("aggregate-grayscale").unwrap());
     // Later frames of the track keep the tag without a new alert.
     let out = m.push(300, &[(1, Some(near(ALICE, 11, 0.2)), false)]);
     assert_eq!(labels(&out), [Some("alice".to_string())]);
@@ -259,6 +264,8 @@ fn a_stranger_is_never_tagged_and_reported_only_when_asked() {
         "hit-thresholds",
         "hit-qualities",
         "hit-grayscale",
+        "aggregate-score",
+        "aggregate-count",
     ] {
         assert!(!unknown[0].has_field(f), "{f} in {}", unknown[0]);
     }

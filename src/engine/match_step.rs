@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::engine::audit;
-use crate::engine::matcher::{Config, Decision, Event, Fresh, Matched, Matcher};
+use crate::engine::matcher::{Config, Decision, Event, Fresh, Matched, Matcher, candidate};
 use crate::engine::watchlist::reload::{Outcome, Reloader};
 
 /// Tracks unseen for this many frames are forgotten.
@@ -243,7 +243,12 @@ impl FrameMatcher {
                 _ => None,
             };
             let had = fresh.is_some();
-            let ev = self.matcher.observe(f.track, frame, fresh, clock);
+            let index = self.list.index();
+            let ev = self
+                .matcher
+                .observe(f.track, frame, fresh, clock, |aggregate| {
+                    candidate(index, aggregate, unix)
+                });
             let who = self.matcher.identity(f.track);
             if had {
                 log(frame, f.track, who.is_some());
@@ -626,6 +631,7 @@ mod tests {
                 score: 0.81234,
                 margin: 0.3,
                 hits: Vec::new(),
+                aggregate: None,
             }),
         ];
         let lines = audit_lines("door", &ev, false);
@@ -722,6 +728,7 @@ mod tests {
             score: 0.9,
             margin: 0.2,
             hits: vec![hit(3, 0.7, false, 0.6), hit(4, 0.9, true, 0.8)],
+            aggregate: None,
         };
         assert_eq!(
             match_detail(&m),

@@ -6,13 +6,19 @@
 //! - A fresh descriptor whose best listed identity scores ≥ `threshold` is a hit for that identity,
 //!   unless it is too close to another listed one (`min_margin`) or to a known person
 //!   (`known_margin`): see [`decide`]. Known people are never a hit.
+//! - A track's aggregate: the quality-weighted mean of its fresh descriptors within the last
+//!   `hit_window` frames, re-normalised, one for colour faces and one for grayscale ones (decided at
+//!   `threshold_gray`); a frame's fresh descriptor updates and decides the one of its mode, searched
+//!   in the list like a descriptor.
 //! - A track is matched to an identity once it has `min_hits` hits for it within the last
-//!   `hit_window` frames; from then on its faces carry the identity.
+//!   `hit_window` frames and its aggregate, of at least `min_hits` descriptors, is a hit for it too;
+//!   from then on its faces carry the identity.
 //! - An alert (`faceveil-match`) goes out when a track becomes matched, unless the same identity was
 //!   alerted less than `cooldown` seconds before on this camera: one alert per visit.
 //! - A matched track loses its identity at the first fresh descriptor that is not a hit for it (a
 //!   scene cut or a tracker swap may have put someone else in the track; for redaction, wrongly
-//!   keeping a name is worse than dropping it for a frame).
+//!   keeping a name is worse than dropping it for a frame); its aggregate then starts over from that
+//!   descriptor.
 //! - A fresh descriptor that differs from the track's previous one by more than same-person
 //!   variation (similarity under `threshold - 0.15`) means someone else now fills the track (a cut
 //!   in the video, a tracker swap): the track starts over as a new subject.
@@ -74,18 +80,7 @@ impl Fresh {
         now: i64,
     ) -> Fresh {
         let descriptor = similarity.prepare(descriptor);
-        let candidate = index.search(&descriptor, now).map(|h| {
-            let entry = &index.entries()[h.identity];
-            Candidate {
-                identity_id: entry.id.clone(),
-                label: entry.label.clone(),
-                score: h.score,
-                margin: h.margin,
-                reference: h.reference,
-                references: h.references,
-                known: h.known.map(|k| k.score),
-            }
-        });
+        let candidate = candidate(index, &descriptor, now);
         Fresh {
             descriptor,
             grayscale,
@@ -103,6 +98,23 @@ impl Fresh {
         };
         (self.candidate.as_ref()).map(|c| c.decide(threshold, config))
     }
+}
+
+/// The best identity on the list for a prepared descriptor (a fresh one, or a track's aggregate),
+/// as of `now` (unix seconds).
+pub fn candidate(index: &Index, prepared: &[f32], now: i64) -> Option<Candidate> {
+    index.search(prepared, now).map(|h| {
+        let entry = &index.entries()[h.identity];
+        Candidate {
+            identity_id: entry.id.clone(),
+            label: entry.label.clone(),
+            score: h.score,
+            margin: h.margin,
+            reference: h.reference,
+            references: h.references,
+            known: h.known.map(|k| k.score),
+        }
+    })
 }
 
 /// What one fresh descriptor's best identity amounts to.
@@ -207,6 +219,24 @@ pub struct Hit {
     pub threshold: f32,
 }
 
+/// A track's aggregate as it was decided on: the quality-weighted mean of the subject's fresh
+/// descriptors of one mode (colour or grayscale) within the hit window, re-normalised, and its best
+/// identity on the list.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Aggregate {
+    pub score: f32,
+    pub margin: f32,
+    /// Which of the identity's descriptors scored `score` (from 0), of how many.
+    pub reference: u32,
+    pub references: u32,
+    /// The fresh descriptors it was built from.
+    pub descriptors: u32,
+    /// Built from grayscale faces: decided at the grayscale threshold.
+    pub grayscale: bool,
+    /// The threshold it was decided at (colour or grayscale).
+    pub threshold: f32,
+}
+
 /// What a track is known as.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Matched {
@@ -218,6 +248,8 @@ pub struct Matched {
     /// The hits that made the match, oldest first: those for the identity within the hit window
     /// when the track became matched (at least `min_hits`).
     pub hits: Vec<Hit>,
+    /// The track's aggregate, which had to agree (`None` only for a `Matched` made by hand).
+    pub aggregate: Option<Aggregate>,
 }
 
 impl Matched {
@@ -237,10 +269,50 @@ pub enum Event {
     Unknown,
 }
 
+/// The least weight of a descriptor in an aggregate (its face's quality, when higher).
+const MIN_WEIGHT: f32 = 0.01;
+
+/// A fresh descriptor of a track's subject, kept for the aggregate.
+#[derive(Debug)]
+struct Seen {
+    frame: u64,
+    /// Prepared (centred, L2-normalised).
+    descriptor: Vec<f32>,
+    weight: f32,
+    grayscale: bool,
+}
+
+/// The quality-weighted mean of the `grayscale` (or colour) descriptors of `seen`, re-normalised,
+/// and how many it was built from; `None` when there are none (or they cancel out).
+fn aggregate(seen: &[Seen], grayscale: bool) -> Option<(Vec<f32>, u32)> {
+    let mut sum: Vec<f32> = Vec::new();
+    let mut n = 0;
+    for s in seen.iter().filter(|s| s.grayscale == grayscale) {
+        if sum.is_empty() {
+            sum = vec![0.0; s.descriptor.len()];
+        }
+        if s.descriptor.len() != sum.len() {
+            continue;
+        }
+        for (a, x) in sum.iter_mut().zip(&s.descriptor) {
+            *a += s.weight * x;
+        }
+        n += 1;
+    }
+    let norm = sum.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if n == 0 || !(norm > 0.0 && norm.is_finite()) {
+        return None;
+    }
+    sum.iter_mut().for_each(|x| *x /= norm);
+    Some((sum, n))
+}
+
 #[derive(Debug, Default)]
 struct TrackState {
     /// Recent hits: the candidate and how it was found.
     hits: Vec<(Candidate, Hit)>,
+    /// The subject's fresh descriptors within the hit window (since it last lost a match).
+    recent: Vec<Seen>,
     /// The previous fresh descriptor (prepared).
     last: Option<Vec<f32>>,
     fresh: u32,
@@ -277,16 +349,19 @@ impl Matcher {
     }
 
     /// A face of `track` on `frame` at time `now` (seconds, any monotonic clock), with its fresh
-    /// descriptor if one was computed on this frame. Returns what to report.
+    /// descriptor if one was computed on this frame; `search` finds the best identity on the list
+    /// for a prepared descriptor (the track's aggregate). Returns what to report.
     pub fn observe(
         &mut self,
         track: u64,
         frame: u64,
         fresh: Option<Fresh>,
         now: f64,
+        search: impl FnOnce(&[f32]) -> Option<Candidate>,
     ) -> Option<Event> {
         let c = self.config;
         let min_hits = c.min_hits.max(1);
+        let window = c.hit_window.max(1);
         let threshold = match &fresh {
             Some(f) if f.grayscale => c.threshold_gray,
             _ => c.threshold,
@@ -300,18 +375,29 @@ impl Matcher {
             *t = TrackState::default();
             t.last_seen = frame;
         }
-        t.last = Some(fresh.descriptor);
+        t.last = Some(fresh.descriptor.clone());
         t.fresh += 1;
         let (grayscale, quality) = (fresh.grayscale, fresh.quality);
-        let hit = fresh
-            .candidate
+        let own = fresh.candidate;
+        let hit = own
+            .clone()
             .filter(|x| x.decide(threshold, &c) == Decision::Match);
+        t.recent.push(Seen {
+            frame,
+            descriptor: fresh.descriptor,
+            weight: quality.max(MIN_WEIGHT),
+            grayscale,
+        });
+        t.recent.retain(|s| frame.saturating_sub(s.frame) < window);
         if let Some(m) = &t.matched
             && hit.as_ref().is_none_or(|h| h.identity_id != m.identity_id)
         {
             let gone = m.identity_id.clone();
             t.hits.retain(|(h, _)| h.identity_id != gone);
             t.matched = None;
+            // The aggregate starts over from this descriptor: what made the match is no evidence
+            // for whoever fills the track now.
+            t.recent.retain(|s| s.frame == frame);
             // Count towards "unknown" afresh: one poor descriptor of a known person is no stranger.
             t.fresh = 0;
         }
@@ -333,26 +419,23 @@ impl Matcher {
             t.hits.push((cand, seen));
         }
         t.hits
-            .retain(|(_, h)| frame.saturating_sub(h.frame) < c.hit_window.max(1));
+            .retain(|(_, h)| frame.saturating_sub(h.frame) < window);
 
-        // The identity with the most hits in the window (ties: the higher best score), if enough.
-        let mut tally: HashMap<&str, (u32, &Candidate)> = HashMap::new();
-        for (cand, _) in &t.hits {
-            let e = tally.entry(cand.identity_id.as_str()).or_insert((0, cand));
-            e.0 += 1;
-            if cand.score > e.1.score {
-                e.1 = cand;
-            }
-        }
-        let leader = tally
-            .into_values()
-            .filter(|(n, _)| *n >= min_hits)
-            .max_by(|a, b| {
-                (a.0, a.1.score)
-                    .partial_cmp(&(b.0, b.1.score))
-                    .unwrap_or(std::cmp::Ordering::Equal)
-            })
-            .map(|(_, best)| best.clone());
+        // The aggregate of this frame's mode; one descriptor is its own aggregate.
+        let (agg, n) = match aggregate(&t.recent, grayscale) {
+            Some((_, 1)) => (own, 1),
+            Some((v, n)) => (search(&v), n),
+            None => (None, 0),
+        };
+        let agg_decision = agg.as_ref().map(|a| a.decide(threshold, &c));
+        let hits_of = |id: &str| t.hits.iter().filter(|(h, _)| h.identity_id == id).count() as u32;
+        // Both the track's hits and its aggregate must say the same identity (BENCHMARKS.md,
+        // "Decisions per track": the aggregate alone matched sooner but raised more false alarms).
+        let leader = agg.filter(|a| {
+            n >= min_hits
+                && agg_decision == Some(Decision::Match)
+                && hits_of(&a.identity_id) >= min_hits
+        });
 
         if let Some(best) = leader {
             if t.matched
@@ -365,19 +448,32 @@ impl Matcher {
             if hit_id.as_ref() == Some(&best.identity_id) {
                 t.verified = Some(frame);
             }
-            let hits = t
+            let hits: Vec<Hit> = t
                 .hits
                 .iter()
                 .filter(|(h, _)| h.identity_id == best.identity_id)
                 .map(|(_, seen)| *seen)
                 .collect();
-            let m = Matched {
+            let aggregate = Aggregate {
+                score: best.score,
+                margin: best.margin,
+                reference: best.reference,
+                references: best.references,
+                descriptors: n,
+                grayscale,
+                threshold,
+            };
+            let mut m = Matched {
                 identity_id: best.identity_id,
                 label: best.label,
                 score: best.score,
                 margin: best.margin,
                 hits,
+                aggregate: Some(aggregate),
             };
+            if let Some(b) = m.best().copied() {
+                (m.score, m.margin) = (b.score, b.margin);
+            }
             t.matched = Some(m.clone());
             let cooled = self
                 .last_alert
@@ -394,6 +490,7 @@ impl Matcher {
             && !t.unknown_reported
             && t.fresh >= min_hits
             && t.hits.is_empty()
+            && agg_decision.is_none_or(|d| d == Decision::NoMatch)
         {
             t.unknown_reported = true;
             return Some(Event::Unknown);
@@ -437,6 +534,7 @@ impl Matcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::cosine::Similarity;
 
     fn cfg() -> Config {
         Config {
@@ -469,6 +567,20 @@ mod tests {
         })
     }
 
+    /// [`Matcher::observe`] where the track's aggregate scores as this frame's descriptor does
+    /// (the tests that use it give a subject one descriptor throughout, so its aggregate is that
+    /// descriptor).
+    fn see(
+        m: &mut Matcher,
+        track: u64,
+        frame: u64,
+        fresh: Option<Fresh>,
+        now: f64,
+    ) -> Option<Event> {
+        let own = fresh.as_ref().and_then(|f| f.candidate.clone());
+        m.observe(track, frame, fresh, now, |_| own)
+    }
+
     fn nobody() -> Option<Fresh> {
         Some(Fresh {
             descriptor: vec![1.0, 0.0],
@@ -488,13 +600,13 @@ mod tests {
         };
         let mut m = Matcher::new(cfg());
         // 0.7: a hit in colour (threshold 0.6), not in grayscale (0.8)
-        assert_eq!(m.observe(1, 0, gray(0.7), 0.0), None);
+        assert_eq!(see(&mut m, 1, 0, gray(0.7), 0.0), None);
         // two fresh non-hits: unknown (cfg reports unknowns), never a match
-        assert_eq!(m.observe(1, 1, gray(0.7), 0.0), Some(Event::Unknown));
+        assert_eq!(see(&mut m, 1, 1, gray(0.7), 0.0), Some(Event::Unknown));
         assert!(m.identity(1).is_none());
-        assert_eq!(m.observe(2, 0, cand("a", 0.7), 0.0), None);
+        assert_eq!(see(&mut m, 2, 0, cand("a", 0.7), 0.0), None);
         assert!(matches!(
-            m.observe(2, 1, cand("a", 0.7), 0.0),
+            see(&mut m, 2, 1, cand("a", 0.7), 0.0),
             Some(Event::Match(_))
         ));
         assert_eq!(decide(0.7, 0.05, None, 0.6, 0.1, 0.05), Decision::Ambiguous);
@@ -546,13 +658,13 @@ mod tests {
         for frame in 0..5 {
             let f = near_known(0.8, 0.78);
             assert_eq!(f.as_ref().unwrap().decision(&cfg()), Some(Decision::Known));
-            assert_eq!(m.observe(1, frame, f, 0.0), None);
+            assert_eq!(see(&mut m, 1, frame, f, 0.0), None);
             assert!(m.identity(1).is_none());
         }
         // the listed person, well ahead of the known one: matched as usual
-        m.observe(2, 10, near_known(0.8, 0.5), 0.0);
+        see(&mut m, 2, 10, near_known(0.8, 0.5), 0.0);
         assert!(matches!(
-            m.observe(2, 11, near_known(0.8, 0.5), 0.0),
+            see(&mut m, 2, 11, near_known(0.8, 0.5), 0.0),
             Some(Event::Match(x)) if x.identity_id == "a"
         ));
         // a grayscale face is decided at its own threshold, the known margin alike
@@ -595,14 +707,14 @@ mod tests {
                 ..f
             })
         };
-        assert_eq!(m.observe(1, 0, seen(0.7, 1, false, 0.4), 0.0), None);
+        assert_eq!(see(&mut m, 1, 0, seen(0.7, 1, false, 0.4), 0.0), None);
         // another identity's hit, a reused descriptor and a grayscale miss (0.75 < 0.8) are no
         // hits of "a"
-        assert_eq!(m.observe(1, 1, cand("b", 0.9), 0.0), None);
-        assert_eq!(m.observe(1, 2, None, 0.0), None);
-        assert_eq!(m.observe(1, 3, seen(0.75, 0, true, 0.6), 0.0), None);
-        assert_eq!(m.observe(1, 4, seen(0.85, 2, true, 0.7), 0.0), None);
-        let Some(Event::Match(x)) = m.observe(1, 5, seen(0.65, 1, false, 0.3), 0.0) else {
+        assert_eq!(see(&mut m, 1, 1, cand("b", 0.9), 0.0), None);
+        assert_eq!(see(&mut m, 1, 2, None, 0.0), None);
+        assert_eq!(see(&mut m, 1, 3, seen(0.75, 0, true, 0.6), 0.0), None);
+        assert_eq!(see(&mut m, 1, 4, seen(0.85, 2, true, 0.7), 0.0), None);
+        let Some(Event::Match(x)) = see(&mut m, 1, 5, seen(0.65, 1, false, 0.3), 0.0) else {
             panic!("no match")
         };
         let got: Vec<(u64, f32, u32, f32, bool, f32)> = x
@@ -645,11 +757,11 @@ mod tests {
     #[test]
     fn needs_min_hits_of_fresh_descriptors() {
         let mut m = Matcher::new(cfg());
-        assert_eq!(m.observe(1, 0, cand("a", 0.8), 0.0), None);
+        assert_eq!(see(&mut m, 1, 0, cand("a", 0.8), 0.0), None);
         // reused descriptors (None) are not evidence
-        assert_eq!(m.observe(1, 1, None, 0.04), None);
+        assert_eq!(see(&mut m, 1, 1, None, 0.04), None);
         assert_eq!(m.identity(1), None);
-        match m.observe(1, 2, cand("a", 0.9), 0.08) {
+        match see(&mut m, 1, 2, cand("a", 0.9), 0.08) {
             Some(Event::Match(x)) => {
                 assert_eq!(
                     (x.identity_id.as_str(), x.label.as_str(), x.score),
@@ -660,18 +772,22 @@ mod tests {
         }
         assert_eq!(m.identity(1).unwrap().identity_id, "a");
         // still matched, no second alert
-        assert_eq!(m.observe(1, 3, cand("a", 0.9), 0.12), None);
+        assert_eq!(see(&mut m, 1, 3, cand("a", 0.9), 0.12), None);
     }
 
     #[test]
     fn below_threshold_and_outside_window_do_not_count() {
         let mut m = Matcher::new(cfg());
-        m.observe(1, 0, cand("a", 0.59), 0.0);
-        assert_eq!(m.observe(1, 1, cand("a", 0.7), 0.0), None);
-        // the next hit is 40 frames later: the first left the window
-        assert_eq!(m.observe(1, 41, cand("a", 0.7), 2.0), None);
+        see(&mut m, 1, 0, cand("a", 0.59), 0.0);
+        // two descriptors, but their aggregate (as each) scores under the threshold: unknown
+        assert_eq!(
+            see(&mut m, 1, 1, cand("a", 0.59), 0.0),
+            Some(Event::Unknown)
+        );
+        // the next hit is 40 frames later: the others left the window
+        assert_eq!(see(&mut m, 1, 41, cand("a", 0.7), 2.0), None);
         assert!(matches!(
-            m.observe(1, 42, cand("a", 0.7), 2.0),
+            see(&mut m, 1, 42, cand("a", 0.7), 2.0),
             Some(Event::Match(_))
         ));
     }
@@ -679,81 +795,81 @@ mod tests {
     #[test]
     fn cooldown_is_per_identity_across_tracks() {
         let mut m = Matcher::new(cfg());
-        m.observe(1, 0, cand("a", 0.8), 0.0);
-        assert!(m.observe(1, 1, cand("a", 0.8), 0.0).is_some());
+        see(&mut m, 1, 0, cand("a", 0.8), 0.0);
+        assert!(see(&mut m, 1, 1, cand("a", 0.8), 0.0).is_some());
         // the same person on a new track 5 s later: same visit, no alert, but the face is labelled
-        m.observe(2, 100, cand("a", 0.8), 5.0);
-        assert_eq!(m.observe(2, 101, cand("a", 0.8), 5.0), None);
+        see(&mut m, 2, 100, cand("a", 0.8), 5.0);
+        assert_eq!(see(&mut m, 2, 101, cand("a", 0.8), 5.0), None);
         assert_eq!(m.identity(2).unwrap().identity_id, "a");
         // another person alerts at once; the first again after the cooldown
-        m.observe(3, 102, cand("b", 0.8), 5.0);
-        assert!(m.observe(3, 103, cand("b", 0.8), 5.0).is_some());
-        m.observe(4, 400, cand("a", 0.8), 16.0);
-        assert!(m.observe(4, 401, cand("a", 0.8), 16.0).is_some());
+        see(&mut m, 3, 102, cand("b", 0.8), 5.0);
+        assert!(see(&mut m, 3, 103, cand("b", 0.8), 5.0).is_some());
+        see(&mut m, 4, 400, cand("a", 0.8), 16.0);
+        assert!(see(&mut m, 4, 401, cand("a", 0.8), 16.0).is_some());
     }
 
     #[test]
     fn unknown_once_per_track_only_when_asked() {
         let mut m = Matcher::new(cfg());
-        assert_eq!(m.observe(1, 0, cand("a", 0.1), 0.0), None);
-        assert_eq!(m.observe(1, 1, nobody(), 0.0), Some(Event::Unknown));
-        assert_eq!(m.observe(1, 2, cand("a", 0.1), 0.0), None);
+        assert_eq!(see(&mut m, 1, 0, cand("a", 0.1), 0.0), None);
+        assert_eq!(see(&mut m, 1, 1, nobody(), 0.0), Some(Event::Unknown));
+        assert_eq!(see(&mut m, 1, 2, cand("a", 0.1), 0.0), None);
         let mut quiet = Matcher::new(Config {
             report_unknown: false,
             ..cfg()
         });
-        quiet.observe(1, 0, cand("a", 0.1), 0.0);
-        assert_eq!(quiet.observe(1, 1, cand("a", 0.1), 0.0), None);
+        see(&mut quiet, 1, 0, cand("a", 0.1), 0.0);
+        assert_eq!(see(&mut quiet, 1, 1, cand("a", 0.1), 0.0), None);
     }
 
     #[test]
     fn someone_else_in_the_track_ends_the_match() {
         let mut m = Matcher::new(cfg());
-        m.observe(1, 0, cand("a", 0.8), 0.0);
-        assert!(m.observe(1, 1, cand("a", 0.8), 0.0).is_some());
+        see(&mut m, 1, 0, cand("a", 0.8), 0.0);
+        assert!(see(&mut m, 1, 1, cand("a", 0.8), 0.0).is_some());
         // reused descriptors keep it
-        m.observe(1, 2, None, 0.0);
+        see(&mut m, 1, 2, None, 0.0);
         assert!(m.identity(1).is_some());
         // the first fresh miss ends it
-        m.observe(1, 3, cand("x", 0.1), 0.0);
+        see(&mut m, 1, 3, cand("x", 0.1), 0.0);
         assert_eq!(m.identity(1), None);
         // and the next person in it can match
-        m.observe(1, 6, cand("b", 0.9), 0.0);
+        see(&mut m, 1, 6, cand("b", 0.9), 0.0);
         assert!(
-            matches!(m.observe(1, 7, cand("b", 0.9), 0.0), Some(Event::Match(x)) if x.identity_id == "b")
+            matches!(see(&mut m, 1, 7, cand("b", 0.9), 0.0), Some(Event::Match(x)) if x.identity_id == "b")
         );
     }
 
     #[test]
     fn a_track_is_verified_only_on_frames_whose_fresh_descriptor_hits_its_identity() {
         let mut m = Matcher::new(cfg());
-        m.observe(1, 0, cand("a", 0.8), 0.0);
+        see(&mut m, 1, 0, cand("a", 0.8), 0.0);
         assert!(!m.verified(1, 0), "not matched yet");
-        m.observe(1, 1, cand("a", 0.8), 0.0);
+        see(&mut m, 1, 1, cand("a", 0.8), 0.0);
         assert!(m.verified(1, 1), "matched on this frame's hit");
         assert_eq!(m.identified().collect::<Vec<_>>(), [1]);
         // a reused descriptor keeps the identity, unverified
-        m.observe(1, 2, None, 0.0);
+        see(&mut m, 1, 2, None, 0.0);
         assert!(m.identity(1).is_some() && !m.verified(1, 2));
-        m.observe(1, 3, cand("a", 0.9), 0.0);
+        see(&mut m, 1, 3, cand("a", 0.9), 0.0);
         assert!(m.verified(1, 3));
         // an ambiguous or weak descriptor of the same identity is no hit: not verified, dropped
-        m.observe(1, 4, cand("a", 0.5), 0.0);
+        see(&mut m, 1, 4, cand("a", 0.5), 0.0);
         assert!(!m.verified(1, 4) && m.identity(1).is_none());
         assert_eq!(m.identified().count(), 0);
         // someone else's hit in the track is not a verification of anything until it matches
-        m.observe(1, 5, cand("b", 0.9), 0.0);
+        see(&mut m, 1, 5, cand("b", 0.9), 0.0);
         assert!(!m.verified(1, 5));
-        m.observe(1, 6, cand("b", 0.9), 0.0);
+        see(&mut m, 1, 6, cand("b", 0.9), 0.0);
         assert!(m.verified(1, 6) && m.identity(1).unwrap().identity_id == "b");
     }
 
     #[test]
     fn a_different_face_in_the_track_starts_a_new_subject() {
         let mut m = Matcher::new(cfg());
-        m.observe(1, 0, nobody(), 0.0);
-        assert_eq!(m.observe(1, 1, nobody(), 0.0), Some(Event::Unknown));
-        assert_eq!(m.observe(1, 2, nobody(), 0.0), None, "once per subject");
+        see(&mut m, 1, 0, nobody(), 0.0);
+        assert_eq!(see(&mut m, 1, 1, nobody(), 0.0), Some(Event::Unknown));
+        assert_eq!(see(&mut m, 1, 2, nobody(), 0.0), None, "once per subject");
         // someone else (orthogonal descriptor) in the same track: a new subject, reported again
         let other = || {
             Some(Fresh {
@@ -763,15 +879,177 @@ mod tests {
                 candidate: None,
             })
         };
-        assert_eq!(m.observe(1, 3, other(), 0.0), None);
-        assert_eq!(m.observe(1, 4, other(), 0.0), Some(Event::Unknown));
+        assert_eq!(see(&mut m, 1, 3, other(), 0.0), None);
+        assert_eq!(see(&mut m, 1, 4, other(), 0.0), Some(Event::Unknown));
+    }
+
+    /// A list of `people` (label, descriptor), indexed as veilmatch indexes its list (plain cosine).
+    fn index(people: &[(&str, [f32; 4])]) -> Index {
+        let mut list = crate::engine::watchlist::Watchlist::new();
+        for (label, v) in people {
+            list.identities
+                .push(crate::engine::watchlist::Identity::for_test(
+                    &format!("id-{label}"),
+                    label,
+                    "m:1",
+                    v.to_vec(),
+                ));
+        }
+        Index::build(&list, "m:1", &Similarity::cosine(), 0)
+    }
+
+    /// A colour face of `track` on `frame` with descriptor `v` of `quality`, searched in `list`,
+    /// the track's aggregate too.
+    fn look(
+        m: &mut Matcher,
+        list: &Index,
+        track: u64,
+        frame: u64,
+        v: [f32; 4],
+        quality: f32,
+    ) -> Option<Event> {
+        let fresh = Fresh::search(list, &Similarity::cosine(), &v, (false, quality), 0);
+        m.observe(track, frame, Some(fresh), frame as f64, |q| {
+            candidate(list, q, 0)
+        })
+    }
+
+    /// ann on the list; descriptors scoring about 0.35, 0.64, 0.63 and 0.55, 0.75 to her.
+    fn ann() -> Index {
+        index(&[("ann", [1.0, 0.0, 0.0, 0.0]), ("bob", [0.0, 1.0, 0.0, 0.0])])
+    }
+    const STRANGER: [[f32; 4]; 3] = [
+        [0.35, 0.0, 0.94, 0.0],
+        [0.66, 0.0, 0.70, 0.35],
+        [0.63, 0.0, 0.70, -0.35],
+    ];
+
+    #[test]
+    fn the_aggregate_outweighs_an_impostors_lucky_frames() {
+        let list = ann();
+        let mut m = Matcher::new(cfg());
+        // each of the stranger's last two frames is a hit for ann on its own (the per-frame rule
+        // would have alerted on the second), but the track's aggregate (0.57) is not
+        let own: Vec<f32> = STRANGER
+            .iter()
+            .map(|v| {
+                Fresh::search(&list, &Similarity::cosine(), v, (false, 0.5), 0)
+                    .candidate
+                    .unwrap()
+                    .score
+            })
+            .collect();
+        assert!(own[0] < 0.6 && own[1] >= 0.6 && own[2] >= 0.6, "{own:?}");
+        for (f, v) in STRANGER.into_iter().enumerate() {
+            assert_eq!(look(&mut m, &list, 1, f as u64, v, 0.5), None, "frame {f}");
+        }
+        assert_eq!(m.identity(1), None);
+        // ann herself with one weak frame (0.55, a miss): matched at her second hit, her weak frame
+        // in the aggregate too
+        assert_eq!(
+            look(&mut m, &list, 2, 0, [0.55, 0.0, 0.835, 0.0], 0.5),
+            None
+        );
+        assert_eq!(look(&mut m, &list, 2, 1, [0.75, 0.0, 0.66, 0.0], 0.5), None);
+        let Some(Event::Match(x)) = look(&mut m, &list, 2, 2, [0.75, 0.0, 0.66, 0.0], 0.5) else {
+            panic!("no match")
+        };
+        let a = x.aggregate.unwrap();
+        assert_eq!(
+            (x.label.as_str(), a.descriptors, a.threshold),
+            ("ann", 3, 0.6)
+        );
+        assert!(a.score >= 0.6 && a.score < 0.75, "{a:?}");
+        // the hits: the descriptors that were hits on their own; the best is the match's score
+        assert_eq!(x.hits.iter().map(|h| h.frame).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(x.score, x.best().unwrap().score);
+        assert!(
+            m.verified(2, 2),
+            "this frame's own descriptor is a hit for her"
+        );
+    }
+
+    #[test]
+    fn quality_weighs_the_aggregate() {
+        let list = ann();
+        // the stranger's two lucky frames again: when their miss was a poor face (quality 0.05)
+        // it hardly counts, and the aggregate is about the two hits; a good one vetoes
+        for (q, alerted) in [(0.05, true), (0.9, false)] {
+            let mut m = Matcher::new(cfg());
+            look(&mut m, &list, 1, 0, STRANGER[0], q);
+            look(&mut m, &list, 1, 1, STRANGER[1], 0.5);
+            let ev = look(&mut m, &list, 1, 2, STRANGER[2], 0.5);
+            assert_eq!(
+                matches!(ev, Some(Event::Match(_))),
+                alerted,
+                "quality {q}: {ev:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_swap_drops_the_identity_and_what_made_it() {
+        let list = ann();
+        let mut m = Matcher::new(cfg());
+        let her = [0.95, 0.0, 0.31, 0.0];
+        look(&mut m, &list, 1, 0, her, 0.5);
+        assert!(look(&mut m, &list, 1, 1, her, 0.5).is_some());
+        // someone else in her track, alike enough to pass for the same subject (no new subject),
+        // scoring 0.50 to her: the name goes at once
+        look(&mut m, &list, 1, 2, [0.5, 0.0, 0.5, 0.707], 0.5);
+        assert_eq!(m.identity(1), None);
+        assert!(!m.verified(1, 2));
+        // their next frame is a hit for her (0.62): one hit, and an aggregate that started over
+        // when the name went (0.57; with her two descriptors it would be 0.83)
+        assert_eq!(look(&mut m, &list, 1, 3, [0.62, 0.0, 0.3, 0.72], 0.5), None);
+        assert_eq!(m.identity(1), None);
+    }
+
+    #[test]
+    fn min_hits_is_the_descriptors_the_aggregate_needs() {
+        let list = ann();
+        let mut m = Matcher::new(Config {
+            min_hits: 3,
+            ..cfg()
+        });
+        let her = [0.95, 0.0, 0.31, 0.0];
+        assert_eq!(look(&mut m, &list, 1, 0, her, 0.5), None);
+        assert_eq!(look(&mut m, &list, 1, 1, her, 0.5), None);
+        // a reused descriptor is none of them
+        let own = |_: &[f32]| None;
+        assert_eq!(m.observe(1, 2, None, 2.0, own), None);
+        // a grayscale face is not in the colour aggregate (and one is not enough for its own)
+        let gray = Fresh::search(&list, &Similarity::cosine(), &her, (true, 0.5), 0);
+        assert_eq!(
+            m.observe(1, 3, Some(gray), 3.0, |q| candidate(&list, q, 0)),
+            None
+        );
+        let Some(Event::Match(x)) = look(&mut m, &list, 1, 4, her, 0.5) else {
+            panic!("no match")
+        };
+        let a = x.aggregate.unwrap();
+        assert_eq!((a.descriptors, a.grayscale), (3, false));
+        assert_eq!(
+            x.hits.iter().map(|h| h.frame).collect::<Vec<_>>(),
+            [0, 1, 3, 4],
+            "every hit for her in the window, the grayscale one too"
+        );
+        // outside the hit window, descriptors leave the aggregate
+        let mut m = Matcher::new(Config {
+            min_hits: 2,
+            hit_window: 10,
+            ..cfg()
+        });
+        look(&mut m, &list, 1, 0, her, 0.5);
+        assert_eq!(look(&mut m, &list, 1, 10, her, 0.5), None);
+        assert!(look(&mut m, &list, 1, 11, her, 0.5).is_some());
     }
 
     #[test]
     fn prune_forgets_old_tracks() {
         let mut m = Matcher::new(cfg());
-        m.observe(1, 0, cand("a", 0.8), 0.0);
-        m.observe(1, 1, cand("a", 0.8), 0.0);
+        see(&mut m, 1, 0, cand("a", 0.8), 0.0);
+        see(&mut m, 1, 1, cand("a", 0.8), 0.0);
         m.prune(100, 50);
         assert_eq!(m.identity(1), None);
     }

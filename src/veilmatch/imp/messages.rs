@@ -258,6 +258,15 @@ impl VeilMatch {
                     )
                     .field("hit-grayscale", each(|h| h.grayscale.to_send_value()));
             }
+            // The aggregate of the track's fresh descriptors the match was decided on.
+            if let Some(a) = &m.aggregate {
+                b = b
+                    .field("aggregate-score", a.score as f64)
+                    .field("aggregate-threshold", a.threshold as f64)
+                    .field("aggregate-margin", a.margin as f64)
+                    .field("aggregate-count", a.descriptors)
+                    .field("aggregate-grayscale", a.grayscale);
+            }
             // Only for matches, only when asked.
             if snapshot && let Some(jpeg) = self.snapshot(buf, faces, i) {
                 b = b.field("snapshot", jpeg);
