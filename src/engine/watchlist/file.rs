@@ -117,6 +117,21 @@ struct IdentityV5Out<'a> {
     suspended: bool,
 }
 
+impl<'a> From<&'a Identity> for IdentityV5Out<'a> {
+    fn from(i: &'a Identity) -> Self {
+        IdentityV5Out {
+            id: &i.id,
+            label: &i.label,
+            note: &i.note,
+            added_by: &i.added_by,
+            added_at: i.added_at,
+            expires_at: i.expires_at,
+            descriptors: &i.descriptors,
+            suspended: i.suspended,
+        }
+    }
+}
+
 /// The content of a version 5 file as it is written (of a list without a known person).
 #[derive(Serialize)]
 struct WatchlistV5Out<'a> {
@@ -295,18 +310,7 @@ pub fn encode(list: &Watchlist, secret: &Secret) -> Result<Vec<u8>, WatchlistErr
     }
     let v5 = WatchlistV5Out {
         created_at: list.created_at,
-        identities: (list.identities.iter())
-            .map(|i| IdentityV5Out {
-                id: &i.id,
-                label: &i.label,
-                note: &i.note,
-                added_by: &i.added_by,
-                added_at: i.added_at,
-                expires_at: i.expires_at,
-                descriptors: &i.descriptors,
-                suspended: i.suspended,
-            })
-            .collect(),
+        identities: list.identities.iter().map(IdentityV5Out::from).collect(),
         generation: list.generation,
         written_at: list.written_at,
         default_expiry: list.default_expiry,
@@ -859,18 +863,7 @@ mod tests {
             let content = postcard::to_stdvec(&V4 {
                 model_id,
                 created_at: w.created_at,
-                identities: (w.identities.iter())
-                    .map(|i| IdentityV5Out {
-                        id: &i.id,
-                        label: &i.label,
-                        note: &i.note,
-                        added_by: &i.added_by,
-                        added_at: i.added_at,
-                        expires_at: i.expires_at,
-                        descriptors: &i.descriptors,
-                        suspended: i.suspended,
-                    })
-                    .collect(),
+                identities: w.identities.iter().map(IdentityV5Out::from).collect(),
                 generation: w.generation,
                 written_at: w.written_at,
                 default_expiry: w.default_expiry,
