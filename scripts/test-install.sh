@@ -30,7 +30,11 @@ prefix=$tmp/prefix
 build=${FACEVEIL_MESON_BUILD:-$ROOT/build-install}
 echo "== meson setup/compile/install into $prefix"
 rm -rf "$build"
-meson setup "$build" --prefix="$prefix" >/dev/null
+setup_out=$(meson setup "$build" --prefix="$prefix") || { echo "$setup_out"; fail "meson setup"; }
+# meson turns the analytics feature on exactly where GStreamer has the analytics library (>= 1.24).
+if pkg-config --atleast-version=1.24 gstreamer-analytics-1.0 2>/dev/null; then want=YES; else want=NO; fi
+grep -Eq "GStreamer analytics metadata *: *$want" <<<"$setup_out" ||
+  { echo "$setup_out"; fail "meson's analytics option is not $want on GStreamer $(pkg-config --modversion gstreamer-1.0)"; }
 meson compile -C "$build" >/dev/null
 meson install -C "$build" >/dev/null
 

@@ -17,6 +17,9 @@
 //!   absent: false), on faces whose track is matched to a watch-list identity.
 //!
 //! [`strip_descriptors`] takes the embedder's part off (what `veilbin` passes on by default).
+//!
+//! With the `analytics` feature (GStreamer ≥ 1.24) every face is also described in GStreamer's
+//! own analytics metadata ([`analytics`]).
 
 use std::ops::ControlFlow;
 
@@ -25,6 +28,9 @@ use gst::meta::CustomMeta;
 use gst_video::VideoRegionOfInterestMeta;
 
 use crate::engine::decode::{Detection, Rect};
+
+#[cfg(feature = "analytics")]
+pub mod analytics;
 
 /// Name of the frame-level custom meta `veildetect` adds to every frame it passes.
 pub const FRAME_META: &str = "FaceveilFrameMeta";
@@ -283,6 +289,9 @@ pub struct Face {
     pub embedding: Option<Embedding>,
     /// Added by veilmatch.
     pub identity: Option<IdentityTag>,
+    /// The face's object-detection entry in the frame's GStreamer analytics metadata (the
+    /// `analytics` feature, GStreamer ≥ 1.24), where it has one.
+    pub analytics_id: Option<u32>,
 }
 
 impl Face {
@@ -306,6 +315,7 @@ impl Face {
             detected,
             embedding: None,
             identity: None,
+            analytics_id: None,
         })
     }
 
@@ -324,6 +334,7 @@ impl Face {
             .field("score", self.score as f64)
             .field("landmarks", self.landmarks_array())
             .field("detected", self.detected)
+            .field_if_some("analytics-id", self.analytics_id)
             .build()
     }
 
@@ -378,6 +389,7 @@ impl Face {
             identity: roi
                 .param(IDENTITY_PARAMS)
                 .and_then(IdentityTag::from_params),
+            analytics_id: p.get::<u32>("analytics-id").ok(),
         })
     }
 }
@@ -467,9 +479,99 @@ pub fn set_embedding(buf: &mut gst::BufferRef, index: u32, e: &Embedding) -> boo
     add_params(buf, index, e.params())
 }
 
-/// Attaches the matcher's part to the face with this index; false if there is no such face.
+/// Attaches the matcher's part to the face with this index; false if there is no such face. With
+/// the `analytics` feature the face's object-detection entry also gets a classification entry
+/// with the label (see [`analytics`]).
 pub fn set_identity(buf: &mut gst::BufferRef, index: u32, id: &IdentityTag) -> bool {
-    add_params(buf, index, id.params())
+    #[cfg(feature = "analytics")]
+    let od = faces(buf)
+        .iter()
+        .find(|f| f.index == index)
+        .and_then(|f| f.analytics_id);
+    if !add_params(buf, index, id.params()) {
+        return false;
+    }
+    #[cfg(feature = "analytics")]
+    if let Some(od) = od {
+        analytics::classify(buf, od, &id.label, id.score);
+    }
+    true
+}
+
+/// Attaches a frame's faces as [`veildetect`](crate) found them: one ROI each and, with the
+/// `analytics` feature, one object-detection entry each, linked to a tracking entry (see
+/// [`analytics`]); `times` keeps when each track was first seen.
+pub fn add_detected_faces(buf: &mut gst::BufferRef, faces: &mut [Face], times: &mut TrackTimes) {
+    #[cfg(feature = "analytics")]
+    analytics::add_faces(buf, faces, times);
+    #[cfg(not(feature = "analytics"))]
+    let _ = times;
+    for f in faces.iter() {
+        add_face(buf, f);
+    }
+}
+
+/// When each track on the latest frame was first seen (the running time of its first frame), for
+/// the analytics tracking entries; tracks that left are forgotten.
+#[derive(Debug, Default)]
+pub struct TrackTimes {
+    #[cfg_attr(not(feature = "analytics"), allow(dead_code))]
+    first_seen: std::collections::HashMap<u64, gst::ClockTime>,
+}
+
+impl TrackTimes {
+    /// Each track's first-seen time, `now` for a new one; forgets the tracks not in `tracks`.
+    #[cfg_attr(not(feature = "analytics"), allow(dead_code))]
+    fn update(&mut self, tracks: &[u64], now: gst::ClockTime) -> Vec<gst::ClockTime> {
+        self.first_seen.retain(|t, _| tracks.contains(t));
+        tracks
+            .iter()
+            .map(|t| *self.first_seen.entry(*t).or_insert(now))
+            .collect()
+    }
+}
+
+/// Faces another detector described in GStreamer's analytics metadata (object-detection entries
+/// of class `face`) on a frame that `veildetect` did not see: they are attached as faceveil faces
+/// (and the frame gets its frame meta), so the element and those after it treat them like
+/// `veildetect`'s. Such faces have no landmarks: the standard positions within their box stand in
+/// (`engine::align::landmarks_in_box`). A face related to a tracking entry keeps that track id;
+/// the others are tracked by `tracks` (ids with the top bit set, so they meet no tracker's).
+/// True when the frame had analytics metadata (its faces, if any, are now attached); false without
+/// the `analytics` feature.
+pub fn adopt_foreign_faces(
+    buf: &mut gst::BufferRef,
+    frame_w: u32,
+    frame_h: u32,
+    tracks: &mut ForeignTracks,
+) -> bool {
+    #[cfg(feature = "analytics")]
+    {
+        analytics::adopt(buf, frame_w, frame_h, tracks)
+    }
+    #[cfg(not(feature = "analytics"))]
+    {
+        let _ = (buf, frame_w, frame_h, tracks);
+        false
+    }
+}
+
+/// The tracker of [`adopt_foreign_faces`] for faces that come without a tracking entry.
+#[derive(Debug)]
+pub struct ForeignTracks {
+    #[cfg_attr(not(feature = "analytics"), allow(dead_code))]
+    tracker: crate::engine::track::Tracker,
+    #[cfg_attr(not(feature = "analytics"), allow(dead_code))]
+    frames: u64,
+}
+
+impl Default for ForeignTracks {
+    fn default() -> Self {
+        ForeignTracks {
+            tracker: crate::engine::track::Tracker::new(Default::default()),
+            frames: 0,
+        }
+    }
 }
 
 /// The faceveil faces on a buffer, in index order.
@@ -608,6 +710,7 @@ mod tests {
                 grayscale: false,
             }),
             identity: None,
+            analytics_id: None,
         };
         let listed = Face {
             identity: Some(IdentityTag {

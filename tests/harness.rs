@@ -106,6 +106,7 @@ impl Matcher {
                     detected: true,
                     embedding: None,
                     identity: None,
+                    analytics_id: None,
                 };
                 meta::add_face(b, &face);
                 let e = Embedding {
@@ -755,6 +756,7 @@ fn descriptors_of_another_model_are_an_error_naming_both() {
                 detected: true,
                 embedding: None,
                 identity: None,
+                analytics_id: None,
             },
         );
         meta::set_embedding(
@@ -849,6 +851,7 @@ fn checker_frame(n: u64, faces: &[(u64, Rect, bool)]) -> gst::Buffer {
                     detected: true,
                     embedding: None,
                     identity: None,
+                    analytics_id: None,
                 },
             );
             if *known {

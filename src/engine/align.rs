@@ -42,6 +42,26 @@ pub fn similarity(src: &[[f32; 2]], dst: &[[f32; 2]]) -> Option<Affine> {
     })
 }
 
+/// Where a frontal face's 5 landmarks lie in its detector box, as fractions of the box (image-left
+/// eye, image-right eye, nose tip, image-left and image-right mouth corner): CenterFace's landmarks
+/// in its box on the frontal test photos, made symmetric.
+pub const BOX_LANDMARKS: [[f32; 2]; 5] = [
+    [0.26, 0.365],
+    [0.74, 0.365],
+    [0.5, 0.54],
+    [0.29, 0.71],
+    [0.71, 0.71],
+];
+
+/// The landmarks a frontal face in box `(x, y, w, h)` would have ([`BOX_LANDMARKS`]): they stand
+/// in for those of a face that another detector found, which gives a box only.
+pub fn landmarks_in_box(x: f32, y: f32, w: f32, h: f32) -> Vec<[f32; 2]> {
+    BOX_LANDMARKS
+        .iter()
+        .map(|p| [x + p[0] * w, y + p[1] * h])
+        .collect()
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -108,5 +128,19 @@ pub(crate) mod tests {
         assert!((m.a - 1.0).abs() < 0.05 && m.b.abs() < 0.05 && m.c.abs() < 2.0);
         assert!(similarity(&[[1.0, 1.0]; 5], &TEMPLATE).is_none());
         assert!(similarity(&TEMPLATE[..1], &TEMPLATE[..1]).is_none());
+    }
+
+    #[test]
+    fn box_landmarks_are_symmetric_and_inside_the_box() {
+        let lm = landmarks_in_box(100.0, 50.0, 200.0, 300.0);
+        assert_eq!(lm.len(), 5);
+        assert!(
+            lm.iter()
+                .all(|p| (100.0..=300.0).contains(&p[0]) && (50.0..=350.0).contains(&p[1]))
+        );
+        // eyes level, nose centred, mouth under the nose
+        assert_eq!(lm[0][1], lm[1][1]);
+        assert!((lm[0][0] + lm[1][0] - 2.0 * lm[2][0]).abs() < 1e-3);
+        assert!(lm[3][1] > lm[2][1] && lm[2][1] > lm[0][1]);
     }
 }

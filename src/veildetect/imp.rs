@@ -146,6 +146,8 @@ pub struct State {
     /// frame is late when it arrives more than that latency after its running time.
     live: Option<Option<gst::ClockTime>>,
     faces: u64,
+    /// When each track was first seen (GStreamer analytics tracking entries).
+    track_times: meta::TrackTimes,
 }
 
 impl element::Running for State {
@@ -324,6 +326,7 @@ impl element::Filter for VeilDetect {
             step: DetectStep::new(detector),
             live: None,
             faces: 0,
+            track_times: meta::TrackTimes::default(),
         })
     }
 
@@ -409,9 +412,11 @@ impl element::Filter for VeilDetect {
         if let Some(cover) = &cover {
             meta::set_frame_cover(buf, cover);
         }
-        for f in &faces {
-            meta::add_face(buf, f);
-        }
+        let mut faces = faces;
+        self.base.with_state(|state| {
+            meta::add_detected_faces(buf, &mut faces, &mut state.track_times);
+            Ok(())
+        })?;
         if post_messages {
             self.post_faces_message(buf, &faces);
         }

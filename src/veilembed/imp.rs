@@ -104,6 +104,8 @@ pub struct State {
     /// Frames seen, including those without veildetect metadata.
     frames: u64,
     warned_no_meta: bool,
+    /// Tracks of another detector's untracked faces (`meta::adopt_foreign_faces`).
+    foreign_tracks: meta::ForeignTracks,
 }
 
 impl element::Running for State {
@@ -209,9 +211,11 @@ impl ElementImpl for VeilEmbed {
             gst::subclass::ElementMetadata::new(
                 "Face embedder",
                 "Filter/Analyzer/Video",
-                "Computes a descriptor for each face that veildetect found (aligned chip warped from \
-                 the frame, one batched inference per frame, reused along each track) and adds it to \
-                 the face's region-of-interest metadata; video passes through unchanged",
+                "Computes a descriptor for each face that veildetect found (or, built with the \
+                 analytics feature, another detector's GStreamer analytics 'face' entries; aligned \
+                 chip warped from the frame, one batched inference per frame, reused along each \
+                 track) and adds it to the face's region-of-interest metadata; video passes \
+                 through unchanged",
                 "faceveil developers",
             )
         });
@@ -242,11 +246,24 @@ impl element::Filter for VeilEmbed {
             embedder: FrameEmbedder::new(embedder),
             frames: 0,
             warned_no_meta: false,
+            foreign_tracks: meta::ForeignTracks::default(),
         })
     }
 
     fn process(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
         let (gates, verify) = self.base.live(|s| (s.gates(), s.verify_identified));
+        if meta::frame_info(buf).is_none() {
+            // Faces another detector described in GStreamer's analytics metadata.
+            self.base.with_frame_state(|state, input| {
+                let (w, h) = (input.info.width(), input.info.height());
+                Ok(meta::adopt_foreign_faces(
+                    buf,
+                    w,
+                    h,
+                    &mut state.foreign_tracks,
+                ))
+            })?;
+        }
         let Some(_) = meta::frame_info(buf) else {
             let warn = self.base.with_state(|state| {
                 state.frames += 1;

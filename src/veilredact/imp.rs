@@ -127,6 +127,8 @@ pub struct State {
     held: HashMap<u64, Held>,
     scratch: Vec<u32>,
     stats: Stats,
+    /// Tracks of another detector's untracked faces (`meta::adopt_foreign_faces`).
+    foreign_tracks: meta::ForeignTracks,
 }
 
 impl element::Running for State {
@@ -263,9 +265,10 @@ impl ElementImpl for VeilRedact {
             gst::subclass::ElementMetadata::new(
                 "Face redaction",
                 "Filter/Effect/Video",
-                "Pixelates, blurs or fills the faces veildetect found (all, those veilmatch did \
-                 not identify, or those it did), in place; fails closed: a frame without \
-                 veildetect metadata is an error, boxes of lost tracks stay redacted a while, \
+                "Pixelates, blurs or fills the faces veildetect found (or, built with the analytics \
+                 feature, another detector's GStreamer analytics 'face' entries; all, those \
+                 veilmatch did not identify, or those it did), in place; fails closed: a frame \
+                 without veildetect or analytics metadata is an error, boxes of lost tracks stay redacted a while, \
                  on a live source what no model run looked at is redacted too",
                 "faceveil developers",
             )
@@ -288,11 +291,24 @@ impl element::Filter for VeilRedact {
             held: HashMap::new(),
             scratch: Vec::new(),
             stats: Stats::default(),
+            foreign_tracks: meta::ForeignTracks::default(),
         })
     }
 
     fn process(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
         let settings = self.base.settings();
+        if meta::frame_info(buf).is_none() {
+            // Faces another detector described in GStreamer's analytics metadata.
+            self.base.with_frame_state(|state, input| {
+                let (w, h) = (input.info.width(), input.info.height());
+                Ok(meta::adopt_foreign_faces(
+                    buf,
+                    w,
+                    h,
+                    &mut state.foreign_tracks,
+                ))
+            })?;
+        }
         if meta::frame_info(buf).is_none() {
             // Fail closed: without the detector's metadata nobody knows where the faces are.
             return Err(element::fail(

@@ -548,6 +548,23 @@ pub fn moving_frames(
 /// and the pipeline (at EOS, for reading stats; the caller sets it to NULL). The test fails on an
 /// error on the bus and when no EOS comes within [`PIPELINE_TIMEOUT`].
 pub fn push_frames(middle: &str, frames: Vec<Vec<u8>>) -> (Vec<gst::Buffer>, gst::Pipeline) {
+    let buffers = frames
+        .into_iter()
+        .enumerate()
+        .map(|(n, frame)| {
+            let mut buf = gst::Buffer::from_mut_slice(frame);
+            buf.get_mut()
+                .unwrap()
+                .set_pts(gst::ClockTime::from_mseconds(40 * n as u64));
+            buf
+        })
+        .collect();
+    push_buffers(middle, buffers)
+}
+
+/// [`push_frames`] of buffers made by the caller (frames of [`moving_frames`]' size and format,
+/// with their timestamps and whatever metadata the test puts on them).
+pub fn push_buffers(middle: &str, buffers: Vec<gst::Buffer>) -> (Vec<gst::Buffer>, gst::Pipeline) {
     let pipeline = launch(&format!(
         "appsrc name=src format=time caps=video/x-raw,format=RGB,width={MOVING_W},height={MOVING_H},framerate=25/1 \
          ! {middle} ! appsink name=sink sync=false"
@@ -556,11 +573,7 @@ pub fn push_frames(middle: &str, frames: Vec<Vec<u8>>) -> (Vec<gst::Buffer>, gst
     let sink = child::<gst_app::AppSink>(&pipeline, "sink");
     let bus = pipeline.bus().unwrap();
     pipeline.set_state(gst::State::Playing).unwrap();
-    for (n, frame) in frames.into_iter().enumerate() {
-        let mut buf = gst::Buffer::from_mut_slice(frame);
-        buf.get_mut()
-            .unwrap()
-            .set_pts(gst::ClockTime::from_mseconds(40 * n as u64));
+    for buf in buffers {
         src.push_buffer(buf).unwrap();
     }
     src.end_of_stream().unwrap();
