@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # The project's test command (CI runs it through .ci/run): set-up, lint, a release build, the Rust
 # test suite (unit tests, real pipelines, CLI, RTSP, MQTT), and a smoke run of the release plugin
-# through gst-launch-1.0 exactly as README shows it, then the installed tree (scripts/test-install.sh).
+# through gst-launch-1.0 exactly as README shows it, then the installed tree (scripts/test-install.sh)
+# and the Debian 13 test bed (scripts/debian13-bed.sh: GStreamer 1.26, where the machine allows it).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -48,4 +49,6 @@ echo "== bench/pipeline.sh --smoke (one second of one clip: the benchmark keeps 
 bash bench/pipeline.sh --smoke > /dev/null
 echo "== the installed tree (meson install into a temporary prefix)"
 bash scripts/test-install.sh
+echo "== the Debian 13 test bed (GStreamer 1.26; FACEVEIL_BED=off skips it, =require fails where it cannot run)"
+FACEVEIL_BED=${FACEVEIL_BED:-auto} bash scripts/debian13-bed.sh
 echo "== all tests passed"
