@@ -8,7 +8,8 @@
 //! name end the bridge with a clear error; plain TCP to another machine is refused before any
 //! connection. Home Assistant discovery: the retained configs against the schema, a real match
 //! that turns the alert on and sets the label, the alert off after the delay, the last will,
-//! hostile camera ids, the configs back after a broker restart, and their removal.
+//! hostile camera ids, the configs back after a broker restart, and their removal. Two runner
+//! processes (two hosts, each with its copy of the list) on one broker: both cameras' events.
 
 mod common;
 
@@ -206,6 +207,72 @@ fn bridge_publishes_nvr_events_and_survives_a_broker_restart() {
     );
     drop(stdin);
     assert!(bridge.wait().unwrap().success());
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+/// Two hosts, one broker (docs/SCALING.md): two `faceveil-nvr` runner processes, each with its own
+/// camera and its own copy of the same list (the file and its key copied as a deployment copies
+/// them to every host), each piped into its own bridge (its own client id), publish to one
+/// mosquitto; a subscriber sees both cameras' matches, each under its camera's topic.
+#[test]
+fn two_runners_on_one_broker_deliver_both_cameras_events() {
+    require_runtime();
+    let d = scratch("mqtt-two-runners");
+    let list = obama_list(&d);
+    let video = common::clip(&d, &[("obama2.jpg", 20)]);
+    // host b's copy of the list, as the operator distributes it
+    let b = d.join("host-b");
+    std::fs::create_dir_all(&b).unwrap();
+    for f in ["w.fvl", "w.fvl.key"] {
+        std::fs::copy(d.join(f), b.join(f)).unwrap();
+    }
+    let port = free_port();
+    let _broker = Broker::start(port);
+    let rx = subscribe(port, "test-sub-two", "faceveil/+/match");
+    let runner = |list: &Path, camera: &str, client: &str| {
+        let mut nvr = Command::new(env!("CARGO_BIN_EXE_faceveil-nvr"))
+            .arg("--watchlist")
+            .arg(list)
+            .arg(format!("{camera}={}", video.display()))
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let bridge = Command::new(env!("CARGO_BIN_EXE_faceveil-mqtt"))
+            .args([
+                "--broker",
+                &format!("127.0.0.1:{port}"),
+                "--client-id",
+                client,
+            ])
+            .stdin(Stdio::from(nvr.stdout.take().unwrap()))
+            .spawn()
+            .unwrap();
+        (nvr, bridge)
+    };
+    let mut hosts = [
+        runner(&list, "porch", "host-a"),
+        runner(&b.join("w.fvl"), "garage", "host-b"),
+    ];
+    let mut seen = std::collections::BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while seen.len() < 2 && Instant::now() < deadline {
+        if let Ok((topic, payload)) = rx.recv_timeout(Duration::from_secs(1)) {
+            let v: serde_json::Value = serde_json::from_str(&payload).unwrap();
+            assert_eq!(v["label"], "obama", "{payload}");
+            let camera = v["camera-id"].as_str().unwrap().to_string();
+            assert_eq!(topic, format!("faceveil/{camera}/match"));
+            seen.entry(camera).or_insert(payload);
+        }
+    }
+    assert_eq!(
+        seen.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["garage", "porch"],
+        "both hosts' cameras: {seen:?}"
+    );
+    for (nvr, bridge) in &mut hosts {
+        assert!(nvr.wait().unwrap().success());
+        assert!(bridge.wait().unwrap().success());
+    }
     std::fs::remove_dir_all(d).unwrap();
 }
 
