@@ -370,6 +370,57 @@ fn a_region_run_finds_each_face_as_the_full_frame_run_does() {
     }
 }
 
+/// Both cores for the detector (`FACEVEIL_DETECTOR_SHARING=pool`, the default): two single-thread
+/// sessions that two callers hold at once, and the faces they find are the one-session detector's.
+#[test]
+fn a_pool_runs_two_callers_at_once_and_finds_what_one_session_finds() {
+    use gstfaceveil::engine::detector::{DetectParams, Detector};
+    use gstfaceveil::engine::frame::{FrameView, PixelFormat, YuvMatrix};
+    use gstfaceveil::engine::manifest::{ModelSpec, Task};
+    use gstfaceveil::engine::runtime::{Sharing, load_shared, lock};
+    require_runtime();
+    let spec = || ModelSpec::resolve(None, Task::Detector).unwrap();
+    let pool = load_shared(&spec().model_path, 2, Sharing::Pool).unwrap();
+    assert_eq!(pool.sessions(), 2);
+    let single = load_shared(&spec().model_path, 2, Sharing::Single).unwrap();
+    assert_eq!(single.sessions(), 1);
+    // Held by this thread, the pool still has a session for another: it locks at once.
+    let held = lock(&pool);
+    let other = pool.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _second = lock(&other);
+        tx.send(()).unwrap();
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(5))
+        .expect("a second caller waits although the pool has a free session");
+    drop(held);
+
+    let s = common::sprite("t1.jpg", 1280, 886);
+    let view = FrameView::new(
+        PixelFormat::Rgb,
+        s.w,
+        s.h,
+        &[&s.rgb],
+        &[s.w * 3],
+        YuvMatrix::BT601,
+    )
+    .unwrap();
+    let p = DetectParams::default();
+    let mut one = Detector::with_sharing(spec(), 2, 0, Sharing::Single).unwrap();
+    let mut two = Detector::with_sharing(spec(), 2, 0, Sharing::Pool).unwrap();
+    let (a, b) = (
+        one.detect(&view, &p).unwrap(),
+        two.detect(&view, &p).unwrap(),
+    );
+    assert!(a.len() >= 5, "{a:?}");
+    assert_eq!(a.len(), b.len(), "{a:?} vs {b:?}");
+    for (x, y) in a.iter().zip(&b) {
+        assert!(x.rect.iou(&y.rect) > 0.99, "{x:?} vs {y:?}");
+        assert!((x.score - y.score).abs() < 1e-3, "{x:?} vs {y:?}");
+    }
+}
+
 /// Faces per frame of obama.jpg frozen into 4 frames through `veildetect` with
 /// `track-threshold=track`, `threshold` at `first` on the first frame and `then` after it.
 fn faces_with_thresholds(track: f32, first: f32, then: f32) -> Vec<Vec<Face>> {

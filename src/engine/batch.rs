@@ -12,42 +12,77 @@ fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A first-come-first-served turn: callers get the resource in the order they asked for it (a plain
-/// mutex lets one busy thread take it again and again, so under load one camera would starve the
-/// others).
-#[derive(Debug, Default)]
+/// First-come-first-served turns at a resource with one or more seats (a pool of sessions):
+/// callers get a seat in the order they asked for it (a plain mutex lets one busy thread take it
+/// again and again, so under load one camera would starve the others).
+#[derive(Debug)]
 pub struct Turns {
-    /// (next ticket to hand out, ticket being served)
-    state: Mutex<(u64, u64)>,
+    state: Mutex<TurnState>,
     turn: Condvar,
+    seats: u64,
 }
 
-/// Held while it is the caller's turn; the next caller's turn starts when it drops.
+#[derive(Debug, Default)]
+struct TurnState {
+    /// The next ticket to hand out.
+    next: u64,
+    /// The next ticket to be seated.
+    seated: u64,
+    /// Callers seated now.
+    busy: u64,
+}
+
+impl Default for Turns {
+    fn default() -> Self {
+        Turns::with_seats(1)
+    }
+}
+
+/// Held while it is the caller's turn; the seat is free again when it drops.
 #[derive(Debug)]
 pub struct Turn<'a>(&'a Turns);
 
 impl Turns {
+    /// Turns at a resource that `seats` callers can use at once (at least one).
+    pub fn with_seats(seats: usize) -> Turns {
+        Turns {
+            state: Mutex::new(TurnState::default()),
+            turn: Condvar::new(),
+            seats: seats.max(1) as u64,
+        }
+    }
+
+    /// How many callers can hold a turn at once.
+    pub fn seats(&self) -> usize {
+        self.seats as usize
+    }
+
     /// Callers holding or waiting for a turn now.
     pub fn queued(&self) -> u64 {
         let s = relock(&self.state);
-        s.0 - s.1
+        s.busy + (s.next - s.seated)
     }
 
-    /// Waits for the caller's turn.
+    /// Waits for the caller's turn: every caller that asked before it is seated, and a seat is free.
     pub fn take(&self) -> Turn<'_> {
         let mut s = relock(&self.state);
-        let ticket = s.0;
-        s.0 += 1;
-        while s.1 != ticket {
+        let ticket = s.next;
+        s.next += 1;
+        while s.seated != ticket || s.busy >= self.seats {
             s = self.turn.wait(s).unwrap_or_else(|e| e.into_inner());
         }
+        s.seated += 1;
+        s.busy += 1;
+        drop(s);
+        // The next in line may find a seat free too.
+        self.turn.notify_all();
         Turn(self)
     }
 }
 
 impl Drop for Turn<'_> {
     fn drop(&mut self) {
-        relock(&self.0.state).1 += 1;
+        relock(&self.0.state).busy -= 1;
         self.0.turn.notify_all();
     }
 }
@@ -331,7 +366,7 @@ mod tests {
                     let _t = mine.take();
                     order.lock().unwrap().push(i);
                 });
-                while relock(&turns.state).0 < i + 2 {
+                while relock(&turns.state).next < i + 2 {
                     std::thread::yield_now();
                 }
                 h
@@ -342,5 +377,47 @@ mod tests {
             h.join().unwrap();
         }
         assert_eq!(*order.lock().unwrap(), vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn two_seats_hold_two_callers_at_once_in_order_of_asking() {
+        let turns = Arc::new(Turns::with_seats(2));
+        assert_eq!(turns.seats(), 2);
+        let a = turns.take();
+        let b = turns.take();
+        assert_eq!(turns.queued(), 2);
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let waiting: Vec<_> = (0..3)
+            .map(|i| {
+                let (mine, order) = (turns.clone(), order.clone());
+                let h = std::thread::spawn(move || {
+                    let t = mine.take();
+                    order.lock().unwrap().push(i);
+                    // Hold the seat until the test has seen who got in.
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    drop(t);
+                });
+                while relock(&turns.state).next < i + 3 {
+                    std::thread::yield_now();
+                }
+                h
+            })
+            .collect();
+        // Both seats taken: nobody else got in.
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        assert!(order.lock().unwrap().is_empty());
+        assert_eq!(turns.queued(), 5);
+        drop(a);
+        // One seat free: the first waiter, and only it.
+        while order.lock().unwrap().is_empty() {
+            std::thread::yield_now();
+        }
+        assert_eq!(order.lock().unwrap()[0], 0);
+        drop(b);
+        for h in waiting {
+            h.join().unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), vec![0, 1, 2]);
+        assert_eq!(turns.queued(), 0);
     }
 }

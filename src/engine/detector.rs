@@ -9,7 +9,9 @@ use crate::engine::decode::nms::nms;
 use crate::engine::decode::{Decoder, Detection, Rect, TensorView, decoder_for};
 use crate::engine::frame::{Affine, FrameView};
 use crate::engine::manifest::{ModelSpec, Resize};
-use crate::engine::runtime::{RuntimeError, SharedSession, check_names, load_session, lock};
+use crate::engine::runtime::{
+    RuntimeError, SharedSession, Sharing, check_names, load_shared, lock,
+};
 
 /// Filtering applied after decoding.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -155,12 +157,27 @@ impl std::fmt::Debug for Detector {
 }
 
 impl Detector {
-    /// Loads the model; fails with a message naming the file when the manifest and the model do not
-    /// agree (input or output names).
+    /// Loads the model, shared with the process's other detectors as `FACEVEIL_DETECTOR_SHARING`
+    /// says ([`Sharing::from_env`]); fails with a message naming the file when the manifest and the
+    /// model do not agree (input or output names), or the variable holds another value.
     pub fn new(
         spec: ModelSpec,
         threads: u32,
         inference_size: u32,
+    ) -> Result<Detector, RuntimeError> {
+        let sharing = Sharing::from_env().map_err(|reason| RuntimeError::Model {
+            path: spec.model_path.clone(),
+            reason,
+        })?;
+        Detector::with_sharing(spec, threads, inference_size, sharing)
+    }
+
+    /// [`Detector::new`] with the sharing given.
+    pub fn with_sharing(
+        spec: ModelSpec,
+        threads: u32,
+        inference_size: u32,
+        sharing: Sharing,
     ) -> Result<Detector, RuntimeError> {
         let bad = |reason: String| RuntimeError::Model {
             path: spec.model_path.clone(),
@@ -168,7 +185,7 @@ impl Detector {
         };
         let section = spec.manifest.detector_section().map_err(bad)?;
         let decoder = decoder_for(section).map_err(|e| bad(e.to_string()))?;
-        let session = load_session(&spec.model_path, threads)?;
+        let session = load_shared(&spec.model_path, threads, sharing)?;
         let outputs: Vec<&str> = decoder.output_names().iter().map(String::as_str).collect();
         check_names(
             &lock(&session),
@@ -198,9 +215,12 @@ impl Detector {
     }
 
     /// How long a caller would wait now before its model run starts: the callers ahead (this
-    /// model is shared by the process's elements) times the usual run.
+    /// model is shared by the process's elements) beyond the free sessions, times the usual run,
+    /// over the sessions that run side by side.
     pub fn expected_wait(&self) -> std::time::Duration {
-        std::time::Duration::from_nanos(self.session.queued() * self.run_ns)
+        let seats = self.session.sessions() as u64;
+        let ahead = (self.session.queued() + 1).saturating_sub(seats);
+        std::time::Duration::from_nanos(ahead * self.run_ns / seats)
     }
 
     /// Time spent per stage so far.

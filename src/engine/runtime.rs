@@ -123,12 +123,56 @@ pub fn resolve_threads(threads: u32) -> usize {
 /// use it).
 pub type SharedSession = Arc<Model>;
 
+/// How the cameras (elements) of a process share the detector's model: the environment variable
+/// [`SHARING_VAR`] chooses, the default is [`Sharing::Pool`]. Measured in BENCHMARKS.md
+/// ("Detector concurrency").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sharing {
+    /// One session with all the intra-op threads: one run at a time, each as fast as it gets.
+    Single,
+    /// As many single-thread sessions as threads: that many runs at once (cameras that wait run
+    /// side by side, each on a core of its own).
+    Pool,
+}
+
+/// The environment variable that chooses [`Sharing`]: `single` or `pool`.
+pub const SHARING_VAR: &str = "FACEVEIL_DETECTOR_SHARING";
+
+impl Sharing {
+    /// The process's choice ([`SHARING_VAR`]; unset or empty: pool). Another value is an error
+    /// that names the variable and the values it takes.
+    pub fn from_env() -> Result<Sharing, String> {
+        Sharing::parse(&std::env::var_os(SHARING_VAR).unwrap_or_default())
+    }
+
+    /// A value of [`SHARING_VAR`] (empty: the default).
+    pub fn parse(v: &std::ffi::OsStr) -> Result<Sharing, String> {
+        match v.to_str() {
+            Some("" | "pool") => Ok(Sharing::Pool),
+            Some("single") => Ok(Sharing::Single),
+            _ => Err(format!(
+                "{SHARING_VAR} is {v:?}: it must be 'pool' (the default) or 'single'"
+            )),
+        }
+    }
+
+    /// (sessions, intra-op threads per session) for `threads` threads in all.
+    pub fn layout(self, threads: usize) -> (usize, usize) {
+        let threads = threads.max(1);
+        match self {
+            Sharing::Single => (1, threads),
+            Sharing::Pool => (threads, 1),
+        }
+    }
+}
+
 /// One loaded model and what its users share: runs are taken in turn, first come first served (so
-/// under load every camera gets the same share), and [`Model::combiner`] lets callers with rows of
-/// the same kind (face chips) go in one run.
+/// under load every camera gets the same share), on one session or on a pool of them (as many runs
+/// at once as sessions), and [`Model::combiner`] lets callers with rows of the same kind (face
+/// chips) go in one run.
 #[derive(Debug)]
 pub struct Model {
-    session: Mutex<Session>,
+    sessions: Vec<Mutex<Session>>,
     turns: Turns,
     combiner: Combiner<RuntimeError>,
 }
@@ -142,6 +186,11 @@ impl Model {
     /// Callers running or waiting to run this model now (other cameras' elements included).
     pub fn queued(&self) -> u64 {
         self.turns.queued()
+    }
+
+    /// How many runs can go on at once (the sessions of the pool).
+    pub fn sessions(&self) -> usize {
+        self.sessions.len()
     }
 }
 
@@ -165,11 +214,11 @@ impl std::ops::DerefMut for SessionGuard<'_> {
     }
 }
 
-/// A loaded session: (model file, its modified time and length, threads) and the session while
-/// anyone uses it. A model file replaced on disk is a new key: its elements load the new weights.
+/// A loaded session: (model file, its modified time and length, (sessions, threads per session)) and
+/// the model while anyone uses it. A model file replaced on disk is a new key: its elements load the new weights.
 type Loaded = (
     (PathBuf, Option<std::time::SystemTime>, u64),
-    usize,
+    (usize, usize),
     Weak<Model>,
 );
 
@@ -182,12 +231,20 @@ pub fn loaded_sessions() -> usize {
     reg.iter().filter(|(_, _, w)| w.strong_count() > 0).count()
 }
 
-/// Waits for the caller's turn at a shared session (first come, first served; a panic in another
-/// thread's run does not make it unusable).
+/// Waits for the caller's turn at a shared model and takes one of its free sessions (first come,
+/// first served; a panic in another thread's run does not make it unusable).
 pub fn lock(model: &SharedSession) -> SessionGuard<'_> {
     let turn = model.turns.take();
+    // A turn means a free seat, and a seat is given back only after its session is unlocked
+    // (`SessionGuard` drops the session first), so one of these is free.
+    let free = model.sessions.iter().find_map(|s| match s.try_lock() {
+        Ok(g) => Some(g),
+        Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    });
     SessionGuard {
-        session: model.session.lock().unwrap_or_else(|e| e.into_inner()),
+        session: free
+            .unwrap_or_else(|| model.sessions[0].lock().unwrap_or_else(|e| e.into_inner())),
         _turn: turn,
     }
 }
@@ -195,6 +252,16 @@ pub fn lock(model: &SharedSession) -> SessionGuard<'_> {
 /// The session of `model` with `threads` intra-op threads: the one already loaded in this process,
 /// or a new one (see [`SharedSession`]).
 pub fn load_session(model: &Path, threads: u32) -> Result<SharedSession, RuntimeError> {
+    load_shared(model, threads, Sharing::Single)
+}
+
+/// The model shared as `sharing` lays out `threads` threads (0 = [`resolve_threads`]): the one
+/// already loaded in this process that way, or a new one.
+pub fn load_shared(
+    model: &Path,
+    threads: u32,
+    sharing: Sharing,
+) -> Result<SharedSession, RuntimeError> {
     let model_err = |e: &dyn fmt::Display| RuntimeError::Model {
         path: model.to_path_buf(),
         reason: e.to_string(),
@@ -204,7 +271,7 @@ pub fn load_session(model: &Path, threads: u32) -> Result<SharedSession, Runtime
         .map_err(|e| model_err(&e))?;
     let meta = std::fs::metadata(&path).map_err(|e| model_err(&e))?;
     let key = (path, meta.modified().ok(), meta.len());
-    let n = resolve_threads(threads);
+    let n = sharing.layout(resolve_threads(threads));
     let mut reg = SESSIONS.lock().unwrap_or_else(|e| e.into_inner());
     reg.retain(|(_, _, w)| w.strong_count() > 0);
     if let Some(s) = reg
@@ -214,9 +281,12 @@ pub fn load_session(model: &Path, threads: u32) -> Result<SharedSession, Runtime
     {
         return Ok(s);
     }
+    let sessions = (0..n.0)
+        .map(|_| new_session(&key.0, n.1).map(Mutex::new))
+        .collect::<Result<Vec<_>, _>>()?;
     let session = Arc::new(Model {
-        session: Mutex::new(new_session(&key.0, n)?),
-        turns: Turns::default(),
+        turns: Turns::with_seats(sessions.len()),
+        sessions,
         combiner: Combiner::default(),
     });
     reg.push((key, n, Arc::downgrade(&session)));
@@ -276,4 +346,29 @@ pub fn check_names(
             missing.join(" and ")
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sharing_parses_its_values_and_refuses_others() {
+        use std::ffi::OsStr;
+        assert_eq!(Sharing::parse(OsStr::new("")), Ok(Sharing::Pool));
+        assert_eq!(Sharing::parse(OsStr::new("pool")), Ok(Sharing::Pool));
+        assert_eq!(Sharing::parse(OsStr::new("single")), Ok(Sharing::Single));
+        for bad in ["Pool", "batch", "single ", "2"] {
+            let e = Sharing::parse(OsStr::new(bad)).unwrap_err();
+            assert!(e.contains(SHARING_VAR) && e.contains("single"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_pool_has_one_single_thread_session_per_thread() {
+        assert_eq!(Sharing::Pool.layout(2), (2, 1));
+        assert_eq!(Sharing::Pool.layout(1), (1, 1));
+        assert_eq!(Sharing::Single.layout(4), (1, 4));
+        assert_eq!(Sharing::Single.layout(0), (1, 1));
+    }
 }
