@@ -47,7 +47,9 @@ OTHERS = ["biden.jpg", "astronaut.png", "t1.jpg"]
 def plan(rng, seconds, n_enrolled, n_others):
     """Visits: dicts with the sprite, the times of walking in, staying and walking out, the path."""
     visits = []
-    t = rng.uniform(1.0, 8.0)
+    # the first visit anywhere in a mean visit-and-gap cycle, so that the clips' visits are spread
+    # over time as at random, not bunched at their start
+    t = rng.uniform(1.0, 25.0)
     while True:
         w_in, stay, w_out = rng.uniform(0.6, 1.0), rng.uniform(3.0, 6.0), rng.uniform(0.6, 1.0)
         if t + w_in + stay + w_out > seconds - 1.0:

@@ -87,16 +87,17 @@ serve() {
   exit 1
 }
 
-# measure DIR PID WARMUP SECONDS : cores busy and memory of PID over SECONDS after WARMUP
+# measure DIR PID WARMUP SECONDS : cores busy and memory of PID over SECONDS after WARMUP (and the
+# server's cores busy, for the raw results)
 measure() {
-  local dir=$1 pid=$2 c0 c1 t0 t1 hz
+  local dir=$1 pid=$2 c0 c1 s0 s1 t0 t1 hz
   hz=$(getconf CLK_TCK)
   sleep "$3"
   kill -0 "$pid" 2>/dev/null || { echo "bench/nvr_cameras.sh: the process under test ended early (see $dir)" >&2; return 1; }
-  t0=$(date +%s.%N); c0=$(cpu_ticks "$pid")
+  t0=$(date +%s.%N); c0=$(cpu_ticks "$pid"); s0=$(cpu_ticks "$server")
   sleep "$4"
-  t1=$(date +%s.%N); c1=$(cpu_ticks "$pid")
-  echo "{\"t0\":$t0,\"t1\":$t1,\"cpu\":$(awk -v a="$c0" -v b="$c1" -v hz="$hz" 'BEGIN {print (b - a) / hz}'),\"hwm_kb\":$(status_kb "$pid" VmHWM),\"rss_kb\":$(status_kb "$pid" VmRSS)}" >"$dir/measure.json"
+  t1=$(date +%s.%N); c1=$(cpu_ticks "$pid"); s1=$(cpu_ticks "$server")
+  echo "{\"t0\":$t0,\"t1\":$t1,\"cpu\":$(awk -v a="$c0" -v b="$c1" -v hz="$hz" 'BEGIN {print (b - a) / hz}'),\"server_cpu\":$(awk -v a="$s0" -v b="$s1" -v hz="$hz" 'BEGIN {print (b - a) / hz}'),\"hwm_kb\":$(status_kb "$pid" VmHWM),\"rss_kb\":$(status_kb "$pid" VmRSS)}" >"$dir/measure.json"
 }
 
 stop() {  # stop PID SERVER: SIGINT to the process under test (it stops its pipelines), SIGTERM to the server

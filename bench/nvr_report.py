@@ -129,6 +129,7 @@ def count_report(clips, runs, n):
     sk = [r["skipped_fps"] for r in rates if r["skipped_fps"] is not None]
     out = {
         "cameras": n, "seconds": round(t1 - t0, 1), "cores_busy": round(m["cores"], 3),
+        "server_cores": round(m.get("server_cpu", 0) / (t1 - t0), 3),
         "hwm_mb": m["hwm_kb"] // 1024, "rss_mb": m["rss_kb"] // 1024,
         "analysed_fps_in_view": round(statistics.mean(act), 2) if act else None,
         "analysed_fps_in_view_min": round(min(act), 2) if act else None,
