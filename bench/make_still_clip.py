@@ -92,7 +92,7 @@ def main():
                         (60, 50, 45), -1)
             cv2.rectangle(frame, (cx - int(0.95 * nw), top + int(0.9 * nh)), (cx + int(0.95 * nw), h),
                           (60, 50, 45), -1)
-            facing = t >= t_turn
+            facing = args.variant == "facing" or t >= t_turn
             blend(frame, spr if facing else hair, nw, nh, x, y)
             if facing:
                 box = [x + bx0 * kx, y + by0 * ky, x + bx1 * kx, y + by1 * ky]
