@@ -52,6 +52,8 @@ cost() {  # cost NAME N ELEMENT...: cores per pipeline
 cost none "$N"
 cost "veildetect (gating, idle-interval 2000)" "$N" veildetect !
 cost "veildetect interval=0 (gating)" "$N" veildetect interval=0 !
+# the gate's own cost, per frame, without the forced runs: an idle interval of 10 minutes
+cost "veildetect idle-interval=600000 (gating, no forced run)" "$N" veildetect idle-interval=600000 !
 cost "veildetect idle-interval=0 (off)" 1 veildetect idle-interval=0 !
 cost "veildetect interval=0 idle-interval=0 (off)" 1 veildetect interval=0 idle-interval=0 !
 cost "none, 1 pipeline" 1
