@@ -167,8 +167,8 @@ fn run(clip: &std::path::Path, list: &std::path::Path, props: &str) -> Result<Ru
     })
 }
 
-/// Truth: per frame, its faces.
-fn truth(path: &std::path::Path) -> Result<Vec<Vec<TruthFace>>, String> {
+/// Truth: per frame, its faces; and the clip's frame rate (30 when the truth does not say).
+fn truth(path: &std::path::Path) -> Result<(Vec<Vec<TruthFace>>, f64), String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
     let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
     let sprites: Vec<String> = v["sprites"]
@@ -177,8 +177,9 @@ fn truth(path: &std::path::Path) -> Result<Vec<Vec<TruthFace>>, String> {
         .iter()
         .map(|s| s["source"].as_str().unwrap_or("").to_string())
         .collect();
+    let fps = v["fps"].as_f64().unwrap_or(30.0);
     let frames = v["boxes"].as_array().ok_or("no boxes")?;
-    Ok(frames
+    let faces = frames
         .iter()
         .map(|f| {
             f.as_array()
@@ -197,15 +198,17 @@ fn truth(path: &std::path::Path) -> Result<Vec<Vec<TruthFace>>, String> {
                 })
                 .collect()
         })
-        .collect())
+        .collect();
+    Ok((faces, fps))
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     gstfaceveil::engine::runtime::disable_telemetry();
     let a = Args::parse();
     gst::init()?;
-    let truth = truth(&a.truth)?;
-    // The reference: on every frame, the FP32 detector (whatever the default) or the one asked for.
+    let (truth, fps) = truth(&a.truth)?;
+    // The reference: on every frame (motion gating off), the FP32 detector (whatever the default)
+    // or the one asked for.
     let model = match &a.reference_model {
         Some(m) => m.clone(),
         None => gstfaceveil::engine::manifest::ModelSpec::find(
@@ -216,7 +219,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &a.clip,
         &a.watchlist,
         &format!(
-            "interval=1 track-threshold=1 detector-model=\"{}\"",
+            "interval=1 track-threshold=1 idle-interval=0 detector-model=\"{}\"",
             model.display()
         ),
     )?;
@@ -281,7 +284,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .fold(1.0f64, f64::min);
 
     // The enrolled person's visits: from wholly in view and boxed by the reference to matched.
-    let fps = 30.0;
     let mut entries: Vec<(u64, usize)> = Vec::new();
     for (f, faces) in truth.iter().enumerate().take(n) {
         for (track, source, b, inside) in faces {

@@ -239,6 +239,11 @@ fn carried() -> Vec<Carried> {
         ),
         ("interval", vec![("detect", "interval")], 3u32.to_value()),
         (
+            "idle-interval",
+            vec![("detect", "idle-interval")],
+            500u32.to_value(),
+        ),
+        (
             "reembed-interval",
             vec![("embed", "reembed-interval")],
             5u32.to_value(),

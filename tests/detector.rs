@@ -476,3 +476,85 @@ fn a_tracked_face_keeps_its_box_under_threshold_but_a_new_one_needs_it() {
         [0, 0, 0, 0]
     );
 }
+
+/// Motion gating (`idle-interval`, default 2 s): 5 s of a still picture without a face at 15 fps,
+/// then a face that appears and stays. The still part gets a model run on its first frame and
+/// one per idle interval; the face is found on the frame it appears, and on every frame after.
+#[test]
+fn a_still_picture_is_gated_and_a_face_that_appears_is_found() {
+    require_runtime();
+    let (w, h, fps) = (640usize, 360usize, 15u64);
+    let (pw, ph, px, py) = (192usize, 240usize, 380usize, 100usize);
+    let photo = run_pipeline(&format!(
+        "{} ! appsink name=sink",
+        photo_src(
+            "obama.jpg",
+            &format!("videoscale ! video/x-raw,format=RGB,width={pw},height={ph}")
+        )
+    ));
+    let photo = photo.buffers[0].map_readable().unwrap().to_vec();
+    // A still background with some texture (a gradient and stripes).
+    let mut background = vec![0u8; w * h * 3];
+    for y in 0..h {
+        for x in 0..w {
+            let g = (40 + x * 120 / w + if (x / 40 + y / 30) % 2 == 0 { 30 } else { 0 }) as u8;
+            background[(y * w + x) * 3..][..3].copy_from_slice(&[g, g.saturating_add(10), g]);
+        }
+    }
+    let mut with_face = background.clone();
+    for y in 0..ph {
+        let row = &photo[y * pw * 3..(y + 1) * pw * 3];
+        with_face[((py + y) * w + px) * 3..][..pw * 3].copy_from_slice(row);
+    }
+    let (still, total) = (75u64, 120u64);
+    let pipeline = common::launch(&format!(
+        "appsrc name=src format=time caps=\"video/x-raw,format=RGB,width={w},height={h},\
+         framerate={fps}/1\" ! veildetect name=det ! appsink name=sink"
+    ));
+    let src = common::child::<gst_app::AppSrc>(&pipeline, "src");
+    let sink = common::child::<gst_app::AppSink>(&pipeline, "sink");
+    sink.set_property("sync", false);
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let pusher = std::thread::spawn(move || {
+        for n in 0..total {
+            let pixels = if n < still { &background } else { &with_face };
+            let mut buf = gst::Buffer::from_slice(pixels.clone());
+            let b = buf.get_mut().unwrap();
+            b.set_pts(gst::ClockTime::SECOND * n / fps);
+            b.set_duration(gst::ClockTime::SECOND / fps);
+            src.push_buffer(buf).unwrap();
+        }
+        src.end_of_stream().unwrap();
+    });
+    let mut frames = Vec::new();
+    while let Ok(sample) = sink.pull_sample() {
+        let buf = sample.buffer().unwrap();
+        let ran = meta::frame_info(buf).unwrap().detected;
+        frames.push((ran, meta::faces(buf).len()));
+    }
+    pusher.join().unwrap();
+    let stats = pipeline
+        .by_name("det")
+        .unwrap()
+        .property::<gst::Structure>("stats");
+    pipeline.set_state(gst::State::Null).unwrap();
+    assert_eq!(frames.len(), total as usize);
+    let runs: Vec<usize> = (0..still as usize).filter(|&n| frames[n].0).collect();
+    // The first frame, then one run each 2 s of stream time (frames 30 and 60).
+    assert_eq!(runs, [0, 30, 60], "{stats:?}");
+    let get = |k: &str| stats.get::<u64>(k).unwrap();
+    assert_eq!(get("gated-still"), still - 3, "{stats:?}");
+    assert_eq!(get("gated-forced"), 2, "{stats:?}");
+    assert!(frames[..still as usize].iter().all(|f| f.1 == 0));
+    // The face: a run on the frame it appears (motion), found there and on every frame after.
+    assert!(frames[still as usize].0, "{stats:?}");
+    assert!(get("motion-runs") >= 1, "{stats:?}");
+    assert!(
+        frames[still as usize..].iter().all(|f| f.1 == 1),
+        "{:?}",
+        &frames[still as usize..]
+    );
+    // Tracked, it keeps the schedule (interval 1: every frame).
+    assert!(frames[still as usize..].iter().all(|f| f.0));
+    assert_eq!(get("inferences"), 3 + total - still, "{stats:?}");
+}

@@ -122,7 +122,7 @@ fn record_with(name: &str) -> (Vec<String>, common::Run) {
     );
     assert!(c.wait().unwrap().success());
     let run = common::run_pipeline(&format!(
-        "filesrc location=\"{}\" ! decodebin ! videoconvert ! veildetect ! appsink name=sink",
+        "filesrc location=\"{}\" ! decodebin ! videoconvert ! veildetect idle-interval=0 ! appsink name=sink",
         out.display()
     ));
     std::fs::remove_dir_all(d).unwrap();

@@ -43,13 +43,13 @@ struct LiveRun {
 
 /// Pushes [`FRAMES`] frames in real time (25 fps, timestamped on arrival, as a camera) through
 /// `appsrc is-live=true ! <bin> ! identity sleep-time=40 ms ! veildetect name=check` (the check
-/// on every frame, never skipping) and collects its faces per frame from its messages.
+/// on every frame, never skipping, never gated) and collects its faces per frame from its messages.
 fn live_run(bin: &str, sprite: &Sprite) -> LiveRun {
     let pipeline = common::launch(&format!(
         "appsrc name=src is-live=true format=time do-timestamp=true max-bytes=0 \
          caps=video/x-raw,format=RGB,width={W},height={H},framerate=25/1 \
          ! {bin} ! identity sleep-time=40000 \
-         ! veildetect name=check interval=1 max-lateness=0 post-messages=true \
+         ! veildetect name=check interval=1 max-lateness=0 idle-interval=0 post-messages=true \
          ! fakesink sync=false"
     ));
     let src = common::child::<gst_app::AppSrc>(&pipeline, "src");

@@ -49,7 +49,7 @@ fn check(bufs: &[gst::Buffer]) -> Vec<usize> {
         .iter()
         .map(|b| b.map_readable().unwrap().to_vec())
         .collect();
-    let (out, p) = common::push_frames("veildetect interval=1", pictures);
+    let (out, p) = common::push_frames("veildetect interval=1 idle-interval=0", pictures);
     p.set_state(gst::State::Null).unwrap();
     out.iter().map(|b| meta::faces(b).len()).collect()
 }

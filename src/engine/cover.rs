@@ -140,7 +140,7 @@ impl ChangeGrid {
 }
 
 /// `mask` dilated by `by` cells (a square).
-fn grow(mask: &[bool], cols: usize, rows: usize, by: usize) -> Vec<bool> {
+pub(crate) fn grow(mask: &[bool], cols: usize, rows: usize, by: usize) -> Vec<bool> {
     let mut rowwise = vec![false; mask.len()];
     for r in 0..rows {
         for c in 0..cols {
@@ -166,7 +166,7 @@ fn grow(mask: &[bool], cols: usize, rows: usize, by: usize) -> Vec<bool> {
 
 /// The bounding boxes `(c0, r0, c1, r1)` (cells, ends exclusive) of the 8-connected groups of set
 /// cells.
-fn boxes(mask: &[bool], cols: usize, rows: usize) -> Vec<(usize, usize, usize, usize)> {
+pub(crate) fn boxes(mask: &[bool], cols: usize, rows: usize) -> Vec<(usize, usize, usize, usize)> {
     let mut done = vec![false; mask.len()];
     let mut out = Vec::new();
     let mut stack = Vec::new();

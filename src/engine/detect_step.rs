@@ -7,6 +7,12 @@
 //! source it also says what a redactor must cover besides the faces found (`engine::cover`): a
 //! frame late enough to go without a run must not let a face out in the clear. The element maps
 //! the frame, measures lateness and the model's queue, and calls [`DetectStep::process`].
+//!
+//! Motion gating (`idle_interval`, `engine::gate`): while no face is tracked, a run the schedule
+//! asks for happens only where the picture changed since the last run looked at it: none on a
+//! still picture (but a full-frame run once the idle interval of stream time has passed since the
+//! last one, so that a face that never moves is found), a region run over what moved, a
+//! full-frame run when most of it changed. Tracked faces keep the schedule.
 
 use std::time::{Duration, Instant};
 
@@ -14,6 +20,7 @@ use crate::engine::cover::{ChangeGrid, Cover};
 use crate::engine::decode::{Detection, Rect};
 use crate::engine::detector::{DetectParams, Detector, Region, StageTimes};
 use crate::engine::frame::FrameView;
+use crate::engine::gate::{Gate, Motion};
 use crate::engine::runtime::RuntimeError;
 use crate::engine::scene::SceneCut;
 use crate::engine::track::{Plan, RunReason, Schedule, TrackEvent, Tracker, TrackerConfig};
@@ -97,18 +104,23 @@ pub struct Config {
     pub interval: u32,
     /// A frame later than this, or a model busy for longer, gets no run (zero: never skip).
     pub max_lateness: Duration,
+    /// Motion gating: while no face is tracked, a still picture gets a full-frame run only once
+    /// this much stream time has passed since the last one (zero: gating off).
+    pub idle_interval: Duration,
 }
 
 /// The frame and how it arrives: `late`, how far past the source's latency it reaches the
 /// element, and `wait`, how long the shared model is busy before a run could start (both `None`
 /// when the source is not live: nothing is then late); `cover`, a redactor downstream wants the
-/// cover of live frames (without one, only whether the frame had a full-frame run is said).
+/// cover of live frames (without one, only whether the frame had a full-frame run is said);
+/// `time`, the frame's stream time (`None`: unknown, and the frame is not gated).
 #[derive(Clone, Copy)]
 pub struct FrameIn<'a, 'b> {
     pub view: &'a FrameView<'b>,
     pub late: Option<Duration>,
     pub wait: Option<Duration>,
     pub cover: bool,
+    pub time: Option<Duration>,
 }
 
 /// What the frame gets.
@@ -145,6 +157,26 @@ pub enum Note<'a> {
         wait: Option<Duration>,
     },
     Track(TrackEvent),
+    /// Motion gating's decision on a run the schedule asked for while no face was tracked, and
+    /// the share of the gate's grid that changed since the last run looked at it.
+    Gate {
+        share: f32,
+        gated: Gated,
+    },
+}
+
+/// What motion gating made of a run the schedule asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gated {
+    /// A still picture: no run.
+    Still,
+    /// A still picture, but the idle interval passed: a full-frame run.
+    Forced,
+    /// Change in parts of the picture: a run over these many parts (0: the whole frame, the
+    /// parts costing as much).
+    Moved(usize),
+    /// Most of the picture changed: a full-frame run.
+    Global,
 }
 
 /// Counters over all frames, as the element's `stats` shows them.
@@ -166,6 +198,11 @@ pub struct Counts {
     pub cover_grown: u64,
     /// Unseen areas (changed since the last full-frame run, looked at by no run) to be covered.
     pub cover_unseen: u64,
+    /// Motion gating: runs left out on a still picture; full-frame runs the idle interval forced
+    /// on one; runs over what moved (or the whole frame, where most of it did).
+    pub gated_still: u64,
+    pub gated_forced: u64,
+    pub motion_runs: u64,
 }
 
 #[derive(Debug)]
@@ -181,6 +218,12 @@ pub struct DetectStep<M = Detector> {
     cut: SceneCut,
     /// The picture at the last full-frame run, for the cover of live frames.
     grid: ChangeGrid,
+    /// Motion gating: the picture where runs last looked.
+    gate: Gate,
+    /// The frame of motion gating's last decision (the schedule counts its runs from there while
+    /// no face is tracked), and the stream time of the last full-frame run.
+    gated_at: Option<u64>,
+    last_full_time: Option<Duration>,
     counts: Counts,
 }
 
@@ -193,6 +236,9 @@ impl<M: Model> DetectStep<M> {
             last_full: None,
             cut: SceneCut::default(),
             grid: ChangeGrid::default(),
+            gate: Gate::default(),
+            gated_at: None,
+            last_full_time: None,
             counts: Counts::default(),
         }
     }
@@ -212,6 +258,7 @@ impl<M: Model> DetectStep<M> {
         self.last_full = None;
         self.cut.reset();
         self.grid.reset();
+        self.forget_gate();
     }
 
     /// The frame size changed: boxes carried from the old size would be wrong on the new one.
@@ -220,6 +267,13 @@ impl<M: Model> DetectStep<M> {
         self.last_full = None;
         self.cut.reset();
         self.grid.reset();
+        self.forget_gate();
+    }
+
+    fn forget_gate(&mut self) {
+        self.gate.reset();
+        self.gated_at = None;
+        self.last_full_time = None;
     }
 
     /// One frame: the schedule's decision, the model run if any, the tracker's faces. `log` hears
@@ -235,6 +289,7 @@ impl<M: Model> DetectStep<M> {
             late,
             wait,
             cover,
+            time,
         } = *frame;
         let frame_no = self.counts.frames;
         let (w, h) = (view.width(), view.height());
@@ -254,12 +309,25 @@ impl<M: Model> DetectStep<M> {
             self.last_run = None;
             self.last_full = None;
             self.grid.reset();
+            self.forget_gate();
         }
+        // Motion gating needs the frame's time; off, it keeps nothing.
+        let gating = time.filter(|_| !config.idle_interval.is_zero());
+        if gating.is_none() {
+            self.forget_gate();
+        }
+        // While no face is tracked, the schedule counts its frames from gating's last decision
+        // too: a gated frame is a frame looked at.
+        let idle = self.tracker.is_empty();
+        let since = |last: Option<u64>| match (idle, self.gated_at) {
+            (true, Some(g)) => last.max(Some(g)),
+            _ => last,
+        };
         let plan = match config.interval {
             0 => {
                 let plan = self.tracker.plan(
                     frame_no,
-                    self.last_full,
+                    since(self.last_full),
                     w as f32,
                     h as f32,
                     &Schedule::default(),
@@ -267,10 +335,15 @@ impl<M: Model> DetectStep<M> {
                 log(frame_no, Note::Schedule(&plan));
                 plan
             }
-            n => self
-                .last_run
+            n => since(self.last_run)
                 .is_none_or(|l| frame_no.saturating_sub(l) >= n as u64)
                 .then_some(Plan::Full(RunReason::Due)),
+        };
+        let (plan, gated) = match (plan, gating) {
+            (Some(Plan::Full(RunReason::Due)), Some(time)) if idle && self.last_full.is_some() => {
+                self.gate(frame_no, view, time, config, &mut log)
+            }
+            (plan, _) => (plan, None),
         };
         let run = plan.is_some() && !self.skips(frame_no, config, late, wait);
         if plan.is_some() && !run {
@@ -280,7 +353,17 @@ impl<M: Model> DetectStep<M> {
         let (faces, detected) = match plan.filter(|_| run) {
             Some(plan) => {
                 self.last_run = Some(frame_no);
-                self.run(frame_no, view, &plan, config, &mut log)?
+                match gated {
+                    Some(Gated::Forced) => self.counts.gated_forced += 1,
+                    Some(Gated::Moved(_) | Gated::Global) => self.counts.motion_runs += 1,
+                    _ => {}
+                }
+                let gate = gating.is_some();
+                let out = self.run(frame_no, view, &plan, config, gate, &mut log)?;
+                if self.last_full == Some(frame_no) {
+                    self.last_full_time = time;
+                }
+                out
             }
             None => {
                 let t_track = Instant::now();
@@ -313,6 +396,55 @@ impl<M: Model> DetectStep<M> {
             detected,
             cover,
         })
+    }
+
+    /// Motion gating's answer to a full-frame run the schedule asks for while no face is tracked
+    /// (see the module's documentation): the plan, and what gating made of it.
+    fn gate(
+        &mut self,
+        frame_no: u64,
+        view: &FrameView<'_>,
+        time: Duration,
+        config: &Config,
+        log: &mut impl FnMut(u64, Note<'_>),
+    ) -> (Option<Plan>, Option<Gated>) {
+        let Some(motion) = self.gate.observe(frame_no, view) else {
+            // No reference yet (gating just switched on): as scheduled, which gives it one.
+            return (Some(Plan::Full(RunReason::Due)), None);
+        };
+        self.gated_at = Some(frame_no);
+        // Stream time that goes back (a new segment without a flush) counts as passed.
+        let overdue = self
+            .last_full_time
+            .is_none_or(|t| time < t || time - t >= config.idle_interval);
+        let (plan, gated) = match motion {
+            Motion::Still if overdue => (Some(Plan::Full(RunReason::Idle)), Gated::Forced),
+            Motion::Still => {
+                self.counts.gated_still += 1;
+                (None, Gated::Still)
+            }
+            Motion::Global => (Some(Plan::Full(RunReason::Motion)), Gated::Global),
+            // A run over the whole frame is due anyway: the moving parts are in it.
+            Motion::Moved(_) if overdue => (Some(Plan::Full(RunReason::Motion)), Gated::Moved(0)),
+            Motion::Moved(parts) => {
+                let n = self
+                    .model
+                    .regions(view.width(), view.height(), &parts)
+                    .map_or(0, |r| r.len());
+                (
+                    Some(Plan::Regions(RunReason::Motion, parts)),
+                    Gated::Moved(n),
+                )
+            }
+        };
+        log(
+            frame_no,
+            Note::Gate {
+                share: self.gate.share(),
+                gated,
+            },
+        );
+        (plan, Some(gated))
     }
 
     /// What a live frame needs covered besides the faces found on it: nothing after a full-frame
@@ -380,13 +512,15 @@ impl<M: Model> DetectStep<M> {
             && (late.is_some_and(|l| l > max_late) || wait.is_some_and(|w| w > patience))
     }
 
-    /// The model's run that `plan` asks for, and the tracker's update with its detections.
+    /// The model's run that `plan` asks for, and the tracker's update with its detections;
+    /// `gate`: motion gating is on, and keeps where the run looked.
     fn run(
         &mut self,
         frame_no: u64,
         view: &FrameView<'_>,
         plan: &Plan,
         config: &Config,
+        gate: bool,
         log: &mut impl FnMut(u64, Note<'_>),
     ) -> Result<(Vec<(u64, Detection)>, usize), RuntimeError> {
         self.model.set_inference_size(config.inference_size);
@@ -410,10 +544,16 @@ impl<M: Model> DetectStep<M> {
                 self.counts.region_frames += 1;
                 self.counts.regions += r.len() as u64;
                 let rects: Vec<_> = r.iter().map(|r| r.rect).collect();
+                if gate {
+                    self.gate.looked(frame_no, view, Some(&rects));
+                }
                 self.tracker.update_regions(frame_no, dets, &rects)
             }
             None => {
                 self.last_full = Some(frame_no);
+                if gate {
+                    self.gate.looked(frame_no, view, None);
+                }
                 self.tracker.update(frame_no, dets)
             }
         };

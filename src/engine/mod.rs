@@ -16,6 +16,7 @@ pub mod draw;
 pub mod embed_step;
 pub mod embedder;
 pub mod frame;
+pub mod gate;
 pub mod manifest;
 pub mod match_step;
 pub mod matcher;

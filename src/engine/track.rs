@@ -167,6 +167,12 @@ pub enum RunReason {
     Moving,
     /// A weak face of the last full-frame run that continues no track is looked at again.
     Candidate,
+    /// No face is tracked and the picture changed since the last run looked at it (motion
+    /// gating, `engine::gate`): a run over the parts that changed, or the whole frame.
+    Motion,
+    /// No face is tracked and the picture is still, but the idle interval passed since the last
+    /// full-frame run: one now, so that a face that never moves is found all the same.
+    Idle,
 }
 
 /// What the adaptive schedule asks of a frame (see [`Tracker::plan`]).
@@ -267,6 +273,11 @@ impl Tracker {
     /// The decisions of the last `update` (new and lost tracks), oldest first.
     pub fn events(&mut self) -> std::vec::Drain<'_, TrackEvent> {
         self.events.drain(..)
+    }
+
+    /// No track is kept (none in view, none missed and held) and no weak face waits for a look.
+    pub fn is_empty(&self) -> bool {
+        self.tracks.is_empty() && self.candidates.is_empty()
     }
 
     /// Forgets every track (e.g. after a flush or a size change). Ids keep counting up.

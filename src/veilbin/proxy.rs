@@ -198,6 +198,14 @@ pub const PROXIED: &[Proxied] = &[
         default: None,
     },
     Proxied {
+        name: "idle-interval",
+        to: &[(Detect, "idle-interval")],
+        blurb: "Motion gating: while no face is tracked, run the detector only where the picture \
+                changed, and on a still picture over the whole frame once this many milliseconds \
+                after the last such run (0 = off)",
+        default: None,
+    },
+    Proxied {
         name: "detector-model",
         to: &[(Detect, "model")],
         blurb: "Path of the detector model (.onnx with its .toml manifest; unset: the default \

@@ -13,7 +13,7 @@ use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 
 use crate::element;
-use crate::engine::detect_step::{Config, Counts, DetectStep, FrameIn, Note};
+use crate::engine::detect_step::{Config, Counts, DetectStep, FrameIn, Gated, Note};
 use crate::engine::detector::{DetectParams, Detector};
 use crate::engine::manifest::Task;
 use crate::engine::track::TrackEvent;
@@ -37,6 +37,7 @@ const DEFAULT_INFERENCE_SIZE: u32 = 640;
 const DEFAULT_INTERVAL: u32 = 1;
 const DEFAULT_POST_MESSAGES: bool = false;
 const DEFAULT_MAX_LATENESS: u32 = 100;
+const DEFAULT_IDLE_INTERVAL: u32 = 2000;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -49,6 +50,7 @@ pub struct Settings {
     inference_size: u32,
     interval: u32,
     max_lateness: u32,
+    idle_interval: u32,
     threads: u32,
     post_messages: bool,
 }
@@ -65,6 +67,7 @@ impl Default for Settings {
             inference_size: DEFAULT_INFERENCE_SIZE,
             interval: DEFAULT_INTERVAL,
             max_lateness: DEFAULT_MAX_LATENESS,
+            idle_interval: DEFAULT_IDLE_INTERVAL,
             threads: 0,
             post_messages: DEFAULT_POST_MESSAGES,
         }
@@ -81,6 +84,7 @@ crate::props::settings_properties!(Settings {
     "inference-size" => inference_size,
     "interval" => interval,
     "max-lateness" => max_lateness,
+    "idle-interval" => idle_interval,
     "threads" => threads,
     "post-messages" => post_messages,
 });
@@ -94,6 +98,7 @@ impl Settings {
             inference_size: self.inference_size,
             interval: self.interval,
             max_lateness: Duration::from_millis(self.max_lateness as u64),
+            idle_interval: Duration::from_millis(self.idle_interval as u64),
         };
         (config, self.post_messages)
     }
@@ -136,6 +141,9 @@ impl element::Stats for Stats {
             .field("cover-whole", c.cover_whole)
             .field("cover-grown", c.cover_grown)
             .field("cover-unseen", c.cover_unseen)
+            .field("gated-still", c.gated_still)
+            .field("gated-forced", c.gated_forced)
+            .field("motion-runs", c.motion_runs)
             .build()
     }
 }
@@ -258,6 +266,17 @@ impl ObjectImpl for VeilDetect {
                     .default_value(DEFAULT_MAX_LATENESS)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecUInt::builder("idle-interval")
+                    .nick("Idle interval")
+                    .blurb(
+                        "Motion gating: while no face is tracked, run the model only where the \
+                         picture changed since the last run, and on a still picture over the whole \
+                         frame once this many milliseconds of stream time after the last such run \
+                         (0 = off: every run the schedule asks for; see docs/METADATA.md)",
+                    )
+                    .default_value(DEFAULT_IDLE_INTERVAL)
+                    .mutable_playing()
+                    .build(),
                 crate::props::threads("for this element"),
                 glib::ParamSpecBoolean::builder("post-messages")
                     .nick("Post messages")
@@ -271,7 +290,8 @@ impl ObjectImpl for VeilDetect {
                 crate::props::stats(
                     "frames, inferences, region-inferences, regions, scene-cuts, skipped, faces, \
                      inference-, tensor-, wait-, model-, decode- and track-time-us, and \
-                     cover-whole, cover-grown, cover-unseen (see docs/METADATA.md)",
+                     cover-whole, cover-grown, cover-unseen, gated-still, gated-forced and \
+                     motion-runs (see docs/METADATA.md)",
                 ),
             ]
         });
@@ -341,6 +361,11 @@ impl element::Filter for VeilDetect {
             })?;
         }
         let late = self.lateness(buf);
+        // Motion gating counts stream time; a buffer without a time is not gated.
+        let time = {
+            let (_, stream) = element::buffer_times(self, buf);
+            stream.or(buf.pts()).map(Duration::from)
+        };
         let live = self
             .base
             .peek(|s| s.is_some_and(|s| matches!(s.live, Some(Some(_)))));
@@ -364,6 +389,7 @@ impl element::Filter for VeilDetect {
                         late,
                         wait,
                         cover: cover_wanted,
+                        time,
                     };
                     step.process(&frame, &config, |n, note| log_note(self, n, note))
                 })
@@ -448,6 +474,21 @@ fn log_note(imp: &VeilDetect, frame: u64, note: Note<'_>) {
             imp = imp,
             "frame {frame}: {late:?} late, model busy for {wait:?}: model run skipped"
         ),
+        Note::Gate { share, gated } => {
+            let share = 100.0 * share;
+            let (what, parts) = match gated {
+                Gated::Still => ("still picture, model run left out", 0),
+                Gated::Forced => ("still picture, idle interval passed: full-frame run", 0),
+                Gated::Moved(0) => ("motion: full-frame run", 0),
+                Gated::Moved(n) => ("motion: run over regions", n),
+                Gated::Global => ("most of the picture changed: full-frame run", 0),
+            };
+            gst::log!(
+                CAT,
+                imp = imp,
+                "frame {frame}: no tracked face, {share:.0} % of the gate's grid changed: {what} ({parts})"
+            );
+        }
         Note::Track(TrackEvent::Started(id)) => {
             gst::debug!(CAT, imp = imp, "frame {frame}: new track {id}")
         }

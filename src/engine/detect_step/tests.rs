@@ -100,6 +100,7 @@ fn config(interval: u32) -> Config {
         inference_size: 640,
         interval,
         max_lateness: Duration::from_millis(100),
+        idle_interval: Duration::ZERO,
     }
 }
 
@@ -109,6 +110,7 @@ struct Heard {
     cut: bool,
     skipped: bool,
     tracks: Vec<TrackEvent>,
+    gated: Option<Gated>,
 }
 
 fn frame(
@@ -117,6 +119,18 @@ fn frame(
     config: &Config,
     late: Option<Duration>,
     wait: Option<Duration>,
+) -> (FrameOut, Heard) {
+    frame_at(step, pixels, config, late, wait, None)
+}
+
+/// [`frame`] with the frame's stream time.
+fn frame_at(
+    step: &mut DetectStep<Fake>,
+    pixels: &[u8],
+    config: &Config,
+    late: Option<Duration>,
+    wait: Option<Duration>,
+    time: Option<Duration>,
 ) -> (FrameOut, Heard) {
     let view = FrameView::new(
         PixelFormat::Rgb,
@@ -135,12 +149,14 @@ fn frame(
                 late,
                 wait,
                 cover: step.model.cover,
+                time,
             },
             config,
             |_, note| match note {
                 Note::Scene { cut, .. } => heard.cut |= cut,
                 Note::Skipped { .. } => heard.skipped = true,
                 Note::Track(ev) => heard.tracks.push(ev),
+                Note::Gate { gated, .. } => heard.gated = Some(gated),
                 Note::Schedule(_) => {}
             },
         )
@@ -511,4 +527,163 @@ fn without_a_redactor_downstream_a_live_frame_only_says_whether_it_had_a_full_ru
     let cover = frame(&mut step, &px, &cfg, ms(500), ms(0)).0.cover.unwrap();
     assert!(!cover.whole && cover.grown.len() == 1, "{cover:?}");
     assert_eq!(step.counts().cover_whole, 1);
+}
+
+/// 15 frames a second: the stream time of frame `n`.
+fn at(n: u64) -> Option<Duration> {
+    Some(Duration::from_millis(n * 1000 / 15))
+}
+
+/// Gating on, with the element's default idle interval (2 s).
+fn gated(interval: u32) -> Config {
+    Config {
+        idle_interval: Duration::from_secs(2),
+        ..config(interval)
+    }
+}
+
+/// Runs `n` frames of `px` at 15 fps from frame `from` on; the frames the model ran on.
+fn still(step: &mut DetectStep<Fake>, px: &[u8], cfg: &Config, from: u64, n: u64) -> Vec<u64> {
+    (from..from + n)
+        .filter(|&f| frame_at(step, px, cfg, None, None, at(f)).0.ran)
+        .collect()
+}
+
+#[test]
+fn a_still_scene_without_faces_runs_the_model_once_per_idle_interval() {
+    for interval in [1, 0, 3] {
+        let mut step = DetectStep::new(Fake::default());
+        let px = scene(60);
+        let ran = still(&mut step, &px, &gated(interval), 0, 100);
+        // The first frame, then a full-frame run each time 2 s have passed since the last one.
+        assert_eq!(ran, [0, 30, 60, 90], "interval {interval}");
+        assert!(step.model.runs.iter().all(|r| r.is_none()));
+        let c = step.counts();
+        assert_eq!((c.inferences, c.gated_forced, c.motion_runs), (4, 3, 0));
+        assert!(c.gated_still > 0, "{c:?}");
+    }
+}
+
+#[test]
+fn gating_off_or_without_time_the_schedule_is_as_before() {
+    let px = scene(60);
+    // Idle interval 0: every frame (interval 1), every 3rd (adaptive), with or without time.
+    for (cfg, time) in [(config(1), true), (gated(1), false), (config(1), false)] {
+        let mut step = DetectStep::new(Fake::default());
+        let ran: Vec<u64> = (0..30)
+            .filter(|&f| {
+                let t = if time { at(f) } else { None };
+                frame_at(&mut step, &px, &cfg, None, None, t).0.ran
+            })
+            .collect();
+        assert_eq!(ran, (0..30).collect::<Vec<_>>());
+        let c = step.counts();
+        assert_eq!((c.gated_still, c.gated_forced, c.motion_runs), (0, 0, 0));
+    }
+    let mut step = DetectStep::new(Fake::default());
+    let ran = still(&mut step, &px, &config(0), 0, 12);
+    assert_eq!(ran, [0, 3, 6, 9]);
+}
+
+#[test]
+fn motion_in_a_corner_gets_a_region_run_there_and_finds_the_face() {
+    let mut step = DetectStep::new(Fake::default());
+    let cfg = gated(1);
+    assert_eq!(still(&mut step, &scene(60), &cfg, 0, 10), [0]);
+    // A face enters in the lower right corner.
+    let b = face(520.0, 360.0, 0.9);
+    step.model.faces = vec![b.clone()];
+    let (out, heard) = frame_at(
+        &mut step,
+        &with_faces(std::slice::from_ref(&b)),
+        &cfg,
+        None,
+        None,
+        at(10),
+    );
+    assert!(out.ran, "{heard:?}");
+    let Some(Some(regions)) = step.model.runs.last() else {
+        panic!("no region run: {:?}", step.model.runs);
+    };
+    assert!(regions.iter().any(|r| inside(&b.rect, r)), "{regions:?}");
+    let area: f32 = regions.iter().map(Rect::area).sum();
+    assert!(area < (W * H) as f32 / 2.0, "{regions:?}");
+    assert!(
+        matches!(heard.gated, Some(Gated::Moved(n)) if n > 0),
+        "{heard:?}"
+    );
+    assert_eq!((ids(&out), out.detected), (vec![1], 1));
+    assert_eq!(heard.tracks, [TrackEvent::Started(1)]);
+    assert_eq!(step.counts().motion_runs, 1);
+}
+
+#[test]
+fn a_tracked_face_keeps_its_schedule_on_a_still_picture() {
+    let a = face(200.0, 150.0, 0.9);
+    let px = with_faces(std::slice::from_ref(&a));
+    for interval in [1, 0] {
+        let runs = |cfg: Config| {
+            let mut step = DetectStep::new(Fake::default());
+            step.model.faces = vec![a.clone()];
+            let ran = still(&mut step, &px, &cfg, 0, 60);
+            let counts = step.counts();
+            (ran, step.model.runs, counts)
+        };
+        let (on, on_runs, c) = runs(gated(interval));
+        let (off, off_runs, _) = runs(config(interval));
+        assert_eq!(on, off, "interval {interval}");
+        assert_eq!(on_runs, off_runs);
+        assert_eq!((c.gated_still, c.gated_forced, c.motion_runs), (0, 0, 0));
+        if interval == 1 {
+            assert_eq!(on.len(), 60);
+        }
+    }
+}
+
+#[test]
+fn a_cut_gets_a_full_run_however_still_the_picture_was() {
+    let mut step = DetectStep::new(Fake::default());
+    let cfg = gated(1);
+    assert_eq!(still(&mut step, &scene(60), &cfg, 0, 10), [0]);
+    let (out, heard) = frame_at(&mut step, &scene(200), &cfg, None, None, at(10));
+    assert!(heard.cut && out.ran && heard.gated.is_none(), "{heard:?}");
+    assert_eq!(step.model.runs.last(), Some(&None));
+    // The new scene is still: gated again.
+    assert_eq!(
+        still(&mut step, &scene(200), &cfg, 11, 10),
+        Vec::<u64>::new()
+    );
+    // A flush too: the next frame runs whatever the picture.
+    step.flush();
+    assert_eq!(still(&mut step, &scene(200), &cfg, 21, 5), [21]);
+}
+
+#[test]
+fn a_gated_frame_on_a_live_camera_covers_what_changed() {
+    let mut step = DetectStep::new(Fake::default());
+    step.model.cover = true;
+    let cfg = gated(1);
+    let px = scene(60);
+    let (out, _) = frame_at(&mut step, &px, &cfg, ms(0), ms(0), at(0));
+    assert!(out.ran && out.cover.as_ref().unwrap().full);
+    // Unchanged: gated, and nothing to cover.
+    let (out, heard) = frame_at(&mut step, &px, &cfg, ms(0), ms(0), at(1));
+    assert!(!out.ran && heard.gated == Some(Gated::Still), "{heard:?}");
+    assert_eq!(out.cover, Some(Cover::default()));
+    // A change too small for the gate (one of its cells): still no run, but the cover's finer
+    // grid sees it, and it is covered.
+    let mut small = scene(60);
+    for y in 304..310 {
+        for x in 404..410 {
+            small[(y * W + x) * 3..][..3].copy_from_slice(&[250, 250, 250]);
+        }
+    }
+    let (out, heard) = frame_at(&mut step, &small, &cfg, ms(0), ms(0), at(2));
+    assert!(!out.ran && heard.gated == Some(Gated::Still), "{heard:?}");
+    let cover = out.cover.unwrap();
+    assert!(!cover.full && !cover.whole, "{cover:?}");
+    assert_eq!(cover.unseen.len(), 1, "{cover:?}");
+    let u = cover.unseen[0];
+    assert!(u.x <= 404.0 && u.y <= 304.0 && u.x + u.w >= 410.0 && u.y + u.h >= 310.0);
+    assert_eq!(step.counts().gated_still, 2);
 }

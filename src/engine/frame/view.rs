@@ -84,6 +84,25 @@ impl<'a> FrameView<'a> {
         self.sample(x as f32, y as f32, [0.0; 3])
     }
 
+    /// The grey level (0..255) of the pixel at `x`, `y` (clamped to the frame), read the cheapest
+    /// way the format allows: the Y plane's byte for I420 and NV12 (its own, limited, range),
+    /// BT.601 weights of R, G and B for packed formats. For coarse change measures (motion, cuts)
+    /// that compare frames of one format, not for the model's input.
+    #[inline]
+    pub fn grey_at(&self, x: usize, y: usize) -> u8 {
+        let (x, y) = (x.min(self.width - 1), y.min(self.height - 1));
+        let (p, s) = (self.planes[0], self.strides[0]);
+        match self.format.packed_layout() {
+            Some((bpp, [r, g, b])) => {
+                let i = y * s + x * bpp;
+                // 0.299, 0.587, 0.114 in 1/256ths, rounded.
+                let v = 77 * p[i + r] as u32 + 150 * p[i + g] as u32 + 29 * p[i + b] as u32;
+                ((v + 128) >> 8) as u8
+            }
+            None => p[y * s + x],
+        }
+    }
+
     /// Bilinear RGB sample at a point in pixel coordinates (pixel centres at integers). Points within
     /// one pixel of the frame are clamped to the edge; points further out get `border`.
     #[inline]

@@ -227,3 +227,36 @@ fn rejects_short_planes() {
         Err(FrameError::Planes { .. })
     ));
 }
+
+#[test]
+fn grey_reads_the_y_plane_or_weighs_rgb() {
+    let f = Formats::new(40, 30);
+    let (w, h) = (f.w, f.h);
+    let [rgb, i420, nv12] = f.views();
+    let bgrx = pack(&f.rgb, 4, [2, 1, 0]);
+    let bgrx = FrameView::new(
+        PixelFormat::Bgrx,
+        w,
+        h,
+        &[&bgrx],
+        &[w * 4],
+        YuvMatrix::BT601,
+    )
+    .unwrap();
+    for yy in 0..h {
+        for xx in 0..w {
+            let [r, g, b] = rgb.rgb_at(xx, yy);
+            let want = 0.299 * r + 0.587 * g + 0.114 * b;
+            for view in [&rgb, &bgrx] {
+                let got = view.grey_at(xx, yy) as f32;
+                assert!((got - want).abs() <= 1.0, "({xx},{yy}): {got} vs {want}");
+            }
+            // YUV: the Y byte itself, limited range.
+            let y = f.y[yy * w + xx];
+            assert_eq!((i420.grey_at(xx, yy), nv12.grey_at(xx, yy)), (y, y));
+            assert!((y as f32 - (16.0 + want * 219.0 / 255.0)).abs() <= 1.0);
+        }
+    }
+    // Past the edge: clamped.
+    assert_eq!(rgb.grey_at(w + 5, h + 5), rgb.grey_at(w - 1, h - 1));
+}
