@@ -59,8 +59,23 @@ fn load_clip(path: &std::path::Path) -> Result<Clip, String> {
     pipeline
         .set_state(gst::State::Playing)
         .map_err(|e| e.to_string())?;
+    let bus = pipeline.bus().ok_or("no bus")?;
     let (mut caps, mut units, mut first, mut last_dur) = (None, Vec::new(), None, Duration::ZERO);
-    while let Ok(sample) = sink.pull_sample() {
+    loop {
+        let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_mseconds(100)) else {
+            if sink.is_eos() {
+                break;
+            }
+            // Not H.264, not a clip: the error says why (appsink never sees an end).
+            if let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error]) {
+                let _ = pipeline.set_state(gst::State::Null);
+                return Err(match msg.view() {
+                    gst::MessageView::Error(e) => e.error().to_string(),
+                    _ => "error".into(),
+                });
+            }
+            continue;
+        };
         let (Some(buffer), Some(c)) = (sample.buffer_owned(), sample.caps()) else {
             continue;
         };

@@ -307,6 +307,17 @@ fn the_test_camera_parses_its_arguments() {
         .unwrap();
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nowhere/photo.jpg"));
+    let missing_clip = Command::new(&cam)
+        .args(["--clip", "/nowhere/clip.mp4"])
+        .output()
+        .unwrap();
+    assert_eq!(missing_clip.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing_clip.stderr).contains("/nowhere/clip.mp4"));
+    let no_h264 = Command::new(&cam)
+        .args(["--clip", &common::photo("obama.jpg").display().to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(no_h264.status.code(), Some(2), "a photo is no H.264 clip");
     let unknown = Command::new(&cam)
         .args(["--bogus", "x.jpg"])
         .output()
