@@ -23,6 +23,9 @@ pub struct Camera {
     pub cooldown: u32,
     /// Detector interval (run the model on one frame in N; 0 = adaptive, the default).
     pub interval: u32,
+    /// Motion gating (veilbin `idle-interval`): ms of stream time between full-frame runs on a
+    /// still picture with no face tracked; 0 = off.
+    pub idle_interval: u32,
     pub report_unknown: bool,
     /// Hash-chained audit log each match is appended to (faceveil `audit-log`).
     pub audit_log: Option<PathBuf>,
@@ -35,6 +38,9 @@ pub struct Camera {
     /// `trial-match` entries, never reported (no event).
     pub trial: bool,
 }
+
+/// Default of `idle-interval` (veildetect's).
+pub const DEFAULT_IDLE_INTERVAL: u32 = 2000;
 
 /// Default of `stall-timeout`.
 pub const DEFAULT_STALL_TIMEOUT: u32 = 10;
@@ -84,6 +90,7 @@ struct Common {
     min_hits: Option<Spanned<u32>>,
     cooldown: Option<u32>,
     interval: Option<Spanned<u32>>,
+    idle_interval: Option<u32>,
     report_unknown: Option<bool>,
     audit_log: Option<Spanned<String>>,
     stall_timeout: Option<u32>,
@@ -282,6 +289,9 @@ impl Config {
                 interval: (c.common.interval.as_ref())
                     .or(file.defaults.interval.as_ref())
                     .map_or(0, |v| *v.get_ref()),
+                idle_interval: (c.common.idle_interval)
+                    .or(file.defaults.idle_interval)
+                    .unwrap_or(DEFAULT_IDLE_INTERVAL),
                 report_unknown: c
                     .common
                     .report_unknown
@@ -355,6 +365,7 @@ url = "clips/lobby.mp4"
 watchlist = "other.fvl"
 report-unknown = true
 stall-timeout = 0
+idle-interval = 0
 state-dir = "state"
 "#;
 
@@ -368,6 +379,10 @@ state-dir = "state"
             panic!("{c:?}")
         };
         assert_eq!(door.uri, "rtsp://127.0.0.1:8554/cam");
+        assert_eq!(
+            (door.idle_interval, lobby.idle_interval),
+            (DEFAULT_IDLE_INTERVAL, 0)
+        );
         assert_eq!(door.watchlist, Path::new("/var/lib/faceveil/watchlist.fvl"));
         assert_eq!(
             door.key_file.as_deref(),

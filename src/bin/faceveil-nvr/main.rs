@@ -120,6 +120,7 @@ fn config_from_args(cli: &Cli) -> Result<Config, ConfigError> {
             min_hits: 2,
             cooldown: 60,
             interval: 0,
+            idle_interval: config::DEFAULT_IDLE_INTERVAL,
             report_unknown: cli.report_unknown,
             audit_log: cli.audit_log.clone(),
             stall_timeout: cli.stall_timeout,
@@ -175,6 +176,7 @@ fn build_pipeline(c: &Camera) -> Result<gst::Pipeline, String> {
     bin.set_property("min-hits", c.min_hits);
     bin.set_property("cooldown", c.cooldown);
     bin.set_property("interval", c.interval);
+    bin.set_property("idle-interval", c.idle_interval);
     bin.set_property("report-unknown", c.report_unknown);
     bin.set_property("trial", c.trial);
     let sink = make("fakesink", "sink")?;
