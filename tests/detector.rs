@@ -22,6 +22,20 @@ fn center(f: &Face) -> (f32, f32) {
     (x as f32 + w as f32 / 2.0, y as f32 + h as f32 / 2.0)
 }
 
+/// A view of a sprite's RGB pixels, for the tests that call the detector directly.
+fn rgb_view(s: &common::Sprite) -> gstfaceveil::engine::frame::FrameView<'_> {
+    use gstfaceveil::engine::frame::{FrameView, PixelFormat, YuvMatrix};
+    FrameView::new(
+        PixelFormat::Rgb,
+        s.w,
+        s.h,
+        &[&s.rgb],
+        &[s.w * 3],
+        YuvMatrix::BT601,
+    )
+    .unwrap()
+}
+
 #[test]
 fn obama_one_face_with_sane_landmarks() {
     let faces = detect("obama.jpg", "video/x-raw,format=RGB", "");
@@ -308,19 +322,10 @@ fn int8_detector_finds_the_fp32_boxes() {
 fn a_region_run_finds_each_face_as_the_full_frame_run_does() {
     use gstfaceveil::engine::decode::Rect;
     use gstfaceveil::engine::detector::{DetectParams, Detector};
-    use gstfaceveil::engine::frame::{FrameView, PixelFormat, YuvMatrix};
     use gstfaceveil::engine::manifest::{ModelSpec, Task};
     require_runtime();
     let s = common::sprite("t1.jpg", 1280, 886);
-    let view = FrameView::new(
-        PixelFormat::Rgb,
-        s.w,
-        s.h,
-        &[&s.rgb],
-        &[s.w * 3],
-        YuvMatrix::BT601,
-    )
-    .unwrap();
+    let view = rgb_view(&s);
     let models = [Task::Detector.default_file(), Task::Detector.fp32_file()];
     for file in models {
         let spec = ModelSpec::resolve(Some(&ModelSpec::find(file).unwrap()), Task::Detector);
@@ -375,7 +380,6 @@ fn a_region_run_finds_each_face_as_the_full_frame_run_does() {
 #[test]
 fn a_pool_runs_two_callers_at_once_and_finds_what_one_session_finds() {
     use gstfaceveil::engine::detector::{DetectParams, Detector};
-    use gstfaceveil::engine::frame::{FrameView, PixelFormat, YuvMatrix};
     use gstfaceveil::engine::manifest::{ModelSpec, Task};
     use gstfaceveil::engine::runtime::{Sharing, load_shared, lock};
     require_runtime();
@@ -397,15 +401,7 @@ fn a_pool_runs_two_callers_at_once_and_finds_what_one_session_finds() {
     drop(held);
 
     let s = common::sprite("t1.jpg", 1280, 886);
-    let view = FrameView::new(
-        PixelFormat::Rgb,
-        s.w,
-        s.h,
-        &[&s.rgb],
-        &[s.w * 3],
-        YuvMatrix::BT601,
-    )
-    .unwrap();
+    let view = rgb_view(&s);
     let p = DetectParams::default();
     let mut one = Detector::with_sharing(spec(), 2, 0, Sharing::Single).unwrap();
     let mut two = Detector::with_sharing(spec(), 2, 0, Sharing::Pool).unwrap();
