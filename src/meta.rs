@@ -31,6 +31,7 @@ use crate::engine::decode::{Detection, Rect};
 
 #[cfg(feature = "analytics")]
 pub mod analytics;
+mod typed;
 
 /// Name of the frame-level custom meta `veildetect` adds to every frame it passes.
 pub const FRAME_META: &str = "FaceveilFrameMeta";
@@ -249,6 +250,15 @@ impl Embedding {
         b.build()
     }
 
+    /// The embedding as reading its structure back gives it (`fresh` is written only with a
+    /// descriptor).
+    fn as_read_back(&self) -> Embedding {
+        Embedding {
+            fresh: self.fresh && self.vector.is_some(),
+            ..self.clone()
+        }
+    }
+
     fn from_params(p: &gst::StructureRef) -> Option<Embedding> {
         let vector = p.get::<gst::glib::Bytes>("descriptor").ok().map(|b| {
             b.chunks_exact(4)
@@ -364,6 +374,14 @@ impl Face {
         }
     }
 
+    /// The face as reading its ROI back gives it ([`Face::from_roi`]).
+    fn as_read_back(&self) -> Face {
+        Face {
+            embedding: self.embedding.as_ref().map(Embedding::as_read_back),
+            ..self.clone()
+        }
+    }
+
     /// Reads a face ROI; `None` for ROIs that are not faceveil faces.
     pub fn from_roi(roi: &VideoRegionOfInterestMeta) -> Option<Face> {
         if roi.roi_type() != ROI_TYPE {
@@ -406,6 +424,32 @@ pub fn clamp_rect(r: &Rect, frame_w: u32, frame_h: u32) -> Option<(u32, u32, u32
 /// Attaches a face ROI to a buffer: the detector's part, and the embedder's and the matcher's
 /// where the face has them.
 pub fn add_face(buf: &mut gst::BufferRef, face: &Face) {
+    add_faces(buf, std::slice::from_ref(face));
+}
+
+/// Attaches face ROIs (as [`add_face`]) and keeps the frame's typed faces up to date.
+fn add_faces(buf: &mut gst::BufferRef, new: &[Face]) {
+    let before = typed::take(buf);
+    for face in new {
+        attach_roi(buf, face);
+    }
+    let after = match before {
+        Some(mut fs) => {
+            fs.extend(new.iter().map(Face::as_read_back));
+            fs.sort_by_key(|f| f.index);
+            // With two faces under one index their order is the ROIs' order: read it.
+            if fs.windows(2).all(|w| w[0].index != w[1].index) {
+                fs
+            } else {
+                parse_faces(buf)
+            }
+        }
+        None => parse_faces(buf),
+    };
+    typed::store(buf, after);
+}
+
+fn attach_roi(buf: &mut gst::BufferRef, face: &Face) {
     let mut roi = VideoRegionOfInterestMeta::add(buf, ROI_TYPE, face.rect);
     roi.set_id(face.index as i32);
     roi.add_param(face.params());
@@ -452,50 +496,128 @@ pub fn strip_descriptors(buf: &mut gst::BufferRef) -> bool {
             BufferMetaForeachAction::Keep
         })
     });
-    for f in &kept {
-        add_face(buf, f);
-    }
+    add_faces(buf, &kept);
     true
 }
 
-/// Adds a param structure to the face ROI with this index; false if there is no such face.
-fn add_params(buf: &mut gst::BufferRef, index: u32, params: gst::Structure) -> bool {
-    for mut roi in buf.iter_meta_mut::<VideoRegionOfInterestMeta>() {
-        let is_it = roi.roi_type() == ROI_TYPE
-            && roi
-                .param(FACE_PARAMS)
-                .and_then(|p| p.get::<u32>("index").ok())
-                == Some(index);
-        if is_it {
-            roi.add_param(params);
-            return true;
+/// A part one element adds to a face.
+enum Part<'a> {
+    Embedding(&'a Embedding),
+    Identity(&'a IdentityTag),
+}
+
+impl Part<'_> {
+    fn params(&self) -> gst::Structure {
+        match self {
+            Part::Embedding(e) => e.params(),
+            Part::Identity(id) => id.params(),
         }
     }
-    false
+
+    /// Sets the part on the typed face as reading the ROI gives it: the first structure of a
+    /// name is the one read, so a face that has the part keeps it.
+    fn apply(&self, face: &mut Face) {
+        match self {
+            Part::Embedding(e) => {
+                if face.embedding.is_none() {
+                    face.embedding = Some(Embedding::as_read_back(e));
+                }
+            }
+            Part::Identity(id) => {
+                if face.identity.is_none() {
+                    face.identity = Some((*id).clone());
+                }
+            }
+        }
+    }
+}
+
+/// Adds each part to the first face ROI with its index, in one pass over the ROIs, and keeps the
+/// frame's typed faces up to date; returns, for each part, whether there was such a face.
+fn add_parts(buf: &mut gst::BufferRef, parts: &[(u32, Part)]) -> Vec<bool> {
+    let mut faces = typed::take(buf);
+    let mut found = vec![false; parts.len()];
+    let mut ours = 0;
+    for mut roi in buf.iter_meta_mut::<VideoRegionOfInterestMeta>() {
+        if roi.roi_type() != ROI_TYPE {
+            continue;
+        }
+        let Some(index) = roi.param(FACE_PARAMS).map(|p| p.get::<u32>("index").ok()) else {
+            continue;
+        };
+        ours += 1;
+        for (i, (want, part)) in parts.iter().enumerate() {
+            if !found[i] && index == Some(*want) {
+                roi.add_param(part.params());
+                found[i] = true;
+            }
+        }
+    }
+    // In place only where each faceveil ROI is one face under its own index: then the ROI that
+    // got the part is the face's.
+    let in_place = faces
+        .as_ref()
+        .is_some_and(|fs| fs.len() == ours && fs.windows(2).all(|w| w[0].index != w[1].index));
+    let faces = match faces.take() {
+        Some(mut fs) if in_place => {
+            for (want, part) in parts {
+                if let Some(f) = fs.iter_mut().find(|f| f.index == *want) {
+                    part.apply(f);
+                }
+            }
+            fs
+        }
+        _ => parse_faces(buf),
+    };
+    typed::store(buf, faces);
+    found
 }
 
 /// Attaches the embedder's part to the face with this index; false if there is no such face.
 pub fn set_embedding(buf: &mut gst::BufferRef, index: u32, e: &Embedding) -> bool {
-    add_params(buf, index, e.params())
+    add_parts(buf, &[(index, Part::Embedding(e))])[0]
+}
+
+/// Attaches the embedder's parts to the faces with these indexes, in one pass ([`set_embedding`]
+/// for each).
+pub fn set_embeddings(buf: &mut gst::BufferRef, embeddings: &[(u32, Embedding)]) {
+    let parts: Vec<(u32, Part)> = embeddings
+        .iter()
+        .map(|(i, e)| (*i, Part::Embedding(e)))
+        .collect();
+    add_parts(buf, &parts);
 }
 
 /// Attaches the matcher's part to the face with this index; false if there is no such face. With
 /// the `analytics` feature the face's object-detection entry also gets a classification entry
 /// with the label (see [`analytics`]).
 pub fn set_identity(buf: &mut gst::BufferRef, index: u32, id: &IdentityTag) -> bool {
+    set_identities(buf, &[(index, id.clone())])[0]
+}
+
+/// Attaches the matcher's parts to the faces with these indexes, in one pass ([`set_identity`]
+/// for each).
+pub fn set_identities(buf: &mut gst::BufferRef, ids: &[(u32, IdentityTag)]) -> Vec<bool> {
     #[cfg(feature = "analytics")]
-    let od = faces(buf)
-        .iter()
-        .find(|f| f.index == index)
-        .and_then(|f| f.analytics_id);
-    if !add_params(buf, index, id.params()) {
-        return false;
-    }
+    let od: Vec<Option<u32>> = {
+        let fs = faces(buf);
+        ids.iter()
+            .map(|(i, _)| {
+                fs.iter()
+                    .find(|f| f.index == *i)
+                    .and_then(|f| f.analytics_id)
+            })
+            .collect()
+    };
+    let parts: Vec<(u32, Part)> = ids.iter().map(|(i, t)| (*i, Part::Identity(t))).collect();
+    let found = add_parts(buf, &parts);
     #[cfg(feature = "analytics")]
-    if let Some(od) = od {
-        analytics::classify(buf, od, &id.label, id.score);
+    for (((_, id), od), found) in ids.iter().zip(od).zip(&found) {
+        if let (Some(od), true) = (od, found) {
+            analytics::classify(buf, od, &id.label, id.score);
+        }
     }
-    true
+    found
 }
 
 /// Attaches a frame's faces as [`veildetect`](crate) found them: one ROI each and, with the
@@ -506,9 +628,7 @@ pub fn add_detected_faces(buf: &mut gst::BufferRef, faces: &mut [Face], times: &
     analytics::add_faces(buf, faces, times);
     #[cfg(not(feature = "analytics"))]
     let _ = times;
-    for f in faces.iter() {
-        add_face(buf, f);
-    }
+    add_faces(buf, faces);
 }
 
 /// When each track on the latest frame was first seen (the running time of its first frame), for
@@ -574,8 +694,16 @@ impl Default for ForeignTracks {
     }
 }
 
-/// The faceveil faces on a buffer, in index order.
+/// The faceveil faces on a buffer, in index order: the typed faces the writers stored with the
+/// ROIs, or where the ROIs changed since (a scaler, an application), read from the ROIs.
 pub fn faces(buf: &gst::BufferRef) -> Vec<Face> {
+    typed::faces(buf).unwrap_or_else(|| parse_faces(buf))
+}
+
+/// The faceveil faces on a buffer, in index order, read from the ROI params every time (what
+/// [`faces`] does when the typed faces do not apply; public for the benchmark and the tests).
+#[doc(hidden)]
+pub fn parse_faces(buf: &gst::BufferRef) -> Vec<Face> {
     let mut v: Vec<Face> = buf
         .iter_meta::<VideoRegionOfInterestMeta>()
         .filter_map(|m| Face::from_roi(&m))
@@ -771,6 +899,154 @@ mod tests {
         assert_eq!(frame_info(&buf).map(|f| f.faces), Some(2));
         // Nothing left to strip.
         assert!(!strip_descriptors(buf.get_mut().unwrap()));
+    }
+
+    fn sample_face(index: u32, track_id: u64, x: u32) -> Face {
+        Face {
+            index,
+            track_id,
+            rect: (x, 10, 40, 50),
+            score: 0.9,
+            landmarks: vec![[x as f32 + 0.25, 20.5]; 5],
+            detected: true,
+            embedding: None,
+            identity: None,
+            analytics_id: None,
+        }
+    }
+
+    /// The typed faces are there and say what the ROIs say.
+    fn typed_agrees(buf: &gst::BufferRef) -> Vec<Face> {
+        let parsed = parse_faces(buf);
+        assert_eq!(
+            typed::faces(buf).as_ref(),
+            Some(&parsed),
+            "typed faces in step"
+        );
+        assert_eq!(faces(buf), parsed);
+        parsed
+    }
+
+    #[test]
+    fn typed_faces_follow_every_writer_and_a_copy() {
+        gst::init().unwrap();
+        let mut buf = gst::Buffer::new();
+        let b = buf.get_mut().unwrap();
+        VideoRegionOfInterestMeta::add(b, "person", (0, 0, 5, 5));
+        let mut fs = vec![sample_face(0, 3, 0), sample_face(1, 4, 100)];
+        add_detected_faces(b, &mut fs, &mut TrackTimes::default());
+        assert_eq!(typed_agrees(b), fs);
+        let with_vector = Embedding {
+            quality: 0.6,
+            model_id: "m:0123".into(),
+            vector: Some(vec![0.5, -1.25, 3.0]),
+            fresh: true,
+            grayscale: false,
+        };
+        // `fresh` is written only with a descriptor: the typed face must read as the ROI does.
+        let without = Embedding {
+            vector: None,
+            fresh: true,
+            ..with_vector.clone()
+        };
+        set_embeddings(b, &[(1, without), (0, with_vector.clone())]);
+        let got = typed_agrees(b);
+        assert!(!got[1].embedding.as_ref().unwrap().fresh);
+        assert_eq!(got[0].embedding.as_ref(), Some(&with_vector));
+        // A second embedding of a face: the first one is what is read.
+        let later = Embedding {
+            quality: 0.1,
+            ..with_vector.clone()
+        };
+        assert!(set_embedding(b, 0, &later));
+        assert!(!set_embedding(b, 7, &later));
+        assert_eq!(typed_agrees(b)[0].embedding.as_ref(), Some(&with_vector));
+        let tag = IdentityTag {
+            label: "alice".into(),
+            identity_id: "id-a".into(),
+            score: 0.8,
+            verified: true,
+        };
+        assert_eq!(
+            set_identities(b, &[(0, tag.clone()), (9, tag.clone())]),
+            [true, false]
+        );
+        assert_eq!(typed_agrees(b)[0].identity.as_ref(), Some(&tag));
+        add_face(b, &sample_face(2, 5, 200));
+        assert_eq!(typed_agrees(b).len(), 3);
+
+        // A copy of the buffer (a tee, make_writable) carries them.
+        let copy = buf.copy();
+        assert_eq!(typed_agrees(&copy).len(), 3);
+        let b = buf.get_mut().unwrap();
+        assert!(strip_descriptors(b));
+        let got = typed_agrees(b);
+        assert!(got.iter().all(|f| f.embedding.is_none()));
+        assert_eq!(got[0].identity.as_ref(), Some(&tag));
+        assert_eq!(buf.iter_meta::<typed::FacesMeta>().count(), 1);
+    }
+
+    #[test]
+    fn changed_rois_are_read_again_and_the_next_writer_stores_them() {
+        gst::init().unwrap();
+        let mut buf = gst::Buffer::new();
+        let b = buf.get_mut().unwrap();
+        let mut fs = vec![sample_face(0, 3, 0), sample_face(1, 4, 100)];
+        add_detected_faces(b, &mut fs, &mut TrackTimes::default());
+        typed_agrees(b);
+
+        // What a scaler does: the ROI boxes change, the typed meta is copied as it is.
+        for mut roi in b.iter_meta_mut::<VideoRegionOfInterestMeta>() {
+            let (x, y, w, h) = roi.rect();
+            roi.set_rect((x / 2, y / 2, w / 2, h / 2));
+        }
+        assert_eq!(typed::faces(b), None, "stale boxes are not used");
+        let got = faces(b);
+        assert_eq!(got[1].rect, (50, 5, 20, 25));
+        assert_eq!(got, parse_faces(b));
+        let tag = IdentityTag {
+            label: "bob".into(),
+            identity_id: "id-b".into(),
+            score: 0.7,
+            verified: false,
+        };
+        assert!(set_identity(b, 1, &tag));
+        assert_eq!(typed_agrees(b)[1].rect, (50, 5, 20, 25));
+
+        // Another producer adds a face ROI; one of ours loses its landmarks (unreadable).
+        VideoRegionOfInterestMeta::add(b, ROI_TYPE, (1, 1, 4, 4));
+        assert_eq!(typed::faces(b), None);
+        VideoRegionOfInterestMeta::add(b, ROI_TYPE, (2, 2, 4, 4)).add_param(
+            gst::Structure::builder(FACE_PARAMS)
+                .field("index", 0u32)
+                .field("track-id", 9u64)
+                .build(),
+        );
+        assert_eq!(faces(b).len(), 2);
+        // The unreadable ROI holds index 0 too: the part may land on it, and the typed faces
+        // must still say what reading the ROIs says.
+        let e = Embedding {
+            quality: 0.5,
+            model_id: "m:0123".into(),
+            vector: Some(vec![1.0; 4]),
+            fresh: true,
+            grayscale: true,
+        };
+        set_embeddings(b, &[(0, e.clone()), (1, e)]);
+        assert_eq!(typed_agrees(b).len(), 2);
+        // An application takes a face off.
+        b.foreach_meta_mut(|mut m| {
+            let last = m
+                .downcast_ref::<VideoRegionOfInterestMeta>()
+                .is_some_and(|r| r.id() == 1);
+            ControlFlow::Continue(if last {
+                BufferMetaForeachAction::Remove
+            } else {
+                BufferMetaForeachAction::Keep
+            })
+        });
+        assert_eq!(typed::faces(b), None);
+        assert_eq!(faces(b).len(), 1);
     }
 
     #[test]

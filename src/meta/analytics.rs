@@ -194,9 +194,7 @@ pub fn adopt(
             faces: faces.len() as u32,
         },
     );
-    for f in &faces {
-        super::add_face(buf, f);
-    }
+    super::add_faces(buf, &faces);
     true
 }
 

@@ -317,16 +317,21 @@ impl element::Filter for VeilEmbed {
         })?;
 
         gst::trace!(CAT, imp = self, "{} faces", out.len());
-        for (f, o) in faces.iter().zip(out) {
-            let e = Embedding {
-                quality: o.quality,
-                model_id: model_id.clone(),
-                vector: o.vector,
-                fresh: o.fresh,
-                grayscale: o.grayscale,
-            };
-            meta::set_embedding(buf, f.index, &e);
-        }
+        let embeddings: Vec<(u32, Embedding)> = faces
+            .iter()
+            .zip(out)
+            .map(|(f, o)| {
+                let e = Embedding {
+                    quality: o.quality,
+                    model_id: model_id.clone(),
+                    vector: o.vector,
+                    fresh: o.fresh,
+                    grayscale: o.grayscale,
+                };
+                (f.index, e)
+            })
+            .collect();
+        meta::set_embeddings(buf, &embeddings);
         Ok(gst::FlowSuccess::Ok)
     }
 }

@@ -538,14 +538,20 @@ impl element::Filter for VeilMatch {
                 return Err(element::fail(self, e));
             }
         };
-        for (i, t) in tags {
-            let tag = IdentityTag {
-                label: t.identity.label,
-                identity_id: t.identity.identity_id,
-                score: t.identity.score,
-                verified: t.verified,
-            };
-            meta::set_identity(buf, faces[i].index, &tag);
+        let tags: Vec<(u32, IdentityTag)> = tags
+            .into_iter()
+            .map(|(i, t)| {
+                let tag = IdentityTag {
+                    label: t.identity.label,
+                    identity_id: t.identity.identity_id,
+                    score: t.identity.score,
+                    verified: t.verified,
+                };
+                (faces[i].index, tag)
+            })
+            .collect();
+        if !tags.is_empty() {
+            meta::set_identities(buf, &tags);
         }
         if events.is_empty() {
             return Ok(gst::FlowSuccess::Ok);
