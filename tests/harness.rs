@@ -955,3 +955,95 @@ fn veilredact_fails_closed_on_a_frame_without_detector_metadata() {
         .expect("an element error");
     assert!(err.contains("put veildetect"), "{err}");
 }
+
+/// The faces as a scaler leaves them: GStreamer rescales the ROI boxes and copies faceveil's
+/// typed faces unchanged, so what is read must come from the ROIs, never the stored boxes.
+/// (GStreamer 1.22's ROI meta drops its params when it is scaled: the faces are then plain ROIs.)
+#[test]
+fn a_scaler_between_elements_never_gives_the_stored_boxes() {
+    common::init();
+    let mut h = Harness::new_parse("videoscale ! capsfilter caps=video/x-raw,width=32,height=16");
+    h.set_src_caps_str("video/x-raw,format=RGBx,width=64,height=32,framerate=10/1");
+    h.play();
+    let frame = checker_frame(
+        0,
+        &[(7, (8, 4, 16, 12), true), (8, (40, 10, 20, 20), false)],
+    );
+    assert_eq!(meta::faces(&frame).len(), 2);
+    h.push(frame).unwrap();
+    let out = h.pull().unwrap();
+    let mut rois: Vec<Rect> = out
+        .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+        .map(|r| r.rect())
+        .collect();
+    rois.sort();
+    assert_eq!(rois, [(4, 2, 8, 6), (20, 5, 10, 10)]);
+    let after = meta::faces(&out);
+    assert_eq!(after, meta::parse_faces(&out));
+    assert!(after.iter().all(|f| rois.contains(&f.rect)), "{after:?}");
+
+    // videoconvert copies the typed faces (they carry no tags); what it keeps of the ROIs is its
+    // GStreamer version's choice (1.22 keeps the box and drops the params): the faces read are
+    // what the ROIs say.
+    let mut h = Harness::new_parse("videoconvert ! capsfilter caps=video/x-raw,format=I420");
+    h.set_src_caps_str("video/x-raw,format=RGBx,width=64,height=32,framerate=10/1");
+    h.play();
+    h.push(checker_frame(1, &[(7, (8, 4, 16, 12), true)]))
+        .unwrap();
+    let out = h.pull().unwrap();
+    let faces = meta::faces(&out);
+    assert_eq!(faces, meta::parse_faces(&out));
+    let rois: Vec<Rect> = out
+        .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+        .map(|r| r.rect())
+        .collect();
+    assert_eq!(rois, [(8, 4, 16, 12)]);
+    assert!(faces.iter().all(|f| rois.contains(&f.rect)), "{faces:?}");
+}
+
+/// A converter between the detector's metadata and `veilredact` that drops the faces' params
+/// (GStreamer 1.22's videoconvert does): the frame says how many faces it had, so the redactor
+/// covers the whole frame and warns, instead of passing the faces in the clear.
+#[test]
+fn veilredact_covers_a_frame_whose_faces_were_lost_on_the_way() {
+    common::init();
+    let bin = gst::parse::bin_from_description(
+        "videoconvert ! capsfilter caps=video/x-raw,format=BGRx ! veilredact name=r mode=all \
+         margin=0",
+        true,
+    )
+    .unwrap();
+    let bus = gst::Bus::new();
+    bin.set_bus(Some(&bus));
+    let mut h = Harness::with_element(&bin, Some("sink"), Some("src"));
+    h.set_src_caps_str("video/x-raw,format=RGBx,width=64,height=32,framerate=10/1");
+    h.play();
+    let (a, b) = ((4, 4, 16, 16), (40, 4, 16, 16));
+    let out = h
+        .push_and_pull(checker_frame(0, &[(1, a, false), (2, b, false)]))
+        .unwrap();
+    assert!(
+        touched(&out, a) && touched(&out, b),
+        "a face left in the clear"
+    );
+    let stats = bin
+        .by_name("r")
+        .unwrap()
+        .property::<gst::Structure>("stats");
+    let lost = stats.get::<u64>("lost").unwrap();
+    if lost == 0 {
+        // This GStreamer keeps the params: the faces themselves were redacted.
+        assert_eq!(stats.get::<u64>("redacted").unwrap(), 2, "{stats}");
+        return;
+    }
+    assert_eq!(lost, 1, "{stats}");
+    assert!(touched(&out, (0, 24, 64, 8)), "the whole frame is covered");
+    let warning = bus
+        .iter()
+        .find_map(|m| match m.view() {
+            gst::MessageView::Warning(w) => Some(w.error().to_string()),
+            _ => None,
+        })
+        .expect("a warning");
+    assert!(warning.contains("2 faces veildetect attached"), "{warning}");
+}

@@ -99,6 +99,8 @@ pub struct Stats {
     whole: u64,
     grown: u64,
     unseen: u64,
+    /// Frames redacted whole because faces the detector attached could not be read here.
+    lost: u64,
 }
 
 impl element::Stats for Stats {
@@ -111,6 +113,7 @@ impl element::Stats for Stats {
             .field("whole", self.whole)
             .field("grown", self.grown)
             .field("unseen", self.unseen)
+            .field("lost", self.lost)
             .build()
     }
 }
@@ -129,6 +132,8 @@ pub struct State {
     stats: Stats,
     /// Tracks of another detector's untracked faces (`meta::adopt_foreign_faces`).
     foreign_tracks: meta::ForeignTracks,
+    /// The warning about faces lost on the way was posted.
+    warned_lost: bool,
 }
 
 impl element::Running for State {
@@ -292,6 +297,7 @@ impl element::Filter for VeilRedact {
             scratch: Vec::new(),
             stats: Stats::default(),
             foreign_tracks: meta::ForeignTracks::default(),
+            warned_lost: false,
         })
     }
 
@@ -309,7 +315,7 @@ impl element::Filter for VeilRedact {
                 ))
             })?;
         }
-        if meta::frame_info(buf).is_none() {
+        let Some(info) = meta::frame_info(buf) else {
             // Fail closed: without the detector's metadata nobody knows where the faces are.
             return Err(element::fail(
                 self,
@@ -320,8 +326,12 @@ impl element::Filter for VeilRedact {
                          passed on unredacted")
                 ),
             ));
-        }
+        };
         let faces = meta::faces(buf);
+        // Fewer faces than the detector attached: an element in between dropped or changed their
+        // metadata (GStreamer 1.22's videoconvert and videoscale drop the ROIs' params). Nobody
+        // knows where the missing ones are: fail closed.
+        let lost = (info.faces as usize).saturating_sub(faces.len());
         let cover = meta::frame_cover(buf);
         let whose = match settings.mode {
             // In passthrough: no frame reaches here.
@@ -371,7 +381,24 @@ impl element::Filter for VeilRedact {
             state.stats.held += held;
             // A live frame: what no model run looked at on it (see engine::cover).
             let mut areas = Vec::new();
-            if let Some(c) = &cover {
+            if lost > 0 {
+                state.stats.lost += 1;
+                if !std::mem::replace(&mut state.warned_lost, true) {
+                    gst::element_imp_warning!(
+                        self,
+                        gst::StreamError::Format,
+                        (
+                            "{lost} of the {} faces veildetect attached to a frame cannot be read \
+                          here: an element between them dropped their metadata (on GStreamer \
+                          1.22 videoconvert and videoscale do). Such frames are redacted whole: \
+                          put converters and scalers before veildetect or after veilredact",
+                            info.faces
+                        )
+                    );
+                }
+                areas.push((0, 0, w as u32, h as u32));
+                boxes.clear();
+            } else if let Some(c) = &cover {
                 if c.whole {
                     state.stats.whole += 1;
                     gst::log!(
