@@ -10,10 +10,12 @@
 //! - `chain_us`: what the elements of `veilbin redact=all` plus `veiloverlay` do to one frame's
 //!   metadata: the detector attaches the faces, the embedder reads them and adds a descriptor to
 //!   each (one call per face), the matcher reads them and adds the identity, the redactor and the
-//!   overlay read them. It uses only calls the crate had before the typed faces, so the same file
-//!   measures an older tree;
-//! - `chain_batch_us`: the same with one call for all descriptors (`meta::set_embeddings`), where
-//!   the crate has it.
+//!   overlay read them, one call per descriptor as before `meta::set_embeddings`;
+//! - `chain_batch_us`: the same with one call for all descriptors (`meta::set_embeddings`).
+//!
+//! To measure a tree from before the typed faces (BENCHMARKS.md, *Reading the faces*), copy this
+//! file there with `meta::parse_faces` read as `meta::faces` and `chain_batch`'s body as the
+//! per-face loop of `chain`.
 
 use std::time::Instant;
 
