@@ -514,20 +514,20 @@ impl Part<'_> {
         }
     }
 
-    /// Sets the part on the typed face as reading the ROI gives it: the first structure of a
-    /// name is the one read, so a face that has the part keeps it.
+    /// The name of its param structure.
+    fn name(&self) -> &'static str {
+        match self {
+            Part::Embedding(_) => DESCRIPTOR_PARAMS,
+            Part::Identity(_) => IDENTITY_PARAMS,
+        }
+    }
+
+    /// Sets the part on the typed face as reading the ROI gives it, where its structure is the
+    /// first of its name on the ROI (the one read).
     fn apply(&self, face: &mut Face) {
         match self {
-            Part::Embedding(e) => {
-                if face.embedding.is_none() {
-                    face.embedding = Some(Embedding::as_read_back(e));
-                }
-            }
-            Part::Identity(id) => {
-                if face.identity.is_none() {
-                    face.identity = Some((*id).clone());
-                }
-            }
+            Part::Embedding(e) => face.embedding = Some(Embedding::as_read_back(e)),
+            Part::Identity(id) => face.identity = Some((*id).clone()),
         }
     }
 }
@@ -535,8 +535,13 @@ impl Part<'_> {
 /// Adds each part to the first face ROI with its index, in one pass over the ROIs, and keeps the
 /// frame's typed faces up to date; returns, for each part, whether there was such a face.
 fn add_parts(buf: &mut gst::BufferRef, parts: &[(u32, Part)]) -> Vec<bool> {
-    let mut faces = typed::take(buf);
+    if parts.is_empty() {
+        return Vec::new();
+    }
+    let typed = typed::take(buf);
     let mut found = vec![false; parts.len()];
+    // The part's structure is the first of its name on its ROI: reading the ROI gives it.
+    let mut first = vec![false; parts.len()];
     let mut ours = 0;
     for mut roi in buf.iter_meta_mut::<VideoRegionOfInterestMeta>() {
         if roi.roi_type() != ROI_TYPE {
@@ -548,6 +553,9 @@ fn add_parts(buf: &mut gst::BufferRef, parts: &[(u32, Part)]) -> Vec<bool> {
         ours += 1;
         for (i, (want, part)) in parts.iter().enumerate() {
             if !found[i] && index == Some(*want) {
+                // A structure of this name already there (readable or not) is what is read, and
+                // the typed face already says so.
+                first[i] = roi.param(part.name()).is_none();
                 roi.add_param(part.params());
                 found[i] = true;
             }
@@ -555,12 +563,9 @@ fn add_parts(buf: &mut gst::BufferRef, parts: &[(u32, Part)]) -> Vec<bool> {
     }
     // In place only where each faceveil ROI is one face under its own index: then the ROI that
     // got the part is the face's.
-    let in_place = faces
-        .as_ref()
-        .is_some_and(|fs| fs.len() == ours && fs.windows(2).all(|w| w[0].index != w[1].index));
-    let faces = match faces.take() {
-        Some(mut fs) if in_place => {
-            for (want, part) in parts {
+    let faces = match typed {
+        Some(mut fs) if fs.len() == ours && fs.windows(2).all(|w| w[0].index != w[1].index) => {
+            for ((want, part), _) in parts.iter().zip(&first).filter(|(_, first)| **first) {
                 if let Some(f) = fs.iter_mut().find(|f| f.index == *want) {
                     part.apply(f);
                 }
@@ -698,6 +703,13 @@ impl Default for ForeignTracks {
 /// ROIs, or where the ROIs changed since (a scaler, an application), read from the ROIs.
 pub fn faces(buf: &gst::BufferRef) -> Vec<Face> {
     typed::faces(buf).unwrap_or_else(|| parse_faces(buf))
+}
+
+/// The buffer has typed faces and they say what reading its ROIs says (for the tests: the
+/// faces came through the elements without being parsed again).
+#[doc(hidden)]
+pub fn typed_faces_in_step(buf: &gst::BufferRef) -> bool {
+    typed::faces(buf).is_some_and(|fs| fs == parse_faces(buf))
 }
 
 /// The faceveil faces on a buffer, in index order, read from the ROI params every time (what
@@ -928,7 +940,7 @@ mod tests {
     }
 
     #[test]
-    fn typed_faces_follow_every_writer_and_a_copy() {
+    fn typed_faces_follow_every_writer_and_a_copy_reads_the_rois() {
         gst::init().unwrap();
         let mut buf = gst::Buffer::new();
         let b = buf.get_mut().unwrap();
@@ -975,8 +987,12 @@ mod tests {
         add_face(b, &sample_face(2, 5, 200));
         assert_eq!(typed_agrees(b).len(), 3);
 
-        // A copy of the buffer (a tee, make_writable) carries them.
-        let copy = buf.copy();
+        // A copy of the buffer (make_writable behind a tee) has copies of the ROIs: it is read
+        // from them, and its next writer stores the faces anew.
+        let mut copy = buf.copy();
+        assert_eq!(typed::faces(&copy), None);
+        assert_eq!(faces(&copy), parse_faces(&copy));
+        assert!(set_identity(copy.get_mut().unwrap(), 2, &tag));
         assert_eq!(typed_agrees(&copy).len(), 3);
         let b = buf.get_mut().unwrap();
         assert!(strip_descriptors(b));
@@ -984,6 +1000,38 @@ mod tests {
         assert!(got.iter().all(|f| f.embedding.is_none()));
         assert_eq!(got[0].identity.as_ref(), Some(&tag));
         assert_eq!(buf.iter_meta::<typed::FacesMeta>().count(), 1);
+    }
+
+    /// A ROI that already holds a part's structure, unreadable: the one added after it is not
+    /// what reading gives, so the typed face must not have it either.
+    #[test]
+    fn a_part_behind_an_unreadable_one_is_not_taken() {
+        gst::init().unwrap();
+        let mut buf = gst::Buffer::new();
+        let b = buf.get_mut().unwrap();
+        let mut fs = vec![sample_face(0, 3, 0)];
+        add_detected_faces(b, &mut fs, &mut TrackTimes::default());
+        for mut roi in b.iter_meta_mut::<VideoRegionOfInterestMeta>() {
+            roi.add_param(gst::Structure::builder(IDENTITY_PARAMS).build());
+        }
+        // The next writer reads the ROIs and stores them, in step again.
+        let e = Embedding {
+            quality: 0.5,
+            model_id: "m:0123".into(),
+            vector: Some(vec![1.0; 4]),
+            fresh: true,
+            grayscale: false,
+        };
+        assert!(set_embedding(b, 0, &e));
+        assert!(typed_agrees(b)[0].embedding.is_some());
+        let tag = IdentityTag {
+            label: "alice".into(),
+            identity_id: "id-a".into(),
+            score: 0.8,
+            verified: true,
+        };
+        assert!(set_identity(b, 0, &tag));
+        assert_eq!(typed_agrees(b)[0].identity, None);
     }
 
     #[test]

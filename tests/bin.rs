@@ -479,6 +479,8 @@ fn the_faces_leave_the_bin_stripped_of_descriptors_unless_asked() {
 
     let out = obama_and_biden_through_veilbin(&list, "");
     for (n, buf) in out.iter().enumerate() {
+        // Each element of the bin kept the typed faces in step with the ROIs it changed.
+        assert!(meta::typed_faces_in_step(buf), "frame {n}");
         for (track, params) in face_params(buf) {
             assert!(
                 params

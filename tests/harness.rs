@@ -956,8 +956,8 @@ fn veilredact_fails_closed_on_a_frame_without_detector_metadata() {
     assert!(err.contains("put veildetect"), "{err}");
 }
 
-/// The faces as a scaler leaves them: GStreamer rescales the ROI boxes and copies faceveil's
-/// typed faces unchanged, so what is read must come from the ROIs, never the stored boxes.
+/// The faces as a scaler leaves them: GStreamer rescales the ROI boxes (new metas on a new
+/// buffer), so what is read must come from the ROIs, never faceveil's stored typed faces.
 /// (GStreamer 1.22's ROI meta drops its params when it is scaled: the faces are then plain ROIs.)
 #[test]
 fn a_scaler_between_elements_never_gives_the_stored_boxes() {
@@ -982,8 +982,7 @@ fn a_scaler_between_elements_never_gives_the_stored_boxes() {
     assert_eq!(after, meta::parse_faces(&out));
     assert!(after.iter().all(|f| rois.contains(&f.rect)), "{after:?}");
 
-    // videoconvert copies the typed faces (they carry no tags); what it keeps of the ROIs is its
-    // GStreamer version's choice (1.22 keeps the box and drops the params): the faces read are
+    // What videoconvert keeps of the ROIs is its GStreamer version's choice (1.22 keeps the box and drops the params): the faces read are
     // what the ROIs say.
     let mut h = Harness::new_parse("videoconvert ! capsfilter caps=video/x-raw,format=I420");
     h.set_src_caps_str("video/x-raw,format=RGBx,width=64,height=32,framerate=10/1");
@@ -1045,5 +1044,8 @@ fn veilredact_covers_a_frame_whose_faces_were_lost_on_the_way() {
             _ => None,
         })
         .expect("a warning");
-    assert!(warning.contains("2 faces veildetect attached"), "{warning}");
+    assert!(
+        warning.contains("2 faces the detector attached"),
+        "{warning}"
+    );
 }

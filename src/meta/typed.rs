@@ -3,10 +3,12 @@
 //! element reads them without parsing the ROI params again (`super::faces`).
 //!
 //! The ROIs stay the one source: the typed faces count only while the face ROIs on the buffer
-//! are the ones they were stored with (same number, order, ids, boxes and number of param
-//! structures). A scaler rescales the ROIs and copies this meta unchanged, an application may take
-//! a face ROI off or add one: the key no longer matches and readers parse the ROIs as before.
-//! Only the writers in `super` store faces here, after their change to the ROIs.
+//! are the very metas they were stored with (same number and order, and each the same meta by its
+//! sequence number, with the same id, box and number of param structures). A converter that copies
+//! the ROIs makes new metas, an application may take a face ROI off, add one or add a param: the
+//! key no longer matches and readers parse the ROIs as before. The meta is never copied to another
+//! buffer (its ROIs there are other metas). Only the writers in `super` store faces here, after
+//! their change to the ROIs. Not caught: a param structure edited in place through the C API.
 //!
 //! The meta is registered once per copy of this code in the process (its type name carries the
 //! address of a static): a plugin loaded from a file beside a program that links this crate
@@ -26,13 +28,15 @@ use super::{Face, ROI_TYPE};
 /// A face ROI as seen without reading its params.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct RoiKey {
+    seqnum: gst::meta::MetaSeqnum,
     id: i32,
     rect: (u32, u32, u32, u32),
     params: usize,
 }
 
-fn key_of(roi: &VideoRegionOfInterestMeta) -> Option<RoiKey> {
+fn key_of(roi: &gst::MetaRef<VideoRegionOfInterestMeta>) -> Option<RoiKey> {
     (roi.roi_type() == ROI_TYPE).then(|| RoiKey {
+        seqnum: roi.seqnum(),
         id: roi.id(),
         rect: roi.rect(),
         params: roi.params().count(),
@@ -123,7 +127,8 @@ fn registered() -> &'static Registered {
                 std::mem::size_of::<FacesMetaFfi>(),
                 Some(init),
                 Some(free),
-                Some(transform),
+                // No transform: a copy of the buffer has copies of the ROIs, other metas.
+                None,
             );
             assert!(!info.is_null(), "the typed face meta registers");
             Registered(glib::Type::from_glib(api), info)
@@ -136,10 +141,21 @@ unsafe extern "C" fn init(
     params: glib::ffi::gpointer,
     _buffer: *mut gst::ffi::GstBuffer,
 ) -> glib::ffi::gboolean {
-    // SAFETY: `params` is the `Stored` that `store` handed over (moved here, not dropped there).
+    // SAFETY: `params` is the `Stored` that `put` handed over (moved here, not dropped there), or
+    // NULL where other code adds the meta by its info: then it holds no faces (its empty keys
+    // match only a buffer without face ROIs, where there are none to read). `put` relies on this
+    // function never failing.
     unsafe {
         let m = meta as *mut FacesMetaFfi;
-        ptr::write(&mut (*m).stored, ptr::read(params as *const Stored));
+        let stored = if params.is_null() {
+            Stored {
+                faces: Vec::new(),
+                keys: Vec::new(),
+            }
+        } else {
+            ptr::read(params as *const Stored)
+        };
+        ptr::write(&mut (*m).stored, stored);
     }
     true.into_glib()
 }
@@ -147,33 +163,6 @@ unsafe extern "C" fn init(
 unsafe extern "C" fn free(meta: *mut gst::ffi::GstMeta, _buffer: *mut gst::ffi::GstBuffer) {
     // SAFETY: `init` wrote `stored`; GStreamer frees each meta once.
     unsafe { ptr::drop_in_place(&mut (*(meta as *mut FacesMetaFfi)).stored) }
-}
-
-unsafe extern "C" fn transform(
-    dest: *mut gst::ffi::GstBuffer,
-    meta: *mut gst::ffi::GstMeta,
-    _src: *mut gst::ffi::GstBuffer,
-    type_: glib::ffi::GQuark,
-    _data: glib::ffi::gpointer,
-) -> glib::ffi::gboolean {
-    // A copy of the buffer (the ROIs are copied with it) carries the faces; any other transform
-    // (a scale, a crop) changes the ROIs, so the faces are not carried.
-    // SAFETY: `type_` is a quark; `meta` is one of ours, `dest` a writable buffer.
-    unsafe {
-        if glib::Quark::from_glib(type_) != glib::Quark::from_str("gst-copy") {
-            return false.into_glib();
-        }
-        let m = &*(meta as *const FacesMetaFfi);
-        let dest = gst::BufferRef::from_mut_ptr(dest);
-        put(
-            dest,
-            Stored {
-                faces: m.stored.faces.clone(),
-                keys: m.stored.keys.clone(),
-            },
-        );
-    }
-    true.into_glib()
 }
 
 /// Replaces the buffer's stored faces (adds the meta where there is none).

@@ -388,9 +388,9 @@ impl element::Filter for VeilRedact {
                         self,
                         gst::StreamError::Format,
                         (
-                            "{lost} of the {} faces veildetect attached to a frame cannot be read \
-                          here: an element between them dropped their metadata (on GStreamer \
-                          1.22 videoconvert and videoscale do). Such frames are redacted whole: \
+                            "{lost} of the {} faces the detector attached to a frame cannot be read \
+                          here: an element between them removed them or dropped their metadata \
+                          (on GStreamer 1.22 videoconvert and videoscale drop it). Such frames are redacted whole: \
                           put converters and scalers before veildetect or after veilredact",
                             info.faces
                         )
