@@ -217,7 +217,8 @@ impl ObjectImpl for VeilRedact {
                     "frames, redacted (boxes redacted, held ones included), held (boxes of \
                      lost tracks redacted), spared (faces left as they are because of mode), \
                      whole, grown, unseen (live frames redacted whole, carried boxes grown and \
-                     unseen areas redacted: see docs/PRIVACY.md)",
+                     unseen areas redacted: see docs/PRIVACY.md), lost (frames redacted whole \
+                     because faces the detector attached could not be read here)",
                 ),
             ]
         });
