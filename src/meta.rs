@@ -913,6 +913,25 @@ mod tests {
         assert!(!strip_descriptors(buf.get_mut().unwrap()));
     }
 
+    fn sample_embedding(vector: Vec<f32>, grayscale: bool) -> Embedding {
+        Embedding {
+            quality: 0.5,
+            model_id: "m:0123".into(),
+            vector: Some(vector),
+            fresh: true,
+            grayscale,
+        }
+    }
+
+    fn sample_tag(label: &str, verified: bool) -> IdentityTag {
+        IdentityTag {
+            label: label.into(),
+            identity_id: format!("id-{label}"),
+            score: 0.75,
+            verified,
+        }
+    }
+
     fn sample_face(index: u32, track_id: u64, x: u32) -> Face {
         Face {
             index,
@@ -948,13 +967,7 @@ mod tests {
         let mut fs = vec![sample_face(0, 3, 0), sample_face(1, 4, 100)];
         add_detected_faces(b, &mut fs, &mut TrackTimes::default());
         assert_eq!(typed_agrees(b), fs);
-        let with_vector = Embedding {
-            quality: 0.6,
-            model_id: "m:0123".into(),
-            vector: Some(vec![0.5, -1.25, 3.0]),
-            fresh: true,
-            grayscale: false,
-        };
+        let with_vector = sample_embedding(vec![0.5, -1.25, 3.0], false);
         // `fresh` is written only with a descriptor: the typed face must read as the ROI does.
         let without = Embedding {
             vector: None,
@@ -973,12 +986,7 @@ mod tests {
         assert!(set_embedding(b, 0, &later));
         assert!(!set_embedding(b, 7, &later));
         assert_eq!(typed_agrees(b)[0].embedding.as_ref(), Some(&with_vector));
-        let tag = IdentityTag {
-            label: "alice".into(),
-            identity_id: "id-a".into(),
-            score: 0.8,
-            verified: true,
-        };
+        let tag = sample_tag("alice", true);
         assert_eq!(
             set_identities(b, &[(0, tag.clone()), (9, tag.clone())]),
             [true, false]
@@ -1015,22 +1023,9 @@ mod tests {
             roi.add_param(gst::Structure::builder(IDENTITY_PARAMS).build());
         }
         // The next writer reads the ROIs and stores them, in step again.
-        let e = Embedding {
-            quality: 0.5,
-            model_id: "m:0123".into(),
-            vector: Some(vec![1.0; 4]),
-            fresh: true,
-            grayscale: false,
-        };
-        assert!(set_embedding(b, 0, &e));
+        assert!(set_embedding(b, 0, &sample_embedding(vec![1.0; 4], false)));
         assert!(typed_agrees(b)[0].embedding.is_some());
-        let tag = IdentityTag {
-            label: "alice".into(),
-            identity_id: "id-a".into(),
-            score: 0.8,
-            verified: true,
-        };
-        assert!(set_identity(b, 0, &tag));
+        assert!(set_identity(b, 0, &sample_tag("alice", true)));
         assert_eq!(typed_agrees(b)[0].identity, None);
     }
 
@@ -1052,13 +1047,7 @@ mod tests {
         let got = faces(b);
         assert_eq!(got[1].rect, (50, 5, 20, 25));
         assert_eq!(got, parse_faces(b));
-        let tag = IdentityTag {
-            label: "bob".into(),
-            identity_id: "id-b".into(),
-            score: 0.7,
-            verified: false,
-        };
-        assert!(set_identity(b, 1, &tag));
+        assert!(set_identity(b, 1, &sample_tag("bob", false)));
         assert_eq!(typed_agrees(b)[1].rect, (50, 5, 20, 25));
 
         // Another producer adds a face ROI; one of ours loses its landmarks (unreadable).
@@ -1073,13 +1062,7 @@ mod tests {
         assert_eq!(faces(b).len(), 2);
         // The unreadable ROI holds index 0 too: the part may land on it, and the typed faces
         // must still say what reading the ROIs says.
-        let e = Embedding {
-            quality: 0.5,
-            model_id: "m:0123".into(),
-            vector: Some(vec![1.0; 4]),
-            fresh: true,
-            grayscale: true,
-        };
+        let e = sample_embedding(vec![1.0; 4], true);
         set_embeddings(b, &[(0, e.clone()), (1, e)]);
         assert_eq!(typed_agrees(b).len(), 2);
         // An application takes a face off.
