@@ -13,7 +13,7 @@
 #      second run is incremental), offline:
 #      a. the plugin built with the `analytics` feature, clippy clean with it, and `meson setup` turning that feature on
 #         by itself (meson_options.txt: analytics=auto);
-#      b. the element tests (unit tests, pipelines, detector, redact, bin, and analytics, where
+#      b. the element tests (unit tests, pipelines, detector, redact, bin, harness, and analytics, where
 #         GStreamer's objectdetectionoverlay draws our faces, once tests/analytics.rs exists);
 #      c. scripts/check-element-names.sh against the real 1.26 registry;
 #      d. one gst-launch-1.0 pipeline with Debian's `onnxinference` (its ONNX Runtime 1.21) and our
@@ -294,7 +294,8 @@ echo "meson: GStreamer analytics metadata: YES"
 end
 
 # ---- b. the element tests -----------------------------------------------------------------------
-TESTS=(pipelines detector redact bin)
+# harness: the elements one by one, and the metadata through 1.26's own converters and scalers.
+TESTS=(pipelines detector redact bin harness)
 # e. tests/analytics.rs holds the objectdetectionoverlay pixel test (GStreamer's overlay draws our
 #    faces: pixels inside the boxes change, outside do not): it runs here once the file exists.
 [ -f "$REPO/tests/analytics.rs" ] && TESTS+=(analytics)

@@ -982,7 +982,7 @@ fn a_scaler_between_elements_never_gives_the_stored_boxes() {
     assert_eq!(after, meta::parse_faces(&out));
     assert!(after.iter().all(|f| rois.contains(&f.rect)), "{after:?}");
 
-    // What videoconvert keeps of the ROIs is its GStreamer version's choice (1.22 keeps the box and drops the params): the faces read are
+    // What videoconvert keeps of the ROIs is its GStreamer version's choice (1.22 and 1.26 keep the box and drop the params): the faces read are
     // what the ROIs say.
     let mut h = Harness::new_parse("videoconvert ! capsfilter caps=video/x-raw,format=I420");
     h.set_src_caps_str("video/x-raw,format=RGBx,width=64,height=32,framerate=10/1");
@@ -1001,7 +1001,7 @@ fn a_scaler_between_elements_never_gives_the_stored_boxes() {
 }
 
 /// A converter between the detector's metadata and `veilredact` that drops the faces' params
-/// (GStreamer 1.22's videoconvert does): the frame says how many faces it had, so the redactor
+/// (GStreamer's videoconvert does, 1.22 and 1.26): the frame says how many faces it had, so the redactor
 /// covers the whole frame and warns, instead of passing the faces in the clear.
 #[test]
 fn veilredact_covers_a_frame_whose_faces_were_lost_on_the_way() {

@@ -330,7 +330,7 @@ impl element::Filter for VeilRedact {
         };
         let faces = meta::faces(buf);
         // Fewer faces than the detector attached: an element in between dropped or changed their
-        // metadata (GStreamer 1.22's videoconvert and videoscale drop the ROIs' params). Nobody
+        // metadata (GStreamer's videoconvert and videoscale drop the ROIs' params). Nobody
         // knows where the missing ones are: fail closed.
         let lost = (info.faces as usize).saturating_sub(faces.len());
         let cover = meta::frame_cover(buf);
@@ -391,8 +391,9 @@ impl element::Filter for VeilRedact {
                         (
                             "{lost} of the {} faces the detector attached to a frame cannot be read \
                           here: an element between them removed them or dropped their metadata \
-                          (on GStreamer 1.22 videoconvert and videoscale drop it). Such frames are redacted whole: \
-                          put converters and scalers before veildetect or after veilredact",
+                          (GStreamer's videoconvert and videoscale drop it). Such frames are \
+                          redacted whole: put converters and scalers before veildetect or after \
+                          veilredact",
                             info.faces
                         )
                     );
