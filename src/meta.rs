@@ -1038,7 +1038,7 @@ mod tests {
         add_detected_faces(b, &mut fs, &mut TrackTimes::default());
         typed_agrees(b);
 
-        // What a scaler does: the ROI boxes change, the typed meta is copied as it is.
+        // The ROI boxes change under the stored faces (an application rescaling them in place).
         for mut roi in b.iter_meta_mut::<VideoRegionOfInterestMeta>() {
             let (x, y, w, h) = roi.rect();
             roi.set_rect((x / 2, y / 2, w / 2, h / 2));

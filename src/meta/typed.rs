@@ -64,6 +64,7 @@ fn matches(buf: &gst::BufferRef, keys: &[RoiKey]) -> bool {
     want.next().is_none()
 }
 
+#[derive(Default)]
 struct Stored {
     faces: Vec<Face>,
     keys: Vec<RoiKey>,
@@ -148,10 +149,7 @@ unsafe extern "C" fn init(
     unsafe {
         let m = meta as *mut FacesMetaFfi;
         let stored = if params.is_null() {
-            Stored {
-                faces: Vec::new(),
-                keys: Vec::new(),
-            }
+            Stored::default()
         } else {
             ptr::read(params as *const Stored)
         };
